@@ -1,0 +1,2 @@
+//! `udpchat`: the binary.
+fn main() {}

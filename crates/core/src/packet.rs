@@ -1,0 +1,178 @@
+//! The packet kinds: what a datagram body can say.
+//!
+//! `Raw` is raw mode's only packet. The rest make up the reliable transport: a handshake
+//! (`Hello`/`Welcome`) that exchanges random connection ids, `Data` carrying one fragment of one
+//! message with a piggybacked `Ack`, standalone `Ack`s, `Ping`/`Pong` keepalives and `Close`.
+//! Field semantics are specified in `docs/protocol.md`.
+
+use serde::{Deserialize, Serialize};
+
+/// A packet sequence number of the reliable transport. 64 bits on the wire (varint-encoded, so
+/// small numbers stay small) and never wraps: at a million packets a second it would take half
+/// a million years.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct SeqNum(pub u64);
+
+impl SeqNum {
+    /// The number after this one.
+    pub fn next(self) -> SeqNum {
+        SeqNum(self.0 + 1)
+    }
+}
+
+/// A random 64-bit connection identifier, chosen by each side for itself at handshake. A packet
+/// names its receiver's id, so packets of a foreign or an earlier session are recognised and
+/// dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConnectionId(pub u64);
+
+/// One raw-mode chat line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawMessage {
+    /// Per-sender sequence number, from 0, so the receiver can see gaps, duplicates and reordering.
+    pub seq: u64,
+    /// Sender's nickname.
+    pub nick: String,
+    /// The line, without its newline.
+    pub text: String,
+}
+
+/// Opens a reliable session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The sender's own connection id.
+    pub src: ConnectionId,
+    /// Sender's nickname.
+    pub nick: String,
+    /// Receive window the sender offers, in packets.
+    pub window: u32,
+}
+
+/// Answers a `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The sender's own connection id.
+    pub src: ConnectionId,
+    /// The id from the `Hello` being answered.
+    pub dst: ConnectionId,
+    /// Sender's nickname.
+    pub nick: String,
+    /// Receive window the sender offers, in packets.
+    pub window: u32,
+}
+
+/// An inclusive range of received sequence numbers, above the cumulative ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckRange {
+    /// First sequence number received in this range.
+    pub first: SeqNum,
+    /// Last sequence number received in this range.
+    pub last: SeqNum,
+}
+
+/// Acknowledgement state of a receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Every sequence number below this one has been received.
+    pub cumulative: SeqNum,
+    /// Selective acks above `cumulative`, ascending and disjoint.
+    pub ranges: Vec<AckRange>,
+    /// How long the receiver held the newest packet before acking it, in microseconds.
+    pub delay_us: u64,
+    /// Packets the receiver can still buffer.
+    pub window: u32,
+}
+
+/// One fragment of one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Data {
+    /// The receiver's connection id.
+    pub dst: ConnectionId,
+    /// Packet sequence number (a retransmission gets a new one).
+    pub seq: SeqNum,
+    /// Message number, from 0, in sending order.
+    pub message: u64,
+    /// Index of this fragment within the message.
+    pub fragment: u32,
+    /// How many fragments the message has (at least 1).
+    pub fragments: u32,
+    /// This fragment's bytes of the message's UTF-8 text.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    /// Piggybacked acknowledgement of the reverse direction.
+    pub ack: Option<Ack>,
+}
+
+/// Every packet udpchat sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Packet {
+    /// A raw-mode line.
+    Raw(RawMessage),
+    /// Handshake, first half.
+    Hello(Hello),
+    /// Handshake, second half.
+    Welcome(Welcome),
+    /// Message data.
+    Data(Data),
+    /// A standalone acknowledgement.
+    Ack {
+        /// The receiver's connection id.
+        dst: ConnectionId,
+        /// What has been received.
+        ack: Ack,
+    },
+    /// Keepalive probe.
+    Ping {
+        /// The receiver's connection id.
+        dst: ConnectionId,
+    },
+    /// Keepalive answer.
+    Pong {
+        /// The receiver's connection id.
+        dst: ConnectionId,
+    },
+    /// The sender is closing the session.
+    Close {
+        /// The receiver's connection id.
+        dst: ConnectionId,
+    },
+}
+
+/// The kind of a packet, for counters and traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PacketKind {
+    /// [`Packet::Raw`]
+    Raw,
+    /// [`Packet::Hello`]
+    Hello,
+    /// [`Packet::Welcome`]
+    Welcome,
+    /// [`Packet::Data`]
+    Data,
+    /// [`Packet::Ack`]
+    Ack,
+    /// [`Packet::Ping`]
+    Ping,
+    /// [`Packet::Pong`]
+    Pong,
+    /// [`Packet::Close`]
+    Close,
+}
+
+impl Packet {
+    /// What kind of packet this is.
+    pub fn kind(&self) -> PacketKind {
+        match self {
+            Packet::Raw(_) => PacketKind::Raw,
+            Packet::Hello(_) => PacketKind::Hello,
+            Packet::Welcome(_) => PacketKind::Welcome,
+            Packet::Data(_) => PacketKind::Data,
+            Packet::Ack { .. } => PacketKind::Ack,
+            Packet::Ping { .. } => PacketKind::Ping,
+            Packet::Pong { .. } => PacketKind::Pong,
+            Packet::Close { .. } => PacketKind::Close,
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The surface every transport offers: the [`Endpoint`] trait, and the values that cross it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use thiserror::Error;
+
+/// Identifies one message this endpoint sent, in sending order from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct MessageId(pub u64);
+
+/// A datagram the endpoint wants sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The datagram's bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Something the application should know about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A message from the peer, complete.
+    Message {
+        /// Who sent it.
+        from: SocketAddr,
+        /// Their nickname (empty in plain mode).
+        nick: String,
+        /// Their sequence number for it, where the mode has one.
+        seq: Option<u64>,
+        /// The text. Invalid UTF-8 from the network has been replaced with U+FFFD.
+        text: String,
+    },
+    /// Raw mode: messages `first..=last` from `from` have not arrived (a later one did).
+    Gap {
+        /// Whose messages are missing.
+        from: SocketAddr,
+        /// First missing sequence number.
+        first: u64,
+        /// Last missing sequence number.
+        last: u64,
+    },
+    /// Raw mode: a message arrived that had already arrived.
+    Duplicate {
+        /// Who sent it.
+        from: SocketAddr,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// Raw mode: a message arrived after a later one (it fills an earlier gap).
+    Reordered {
+        /// Who sent it.
+        from: SocketAddr,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The endpoint now talks to this peer (learned from the first datagram, or connected).
+    Peer {
+        /// The peer's address.
+        addr: SocketAddr,
+    },
+    /// The peer acknowledged one of our messages.
+    Delivered {
+        /// Which message.
+        id: MessageId,
+        /// Time from first send to acknowledgement, if known.
+        #[serde(serialize_with = "serialize_opt_duration_ms")]
+        rtt: Option<Duration>,
+    },
+    /// We gave up on one of our messages: it may never have arrived.
+    Lost {
+        /// Which message.
+        id: MessageId,
+    },
+    /// The peer stopped answering; the session is over.
+    PeerUnreachable,
+    /// The peer restarted (a new session replaced the old one).
+    PeerRestarted,
+    /// The endpoint has closed; nothing more will happen.
+    Closed,
+}
+
+fn serialize_opt_duration_ms<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&(d.as_secs_f64() * 1000.0)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Why a message could not be accepted for sending.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SendError {
+    /// The message does not fit (one datagram in raw mode, the fragment limit in reliable mode).
+    #[error("message too long: {len} bytes, at most {max} fit")]
+    TooLong {
+        /// The message's length in bytes.
+        len: usize,
+        /// The most that fits.
+        max: usize,
+    },
+    /// There is nobody to send to yet: no `--peer`, and nobody has written to us.
+    #[error("no peer yet: give --peer, or wait until someone writes first")]
+    NoPeer,
+    /// The endpoint is closing or closed.
+    #[error("the session is closed")]
+    Closed,
+}
+
+/// Counters, for `/stats`, the lab and tests. Every field only ever grows, except the RTT and
+/// window figures, which are current values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Datagrams handed out by `poll_transmit`.
+    pub datagrams_sent: u64,
+    /// Datagrams given to `handle_datagram`.
+    pub datagrams_received: u64,
+    /// Bytes handed out by `poll_transmit`.
+    pub bytes_sent: u64,
+    /// Bytes given to `handle_datagram`.
+    pub bytes_received: u64,
+    /// Messages accepted by `send`.
+    pub messages_sent: u64,
+    /// Messages delivered to the application (`Event::Message`).
+    pub messages_received: u64,
+    /// Our messages the peer acknowledged.
+    pub messages_delivered: u64,
+    /// Our messages we gave up on.
+    pub messages_lost: u64,
+    /// Raw mode: peer messages reported missing by `Event::Gap`.
+    pub gaps: u64,
+    /// Datagrams or messages that arrived twice.
+    pub duplicates: u64,
+    /// Datagrams or messages that arrived after a later one.
+    pub reordered: u64,
+    /// Dropped: failed the CRC check.
+    pub dropped_checksum: u64,
+    /// Dropped: not a valid udpchat datagram (too short, bad magic or version, bad body).
+    pub dropped_malformed: u64,
+    /// Dropped: from an address other than the peer, or for another connection id.
+    pub dropped_foreign: u64,
+    /// Dropped: belonged to an earlier session, or a packet kind this mode does not take.
+    pub dropped_stale: u64,
+    /// Retransmissions after a retransmission timeout.
+    pub retransmits_timeout: u64,
+    /// Retransmissions on SACK evidence, before the timeout.
+    pub retransmits_fast: u64,
+    /// Retransmissions that turned out needless (the original was acked).
+    pub retransmits_spurious: u64,
+    /// Smallest RTT sample.
+    pub rtt_min: Option<Duration>,
+    /// Smoothed RTT (RFC 6298 SRTT).
+    pub rtt_smoothed: Option<Duration>,
+    /// RTT variation (RFC 6298 RTTVAR).
+    pub rtt_var: Option<Duration>,
+    /// Current congestion window, in packets.
+    pub cwnd: u64,
+    /// Receive window the peer last advertised, in packets.
+    pub peer_window: u64,
+}
+
+/// A transport endpoint as a pure state machine. Raw and reliable modes both implement it, so the
+/// tokio driver, the proxy-driven tests and the simulator drive either alike.
+pub trait Endpoint {
+    /// Accepts one message (a chat line, without its newline) for sending.
+    fn send(&mut self, now: Instant, text: &str) -> Result<MessageId, SendError>;
+    /// Takes in one datagram that arrived from `from`.
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]);
+    /// The next datagram to send, if any.
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit>;
+    /// When `handle_timeout` should next be called, if ever.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Lets timers that have expired by `now` fire.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next event for the application, if any.
+    fn poll_event(&mut self) -> Option<Event>;
+    /// Starts closing: no more `send`s; finishes what the mode promises to finish.
+    fn close(&mut self, now: Instant);
+    /// True once closing has finished and there is nothing left to transmit.
+    fn is_closed(&self) -> bool;
+    /// Where datagrams go, once known.
+    fn peer(&self) -> Option<SocketAddr>;
+    /// The counters.
+    fn stats(&self) -> Stats;
+}
