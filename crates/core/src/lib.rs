@@ -5,6 +5,8 @@
 //! crate never touches a socket, a clock or a thread, so every layer above can use it in tests,
 //! in the simulator and over real sockets alike. The byte-level spec is `docs/protocol.md`.
 
+#[cfg(test)]
+mod arb;
 pub mod codec;
 pub mod envelope;
 pub mod error;

@@ -1,0 +1,87 @@
+//! proptest strategies for every packet kind (test-only), shared by the property tests.
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use crate::packet::{
+    Ack, AckRange, ConnectionId, Data, Hello, Packet, RawMessage, SeqNum, Welcome,
+};
+
+fn seq() -> impl Strategy<Value = SeqNum> {
+    any::<u64>().prop_map(SeqNum)
+}
+
+fn cid() -> impl Strategy<Value = ConnectionId> {
+    any::<u64>().prop_map(ConnectionId)
+}
+
+/// Unicode text, including multi-byte characters, kept small enough to fit one datagram.
+fn text() -> impl Strategy<Value = String> {
+    ".{0,64}"
+}
+
+fn ack() -> impl Strategy<Value = Ack> {
+    (
+        seq(),
+        vec(
+            (seq(), seq()).prop_map(|(first, last)| AckRange { first, last }),
+            0..8,
+        ),
+        any::<u64>(),
+        any::<u32>(),
+    )
+        .prop_map(|(cumulative, ranges, delay_us, window)| Ack {
+            cumulative,
+            ranges,
+            delay_us,
+            window,
+        })
+}
+
+/// Any packet of any kind.
+pub fn packet() -> impl Strategy<Value = Packet> {
+    prop_oneof![
+        (any::<u64>(), text(), text()).prop_map(|(seq, nick, text)| Packet::Raw(RawMessage {
+            seq,
+            nick,
+            text
+        })),
+        (cid(), text(), any::<u32>()).prop_map(|(src, nick, window)| Packet::Hello(Hello {
+            src,
+            nick,
+            window
+        })),
+        (cid(), cid(), text(), any::<u32>()).prop_map(|(src, dst, nick, window)| {
+            Packet::Welcome(Welcome {
+                src,
+                dst,
+                nick,
+                window,
+            })
+        }),
+        (
+            cid(),
+            seq(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>(),
+            vec(any::<u8>(), 0..512),
+            proptest::option::of(ack()),
+        )
+            .prop_map(|(dst, seq, message, fragment, fragments, payload, ack)| {
+                Packet::Data(Data {
+                    dst,
+                    seq,
+                    message,
+                    fragment,
+                    fragments,
+                    payload,
+                    ack,
+                })
+            }),
+        (cid(), ack()).prop_map(|(dst, ack)| Packet::Ack { dst, ack }),
+        cid().prop_map(|dst| Packet::Ping { dst }),
+        cid().prop_map(|dst| Packet::Pong { dst }),
+        cid().prop_map(|dst| Packet::Close { dst }),
+    ]
+}
