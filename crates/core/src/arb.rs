@@ -82,6 +82,6 @@ pub fn packet() -> impl Strategy<Value = Packet> {
         (cid(), ack()).prop_map(|(dst, ack)| Packet::Ack { dst, ack }),
         cid().prop_map(|dst| Packet::Ping { dst }),
         cid().prop_map(|dst| Packet::Pong { dst }),
-        cid().prop_map(|dst| Packet::Close { dst }),
+        (cid(), proptest::option::of(ack())).prop_map(|(dst, ack)| Packet::Close { dst, ack }),
     ]
 }

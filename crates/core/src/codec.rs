@@ -23,11 +23,13 @@ pub fn encode_body(packet: &Packet, out: &mut Vec<u8>) -> Result<(), EncodeError
 /// Decodes one packet from `body`, returning it and how many bytes it used.
 ///
 /// bincode allocates a string or byte field at the length its prefix claims before reading it,
-/// so the decoder gets a hard limit: the body's own length rounded up to a power of two. A
-/// hostile prefix therefore costs at most twice the datagram, never the gigabytes it claims.
+/// so the decoder gets a hard limit: eight times the body's length, rounded up to a power of
+/// two. Eight because bincode charges every integer its in-memory size, while the varint wire form
+/// of a `u64` can be a single byte (an ack's ranges are 16 bytes in memory, 2 on the wire). A
+/// hostile prefix therefore costs at most 16 times the datagram, never the gigabytes it claims.
 /// (The limit is a const generic in bincode 2, hence the ladder.)
 pub fn decode_body(body: &[u8]) -> Result<(Packet, usize), DecodeError> {
-    match body.len().next_power_of_two() {
+    match body.len().saturating_mul(8).next_power_of_two() {
         0..=256 => decode_limited::<256>(body),
         512 => decode_limited::<512>(body),
         1024 => decode_limited::<1024>(body),
@@ -36,7 +38,10 @@ pub fn decode_body(body: &[u8]) -> Result<(Packet, usize), DecodeError> {
         8192 => decode_limited::<8192>(body),
         16384 => decode_limited::<16384>(body),
         32768 => decode_limited::<32768>(body),
-        _ => decode_limited::<MAX_UDP_PAYLOAD>(body),
+        65536 => decode_limited::<65536>(body),
+        131072 => decode_limited::<131072>(body),
+        262144 => decode_limited::<262144>(body),
+        _ => decode_limited::<{ 8 * MAX_UDP_PAYLOAD }>(body),
     }
 }
 

@@ -77,11 +77,12 @@ pub struct AckRange {
 pub struct Ack {
     /// Every sequence number below this one has been received.
     pub cumulative: SeqNum,
-    /// Selective acks above `cumulative`, ascending and disjoint.
+    /// Selective acks above `cumulative`, ascending and disjoint (the highest ones, if there are
+    /// more than fit). Ranges that are inverted or name unsent numbers are ignored by the sender.
     pub ranges: Vec<AckRange>,
     /// How long the receiver held the newest packet before acking it, in microseconds.
     pub delay_us: u64,
-    /// Packets the receiver can still buffer.
+    /// Receive window: the sender may use sequence numbers below `cumulative + window`, no more.
     pub window: u32,
 }
 
@@ -90,9 +91,11 @@ pub struct Ack {
 pub struct Data {
     /// The receiver's connection id.
     pub dst: ConnectionId,
-    /// Packet sequence number (a retransmission gets a new one).
+    /// Packet sequence number, from 0 per session and direction. A retransmission reuses it (as
+    /// in TCP), so the receiver's duplicate filter is a set of sequence numbers; the fragments of
+    /// one message have consecutive ones.
     pub seq: SeqNum,
-    /// Message number, from 0, in sending order.
+    /// Message number (the sender's message id), in sending order.
     pub message: u64,
     /// Index of this fragment within the message.
     pub fragment: u32,
@@ -133,10 +136,14 @@ pub enum Packet {
         /// The receiver's connection id.
         dst: ConnectionId,
     },
-    /// The sender is closing the session.
+    /// The sender is closing the session: every message it sent has been acknowledged (or its
+    /// linger time ran out), and it will not receive any more.
     Close {
         /// The receiver's connection id.
         dst: ConnectionId,
+        /// The sender's final acknowledgement, so the receiver learns what arrived even if the
+        /// last standalone ack was lost.
+        ack: Option<Ack>,
     },
 }
 

@@ -1,1 +1,34 @@
 //! udpchat's lab: what a lossy network does to datagrams, applied in a simulator, a proxy or a chat.
+//!
+//! The heart is [`Impairment`], a pure model of one direction of a bad link (loss, burst loss,
+//! delay and jitter, duplication, reordering, corruption, a rate limit with a finite queue), with
+//! all its randomness from one seed. Three things drive it:
+//! - [`sim::Simulator`]: two sans-IO endpoints joined by two impaired links on a virtual clock,
+//!   replaying a scenario exactly from a seed;
+//! - [`proxy::Proxy`]: a real UDP relay (a userspace `tc netem`) between any two UDP programs;
+//! - [`ImpairedEndpoint`]: wraps any [`udpchat_reliable::Endpoint`] so a chat impairs its own
+//!   traffic, with no change to the driver.
+//!
+//! [`args`] holds the clap flags shared by `udpchat proxy` and `udpchat chat`.
+
+pub mod args;
+pub mod gilbert;
+pub mod impaired;
+pub mod impairment;
+pub mod parse;
+pub mod probability;
+pub mod proxy;
+pub mod sim;
+
+#[cfg(test)]
+mod statistical_tests;
+
+pub use gilbert::GilbertElliott;
+pub use impaired::ImpairedEndpoint;
+pub use impairment::{
+    derive_seed, DropCause, Fate, Impairment, ImpairmentConfig, ImpairmentStats, Released, Verdict,
+};
+pub use parse::{BitRate, ParseError, QueueLimit};
+pub use probability::Probability;
+#[cfg(test)]
+mod test_endpoint;

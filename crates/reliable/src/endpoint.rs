@@ -81,6 +81,33 @@ pub enum Event {
     PeerRestarted,
     /// The endpoint has closed; nothing more will happen.
     Closed,
+    /// A datagram was ignored; it is also counted in [`Stats`]. Lets the application say why
+    /// nothing appeared (e.g. the other side uses `--plain` and this one does not).
+    Dropped {
+        /// Who sent it.
+        from: SocketAddr,
+        /// Which `dropped_*` counter it went to.
+        cause: DropCause,
+        /// A human-readable reason (the decode error, or what did not match).
+        detail: String,
+    },
+    /// Reliable mode: the peer closed the session (it left). Messages of ours it had not
+    /// acknowledged are reported `Lost` just before.
+    PeerClosed,
+}
+
+/// Why a datagram was dropped: one value per `dropped_*` counter of [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropCause {
+    /// Failed the CRC check (`dropped_checksum`).
+    Checksum,
+    /// Not a valid udpchat datagram (`dropped_malformed`).
+    Malformed,
+    /// From an address other than the peer, or for another connection id (`dropped_foreign`).
+    Foreign,
+    /// An earlier session's packet, or a kind this mode does not take (`dropped_stale`).
+    Stale,
 }
 
 fn serialize_opt_duration_ms<S: serde::Serializer>(
@@ -110,6 +137,15 @@ pub enum SendError {
     /// The endpoint is closing or closed.
     #[error("the session is closed")]
     Closed,
+}
+
+/// Why the nickname could not be changed mid-session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum NickError {
+    /// This mode sends the nickname only at the start (reliable mode: in the handshake) or not
+    /// at all (`--plain`), so the peer would never see a change.
+    #[error("this mode cannot change the nickname mid-session; restart with --nick NAME")]
+    Unsupported,
 }
 
 /// Counters, for `/stats`, the lab and tests. Every field only ever grows, except the RTT and
@@ -187,4 +223,48 @@ pub trait Endpoint {
     fn peer(&self) -> Option<SocketAddr>;
     /// The counters.
     fn stats(&self) -> Stats;
+    /// Carries `nick` (already validated) on our next messages, where the mode can. The default
+    /// refuses: only a mode that sends the nickname with every message can change it.
+    fn set_nick(&mut self, nick: &str) -> Result<(), NickError> {
+        let _ = nick;
+        Err(NickError::Unsupported)
+    }
+}
+
+/// A boxed endpoint is an endpoint, so the binary can pick a mode at run time
+/// (`Box<dyn Endpoint>`) and still wrap it in generic layers such as the lab's impairment.
+impl<E: Endpoint + ?Sized> Endpoint for Box<E> {
+    fn send(&mut self, now: Instant, text: &str) -> Result<MessageId, SendError> {
+        (**self).send(now, text)
+    }
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        (**self).handle_datagram(now, from, datagram)
+    }
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        (**self).poll_transmit(now)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        (**self).poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        (**self).handle_timeout(now)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        (**self).poll_event()
+    }
+    fn close(&mut self, now: Instant) {
+        (**self).close(now)
+    }
+    fn is_closed(&self) -> bool {
+        (**self).is_closed()
+    }
+    fn peer(&self) -> Option<SocketAddr> {
+        (**self).peer()
+    }
+    fn stats(&self) -> Stats {
+        (**self).stats()
+    }
+    fn set_nick(&mut self, nick: &str) -> Result<(), NickError> {
+        (**self).set_nick(nick)
+    }
 }

@@ -7,6 +7,14 @@
 //! time is an argument and randomness a seed, so the same code runs over a real socket, through
 //! the lab's proxy, and inside its deterministic simulator.
 
+pub mod driver;
 pub mod endpoint;
+pub mod raw;
+pub mod transport;
 
-pub use endpoint::{Endpoint, Event, MessageId, SendError, Stats, Transmit};
+pub use driver::{Input, Sink};
+pub use endpoint::{
+    DropCause, Endpoint, Event, MessageId, NickError, SendError, Stats, Transmit,
+};
+pub use raw::{RawConfig, RawEndpoint};
+pub use transport::{Arq, CongestionControl, Delivery, ReliableConfig, ReliableEndpoint};

@@ -1,0 +1,287 @@
+//! `udpchat chat`: two people, one UDP socket each, full duplex.
+//!
+//! This module turns flags into a socket and an endpoint and then gets out of the way: the
+//! mode-agnostic driver (`udpchat_reliable::driver`) moves datagrams and lines, [`crate::lines`]
+//! reads stdin on its own thread, and [`crate::output`] prints what happens. Choosing a mode is
+//! one `match` arm that builds a `Box<dyn Endpoint>`; everything after it is shared, so a new
+//! mode or a wrapper around the endpoint (such as the lab's impairment) changes nothing else.
+//!
+//! On stderr, the first line is always `udpchat: listening on ADDR (MODE mode)` with the address
+//! actually bound, so scripts and tests that bind port 0 learn the port from it.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, ValueEnum};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use udpchat_core::{DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
+use udpchat_reliable::{driver, Endpoint, Input, RawConfig, RawEndpoint};
+
+use crate::lines;
+use crate::tui;
+use crate::output::{Format, Output};
+
+/// The flags of `udpchat chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Local address to listen on, IPv4 or IPv6 (e.g. 0.0.0.0:2323, [::]:2323, 127.0.0.1:0).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:2323")]
+    pub bind: SocketAddr,
+
+    /// Who to talk to, as HOST:PORT (names such as localhost are resolved). Without it, udpchat
+    /// waits for someone to write first and then answers them.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub peer: Option<String>,
+
+    /// Transport: raw sends each line as one datagram and never resends.
+    #[arg(long, value_enum, default_value_t = Mode::Raw)]
+    pub mode: Mode,
+
+    /// Your nickname, shown to the other side [default: $USER, else "anon"].
+    #[arg(long, value_name = "NAME", value_parser = parse_nick, conflicts_with = "plain")]
+    pub nick: Option<String>,
+
+    /// Bare UTF-8 datagrams, no framing and no sequence numbers: talks to `nc -u`, socat or a
+    /// Python socket. Received datagrams are shown as `<address> text`.
+    #[arg(long)]
+    pub plain: bool,
+
+    /// How received messages are printed on stdout: text (`<nick> text`) or json (one object per
+    /// line, and gap/duplicate/reordered events too).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Largest datagram to send, in bytes (64-65507); longer lines are refused.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DATAGRAM,
+          value_parser = parse_max_datagram)]
+    pub max_datagram: usize,
+
+    /// Print the counters to stderr when the chat ends (a `/stats` line prints them any time).
+    #[arg(long)]
+    pub stats: bool,
+
+    /// The interface: tui (a chat screen) or line (plain lines on stdin/stdout, for pipes)
+    /// [default: tui when stdin and stdout are terminals and --format is text, else line].
+    #[arg(long, value_enum, value_name = "UI")]
+    pub ui: Option<tui::Ui>,
+}
+
+/// How the chat's messages travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Each line is one UDP datagram, never acknowledged or resent; loss, duplication and
+    /// reordering are reported, not repaired.
+    Raw,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Raw => "raw",
+        }
+    }
+}
+
+/// Runs a chat until stdin ends, `/quit` or Ctrl-C, and returns the exit code.
+pub fn run(args: ChatArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(chat(args))
+}
+
+async fn chat(args: ChatArgs) -> Result<ExitCode> {
+    let ui = tui::choose(args.ui, args.format).unwrap_or_else(|usage| usage.exit());
+    let peer = match &args.peer {
+        Some(text) => Some(resolve_peer(text, args.bind)?),
+        None => None,
+    };
+    let socket = UdpSocket::bind(args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let local = socket
+        .local_addr()
+        .context("cannot read the bound address")?;
+
+    let mut endpoint: Box<dyn Endpoint> = match args.mode {
+        Mode::Raw => Box::new(RawEndpoint::new(RawConfig {
+            nick: args.nick.clone().unwrap_or_else(default_nick),
+            peer,
+            max_datagram: args.max_datagram,
+            plain: args.plain,
+        })),
+    };
+
+    // A person at a terminal gets the chat screen (crate::tui), which shows the addresses itself
+    // and takes Ctrl-C as a key; everything below is the line interface.
+    if ui == tui::Ui::Tui {
+        let info = tui::SessionInfo {
+            mode: match args.mode {
+                Mode::Raw => tui::Mode::Raw,
+            },
+            nick: args.nick.clone().unwrap_or_else(default_nick),
+            local,
+            peer,
+            plain: args.plain,
+            impairment: None,
+        };
+        return tui::chat(&mut endpoint, &socket, info, args.stats).await;
+    }
+
+    // Ctrl-C is caught from here on: before the first line, so whoever reads it may interrupt.
+    let (input, mut inputs) = mpsc::channel(64);
+    tokio::spawn(close_on_ctrl_c(interrupts()?, input.clone()));
+
+    let flavour = if args.plain { ", plain" } else { "" };
+    eprintln!(
+        "udpchat: listening on {local} ({} mode{flavour})",
+        args.mode.name()
+    );
+    match peer {
+        Some(peer) => eprintln!("udpchat: talking to {peer}"),
+        None => eprintln!("udpchat: no --peer: waiting for someone to write first"),
+    }
+
+    lines::spawn_stdin_reader(input);
+
+    let mut output = Output::new(args.format);
+    driver::run(&mut endpoint, &socket, &mut inputs, &mut output)
+        .await
+        .with_context(|| format!("the socket on {local} keeps failing"))?;
+    if args.stats {
+        output.print_stats(&endpoint.stats());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, as a stream of signals. Both kinds have `recv() -> Option<()>`.
+#[cfg(unix)]
+type Interrupts = tokio::signal::unix::Signal;
+#[cfg(windows)]
+type Interrupts = tokio::signal::windows::CtrlC;
+
+/// Catches Ctrl-C from now on: registered at once, unlike `tokio::signal::ctrl_c()`, which only
+/// registers when first polled, so a Ctrl-C right after start-up is not missed.
+fn interrupts() -> Result<Interrupts> {
+    #[cfg(unix)]
+    let interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    #[cfg(windows)]
+    let interrupts = tokio::signal::windows::ctrl_c();
+    interrupts.context("cannot catch Ctrl-C")
+}
+
+/// First Ctrl-C: close like end of input. A second one: leave at once.
+async fn close_on_ctrl_c(mut interrupts: Interrupts, input: mpsc::Sender<Input>) {
+    if interrupts.recv().await.is_none() {
+        return;
+    }
+    eprintln!("udpchat: interrupted, closing (Ctrl-C again to leave at once)");
+    // If the driver is already gone, there is nothing left to close.
+    let _ = input.send(Input::Close).await;
+    if interrupts.recv().await.is_some() {
+        std::process::exit(130);
+    }
+}
+
+/// Resolves `text` (HOST:PORT) to an address the socket bound at `bind` can send to.
+fn resolve_peer(text: &str, bind: SocketAddr) -> Result<SocketAddr> {
+    let candidates: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve --peer {text} (expected HOST:PORT)"))?
+        .collect();
+    let v4 = candidates.iter().copied().find(SocketAddr::is_ipv4);
+    let v6 = candidates.iter().copied().find(SocketAddr::is_ipv6);
+    match (bind.is_ipv4(), v4, v6) {
+        (true, Some(addr), _) => Ok(addr),
+        (true, None, _) => Err(anyhow!(
+            "--peer {text} has no IPv4 address but --bind {bind} is IPv4; bind IPv6 instead, \
+             e.g. --bind [::]:2323"
+        )),
+        (false, _, Some(addr)) => Ok(addr),
+        // An IPv6 socket reaches IPv4 peers through IPv4-mapped addresses (dual stack), and
+        // their datagrams arrive from that same mapped form, so the peer filter matches.
+        (false, Some(addr), None) => Ok(SocketAddr::new(
+            IpAddr::V6(match addr.ip() {
+                IpAddr::V4(ip) => ip.to_ipv6_mapped(),
+                IpAddr::V6(ip) => ip,
+            }),
+            addr.port(),
+        )),
+        (false, None, None) => Err(anyhow!("--peer {text} resolved to no address")),
+    }
+}
+
+/// The login name, as chat programs have always defaulted to.
+fn default_nick() -> String {
+    ["USER", "USERNAME"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .find_map(|name| parse_nick(&name).ok())
+        .unwrap_or_else(|| "anon".to_owned())
+}
+
+/// Longest nickname, in bytes: long enough for names, short enough to leave room for text.
+const MAX_NICK: usize = 32;
+
+fn parse_nick(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.len() > MAX_NICK {
+        return Err(format!("a nickname is 1 to {MAX_NICK} bytes"));
+    }
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("a nickname has no spaces or control characters".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// Smallest datagram limit: room for the framing and a short line.
+const MIN_DATAGRAM: usize = 64;
+
+fn parse_max_datagram(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .parse()
+        .map_err(|_| format!("expected a number of bytes, got {text:?}"))?;
+    if (MIN_DATAGRAM..=MAX_UDP_PAYLOAD).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must be between {MIN_DATAGRAM} and {MAX_UDP_PAYLOAD} bytes"
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_name_resolves_to_the_family_of_the_socket() {
+        let v4 = resolve_peer("localhost:2323", "0.0.0.0:0".parse().unwrap()).unwrap();
+        assert_eq!(v4, "127.0.0.1:2323".parse().unwrap());
+        let mapped = resolve_peer("127.0.0.1:9", "[::]:0".parse().unwrap()).unwrap();
+        assert_eq!(mapped, "[::ffff:127.0.0.1]:9".parse().unwrap());
+        assert!(resolve_peer("[::1]:9", "0.0.0.0:0".parse().unwrap()).is_err());
+        assert!(resolve_peer("no-port-here", "0.0.0.0:0".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn nicknames_are_checked() {
+        assert_eq!(parse_nick("alice").unwrap(), "alice");
+        assert!(parse_nick("").is_err());
+        assert!(parse_nick("a b").is_err());
+        assert!(parse_nick("a\u{1b}[31m").is_err());
+        assert!(parse_nick(&"x".repeat(MAX_NICK + 1)).is_err());
+        assert!(parse_nick(&default_nick()).is_ok());
+    }
+
+    #[test]
+    fn the_datagram_limit_is_checked() {
+        assert_eq!(parse_max_datagram("1200").unwrap(), 1200);
+        assert!(parse_max_datagram("10").is_err());
+        assert!(parse_max_datagram("70000").is_err());
+        assert!(parse_max_datagram("big").is_err());
+    }
+}

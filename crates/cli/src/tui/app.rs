@@ -1,0 +1,333 @@
+//! The terminal runtime: the only part of the chat screen that touches the real terminal.
+//!
+//! It puts the terminal into raw mode on the alternate screen (with bracketed paste and mouse
+//! reporting), and a [`TerminalGuard`] puts it back however the screen ends: a normal return, an
+//! error, Ctrl-C, SIGTERM/SIGHUP, or a panic (a panic hook restores the terminal before the
+//! message is printed, so the message is readable). In between, one `tokio::select!` loop waits
+//! for whichever comes first: a key, paste, mouse or resize event from crossterm's `EventStream`;
+//! a report from the transport driver (`udpchat_reliable::driver`, which runs in the same task
+//! and reports through [`UiSink`]); a tick that asks the driver for fresh counters; or a signal.
+//! Every batch of changes is followed by one redraw.
+
+use std::io::{self, Stdout};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    EventStream,
+};
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use futures_util::StreamExt;
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use udpchat_reliable::driver::{self, Input, Sink};
+use udpchat_reliable::{Endpoint, Event, MessageId, NickError, SendError, Stats};
+
+use super::keys::action_for;
+use super::model::{Effect, Model, NoticeKind, SessionInfo, Viewport};
+use super::view;
+
+/// How often the status bar's counters (RTT, retransmissions) are refreshed from the driver.
+pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What the chat screen leaves behind for the caller, once the terminal is restored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Reliable mode: my messages that were lost, or never acknowledged before the end.
+    pub undelivered: Vec<String>,
+    /// The transport's last counters.
+    pub stats: Stats,
+}
+
+/// What the driver reports, passed from [`UiSink`] to the screen's loop.
+#[derive(Debug)]
+enum Report {
+    Event(Event),
+    Accepted(MessageId, String),
+    Refused(String, SendError),
+    Nick(String, Result<(), NickError>),
+    SocketError(String),
+    Stats(Stats),
+}
+
+/// The driver's [`Sink`] for the chat screen: forwards every report to the screen's loop.
+///
+/// Unbounded, because the driver must never wait on the screen; it stays short because the loop
+/// drains it completely before each redraw and applying a report is cheap (repeated notices fold
+/// into one line).
+#[derive(Debug)]
+struct UiSink {
+    reports: mpsc::UnboundedSender<Report>,
+}
+
+impl UiSink {
+    fn report(&self, report: Report) {
+        // If the screen is gone, so is whoever would read this.
+        let _ = self.reports.send(report);
+    }
+}
+
+impl Sink for UiSink {
+    fn event(&mut self, event: Event) {
+        self.report(Report::Event(event));
+    }
+    fn accepted(&mut self, id: MessageId, line: &str) {
+        self.report(Report::Accepted(id, line.to_owned()));
+    }
+    fn refused(&mut self, line: &str, error: &SendError) {
+        self.report(Report::Refused(line.to_owned(), error.clone()));
+    }
+    fn nick(&mut self, nick: &str, result: Result<(), NickError>) {
+        self.report(Report::Nick(nick.to_owned(), result));
+    }
+    fn socket_error(&mut self, error: &io::Error) {
+        self.report(Report::SocketError(error.to_string()));
+    }
+    fn stats(&mut self, stats: &Stats) {
+        self.report(Report::Stats(stats.clone()));
+    }
+}
+
+/// Runs the chat screen over `endpoint` and `socket` until the session closes or the user
+/// leaves; restores the terminal before returning.
+pub async fn run<E>(endpoint: &mut E, socket: &UdpSocket, info: SessionInfo) -> Result<Summary>
+where
+    E: Endpoint + ?Sized,
+{
+    let guard = TerminalGuard::enter().context("cannot set up the terminal")?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))
+        .context("cannot set up the terminal")?;
+    let result = chat_loop(&mut terminal, endpoint, socket, info).await;
+    drop(terminal);
+    drop(guard);
+    result
+}
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+async fn chat_loop<E>(
+    terminal: &mut Term,
+    endpoint: &mut E,
+    socket: &UdpSocket,
+    info: SessionInfo,
+) -> Result<Summary>
+where
+    E: Endpoint + ?Sized,
+{
+    let mut model = Model::new(info);
+    let (inputs, mut driver_inputs) = mpsc::channel::<Input>(64);
+    let (reports_tx, mut reports) = mpsc::unbounded_channel();
+    let driver = async move {
+        let mut sink = UiSink {
+            reports: reports_tx,
+        };
+        driver::run(endpoint, socket, &mut driver_inputs, &mut sink).await
+    };
+    tokio::pin!(driver);
+    let mut terminal_events = EventStream::new();
+    let mut tick = tokio::time::interval(STATS_INTERVAL);
+    let mut signals = Signals::new();
+
+    loop {
+        let mut viewport = Viewport::default();
+        terminal
+            .draw(|frame| viewport = view::draw(frame, &model))
+            .context("cannot draw the screen")?;
+        model.set_viewport(viewport);
+
+        let effect = tokio::select! {
+            finished = &mut driver => {
+                // The session is over: show what the driver said last, then leave.
+                while let Ok(report) = reports.try_recv() {
+                    apply(&mut model, report);
+                }
+                finished.context("the socket keeps failing")?;
+                break;
+            }
+            report = reports.recv() => {
+                if let Some(report) = report {
+                    apply(&mut model, report);
+                    while let Ok(report) = reports.try_recv() {
+                        apply(&mut model, report);
+                    }
+                }
+                None
+            }
+            event = terminal_events.next() => match event {
+                Some(Ok(event)) => action_for(&event).and_then(|action| model.handle(action)),
+                // The terminal went away (hung up): close as if the user had left.
+                Some(Err(_)) | None => Some(Effect::Close),
+            },
+            _ = tick.tick() => {
+                // A full channel means the driver is busy; the next tick will ask again.
+                let _ = inputs.try_send(Input::Stats);
+                None
+            }
+            signal = signals.next() => match signal {
+                SignalKind::Interrupt => model.handle(super::model::Action::Interrupt),
+                SignalKind::Terminate => Some(Effect::Exit),
+            },
+        };
+        match effect {
+            None => {}
+            Some(Effect::Send(text)) => {
+                if inputs.send(Input::Line(text)).await.is_err() {
+                    model.notice(NoticeKind::Error, "not sent: the session is over".into());
+                }
+            }
+            Some(Effect::SetNick(nick)) => {
+                if inputs.send(Input::Nick(nick)).await.is_err() {
+                    model.notice(NoticeKind::Error, "the session is over".into());
+                }
+            }
+            Some(Effect::RefreshStats) => {
+                let _ = inputs.send(Input::Stats).await;
+            }
+            Some(Effect::Close) => {
+                // The driver closes the endpoint and returns once it has closed.
+                let _ = inputs.send(Input::Close).await;
+            }
+            Some(Effect::Exit) => break,
+        }
+    }
+    Ok(Summary {
+        undelivered: model.undelivered(),
+        stats: model.stats().clone(),
+    })
+}
+
+fn apply(model: &mut Model, report: Report) {
+    match report {
+        Report::Event(event) => model.apply_event(event),
+        Report::Accepted(id, line) => model.record_send(line, Ok(id)),
+        Report::Refused(line, error) => model.record_send(line, Err(error)),
+        Report::Nick(nick, result) => model.record_nick(&nick, result),
+        Report::SocketError(error) => model.notice(NoticeKind::Error, format!("socket: {error}")),
+        Report::Stats(stats) => model.set_stats(stats),
+    }
+}
+
+/// Set while the terminal is in raw mode on the alternate screen, so that restoring is done
+/// once, by whichever comes first: the guard or the panic hook.
+static TERMINAL_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Owns the terminal's special modes; dropping it restores the terminal.
+#[derive(Debug)]
+pub struct TerminalGuard(());
+
+impl TerminalGuard {
+    /// Enters raw mode and the alternate screen, with bracketed paste and mouse reporting, and
+    /// installs a panic hook that restores the terminal first.
+    pub fn enter() -> io::Result<Self> {
+        install_panic_hook();
+        enable_raw_mode()?;
+        TERMINAL_TAKEN.store(true, Ordering::SeqCst);
+        let guard = TerminalGuard(());
+        crossterm::execute!(
+            io::stdout(),
+            EnterAlternateScreen,
+            EnableBracketedPaste,
+            EnableMouseCapture
+        )?;
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Leaves the alternate screen and raw mode, if the chat screen had taken the terminal. Errors
+/// are ignored: this runs on the way out, when there is nobody left to tell.
+fn restore_terminal() {
+    if TERMINAL_TAKEN.swap(false, Ordering::SeqCst) {
+        let _ = crossterm::execute!(
+            io::stdout(),
+            DisableMouseCapture,
+            DisableBracketedPaste,
+            LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
+        let _ = disable_raw_mode();
+    }
+}
+
+fn install_panic_hook() {
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+}
+
+/// The signals the chat screen reacts to.
+enum SignalKind {
+    /// SIGINT (e.g. `kill -INT`; a Ctrl-C typed at the keyboard arrives as a key in raw mode).
+    Interrupt,
+    /// SIGTERM or SIGHUP: leave now, restoring the terminal.
+    Terminate,
+}
+
+/// Signal streams, where the platform has them; a stream that cannot be set up never fires.
+struct Signals {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind as Kind};
+            Signals {
+                terminate: signal(Kind::terminate()).ok(),
+                hangup: signal(Kind::hangup()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) -> SignalKind {
+        #[cfg(unix)]
+        {
+            async fn wait(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        if signal.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => match result {
+                    Ok(()) => SignalKind::Interrupt,
+                    Err(_) => std::future::pending().await,
+                },
+                () = wait(&mut self.terminate) => SignalKind::Terminate,
+                () = wait(&mut self.hangup) => SignalKind::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => SignalKind::Interrupt,
+            Err(_) => std::future::pending().await,
+        }
+    }
+}

@@ -1,0 +1,1330 @@
+//! The chat screen's state and how it changes, with no terminal attached.
+//!
+//! The [`Model`] is everything the screen shows: the history (my messages with their delivery
+//! state, the peer's messages, notices about what the network did), the status-bar figures, the
+//! scroll position and the input line. It changes in exactly two ways: the user acts
+//! ([`Model::handle`], which may ask the runtime to do something by returning an [`Effect`]), or
+//! the transport reports ([`Model::apply_event`], [`Model::record_send`], [`Model::set_stats`]).
+//! Keeping it pure means the whole UI logic is tested here with plain values, and the drawing in
+//! `view.rs` only reads it.
+//!
+//! The one subtle part is delivery: `Endpoint::send` returns a [`MessageId`], and the later
+//! `Event::Delivered{id}` / `Event::Lost{id}` must update *that* line in place. The model maps
+//! each outstanding id to the absolute index of its history entry; absolute indexes survive the
+//! history being trimmed at the front or cleared, so a late ack for a line no longer on screen
+//! is recognised and only counted.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use udpchat_reliable::{DropCause, Event, MessageId, NickError, SendError, Stats};
+
+use super::commands::{self, Command, Input, COMMAND_SUMMARY};
+use super::input::LineEditor;
+
+/// The most history entries kept; older ones are dropped, so a long chat uses bounded memory.
+pub const HISTORY_LIMIT: usize = 5_000;
+
+/// Lines moved per mouse-wheel step.
+pub const WHEEL_LINES: usize = 3;
+
+/// Which transport the chat runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Plain datagrams: nothing acknowledged or resent.
+    Raw,
+    /// udpchat's own reliable transport over UDP.
+    Reliable,
+}
+
+impl Mode {
+    /// The name shown in the status bar.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Raw => "RAW",
+            Mode::Reliable => "RELIABLE",
+        }
+    }
+}
+
+/// What the screen is told when the chat starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The transport mode.
+    pub mode: Mode,
+    /// Our nickname.
+    pub nick: String,
+    /// The address our socket is bound to.
+    pub local: SocketAddr,
+    /// The peer given with `--peer`, if any.
+    pub peer: Option<SocketAddr>,
+    /// Raw mode with `--plain`: bare datagrams, no nicknames and no sequence numbers.
+    pub plain: bool,
+    /// The impairment applied inside this chat, as a short string (`loss 20%, delay 50ms`), or
+    /// `None` when the network is left alone.
+    pub impairment: Option<String>,
+}
+
+/// Where the session stands, for the status bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// No peer known yet: waiting for someone to write first.
+    Waiting,
+    /// A peer address is known (reliable mode: the handshake has not finished).
+    Connecting,
+    /// Talking to the peer (raw mode: its address is known; reliable: the handshake finished).
+    Connected,
+    /// Closing: waiting for outstanding messages to be acknowledged.
+    Closing,
+    /// The peer stopped answering.
+    Unreachable,
+    /// The session is over.
+    Closed,
+}
+
+impl ConnState {
+    /// The words shown in the status bar for this state in `mode`.
+    pub fn label(self, mode: Mode) -> &'static str {
+        match (self, mode) {
+            (ConnState::Waiting, _) => "waiting for a peer",
+            (ConnState::Connecting, _) => "connecting",
+            (ConnState::Connected, Mode::Raw) => "no connection (raw UDP)",
+            (ConnState::Connected, Mode::Reliable) => "connected",
+            (ConnState::Closing, _) => "closing",
+            (ConnState::Unreachable, _) => "peer unreachable",
+            (ConnState::Closed, _) => "closed",
+        }
+    }
+}
+
+/// The state of one of my messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Raw mode: the datagram left; UDP will never say whether it arrived.
+    Unconfirmed,
+    /// Reliable mode: sent, not yet acknowledged (possibly being retransmitted).
+    Sending,
+    /// Reliable mode: the peer acknowledged it.
+    Delivered {
+        /// From first send to acknowledgement, when known.
+        rtt: Option<Duration>,
+    },
+    /// Reliable mode: the transport gave up on it.
+    Lost,
+}
+
+/// What kind of notice a history line is, for its mark and colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// Something the user asked for, or news about the session.
+    Info,
+    /// Raw mode: peer messages that never arrived.
+    Gap,
+    /// Raw mode: a peer message that arrived twice.
+    Duplicate,
+    /// Raw mode: a peer message that arrived after a later one.
+    Reordered,
+    /// Datagrams that were ignored (junk, foreign, stale).
+    Dropped,
+    /// Something went wrong.
+    Error,
+}
+
+/// One entry of the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A message I sent.
+    Mine {
+        /// The nickname I had when I sent it.
+        nick: String,
+        /// Our transport's id for it.
+        id: MessageId,
+        /// What I wrote.
+        text: String,
+        /// What became of it.
+        delivery: Delivery,
+    },
+    /// A message from the peer.
+    Peer {
+        /// Their nickname.
+        nick: String,
+        /// Their sequence number for it, where the mode has one.
+        seq: Option<u64>,
+        /// What they wrote.
+        text: String,
+    },
+    /// A notice.
+    Notice {
+        /// What kind.
+        kind: NoticeKind,
+        /// The words.
+        text: String,
+        /// How many times in a row it happened (identical notices are folded into one line).
+        repeat: u32,
+    },
+    /// A two-column table, for `/stats` and `/help`.
+    Table {
+        /// Its heading.
+        title: String,
+        /// Name and value of each row.
+        rows: Vec<(String, String)>,
+    },
+}
+
+/// Something the user did, already translated from keys and mouse (see `keys.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Type a character.
+    Char(char),
+    /// Paste text.
+    Paste(String),
+    /// Send the input line, or run it as a command.
+    Submit,
+    /// Delete before the cursor.
+    Backspace,
+    /// Delete under the cursor.
+    Delete,
+    /// Cursor left.
+    Left,
+    /// Cursor right.
+    Right,
+    /// Cursor one word left.
+    WordLeft,
+    /// Cursor one word right.
+    WordRight,
+    /// Cursor to the start.
+    Home,
+    /// Cursor to the end.
+    End,
+    /// Delete the word before the cursor.
+    DeleteWord,
+    /// Delete to the start of the line.
+    DeleteToStart,
+    /// Delete to the end of the line.
+    DeleteToEnd,
+    /// Previous line of the sent-lines history.
+    HistoryUp,
+    /// Next line of the sent-lines history.
+    HistoryDown,
+    /// Scroll the history one page up.
+    PageUp,
+    /// Scroll the history one page down.
+    PageDown,
+    /// Scroll the history this many lines up (mouse wheel).
+    ScrollUp(usize),
+    /// Scroll the history this many lines down (mouse wheel).
+    ScrollDown(usize),
+    /// Jump to the newest line and follow it again.
+    ScrollToBottom,
+    /// Ctrl-C: leave gracefully, or at once if already leaving.
+    Interrupt,
+    /// Ctrl-D: leave if the input line is empty, else delete under the cursor.
+    EndOfInput,
+}
+
+/// What the model asks the runtime to do; the result comes back through the model's methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send this message; report with [`Model::record_send`].
+    Send(String),
+    /// Use this nickname from now on; report with [`Model::record_nick`].
+    SetNick(String),
+    /// Fetch fresh counters; give them to [`Model::set_stats`], which then shows the table.
+    RefreshStats,
+    /// Close the session gracefully (reliable mode waits for acks), then leave.
+    Close,
+    /// Leave now, without waiting.
+    Exit,
+}
+
+/// How the history is scrolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scroll {
+    /// Show the newest lines, and keep showing them as more arrive.
+    Follow,
+    /// Show the history from this wrapped line (0 = the oldest) down.
+    Top(usize),
+}
+
+/// What the last drawing found out about the history area, so scrolling can be clamped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Viewport {
+    /// Rows of the history area.
+    pub height: usize,
+    /// Wrapped lines the whole history takes at the current width.
+    pub total_lines: usize,
+}
+
+impl Viewport {
+    /// The largest top line that still fills the area.
+    pub fn max_top(self) -> usize {
+        self.total_lines.saturating_sub(self.height)
+    }
+}
+
+/// The chat screen's state.
+#[derive(Debug)]
+pub struct Model {
+    info: SessionInfo,
+    conn: ConnState,
+    peer: Option<SocketAddr>,
+    peer_nick: Option<String>,
+    history: VecDeque<Entry>,
+    /// Absolute index of `history[0]`: how many entries were ever removed from the front.
+    first_index: u64,
+    /// My messages still waiting for `Delivered`/`Lost`, by absolute history index.
+    outstanding: HashMap<MessageId, u64>,
+    sent: u64,
+    delivered: u64,
+    lost: u64,
+    last_rtt: Option<Duration>,
+    stats: Stats,
+    scroll: Scroll,
+    viewport: Viewport,
+    input: LineEditor,
+    leaving: bool,
+    /// `/stats` was asked for: show the table when the fresh counters arrive.
+    stats_wanted: bool,
+}
+
+impl Model {
+    /// A fresh screen for a session, with a greeting that says what to do.
+    pub fn new(info: SessionInfo) -> Self {
+        let conn = match (info.peer, info.mode) {
+            (None, _) => ConnState::Waiting,
+            (Some(_), Mode::Raw) => ConnState::Connected,
+            (Some(_), Mode::Reliable) => ConnState::Connecting,
+        };
+        let greeting = match info.peer {
+            Some(peer) => format!(
+                "{} mode, sending to {peer}. Type a message and press Enter; /help for commands.",
+                info.mode.label()
+            ),
+            None => format!(
+                "{} mode, listening on {}: waiting for someone to write first. /help for commands.",
+                info.mode.label(),
+                info.local
+            ),
+        };
+        let mut model = Model {
+            peer: info.peer,
+            info,
+            conn,
+            peer_nick: None,
+            history: VecDeque::new(),
+            first_index: 0,
+            outstanding: HashMap::new(),
+            sent: 0,
+            delivered: 0,
+            lost: 0,
+            last_rtt: None,
+            stats: Stats::default(),
+            scroll: Scroll::Follow,
+            viewport: Viewport::default(),
+            input: LineEditor::new(),
+            leaving: false,
+            stats_wanted: false,
+        };
+        model.notice(NoticeKind::Info, greeting);
+        model
+    }
+
+    // ---- reading, for the view and the runtime ----
+
+    /// The session as given at the start.
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// Our current nickname.
+    pub fn nick(&self) -> &str {
+        &self.info.nick
+    }
+
+    /// Where the session stands.
+    pub fn conn(&self) -> ConnState {
+        self.conn
+    }
+
+    /// The peer's address, once known.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// The peer's nickname, once a message told us.
+    pub fn peer_nick(&self) -> Option<&str> {
+        self.peer_nick.as_deref()
+    }
+
+    /// The history, oldest first.
+    pub fn history(&self) -> impl DoubleEndedIterator<Item = &Entry> + ExactSizeIterator {
+        self.history.iter()
+    }
+
+    /// Messages I sent (accepted by the transport).
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// My messages the peer acknowledged.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// My messages the transport gave up on.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// My messages neither delivered nor lost yet (reliable mode).
+    pub fn unconfirmed(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// The round-trip time to show: the transport's smoothed RTT, else the last sample.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.stats.rtt_smoothed.or(self.last_rtt)
+    }
+
+    /// Retransmissions so far (timeout and fast).
+    pub fn retransmissions(&self) -> u64 {
+        self.stats.retransmits_timeout + self.stats.retransmits_fast
+    }
+
+    /// The transport's latest counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// How the history is scrolled.
+    pub fn scroll(&self) -> Scroll {
+        self.scroll
+    }
+
+    /// The input line.
+    pub fn input(&self) -> &LineEditor {
+        &self.input
+    }
+
+    /// The name to show for messages and notices from `addr`.
+    pub fn name_of(&self, addr: SocketAddr) -> String {
+        match &self.peer_nick {
+            Some(nick) if self.peer == Some(addr) && !nick.is_empty() => nick.clone(),
+            _ => addr.to_string(),
+        }
+    }
+
+    // ---- the user ----
+
+    /// Applies one user action; returns what the runtime must do, if anything.
+    pub fn handle(&mut self, action: Action) -> Option<Effect> {
+        match action {
+            Action::Char(c) => {
+                if !self.input.insert_char(c) {
+                    self.input_full();
+                }
+            }
+            Action::Paste(text) => {
+                if !self.input.insert_str(&text) {
+                    self.input_full();
+                }
+            }
+            Action::Submit => return self.submit(),
+            Action::Backspace => self.input.backspace(),
+            Action::Delete => self.input.delete(),
+            Action::Left => self.input.left(),
+            Action::Right => self.input.right(),
+            Action::WordLeft => self.input.word_left(),
+            Action::WordRight => self.input.word_right(),
+            Action::Home => self.input.home(),
+            Action::End => self.input.end(),
+            Action::DeleteWord => self.input.delete_word_back(),
+            Action::DeleteToStart => self.input.delete_to_start(),
+            Action::DeleteToEnd => self.input.delete_to_end(),
+            Action::HistoryUp => self.input.history_up(),
+            Action::HistoryDown => self.input.history_down(),
+            Action::PageUp => self.scroll_up(self.page()),
+            Action::PageDown => self.scroll_down(self.page()),
+            Action::ScrollUp(n) => self.scroll_up(n),
+            Action::ScrollDown(n) => self.scroll_down(n),
+            Action::ScrollToBottom => self.scroll = Scroll::Follow,
+            Action::Interrupt => return Some(self.leave()),
+            Action::EndOfInput if self.input.is_empty() => return Some(self.leave()),
+            Action::EndOfInput => self.input.delete(),
+        }
+        None
+    }
+
+    fn submit(&mut self) -> Option<Effect> {
+        let line = self.input.submit()?;
+        self.scroll = Scroll::Follow;
+        match commands::parse(&line) {
+            Ok(Input::Message(text)) => Some(Effect::Send(text)),
+            Ok(Input::Command(command)) => self.run(command),
+            Err(e) => {
+                self.notice(NoticeKind::Error, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn run(&mut self, command: Command) -> Option<Effect> {
+        match command {
+            Command::Help => {
+                self.push(help_table());
+                None
+            }
+            Command::Quit => Some(self.leave()),
+            Command::Nick(nick) => Some(Effect::SetNick(nick)),
+            Command::Stats => {
+                self.stats_wanted = true;
+                Some(Effect::RefreshStats)
+            }
+            Command::Mode => {
+                let text = self.mode_explanation();
+                self.notice(NoticeKind::Info, text);
+                None
+            }
+            Command::Clear => {
+                self.first_index += self.history.len() as u64;
+                self.history.clear();
+                self.scroll = Scroll::Follow;
+                None
+            }
+        }
+    }
+
+    /// The first request to leave closes gracefully; a second one (Ctrl-C again) leaves at once.
+    fn leave(&mut self) -> Effect {
+        if self.leaving {
+            return Effect::Exit;
+        }
+        self.leaving = true;
+        let waiting = self.unconfirmed();
+        if self.info.mode == Mode::Reliable && waiting > 0 {
+            self.conn = ConnState::Closing;
+            self.notice(
+                NoticeKind::Info,
+                format!(
+                    "closing: waiting for {waiting} message(s) to be acknowledged \
+                     (Ctrl-C again to leave now)"
+                ),
+            );
+        }
+        Effect::Close
+    }
+
+    fn mode_explanation(&self) -> String {
+        let (now, what, other) = match self.info.mode {
+            Mode::Raw => (
+                "raw",
+                "each line is one plain UDP datagram, never acknowledged or resent, so you see \
+                 what the network loses, duplicates and reorders",
+                "reliable",
+            ),
+            Mode::Reliable => (
+                "reliable",
+                "udpchat's own transport over UDP: every message is acknowledged, resent if \
+                 needed, and delivered once and in order, or reported lost",
+                "raw",
+            ),
+        };
+        format!(
+            "mode: {now}: {what}. Switching mid-session would need both peers to agree, and the \
+             two modes do not share a handshake, so it is not done: to try {other} mode, /quit \
+             and both restart with `udpchat chat --mode {other} ...`."
+        )
+    }
+
+    fn input_full(&mut self) {
+        self.notice(
+            NoticeKind::Error,
+            format!(
+                "the input line is full ({} bytes at most); the rest was not pasted",
+                super::input::MAX_INPUT_BYTES
+            ),
+        );
+    }
+
+    // ---- scrolling ----
+
+    /// Records what the last drawing measured, and keeps the scroll position inside it.
+    pub fn set_viewport(&mut self, viewport: Viewport) {
+        self.viewport = viewport;
+        if let Scroll::Top(top) = self.scroll {
+            if top >= viewport.max_top() {
+                self.scroll = Scroll::Follow;
+            }
+        }
+    }
+
+    fn page(&self) -> usize {
+        self.viewport.height.saturating_sub(1).max(1)
+    }
+
+    fn scroll_up(&mut self, lines: usize) {
+        let max_top = self.viewport.max_top();
+        if max_top == 0 {
+            return;
+        }
+        let top = match self.scroll {
+            Scroll::Follow => max_top,
+            Scroll::Top(top) => top.min(max_top),
+        };
+        self.scroll = Scroll::Top(top.saturating_sub(lines));
+    }
+
+    fn scroll_down(&mut self, lines: usize) {
+        if let Scroll::Top(top) = self.scroll {
+            let top = top.saturating_add(lines);
+            self.scroll = if top >= self.viewport.max_top() {
+                Scroll::Follow
+            } else {
+                Scroll::Top(top)
+            };
+        }
+    }
+
+    // ---- the transport ----
+
+    /// Records what became of a message the runtime tried to send.
+    pub fn record_send(&mut self, text: String, result: Result<MessageId, SendError>) {
+        match result {
+            Ok(id) => {
+                self.sent += 1;
+                let delivery = match self.info.mode {
+                    Mode::Raw => Delivery::Unconfirmed,
+                    Mode::Reliable => Delivery::Sending,
+                };
+                let index = self.push(Entry::Mine {
+                    nick: self.info.nick.clone(),
+                    id,
+                    text,
+                    delivery,
+                });
+                if self.info.mode == Mode::Reliable {
+                    self.outstanding.insert(id, index);
+                }
+            }
+            Err(e) => self.notice(NoticeKind::Error, format!("not sent: {e}")),
+        }
+    }
+
+    /// Records the outcome of a nickname change.
+    pub fn record_nick(&mut self, nick: &str, result: Result<(), NickError>) {
+        match result {
+            Ok(()) => {
+                self.info.nick = nick.to_owned();
+                self.notice(
+                    NoticeKind::Info,
+                    format!("you are now {nick}: your next messages carry that name"),
+                );
+            }
+            Err(NickError::Unsupported) => {
+                let why = match self.info.mode {
+                    Mode::Reliable => "the nickname travels in the reliable handshake",
+                    Mode::Raw => "plain datagrams carry no nickname",
+                };
+                self.notice(
+                    NoticeKind::Error,
+                    format!(
+                        "cannot change the nickname mid-session: {why}; restart with --nick {nick}"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Replaces the transport's counters with a newer snapshot; shows them as a table if
+    /// `/stats` asked for them.
+    pub fn set_stats(&mut self, stats: Stats) {
+        self.stats = stats;
+        if std::mem::take(&mut self.stats_wanted) {
+            let table = self.stats_table();
+            self.push(table);
+        }
+    }
+
+    /// Reliable mode: the texts of my messages that were lost or are still unacknowledged.
+    pub fn undelivered(&self) -> Vec<String> {
+        let mut missing: Vec<(MessageId, String)> = self
+            .history
+            .iter()
+            .filter_map(|entry| match entry {
+                Entry::Mine {
+                    id,
+                    text,
+                    delivery: Delivery::Lost | Delivery::Sending,
+                    ..
+                } => Some((*id, text.clone())),
+                _ => None,
+            })
+            .collect();
+        missing.sort_by_key(|(id, _)| *id);
+        missing.into_iter().map(|(_, text)| text).collect()
+    }
+
+    /// Shows a notice in the history (for the runtime's own news, such as an I/O error).
+    pub fn notice(&mut self, kind: NoticeKind, text: String) {
+        if let Some(Entry::Notice {
+            kind: last_kind,
+            text: last_text,
+            repeat,
+        }) = self.history.back_mut()
+        {
+            if *last_kind == kind && *last_text == text {
+                *repeat = repeat.saturating_add(1);
+                return;
+            }
+        }
+        self.push(Entry::Notice {
+            kind,
+            text,
+            repeat: 1,
+        });
+    }
+
+    /// Applies one event from the transport.
+    pub fn apply_event(&mut self, event: Event) {
+        match event {
+            Event::Message {
+                from,
+                nick,
+                seq,
+                text,
+            } => {
+                if self.peer.is_none() {
+                    self.peer = Some(from);
+                }
+                if !nick.is_empty() && self.peer == Some(from) {
+                    self.peer_nick = Some(nick.clone());
+                }
+                if matches!(self.conn, ConnState::Waiting | ConnState::Connecting) {
+                    self.conn = ConnState::Connected;
+                }
+                let nick = if nick.is_empty() {
+                    from.to_string()
+                } else {
+                    nick
+                };
+                self.push(Entry::Peer { nick, seq, text });
+            }
+            Event::Gap { from, first, last } => {
+                let count = last.saturating_sub(first).saturating_add(1);
+                let which = if first == last {
+                    format!("#{first}")
+                } else {
+                    format!("#{first}–#{last}")
+                };
+                let noun = if count == 1 { "message" } else { "messages" };
+                let text = format!(
+                    "{count} {noun} from {} never arrived ({which})",
+                    self.name_of(from)
+                );
+                self.notice(NoticeKind::Gap, text);
+            }
+            Event::Duplicate { from, seq } => {
+                let text = format!(
+                    "message #{seq} from {} arrived twice (a duplicate datagram)",
+                    self.name_of(from)
+                );
+                self.notice(NoticeKind::Duplicate, text);
+            }
+            Event::Reordered { from, seq } => {
+                let text = format!(
+                    "message #{seq} from {} arrived late, after a later one (reordered)",
+                    self.name_of(from)
+                );
+                self.notice(NoticeKind::Reordered, text);
+            }
+            Event::Peer { addr } => {
+                let changed = self.peer != Some(addr);
+                self.peer = Some(addr);
+                if changed {
+                    self.peer_nick = None;
+                }
+                if !matches!(self.conn, ConnState::Closing | ConnState::Closed) {
+                    self.conn = ConnState::Connected;
+                }
+                let text = match self.info.mode {
+                    Mode::Raw => format!("talking to {addr}"),
+                    Mode::Reliable => format!("connected to {addr}"),
+                };
+                self.notice(NoticeKind::Info, text);
+            }
+            Event::Delivered { id, rtt } => {
+                self.delivered += 1;
+                if rtt.is_some() {
+                    self.last_rtt = rtt;
+                }
+                self.settle(id, Delivery::Delivered { rtt });
+            }
+            Event::Lost { id } => {
+                self.lost += 1;
+                self.settle(id, Delivery::Lost);
+            }
+            Event::PeerUnreachable => {
+                self.conn = ConnState::Unreachable;
+                self.notice(
+                    NoticeKind::Error,
+                    "the peer stopped answering: the session is over".into(),
+                );
+            }
+            Event::PeerRestarted => {
+                self.peer_nick = None;
+                self.notice(
+                    NoticeKind::Info,
+                    "the peer restarted: a new session began".into(),
+                );
+            }
+            Event::PeerClosed => {
+                self.conn = ConnState::Closed;
+                self.notice(
+                    NoticeKind::Info,
+                    "the peer left: the session is over".into(),
+                );
+            }
+            Event::Closed => {
+                self.conn = ConnState::Closed;
+                self.notice(NoticeKind::Info, "session closed".into());
+            }
+            Event::Dropped {
+                from,
+                cause,
+                detail,
+            } => {
+                let why = match cause {
+                    DropCause::Checksum => "bad checksum",
+                    DropCause::Malformed => "not a udpchat datagram",
+                    DropCause::Foreign => "not from our peer",
+                    DropCause::Stale => "stale or unexpected",
+                };
+                self.notice(
+                    NoticeKind::Dropped,
+                    format!("ignored a datagram from {from}: {why} ({detail})"),
+                );
+            }
+        }
+    }
+
+    /// Updates one of my messages in place once its fate is known.
+    fn settle(&mut self, id: MessageId, outcome: Delivery) {
+        let Some(index) = self.outstanding.remove(&id) else {
+            return;
+        };
+        // The entry may have been trimmed or cleared away meanwhile; then only the counts change.
+        let Some(offset) = index.checked_sub(self.first_index) else {
+            return;
+        };
+        let entry = usize::try_from(offset)
+            .ok()
+            .and_then(|i| self.history.get_mut(i));
+        if let Some(Entry::Mine { delivery, .. }) = entry {
+            *delivery = outcome;
+        }
+    }
+
+    /// Appends an entry, trimming the oldest beyond [`HISTORY_LIMIT`]; returns its absolute index.
+    fn push(&mut self, entry: Entry) -> u64 {
+        if self.history.len() >= HISTORY_LIMIT {
+            self.history.pop_front();
+            self.first_index += 1;
+            if let Scroll::Top(top) = self.scroll {
+                self.scroll = Scroll::Top(top.saturating_sub(1));
+            }
+        }
+        self.history.push_back(entry);
+        self.first_index + self.history.len() as u64 - 1
+    }
+
+    fn stats_table(&self) -> Entry {
+        let s = &self.stats;
+        let mut rows = vec![
+            ("messages sent".to_string(), s.messages_sent.to_string()),
+            ("messages received".into(), s.messages_received.to_string()),
+        ];
+        if self.info.mode == Mode::Reliable {
+            rows.extend([
+                ("messages delivered".into(), s.messages_delivered.to_string()),
+                ("messages lost".into(), s.messages_lost.to_string()),
+            ]);
+        }
+        rows.extend([
+            ("datagrams sent".into(), s.datagrams_sent.to_string()),
+            ("datagrams received".into(), s.datagrams_received.to_string()),
+            ("bytes sent".into(), s.bytes_sent.to_string()),
+            ("bytes received".into(), s.bytes_received.to_string()),
+            ("gaps (missing)".into(), s.gaps.to_string()),
+            ("duplicates".into(), s.duplicates.to_string()),
+            ("reordered".into(), s.reordered.to_string()),
+            ("dropped: checksum".into(), s.dropped_checksum.to_string()),
+            ("dropped: malformed".into(), s.dropped_malformed.to_string()),
+            ("dropped: foreign".into(), s.dropped_foreign.to_string()),
+            ("dropped: stale".into(), s.dropped_stale.to_string()),
+        ]);
+        if self.info.mode == Mode::Reliable {
+            rows.extend([
+                (
+                    "retransmits: timeout".into(),
+                    s.retransmits_timeout.to_string(),
+                ),
+                ("retransmits: fast".into(), s.retransmits_fast.to_string()),
+                (
+                    "retransmits: spurious".into(),
+                    s.retransmits_spurious.to_string(),
+                ),
+                ("rtt min".into(), opt_ms(s.rtt_min)),
+                ("rtt smoothed".into(), opt_ms(s.rtt_smoothed)),
+                ("rtt variation".into(), opt_ms(s.rtt_var)),
+                ("congestion window".into(), s.cwnd.to_string()),
+                ("peer window".into(), s.peer_window.to_string()),
+            ]);
+        }
+        Entry::Table {
+            title: format!("stats ({} mode)", self.info.mode.label().to_lowercase()),
+            rows,
+        }
+    }
+}
+
+fn help_table() -> Entry {
+    let rows = [
+        ("Enter", "send the line (or run the /command)"),
+        ("←/→ Home/End", "move in the line (Ctrl/Alt+←/→: by word)"),
+        ("Backspace/Del", "delete (Ctrl-W word, Ctrl-U/Ctrl-K to start/end)"),
+        ("↑/↓", "earlier lines you sent"),
+        ("PgUp/PgDn, wheel", "scroll the history (Ctrl-End: back to newest)"),
+        ("Ctrl-C, Ctrl-D", "quit (twice: without waiting for acks)"),
+        ("/help", "this table"),
+        ("/quit", "leave (reliable mode first waits for acks)"),
+        ("/nick NAME", "change your nickname"),
+        ("/stats", "the transport's counters"),
+        ("/mode", "the mode, and how to use the other one"),
+        ("/clear", "empty the history"),
+        ("//text", "send a line that starts with /"),
+    ];
+    Entry::Table {
+        title: format!("help — {COMMAND_SUMMARY}"),
+        rows: rows
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// A duration in milliseconds as people read it: `0.4 ms`, `12 ms`, `1530 ms`.
+pub fn format_ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    let mut out = String::new();
+    if ms < 10.0 {
+        let _ = write!(out, "{ms:.1} ms");
+    } else {
+        let _ = write!(out, "{ms:.0} ms");
+    }
+    out
+}
+
+fn opt_ms(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".to_string(), format_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn model(mode: Mode) -> Model {
+        Model::new(SessionInfo {
+            mode,
+            nick: "bob".into(),
+            local: addr(2323),
+            peer: Some(addr(4000)),
+            plain: false,
+            impairment: None,
+        })
+    }
+
+    fn type_line(m: &mut Model, line: &str) -> Option<Effect> {
+        m.handle(Action::Paste(line.into()));
+        m.handle(Action::Submit)
+    }
+
+    fn mine(m: &Model) -> Vec<(String, Delivery)> {
+        m.history()
+            .filter_map(|e| match e {
+                Entry::Mine { text, delivery, .. } => Some((text.clone(), *delivery)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn last_notice(m: &Model) -> (NoticeKind, String, u32) {
+        match m.history().last().unwrap() {
+            Entry::Notice { kind, text, repeat } => (*kind, text.clone(), *repeat),
+            other => panic!("expected a notice, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn typing_a_line_asks_to_send_it() {
+        let mut m = model(Mode::Raw);
+        assert_eq!(type_line(&mut m, "hello"), Some(Effect::Send("hello".into())));
+        assert!(m.input().is_empty());
+        assert_eq!(type_line(&mut m, "   "), None);
+    }
+
+    #[test]
+    fn raw_messages_stay_unconfirmed() {
+        let mut m = model(Mode::Raw);
+        m.record_send("hi".into(), Ok(MessageId(0)));
+        assert_eq!(mine(&m), vec![("hi".into(), Delivery::Unconfirmed)]);
+        assert_eq!(m.sent(), 1);
+        assert_eq!(m.unconfirmed(), 0, "raw mode waits for nothing");
+    }
+
+    #[test]
+    fn reliable_messages_update_in_place_when_acked_or_lost() {
+        let mut m = model(Mode::Reliable);
+        m.record_send("one".into(), Ok(MessageId(0)));
+        m.record_send("two".into(), Ok(MessageId(1)));
+        m.record_send("three".into(), Ok(MessageId(2)));
+        assert_eq!(m.unconfirmed(), 3);
+        let rtt = Duration::from_millis(42);
+        m.apply_event(Event::Delivered {
+            id: MessageId(1),
+            rtt: Some(rtt),
+        });
+        m.apply_event(Event::Lost { id: MessageId(2) });
+        assert_eq!(
+            mine(&m),
+            vec![
+                ("one".into(), Delivery::Sending),
+                ("two".into(), Delivery::Delivered { rtt: Some(rtt) }),
+                ("three".into(), Delivery::Lost),
+            ]
+        );
+        assert_eq!((m.sent(), m.delivered(), m.lost()), (3, 1, 1));
+        assert_eq!(m.unconfirmed(), 1);
+        assert_eq!(m.rtt(), Some(rtt));
+    }
+
+    #[test]
+    fn an_ack_for_a_cleared_line_only_counts() {
+        let mut m = model(Mode::Reliable);
+        m.record_send("one".into(), Ok(MessageId(7)));
+        assert_eq!(type_line(&mut m, "/clear"), None);
+        assert_eq!(m.history().len(), 0);
+        m.record_send("two".into(), Ok(MessageId(8)));
+        m.apply_event(Event::Delivered {
+            id: MessageId(7),
+            rtt: None,
+        });
+        assert_eq!(mine(&m), vec![("two".into(), Delivery::Sending)]);
+        assert_eq!(m.delivered(), 1);
+        // An id we never sent changes no line.
+        m.apply_event(Event::Delivered {
+            id: MessageId(99),
+            rtt: None,
+        });
+        assert_eq!(mine(&m), vec![("two".into(), Delivery::Sending)]);
+    }
+
+    #[test]
+    fn acks_find_their_line_after_the_history_was_trimmed() {
+        let mut m = model(Mode::Reliable);
+        m.record_send("kept".into(), Ok(MessageId(0)));
+        for i in 0..HISTORY_LIMIT - 1 {
+            m.apply_event(Event::Message {
+                from: addr(4000),
+                nick: "alice".into(),
+                seq: Some(i as u64),
+                text: format!("line {i}"),
+            });
+        }
+        assert_eq!(m.history().len(), HISTORY_LIMIT);
+        assert!(matches!(m.history().next(), Some(Entry::Mine { .. })));
+        m.apply_event(Event::Delivered {
+            id: MessageId(0),
+            rtt: None,
+        });
+        assert_eq!(
+            mine(&m),
+            vec![("kept".into(), Delivery::Delivered { rtt: None })]
+        );
+        // One more pushes it out; the history stays bounded.
+        m.record_send("new".into(), Ok(MessageId(1)));
+        assert_eq!(m.history().len(), HISTORY_LIMIT);
+        m.apply_event(Event::Lost { id: MessageId(1) });
+        assert_eq!(mine(&m), vec![("new".into(), Delivery::Lost)]);
+    }
+
+    #[test]
+    fn a_refused_send_is_a_notice_not_a_message() {
+        let mut m = model(Mode::Raw);
+        m.record_send(
+            "x".repeat(2000),
+            Err(SendError::TooLong {
+                len: 2000,
+                max: 1100,
+            }),
+        );
+        assert!(mine(&m).is_empty());
+        let (kind, text, _) = last_notice(&m);
+        assert_eq!(kind, NoticeKind::Error);
+        assert!(text.contains("not sent") && text.contains("2000"), "{text}");
+        assert_eq!(m.sent(), 0);
+    }
+
+    #[test]
+    fn peer_messages_teach_us_the_peer() {
+        let mut m = Model::new(SessionInfo {
+            mode: Mode::Raw,
+            nick: "bob".into(),
+            local: addr(2323),
+            peer: None,
+            plain: false,
+            impairment: None,
+        });
+        assert_eq!(m.conn(), ConnState::Waiting);
+        m.apply_event(Event::Message {
+            from: addr(5000),
+            nick: "alice".into(),
+            seq: Some(0),
+            text: "hi".into(),
+        });
+        assert_eq!(m.peer(), Some(addr(5000)));
+        assert_eq!(m.peer_nick(), Some("alice"));
+        assert_eq!(m.conn(), ConnState::Connected);
+        assert_eq!(
+            m.history().last(),
+            Some(&Entry::Peer {
+                nick: "alice".into(),
+                seq: Some(0),
+                text: "hi".into()
+            })
+        );
+    }
+
+    #[test]
+    fn gaps_duplicates_and_reordering_become_notices_naming_the_peer() {
+        let mut m = model(Mode::Raw);
+        m.apply_event(Event::Message {
+            from: addr(4000),
+            nick: "alice".into(),
+            seq: Some(0),
+            text: "a".into(),
+        });
+        m.apply_event(Event::Gap {
+            from: addr(4000),
+            first: 1,
+            last: 2,
+        });
+        assert_eq!(
+            last_notice(&m),
+            (
+                NoticeKind::Gap,
+                "2 messages from alice never arrived (#1–#2)".into(),
+                1
+            )
+        );
+        m.apply_event(Event::Gap {
+            from: addr(4000),
+            first: 5,
+            last: 5,
+        });
+        assert_eq!(
+            last_notice(&m).1,
+            "1 message from alice never arrived (#5)"
+        );
+        m.apply_event(Event::Duplicate {
+            from: addr(4000),
+            seq: 3,
+        });
+        let (kind, text, _) = last_notice(&m);
+        assert_eq!(kind, NoticeKind::Duplicate);
+        assert!(text.contains("#3") && text.contains("alice") && text.contains("twice"));
+        m.apply_event(Event::Reordered {
+            from: addr(4000),
+            seq: 1,
+        });
+        let (kind, text, _) = last_notice(&m);
+        assert_eq!(kind, NoticeKind::Reordered);
+        assert!(text.contains("#1") && text.contains("late"));
+        // A stranger is named by address.
+        m.apply_event(Event::Gap {
+            from: addr(6000),
+            first: 0,
+            last: 0,
+        });
+        assert!(last_notice(&m).1.contains("127.0.0.1:6000"));
+    }
+
+    #[test]
+    fn repeated_identical_notices_fold_into_one_line() {
+        let mut m = model(Mode::Raw);
+        for _ in 0..1000 {
+            m.apply_event(Event::Dropped {
+                from: addr(9),
+                cause: DropCause::Checksum,
+                detail: "crc mismatch".into(),
+            });
+        }
+        assert_eq!(m.history().len(), 2, "greeting + one folded notice");
+        let (kind, text, repeat) = last_notice(&m);
+        assert_eq!(kind, NoticeKind::Dropped);
+        assert!(text.contains("bad checksum"));
+        assert_eq!(repeat, 1000);
+    }
+
+    #[test]
+    fn connection_state_follows_the_events() {
+        let mut m = model(Mode::Reliable);
+        assert_eq!(m.conn(), ConnState::Connecting);
+        m.apply_event(Event::Peer { addr: addr(4000) });
+        assert_eq!(m.conn(), ConnState::Connected);
+        m.apply_event(Event::PeerUnreachable);
+        assert_eq!(m.conn(), ConnState::Unreachable);
+        m.apply_event(Event::Closed);
+        assert_eq!(m.conn(), ConnState::Closed);
+        assert_eq!(last_notice(&m).1, "session closed");
+    }
+
+    #[test]
+    fn quitting_closes_gracefully_then_exits_on_a_second_request() {
+        let mut m = model(Mode::Reliable);
+        m.record_send("pending".into(), Ok(MessageId(0)));
+        assert_eq!(type_line(&mut m, "/quit"), Some(Effect::Close));
+        assert_eq!(m.conn(), ConnState::Closing);
+        assert!(last_notice(&m).1.contains("waiting for 1 message"));
+        assert_eq!(m.handle(Action::Interrupt), Some(Effect::Exit));
+    }
+
+    #[test]
+    fn ctrl_d_quits_only_on_an_empty_line() {
+        let mut m = model(Mode::Raw);
+        m.handle(Action::Paste("ab".into()));
+        m.handle(Action::Home);
+        assert_eq!(m.handle(Action::EndOfInput), None);
+        assert_eq!(m.input().text(), "b");
+        m.handle(Action::Backspace);
+        m.handle(Action::Delete);
+        assert_eq!(m.handle(Action::EndOfInput), Some(Effect::Close));
+    }
+
+    #[test]
+    fn commands_run_locally() {
+        let mut m = model(Mode::Raw);
+        assert_eq!(type_line(&mut m, "/help"), None);
+        assert!(matches!(m.history().last(), Some(Entry::Table { title, .. }) if title.contains("help")));
+        assert_eq!(
+            type_line(&mut m, "/nick carol"),
+            Some(Effect::SetNick("carol".into()))
+        );
+        m.record_nick("carol", Ok(()));
+        assert_eq!(m.nick(), "carol");
+        m.record_send("hi".into(), Ok(MessageId(0)));
+        assert!(matches!(m.history().last(), Some(Entry::Mine { nick, .. }) if nick == "carol"));
+        assert_eq!(type_line(&mut m, "/bogus"), None);
+        let (kind, text, _) = last_notice(&m);
+        assert_eq!(kind, NoticeKind::Error);
+        assert!(text.contains("unknown command /bogus"));
+        assert_eq!(type_line(&mut m, "//bogus"), Some(Effect::Send("/bogus".into())));
+    }
+
+    #[test]
+    fn mode_explains_how_to_switch() {
+        let mut m = model(Mode::Raw);
+        type_line(&mut m, "/mode");
+        let text = last_notice(&m).1;
+        assert!(text.starts_with("mode: raw"));
+        assert!(text.contains("--mode reliable"));
+        assert!(text.contains("both peers"));
+    }
+
+    #[test]
+    fn stats_table_shows_the_counters_for_the_mode() {
+        let mut m = model(Mode::Reliable);
+        m.set_stats(Stats {
+            messages_sent: 12,
+            retransmits_timeout: 3,
+            retransmits_fast: 2,
+            rtt_smoothed: Some(Duration::from_micros(12_400)),
+            ..Stats::default()
+        });
+        assert_eq!(m.retransmissions(), 5);
+        assert_eq!(type_line(&mut m, "/stats"), Some(Effect::RefreshStats));
+        assert!(
+            !matches!(m.history().last(), Some(Entry::Table { .. })),
+            "the table waits for fresh counters"
+        );
+        m.set_stats(m.stats().clone());
+        let Some(Entry::Table { rows, .. }) = m.history().last() else {
+            panic!("no table");
+        };
+        let get = |name: &str| {
+            rows.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(get("messages sent"), "12");
+        assert_eq!(get("retransmits: timeout"), "3");
+        assert_eq!(get("rtt smoothed"), "12 ms");
+        let mut raw = model(Mode::Raw);
+        type_line(&mut raw, "/stats");
+        raw.set_stats(Stats::default());
+        let Some(Entry::Table { rows, .. }) = raw.history().last() else {
+            panic!("no table");
+        };
+        assert!(rows.iter().all(|(k, _)| !k.starts_with("retransmits")));
+        assert!(rows.iter().any(|(k, _)| k == "gaps (missing)"));
+    }
+
+    #[test]
+    fn scrolling_is_clamped_to_the_history() {
+        let mut m = model(Mode::Raw);
+        m.handle(Action::PageUp);
+        assert_eq!(m.scroll(), Scroll::Follow, "nothing to scroll yet");
+        m.set_viewport(Viewport {
+            height: 10,
+            total_lines: 35,
+        });
+        m.handle(Action::PageUp);
+        assert_eq!(m.scroll(), Scroll::Top(16));
+        m.handle(Action::PageUp);
+        m.handle(Action::PageUp);
+        assert_eq!(m.scroll(), Scroll::Top(0));
+        m.handle(Action::ScrollDown(WHEEL_LINES));
+        assert_eq!(m.scroll(), Scroll::Top(3));
+        m.handle(Action::PageDown);
+        m.handle(Action::PageDown);
+        assert_eq!(m.scroll(), Scroll::Top(21));
+        m.handle(Action::PageDown);
+        assert_eq!(m.scroll(), Scroll::Follow);
+        m.handle(Action::ScrollUp(1));
+        assert_eq!(m.scroll(), Scroll::Top(24));
+        // Sending a line jumps back to the newest.
+        type_line(&mut m, "hi");
+        assert_eq!(m.scroll(), Scroll::Follow);
+        // A narrower history (e.g. after /clear) releases the scroll.
+        m.handle(Action::ScrollUp(5));
+        m.set_viewport(Viewport {
+            height: 10,
+            total_lines: 4,
+        });
+        assert_eq!(m.scroll(), Scroll::Follow);
+    }
+
+    #[test]
+    fn durations_read_as_milliseconds() {
+        assert_eq!(format_ms(Duration::from_micros(420)), "0.4 ms");
+        assert_eq!(format_ms(Duration::from_micros(12_400)), "12 ms");
+        assert_eq!(format_ms(Duration::from_millis(1530)), "1530 ms");
+    }
+}

@@ -1,0 +1,619 @@
+//! Drawing the [`Model`] with ratatui: history on top, status bar, input line at the bottom.
+//!
+//! The layout is computed by hand rather than by ratatui's constraint solver so that tiny
+//! terminals degrade in a chosen order: the input line is the last thing to go (one row shows
+//! only it), then the status bar (two rows), and the history gets whatever is left. Every entry
+//! is turned into styled segments and wrapped by `wrap.rs`, so the number of screen lines is
+//! known and scrolling can be exact. Each of my messages ends with its delivery mark, which is
+//! where the difference between raw UDP and the reliable transport shows, line by line.
+
+use ratatui::layout::{Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
+
+use super::model::{
+    format_ms, ConnState, Delivery, Entry, Mode, Model, NoticeKind, Scroll, Viewport,
+};
+use super::wrap::{sanitize, wrap};
+
+/// The prompt before the input line.
+const PROMPT: &str = "> ";
+
+/// Where each part of the screen goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Areas {
+    history: Rect,
+    status: Rect,
+    input: Rect,
+}
+
+fn split(area: Rect) -> Areas {
+    let row = |y: u16| Rect::new(area.x, y, area.width, 1);
+    let empty = Rect::new(area.x, area.y, area.width, 0);
+    match area.height {
+        0 => Areas {
+            history: empty,
+            status: empty,
+            input: empty,
+        },
+        1 => Areas {
+            history: empty,
+            status: empty,
+            input: row(area.y),
+        },
+        2 => Areas {
+            history: empty,
+            status: row(area.y),
+            input: row(area.y + 1),
+        },
+        h => Areas {
+            history: Rect::new(area.x, area.y, area.width, h - 2),
+            status: row(area.y + h - 2),
+            input: row(area.y + h - 1),
+        },
+    }
+}
+
+/// Draws the whole screen; returns what the history area measured, for
+/// [`Model::set_viewport`].
+pub fn draw(frame: &mut Frame<'_>, model: &Model) -> Viewport {
+    let areas = split(frame.area());
+    let viewport = draw_history(frame, model, areas.history);
+    if areas.status.height > 0 {
+        frame.render_widget(
+            Paragraph::new(status_line(model)).style(bar_style()),
+            areas.status,
+        );
+    }
+    if areas.input.height > 0 && areas.input.width > 0 {
+        draw_input(frame, model, areas.input);
+    }
+    viewport
+}
+
+fn draw_history(frame: &mut Frame<'_>, model: &Model, area: Rect) -> Viewport {
+    let lines = history_lines(model, area.width);
+    let viewport = Viewport {
+        height: usize::from(area.height),
+        total_lines: lines.len(),
+    };
+    if area.height == 0 || area.width == 0 {
+        return viewport;
+    }
+    let top = match model.scroll() {
+        Scroll::Follow => viewport.max_top(),
+        Scroll::Top(top) => top.min(viewport.max_top()),
+    };
+    let shown: Vec<Line<'static>> = lines
+        .into_iter()
+        .skip(top)
+        .take(viewport.height)
+        .collect();
+    frame.render_widget(Paragraph::new(shown), area);
+    viewport
+}
+
+/// Every history entry wrapped to `width`, oldest first.
+pub fn history_lines(model: &Model, width: u16) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    // Raw messages are numbered on the wire (except --plain); showing the numbers lets the
+    // reader match the other side's gap notices to the lines that went missing.
+    let numbered = model.info().mode == Mode::Raw && !model.info().plain;
+    for entry in model.history() {
+        entry_lines(numbered, entry, width, &mut lines);
+    }
+    lines
+}
+
+fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'static>>) {
+    let dim = Style::default().fg(Color::DarkGray);
+    match entry {
+        Entry::Mine {
+            nick,
+            id,
+            text,
+            delivery,
+        } => {
+            let seq = if numbered {
+                format!("#{} ", id.0)
+            } else {
+                String::new()
+            };
+            let nick = sanitize(nick);
+            let text = sanitize(text);
+            let (mark, mark_style) = delivery_mark(*delivery);
+            out.extend(wrap(
+                &[
+                    (&seq, dim),
+                    (&nick, Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD)),
+                    (": ", Style::default()),
+                    (&text, Style::default()),
+                    ("  ", Style::default()),
+                    (&mark, mark_style),
+                ],
+                width,
+            ));
+        }
+        Entry::Peer { nick, seq, text } => {
+            let seq = match seq {
+                Some(seq) if numbered => format!("#{seq} "),
+                _ => String::new(),
+            };
+            let nick = sanitize(nick);
+            let text = sanitize(text);
+            out.extend(wrap(
+                &[
+                    (&seq, dim),
+                    (
+                        &nick,
+                        Style::default()
+                            .fg(Color::Magenta)
+                            .add_modifier(Modifier::BOLD),
+                    ),
+                    (": ", Style::default()),
+                    (&text, Style::default()),
+                ],
+                width,
+            ));
+        }
+        Entry::Notice { kind, text, repeat } => {
+            let (label, style) = notice_label(*kind);
+            let text = sanitize(text);
+            let times = if *repeat > 1 {
+                format!(" (×{repeat})")
+            } else {
+                String::new()
+            };
+            out.extend(wrap(
+                &[(label, style.add_modifier(Modifier::BOLD)), (&text, style), (&times, style)],
+                width,
+            ));
+        }
+        Entry::Table { title, rows } => {
+            let heading = Style::default().add_modifier(Modifier::BOLD);
+            out.extend(wrap(&[("── ", dim), (title, heading), (" ──", dim)], width));
+            let name_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
+            for (name, value) in rows {
+                let pad = " ".repeat(name_width - name.width() + 2);
+                out.extend(wrap(
+                    &[
+                        ("  ", Style::default()),
+                        (name, dim),
+                        (&pad, Style::default()),
+                        (value, Style::default()),
+                    ],
+                    width,
+                ));
+            }
+        }
+    }
+}
+
+/// The mark after each of my messages: what the transport knows about its fate.
+pub fn delivery_mark(delivery: Delivery) -> (String, Style) {
+    match delivery {
+        Delivery::Unconfirmed => (
+            "· sent, unconfirmed".into(),
+            Style::default().fg(Color::DarkGray),
+        ),
+        Delivery::Sending => ("… sending".into(), Style::default().fg(Color::Yellow)),
+        Delivery::Delivered { rtt: Some(rtt) } => (
+            format!("✓ delivered {}", format_ms(rtt)),
+            Style::default().fg(Color::Green),
+        ),
+        Delivery::Delivered { rtt: None } => {
+            ("✓ delivered".into(), Style::default().fg(Color::Green))
+        }
+        Delivery::Lost => (
+            "✗ lost".into(),
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
+    }
+}
+
+fn notice_label(kind: NoticeKind) -> (&'static str, Style) {
+    let style = Style::default();
+    match kind {
+        NoticeKind::Info => ("* ", style.fg(Color::Blue)),
+        NoticeKind::Gap => ("[gap] ", style.fg(Color::Yellow)),
+        NoticeKind::Duplicate => ("[duplicate] ", style.fg(Color::Yellow)),
+        NoticeKind::Reordered => ("[reordered] ", style.fg(Color::Yellow)),
+        NoticeKind::Dropped => ("[dropped] ", style.fg(Color::DarkGray)),
+        NoticeKind::Error => ("[error] ", style.fg(Color::Red)),
+    }
+}
+
+fn bar_style() -> Style {
+    Style::default().bg(Color::Blue).fg(Color::White)
+}
+
+/// The status bar: the most important fields first, since a narrow terminal cuts the end.
+pub fn status_line(model: &Model) -> Line<'static> {
+    let info = model.info();
+    let bar = bar_style();
+    let sep = || Span::styled(" │ ", bar);
+    let mode_style = match info.mode {
+        Mode::Raw => Style::default().bg(Color::Yellow).fg(Color::Black),
+        Mode::Reliable => Style::default().bg(Color::Green).fg(Color::Black),
+    };
+    let conn_style = match model.conn() {
+        ConnState::Unreachable => bar.fg(Color::LightRed).add_modifier(Modifier::BOLD),
+        _ => bar,
+    };
+    let peer = match (model.peer(), model.peer_nick()) {
+        (Some(addr), Some(nick)) => format!("{} @ {addr}", sanitize(nick)),
+        (Some(addr), None) => addr.to_string(),
+        (None, _) => "no peer yet".into(),
+    };
+    let counts = match info.mode {
+        Mode::Raw => format!("sent {} (unconfirmed)", model.sent()),
+        Mode::Reliable => format!(
+            "sent {} ✓{} ✗{}",
+            model.sent(),
+            model.delivered(),
+            model.lost()
+        ),
+    };
+    let mut spans = vec![
+        Span::styled(
+            if info.plain {
+                format!(" {} plain ", info.mode.label())
+            } else {
+                format!(" {} ", info.mode.label())
+            },
+            mode_style.add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(format!(" {} {} → {peer}", sanitize(model.nick()), info.local), bar),
+        sep(),
+        Span::styled(model.conn().label(info.mode).to_string(), conn_style),
+        sep(),
+    ];
+    if let Scroll::Top(_) = model.scroll() {
+        // First after the mode: a narrow terminal must still show why new lines do not appear.
+        spans.insert(
+            1,
+            Span::styled(
+                " ↑ scrolled (PgDn) ",
+                Style::default()
+                    .bg(Color::White)
+                    .fg(Color::Black)
+                    .add_modifier(Modifier::BOLD),
+            ),
+        );
+    }
+    if info.mode == Mode::Reliable {
+        let rtt = model.rtt().map_or_else(|| "-".to_string(), format_ms);
+        spans.push(Span::styled(format!("rtt {rtt}"), bar));
+        spans.push(sep());
+    }
+    spans.push(Span::styled(counts, bar));
+    if info.mode == Mode::Reliable {
+        spans.push(sep());
+        spans.push(Span::styled(
+            format!("retransmits {}", model.retransmissions()),
+            bar,
+        ));
+    }
+    spans.push(sep());
+    spans.push(Span::styled(
+        match &info.impairment {
+            Some(imp) => format!("impaired: {imp}"),
+            None => "no impairment".into(),
+        },
+        bar,
+    ));
+    Line::from(spans)
+}
+
+fn draw_input(frame: &mut Frame<'_>, model: &Model, area: Rect) {
+    // The prompt goes first when the line gets too narrow for it.
+    let prompt = if usize::from(area.width) > PROMPT.width() + 1 {
+        PROMPT
+    } else {
+        ""
+    };
+    let prompt_width = u16::try_from(prompt.width()).unwrap_or(0);
+    let field = area.width.saturating_sub(prompt_width);
+    let window = model.input().window(field);
+    let line = Line::from(vec![
+        Span::styled(prompt, Style::default().add_modifier(Modifier::BOLD)),
+        Span::raw(window.visible.to_string()),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+    let x = area.x + prompt_width + window.cursor_column.min(field.saturating_sub(1));
+    frame.set_cursor_position(Position::new(x, area.y));
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use ratatui::backend::TestBackend;
+    use ratatui::buffer::Buffer;
+    use ratatui::Terminal;
+    use udpchat_reliable::{Event, MessageId, Stats};
+
+    use super::*;
+    use crate::tui::model::{Action, SessionInfo};
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn model(mode: Mode) -> Model {
+        Model::new(SessionInfo {
+            mode,
+            nick: "bob".into(),
+            local: addr(2323),
+            peer: Some(addr(4000)),
+            plain: false,
+            impairment: Some("loss 20%".into()),
+        })
+    }
+
+    /// Draws `model` at `width`×`height` and returns the screen's rows as text.
+    fn render(model: &mut Model, width: u16, height: u16) -> Vec<String> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        let mut viewport = Viewport::default();
+        terminal
+            .draw(|frame| viewport = draw(frame, model))
+            .unwrap();
+        model.set_viewport(viewport);
+        rows(terminal.backend().buffer())
+    }
+
+    fn rows(buffer: &Buffer) -> Vec<String> {
+        let area = buffer.area;
+        (0..area.height)
+            .map(|y| {
+                let mut row = String::new();
+                let mut x = 0;
+                while x < area.width {
+                    let symbol = buffer[(x, y)].symbol();
+                    row.push_str(symbol);
+                    // A wide character fills the cell after it, which holds a blank.
+                    x += u16::try_from(symbol.width().max(1)).unwrap();
+                }
+                row.trim_end().to_string()
+            })
+            .collect()
+    }
+
+    fn screen(rows: &[String]) -> String {
+        rows.join("\n")
+    }
+
+    fn peer_says(m: &mut Model, seq: u64, text: &str) {
+        m.apply_event(Event::Message {
+            from: addr(4000),
+            nick: "alice".into(),
+            seq: Some(seq),
+            text: text.into(),
+        });
+    }
+
+    #[test]
+    fn reliable_lines_show_sending_then_delivered_with_rtt_in_place() {
+        let mut m = model(Mode::Reliable);
+        m.record_send("first".into(), Ok(MessageId(0)));
+        m.record_send("second".into(), Ok(MessageId(1)));
+        let before = render(&mut m, 60, 8);
+        assert!(before.iter().any(|r| r == "bob: first  … sending"), "{before:#?}");
+        m.apply_event(Event::Delivered {
+            id: MessageId(0),
+            rtt: Some(Duration::from_millis(23)),
+        });
+        m.apply_event(Event::Lost { id: MessageId(1) });
+        let after = render(&mut m, 60, 8);
+        // Same rows as before: updated in place, not appended.
+        let row_of = |rows: &[String], needle: &str| rows.iter().position(|r| r.contains(needle));
+        assert_eq!(row_of(&after, "bob: first"), row_of(&before, "bob: first"));
+        assert!(after.iter().any(|r| r == "bob: first  ✓ delivered 23 ms"), "{after:#?}");
+        assert!(after.iter().any(|r| r == "bob: second  ✗ lost"), "{after:#?}");
+        assert!(!screen(&after).contains("… sending"));
+    }
+
+    #[test]
+    fn raw_lines_are_unconfirmed_and_gaps_are_marked_notices() {
+        let mut m = model(Mode::Raw);
+        m.record_send("hello".into(), Ok(MessageId(0)));
+        peer_says(&mut m, 0, "hi bob");
+        m.apply_event(Event::Gap {
+            from: addr(4000),
+            first: 1,
+            last: 2,
+        });
+        peer_says(&mut m, 3, "did you get that?");
+        m.apply_event(Event::Duplicate {
+            from: addr(4000),
+            seq: 3,
+        });
+        m.apply_event(Event::Reordered {
+            from: addr(4000),
+            seq: 1,
+        });
+        let rows = render(&mut m, 80, 10);
+        let text = screen(&rows);
+        assert!(rows.contains(&"#0 bob: hello  · sent, unconfirmed".to_string()), "{text}");
+        assert!(rows.contains(&"#0 alice: hi bob".to_string()), "{text}");
+        assert!(
+            rows.contains(&"[gap] 2 messages from alice never arrived (#1–#2)".to_string()),
+            "{text}"
+        );
+        assert!(rows.contains(&"#3 alice: did you get that?".to_string()), "{text}");
+        assert!(text.contains("[duplicate] message #3 from alice arrived twice"), "{text}");
+        assert!(text.contains("[reordered] message #1 from alice arrived late"), "{text}");
+        assert!(!text.contains("delivered"));
+    }
+
+    #[test]
+    fn status_bar_shows_mode_addresses_state_and_counters() {
+        let mut m = model(Mode::Reliable);
+        peer_says(&mut m, 0, "hi");
+        m.record_send("a".into(), Ok(MessageId(0)));
+        m.record_send("b".into(), Ok(MessageId(1)));
+        m.record_send("c".into(), Ok(MessageId(2)));
+        m.apply_event(Event::Delivered {
+            id: MessageId(0),
+            rtt: Some(Duration::from_millis(40)),
+        });
+        m.apply_event(Event::Lost { id: MessageId(2) });
+        m.set_stats(Stats {
+            retransmits_timeout: 4,
+            retransmits_fast: 1,
+            rtt_smoothed: Some(Duration::from_millis(31)),
+            ..Stats::default()
+        });
+        let rows = render(&mut m, 200, 6);
+        let status = &rows[4];
+        for field in [
+            "RELIABLE",
+            "bob 127.0.0.1:2323 → alice @ 127.0.0.1:4000",
+            "connected",
+            "rtt 31 ms",
+            "sent 3 ✓1 ✗1",
+            "retransmits 5",
+            "impaired: loss 20%",
+        ] {
+            assert!(status.contains(field), "{field:?} missing from {status:?}");
+        }
+        assert_eq!(rows[5], ">", "input line at the bottom: {rows:#?}");
+
+        let mut raw = model(Mode::Raw);
+        raw.record_send("x".into(), Ok(MessageId(0)));
+        let rows = render(&mut raw, 200, 6);
+        let status = &rows[4];
+        assert!(status.contains(" RAW "), "{status}");
+        assert!(status.contains("no connection (raw UDP)"), "{status}");
+        assert!(status.contains("sent 1 (unconfirmed)"), "{status}");
+        assert!(!status.contains("rtt"), "{status}");
+    }
+
+    #[test]
+    fn status_bar_without_a_peer_says_so() {
+        let mut m = Model::new(SessionInfo {
+            mode: Mode::Raw,
+            nick: "bob".into(),
+            local: addr(2323),
+            peer: None,
+            plain: false,
+            impairment: None,
+        });
+        let rows = render(&mut m, 120, 4);
+        assert!(rows[2].contains("no peer yet"), "{rows:#?}");
+        assert!(rows[2].contains("waiting for a peer"), "{rows:#?}");
+        assert!(rows[2].contains("no impairment"), "{rows:#?}");
+    }
+
+    #[test]
+    fn long_lines_wrap_and_wide_characters_fit() {
+        let mut m = model(Mode::Reliable);
+        let long = "lorem ipsum dolor sit amet ".repeat(6);
+        peer_says(&mut m, 0, &long);
+        peer_says(&mut m, 1, "日本語のテキストと絵文字👍🏽と家族👨‍👩‍👧");
+        let rows = render(&mut m, 30, 20);
+        for row in &rows {
+            assert!(row.width() <= 30, "{row:?}");
+        }
+        let text = screen(&rows);
+        // Every word of the long line is on screen, across several rows.
+        assert_eq!(text.matches("lorem").count(), 6, "{text}");
+        assert!(rows.iter().filter(|r| r.contains("ipsum")).count() > 1);
+        let joined: String = text.split_whitespace().collect();
+        assert!(joined.contains("日本語のテキストと絵文字👍🏽と家族"), "{text}");
+    }
+
+    #[test]
+    fn network_text_cannot_reach_the_terminal_as_control_codes() {
+        let mut m = model(Mode::Raw);
+        peer_says(&mut m, 0, "evil\u{1b}]0;pwned\u{7}\u{1b}[2J");
+        let text = screen(&render(&mut m, 60, 6));
+        assert!(!text.contains('\u{1b}'));
+        assert!(text.contains("evil␛]0;pwned␇␛[2J"), "{text}");
+    }
+
+    #[test]
+    fn scrolling_pages_through_the_history() {
+        let mut m = model(Mode::Raw);
+        for i in 0..30 {
+            peer_says(&mut m, i, &format!("line {i:02}"));
+        }
+        // 8 rows: 6 of history, status, input.
+        let rows = render(&mut m, 40, 8);
+        assert_eq!(rows[5], "#29 alice: line 29");
+        m.handle(Action::PageUp);
+        let rows = render(&mut m, 40, 8);
+        assert_eq!(rows[5], "#24 alice: line 24");
+        assert!(rows[6].contains("scrolled"), "{rows:#?}");
+        for _ in 0..10 {
+            m.handle(Action::PageUp);
+        }
+        let rows = render(&mut m, 40, 8);
+        assert!(rows[0].starts_with("* RAW mode"), "the greeting is first: {rows:#?}");
+        // New messages do not move a scrolled view.
+        peer_says(&mut m, 30, "line 30");
+        assert!(render(&mut m, 40, 8)[0].starts_with("* RAW mode"));
+        for _ in 0..10 {
+            m.handle(Action::PageDown);
+        }
+        let rows = render(&mut m, 40, 8);
+        assert_eq!(rows[5], "#30 alice: line 30");
+        assert!(!rows[6].contains("scrolled"));
+    }
+
+    #[test]
+    fn input_line_shows_its_end_and_the_cursor() {
+        let mut m = model(Mode::Raw);
+        m.handle(Action::Paste("a fairly long line typed into a narrow window".into()));
+        let mut terminal = Terminal::new(TestBackend::new(20, 5)).unwrap();
+        terminal.draw(|frame| {
+            draw(frame, &m);
+        })
+        .unwrap();
+        let rows = rows(terminal.backend().buffer());
+        assert_eq!(rows[4], "> o a narrow window");
+        let cursor = terminal.get_cursor_position().unwrap();
+        assert_eq!(cursor, Position::new(19, 4));
+    }
+
+    #[test]
+    fn stats_and_help_tables_are_aligned() {
+        let mut m = model(Mode::Reliable);
+        m.handle(Action::Paste("/stats".into()));
+        m.handle(Action::Submit);
+        m.set_stats(Stats {
+            messages_sent: 17,
+            ..Stats::default()
+        });
+        let text = screen(&render(&mut m, 60, 40));
+        assert!(text.contains("── stats (reliable mode) ──"), "{text}");
+        assert!(text.contains("  messages sent          17"), "{text}");
+    }
+
+    #[test]
+    fn tiny_terminals_do_not_panic() {
+        let mut m = model(Mode::Reliable);
+        peer_says(&mut m, 0, "日本語👨‍👩‍👧 and a long line that wraps many times over");
+        m.record_send("pending".into(), Ok(MessageId(0)));
+        m.handle(Action::Paste("日本語 input".into()));
+        for (w, h) in [(1, 1), (2, 1), (1, 3), (3, 2), (20, 5), (5, 20), (0, 0), (7, 4)] {
+            let rows = render(&mut m, w, h);
+            assert_eq!(rows.len(), usize::from(h));
+            for row in &rows {
+                assert!(row.width() <= usize::from(w), "{w}x{h}: {row:?}");
+            }
+        }
+        // At 20x5 every part is there.
+        let rows = render(&mut m, 20, 5);
+        assert!(rows[3].contains("RELIABLE"), "{rows:#?}");
+        assert!(rows[4].starts_with("> 日本語 input"), "{rows:#?}");
+        // One row: only the input line.
+        let rows = render(&mut m, 20, 1);
+        assert!(rows[0].starts_with("> 日本語 input"), "{rows:#?}");
+    }
+}

@@ -1,0 +1,441 @@
+//! The impairment flags, shared by `udpchat proxy` and `udpchat chat`.
+//!
+//! One set of flags describes a link (`--loss 30% --delay 20ms ...`); it applies to both
+//! directions of the proxy, and to a chat's outgoing datagrams. Asymmetric links take
+//! per-direction overrides, one knob per flag, repeatable:
+//!
+//! ```text
+//! --up KNOB=VALUE     client -> forward (proxy), outgoing (chat)
+//! --down KNOB=VALUE   forward -> client (proxy), incoming (chat; implies --impair-incoming)
+//! ```
+//!
+//! where KNOB is a flag name without its dashes (`loss`, `burst-loss`, `delay`, `jitter`,
+//! `jitter-reorder`, `duplicate`, `reorder`, `corrupt`, `corrupt-bits`, `rate`, `queue`, `limit`)
+//! and VALUE is what that flag takes (`burst-loss=none`, `rate=none` and `jitter-reorder=no`
+//! switch a knob off). Example: `--delay 20ms --down loss=30% --down rate=1mbit` gives 20 ms each
+//! way, and loss and a rate limit only on the way back. Every value is parsed by clap through
+//! [`crate::parse`], so a bad one is a usage error (exit code 2) saying what was expected.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::gilbert::GilbertElliott;
+use crate::impairment::ImpairmentConfig;
+use crate::parse::{
+    parse_count, parse_duration, parse_probability, parse_queue, parse_rate, BitRate, ParseError,
+    QueueLimit,
+};
+use crate::probability::Probability;
+
+/// The impairment flags. Every knob is off unless given.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Impairment (lab)")]
+pub struct ImpairmentArgs {
+    /// Independent loss probability: 0.2 or 20%.
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub loss: Option<Probability>,
+    /// Burst loss (Gilbert-Elliott): MEAN_LOSS,MEAN_BURST (e.g. 5%,3: 5% loss in bursts of 3
+    /// on average) or netem's ge:P,R[,LOSS_BAD[,LOSS_GOOD]].
+    #[arg(long, value_name = "SPEC")]
+    pub burst_loss: Option<GilbertElliott>,
+    /// Fixed one-way delay: 30ms, 1s, 1.5s (a bare number is milliseconds).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub delay: Option<Duration>,
+    /// Jitter: each datagram's delay is DELAY plus a uniform draw from [-JITTER, +JITTER],
+    /// never below zero. Reorders datagrams, as netem does, unless --no-jitter-reorder.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub jitter: Option<Duration>,
+    /// Keep datagrams in order despite jitter (a datagram waits for the one before it).
+    #[arg(long)]
+    pub no_jitter_reorder: bool,
+    /// Probability that a datagram is sent twice.
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub duplicate: Option<Probability>,
+    /// Probability that a datagram skips the delay and overtakes those queued (needs --delay or
+    /// --rate to have an effect, as in netem).
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub reorder: Option<Probability>,
+    /// Probability that a datagram has bits flipped (udpchat's CRC will reject it).
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub corrupt: Option<Probability>,
+    /// How many distinct bits a corrupted datagram has flipped [default: 1].
+    #[arg(long, value_name = "N", value_parser = parse_corrupt_bits)]
+    pub corrupt_bits: Option<NonZeroU32>,
+    /// Link rate: 1mbit, 500kbit, 64000bit, or bytes/s as 100kbps. Datagrams take bits/rate to
+    /// serialize and wait in a finite queue.
+    #[arg(long, value_name = "BITS/S", value_parser = parse_rate)]
+    pub rate: Option<BitRate>,
+    /// The rate limiter's queue, tail drop when full: packets (100) or bytes (64kb, 1500b)
+    /// [default: 1000 packets].
+    #[arg(long, value_name = "N", value_parser = parse_queue)]
+    pub queue: Option<QueueLimit>,
+    /// Most datagrams held at once per direction, to bound memory [default: 10000].
+    #[arg(long, value_name = "N", value_parser = parse_limit)]
+    pub limit: Option<NonZeroUsize>,
+    /// Seed of all impairment randomness: the same seed gives the same datagram sequence the
+    /// same fates [default: random, printed at start].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Override one knob for the up direction (proxy: client to forward; chat: outgoing), as
+    /// KNOB=VALUE, e.g. loss=10%. Repeatable.
+    #[arg(long, value_name = "KNOB=VALUE")]
+    pub up: Vec<KnobSetting>,
+    /// Override one knob for the down direction (proxy: forward to client; chat: incoming), as
+    /// KNOB=VALUE, e.g. delay=80ms. Repeatable.
+    #[arg(long, value_name = "KNOB=VALUE")]
+    pub down: Vec<KnobSetting>,
+}
+
+/// `udpchat chat`'s impairment flags: the shared ones, and whether incoming datagrams are
+/// impaired too.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ChatImpairmentArgs {
+    /// The knobs (outgoing; `--down` overrides the incoming direction).
+    #[command(flatten)]
+    pub link: ImpairmentArgs,
+    /// Impair incoming datagrams too, with the same knobs (overridden by --down KNOB=VALUE).
+    /// Without it, only outgoing datagrams are impaired (unless --down is given).
+    #[arg(long, help_heading = "Impairment (lab)")]
+    pub impair_incoming: bool,
+}
+
+/// The directions a chat's impairment resolves to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatImpairment {
+    /// Applied to outgoing datagrams.
+    pub outgoing: ImpairmentConfig,
+    /// Applied to incoming datagrams, if asked for.
+    pub incoming: Option<ImpairmentConfig>,
+    /// The seed.
+    pub seed: u64,
+}
+
+impl ChatImpairmentArgs {
+    /// What to apply, or `None` if no impairment flag was given (the chat then runs unwrapped).
+    pub fn resolve(&self) -> Option<ChatImpairment> {
+        let incoming_asked = self.impair_incoming || !self.link.down.is_empty();
+        let outgoing = self.link.up_config();
+        let incoming = incoming_asked.then(|| self.link.down_config());
+        let any = !outgoing.is_perfect() || incoming.as_ref().is_some_and(|c| !c.is_perfect());
+        any.then(|| ChatImpairment {
+            outgoing,
+            incoming,
+            seed: self.link.seed_or_random(),
+        })
+    }
+}
+
+impl ImpairmentArgs {
+    /// The knobs given as plain flags (both directions, before overrides).
+    pub fn base_config(&self) -> ImpairmentConfig {
+        let mut c = ImpairmentConfig::default();
+        if let Some(v) = self.loss {
+            c.loss = v;
+        }
+        c.burst_loss = self.burst_loss;
+        if let Some(v) = self.delay {
+            c.delay = v;
+        }
+        if let Some(v) = self.jitter {
+            c.jitter = v;
+        }
+        c.jitter_reorders = !self.no_jitter_reorder;
+        if let Some(v) = self.duplicate {
+            c.duplicate = v;
+        }
+        if let Some(v) = self.reorder {
+            c.reorder = v;
+        }
+        if let Some(v) = self.corrupt {
+            c.corrupt = v;
+        }
+        if let Some(v) = self.corrupt_bits {
+            c.corrupt_bits = v;
+        }
+        c.rate = self.rate;
+        if let Some(v) = self.queue {
+            c.queue = v;
+        }
+        if let Some(v) = self.limit {
+            c.limit = v;
+        }
+        c
+    }
+
+    /// The up direction: the plain flags, then each `--up` in order.
+    pub fn up_config(&self) -> ImpairmentConfig {
+        let mut c = self.base_config();
+        for setting in &self.up {
+            setting.apply(&mut c);
+        }
+        c
+    }
+
+    /// The down direction: the plain flags, then each `--down` in order.
+    pub fn down_config(&self) -> ImpairmentConfig {
+        let mut c = self.base_config();
+        for setting in &self.down {
+            setting.apply(&mut c);
+        }
+        c
+    }
+
+    /// `--seed`, or a fresh random one (from the OS-seeded hasher keys std already has).
+    pub fn seed_or_random(&self) -> u64 {
+        self.seed
+            .unwrap_or_else(|| RandomState::new().hash_one("udpchat impairment seed"))
+    }
+
+    /// Warnings about knobs that will have no effect as configured, for the user's benefit.
+    pub fn warnings(&self) -> Vec<String> {
+        let useless_reorder =
+            |c: &ImpairmentConfig| !c.reorder.is_zero() && c.delay.is_zero() && c.rate.is_none();
+        let which = match (
+            useless_reorder(&self.up_config()),
+            useless_reorder(&self.down_config()),
+        ) {
+            (true, true) => Some("reorder"),
+            (true, false) => Some("reorder (up)"),
+            (false, true) => Some("reorder (down)"),
+            (false, false) => None,
+        };
+        which
+            .map(|knob| {
+                format!(
+                    "{knob} has no effect without a delay or a rate: nothing is queued for a \
+                     datagram to overtake"
+                )
+            })
+            .into_iter()
+            .collect()
+    }
+}
+
+fn parse_corrupt_bits(input: &str) -> Result<NonZeroU32, ParseError> {
+    let n = parse_count(input)?;
+    NonZeroU32::try_from(n).map_err(|_| ParseError::Count {
+        input: input.to_owned(),
+    })
+}
+
+fn parse_limit(input: &str) -> Result<NonZeroUsize, ParseError> {
+    let n = parse_count(input)?;
+    NonZeroUsize::try_from(n).map_err(|_| ParseError::Count {
+        input: input.to_owned(),
+    })
+}
+
+/// One `KNOB=VALUE` override.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KnobSetting {
+    /// `loss=P`
+    Loss(Probability),
+    /// `burst-loss=SPEC` or `burst-loss=none`
+    BurstLoss(Option<GilbertElliott>),
+    /// `delay=DURATION`
+    Delay(Duration),
+    /// `jitter=DURATION`
+    Jitter(Duration),
+    /// `jitter-reorder=yes|no`
+    JitterReorder(bool),
+    /// `duplicate=P`
+    Duplicate(Probability),
+    /// `reorder=P`
+    Reorder(Probability),
+    /// `corrupt=P`
+    Corrupt(Probability),
+    /// `corrupt-bits=N`
+    CorruptBits(NonZeroU32),
+    /// `rate=BITS/S` or `rate=none`
+    Rate(Option<BitRate>),
+    /// `queue=N`
+    Queue(QueueLimit),
+    /// `limit=N`
+    Limit(NonZeroUsize),
+}
+
+impl KnobSetting {
+    /// Sets this knob in `config`.
+    pub fn apply(&self, config: &mut ImpairmentConfig) {
+        match self {
+            KnobSetting::Loss(v) => config.loss = *v,
+            KnobSetting::BurstLoss(v) => config.burst_loss = *v,
+            KnobSetting::Delay(v) => config.delay = *v,
+            KnobSetting::Jitter(v) => config.jitter = *v,
+            KnobSetting::JitterReorder(v) => config.jitter_reorders = *v,
+            KnobSetting::Duplicate(v) => config.duplicate = *v,
+            KnobSetting::Reorder(v) => config.reorder = *v,
+            KnobSetting::Corrupt(v) => config.corrupt = *v,
+            KnobSetting::CorruptBits(v) => config.corrupt_bits = *v,
+            KnobSetting::Rate(v) => config.rate = *v,
+            KnobSetting::Queue(v) => config.queue = *v,
+            KnobSetting::Limit(v) => config.limit = *v,
+        }
+    }
+}
+
+const KNOBS: &str = "loss, burst-loss, delay, jitter, jitter-reorder, duplicate, reorder, \
+                     corrupt, corrupt-bits, rate, queue, limit";
+
+impl FromStr for KnobSetting {
+    type Err = ParseError;
+
+    fn from_str(input: &str) -> Result<KnobSetting, ParseError> {
+        let fail = |reason: String| ParseError::Override {
+            input: input.to_owned(),
+            reason,
+        };
+        let Some((knob, value)) = input.split_once('=') else {
+            return Err(fail(format!(
+                "expected KNOB=VALUE with KNOB one of: {KNOBS}"
+            )));
+        };
+        let value = value.trim();
+        let off = matches!(value, "none" | "off");
+        let setting = match knob.trim() {
+            "loss" => KnobSetting::Loss(parse_probability(value)?),
+            "burst-loss" if off => KnobSetting::BurstLoss(None),
+            "burst-loss" => KnobSetting::BurstLoss(Some(value.parse()?)),
+            "delay" => KnobSetting::Delay(parse_duration(value)?),
+            "jitter" => KnobSetting::Jitter(parse_duration(value)?),
+            "jitter-reorder" => KnobSetting::JitterReorder(match value {
+                "yes" | "on" | "true" => true,
+                "no" | "off" | "false" => false,
+                _ => return Err(fail("jitter-reorder takes yes or no".to_owned())),
+            }),
+            "duplicate" => KnobSetting::Duplicate(parse_probability(value)?),
+            "reorder" => KnobSetting::Reorder(parse_probability(value)?),
+            "corrupt" => KnobSetting::Corrupt(parse_probability(value)?),
+            "corrupt-bits" => KnobSetting::CorruptBits(parse_corrupt_bits(value)?),
+            "rate" if off => KnobSetting::Rate(None),
+            "rate" => KnobSetting::Rate(Some(parse_rate(value)?)),
+            "queue" => KnobSetting::Queue(parse_queue(value)?),
+            "limit" => KnobSetting::Limit(parse_limit(value)?),
+            other => return Err(fail(format!("unknown knob {other:?}; knobs are: {KNOBS}"))),
+        };
+        Ok(setting)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        chat: ChatImpairmentArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("test").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn plain_flags_set_both_directions() {
+        let cli = parse(&["--loss", "30%", "--delay", "20ms", "--jitter", "5ms"]).unwrap();
+        let link = &cli.chat.link;
+        assert_eq!(link.up_config(), link.down_config());
+        assert_eq!(link.up_config().loss.get(), 0.3);
+        assert_eq!(link.up_config().delay, Duration::from_millis(20));
+        assert!(link.up_config().jitter_reorders);
+    }
+
+    #[test]
+    fn overrides_change_one_direction_in_order() {
+        let cli = parse(&[
+            "--loss",
+            "10%",
+            "--down",
+            "loss=50%",
+            "--down",
+            "rate=1mbit",
+            "--up",
+            "delay=1s",
+            "--up",
+            "delay=2s",
+            "--down",
+            "burst-loss=5%,3",
+        ])
+        .unwrap();
+        let link = &cli.chat.link;
+        let (up, down) = (link.up_config(), link.down_config());
+        assert_eq!(up.loss.get(), 0.1);
+        assert_eq!(up.delay, Duration::from_secs(2));
+        assert_eq!(up.rate, None);
+        assert_eq!(down.loss.get(), 0.5);
+        assert_eq!(down.rate.unwrap().bits_per_second(), 1_000_000);
+        assert!(down.burst_loss.is_some());
+        assert_eq!(down.delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_that_say_why() {
+        for (args, needle) in [
+            (&["--loss", "150%"][..], "between 0 and 1"),
+            (&["--loss", "lots"][..], "e.g. 0.2 or 20%"),
+            (&["--delay", "soon"][..], "30ms"),
+            (&["--rate", "fast"][..], "1mbit"),
+            (&["--burst-loss", "5%"][..], "mean burst"),
+            (&["--up", "speed=3"][..], "unknown knob"),
+            (&["--down", "loss"][..], "KNOB=VALUE"),
+            (&["--down", "loss=2"][..], "between 0 and 1"),
+            (&["--queue", "0"][..], "queue"),
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(needle), "{args:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn chat_without_flags_is_not_impaired() {
+        assert_eq!(parse(&[]).unwrap().chat.resolve(), None);
+        // A seed alone changes nothing either.
+        assert_eq!(parse(&["--seed", "4"]).unwrap().chat.resolve(), None);
+    }
+
+    #[test]
+    fn chat_impairs_incoming_only_when_asked() {
+        let out_only = parse(&["--loss", "30%", "--seed", "9"])
+            .unwrap()
+            .chat
+            .resolve()
+            .unwrap();
+        assert_eq!(out_only.incoming, None);
+        assert_eq!(out_only.seed, 9);
+        let both = parse(&["--loss", "30%", "--impair-incoming"])
+            .unwrap()
+            .chat
+            .resolve()
+            .unwrap();
+        assert_eq!(both.incoming.as_ref(), Some(&both.outgoing));
+        let down_only = parse(&["--down", "delay=40ms"])
+            .unwrap()
+            .chat
+            .resolve()
+            .unwrap();
+        assert!(down_only.outgoing.is_perfect());
+        assert_eq!(down_only.incoming.unwrap().delay, Duration::from_millis(40));
+    }
+
+    #[test]
+    fn reorder_without_delay_is_warned_about() {
+        let cli = parse(&["--reorder", "10%"]).unwrap();
+        assert_eq!(cli.chat.link.warnings().len(), 1);
+        let cli = parse(&["--reorder", "10%", "--delay", "10ms"]).unwrap();
+        assert!(cli.chat.link.warnings().is_empty());
+    }
+}

@@ -1,0 +1,336 @@
+//! The tokio driver: the only place where an [`Endpoint`] meets a real socket and a real clock.
+//!
+//! It is deliberately short and mode-agnostic, in the manner of quinn's driver around
+//! quinn-proto: one loop that waits for whichever comes first — a datagram on the socket
+//! (`handle_datagram`), an [`Input`] from the application (`send`, `close`), or the endpoint's
+//! next timer (`handle_timeout`) — and after each step hands every pending datagram to the socket
+//! and every pending event to a [`Sink`]. It reads `Instant::now()`, which the state machines
+//! never do. When input ends (end of file, `/quit`, Ctrl-C in the binary) it calls `close` and
+//! keeps driving until the endpoint says it is closed, so whatever the mode promises to finish
+//! (nothing in raw mode; outstanding acks in reliable mode) gets finished.
+//!
+//! Socket errors do not end the chat: a failed send (e.g. `ECONNREFUSED` after an ICMP port
+//! unreachable, or no route) is reported to the sink and the loop goes on, as UDP would. Only a
+//! socket that fails to receive many times in a row with no success in between is treated as
+//! broken, so a dead socket cannot spin the loop forever.
+
+use std::future::pending;
+use std::io;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::endpoint::{Endpoint, Event, MessageId, NickError, SendError, Stats};
+
+/// What the application asks of the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Send this line as one message.
+    Line(String),
+    /// Carry this nickname on our next messages (see [`Endpoint::set_nick`]).
+    Nick(String),
+    /// Report the endpoint's counters to the sink now.
+    Stats,
+    /// Stop sending and close; the driver returns once the endpoint has closed. A closed input
+    /// channel means the same.
+    Close,
+}
+
+/// Where the driver reports what happened. The binary prints; tests collect.
+pub trait Sink {
+    /// An event from the endpoint.
+    fn event(&mut self, event: Event);
+    /// The endpoint accepted a line as message `id`; its `Delivered`/`Lost` event names `id`.
+    /// The chat screen uses it to update that line in place; line mode has no use for it.
+    fn accepted(&mut self, id: MessageId, line: &str) {
+        let _ = (id, line);
+    }
+    /// The endpoint refused a line; nothing was sent and the chat goes on.
+    fn refused(&mut self, line: &str, error: &SendError);
+    /// The outcome of [`Input::Nick`]. Only the chat screen sends that input.
+    fn nick(&mut self, nick: &str, result: Result<(), NickError>) {
+        let _ = (nick, result);
+    }
+    /// The socket failed to send or receive; the chat goes on.
+    fn socket_error(&mut self, error: &io::Error);
+    /// The counters, as asked for with [`Input::Stats`].
+    fn stats(&mut self, stats: &Stats);
+}
+
+/// Consecutive receive failures, with no datagram in between, after which the socket is deemed
+/// broken. One-off errors (a stray ICMP report) never come close.
+pub const MAX_CONSECUTIVE_RECV_ERRORS: u32 = 64;
+
+/// Largest datagram the driver can receive: every UDP payload fits.
+const RECV_BUFFER: usize = 65_536;
+
+/// Drives `endpoint` over `socket` until it has closed, taking lines and commands from `input`
+/// and reporting to `sink`. Returns an error only if the socket keeps failing to receive (see
+/// [`MAX_CONSECUTIVE_RECV_ERRORS`]).
+pub async fn run<E, S>(
+    endpoint: &mut E,
+    socket: &UdpSocket,
+    input: &mut mpsc::Receiver<Input>,
+    sink: &mut S,
+) -> io::Result<()>
+where
+    E: Endpoint + ?Sized,
+    S: Sink + ?Sized,
+{
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut input_open = true;
+    let mut recv_errors = 0u32;
+    loop {
+        flush(endpoint, socket, sink).await;
+        if endpoint.is_closed() {
+            return Ok(());
+        }
+        let deadline = endpoint.poll_timeout();
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((len, from)) => {
+                    recv_errors = 0;
+                    endpoint.handle_datagram(Instant::now(), from, &buf[..len]);
+                }
+                Err(e) => {
+                    sink.socket_error(&e);
+                    recv_errors += 1;
+                    if recv_errors >= MAX_CONSECUTIVE_RECV_ERRORS {
+                        return Err(e);
+                    }
+                }
+            },
+            command = input.recv(), if input_open => match command {
+                Some(Input::Line(line)) => match endpoint.send(Instant::now(), &line) {
+                    Ok(id) => sink.accepted(id, &line),
+                    Err(e) => sink.refused(&line, &e),
+                },
+                Some(Input::Nick(nick)) => sink.nick(&nick, endpoint.set_nick(&nick)),
+                Some(Input::Stats) => sink.stats(&endpoint.stats()),
+                Some(Input::Close) | None => {
+                    input_open = false;
+                    endpoint.close(Instant::now());
+                }
+            },
+            () = sleep_until(deadline) => endpoint.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+/// Hands every pending datagram to the socket and every pending event to the sink.
+async fn flush<E, S>(endpoint: &mut E, socket: &UdpSocket, sink: &mut S)
+where
+    E: Endpoint + ?Sized,
+    S: Sink + ?Sized,
+{
+    while let Some(transmit) = endpoint.poll_transmit(Instant::now()) {
+        if let Err(e) = socket
+            .send_to(&transmit.payload, transmit.destination)
+            .await
+        {
+            sink.socket_error(&e);
+        }
+    }
+    while let Some(event) = endpoint.poll_event() {
+        sink.event(event);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => pending().await,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{MessageId, Transmit};
+    use crate::raw::{RawConfig, RawEndpoint};
+    use std::net::SocketAddr;
+
+    /// Collects everything; closes its own chat once `want` messages have arrived.
+    struct Collect {
+        events: Vec<Event>,
+        refused: Vec<(String, SendError)>,
+        socket_errors: usize,
+        stats: Vec<Stats>,
+        want: usize,
+        close: Option<mpsc::Sender<Input>>,
+    }
+
+    impl Collect {
+        fn new(want: usize, close: Option<mpsc::Sender<Input>>) -> Self {
+            Collect {
+                events: Vec::new(),
+                refused: Vec::new(),
+                socket_errors: 0,
+                stats: Vec::new(),
+                want,
+                close,
+            }
+        }
+
+        fn texts(&self) -> Vec<&str> {
+            self.events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Message { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    impl Sink for Collect {
+        fn event(&mut self, event: Event) {
+            let is_message = matches!(event, Event::Message { .. });
+            self.events.push(event);
+            if is_message && self.texts().len() == self.want {
+                if let Some(close) = self.close.take() {
+                    close.try_send(Input::Close).unwrap();
+                }
+            }
+        }
+        fn refused(&mut self, line: &str, error: &SendError) {
+            self.refused.push((line.to_owned(), error.clone()));
+        }
+        fn socket_error(&mut self, _error: &io::Error) {
+            self.socket_errors += 1;
+        }
+        fn stats(&mut self, stats: &Stats) {
+            self.stats.push(stats.clone());
+        }
+    }
+
+    async fn loopback() -> UdpSocket {
+        UdpSocket::bind("127.0.0.1:0").await.unwrap()
+    }
+
+    fn raw(nick: &str, peer: Option<SocketAddr>) -> RawEndpoint {
+        RawEndpoint::new(RawConfig {
+            nick: nick.into(),
+            peer,
+            ..RawConfig::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn lines_cross_a_real_socket_and_both_sides_close() {
+        let (a_sock, b_sock) = (loopback().await, loopback().await);
+        let mut alice = raw("alice", Some(b_sock.local_addr().unwrap()));
+        let mut bob = raw("bob", None);
+        let (a_tx, mut a_rx) = mpsc::channel(8);
+        let (b_tx, mut b_rx) = mpsc::channel(8);
+        for line in ["one", "two", "three"] {
+            a_tx.send(Input::Line(line.into())).await.unwrap();
+        }
+        a_tx.send(Input::Stats).await.unwrap();
+        a_tx.send(Input::Close).await.unwrap();
+        let mut a_sink = Collect::new(0, None);
+        let mut b_sink = Collect::new(3, Some(b_tx.clone()));
+        let both = async {
+            tokio::join!(
+                run(&mut alice, &a_sock, &mut a_rx, &mut a_sink),
+                run(&mut bob, &b_sock, &mut b_rx, &mut b_sink),
+            )
+        };
+        // A deadline, not a sleep: on loopback this finishes in milliseconds.
+        let (a, b) = tokio::time::timeout(std::time::Duration::from_secs(20), both)
+            .await
+            .expect("both drivers should close");
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(b_sink.texts(), vec!["one", "two", "three"]);
+        assert_eq!(
+            b_sink.events[0],
+            Event::Peer {
+                addr: a_sock.local_addr().unwrap()
+            }
+        );
+        assert_eq!(a_sink.stats.len(), 1);
+        assert_eq!(a_sink.stats[0].messages_sent, 3);
+        assert_eq!(a_sink.events.last(), Some(&Event::Closed));
+        assert!(alice.is_closed() && bob.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_refused_line_is_reported_and_the_chat_goes_on() {
+        let sock = loopback().await;
+        let mut bob = raw("bob", None);
+        let (tx, mut rx) = mpsc::channel(8);
+        tx.send(Input::Line("anyone?".into())).await.unwrap();
+        drop(tx); // a closed input channel closes the endpoint, like end of file
+        let mut sink = Collect::new(0, None);
+        run(&mut bob, &sock, &mut rx, &mut sink).await.unwrap();
+        assert_eq!(sink.refused, vec![("anyone?".into(), SendError::NoPeer)]);
+        assert!(bob.is_closed());
+    }
+
+    /// Sends one datagram somewhere the socket cannot reach, then closes from a timer.
+    struct Unreachable {
+        start: Instant,
+        sent: bool,
+        timer_fired: bool,
+        closed: bool,
+    }
+
+    impl Endpoint for Unreachable {
+        fn send(&mut self, _: Instant, _: &str) -> Result<MessageId, SendError> {
+            Err(SendError::Closed)
+        }
+        fn handle_datagram(&mut self, _: Instant, _: SocketAddr, _: &[u8]) {}
+        fn poll_transmit(&mut self, _: Instant) -> Option<Transmit> {
+            if self.sent {
+                return None;
+            }
+            self.sent = true;
+            // An IPv6 destination from an IPv4 socket fails at once, on every OS.
+            Some(Transmit {
+                destination: "[::1]:9".parse().unwrap(),
+                payload: b"x".to_vec(),
+            })
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            (!self.timer_fired).then_some(self.start)
+        }
+        fn handle_timeout(&mut self, now: Instant) {
+            assert!(now >= self.start);
+            self.timer_fired = true;
+            self.closed = true;
+        }
+        fn poll_event(&mut self) -> Option<Event> {
+            None
+        }
+        fn close(&mut self, _: Instant) {}
+        fn is_closed(&self) -> bool {
+            self.closed
+        }
+        fn peer(&self) -> Option<SocketAddr> {
+            None
+        }
+        fn stats(&self) -> Stats {
+            Stats::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn socket_errors_are_reported_and_timers_fire() {
+        let sock = loopback().await;
+        let mut endpoint = Unreachable {
+            start: Instant::now(),
+            sent: false,
+            timer_fired: false,
+            closed: false,
+        };
+        // The input stays open: only the timer can end this run.
+        let (_tx, mut rx) = mpsc::channel(1);
+        let mut sink = Collect::new(0, None);
+        run(&mut endpoint, &sock, &mut rx, &mut sink).await.unwrap();
+        assert_eq!(sink.socket_errors, 1);
+        assert!(endpoint.timer_fired);
+    }
+}

@@ -1,0 +1,278 @@
+//! [`ReliableConfig`]: every knob of the reliable transport in one plain struct.
+//!
+//! The CLI flags, the lab and the tests all build this struct, so a default documented here is the
+//! default everywhere. [`ReliableConfig::validate`] checks the few combinations that would make the
+//! state machine meaningless (an RTO range upside down, a datagram too small for a header), once, at
+//! the edge; the state machine then trusts it.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+use udpchat_core::{DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
+
+/// Which automatic-repeat-request scheme the sender uses. The wire and the receiver are the same
+/// for all three; only the sender's choice of what to resend, and when, differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arq {
+    /// Resend only what is missing: selective acks, fast retransmit on SACK evidence, and a
+    /// retransmission timeout as the last resort. What modern transports (TCP with SACK, QUIC) do.
+    #[default]
+    SelectiveRepeat,
+    /// Cumulative acks only: on a timeout, resend everything from the first hole on, as classic
+    /// TCP did. Simple, and wasteful under loss.
+    GoBackN,
+    /// One packet in flight at a time: the textbook baseline whose throughput is one packet per
+    /// round trip.
+    StopAndWait,
+}
+
+/// Which congestion controller limits how much is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CongestionControl {
+    /// NewReno-style: slow start, congestion avoidance, halve on loss, collapse on timeout.
+    #[default]
+    NewReno,
+    /// No congestion window: only the peer's receive window limits the sender. For experiments.
+    None,
+}
+
+/// In which order complete messages reach the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// In sending order: a missing message holds back every later one (head-of-line blocking).
+    #[default]
+    Ordered,
+    /// As soon as each message is complete, whatever arrived before it.
+    Unordered,
+}
+
+/// The reliable transport's configuration. Every field has a documented default
+/// ([`ReliableConfig::default`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReliableConfig {
+    /// Our nickname, sent in the handshake. Default: empty.
+    pub nick: String,
+    /// Largest datagram we send, in bytes. Default: 1200 (`DEFAULT_MAX_DATAGRAM`, safe on real
+    /// internet paths). At least [`MIN_DATAGRAM`].
+    pub max_datagram: usize,
+    /// Largest message `send` accepts, in bytes of UTF-8. Default: 1 MiB. Larger ones get
+    /// `SendError::TooLong`; the receiver refuses fragments that would exceed it.
+    pub max_message: usize,
+    /// Receive window we advertise, in packets: the peer may send sequence numbers up to this far
+    /// past our cumulative ack, and no further. It bounds our reorder and reassembly memory.
+    /// Default: 256 (about 300 kB at 1200-byte datagrams).
+    pub window: u32,
+    /// The ARQ scheme. Default: selective repeat.
+    pub arq: Arq,
+    /// The congestion controller. Default: NewReno.
+    pub congestion: CongestionControl,
+    /// Message delivery order. Default: ordered.
+    pub delivery: Delivery,
+    /// Retransmission timeout before any RTT sample (RFC 6298 says 1 s). Default: 1 s.
+    pub initial_rto: Duration,
+    /// Floor of the retransmission timeout. RFC 6298 says 1 s, which suits 1980s links; Linux and
+    /// QUIC use ~200 ms. Default: 200 ms.
+    pub min_rto: Duration,
+    /// Ceiling of the retransmission timeout, backoff included. Default: 3 s.
+    pub max_rto: Duration,
+    /// Consecutive retransmission timeouts without any progress after which we give up: every
+    /// unacknowledged message is reported lost and the peer unreachable. Default: 10 (with the
+    /// default `max_rto`, a dead peer is reported within 33 s; on a link losing 20% each way a
+    /// live one is given up on about once in 30,000 timeouts).
+    pub max_retries: u32,
+    /// Longest we hold an acknowledgement back hoping to piggyback it or to ack two packets at
+    /// once. Default: 25 ms.
+    pub max_ack_delay: Duration,
+    /// Fast retransmit: a packet counts as lost once this many packets sent after it have been
+    /// acknowledged. Default: 3 (TCP's three duplicate acks).
+    pub reorder_threshold: u32,
+    /// Send a keepalive probe after this long without sending anything. Default: 5 s.
+    pub keepalive: Duration,
+    /// Declare the peer unreachable after this long without hearing anything. Default: 30 s.
+    pub idle_timeout: Duration,
+    /// How long `close` waits for outstanding messages to be acknowledged. Default: 3 s.
+    pub linger: Duration,
+    /// At most this many selective-ack ranges go in one ack (the highest ones), fewer if they do
+    /// not fit the datagram. A receiver that takes in a burst of packets before answering sends
+    /// one ack for all of them, so this must cover the holes a window can have at the loss rates
+    /// we care about, or the sender resends what arrived. Default: 96 (fits 1200 bytes for
+    /// sequence numbers below 2^32).
+    pub max_ack_ranges: usize,
+}
+
+/// The smallest `max_datagram` accepted: room for the headers and a useful payload.
+pub const MIN_DATAGRAM: usize = 128;
+
+/// Upper bound on a Data packet's bytes other than the payload (envelope, kind, connection id,
+/// sequence and message numbers, fragment fields, payload length, the "no ack" tag), with every
+/// varint at its widest. A fragment's payload is at most `max_datagram` minus this.
+pub const DATA_OVERHEAD: usize = 3 + 4 + 1 + 9 + 9 + 9 + 5 + 5 + 3 + 1;
+
+impl Default for ReliableConfig {
+    fn default() -> Self {
+        ReliableConfig {
+            nick: String::new(),
+            max_datagram: DEFAULT_MAX_DATAGRAM,
+            max_message: 1 << 20,
+            window: 256,
+            arq: Arq::SelectiveRepeat,
+            congestion: CongestionControl::NewReno,
+            delivery: Delivery::Ordered,
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(3),
+            max_retries: 10,
+            max_ack_delay: Duration::from_millis(25),
+            reorder_threshold: 3,
+            keepalive: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            linger: Duration::from_secs(3),
+            max_ack_ranges: 96,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// `max_datagram` outside `MIN_DATAGRAM..=MAX_UDP_PAYLOAD`.
+    #[error("max datagram {0} bytes is outside {MIN_DATAGRAM}..={MAX_UDP_PAYLOAD}")]
+    Datagram(usize),
+    /// `max_message` is zero, or needs more fragments than a u32 counts.
+    #[error("max message size {0} bytes is not usable")]
+    Message(usize),
+    /// `window` outside `1..=65536`.
+    #[error("window {0} packets is outside 1..=65536")]
+    Window(u32),
+    /// `min_rto` is zero or above `max_rto`, or `initial_rto` is outside them.
+    #[error("retransmission timeouts must satisfy 0 < min-rto <= initial-rto <= max-rto")]
+    Rto,
+    /// `reorder_threshold` or `max_ack_ranges` is zero.
+    #[error("reorder threshold and max ack ranges must be at least 1")]
+    Zero,
+    /// `idle_timeout` not above `keepalive`, or either is zero.
+    #[error("idle timeout must be longer than the keepalive interval, both non-zero")]
+    Idle,
+}
+
+impl ReliableConfig {
+    /// Checks that the configuration is usable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(MIN_DATAGRAM..=MAX_UDP_PAYLOAD).contains(&self.max_datagram) {
+            return Err(ConfigError::Datagram(self.max_datagram));
+        }
+        let fragments = self.max_message.div_ceil(self.fragment_payload());
+        if self.max_message == 0 || u32::try_from(fragments).is_err() {
+            return Err(ConfigError::Message(self.max_message));
+        }
+        if !(1..=65_536).contains(&self.window) {
+            return Err(ConfigError::Window(self.window));
+        }
+        if self.min_rto.is_zero()
+            || self.min_rto > self.initial_rto
+            || self.initial_rto > self.max_rto
+        {
+            return Err(ConfigError::Rto);
+        }
+        if self.reorder_threshold == 0 || self.max_ack_ranges == 0 {
+            return Err(ConfigError::Zero);
+        }
+        if self.keepalive.is_zero() || self.idle_timeout <= self.keepalive {
+            return Err(ConfigError::Idle);
+        }
+        Ok(())
+    }
+
+    /// Payload bytes per fragment.
+    pub fn fragment_payload(&self) -> usize {
+        self.max_datagram.saturating_sub(DATA_OVERHEAD).max(1)
+    }
+
+    /// Most fragments a message of `max_message` bytes needs.
+    pub fn max_fragments(&self) -> u32 {
+        u32::try_from(self.max_message.div_ceil(self.fragment_payload())).unwrap_or(u32::MAX)
+    }
+
+    /// The longest a sender can go without progress before giving up: `max_retries + 1`
+    /// retransmission timeouts, each at most `max_rto`. A dead peer is reported within this bound
+    /// of the last acknowledgement (or of the first send, when nothing was ever acknowledged).
+    pub fn give_up_bound(&self) -> Duration {
+        self.max_rto
+            .saturating_mul(self.max_retries.saturating_add(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(ReliableConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_full_data_packet_fits_the_datagram() {
+        use udpchat_core::{encode, ConnectionId, Data, Packet, SeqNum};
+        let config = ReliableConfig::default();
+        let packet = Packet::Data(Data {
+            dst: ConnectionId(u64::MAX),
+            seq: SeqNum(u64::MAX),
+            message: u64::MAX,
+            fragment: u32::MAX,
+            fragments: u32::MAX,
+            payload: vec![0xAB; config.fragment_payload()],
+            ack: None,
+        });
+        let bytes = encode(&packet, config.max_datagram).unwrap();
+        assert!(bytes.len() <= config.max_datagram);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let base = ReliableConfig::default();
+        let cases = [
+            ReliableConfig {
+                max_datagram: 64,
+                ..base.clone()
+            },
+            ReliableConfig {
+                window: 0,
+                ..base.clone()
+            },
+            ReliableConfig {
+                min_rto: Duration::from_secs(5),
+                ..base.clone()
+            },
+            ReliableConfig {
+                max_message: 0,
+                ..base.clone()
+            },
+            ReliableConfig {
+                idle_timeout: Duration::from_secs(1),
+                ..base.clone()
+            },
+            ReliableConfig {
+                reorder_threshold: 0,
+                ..base.clone()
+            },
+        ];
+        for case in cases {
+            assert!(case.validate().is_err(), "{case:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn give_up_bound_is_retries_plus_one_max_rtos() {
+        let config = ReliableConfig {
+            max_rto: Duration::from_secs(2),
+            max_retries: 4,
+            ..ReliableConfig::default()
+        };
+        assert_eq!(config.give_up_bound(), Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,36 @@
+//! Reliable mode: our own transport on top of UDP, as a sans-IO state machine.
+//!
+//! UDP delivers datagrams at most once, in any order, or not at all. This module turns that into
+//! "every message exactly once, in order, or the application is told which ones did not make it",
+//! with the mechanisms TCP and QUIC use, each in a module of its own so it can be read and tested
+//! alone:
+//!
+//! - [`config`]: every knob, with documented defaults;
+//! - [`rtt`]: the round-trip estimator and retransmission timeout (RFC 6298);
+//! - [`sack`]: the received-set bookkeeping behind cumulative + selective acks;
+//! - [`reorder`]: the bounded buffer that restores sending order;
+//! - [`fragment`]: splitting messages larger than a datagram, and reassembly;
+//! - [`congestion`]: the NewReno congestion window;
+//! - [`sender`] and [`receiver`]: the two halves of a session;
+//! - [`conn`]: [`ReliableEndpoint`], the session itself (handshake, ids, keepalive, close).
+//!
+//! The wire and the state machine are specified, with the reasons for each mechanism, in
+//! `docs/protocol.md`.
+
+pub mod config;
+pub mod congestion;
+pub mod conn;
+pub mod fragment;
+pub mod receiver;
+pub mod reorder;
+pub mod rtt;
+pub mod sack;
+pub mod sender;
+
+#[cfg(test)]
+mod pair;
+#[cfg(test)]
+mod tests;
+
+pub use config::{Arq, ConfigError, CongestionControl, Delivery, ReliableConfig};
+pub use conn::ReliableEndpoint;

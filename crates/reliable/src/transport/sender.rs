@@ -1,0 +1,747 @@
+//! [`Sender`]: the sending half of a session — what is in flight, what to resend, and when.
+//!
+//! Messages are split into fragments and queued; each fragment gets the next sequence number the
+//! first time it is sent and keeps it when resent (as in TCP), so the receiver's duplicate filter
+//! is a set of sequence numbers. The in-flight packets sit in a ring indexed by sequence number
+//! from the cumulative ack, so an ack costs O(acked packets), and memory is bounded by the peer's
+//! receive window.
+//!
+//! Loss is found two ways. Fast retransmit: every transmission (first or repeat) gets a
+//! transmission number; once a packet transmitted `reorder_threshold` transmissions later has been
+//! acknowledged, and the unacknowledged earlier one has been out for 9/8 of an RTT, it is declared
+//! lost without waiting for the timeout (RACK-style: both a packet and a time threshold, so that
+//! jitter which reorders packets sent together is not mistaken for loss). Because a resend gets a
+//! fresh transmission number, the same evidence cannot fire twice for one transmission. The
+//! retransmission timeout is the last resort; `max_retries` consecutive timeouts without progress
+//! end the session.
+//!
+//! Acks of resent packets are ambiguous (Karn's rule): no RTT sample is taken from them. If such
+//! an ack arrives sooner than the smallest RTT ever measured after the resend, it must have been
+//! triggered by the original, so the resend is counted as spurious.
+//!
+//! The ARQ scheme changes only this module: go-back-n ignores selective acks and, on a timeout,
+//! resends everything from the first hole; stop-and-wait keeps a single packet in flight.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use udpchat_core::Ack;
+
+use super::config::{Arq, CongestionControl, ReliableConfig};
+use super::congestion::Congestion;
+use super::fragment::{split, Fragment};
+use super::rtt::RttEstimator;
+use crate::endpoint::{MessageId, SendError};
+
+/// Longest ack delay we believe from a peer; anything above is a lie or a bug, and would let the
+/// peer shrink our RTT samples to nothing.
+const MAX_TRUSTED_ACK_DELAY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    InFlight,
+    Lost,
+    Acked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LossCause {
+    Timeout,
+    Fast,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    fragment: Fragment,
+    state: SlotState,
+    cause: LossCause,
+    last_sent: Instant,
+    transmissions: u32,
+    last_tx: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    unacked: u32,
+    first_sent: Option<Instant>,
+}
+
+/// One packet the sender wants on the wire now.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Its sequence number.
+    pub seq: u64,
+    /// What it carries.
+    pub fragment: Fragment,
+}
+
+/// What an acknowledgement did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// Messages now fully acknowledged, with the time from their first send.
+    pub delivered: Vec<(MessageId, Option<Duration>)>,
+}
+
+/// Why an acknowledgement was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadAck;
+
+/// What a retransmission timeout did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutOutcome {
+    /// Nothing was due.
+    NotDue,
+    /// Packets were marked for resending.
+    Retransmit,
+    /// `max_retries` consecutive timeouts: the session is over.
+    GiveUp,
+}
+
+/// Counters the sender keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SenderCounters {
+    /// Resends after a timeout.
+    pub retransmits_timeout: u64,
+    /// Resends on SACK evidence.
+    pub retransmits_fast: u64,
+    /// Resends whose original turned out to have arrived.
+    pub retransmits_spurious: u64,
+}
+
+/// The sending half of one session.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    arq: Arq,
+    reorder_threshold: u64,
+    max_retries: u32,
+    fragment_payload: usize,
+    max_message: usize,
+    window_cap: u64,
+    congestion_kind: CongestionControl,
+    unsent: VecDeque<Fragment>,
+    /// Sequence number of `slots[0]`: everything below it is cumulatively acknowledged.
+    base: u64,
+    slots: VecDeque<Slot>,
+    lost: BTreeSet<u64>,
+    in_flight: u64,
+    tx_counter: u64,
+    largest_acked_tx: u64,
+    messages: BTreeMap<u64, Progress>,
+    peer_window: u64,
+    rto_deadline: Option<Instant>,
+    /// When packets with SACK evidence against them become old enough to count as lost.
+    loss_deadline: Option<Instant>,
+    /// A timeout fired and its resend may bypass the windows.
+    timeout_credit: bool,
+    consecutive_timeouts: u32,
+    /// RTT estimator for this path.
+    pub rtt: RttEstimator,
+    /// Congestion controller.
+    pub congestion: Congestion,
+    /// Counters.
+    pub counters: SenderCounters,
+}
+
+impl Sender {
+    /// A sender with nothing queued.
+    pub fn new(config: &ReliableConfig) -> Self {
+        Sender {
+            arq: config.arq,
+            reorder_threshold: u64::from(config.reorder_threshold),
+            max_retries: config.max_retries,
+            fragment_payload: config.fragment_payload(),
+            max_message: config.max_message,
+            window_cap: u64::from(config.window),
+            congestion_kind: config.congestion,
+            unsent: VecDeque::new(),
+            base: 0,
+            slots: VecDeque::new(),
+            lost: BTreeSet::new(),
+            in_flight: 0,
+            tx_counter: 0,
+            largest_acked_tx: 0,
+            messages: BTreeMap::new(),
+            peer_window: u64::from(config.window),
+            rto_deadline: None,
+            loss_deadline: None,
+            timeout_credit: false,
+            consecutive_timeouts: 0,
+            rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
+            congestion: Congestion::new(config.congestion, u64::from(config.window)),
+            counters: SenderCounters::default(),
+        }
+    }
+
+    /// Queues message `id`.
+    pub fn push(&mut self, id: MessageId, bytes: &[u8]) -> Result<(), SendError> {
+        if bytes.len() > self.max_message {
+            return Err(SendError::TooLong {
+                len: bytes.len(),
+                max: self.max_message,
+            });
+        }
+        let fragments = split(id.0, bytes, self.fragment_payload);
+        let count = u32::try_from(fragments.len()).unwrap_or(u32::MAX);
+        self.messages.insert(
+            id.0,
+            Progress {
+                unacked: count,
+                first_sent: None,
+            },
+        );
+        self.unsent.extend(fragments);
+        Ok(())
+    }
+
+    /// The first sequence number not yet used.
+    pub fn next_seq(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+
+    /// True when every queued message has been acknowledged.
+    pub fn all_delivered(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Packets currently counted in flight.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    /// The receive window the peer last advertised.
+    pub fn peer_window(&self) -> u64 {
+        self.peer_window
+    }
+
+    /// Sets the peer's window (from its handshake packet).
+    pub fn set_peer_window(&mut self, window: u32) {
+        self.peer_window = u64::from(window);
+    }
+
+    /// How many packets may be in flight now.
+    fn send_window(&self) -> u64 {
+        match self.arq {
+            Arq::StopAndWait => 1,
+            _ => self.congestion.window().min(self.peer_window),
+        }
+    }
+
+    fn may_send_new(&self) -> bool {
+        if self.unsent.is_empty() {
+            return false;
+        }
+        if self.arq == Arq::StopAndWait && !self.slots.is_empty() {
+            return false;
+        }
+        // Flow control: never beyond what the peer said it can buffer past its cumulative ack.
+        self.next_seq()
+            < self
+                .base
+                .saturating_add(self.peer_window.min(self.window_cap).max(1))
+    }
+
+    /// The next packet to put on the wire, resends first, if the windows allow one.
+    pub fn next_packet(&mut self, now: Instant) -> Option<Outgoing> {
+        let credit = self.timeout_credit && !self.lost.is_empty();
+        if self.in_flight >= self.send_window() && !credit {
+            return None;
+        }
+        let outgoing = if let Some(seq) = self.lost.pop_first() {
+            self.timeout_credit = false;
+            let index = usize::try_from(seq - self.base).ok()?;
+            let slot = self.slots.get_mut(index)?;
+            match slot.cause {
+                LossCause::Timeout => self.counters.retransmits_timeout += 1,
+                LossCause::Fast => self.counters.retransmits_fast += 1,
+            }
+            self.tx_counter += 1;
+            slot.state = SlotState::InFlight;
+            slot.transmissions += 1;
+            slot.last_sent = now;
+            slot.last_tx = self.tx_counter;
+            Outgoing {
+                seq,
+                fragment: slot.fragment.clone(),
+            }
+        } else if self.may_send_new() {
+            let fragment = self.unsent.pop_front()?;
+            let seq = self.next_seq();
+            if let Some(p) = self.messages.get_mut(&fragment.message) {
+                p.first_sent.get_or_insert(now);
+            }
+            self.tx_counter += 1;
+            self.slots.push_back(Slot {
+                fragment: fragment.clone(),
+                state: SlotState::InFlight,
+                cause: LossCause::Timeout,
+                last_sent: now,
+                transmissions: 1,
+                last_tx: self.tx_counter,
+            });
+            Outgoing { seq, fragment }
+        } else {
+            return None;
+        };
+        self.in_flight += 1;
+        if self.rto_deadline.is_none() {
+            self.rto_deadline = Some(now + self.rtt.rto());
+        }
+        Some(outgoing)
+    }
+
+    /// Processes an acknowledgement that arrived at `now`.
+    pub fn on_ack(&mut self, now: Instant, ack: &Ack) -> Result<AckOutcome, BadAck> {
+        let cumulative = ack.cumulative.0;
+        let next = self.next_seq();
+        if cumulative > next {
+            return Err(BadAck);
+        }
+        self.peer_window = u64::from(ack.window);
+        let mut outcome = AckOutcome::default();
+        let mut newly = 0u64;
+        // (seq, transmissions, last_sent) of the largest newly acknowledged packet.
+        let mut largest: Option<(u64, u32, Instant)> = None;
+        for seq in self.base..cumulative {
+            self.mark_acked(now, seq, &mut newly, &mut largest, &mut outcome);
+        }
+        // Go-back-n is the cumulative-ack-only scheme: it ignores the selective ranges.
+        if self.arq != Arq::GoBackN {
+            for range in &ack.ranges {
+                let (first, last) = (range.first.0, range.last.0);
+                if first > last || last >= next {
+                    continue;
+                }
+                for seq in first.max(self.base)..=last {
+                    self.mark_acked(now, seq, &mut newly, &mut largest, &mut outcome);
+                }
+            }
+        }
+        while self
+            .slots
+            .front()
+            .is_some_and(|s| s.state == SlotState::Acked)
+        {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        if newly == 0 {
+            return Ok(outcome);
+        }
+        if let Some((_, 1, sent)) = largest {
+            let delay = Duration::from_micros(ack.delay_us).min(MAX_TRUSTED_ACK_DELAY);
+            self.rtt
+                .on_sample(now.saturating_duration_since(sent), delay);
+        }
+        self.consecutive_timeouts = 0;
+        self.congestion.on_ack(newly, self.base);
+        self.rto_deadline =
+            (self.in_flight > 0 || !self.lost.is_empty()).then(|| now + self.rtt.rto());
+        if self.arq == Arq::SelectiveRepeat {
+            self.detect_lost_by_evidence(now);
+        }
+        Ok(outcome)
+    }
+
+    fn mark_acked(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        newly: &mut u64,
+        largest: &mut Option<(u64, u32, Instant)>,
+        outcome: &mut AckOutcome,
+    ) {
+        let Some(index) = seq
+            .checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        match slot.state {
+            SlotState::Acked => return,
+            SlotState::InFlight => self.in_flight -= 1,
+            SlotState::Lost => {
+                self.lost.remove(&seq);
+            }
+        }
+        slot.state = SlotState::Acked;
+        *newly += 1;
+        if largest.is_none_or(|(s, _, _)| seq > s) {
+            *largest = Some((seq, slot.transmissions, slot.last_sent));
+        }
+        if slot.transmissions == 1 {
+            self.largest_acked_tx = self.largest_acked_tx.max(slot.last_tx);
+        } else {
+            let since_resend = now.saturating_duration_since(slot.last_sent);
+            match self.rtt.min_rtt() {
+                Some(min) if since_resend < min => self.counters.retransmits_spurious += 1,
+                // Plausibly the resend's own ack: it is evidence about the resend.
+                _ => self.largest_acked_tx = self.largest_acked_tx.max(slot.last_tx),
+            }
+        }
+        let message = slot.fragment.message;
+        if let Some(p) = self.messages.get_mut(&message) {
+            p.unacked = p.unacked.saturating_sub(1);
+            if p.unacked == 0 {
+                let rtt = p.first_sent.map(|t| now.saturating_duration_since(t));
+                self.messages.remove(&message);
+                outcome.delivered.push((MessageId(message), rtt));
+            }
+        }
+    }
+
+    /// How long after its transmission a packet with SACK evidence against it counts as lost:
+    /// 9/8 of the RTT (as QUIC and RACK), so that reordering by jitter shorter than an eighth of
+    /// the RTT is not mistaken for loss. Zero before the first RTT sample.
+    fn loss_delay(&self) -> Duration {
+        match (self.rtt.srtt(), self.rtt.latest()) {
+            (Some(s), Some(l)) => (s.max(l) * 9 / 8).max(Duration::from_millis(1)),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn detect_lost_by_evidence(&mut self, now: Instant) -> bool {
+        let delay = self.loss_delay();
+        let mut found = false;
+        self.loss_deadline = None;
+        for (offset, slot) in self.slots.iter_mut().enumerate() {
+            if slot.state != SlotState::InFlight
+                || slot.last_tx.saturating_add(self.reorder_threshold) > self.largest_acked_tx
+            {
+                continue;
+            }
+            let due = slot.last_sent + delay;
+            if due <= now {
+                slot.state = SlotState::Lost;
+                slot.cause = LossCause::Fast;
+                self.in_flight -= 1;
+                self.lost.insert(self.base + offset as u64);
+                found = true;
+            } else if self.loss_deadline.is_none_or(|d| due < d) {
+                // Evidence, but too soon to tell loss from reordering: look again then.
+                self.loss_deadline = Some(due);
+            }
+        }
+        if found {
+            let next = self.next_seq();
+            self.congestion.on_loss(next);
+        }
+        found
+    }
+
+    /// When the sender's next timer (loss detection or retransmission timeout) fires, if armed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.rto_deadline, self.loss_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Lets the retransmission timer fire if it is due.
+    pub fn on_timeout(&mut self, now: Instant) -> TimeoutOutcome {
+        if self.loss_deadline.is_some_and(|d| d <= now) && self.detect_lost_by_evidence(now) {
+            return TimeoutOutcome::Retransmit;
+        }
+        match self.rto_deadline {
+            Some(deadline) if deadline <= now => {}
+            _ => return TimeoutOutcome::NotDue,
+        }
+        self.rto_deadline = None;
+        self.consecutive_timeouts += 1;
+        if self.consecutive_timeouts > self.max_retries {
+            return TimeoutOutcome::GiveUp;
+        }
+        let rto = self.rtt.rto();
+        self.rtt.on_timeout();
+        let next = self.next_seq();
+        self.congestion.on_timeout(next);
+        // Go-back-n resends everything from the hole on. The others resend what has been out a
+        // whole timeout (at least the oldest packet); newer packets keep their chance to be
+        // acknowledged, which matters when the congestion window does not throttle the resends.
+        let go_back = self.arq == Arq::GoBackN;
+        let mut oldest: Option<(usize, Instant)> = None;
+        let mut marked = false;
+        for (offset, slot) in self.slots.iter_mut().enumerate() {
+            if slot.state != SlotState::InFlight {
+                continue;
+            }
+            if go_back || slot.last_sent + rto <= now {
+                slot.state = SlotState::Lost;
+                slot.cause = LossCause::Timeout;
+                self.in_flight -= 1;
+                self.lost.insert(self.base + offset as u64);
+                marked = true;
+            } else if oldest.is_none_or(|(_, t)| slot.last_sent < t) {
+                oldest = Some((offset, slot.last_sent));
+            }
+        }
+        if let (false, Some((offset, _))) = (marked, oldest) {
+            if let Some(slot) = self.slots.get_mut(offset) {
+                slot.state = SlotState::Lost;
+                slot.cause = LossCause::Timeout;
+                self.in_flight -= 1;
+                self.lost.insert(self.base + offset as u64);
+            }
+        }
+        // The first resend after a timeout goes out whatever the window says (as TCP's does):
+        // newer packets still counted in flight must not block the one the timer was for.
+        self.timeout_credit = true;
+        self.loss_deadline = None;
+        // Armed again now, not only when the resend goes out, so a stall can never disarm it.
+        if !self.slots.is_empty() {
+            self.rto_deadline = Some(now + self.rtt.rto());
+        }
+        TimeoutOutcome::Retransmit
+    }
+
+    /// Ends the session: every message not yet acknowledged, in order, and nothing left queued.
+    pub fn take_unacknowledged(&mut self) -> Vec<MessageId> {
+        let ids = self.messages.keys().map(|&m| MessageId(m)).collect();
+        self.messages.clear();
+        self.unsent.clear();
+        self.reset_sequence_space();
+        ids
+    }
+
+    /// A new session replaces the old one: messages that had started to be sent are reported
+    /// (they may or may not have reached the old peer); messages never sent move to the new
+    /// session untouched.
+    pub fn restart_session(&mut self) -> Vec<MessageId> {
+        let started: Vec<u64> = self
+            .messages
+            .iter()
+            .filter(|(_, p)| p.first_sent.is_some())
+            .map(|(&m, _)| m)
+            .collect();
+        for m in &started {
+            self.messages.remove(m);
+        }
+        self.unsent.retain(|f| !started.contains(&f.message));
+        self.reset_sequence_space();
+        started.into_iter().map(MessageId).collect()
+    }
+
+    fn reset_sequence_space(&mut self) {
+        self.base = 0;
+        self.slots.clear();
+        self.lost.clear();
+        self.in_flight = 0;
+        self.tx_counter = 0;
+        self.largest_acked_tx = 0;
+        self.rto_deadline = None;
+        self.loss_deadline = None;
+        self.timeout_credit = false;
+        self.consecutive_timeouts = 0;
+        self.congestion = Congestion::new(self.congestion_kind, self.window_cap);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use udpchat_core::{AckRange, SeqNum};
+
+    fn config(arq: Arq) -> ReliableConfig {
+        ReliableConfig {
+            arq,
+            ..ReliableConfig::default()
+        }
+    }
+
+    fn ack(cumulative: u64, ranges: &[(u64, u64)]) -> Ack {
+        Ack {
+            cumulative: SeqNum(cumulative),
+            ranges: ranges
+                .iter()
+                .map(|&(f, l)| AckRange {
+                    first: SeqNum(f),
+                    last: SeqNum(l),
+                })
+                .collect(),
+            delay_us: 0,
+            window: 256,
+        }
+    }
+
+    fn send_all(s: &mut Sender, now: Instant) -> Vec<u64> {
+        std::iter::from_fn(|| s.next_packet(now))
+            .map(|o| o.seq)
+            .collect()
+    }
+
+    #[test]
+    fn a_cumulative_ack_delivers_and_samples_rtt() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        s.push(MessageId(0), b"hi").unwrap();
+        assert_eq!(send_all(&mut s, t0), vec![0]);
+        let out = s
+            .on_ack(t0 + Duration::from_millis(80), &ack(1, &[]))
+            .unwrap();
+        assert_eq!(
+            out.delivered,
+            vec![(MessageId(0), Some(Duration::from_millis(80)))]
+        );
+        assert_eq!(s.rtt.srtt(), Some(Duration::from_millis(80)));
+        assert!(s.all_delivered());
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn sack_evidence_triggers_fast_retransmit_of_the_hole_only() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        for i in 0..6 {
+            s.push(MessageId(i), b"x").unwrap();
+        }
+        assert_eq!(send_all(&mut s, t0).len(), 6);
+        let t1 = t0 + Duration::from_millis(50);
+        // 1 lost; 2..=3 acked: only two later transmissions, below the threshold of 3.
+        s.on_ack(t1, &ack(1, &[(2, 3)])).unwrap();
+        assert_eq!(send_all(&mut s, t1), Vec::<u64>::new());
+        s.on_ack(t1, &ack(1, &[(2, 4)])).unwrap();
+        // Evidence, but sent only one RTT ago: reordering is still possible for RTT/8.
+        assert_eq!(send_all(&mut s, t1), Vec::<u64>::new());
+        let due = s.poll_timeout().unwrap();
+        assert_eq!(due, t0 + Duration::from_millis(50) * 9 / 8);
+        assert_eq!(s.on_timeout(due), TimeoutOutcome::Retransmit);
+        let t1 = due;
+        assert_eq!(send_all(&mut s, t1), vec![1]);
+        assert_eq!(s.counters.retransmits_fast, 1);
+        // The same evidence does not fire again for the resend.
+        s.on_ack(t1, &ack(1, &[(2, 5)])).unwrap();
+        assert_eq!(send_all(&mut s, t1), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn go_back_n_ignores_sack_and_resends_from_the_hole_on_timeout() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&config(Arq::GoBackN));
+        for i in 0..5 {
+            s.push(MessageId(i), b"x").unwrap();
+        }
+        send_all(&mut s, t0);
+        let t1 = t0 + Duration::from_millis(50);
+        let out = s.on_ack(t1, &ack(1, &[(2, 4)])).unwrap();
+        assert_eq!(out.delivered.len(), 1, "ranges are ignored");
+        assert_eq!(send_all(&mut s, t1), Vec::<u64>::new());
+        let deadline = s.poll_timeout().unwrap();
+        assert_eq!(s.on_timeout(deadline), TimeoutOutcome::Retransmit);
+        // After a timeout the congestion window is one packet; let each resend be acked.
+        let mut resent: Vec<u64> = Vec::new();
+        for _ in 0..4 {
+            let seqs = send_all(&mut s, deadline);
+            resent.extend(&seqs);
+            let top = seqs.iter().max().unwrap() + 1;
+            s.on_ack(deadline, &ack(top, &[])).unwrap();
+        }
+        assert_eq!(resent, vec![1, 2, 3, 4]);
+        assert_eq!(s.counters.retransmits_timeout, 4);
+    }
+
+    #[test]
+    fn stop_and_wait_keeps_one_packet_in_flight() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&config(Arq::StopAndWait));
+        for i in 0..3 {
+            s.push(MessageId(i), b"x").unwrap();
+        }
+        assert_eq!(send_all(&mut s, t0), vec![0]);
+        s.on_ack(t0, &ack(1, &[])).unwrap();
+        assert_eq!(send_all(&mut s, t0), vec![1]);
+    }
+
+    #[test]
+    fn the_peer_window_bounds_new_sequence_numbers() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&ReliableConfig {
+            congestion: CongestionControl::None,
+            ..ReliableConfig::default()
+        });
+        s.set_peer_window(4);
+        for i in 0..10 {
+            s.push(MessageId(i), b"x").unwrap();
+        }
+        assert_eq!(send_all(&mut s, t0), vec![0, 1, 2, 3]);
+        // Acking 2 and 3 selectively does not move the window's left edge.
+        let mut a = ack(0, &[(2, 3)]);
+        a.window = 4;
+        s.on_ack(t0, &a).unwrap();
+        // 0 is resent on that evidence, but no new sequence number may be used.
+        assert!(send_all(&mut s, t0).iter().all(|&seq| seq < 4));
+        let mut a = ack(4, &[]);
+        a.window = 4;
+        s.on_ack(t0, &a).unwrap();
+        assert_eq!(send_all(&mut s, t0), vec![4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn consecutive_timeouts_give_up_after_max_retries() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&ReliableConfig {
+            max_retries: 2,
+            ..ReliableConfig::default()
+        });
+        s.push(MessageId(0), b"x").unwrap();
+        let mut now = t0;
+        send_all(&mut s, now);
+        let mut outcomes = Vec::new();
+        while let Some(deadline) = s.poll_timeout() {
+            now = deadline;
+            let o = s.on_timeout(now);
+            outcomes.push(o);
+            if o == TimeoutOutcome::GiveUp {
+                break;
+            }
+            send_all(&mut s, now);
+        }
+        assert_eq!(
+            outcomes,
+            vec![
+                TimeoutOutcome::Retransmit,
+                TimeoutOutcome::Retransmit,
+                TimeoutOutcome::GiveUp
+            ]
+        );
+        assert_eq!(s.take_unacknowledged(), vec![MessageId(0)]);
+    }
+
+    #[test]
+    fn an_ack_beyond_what_was_sent_is_refused() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        s.push(MessageId(0), b"x").unwrap();
+        send_all(&mut s, t0);
+        assert_eq!(s.on_ack(t0, &ack(5, &[])), Err(BadAck));
+        // A range beyond what was sent is ignored, not trusted.
+        let out = s.on_ack(t0, &ack(0, &[(0, 9)])).unwrap();
+        assert!(out.delivered.is_empty());
+    }
+
+    #[test]
+    fn a_resend_acked_sooner_than_min_rtt_is_spurious() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        s.push(MessageId(0), b"x").unwrap();
+        s.push(MessageId(1), b"y").unwrap();
+        send_all(&mut s, t0);
+        s.on_ack(t0 + Duration::from_millis(100), &ack(1, &[]))
+            .unwrap();
+        let deadline = s.poll_timeout().unwrap();
+        s.on_timeout(deadline);
+        assert_eq!(send_all(&mut s, deadline), vec![1]);
+        let out = s
+            .on_ack(deadline + Duration::from_millis(10), &ack(2, &[]))
+            .unwrap();
+        assert_eq!(out.delivered.len(), 1);
+        assert_eq!(s.counters.retransmits_spurious, 1);
+        assert_eq!(
+            s.rtt.srtt(),
+            Some(Duration::from_millis(100)),
+            "Karn's rule"
+        );
+    }
+}

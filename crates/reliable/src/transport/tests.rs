@@ -1,0 +1,737 @@
+//! Whole-session tests of the reliable endpoint over the seeded lossy [`Pair`] link.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use udpchat_core::{decode, encode, ConnectionId, Packet, SeqNum};
+
+use super::config::{Arq, CongestionControl, Delivery, ReliableConfig};
+use super::conn::ReliableEndpoint;
+use super::pair::{addr, Link, Pair, Side};
+use crate::endpoint::{DropCause, Endpoint, Event, MessageId, SendError};
+
+/// Defaults, but patient: on a link losing a quarter of all datagrams each way, nine
+/// consecutive failed round trips (the default give-up) happen once in a few thousand timeouts,
+/// and these tests are about delivery, not about giving up.
+fn patient() -> ReliableConfig {
+    ReliableConfig {
+        max_retries: 30,
+        idle_timeout: Duration::from_secs(300),
+        ..ReliableConfig::default()
+    }
+}
+
+fn lines(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix} line {i}")).collect()
+}
+
+fn send_all(pair: &mut Pair, side: Side, texts: &[String]) {
+    let now = pair.now;
+    for t in texts {
+        match side {
+            Side::A => pair.a.send(now, t).unwrap(),
+            Side::B => pair.b.send(now, t).unwrap(),
+        };
+    }
+    pair.flush();
+}
+
+fn delivered_ids(events: &[(std::time::Instant, Event)]) -> Vec<MessageId> {
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Delivered { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs a two-way exchange of `n` lines each way over `link`, and checks exactly-once in-order
+/// delivery and a `Delivered` event for every message on both sides.
+fn exchange(config: ReliableConfig, link: Link, seed: u64, n: usize) -> Pair {
+    let mut pair = Pair::new(config.clone(), link, seed);
+    let from_a = lines("a", n);
+    let from_b = lines("b", n);
+    send_all(&mut pair, Side::A, &from_a);
+    // B has no peer until A's Hello arrives.
+    assert!(pair.run_until(Duration::from_secs(60), |p| p.b.is_established()));
+    send_all(&mut pair, Side::B, &from_b);
+    let done = pair.run_until(Duration::from_secs(600), |p| {
+        delivered_ids(&p.events_a).len() == n && delivered_ids(&p.events_b).len() == n
+    });
+    assert!(
+        done,
+        "seed {seed}: not all delivered by {:?}",
+        pair.elapsed()
+    );
+    // Let stragglers (duplicates, late retransmissions) arrive: they must change nothing.
+    let later = pair.now + Duration::from_secs(2);
+    pair.run_to(later);
+    let got_b = Pair::messages(&pair.events_b);
+    let got_a = Pair::messages(&pair.events_a);
+    match config.delivery {
+        Delivery::Ordered => {
+            assert_eq!(got_b, from_a, "seed {seed}: A→B");
+            assert_eq!(got_a, from_b, "seed {seed}: B→A");
+        }
+        Delivery::Unordered => {
+            let (mut sb, mut sa) = (got_b.clone(), got_a.clone());
+            let (mut ea, mut eb) = (from_a.clone(), from_b.clone());
+            sb.sort();
+            sa.sort();
+            ea.sort();
+            eb.sort();
+            assert_eq!(sb, ea, "seed {seed}: A→B exactly once");
+            assert_eq!(sa, eb, "seed {seed}: B→A exactly once");
+        }
+    }
+    let ids: Vec<MessageId> = (0..n as u64).map(MessageId).collect();
+    let mut da = delivered_ids(&pair.events_a);
+    da.sort();
+    assert_eq!(da, ids, "each of A's messages acknowledged once");
+    assert_eq!(
+        Pair::count(&pair.events_a, |e| matches!(e, Event::Lost { .. })),
+        0
+    );
+    assert_eq!(
+        Pair::count(&pair.events_b, |e| matches!(e, Event::Lost { .. })),
+        0
+    );
+    pair
+}
+
+#[test]
+fn an_ack_with_the_most_ranges_we_send_survives_the_wire() {
+    let config = ReliableConfig::default();
+    let ack = udpchat_core::Ack {
+        cumulative: SeqNum(0),
+        ranges: (0..config.max_ack_ranges as u64)
+            .map(|i| udpchat_core::AckRange {
+                first: SeqNum(2 * i + 1),
+                last: SeqNum(2 * i + 1),
+            })
+            .collect(),
+        delay_us: 0,
+        window: config.window,
+    };
+    let packet = Packet::Ack {
+        dst: ConnectionId(1),
+        ack,
+    };
+    let bytes = encode(&packet, config.max_datagram).unwrap();
+    assert_eq!(decode(&bytes).unwrap(), packet);
+}
+
+#[test]
+fn clean_link_delivers_both_ways_with_no_retransmission() {
+    let pair = exchange(ReliableConfig::default(), Link::clean(10), 1, 50);
+    let stats = pair.a.stats();
+    assert_eq!(stats.retransmits_timeout + stats.retransmits_fast, 0);
+    assert_eq!(stats.messages_delivered, 50);
+    assert_eq!(stats.messages_received, 50);
+    // 10 ms each way; the smoothed RTT reflects it.
+    let srtt = stats.rtt_smoothed.unwrap();
+    assert!(
+        srtt >= Duration::from_millis(20) && srtt <= Duration::from_millis(60),
+        "{srtt:?}"
+    );
+}
+
+#[test]
+fn every_message_delivered_once_in_order_under_loss_dup_reorder_corruption() {
+    for seed in 0..12 {
+        let link = Link::lossy(0.25, 0.1, 0.15, 0.05);
+        let pair = exchange(patient(), link, seed, 120);
+        let s = pair.a.stats();
+        assert!(
+            s.retransmits_fast + s.retransmits_timeout > 0,
+            "25% loss needs resends"
+        );
+    }
+}
+
+#[test]
+fn corruption_is_caught_by_the_checksum_and_counted() {
+    let pair = exchange(
+        ReliableConfig::default(),
+        Link::lossy(0.0, 0.0, 0.0, 0.2),
+        3,
+        100,
+    );
+    let dropped = pair.a.stats().dropped_checksum + pair.b.stats().dropped_checksum;
+    assert!(dropped > 0);
+}
+
+#[test]
+fn each_arq_scheme_delivers_exactly_once_in_order() {
+    for arq in [Arq::SelectiveRepeat, Arq::GoBackN, Arq::StopAndWait] {
+        for seed in 0..4 {
+            let config = ReliableConfig { arq, ..patient() };
+            exchange(config, Link::lossy(0.2, 0.05, 0.1, 0.02), seed, 60);
+        }
+    }
+}
+
+#[test]
+fn go_back_n_resends_more_than_selective_repeat() {
+    let run = |arq| {
+        let config = ReliableConfig {
+            arq,
+            congestion: CongestionControl::None,
+            ..patient()
+        };
+        let mut pair = Pair::new(config, Link::lossy(0.1, 0.0, 0.0, 0.0), 7);
+        send_all(&mut pair, Side::A, &lines("x", 300));
+        assert!(
+            pair.run_until(Duration::from_secs(600), |p| delivered_ids(&p.events_a)
+                .len()
+                == 300)
+        );
+        let s = pair.a.stats();
+        eprintln!("{arq:?}: {s:?}");
+        for (_, e) in pair
+            .events_a
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Dropped { .. }))
+            .take(3)
+        {
+            eprintln!("{e:?}");
+        }
+        s.retransmits_fast + s.retransmits_timeout
+    };
+    let sr = run(Arq::SelectiveRepeat);
+    let gbn = run(Arq::GoBackN);
+    assert!(gbn > sr * 2, "go-back-n {gbn} vs selective repeat {sr}");
+}
+
+#[test]
+fn unordered_delivery_is_exactly_once() {
+    for seed in 0..6 {
+        let config = ReliableConfig {
+            delivery: Delivery::Unordered,
+            ..patient()
+        };
+        exchange(config, Link::lossy(0.2, 0.1, 0.2, 0.02), seed, 100);
+    }
+}
+
+#[test]
+fn fast_retransmit_repairs_a_loss_before_the_timeout() {
+    let mut pair = Pair::new(ReliableConfig::default(), Link::clean(20), 1);
+    assert!(
+        pair.run_until(Duration::from_secs(5), |p| p.a.is_established()
+            && p.b.is_established())
+    );
+    // Drop exactly one data packet: the link loses everything for an instant.
+    pair.link_ab.loss = 1.0;
+    let now = pair.now;
+    pair.a.send(now, "lost once").unwrap();
+    pair.flush();
+    pair.link_ab.loss = 0.0;
+    send_all(&mut pair, Side::A, &lines("after", 5));
+    assert!(
+        pair.run_until(Duration::from_secs(30), |p| delivered_ids(&p.events_a)
+            .len()
+            == 6)
+    );
+    let s = pair.a.stats();
+    assert_eq!(s.retransmits_fast, 1);
+    assert_eq!(s.retransmits_timeout, 0);
+    assert_eq!(Pair::messages(&pair.events_b)[0], "lost once");
+}
+
+#[test]
+fn a_dead_link_reports_every_message_lost_within_the_give_up_bound() {
+    let config = ReliableConfig::default();
+    let mut pair = Pair::new(config.clone(), Link::clean(10), 5);
+    assert!(
+        pair.run_until(Duration::from_secs(5), |p| p.b.is_established()
+            && p.a.is_established())
+    );
+    pair.link_ab.loss = 1.0;
+    pair.link_ba.loss = 1.0;
+    let sent_at = pair.now;
+    send_all(&mut pair, Side::A, &lines("into the void", 20));
+    let gave_up = pair.run_until(Duration::from_secs(600), |p| {
+        Pair::count(&p.events_a, |e| matches!(e, Event::PeerUnreachable)) == 1
+    });
+    assert!(gave_up);
+    let lost: Vec<MessageId> = pair
+        .events_a
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Lost { id } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost, (0..20).map(MessageId).collect::<Vec<_>>());
+    let (when, _) = pair
+        .events_a
+        .iter()
+        .find(|(_, e)| matches!(e, Event::PeerUnreachable))
+        .unwrap();
+    assert!(
+        *when - sent_at <= config.give_up_bound(),
+        "{:?}",
+        *when - sent_at
+    );
+    // And it stops: nothing more is sent once the session is over.
+    let sent = pair.a.stats().datagrams_sent;
+    let later = pair.now + Duration::from_secs(120);
+    pair.run_to(later);
+    assert_eq!(pair.a.stats().datagrams_sent, sent);
+}
+
+#[test]
+fn a_peer_that_never_answers_the_handshake_is_unreachable_and_messages_lost() {
+    let config = ReliableConfig::default();
+    let mut pair = Pair::new(config.clone(), Link::clean(10), 6);
+    pair.link_ab.loss = 1.0;
+    send_all(&mut pair, Side::A, &lines("hello?", 3));
+    assert!(pair.run_until(Duration::from_secs(600), |p| {
+        Pair::count(&p.events_a, |e| matches!(e, Event::PeerUnreachable)) == 1
+    }));
+    assert!(pair.elapsed() <= config.give_up_bound());
+    assert_eq!(
+        Pair::count(&pair.events_a, |e| matches!(e, Event::Lost { .. })),
+        3
+    );
+}
+
+#[test]
+fn both_sides_opening_at_once_gives_one_session() {
+    let config = patient();
+    for seed in 0..8 {
+        let a = ReliableEndpoint::new(config.clone(), Some(addr(2000)), seed * 2 + 100).unwrap();
+        let b = ReliableEndpoint::new(config.clone(), Some(addr(1000)), seed * 2 + 101).unwrap();
+        let link = if seed < 4 {
+            Link::clean(15)
+        } else {
+            Link::lossy(0.3, 0.1, 0.2, 0.0)
+        };
+        let mut pair = Pair::with(a, b, link, seed);
+        send_all(&mut pair, Side::A, &lines("a", 10));
+        send_all(&mut pair, Side::B, &lines("b", 10));
+        assert!(pair.run_until(Duration::from_secs(300), |p| {
+            delivered_ids(&p.events_a).len() == 10 && delivered_ids(&p.events_b).len() == 10
+        }));
+        assert_eq!(Pair::messages(&pair.events_b), lines("a", 10));
+        assert_eq!(Pair::messages(&pair.events_a), lines("b", 10));
+        for events in [&pair.events_a, &pair.events_b] {
+            assert_eq!(
+                Pair::count(events, |e| matches!(e, Event::PeerRestarted)),
+                0
+            );
+            assert_eq!(Pair::count(events, |e| matches!(e, Event::Peer { .. })), 1);
+        }
+    }
+}
+
+#[test]
+fn a_restarted_peer_starts_a_new_session_and_nothing_old_is_mixed_in() {
+    let config = ReliableConfig::default();
+    let mut pair = Pair::new(config.clone(), Link::clean(10), 9);
+    send_all(&mut pair, Side::A, &lines("old", 5));
+    assert!(
+        pair.run_until(Duration::from_secs(10), |p| delivered_ids(&p.events_a)
+            .len()
+            == 5)
+    );
+    // B sends a message that is still in flight when A "crashes".
+    let now = pair.now;
+    pair.b.send(now, "to the old A").unwrap();
+    pair.flush();
+    let old_wire = pair.wire_a.clone();
+    // A restarts: a new process, a new seed, the same address.
+    pair.a = ReliableEndpoint::new(config.clone(), Some(addr(2000)), 12345).unwrap();
+    pair.events_a.clear();
+    send_all(&mut pair, Side::A, &lines("new", 3));
+    assert!(
+        pair.run_until(Duration::from_secs(30), |p| delivered_ids(&p.events_a)
+            .len()
+            == 3)
+    );
+    let b_msgs = Pair::messages(&pair.events_b);
+    assert_eq!(b_msgs[..5], lines("old", 5)[..]);
+    assert_eq!(
+        b_msgs[5..],
+        lines("new", 3)[..],
+        "new session delivered once, in order"
+    );
+    assert_eq!(
+        Pair::count(&pair.events_b, |e| matches!(e, Event::PeerRestarted)),
+        1
+    );
+    // B's message to the old A was either acked by it or reported lost; never sent into the new
+    // session.
+    assert!(Pair::messages(&pair.events_a).is_empty());
+    let settled = Pair::count(
+        &pair.events_b,
+        |e| matches!(e, Event::Lost { id } | Event::Delivered { id, .. } if *id == MessageId(0)),
+    );
+    assert_eq!(settled, 1);
+    // Replaying the old A's datagrams (stale, delayed copies) changes nothing for B.
+    let stale_before = pair.b.stats().dropped_stale;
+    for d in &old_wire {
+        pair.inject(Side::B, addr(1000), d);
+    }
+    let after = pair.now + Duration::from_secs(1);
+    pair.run_to(after);
+    assert_eq!(Pair::messages(&pair.events_b).len(), 8);
+    assert_eq!(
+        Pair::count(&pair.events_b, |e| matches!(e, Event::PeerRestarted)),
+        1
+    );
+    assert_eq!(
+        pair.b.stats().dropped_stale - stale_before,
+        old_wire.len() as u64
+    );
+}
+
+#[test]
+fn foreign_and_garbage_datagrams_are_dropped_and_counted() {
+    let mut pair = Pair::new(ReliableConfig::default(), Link::clean(10), 2);
+    send_all(&mut pair, Side::A, &lines("x", 1));
+    assert!(
+        pair.run_until(Duration::from_secs(5), |p| delivered_ids(&p.events_a).len()
+            == 1)
+    );
+    // A third party, with a plausible packet for a made-up connection.
+    let intruder = encode(
+        &Packet::Ping {
+            dst: ConnectionId(42),
+        },
+        1200,
+    )
+    .unwrap();
+    pair.inject(Side::B, addr(3000), &intruder);
+    // From the peer's address, but for a connection that never existed.
+    pair.inject(Side::B, addr(1000), &intruder);
+    pair.inject(Side::B, addr(1000), b"not udpchat at all");
+    let mut bad_crc = intruder.clone();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0xFF;
+    pair.inject(Side::B, addr(1000), &bad_crc);
+    let s = pair.b.stats();
+    assert_eq!(s.dropped_foreign, 2);
+    assert_eq!(s.dropped_malformed, 1);
+    assert_eq!(s.dropped_checksum, 1);
+    let causes: Vec<DropCause> = pair
+        .events_b
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Dropped { cause, .. } => Some(*cause),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        causes,
+        vec![
+            DropCause::Foreign,
+            DropCause::Foreign,
+            DropCause::Malformed,
+            DropCause::Checksum
+        ]
+    );
+}
+
+#[test]
+fn hostile_acks_and_fragments_do_not_break_the_session() {
+    let mut pair = Pair::new(ReliableConfig::default(), Link::clean(10), 4);
+    send_all(&mut pair, Side::A, &lines("x", 2));
+    assert!(
+        pair.run_until(Duration::from_secs(5), |p| delivered_ids(&p.events_a).len()
+            == 2)
+    );
+    // Forge packets from B using the ids we can read off the wire.
+    let Packet::Data(first) = decode(&pair.wire_a[1]).unwrap() else {
+        panic!("A's second datagram is its first Data")
+    };
+    let b_id = first.dst;
+    let a_id = pair.a.local_id();
+    let _ = b_id;
+    let forged_ack = encode(
+        &Packet::Ack {
+            dst: a_id,
+            ack: udpchat_core::Ack {
+                cumulative: SeqNum(u64::MAX),
+                ranges: vec![],
+                delay_us: u64::MAX,
+                window: 0,
+            },
+        },
+        1200,
+    )
+    .unwrap();
+    pair.inject(Side::A, addr(2000), &forged_ack);
+    let forged_data = encode(
+        &Packet::Data(udpchat_core::Data {
+            dst: a_id,
+            seq: SeqNum(0),
+            message: 0,
+            fragment: 5,
+            fragments: 2,
+            payload: vec![1, 2, 3],
+            ack: None,
+        }),
+        1200,
+    )
+    .unwrap();
+    pair.inject(Side::A, addr(2000), &forged_data);
+    assert_eq!(pair.a.stats().dropped_malformed, 2);
+    // The session still works both ways.
+    send_all(&mut pair, Side::A, &lines("y", 2));
+    send_all(&mut pair, Side::B, &lines("z", 2));
+    assert!(pair.run_until(Duration::from_secs(30), |p| {
+        delivered_ids(&p.events_a).len() == 4 && delivered_ids(&p.events_b).len() == 2
+    }));
+    assert_eq!(Pair::messages(&pair.events_a), lines("z", 2));
+}
+
+#[test]
+fn large_messages_are_fragmented_and_reassembled() {
+    let config = ReliableConfig {
+        max_message: 64 * 1024,
+        ..patient()
+    };
+    let mut pair = Pair::new(config.clone(), Link::lossy(0.1, 0.05, 0.1, 0.02), 8);
+    let ten_kb: String = (0..10_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let max: String = "é".repeat(config.max_message / 2);
+    assert_eq!(max.len(), config.max_message);
+    let now = pair.now;
+    pair.a.send(now, &ten_kb).unwrap();
+    pair.a.send(now, "small").unwrap();
+    pair.a.send(now, &max).unwrap();
+    let too_long = "x".repeat(config.max_message + 1);
+    assert_eq!(
+        pair.a.send(now, &too_long),
+        Err(SendError::TooLong {
+            len: config.max_message + 1,
+            max: config.max_message
+        })
+    );
+    assert!(
+        pair.run_until(Duration::from_secs(120), |p| delivered_ids(&p.events_a)
+            .len()
+            == 3)
+    );
+    assert_eq!(
+        Pair::messages(&pair.events_b),
+        vec![ten_kb, "small".to_string(), max]
+    );
+    // Every datagram stayed within the configured size.
+    assert!(pair.wire_a.iter().all(|d| d.len() <= config.max_datagram));
+}
+
+#[test]
+fn the_default_maximum_message_of_one_mebibyte_gets_through() {
+    let config = ReliableConfig::default();
+    let mut pair = Pair::new(config.clone(), Link::clean(5), 1);
+    let big = "z".repeat(config.max_message);
+    let now = pair.now;
+    pair.a.send(now, &big).unwrap();
+    assert!(
+        pair.run_until(Duration::from_secs(120), |p| delivered_ids(&p.events_a)
+            .len()
+            == 1)
+    );
+    let got = Pair::messages(&pair.events_b);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].len(), config.max_message);
+}
+
+#[test]
+fn the_receive_window_bounds_what_is_in_flight() {
+    let config = ReliableConfig {
+        window: 8,
+        congestion: CongestionControl::None,
+        ..ReliableConfig::default()
+    };
+    let mut pair = Pair::new(config, Link::lossy(0.2, 0.0, 0.3, 0.0), 3);
+    send_all(&mut pair, Side::A, &lines("w", 100));
+    // A's base never passes B's cumulative ack, so A's next sequence number must never be more
+    // than a window past what B has received in order: B's reorder memory stays bounded.
+    let mut worst = 0u64;
+    let done = pair.run_until(Duration::from_secs(300), |p| {
+        let ahead = p.a.sender().next_seq() - p.b.receiver().cumulative().0;
+        worst = worst.max(ahead);
+        delivered_ids(&p.events_a).len() == 100
+    });
+    assert!(done);
+    assert!(
+        worst <= 8,
+        "sent {worst} past the receiver's cumulative ack"
+    );
+    assert!(
+        worst >= 4,
+        "the window was used, not just one packet at a time: {worst}"
+    );
+    assert_eq!(pair.a.stats().peer_window, 8);
+}
+
+#[test]
+fn stop_and_wait_never_has_two_packets_in_flight() {
+    let config = ReliableConfig {
+        arq: Arq::StopAndWait,
+        ..patient()
+    };
+    let mut pair = Pair::new(config, Link::clean(10), 3);
+    send_all(&mut pair, Side::A, &lines("s", 10));
+    let mut max_in_flight = 0;
+    assert!(pair.run_until(Duration::from_secs(60), |p| {
+        max_in_flight = max_in_flight.max(p.a.in_flight());
+        delivered_ids(&p.events_a).len() == 10
+    }));
+    assert_eq!(max_in_flight, 1);
+    // One message per round trip: 10 messages take at least 10 RTTs of 20 ms.
+    assert!(pair.elapsed() >= Duration::from_millis(200));
+}
+
+#[test]
+fn graceful_close_waits_for_acks_then_the_peer_sees_it() {
+    for seed in 0..5 {
+        let mut pair = Pair::new(patient(), Link::lossy(0.2, 0.05, 0.1, 0.0), seed);
+        send_all(&mut pair, Side::A, &lines("bye", 20));
+        let now = pair.now;
+        pair.a.close(now);
+        assert_eq!(pair.a.send(now, "too late"), Err(SendError::Closed));
+        assert!(pair.run_until(Duration::from_secs(60), |p| p.a.is_closed()));
+        assert_eq!(delivered_ids(&pair.events_a).len(), 20, "seed {seed}");
+        assert!(matches!(pair.events_a.last(), Some((_, Event::Closed))));
+        assert_eq!(Pair::messages(&pair.events_b), lines("bye", 20));
+    }
+    // On a clean link the Close arrives and the peer learns the session is over.
+    let mut pair = Pair::new(ReliableConfig::default(), Link::clean(10), 1);
+    send_all(&mut pair, Side::A, &lines("bye", 2));
+    let now = pair.now;
+    pair.a.close(now);
+    assert!(pair.run_until(Duration::from_secs(10), |p| {
+        Pair::count(&p.events_b, |e| matches!(e, Event::PeerClosed)) == 1
+    }));
+}
+
+#[test]
+fn close_gives_up_after_the_linger_time_and_names_what_was_lost() {
+    let config = ReliableConfig {
+        linger: Duration::from_secs(2),
+        ..ReliableConfig::default()
+    };
+    let mut pair = Pair::new(config, Link::clean(10), 1);
+    assert!(pair.run_until(Duration::from_secs(5), |p| p.a.is_established()));
+    pair.link_ab.loss = 1.0;
+    send_all(&mut pair, Side::A, &lines("unsent", 3));
+    let closed_at = pair.now;
+    pair.a.close(closed_at);
+    assert!(pair.run_until(Duration::from_secs(30), |p| p.a.is_closed()));
+    let lost = Pair::count(&pair.events_a, |e| matches!(e, Event::Lost { .. }));
+    assert_eq!(lost, 3);
+    let (when, _) = pair
+        .events_a
+        .iter()
+        .find(|(_, e)| matches!(e, Event::Closed))
+        .unwrap();
+    assert_eq!(*when - closed_at, Duration::from_secs(2));
+}
+
+#[test]
+fn keepalive_keeps_an_idle_session_and_silence_ends_it() {
+    let config = ReliableConfig::default();
+    let mut pair = Pair::new(config.clone(), Link::clean(10), 1);
+    assert!(
+        pair.run_until(Duration::from_secs(5), |p| p.a.is_established()
+            && p.b.is_established())
+    );
+    // Two minutes of nothing to say: pings keep it alive.
+    let later = pair.now + Duration::from_secs(120);
+    pair.run_to(later);
+    assert!(pair.a.is_established() && pair.b.is_established());
+    assert!(pair.a.stats().datagrams_sent > 10, "keepalives were sent");
+    // Now B vanishes.
+    pair.link_ba.loss = 1.0;
+    let vanished = pair.now;
+    assert!(pair.run_until(Duration::from_secs(600), |p| {
+        Pair::count(&p.events_a, |e| matches!(e, Event::PeerUnreachable)) == 1
+    }));
+    let (when, _) = pair
+        .events_a
+        .iter()
+        .find(|(_, e)| matches!(e, Event::PeerUnreachable))
+        .unwrap();
+    assert!(*when - vanished <= config.idle_timeout);
+}
+
+#[test]
+fn same_seed_same_run() {
+    let run = || {
+        let pair = exchange(patient(), Link::lossy(0.2, 0.1, 0.1, 0.05), 77, 40);
+        (pair.a.stats(), pair.b.stats(), pair.elapsed())
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn reordering_and_duplicates_are_counted() {
+    let pair = exchange(
+        ReliableConfig::default(),
+        Link::lossy(0.0, 0.2, 0.3, 0.0),
+        5,
+        100,
+    );
+    let s = pair.b.stats();
+    assert!(s.duplicates > 0);
+    assert!(s.reordered > 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_message_delivered_once_in_order_for_any_link(
+        seed in any::<u64>(),
+        loss in 0.0f64..0.5,
+        duplicate in 0.0f64..0.2,
+        reorder in 0.0f64..0.3,
+        corrupt in 0.0f64..0.1,
+        arq in prop_oneof![Just(Arq::SelectiveRepeat), Just(Arq::GoBackN), Just(Arq::StopAndWait)],
+        unordered in any::<bool>(),
+        n in 1usize..40,
+    ) {
+        let config = ReliableConfig {
+            arq,
+            delivery: if unordered { Delivery::Unordered } else { Delivery::Ordered },
+            // A link this bad can stall for many RTOs in a row; do not give up on it.
+            max_retries: 30,
+            idle_timeout: Duration::from_secs(300),
+            ..patient()
+        };
+        exchange(config, Link::lossy(loss, duplicate, reorder, corrupt), seed, n);
+    }
+}
+
+#[test]
+fn selective_repeat_resends_nothing_needlessly_on_a_lossy_but_orderly_link() {
+    for seed in 0..4 {
+        let config = ReliableConfig {
+            congestion: CongestionControl::None,
+            ..patient()
+        };
+        let mut link = Link::lossy(0.1, 0.0, 0.0, 0.0);
+        link.jitter = Duration::ZERO;
+        let mut pair = Pair::new(config, link, seed);
+        send_all(&mut pair, Side::A, &lines("x", 300));
+        assert!(
+            pair.run_until(Duration::from_secs(600), |p| delivered_ids(&p.events_a)
+                .len()
+                == 300)
+        );
+        let a = pair.a.stats();
+        // Every resend was needed: the receiver never saw a packet twice.
+        assert_eq!(pair.b.stats().duplicates, 0, "seed {seed}: {a:?}");
+        assert_eq!(a.retransmits_spurious, 0);
+        assert!(a.retransmits_fast > 0);
+    }
+}

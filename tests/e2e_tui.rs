@@ -1,0 +1,292 @@
+//! End-to-end: the chat screen (`udpchat chat --ui tui`) in a real terminal, driven by tmux.
+//!
+//! tmux gives the screen a pseudo-terminal of a fixed size; the test types with `send-keys` and
+//! reads the screen with `capture-pane`, polling until the expected text appears or the
+//! deadline passes (then it fails showing the screen). The other end is a line-mode chat or a
+//! plain socket on loopback. Each test runs its own tmux server (`tmux -L <unique name>`), which
+//! a guard kills when the test ends, pass or fail. Without tmux the tests fail, saying so: CI
+//! installs it (`.ci/run`).
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{recv_datagram, udp_socket, udpchat_bin, Proc, DEADLINE};
+use udpchat_core::{Packet, RawMessage, DEFAULT_MAX_DATAGRAM};
+
+const LOOPBACK: &str = "127.0.0.1:0";
+
+/// A tmux server of our own running one session, killed on drop.
+struct Tmux {
+    server: String,
+}
+
+impl Tmux {
+    /// Starts `shell_command` in a detached session of `width`×`height` cells. The pane stays
+    /// after the command exits, so its last screen and exit status can still be read.
+    fn start(shell_command: &str, width: u16, height: u16) -> Tmux {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let server = format!(
+            "udpchat-e2e-tui-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let tmux = Tmux { server };
+        let width = width.to_string();
+        let height = height.to_string();
+        tmux.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "chat",
+            "-x",
+            &width,
+            "-y",
+            &height,
+            shell_command,
+            ";",
+            "set-option",
+            "-t",
+            "chat",
+            "remain-on-exit",
+            "on",
+        ]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.server)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run tmux ({e}): the terminal-UI test needs it; install it with \
+                     `apt-get install tmux` (.ci/run does this)"
+                )
+            });
+        assert!(
+            output.status.success(),
+            "tmux {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Types `text` literally (no key names).
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "chat", "-l", text]);
+    }
+
+    /// Presses named keys (`Enter`, `PPage`, `C-c`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "chat"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// The screen (and, once the chat screen has closed, the scrollback) as text, one line per
+    /// row.
+    fn screen(&self) -> String {
+        // `-S -`: from the start of the history, so lines printed after the chat screen closed
+        // are all there even on a tiny pane.
+        let output = self.run(&["capture-pane", "-p", "-S", "-", "-t", "chat"]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Polls the screen until `ready` holds, and returns it; fails at the deadline showing the
+    /// last screen.
+    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; the screen:\n{screen}");
+            }
+            // Polling the screen is not synchronising on time: the answer does not depend on
+            // this interval, only how soon we notice it.
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the screen to show a line containing `part`, and returns the screen.
+    fn wait_for_text(&self, part: &str) -> String {
+        self.wait_for(&format!("{part:?}"), |screen| screen.contains(part))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Kills the session and whatever still runs in it; errors mean it is gone already.
+        let _ = Command::new("tmux")
+            .args(["-L", &self.server, "kill-server"])
+            .output();
+    }
+}
+
+/// Fails with a clear message when tmux is missing, rather than passing silently.
+fn require_tmux() {
+    match Command::new("tmux").arg("-V").output() {
+        Ok(output) if output.status.success() => {}
+        _ => panic!(
+            "tmux is not installed: the terminal-UI end-to-end test needs it; install it with \
+             `apt-get install tmux` (.ci/run does this)"
+        ),
+    }
+}
+
+/// A shell command that runs `udpchat chat --ui tui ARGS`, then reports its exit code and the
+/// terminal's settings, so the test can see the terminal was restored.
+fn screen_command(args: &[&str]) -> String {
+    let mut command = format!("'{}' chat --ui tui", udpchat_bin());
+    for arg in args {
+        command.push_str(&format!(" '{arg}'"));
+    }
+    command.push_str("; echo \"udpchat exited: $?\"; stty -a");
+    command
+}
+
+/// A framed raw-mode datagram, as a udpchat peer would send it.
+fn raw_datagram(seq: u64, nick: &str, text: &str) -> Vec<u8> {
+    let packet = Packet::Raw(RawMessage {
+        seq,
+        nick: nick.into(),
+        text: text.into(),
+    });
+    udpchat_core::encode(&packet, DEFAULT_MAX_DATAGRAM).unwrap()
+}
+
+#[test]
+fn raw_chat_between_the_screen_and_a_line_mode_peer() {
+    require_tmux();
+    let (mut alice, alice_addr) = Proc::chat(
+        "alice",
+        &["--bind", LOOPBACK, "--nick", "alice", "--ui", "line"],
+    );
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &alice_addr.to_string(),
+            "--nick",
+            "bob",
+        ]),
+        100,
+        20,
+    );
+    let screen = tmux.wait_for_text("no connection (raw UDP)");
+    assert!(screen.contains(" RAW "), "{screen}");
+    assert!(screen.contains(&format!("→ {alice_addr}")), "{screen}");
+
+    // Typed on the screen: shown as sent (raw UDP cannot confirm), and received by alice.
+    tmux.type_text("hello from the screen, 日本語 👍");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for_text("#0 bob: hello from the screen, 日本語 👍  · sent, unconfirmed");
+    alice.expect_stdout("<bob> hello from the screen, 日本語 👍");
+
+    // Alice answers: the screen shows her line and learns her nickname.
+    alice.send_line("hi bob");
+    let screen = tmux.wait_for_text("#0 alice: hi bob");
+    assert!(screen.contains(&format!("alice @ {alice_addr}")), "{screen}");
+    assert!(screen.contains("sent 1 (unconfirmed)"), "{screen}");
+
+    // A slash command works on the screen and sends nothing.
+    tmux.type_text("/stats");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for_text("── stats (raw mode) ──");
+    assert!(screen.contains("messages received   1"), "{screen}");
+
+    // /quit leaves with exit code 0 and gives the terminal back in its normal (cooked) mode.
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for_text("udpchat exited: 0");
+    let settings: Vec<&str> = screen.split_whitespace().collect();
+    assert!(settings.contains(&"icanon"), "raw mode left on:\n{screen}");
+    assert!(settings.contains(&"echo"), "echo left off:\n{screen}");
+    assert!(!screen.contains("hello from the screen"), "alternate screen not left:\n{screen}");
+    assert!(alice.is_running());
+}
+
+#[test]
+fn raw_gaps_duplicates_and_reordering_show_as_notices() {
+    require_tmux();
+    let socket = udp_socket();
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &socket.local_addr().unwrap().to_string(),
+            "--nick",
+            "bob",
+        ]),
+        100,
+        20,
+    );
+    tmux.wait_for_text("no connection (raw UDP)");
+    // Learn the screen's address from a line it sends.
+    tmux.type_text("anyone there?");
+    tmux.keys(&["Enter"]);
+    let (_, screen_addr) = recv_datagram(&socket);
+
+    // mallory's messages 0 and 3 arrive, then 1 late, then 3 again: 1 and 2 look lost, then 1
+    // turns out reordered, and 3 is a duplicate.
+    for (seq, text) in [(0, "zero"), (3, "three"), (1, "one"), (3, "three")] {
+        socket
+            .send_to(&raw_datagram(seq, "mallory", text), screen_addr)
+            .unwrap();
+    }
+    let screen = tmux.wait_for_text("arrived twice");
+    for expected in [
+        "#0 mallory: zero",
+        "[gap] 2 messages from mallory never arrived (#1–#2)",
+        "#3 mallory: three",
+        "[reordered] message #1 from mallory arrived late",
+        "[duplicate] message #3 from mallory arrived twice",
+    ] {
+        assert!(screen.contains(expected), "{expected:?} missing:\n{screen}");
+    }
+    tmux.keys(&["C-c"]);
+    tmux.wait_for_text("udpchat exited: 0");
+}
+
+#[test]
+fn a_tiny_terminal_still_shows_the_input_line() {
+    require_tmux();
+    let socket = udp_socket();
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &socket.local_addr().unwrap().to_string(),
+        ]),
+        20,
+        5,
+    );
+    tmux.wait_for_text("RAW");
+    tmux.type_text("日本語 and a line longer than twenty cells");
+    tmux.keys(&["Enter"]);
+    let (datagram, _) = recv_datagram(&socket);
+    match udpchat_core::decode(&datagram).unwrap() {
+        Packet::Raw(message) => {
+            assert_eq!(message.text, "日本語 and a line longer than twenty cells")
+        }
+        other => panic!("expected a raw message, got {other:?}"),
+    }
+    tmux.wait_for_text("twenty");
+    tmux.keys(&["C-c"]);
+    tmux.wait_for_text("udpchat exited: 0");
+}

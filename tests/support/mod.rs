@@ -1,0 +1,340 @@
+//! Helpers shared by the end-to-end tests: run the real `udpchat` binary, talk to it through its
+//! stdin, stdout, stderr and loopback sockets, and never hang.
+//!
+//! Every wait has a deadline ([`DEADLINE`]) and fails with everything the process printed so
+//! far, so a broken test says why instead of hanging; nothing waits by sleeping. A [`Proc`] kills
+//! its child when dropped, so a failing test leaves no process behind. Other test files may add
+//! helpers here (append-only).
+
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses a subset
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any expected output or exit may take. Generous: loopback answers in microseconds,
+/// but CI machines can be slow and busy.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The `udpchat` binary cargo built for these tests.
+pub fn udpchat_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_udpchat")
+}
+
+/// One line-oriented output of a child (stdout or stderr), read on a thread.
+struct Stream {
+    lines: Receiver<String>,
+    /// Every line received so far, for failure messages.
+    history: Vec<String>,
+}
+
+impl Stream {
+    fn spawn(name: &str, pipe: impl Read + Send + 'static) -> Stream {
+        let (tx, rx) = mpsc::channel();
+        thread::Builder::new()
+            .name(format!("{name}-reader"))
+            .spawn(move || {
+                let mut reader = BufReader::new(pipe);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match reader.read_until(b'\n', &mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {
+                            let line = String::from_utf8_lossy(&buf);
+                            let line = line.trim_end_matches(['\n', '\r']).to_owned();
+                            if tx.send(line).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+            .unwrap();
+        Stream {
+            lines: rx,
+            history: Vec::new(),
+        }
+    }
+}
+
+/// Which output of a process to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// A running `udpchat` (or any) process with piped stdin, stdout and stderr.
+pub struct Proc {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Stream,
+    stderr: Stream,
+}
+
+impl Proc {
+    /// Starts `udpchat` with `args`; `name` labels failure messages.
+    pub fn spawn(name: &str, args: &[&str]) -> Proc {
+        Proc::spawn_program(name, udpchat_bin(), args)
+    }
+
+    /// Starts any program with `args`.
+    pub fn spawn_program(name: &str, program: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = Stream::spawn(name, child.stdout.take().unwrap());
+        let stderr = Stream::spawn(name, child.stderr.take().unwrap());
+        Proc {
+            name: name.to_owned(),
+            child,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Starts `udpchat chat` with `args` (which should bind port 0 on loopback, e.g.
+    /// `--bind 127.0.0.1:0`) and returns it with the address it bound.
+    pub fn chat(name: &str, args: &[&str]) -> (Proc, SocketAddr) {
+        let mut full = vec!["chat"];
+        full.extend_from_slice(args);
+        let mut proc = Proc::spawn(name, &full);
+        let addr = proc.listening_addr();
+        (proc, addr)
+    }
+
+    /// Waits for the `udpchat: listening on ADDR ...` line on stderr and returns ADDR.
+    pub fn listening_addr(&mut self) -> SocketAddr {
+        let line = self.expect(Pipe::Stderr, "the 'listening on' line", |l| {
+            l.starts_with("udpchat: listening on ")
+        });
+        let rest = &line["udpchat: listening on ".len()..];
+        let addr = rest.split_whitespace().next().unwrap_or_default();
+        addr.parse()
+            .unwrap_or_else(|e| panic!("{}: bad address in {line:?}: {e}", self.name))
+    }
+
+    /// Writes `line` and a newline to the process's stdin.
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Writes raw bytes to the process's stdin.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes stdin: the process sees end of file.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The next line of `pipe`, within the deadline.
+    pub fn next_line(&mut self, pipe: Pipe) -> String {
+        self.expect(pipe, "any line", |_| true)
+    }
+
+    /// Reads lines of `pipe` until one satisfies `matches`, and returns it. Panics, showing all
+    /// output so far, if none does before the deadline or the pipe ends.
+    pub fn expect(&mut self, pipe: Pipe, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let stream = match pipe {
+                Pipe::Stdout => &mut self.stdout,
+                Pipe::Stderr => &mut self.stderr,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            match stream.lines.recv_timeout(left) {
+                Ok(line) => {
+                    stream.history.push(line.clone());
+                    if matches(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.fail(&format!("timed out waiting on {pipe:?} for {what}"))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.fail(&format!("{pipe:?} ended while waiting for {what}"))
+                }
+            }
+        }
+    }
+
+    /// Waits for exactly `line` on stdout (skipping other lines).
+    pub fn expect_stdout(&mut self, line: &str) -> String {
+        self.expect(Pipe::Stdout, &format!("{line:?}"), |l| l == line)
+    }
+
+    /// Waits for a stderr line containing `part`.
+    pub fn expect_stderr(&mut self, part: &str) -> String {
+        self.expect(Pipe::Stderr, &format!("a line containing {part:?}"), |l| {
+            l.contains(part)
+        })
+    }
+
+    /// Waits for the `udpchat: stats: ...` line on stderr and returns its counters.
+    pub fn expect_stats(&mut self) -> HashMap<String, u64> {
+        let line = self.expect_stderr("udpchat: stats: ");
+        parse_stats(&line)
+    }
+
+    /// The process id, e.g. to send it a signal.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the process to exit, within the deadline.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                self.fail("timed out waiting for the process to exit");
+            }
+            // Polling an exit status is not synchronising on time: the answer does not depend
+            // on this interval, only how soon we notice it.
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the exit and returns the code, failing if it was killed by a signal.
+    pub fn exit_code(&mut self) -> i32 {
+        let status = self.wait_exit();
+        match status.code() {
+            Some(code) => code,
+            None => self.fail(&format!("killed by a signal: {status}")),
+        }
+    }
+
+    /// Everything read so far from `pipe` (after [`Proc::drain`], everything it printed).
+    pub fn history(&self, pipe: Pipe) -> &[String] {
+        match pipe {
+            Pipe::Stdout => &self.stdout.history,
+            Pipe::Stderr => &self.stderr.history,
+        }
+    }
+
+    /// Reads the rest of `pipe` until it ends (call after the process exited), within the
+    /// deadline, and returns the lines it had not yet returned.
+    pub fn drain(&mut self, pipe: Pipe) -> Vec<String> {
+        let deadline = Instant::now() + DEADLINE;
+        let mut rest = Vec::new();
+        loop {
+            let stream = match pipe {
+                Pipe::Stdout => &mut self.stdout,
+                Pipe::Stderr => &mut self.stderr,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            match stream.lines.recv_timeout(left) {
+                Ok(line) => {
+                    stream.history.push(line.clone());
+                    rest.push(line);
+                }
+                Err(RecvTimeoutError::Disconnected) => return rest,
+                Err(RecvTimeoutError::Timeout) => self.fail(&format!("{pipe:?} did not end")),
+            }
+        }
+    }
+
+    fn fail(&mut self, why: &str) -> ! {
+        // Collect whatever else is already buffered, to show it.
+        for stream in [&mut self.stdout, &mut self.stderr] {
+            while let Ok(line) = stream.lines.try_recv() {
+                stream.history.push(line);
+            }
+        }
+        panic!(
+            "{}: {why}\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
+            self.name,
+            self.stdout.history.join("\n"),
+            self.stderr.history.join("\n")
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Ignore errors: the process may have exited already.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `udpchat: stats: name=value ...` into its counters (non-numeric values are skipped).
+pub fn parse_stats(line: &str) -> HashMap<String, u64> {
+    let rest = line.split("stats:").nth(1).unwrap_or_default();
+    rest.split_whitespace()
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A plain UDP socket on 127.0.0.1 with an ephemeral port, whose reads time out at the deadline.
+pub fn udp_socket() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    socket
+}
+
+/// Receives one datagram, failing at the deadline.
+pub fn recv_datagram(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 65_536];
+    let (len, from) = socket
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("no datagram within {DEADLINE:?}: {e}"));
+    buf.truncate(len);
+    (buf, from)
+}
+
+// ---- Added by the lab tests (e2e_proxy): signals and the proxy's counters. ----
+
+impl Proc {
+    /// Sends SIGINT (what Ctrl-C sends) to the process, with the system's `kill` command.
+    #[cfg(unix)]
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-s", "INT", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s INT {} failed", self.pid());
+    }
+}
+
+/// Parses the `key=value` pairs of a line (non-numeric values are skipped), e.g. a proxy
+/// counters line `udpchat proxy: up   (client -> forward): received=10 forwarded=7 ...`.
+pub fn parse_counters(line: &str) -> HashMap<String, u64> {
+    line.split_whitespace()
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
