@@ -6,6 +6,8 @@
 //! will be lost (computed with the same model, `udpchat_lab::Impairment`). Plain `std` sockets
 //! stand in for `nc -u` to show delay, duplication and reordering on the wire.
 #![allow(clippy::unwrap_used)]
+// Stopping the proxy the way a user does (SIGINT, SIGTERM) needs Unix signals.
+#![cfg(unix)]
 
 mod support;
 
@@ -262,4 +264,70 @@ fn bad_impairment_values_are_usage_errors() {
         let stderr = proc.drain(Pipe::Stderr).join("\n");
         assert!(stderr.contains(needle), "{flag} {value}: {stderr}");
     }
+}
+
+#[test]
+fn counters_are_printed_periodically_and_sigterm_also_ends_cleanly() {
+    let server = udp_socket();
+    let mut proc = Proc::spawn(
+        "proxy",
+        &[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--forward",
+            &server.local_addr().unwrap().to_string(),
+            "--stats-interval",
+            "100ms",
+        ],
+    );
+    let addr = proc.listening_addr();
+    let client = udp_socket();
+    client.send_to(b"x", addr).unwrap();
+    recv_datagram(&server);
+    // A periodic report that already counts the datagram.
+    proc.expect(Pipe::Stderr, "a periodic report counting 1 datagram", |l| {
+        l.starts_with("udpchat proxy: up   (client -> forward): received=1 forwarded=1")
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-s", "TERM", &proc.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    proc.expect_stderr("udpchat proxy: final counters:");
+    assert_eq!(proc.exit_code(), 0);
+}
+
+#[test]
+fn a_busy_listen_port_or_an_unknown_forward_host_is_one_clear_line_and_exit_1() {
+    let taken = udp_socket();
+    let mut busy = Proc::spawn(
+        "proxy",
+        &[
+            "proxy",
+            "--listen",
+            &taken.local_addr().unwrap().to_string(),
+            "--forward",
+            "127.0.0.1:9",
+        ],
+    );
+    assert_eq!(busy.exit_code(), 1);
+    let stderr = busy.drain(Pipe::Stderr);
+    assert_eq!(stderr.len(), 1, "{stderr:?}");
+    assert!(stderr[0].contains("cannot listen on"), "{stderr:?}");
+
+    let mut unknown = Proc::spawn(
+        "proxy",
+        &[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--forward",
+            "no-such-host.invalid:9",
+        ],
+    );
+    assert_eq!(unknown.exit_code(), 1);
+    let stderr = unknown.drain(Pipe::Stderr);
+    assert_eq!(stderr.len(), 1, "{stderr:?}");
+    assert!(stderr[0].contains("cannot resolve --forward"), "{stderr:?}");
 }

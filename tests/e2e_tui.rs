@@ -97,8 +97,8 @@ impl Tmux {
     /// row.
     fn screen(&self) -> String {
         // `-S -`: from the start of the history, so lines printed after the chat screen closed
-        // are all there even on a tiny pane.
-        let output = self.run(&["capture-pane", "-p", "-S", "-", "-t", "chat"]);
+        // are all there even on a tiny pane; `-J`: lines the terminal wrapped are joined.
+        let output = self.run(&["capture-pane", "-p", "-J", "-S", "-", "-t", "chat"]);
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
@@ -153,8 +153,26 @@ fn screen_command(args: &[&str]) -> String {
     for arg in args {
         command.push_str(&format!(" '{arg}'"));
     }
-    command.push_str("; echo \"udpchat exited: $?\"; stty -a");
+    command.push_str("; echo \"udpchat exited: $?\"; stty -a; echo 'end of report'");
     command
+}
+
+/// Checks, on the screen left after `screen_command` finished, that udpchat exited with `code`
+/// and gave the terminal back: normal (cooked) mode with echo, and the alternate screen left
+/// (none of the chat's lines remain on the normal screen).
+fn assert_exited_and_restored(tmux: &Tmux, code: i32, chat_text: &str) {
+    let screen = tmux.wait_for_text("end of report");
+    assert!(
+        screen.contains(&format!("udpchat exited: {code}")),
+        "wrong exit code:\n{screen}"
+    );
+    let settings: Vec<&str> = screen.split_whitespace().collect();
+    assert!(settings.contains(&"icanon"), "raw mode left on:\n{screen}");
+    assert!(settings.contains(&"echo"), "echo left off:\n{screen}");
+    assert!(
+        !screen.contains(chat_text),
+        "the alternate screen was not left:\n{screen}"
+    );
 }
 
 /// A framed raw-mode datagram, as a udpchat peer would send it.
@@ -199,7 +217,10 @@ fn raw_chat_between_the_screen_and_a_line_mode_peer() {
     // Alice answers: the screen shows her line and learns her nickname.
     alice.send_line("hi bob");
     let screen = tmux.wait_for_text("#0 alice: hi bob");
-    assert!(screen.contains(&format!("alice @ {alice_addr}")), "{screen}");
+    assert!(
+        screen.contains(&format!("alice @ {alice_addr}")),
+        "{screen}"
+    );
     assert!(screen.contains("sent 1 (unconfirmed)"), "{screen}");
 
     // A slash command works on the screen and sends nothing.
@@ -211,11 +232,7 @@ fn raw_chat_between_the_screen_and_a_line_mode_peer() {
     // /quit leaves with exit code 0 and gives the terminal back in its normal (cooked) mode.
     tmux.type_text("/quit");
     tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for_text("udpchat exited: 0");
-    let settings: Vec<&str> = screen.split_whitespace().collect();
-    assert!(settings.contains(&"icanon"), "raw mode left on:\n{screen}");
-    assert!(settings.contains(&"echo"), "echo left off:\n{screen}");
-    assert!(!screen.contains("hello from the screen"), "alternate screen not left:\n{screen}");
+    assert_exited_and_restored(&tmux, 0, "hello from the screen");
     assert!(alice.is_running());
 }
 
@@ -259,7 +276,7 @@ fn raw_gaps_duplicates_and_reordering_show_as_notices() {
         assert!(screen.contains(expected), "{expected:?} missing:\n{screen}");
     }
     tmux.keys(&["C-c"]);
-    tmux.wait_for_text("udpchat exited: 0");
+    assert_exited_and_restored(&tmux, 0, "mallory");
 }
 
 #[test]
@@ -288,5 +305,168 @@ fn a_tiny_terminal_still_shows_the_input_line() {
     }
     tmux.wait_for_text("twenty");
     tmux.keys(&["C-c"]);
-    tmux.wait_for_text("udpchat exited: 0");
+    assert_exited_and_restored(&tmux, 0, "twenty");
+}
+
+/// The pids of the processes whose parent is `parent`, from /proc.
+#[cfg(target_os = "linux")]
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // /proc/PID/stat is "pid (comm) state ppid ..."; comm may hold spaces, so split
+        // after its closing parenthesis.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let ppid = after_comm.split_whitespace().nth(1);
+        if ppid == Some(&parent.to_string()) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sigterm_restores_the_terminal() {
+    require_tmux();
+    let socket = udp_socket();
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &socket.local_addr().unwrap().to_string(),
+            "--nick",
+            "bob",
+        ]),
+        80,
+        20,
+    );
+    tmux.wait_for_text("no connection (raw UDP)");
+    tmux.type_text("a half-typed line");
+    tmux.wait_for_text("> a half-typed line");
+    // The pane runs `sh -c '...'`, whose child is udpchat.
+    let output = tmux.run(&["display-message", "-p", "-t", "chat", "#{pane_pid}"]);
+    let shell: u32 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let chat = children_of(shell);
+    assert_eq!(
+        chat.len(),
+        1,
+        "expected one udpchat under the shell {shell}: {chat:?}"
+    );
+    let status = Command::new("kill")
+        .args(["-s", "TERM", &chat[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_exited_and_restored(&tmux, 0, "half-typed");
+}
+
+#[test]
+fn reliable_lines_turn_delivered_in_place_with_their_rtt() {
+    require_tmux();
+    let (mut alice, alice_addr) = Proc::chat(
+        "alice",
+        &[
+            "--mode", "reliable", "--bind", LOOPBACK, "--nick", "alice", "--ui", "line",
+        ],
+    );
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--mode",
+            "reliable",
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &alice_addr.to_string(),
+            "--nick",
+            "bob",
+        ]),
+        110,
+        20,
+    );
+    tmux.wait_for_text(" RELIABLE ");
+    tmux.type_text("hello, reliably");
+    tmux.keys(&["Enter"]);
+    // The line's own mark changes to delivered, with the round-trip time in milliseconds.
+    let screen = tmux.wait_for("the line marked delivered", |screen| {
+        screen.lines().any(|line| {
+            line.starts_with("bob: hello, reliably  ✓ delivered ") && line.ends_with(" ms")
+        })
+    });
+    assert_eq!(
+        screen.matches("hello, reliably").count(),
+        1,
+        "updated in place, not repeated:\n{screen}"
+    );
+    assert!(screen.contains("sent 1 ✓1 ✗0"), "{screen}");
+    assert!(screen.contains("│ connected │"), "{screen}");
+    alice.expect_stdout("<bob> hello, reliably");
+
+    alice.send_line("and back");
+    let screen = tmux.wait_for_text("alice: and back");
+    assert!(
+        screen.contains(&format!("alice @ {alice_addr}")),
+        "{screen}"
+    );
+
+    // Alice leaves (end of her input): the screen says so and stays until bob leaves too.
+    alice.close_stdin();
+    assert_eq!(alice.exit_code(), 0);
+    let screen = tmux.wait_for_text("the peer left");
+    assert!(screen.contains("│ closed │"), "{screen}");
+    // /quit waits for nothing here (all acknowledged) and exits 0.
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    assert_exited_and_restored(&tmux, 0, "hello, reliably");
+}
+
+#[test]
+fn reliable_lines_nobody_acknowledges_are_marked_lost_and_exit_3() {
+    require_tmux();
+    // A socket that never answers: the handshake and the message go unacknowledged.
+    let silent = udp_socket();
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--mode",
+            "reliable",
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &silent.local_addr().unwrap().to_string(),
+            "--nick",
+            "bob",
+            "--max-retries",
+            "2",
+            "--min-rto",
+            "50ms",
+            "--max-rto",
+            "100ms",
+        ]),
+        110,
+        20,
+    );
+    tmux.wait_for_text(" RELIABLE ");
+    tmux.type_text("into the void");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for_text("bob: into the void  ✗ lost");
+    assert!(screen.contains("sent 1 ✓0 ✗1"), "{screen}");
+    assert!(screen.contains("peer unreachable"), "{screen}");
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    // Back on the normal screen, the undelivered message is named and the exit code is 3.
+    assert_exited_and_restored(&tmux, 3, "bob: into the void");
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("udpchat: undelivered: message 0: into the void"),
+        "{screen}"
+    );
 }

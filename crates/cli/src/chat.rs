@@ -17,11 +17,13 @@ use clap::{Args, ValueEnum};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use udpchat_core::{DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
+use udpchat_lab::args::{ChatImpairment, ChatImpairmentArgs};
 use udpchat_reliable::{driver, Endpoint, Input, RawConfig, RawEndpoint};
 
 use crate::lines;
-use crate::tui;
 use crate::output::{Format, Output};
+use crate::reliable_args::{usage, ReliableArgs, Undelivered};
+use crate::tui;
 
 /// The flags of `udpchat chat`.
 #[derive(Debug, Args)]
@@ -35,7 +37,8 @@ pub struct ChatArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub peer: Option<String>,
 
-    /// Transport: raw sends each line as one datagram and never resends.
+    /// Transport: raw sends each line as one datagram and never resends; reliable delivers every
+    /// line exactly once and in order, or says which ones it could not (exit code 3).
     #[arg(long, value_enum, default_value_t = Mode::Raw)]
     pub mode: Mode,
 
@@ -66,6 +69,14 @@ pub struct ChatArgs {
     /// [default: tui when stdin and stdout are terminals and --format is text, else line].
     #[arg(long, value_enum, value_name = "UI")]
     pub ui: Option<tui::Ui>,
+
+    /// The reliable transport's tuning flags (--arq, --cc, ...; need --mode reliable).
+    #[command(flatten)]
+    pub reliable: ReliableArgs,
+
+    /// The lab's impairment flags (--loss, --delay, ...; see docs/lab.md).
+    #[command(flatten)]
+    pub impairment: ChatImpairmentArgs,
 }
 
 /// How the chat's messages travel.
@@ -74,12 +85,16 @@ pub enum Mode {
     /// Each line is one UDP datagram, never acknowledged or resent; loss, duplication and
     /// reordering are reported, not repaired.
     Raw,
+    /// Our own transport on UDP: handshake, acks, retransmission, ordering, flow and congestion
+    /// control, fragmentation. Every line arrives exactly once, in order, or is reported lost.
+    Reliable,
 }
 
 impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Raw => "raw",
+            Mode::Reliable => "reliable",
         }
     }
 }
@@ -95,6 +110,13 @@ pub fn run(args: ChatArgs) -> Result<ExitCode> {
 
 async fn chat(args: ChatArgs) -> Result<ExitCode> {
     let ui = tui::choose(args.ui, args.format).unwrap_or_else(|usage| usage.exit());
+    match args.mode {
+        Mode::Raw if args.reliable.any_given() => {
+            usage("the reliable-mode flags (--arq, --cc, ...) need --mode reliable").exit()
+        }
+        Mode::Reliable if args.plain => usage("--plain is raw mode only").exit(),
+        _ => {}
+    }
     let peer = match &args.peer {
         Some(text) => Some(resolve_peer(text, args.bind)?),
         None => None,
@@ -113,7 +135,22 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
             max_datagram: args.max_datagram,
             plain: args.plain,
         })),
+        Mode::Reliable => Box::new(
+            args.reliable
+                .endpoint(
+                    args.nick.clone().unwrap_or_else(default_nick),
+                    peer,
+                    args.max_datagram,
+                )
+                .unwrap_or_else(|usage| usage.exit()),
+        ),
     };
+
+    // The lab's impairment, if asked for, wraps whichever endpoint the mode built.
+    let impairment = args.impairment.resolve();
+    if let Some(impairment) = &impairment {
+        endpoint = Box::new(impairment.wrap(endpoint));
+    }
 
     // A person at a terminal gets the chat screen (crate::tui), which shows the addresses itself
     // and takes Ctrl-C as a key; everything below is the line interface.
@@ -121,12 +158,13 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
         let info = tui::SessionInfo {
             mode: match args.mode {
                 Mode::Raw => tui::Mode::Raw,
+                Mode::Reliable => tui::Mode::Reliable,
             },
             nick: args.nick.clone().unwrap_or_else(default_nick),
             local,
             peer,
             plain: args.plain,
-            impairment: None,
+            impairment: impairment.as_ref().map(ChatImpairment::label),
         };
         return tui::chat(&mut endpoint, &socket, info, args.stats).await;
     }
@@ -144,17 +182,33 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
         Some(peer) => eprintln!("udpchat: talking to {peer}"),
         None => eprintln!("udpchat: no --peer: waiting for someone to write first"),
     }
+    for line in impairment.iter().flat_map(ChatImpairment::describe) {
+        eprintln!("udpchat: {line}");
+    }
+    for warning in args.impairment.warnings() {
+        eprintln!("udpchat: warning: {warning}");
+    }
 
     lines::spawn_stdin_reader(input);
 
     let mut output = Output::new(args.format);
-    driver::run(&mut endpoint, &socket, &mut inputs, &mut output)
+    let mut tracked = Undelivered::new(&mut output);
+    driver::run(&mut endpoint, &socket, &mut inputs, &mut tracked)
         .await
         .with_context(|| format!("the socket on {local} keeps failing"))?;
+    let lost = tracked.lost().to_vec();
     if args.stats {
         output.print_stats(&endpoint.stats());
     }
-    Ok(ExitCode::SUCCESS)
+    if lost.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Reliable mode gave up on these: say which, and exit 3 (never 0 having lost a message).
+    eprintln!("udpchat: {} message(s) were not delivered:", lost.len());
+    for (id, text) in &lost {
+        eprintln!("udpchat: undelivered: message {}: {text}", id.0);
+    }
+    Ok(ExitCode::from(3))
 }
 
 /// Ctrl-C, as a stream of signals. Both kinds have `recv() -> Option<()>`.

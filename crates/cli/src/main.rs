@@ -5,9 +5,11 @@
 //! clap prints them and exits with code 2.
 
 mod chat;
+mod lab;
 mod lines;
 mod output;
 mod proxy;
+mod reliable_args;
 mod tui;
 
 use std::process::ExitCode;
@@ -31,6 +33,8 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Relay UDP between a client and --forward, impaired like a bad network (a userspace netem).
     Proxy(proxy::ProxyArgs),
+    /// Lossy-network experiments: raw vs reliable over a loss sweep, with tables, charts, theory.
+    Lab(lab::LabArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Chat(args) => chat::run(args),
         Command::Proxy(args) => proxy::run(args),
+        Command::Lab(args) => lab::run(args),
     };
     result.unwrap_or_else(|error| {
         // `{:#}` puts the whole context chain on one line.

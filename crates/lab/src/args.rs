@@ -23,8 +23,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
+use udpchat_reliable::Endpoint;
 
 use crate::gilbert::GilbertElliott;
+use crate::impaired::ImpairedEndpoint;
 use crate::impairment::ImpairmentConfig;
 use crate::parse::{
     parse_count, parse_duration, parse_probability, parse_queue, parse_rate, BitRate, ParseError,
@@ -40,7 +42,7 @@ pub struct ImpairmentArgs {
     #[arg(long, value_name = "P", value_parser = parse_probability)]
     pub loss: Option<Probability>,
     /// Burst loss (Gilbert-Elliott): MEAN_LOSS,MEAN_BURST (e.g. 5%,3: 5% loss in bursts of 3
-    /// on average) or netem's ge:P,R[,LOSS_BAD[,LOSS_GOOD]].
+    /// on average) or netem's ge:P,R,LOSS_BAD,LOSS_GOOD (the last two optional).
     #[arg(long, value_name = "SPEC")]
     pub burst_loss: Option<GilbertElliott>,
     /// Fixed one-way delay: 30ms, 1s, 1.5s (a bare number is milliseconds).
@@ -115,7 +117,58 @@ pub struct ChatImpairment {
     pub seed: u64,
 }
 
+impl ChatImpairment {
+    /// Wraps `endpoint` so its traffic goes through these impairments.
+    pub fn wrap<E: Endpoint>(&self, endpoint: E) -> ImpairedEndpoint<E> {
+        ImpairedEndpoint::new(
+            endpoint,
+            self.outgoing.clone(),
+            self.incoming.clone(),
+            self.seed,
+        )
+    }
+
+    /// One short label, e.g. `loss 30%, delay 20ms` or `out: loss 30%; in: delay 5ms`.
+    pub fn label(&self) -> String {
+        match &self.incoming {
+            None => self.outgoing.describe(),
+            Some(incoming) => format!(
+                "out: {}; in: {}",
+                self.outgoing.describe(),
+                incoming.describe()
+            ),
+        }
+    }
+
+    /// Lines for the user saying what is impaired, e.g.
+    /// `impairing outgoing datagrams: loss 30%, delay 20ms (seed 7)`.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "impairing outgoing datagrams: {} (seed {})",
+            self.outgoing.describe(),
+            self.seed
+        )];
+        if let Some(incoming) = &self.incoming {
+            lines.push(format!(
+                "impairing incoming datagrams: {}",
+                incoming.describe()
+            ));
+        }
+        lines
+    }
+}
+
 impl ChatImpairmentArgs {
+    /// Warnings about flags that will have no effect (see [`ImpairmentArgs::warnings`]), for
+    /// the directions the chat impairs.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut directions = vec![("outgoing", self.link.up_config())];
+        if self.impair_incoming || !self.link.down.is_empty() {
+            directions.push(("incoming", self.link.down_config()));
+        }
+        self.link.warnings_for(&directions)
+    }
+
     /// What to apply, or `None` if no impairment flag was given (the chat then runs unwrapped).
     pub fn resolve(&self) -> Option<ChatImpairment> {
         let incoming_asked = self.impair_incoming || !self.link.down.is_empty();
@@ -191,28 +244,37 @@ impl ImpairmentArgs {
             .unwrap_or_else(|| RandomState::new().hash_one("udpchat impairment seed"))
     }
 
-    /// Warnings about knobs that will have no effect as configured, for the user's benefit.
+    /// Warnings about flags that will have no effect as configured (a modifier without the knob
+    /// it modifies), for the proxy's two directions.
     pub fn warnings(&self) -> Vec<String> {
-        let useless_reorder =
-            |c: &ImpairmentConfig| !c.reorder.is_zero() && c.delay.is_zero() && c.rate.is_none();
-        let which = match (
-            useless_reorder(&self.up_config()),
-            useless_reorder(&self.down_config()),
-        ) {
-            (true, true) => Some("reorder"),
-            (true, false) => Some("reorder (up)"),
-            (false, true) => Some("reorder (down)"),
-            (false, false) => None,
-        };
-        which
-            .map(|knob| {
-                format!(
-                    "{knob} has no effect without a delay or a rate: nothing is queued for a \
-                     datagram to overtake"
-                )
-            })
-            .into_iter()
-            .collect()
+        self.warnings_for(&[("up", self.up_config()), ("down", self.down_config())])
+    }
+
+    /// Warnings for the directions actually in use, each named (e.g. `up`, `outgoing`).
+    fn warnings_for(&self, directions: &[(&str, ImpairmentConfig)]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let none = |inert: fn(&ImpairmentConfig) -> bool| directions.iter().all(|(_, c)| inert(c));
+        for (name, c) in directions {
+            if !c.reorder.is_zero() && c.delay.is_zero() && c.rate.is_none() {
+                warnings.push(format!(
+                    "{name}: reorder has no effect without a delay or a rate (nothing is queued \
+                     for a datagram to overtake)"
+                ));
+            }
+        }
+        if self.queue.is_some() && none(|c| c.rate.is_none()) {
+            warnings.push("--queue has no effect without a --rate".to_owned());
+        }
+        if self.corrupt_bits.is_some() && none(|c| c.corrupt.is_zero()) {
+            warnings.push("--corrupt-bits has no effect without --corrupt".to_owned());
+        }
+        if self.no_jitter_reorder && none(|c| c.jitter.is_zero()) {
+            warnings.push("--no-jitter-reorder has no effect without --jitter".to_owned());
+        }
+        if self.seed.is_some() && none(|c| !c.is_random()) {
+            warnings.push("--seed has no effect: no knob draws random numbers".to_owned());
+        }
+        warnings
     }
 }
 
@@ -415,6 +477,7 @@ mod tests {
             .resolve()
             .unwrap();
         assert_eq!(out_only.incoming, None);
+        assert_eq!(out_only.label(), "loss 30%");
         assert_eq!(out_only.seed, 9);
         let both = parse(&["--loss", "30%", "--impair-incoming"])
             .unwrap()
@@ -422,6 +485,7 @@ mod tests {
             .resolve()
             .unwrap();
         assert_eq!(both.incoming.as_ref(), Some(&both.outgoing));
+        assert_eq!(both.label(), "out: loss 30%; in: loss 30%");
         let down_only = parse(&["--down", "delay=40ms"])
             .unwrap()
             .chat
@@ -432,10 +496,24 @@ mod tests {
     }
 
     #[test]
-    fn reorder_without_delay_is_warned_about() {
-        let cli = parse(&["--reorder", "10%"]).unwrap();
-        assert_eq!(cli.chat.link.warnings().len(), 1);
-        let cli = parse(&["--reorder", "10%", "--delay", "10ms"]).unwrap();
+    fn flags_without_effect_are_warned_about() {
+        let warnings = |args: &[&str]| parse(args).unwrap().chat.warnings();
+        assert_eq!(warnings(&["--reorder", "10%"]).len(), 1);
+        assert!(warnings(&["--reorder", "10%", "--delay", "10ms"]).is_empty());
+        assert_eq!(
+            warnings(&["--queue", "10"]),
+            ["--queue has no effect without a --rate"]
+        );
+        assert!(warnings(&["--queue", "10", "--down", "rate=1mbit"]).is_empty());
+        assert_eq!(warnings(&["--corrupt-bits", "2"]).len(), 1);
+        assert_eq!(
+            warnings(&["--no-jitter-reorder", "--delay", "5ms"]).len(),
+            1
+        );
+        assert_eq!(warnings(&["--seed", "3", "--delay", "5ms"]).len(), 1);
+        assert!(warnings(&["--seed", "3", "--loss", "1%"]).is_empty());
+        // The proxy impairs both directions: a knob in either one counts.
+        let cli = parse(&["--queue", "10", "--up", "rate=1mbit"]).unwrap();
         assert!(cli.chat.link.warnings().is_empty());
     }
 }

@@ -114,6 +114,16 @@ impl ImpairmentConfig {
             && self.rate.is_none()
     }
 
+    /// True if some knob of this config draws random numbers (so the seed matters).
+    pub fn is_random(&self) -> bool {
+        !(self.loss.is_zero()
+            && self.burst_loss.is_none()
+            && self.jitter.is_zero()
+            && self.reorder.is_zero()
+            && self.duplicate.is_zero()
+            && self.corrupt.is_zero())
+    }
+
     /// A short human description, e.g. `loss 30%, delay 20ms±5ms` (or `perfect`).
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -434,7 +444,7 @@ impl<T: Clone> Impairment<T> {
                 duplicate: None,
             };
         }
-        let duplicated = self.config.duplicate.sample(&mut self.streams.duplicate);
+        let duplicated = draw(self.config.duplicate, &mut self.streams.duplicate);
         let copy = duplicated.then(|| (tag.clone(), bytes.clone()));
         let original = self.schedule(now, index, tag, bytes);
         let duplicate = copy.map(|(tag, bytes)| {
@@ -479,7 +489,7 @@ impl<T: Clone> Impairment<T> {
                 return Some(DropCause::BurstLoss);
             }
         }
-        if self.config.loss.sample(&mut self.streams.loss) {
+        if draw(self.config.loss, &mut self.streams.loss) {
             return Some(DropCause::Loss);
         }
         None
@@ -487,7 +497,7 @@ impl<T: Clone> Impairment<T> {
 
     /// Corruption, rate, delay, reorder and limit for one copy.
     fn schedule(&mut self, now: Instant, index: u64, tag: T, mut bytes: Vec<u8>) -> Fate {
-        let corrupted_bits = if self.config.corrupt.sample(&mut self.streams.corrupt) {
+        let corrupted_bits = if draw(self.config.corrupt, &mut self.streams.corrupt) {
             flip_bits(
                 &mut bytes,
                 self.config.corrupt_bits.get(),
@@ -536,7 +546,7 @@ impl<T: Clone> Impairment<T> {
             }
         };
 
-        let sent_ahead = self.config.reorder.sample(&mut self.streams.reorder);
+        let sent_ahead = draw(self.config.reorder, &mut self.streams.reorder);
         let release = if sent_ahead {
             self.stats.sent_ahead += 1;
             departure
@@ -580,6 +590,12 @@ impl<T: Clone> Impairment<T> {
         let delay = self.config.delay.as_nanos() as i128 + offset as i128 - jitter as i128;
         Duration::from_nanos(u64::try_from(delay.max(0)).unwrap_or(u64::MAX))
     }
+}
+
+/// True with probability `p`. A knob that is off draws nothing: each knob has its own stream, so
+/// skipping draws cannot shift another knob's fates, and a perfect link costs no randomness.
+fn draw(p: Probability, rng: &mut ChaCha8Rng) -> bool {
+    !p.is_zero() && p.sample(rng)
 }
 
 /// Flips `count` distinct random bits of `bytes` (all of them if it is shorter). Returns how many.

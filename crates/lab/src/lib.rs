@@ -12,6 +12,7 @@
 //! [`args`] holds the clap flags shared by `udpchat proxy` and `udpchat chat`.
 
 pub mod args;
+pub mod experiment;
 pub mod gilbert;
 pub mod impaired;
 pub mod impairment;
@@ -21,7 +22,11 @@ pub mod proxy;
 pub mod sim;
 
 #[cfg(test)]
+mod impairment_properties;
+#[cfg(test)]
 mod statistical_tests;
+#[cfg(test)]
+mod test_endpoint;
 
 pub use gilbert::GilbertElliott;
 pub use impaired::ImpairedEndpoint;
@@ -30,5 +35,3 @@ pub use impairment::{
 };
 pub use parse::{BitRate, ParseError, QueueLimit};
 pub use probability::Probability;
-#[cfg(test)]
-mod test_endpoint;

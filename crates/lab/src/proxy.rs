@@ -417,6 +417,28 @@ mod tests {
         assert_eq!(handle.await.unwrap().clients, 2);
     }
 
+    #[tokio::test]
+    async fn the_quietest_client_is_forgotten_when_the_table_is_full() {
+        let server = UdpSocket::bind(loopback()).await.unwrap();
+        let mut config = ProxyConfig::new(loopback(), server.local_addr().unwrap());
+        config.stats_interval = None;
+        config.max_clients = 1;
+        let (proxy, stop, handle) = start(config).await;
+        let c1 = StdSocket::bind(loopback()).unwrap();
+        let c2 = StdSocket::bind(loopback()).unwrap();
+        let mut buf = [0u8; 64];
+        c1.send_to(b"1", proxy).unwrap();
+        let (_, first) = recv(&server, &mut buf).await;
+        c2.send_to(b"2", proxy).unwrap();
+        recv(&server, &mut buf).await;
+        // Client 1 was forgotten to make room: it comes back as a new client, with a new socket.
+        c1.send_to(b"1", proxy).unwrap();
+        let (_, again) = recv(&server, &mut buf).await;
+        assert_ne!(first, again);
+        stop.send(()).unwrap();
+        assert_eq!(handle.await.unwrap().clients, 3);
+    }
+
     #[test]
     fn stats_render_as_key_value_lines() {
         let text = ProxyStats::default().to_string();

@@ -16,7 +16,7 @@
 //! The run stops when nothing more can happen (no timer, nothing in flight, nothing left to send),
 //! when both endpoints have closed and the links are empty, or at the scenario's time limit.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -574,8 +574,12 @@ pub struct Outcome<A, B> {
 /// Per-direction bookkeeping that turns application events into a [`DirectionSummary`].
 #[derive(Debug, Default)]
 struct Tally {
-    /// Accepted messages: text, send time, first delivery time.
-    messages: Vec<(String, Duration, Option<Duration>)>,
+    /// Accepted messages, in sending order: send time, first delivery time.
+    messages: Vec<(Duration, Option<Duration>)>,
+    /// Per text, the accepted messages not yet delivered, oldest first.
+    undelivered: HashMap<String, VecDeque<usize>>,
+    /// Every text accepted, to tell a duplicate from a stranger.
+    texts: HashSet<String>,
     send_failed: u64,
     duplicated: u64,
     reordered: u64,
@@ -584,20 +588,27 @@ struct Tally {
 }
 
 impl Tally {
+    fn sent(&mut self, text: &str, at: Duration) {
+        let index = self.messages.len();
+        self.messages.push((at, None));
+        self.undelivered
+            .entry(text.to_owned())
+            .or_default()
+            .push_back(index);
+        self.texts.insert(text.to_owned());
+    }
+
     fn delivered(&mut self, text: &str, at: Duration) {
-        let undelivered = self
-            .messages
-            .iter()
-            .position(|(t, _, first)| t == text && first.is_none());
-        match undelivered {
+        let index = self.undelivered.get_mut(text).and_then(VecDeque::pop_front);
+        match index {
             Some(index) => {
-                self.messages[index].2 = Some(at);
+                self.messages[index].1 = Some(at);
                 match self.highest_delivered {
                     Some(highest) if index < highest => self.reordered += 1,
                     _ => self.highest_delivered = Some(index),
                 }
             }
-            None if self.messages.iter().any(|(t, _, _)| t == text) => self.duplicated += 1,
+            None if self.texts.contains(text) => self.duplicated += 1,
             None => self.unmatched += 1,
         }
     }
@@ -606,7 +617,7 @@ impl Tally {
         let latencies: Vec<Option<Duration>> = self
             .messages
             .iter()
-            .map(|(_, sent, first)| first.map(|f| f.saturating_sub(*sent)))
+            .map(|(sent, first)| first.map(|f| f.saturating_sub(*sent)))
             .collect();
         let delivered = latencies.iter().flatten().count() as u64;
         DirectionSummary {
@@ -787,7 +798,7 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
             let elapsed = self.elapsed();
             let tally = self.tally_mut(message.from.outgoing());
             match &result {
-                Ok(_) => tally.messages.push((message.text.clone(), elapsed, None)),
+                Ok(_) => tally.sent(&message.text, elapsed),
                 Err(_) => tally.send_failed += 1,
             }
             self.record(TraceEvent::Send {

@@ -121,7 +121,7 @@ fn gilbert_elliott_mean_loss_and_burst_length_match() {
         };
         let mut lost_total = 0u64;
         let mut bursts: Vec<u64> = Vec::new();
-        let n_per_seed = 50_000;
+        let n_per_seed = 30_000;
         for seed in 0..SEEDS {
             let (_, fates) = offer_many(&config, seed, n_per_seed, Duration::ZERO, 10);
             let mut run = 0u64;
@@ -158,6 +158,30 @@ fn gilbert_elliott_mean_loss_and_burst_length_match() {
         let se = ((1.0 - r) / (r * r) / bursts.len() as f64).sqrt();
         assert_within(&format!("GE({loss},{burst}) burst"), mean, burst, se, 4.0);
     }
+}
+
+#[test]
+fn general_gilbert_elliott_loses_what_its_stationary_distribution_says() {
+    // Lossy good state and a leaky bad state (netem's full 4-parameter form).
+    let ge: GilbertElliott = "ge:5%,30%,80%,2%".parse().unwrap();
+    let expected = ge.mean_loss();
+    // π_bad = p / (p + r) = 1/7; loss = 0.8/7 + 0.02·6/7.
+    assert!((expected - (0.8 / 7.0 + 0.02 * 6.0 / 7.0)).abs() < 1e-12);
+    let config = ImpairmentConfig {
+        burst_loss: Some(ge),
+        ..Default::default()
+    };
+    // The spread of the per-seed rates gives the standard error, whatever the correlation.
+    let rates: Vec<f64> = (0..SEEDS)
+        .map(|seed| {
+            let (imp, _) = offer_many(&config, seed, PER_SEED, Duration::ZERO, 10);
+            imp.stats().dropped_burst as f64 / PER_SEED as f64
+        })
+        .collect();
+    let k = rates.len() as f64;
+    let mean = rates.iter().sum::<f64>() / k;
+    let sd = (rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+    assert_within("general GE loss", mean, expected, sd / k.sqrt(), 4.0);
 }
 
 #[test]

@@ -189,10 +189,13 @@ pub struct Stats {
     /// Retransmissions that turned out needless (the original was acked).
     pub retransmits_spurious: u64,
     /// Smallest RTT sample.
+    #[serde(serialize_with = "serialize_opt_duration_ms")]
     pub rtt_min: Option<Duration>,
     /// Smoothed RTT (RFC 6298 SRTT).
+    #[serde(serialize_with = "serialize_opt_duration_ms")]
     pub rtt_smoothed: Option<Duration>,
     /// RTT variation (RFC 6298 RTTVAR).
+    #[serde(serialize_with = "serialize_opt_duration_ms")]
     pub rtt_var: Option<Duration>,
     /// Current congestion window, in packets.
     pub cwnd: u64,

@@ -13,8 +13,8 @@ pub mod raw;
 pub mod transport;
 
 pub use driver::{Input, Sink};
-pub use endpoint::{
-    DropCause, Endpoint, Event, MessageId, NickError, SendError, Stats, Transmit,
-};
+pub use endpoint::{DropCause, Endpoint, Event, MessageId, NickError, SendError, Stats, Transmit};
 pub use raw::{RawConfig, RawEndpoint};
-pub use transport::{Arq, CongestionControl, Delivery, ReliableConfig, ReliableEndpoint};
+pub use transport::{
+    Arq, ConfigError, CongestionControl, Delivery, ReliableConfig, ReliableEndpoint,
+};

@@ -30,7 +30,7 @@ use udpchat_reliable::driver::{self, Input, Sink};
 use udpchat_reliable::{Endpoint, Event, MessageId, NickError, SendError, Stats};
 
 use super::keys::action_for;
-use super::model::{Effect, Model, NoticeKind, SessionInfo, Viewport};
+use super::model::{Action, Effect, Model, NoticeKind, SessionInfo, Viewport};
 use super::view;
 
 /// How often the status bar's counters (RTT, retransmissions) are refreshed from the driver.
@@ -40,9 +40,7 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Reliable mode: my messages that were lost, or never acknowledged before the end.
-    pub undelivered: Vec<String>,
-    /// The transport's last counters.
-    pub stats: Stats,
+    pub undelivered: Vec<(MessageId, String)>,
 }
 
 /// What the driver reports, passed from [`UiSink`] to the screen's loop.
@@ -101,8 +99,8 @@ where
     E: Endpoint + ?Sized,
 {
     let guard = TerminalGuard::enter().context("cannot set up the terminal")?;
-    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))
-        .context("cannot set up the terminal")?;
+    let mut terminal =
+        Terminal::new(CrosstermBackend::new(io::stdout())).context("cannot set up the terminal")?;
     let result = chat_loop(&mut terminal, endpoint, socket, info).await;
     drop(terminal);
     drop(guard);
@@ -121,6 +119,7 @@ where
     E: Endpoint + ?Sized,
 {
     let mut model = Model::new(info);
+    let mut cache = view::HistoryCache::default();
     let (inputs, mut driver_inputs) = mpsc::channel::<Input>(64);
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
     let driver = async move {
@@ -131,26 +130,37 @@ where
     };
     tokio::pin!(driver);
     let mut terminal_events = EventStream::new();
+    let mut terminal_open = true;
+    let mut driver_done = false;
     let mut tick = tokio::time::interval(STATS_INTERVAL);
     let mut signals = Signals::new();
 
     loop {
         let mut viewport = Viewport::default();
         terminal
-            .draw(|frame| viewport = view::draw(frame, &model))
+            .draw(|frame| viewport = view::draw(frame, &model, &mut cache))
             .context("cannot draw the screen")?;
         model.set_viewport(viewport);
 
         let effect = tokio::select! {
-            finished = &mut driver => {
-                // The session is over: show what the driver said last, then leave.
+            finished = &mut driver, if !driver_done => {
+                driver_done = true;
                 while let Ok(report) = reports.try_recv() {
                     apply(&mut model, report);
                 }
                 finished.context("the socket keeps failing")?;
-                break;
+                if model.leaving() || !terminal_open {
+                    break;
+                }
+                // The session ended by itself (the peer left or became unreachable): keep the
+                // screen so the user can read what happened, until they leave.
+                model.notice(
+                    NoticeKind::Info,
+                    "the session is over: press Ctrl-C or type /quit to leave".into(),
+                );
+                None
             }
-            report = reports.recv() => {
+            report = reports.recv(), if !driver_done => {
                 if let Some(report) = report {
                     apply(&mut model, report);
                     while let Ok(report) = reports.try_recv() {
@@ -159,46 +169,61 @@ where
                 }
                 None
             }
-            event = terminal_events.next() => match event {
+            event = terminal_events.next(), if terminal_open => match event {
                 Some(Ok(event)) => action_for(&event).and_then(|action| model.handle(action)),
                 // The terminal went away (hung up): close as if the user had left.
-                Some(Err(_)) | None => Some(Effect::Close),
+                Some(Err(_)) | None => {
+                    terminal_open = false;
+                    Some(Effect::Close)
+                }
             },
-            _ = tick.tick() => {
+            _ = tick.tick(), if !driver_done => {
                 // A full channel means the driver is busy; the next tick will ask again.
                 let _ = inputs.try_send(Input::Stats);
                 None
             }
             signal = signals.next() => match signal {
-                SignalKind::Interrupt => model.handle(super::model::Action::Interrupt),
+                SignalKind::Interrupt => model.handle(Action::Interrupt),
                 SignalKind::Terminate => Some(Effect::Exit),
             },
         };
         match effect {
             None => {}
+            Some(Effect::Send(_) | Effect::SetNick(_)) if driver_done => {
+                model.notice(NoticeKind::Error, "the session is over".into());
+            }
+            // The driver answers through the sink: accepted (with its id) or refused. Never
+            // `send().await` here: the driver runs in this very task, polled only by the select
+            // above, so waiting for room in its channel would wait forever. Every poll empties
+            // the channel, except once the driver closes and stops reading it.
             Some(Effect::Send(text)) => {
-                if inputs.send(Input::Line(text)).await.is_err() {
-                    model.notice(NoticeKind::Error, "not sent: the session is over".into());
+                let sent = inputs.try_send(Input::Line(text));
+                if sent.is_err() {
+                    model.notice(NoticeKind::Error, "not sent: the chat is closing".into());
                 }
             }
             Some(Effect::SetNick(nick)) => {
-                if inputs.send(Input::Nick(nick)).await.is_err() {
-                    model.notice(NoticeKind::Error, "the session is over".into());
+                let sent = inputs.try_send(Input::Nick(nick));
+                if sent.is_err() {
+                    model.notice(NoticeKind::Error, "the chat is closing".into());
                 }
             }
-            Some(Effect::RefreshStats) => {
-                let _ = inputs.send(Input::Stats).await;
+            // A closing or finished driver takes no more input: show the last counters.
+            Some(Effect::RefreshStats) if driver_done || inputs.try_send(Input::Stats).is_err() => {
+                let stats = model.stats().clone();
+                model.set_stats(stats);
             }
+            Some(Effect::RefreshStats) => {}
+            Some(Effect::Close) if driver_done => break,
             Some(Effect::Close) => {
                 // The driver closes the endpoint and returns once it has closed.
-                let _ = inputs.send(Input::Close).await;
+                let _ = inputs.try_send(Input::Close);
             }
             Some(Effect::Exit) => break,
         }
     }
     Ok(Summary {
         undelivered: model.undelivered(),
-        stats: model.stats().clone(),
     })
 }
 
@@ -280,12 +305,17 @@ enum SignalKind {
     Terminate,
 }
 
-/// Signal streams, where the platform has them; a stream that cannot be set up never fires.
+/// Signal streams, registered at once (so none is missed between two polls); a stream that
+/// cannot be set up never fires.
 struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     terminate: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     hangup: Option<tokio::signal::unix::Signal>,
+    #[cfg(not(unix))]
+    ctrl_c: Option<tokio::signal::windows::CtrlC>,
 }
 
 impl Signals {
@@ -294,40 +324,44 @@ impl Signals {
         {
             use tokio::signal::unix::{signal, SignalKind as Kind};
             Signals {
+                interrupt: signal(Kind::interrupt()).ok(),
                 terminate: signal(Kind::terminate()).ok(),
                 hangup: signal(Kind::hangup()).ok(),
             }
         }
         #[cfg(not(unix))]
-        Signals {}
+        Signals {
+            ctrl_c: tokio::signal::windows::ctrl_c().ok(),
+        }
     }
 
+    /// The next signal. Cancel-safe: a signal that arrives while this is not polled is kept.
     async fn next(&mut self) -> SignalKind {
         #[cfg(unix)]
         {
-            async fn wait(signal: &mut Option<tokio::signal::unix::Signal>) {
-                match signal {
-                    Some(signal) => {
-                        if signal.recv().await.is_none() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                    None => std::future::pending().await,
-                }
-            }
             tokio::select! {
-                result = tokio::signal::ctrl_c() => match result {
-                    Ok(()) => SignalKind::Interrupt,
-                    Err(_) => std::future::pending().await,
-                },
-                () = wait(&mut self.terminate) => SignalKind::Terminate,
-                () = wait(&mut self.hangup) => SignalKind::Terminate,
+                Some(()) = recv(&mut self.interrupt) => SignalKind::Interrupt,
+                Some(()) = recv(&mut self.terminate) => SignalKind::Terminate,
+                Some(()) = recv(&mut self.hangup) => SignalKind::Terminate,
+                else => std::future::pending().await,
             }
         }
         #[cfg(not(unix))]
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => SignalKind::Interrupt,
-            Err(_) => std::future::pending().await,
+        {
+            if let Some(ctrl_c) = &mut self.ctrl_c {
+                if ctrl_c.recv().await.is_some() {
+                    return SignalKind::Interrupt;
+                }
+            }
+            std::future::pending().await
         }
+    }
+}
+
+#[cfg(unix)]
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => None,
     }
 }

@@ -6,8 +6,8 @@
 
 use thiserror::Error;
 
-/// The longest nickname accepted, in characters; it has to fit the status bar and the handshake.
-pub const MAX_NICK_CHARS: usize = 32;
+/// The longest nickname accepted, in bytes, as for `--nick`: it travels in every raw datagram.
+pub const MAX_NICK_BYTES: usize = 32;
 
 /// One line of help, shown for `/help` and after an unknown command.
 pub const COMMAND_SUMMARY: &str =
@@ -86,7 +86,8 @@ pub fn parse(line: &str) -> Result<Input, CommandError> {
     }
 }
 
-/// Checks a nickname: one word of at most [`MAX_NICK_CHARS`] printable characters.
+/// Checks a nickname as `--nick` does: one word of at most [`MAX_NICK_BYTES`] bytes, no control
+/// characters.
 pub fn parse_nick(args: &str) -> Result<String, CommandError> {
     if args.is_empty() {
         return Err(CommandError::MissingNick);
@@ -97,9 +98,9 @@ pub fn parse_nick(args: &str) -> Result<String, CommandError> {
     if args.chars().any(char::is_control) {
         return Err(CommandError::BadNick("no control characters".into()));
     }
-    if args.chars().count() > MAX_NICK_CHARS {
+    if args.len() > MAX_NICK_BYTES {
         return Err(CommandError::BadNick(format!(
-            "at most {MAX_NICK_CHARS} characters"
+            "at most {MAX_NICK_BYTES} bytes"
         )));
     }
     Ok(args.to_owned())
@@ -107,11 +108,15 @@ pub fn parse_nick(args: &str) -> Result<String, CommandError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn plain_text_is_a_message() {
-        assert_eq!(parse("hello /there"), Ok(Input::Message("hello /there".into())));
+        assert_eq!(
+            parse("hello /there"),
+            Ok(Input::Message("hello /there".into()))
+        );
         assert_eq!(parse(" /quit"), Ok(Input::Message(" /quit".into())));
     }
 
@@ -145,10 +150,15 @@ mod tests {
         assert_eq!(parse("/nick  "), Err(CommandError::MissingNick));
         assert!(matches!(parse("/nick a b"), Err(CommandError::BadNick(_))));
         assert!(matches!(
-            parse(&format!("/nick {}", "x".repeat(MAX_NICK_CHARS + 1))),
+            parse(&format!("/nick {}", "x".repeat(MAX_NICK_BYTES + 1))),
             Err(CommandError::BadNick(_))
         ));
-        assert!(parse(&format!("/nick {}", "x".repeat(MAX_NICK_CHARS))).is_ok());
+        assert!(parse(&format!("/nick {}", "x".repeat(MAX_NICK_BYTES))).is_ok());
+        // Bytes, not characters: eleven three-byte characters are too many.
+        assert!(matches!(
+            parse(&format!("/nick {}", "東".repeat(11))),
+            Err(CommandError::BadNick(_))
+        ));
         assert!(matches!(
             parse("/nick a\u{7}"),
             Err(CommandError::BadNick(_))

@@ -293,9 +293,9 @@ impl LineEditor {
     fn prev_word_start(&self) -> usize {
         let before = &self.text[..self.cursor];
         let trimmed = before.trim_end();
-        trimmed
-            .rfind(char::is_whitespace)
-            .map_or(0, |i| i + trimmed[i..].chars().next().map_or(1, char::len_utf8))
+        trimmed.rfind(char::is_whitespace).map_or(0, |i| {
+            i + trimmed[i..].chars().next().map_or(1, char::len_utf8)
+        })
     }
 
     /// After an insertion the cursor may sit inside a grapheme cluster (a combining accent typed

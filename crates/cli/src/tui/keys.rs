@@ -84,18 +84,30 @@ mod tests {
     #[test]
     fn typing_editing_and_sending() {
         let none = KeyModifiers::NONE;
-        assert_eq!(action_for(&key(KeyCode::Char('é'), none)), Some(Action::Char('é')));
+        assert_eq!(
+            action_for(&key(KeyCode::Char('é'), none)),
+            Some(Action::Char('é'))
+        );
         assert_eq!(
             action_for(&key(KeyCode::Char('A'), KeyModifiers::SHIFT)),
             Some(Action::Char('A'))
         );
         assert_eq!(action_for(&key(KeyCode::Enter, none)), Some(Action::Submit));
-        assert_eq!(action_for(&key(KeyCode::Backspace, none)), Some(Action::Backspace));
-        assert_eq!(action_for(&key(KeyCode::Delete, none)), Some(Action::Delete));
+        assert_eq!(
+            action_for(&key(KeyCode::Backspace, none)),
+            Some(Action::Backspace)
+        );
+        assert_eq!(
+            action_for(&key(KeyCode::Delete, none)),
+            Some(Action::Delete)
+        );
         assert_eq!(action_for(&key(KeyCode::Home, none)), Some(Action::Home));
         assert_eq!(action_for(&key(KeyCode::End, none)), Some(Action::End));
         assert_eq!(action_for(&key(KeyCode::Up, none)), Some(Action::HistoryUp));
-        assert_eq!(action_for(&key(KeyCode::Down, none)), Some(Action::HistoryDown));
+        assert_eq!(
+            action_for(&key(KeyCode::Down, none)),
+            Some(Action::HistoryDown)
+        );
         assert_eq!(
             action_for(&key(KeyCode::Left, KeyModifiers::CONTROL)),
             Some(Action::WordLeft)
@@ -109,10 +121,19 @@ mod tests {
     #[test]
     fn ctrl_c_and_ctrl_d_leave_and_other_chords_type_nothing() {
         let ctrl = KeyModifiers::CONTROL;
-        assert_eq!(action_for(&key(KeyCode::Char('c'), ctrl)), Some(Action::Interrupt));
-        assert_eq!(action_for(&key(KeyCode::Char('d'), ctrl)), Some(Action::EndOfInput));
+        assert_eq!(
+            action_for(&key(KeyCode::Char('c'), ctrl)),
+            Some(Action::Interrupt)
+        );
+        assert_eq!(
+            action_for(&key(KeyCode::Char('d'), ctrl)),
+            Some(Action::EndOfInput)
+        );
         assert_eq!(action_for(&key(KeyCode::Char('x'), ctrl)), None);
-        assert_eq!(action_for(&key(KeyCode::Char('x'), KeyModifiers::ALT)), None);
+        assert_eq!(
+            action_for(&key(KeyCode::Char('x'), KeyModifiers::ALT)),
+            None
+        );
     }
 
     #[test]

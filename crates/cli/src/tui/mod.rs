@@ -88,12 +88,13 @@ where
         eprintln!("udpchat: stats: {}", stats_line(&endpoint.stats()));
     }
     if mode == Mode::Reliable && !summary.undelivered.is_empty() {
+        // The same words as the line interface, so scripts read both alike.
         eprintln!(
-            "udpchat: {} message(s) not delivered:",
+            "udpchat: {} message(s) were not delivered:",
             summary.undelivered.len()
         );
-        for text in &summary.undelivered {
-            eprintln!("udpchat:   {text}");
+        for (id, text) in &summary.undelivered {
+            eprintln!("udpchat: undelivered: message {}: {text}", id.0);
         }
         return Ok(ExitCode::from(EXIT_UNDELIVERED));
     }

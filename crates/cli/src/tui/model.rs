@@ -100,7 +100,7 @@ impl ConnState {
 }
 
 /// The state of one of my messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Delivery {
     /// Raw mode: the datagram left; UDP will never say whether it arrived.
     Unconfirmed,
@@ -116,7 +116,7 @@ pub enum Delivery {
 }
 
 /// What kind of notice a history line is, for its mark and colour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NoticeKind {
     /// Something the user asked for, or news about the session.
     Info,
@@ -133,7 +133,7 @@ pub enum NoticeKind {
 }
 
 /// One entry of the history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Entry {
     /// A message I sent.
     Mine {
@@ -359,8 +359,15 @@ impl Model {
     }
 
     /// The history, oldest first.
+    #[cfg(test)]
     pub fn history(&self) -> impl DoubleEndedIterator<Item = &Entry> + ExactSizeIterator {
         self.history.iter()
+    }
+
+    /// The history, oldest first, each entry with its absolute index: a number that stays
+    /// the entry's own while older entries are trimmed or cleared away.
+    pub fn indexed_history(&self) -> impl Iterator<Item = (u64, &Entry)> {
+        (self.first_index..).zip(self.history.iter())
     }
 
     /// Messages I sent (accepted by the transport).
@@ -408,11 +415,16 @@ impl Model {
         &self.input
     }
 
+    /// True once the user asked to leave.
+    pub fn leaving(&self) -> bool {
+        self.leaving
+    }
+
     /// The name to show for messages and notices from `addr`.
     pub fn name_of(&self, addr: SocketAddr) -> String {
         match &self.peer_nick {
             Some(nick) if self.peer == Some(addr) && !nick.is_empty() => nick.clone(),
-            _ => addr.to_string(),
+            _ => canonical(addr).to_string(),
         }
     }
 
@@ -461,6 +473,13 @@ impl Model {
         let line = self.input.submit()?;
         self.scroll = Scroll::Follow;
         match commands::parse(&line) {
+            Ok(Input::Message(_)) if self.leaving => {
+                self.notice(
+                    NoticeKind::Error,
+                    "not sent: the chat is closing (Ctrl-C again to leave now)".into(),
+                );
+                None
+            }
             Ok(Input::Message(text)) => Some(Effect::Send(text)),
             Ok(Input::Command(command)) => self.run(command),
             Err(e) => {
@@ -608,7 +627,10 @@ impl Model {
                     self.outstanding.insert(id, index);
                 }
             }
-            Err(e) => self.notice(NoticeKind::Error, format!("not sent: {e}")),
+            Err(e) => self.notice(
+                NoticeKind::Error,
+                format!("not sent: {e} (↑ brings the line back)"),
+            ),
         }
     }
 
@@ -647,8 +669,8 @@ impl Model {
         }
     }
 
-    /// Reliable mode: the texts of my messages that were lost or are still unacknowledged.
-    pub fn undelivered(&self) -> Vec<String> {
+    /// Reliable mode: my messages that were lost or are still unacknowledged, by id.
+    pub fn undelivered(&self) -> Vec<(MessageId, String)> {
         let mut missing: Vec<(MessageId, String)> = self
             .history
             .iter()
@@ -663,7 +685,7 @@ impl Model {
             })
             .collect();
         missing.sort_by_key(|(id, _)| *id);
-        missing.into_iter().map(|(_, text)| text).collect()
+        missing
     }
 
     /// Shows a notice in the history (for the runtime's own news, such as an I/O error).
@@ -705,7 +727,7 @@ impl Model {
                     self.conn = ConnState::Connected;
                 }
                 let nick = if nick.is_empty() {
-                    from.to_string()
+                    canonical(from).to_string()
                 } else {
                     nick
                 };
@@ -748,9 +770,10 @@ impl Model {
                 if !matches!(self.conn, ConnState::Closing | ConnState::Closed) {
                     self.conn = ConnState::Connected;
                 }
+                let shown = canonical(addr);
                 let text = match self.info.mode {
-                    Mode::Raw => format!("talking to {addr}"),
-                    Mode::Reliable => format!("connected to {addr}"),
+                    Mode::Raw => format!("talking to {shown}"),
+                    Mode::Reliable => format!("connected to {shown}"),
                 };
                 self.notice(NoticeKind::Info, text);
             }
@@ -803,7 +826,10 @@ impl Model {
                 };
                 self.notice(
                     NoticeKind::Dropped,
-                    format!("ignored a datagram from {from}: {why} ({detail})"),
+                    format!(
+                        "ignored a datagram from {}: {why} ({detail})",
+                        canonical(from)
+                    ),
                 );
             }
         }
@@ -847,13 +873,19 @@ impl Model {
         ];
         if self.info.mode == Mode::Reliable {
             rows.extend([
-                ("messages delivered".into(), s.messages_delivered.to_string()),
+                (
+                    "messages delivered".into(),
+                    s.messages_delivered.to_string(),
+                ),
                 ("messages lost".into(), s.messages_lost.to_string()),
             ]);
         }
         rows.extend([
             ("datagrams sent".into(), s.datagrams_sent.to_string()),
-            ("datagrams received".into(), s.datagrams_received.to_string()),
+            (
+                "datagrams received".into(),
+                s.datagrams_received.to_string(),
+            ),
             ("bytes sent".into(), s.bytes_sent.to_string()),
             ("bytes received".into(), s.bytes_received.to_string()),
             ("gaps (missing)".into(), s.gaps.to_string()),
@@ -893,9 +925,15 @@ fn help_table() -> Entry {
     let rows = [
         ("Enter", "send the line (or run the /command)"),
         ("←/→ Home/End", "move in the line (Ctrl/Alt+←/→: by word)"),
-        ("Backspace/Del", "delete (Ctrl-W word, Ctrl-U/Ctrl-K to start/end)"),
+        (
+            "Backspace/Del",
+            "delete (Ctrl-W word, Ctrl-U/Ctrl-K to start/end)",
+        ),
         ("↑/↓", "earlier lines you sent"),
-        ("PgUp/PgDn, wheel", "scroll the history (Ctrl-End: back to newest)"),
+        (
+            "PgUp/PgDn, wheel",
+            "scroll the history (Ctrl-End: back to newest)",
+        ),
         ("Ctrl-C, Ctrl-D", "quit (twice: without waiting for acks)"),
         ("/help", "this table"),
         ("/quit", "leave (reliable mode first waits for acks)"),
@@ -911,6 +949,18 @@ fn help_table() -> Entry {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+    }
+}
+
+/// `addr` as people write it: an IPv4 peer reached through an IPv6 socket (`[::ffff:1.2.3.4]`)
+/// is shown as plain IPv4.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
     }
 }
 
@@ -974,7 +1024,10 @@ mod tests {
     #[test]
     fn typing_a_line_asks_to_send_it() {
         let mut m = model(Mode::Raw);
-        assert_eq!(type_line(&mut m, "hello"), Some(Effect::Send("hello".into())));
+        assert_eq!(
+            type_line(&mut m, "hello"),
+            Some(Effect::Send("hello".into()))
+        );
         assert!(m.input().is_empty());
         assert_eq!(type_line(&mut m, "   "), None);
     }
@@ -1011,6 +1064,11 @@ mod tests {
         );
         assert_eq!((m.sent(), m.delivered(), m.lost()), (3, 1, 1));
         assert_eq!(m.unconfirmed(), 1);
+        // Lost, and never acknowledged, both count as not delivered.
+        assert_eq!(
+            m.undelivered(),
+            vec![(MessageId(0), "one".into()), (MessageId(2), "three".into())]
+        );
         assert_eq!(m.rtt(), Some(rtt));
     }
 
@@ -1138,10 +1196,7 @@ mod tests {
             first: 5,
             last: 5,
         });
-        assert_eq!(
-            last_notice(&m).1,
-            "1 message from alice never arrived (#5)"
-        );
+        assert_eq!(last_notice(&m).1, "1 message from alice never arrived (#5)");
         m.apply_event(Event::Duplicate {
             from: addr(4000),
             seq: 3,
@@ -1200,8 +1255,15 @@ mod tests {
         let mut m = model(Mode::Reliable);
         m.record_send("pending".into(), Ok(MessageId(0)));
         assert_eq!(type_line(&mut m, "/quit"), Some(Effect::Close));
+        assert!(m.leaving());
         assert_eq!(m.conn(), ConnState::Closing);
         assert!(last_notice(&m).1.contains("waiting for 1 message"));
+        assert_eq!(
+            type_line(&mut m, "too late"),
+            None,
+            "nothing is sent while closing"
+        );
+        assert!(last_notice(&m).1.starts_with("not sent"));
         assert_eq!(m.handle(Action::Interrupt), Some(Effect::Exit));
     }
 
@@ -1221,7 +1283,9 @@ mod tests {
     fn commands_run_locally() {
         let mut m = model(Mode::Raw);
         assert_eq!(type_line(&mut m, "/help"), None);
-        assert!(matches!(m.history().last(), Some(Entry::Table { title, .. }) if title.contains("help")));
+        assert!(
+            matches!(m.history().last(), Some(Entry::Table { title, .. }) if title.contains("help"))
+        );
         assert_eq!(
             type_line(&mut m, "/nick carol"),
             Some(Effect::SetNick("carol".into()))
@@ -1234,7 +1298,10 @@ mod tests {
         let (kind, text, _) = last_notice(&m);
         assert_eq!(kind, NoticeKind::Error);
         assert!(text.contains("unknown command /bogus"));
-        assert_eq!(type_line(&mut m, "//bogus"), Some(Effect::Send("/bogus".into())));
+        assert_eq!(
+            type_line(&mut m, "//bogus"),
+            Some(Effect::Send("/bogus".into()))
+        );
     }
 
     #[test]
@@ -1319,6 +1386,21 @@ mod tests {
             total_lines: 4,
         });
         assert_eq!(m.scroll(), Scroll::Follow);
+    }
+
+    #[test]
+    fn mapped_ipv4_addresses_read_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:9".parse().unwrap();
+        assert_eq!(canonical(mapped), addr(9));
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+        let mut m = model(Mode::Raw);
+        m.apply_event(Event::Gap {
+            from: mapped,
+            first: 0,
+            last: 0,
+        });
+        assert!(last_notice(&m).1.contains("from 127.0.0.1:9 "));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::model::{
-    format_ms, ConnState, Delivery, Entry, Mode, Model, NoticeKind, Scroll, Viewport,
+    canonical, format_ms, ConnState, Delivery, Entry, Mode, Model, NoticeKind, Scroll, Viewport,
 };
 use super::wrap::{sanitize, wrap};
 
@@ -58,10 +58,10 @@ fn split(area: Rect) -> Areas {
 }
 
 /// Draws the whole screen; returns what the history area measured, for
-/// [`Model::set_viewport`].
-pub fn draw(frame: &mut Frame<'_>, model: &Model) -> Viewport {
+/// [`Model::set_viewport`]. `cache` keeps wrapped entries from one frame to the next.
+pub fn draw(frame: &mut Frame<'_>, model: &Model, cache: &mut HistoryCache) -> Viewport {
     let areas = split(frame.area());
-    let viewport = draw_history(frame, model, areas.history);
+    let viewport = draw_history(frame, model, cache, areas.history);
     if areas.status.height > 0 {
         frame.render_widget(
             Paragraph::new(status_line(model)).style(bar_style()),
@@ -74,11 +74,16 @@ pub fn draw(frame: &mut Frame<'_>, model: &Model) -> Viewport {
     viewport
 }
 
-fn draw_history(frame: &mut Frame<'_>, model: &Model, area: Rect) -> Viewport {
-    let lines = history_lines(model, area.width);
+fn draw_history(
+    frame: &mut Frame<'_>,
+    model: &Model,
+    cache: &mut HistoryCache,
+    area: Rect,
+) -> Viewport {
+    cache.refresh(model, area.width);
     let viewport = Viewport {
         height: usize::from(area.height),
-        total_lines: lines.len(),
+        total_lines: cache.total_lines,
     };
     if area.height == 0 || area.width == 0 {
         return viewport;
@@ -87,25 +92,80 @@ fn draw_history(frame: &mut Frame<'_>, model: &Model, area: Rect) -> Viewport {
         Scroll::Follow => viewport.max_top(),
         Scroll::Top(top) => top.min(viewport.max_top()),
     };
-    let shown: Vec<Line<'static>> = lines
-        .into_iter()
-        .skip(top)
-        .take(viewport.height)
-        .collect();
-    frame.render_widget(Paragraph::new(shown), area);
+    frame.render_widget(Paragraph::new(cache.lines(top, viewport.height)), area);
     viewport
 }
 
-/// Every history entry wrapped to `width`, oldest first.
-pub fn history_lines(model: &Model, width: u16) -> Vec<Line<'static>> {
-    let mut lines = Vec::new();
-    // Raw messages are numbered on the wire (except --plain); showing the numbers lets the
-    // reader match the other side's gap notices to the lines that went missing.
-    let numbered = model.info().mode == Mode::Raw && !model.info().plain;
-    for entry in model.history() {
-        entry_lines(numbered, entry, width, &mut lines);
+/// The history's entries, wrapped, kept between frames.
+///
+/// Wrapping is by far the costliest part of a frame (grapheme segmentation and width lookups
+/// over every character), and a long chat holds thousands of entries, of which a frame shows a
+/// screenful. So each entry's lines are kept with a fingerprint (a hash) of the entry, and
+/// wrapped again only when the entry changed (a delivery mark updated in place, a notice that
+/// repeated) or the width did.
+#[derive(Debug, Default)]
+pub struct HistoryCache {
+    width: u16,
+    numbered: bool,
+    /// By absolute history index, ascending, like the model's history.
+    entries: Vec<(u64, Wrapped)>,
+    total_lines: usize,
+}
+
+#[derive(Debug)]
+struct Wrapped {
+    fingerprint: u64,
+    lines: Vec<Line<'static>>,
+}
+
+impl HistoryCache {
+    /// Brings the cache in line with `model`'s history at `width`.
+    fn refresh(&mut self, model: &Model, width: u16) {
+        // Raw messages are numbered on the wire (except --plain); showing the numbers lets the
+        // reader match the other side's gap notices to the lines that went missing.
+        let numbered = model.info().mode == Mode::Raw && !model.info().plain;
+        if width != self.width || numbered != self.numbered {
+            self.entries.clear();
+            self.width = width;
+            self.numbered = numbered;
+        }
+        // Both sequences ascend by absolute index: walk them together.
+        let mut old = std::mem::take(&mut self.entries).into_iter().peekable();
+        let mut total_lines = 0;
+        for (index, entry) in model.indexed_history() {
+            while old.next_if(|(i, _)| *i < index).is_some() {}
+            let fingerprint = fingerprint(entry);
+            let wrapped = match old.next_if(|(i, w)| *i == index && w.fingerprint == fingerprint) {
+                Some((_, wrapped)) => wrapped,
+                None => {
+                    let mut lines = Vec::new();
+                    entry_lines(numbered, entry, width, &mut lines);
+                    Wrapped { fingerprint, lines }
+                }
+            };
+            total_lines += wrapped.lines.len();
+            self.entries.push((index, wrapped));
+        }
+        self.total_lines = total_lines;
     }
-    lines
+
+    /// `count` lines from line `top` on.
+    fn lines(&self, top: usize, count: usize) -> Vec<Line<'static>> {
+        self.entries
+            .iter()
+            .flat_map(|(_, wrapped)| wrapped.lines.iter())
+            .skip(top)
+            .take(count)
+            .cloned()
+            .collect()
+    }
+}
+
+fn fingerprint(entry: &Entry) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    entry.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'static>>) {
@@ -128,7 +188,12 @@ fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'st
             out.extend(wrap(
                 &[
                     (&seq, dim),
-                    (&nick, Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD)),
+                    (
+                        &nick,
+                        Style::default()
+                            .fg(Color::Cyan)
+                            .add_modifier(Modifier::BOLD),
+                    ),
                     (": ", Style::default()),
                     (&text, Style::default()),
                     ("  ", Style::default()),
@@ -168,7 +233,11 @@ fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'st
                 String::new()
             };
             out.extend(wrap(
-                &[(label, style.add_modifier(Modifier::BOLD)), (&text, style), (&times, style)],
+                &[
+                    (label, style.add_modifier(Modifier::BOLD)),
+                    (&text, style),
+                    (&times, style),
+                ],
                 width,
             ));
         }
@@ -243,7 +312,7 @@ pub fn status_line(model: &Model) -> Line<'static> {
         ConnState::Unreachable => bar.fg(Color::LightRed).add_modifier(Modifier::BOLD),
         _ => bar,
     };
-    let peer = match (model.peer(), model.peer_nick()) {
+    let peer = match (model.peer().map(canonical), model.peer_nick()) {
         (Some(addr), Some(nick)) => format!("{} @ {addr}", sanitize(nick)),
         (Some(addr), None) => addr.to_string(),
         (None, _) => "no peer yet".into(),
@@ -266,7 +335,14 @@ pub fn status_line(model: &Model) -> Line<'static> {
             },
             mode_style.add_modifier(Modifier::BOLD),
         ),
-        Span::styled(format!(" {} {} → {peer}", sanitize(model.nick()), info.local), bar),
+        Span::styled(
+            format!(
+                " {} {} → {peer}",
+                sanitize(model.nick()),
+                canonical(info.local)
+            ),
+            bar,
+        ),
         sep(),
         Span::styled(model.conn().label(info.mode).to_string(), conn_style),
         sep(),
@@ -358,10 +434,20 @@ mod tests {
 
     /// Draws `model` at `width`×`height` and returns the screen's rows as text.
     fn render(model: &mut Model, width: u16, height: u16) -> Vec<String> {
+        render_with(model, &mut HistoryCache::default(), width, height)
+    }
+
+    /// Like `render`, keeping wrapped lines in `cache` as the chat screen does.
+    fn render_with(
+        model: &mut Model,
+        cache: &mut HistoryCache,
+        width: u16,
+        height: u16,
+    ) -> Vec<String> {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         let mut viewport = Viewport::default();
         terminal
-            .draw(|frame| viewport = draw(frame, model))
+            .draw(|frame| viewport = draw(frame, model, cache))
             .unwrap();
         model.set_viewport(viewport);
         rows(terminal.backend().buffer())
@@ -403,7 +489,10 @@ mod tests {
         m.record_send("first".into(), Ok(MessageId(0)));
         m.record_send("second".into(), Ok(MessageId(1)));
         let before = render(&mut m, 60, 8);
-        assert!(before.iter().any(|r| r == "bob: first  … sending"), "{before:#?}");
+        assert!(
+            before.iter().any(|r| r == "bob: first  … sending"),
+            "{before:#?}"
+        );
         m.apply_event(Event::Delivered {
             id: MessageId(0),
             rtt: Some(Duration::from_millis(23)),
@@ -413,9 +502,48 @@ mod tests {
         // Same rows as before: updated in place, not appended.
         let row_of = |rows: &[String], needle: &str| rows.iter().position(|r| r.contains(needle));
         assert_eq!(row_of(&after, "bob: first"), row_of(&before, "bob: first"));
-        assert!(after.iter().any(|r| r == "bob: first  ✓ delivered 23 ms"), "{after:#?}");
-        assert!(after.iter().any(|r| r == "bob: second  ✗ lost"), "{after:#?}");
+        assert!(
+            after.iter().any(|r| r == "bob: first  ✓ delivered 23 ms"),
+            "{after:#?}"
+        );
+        assert!(
+            after.iter().any(|r| r == "bob: second  ✗ lost"),
+            "{after:#?}"
+        );
         assert!(!screen(&after).contains("… sending"));
+    }
+
+    #[test]
+    fn cached_lines_follow_changes_in_place_and_in_width() {
+        let mut m = model(Mode::Reliable);
+        let mut cache = HistoryCache::default();
+        m.record_send("first".into(), Ok(MessageId(0)));
+        let rows = render_with(&mut m, &mut cache, 60, 8);
+        assert!(
+            rows.contains(&"bob: first  … sending".to_string()),
+            "{rows:#?}"
+        );
+        m.apply_event(Event::Delivered {
+            id: MessageId(0),
+            rtt: None,
+        });
+        let rows = render_with(&mut m, &mut cache, 60, 8);
+        assert!(
+            rows.contains(&"bob: first  ✓ delivered".to_string()),
+            "{rows:#?}"
+        );
+        // Narrower: the same entry wraps anew.
+        let rows = render_with(&mut m, &mut cache, 12, 8);
+        assert!(rows.contains(&"bob: first".to_string()), "{rows:#?}");
+        assert!(rows.contains(&"  delivered".to_string()), "{rows:#?}");
+        // Cleared entries leave the cache; later ones are drawn from scratch.
+        m.handle(Action::Paste("/clear".into()));
+        m.handle(Action::Submit);
+        peer_says(&mut m, 0, "after");
+        let rows = render_with(&mut m, &mut cache, 60, 8);
+        assert_eq!(rows[0], "alice: after", "{rows:#?}");
+        assert_eq!(cache.entries.len(), 1);
+        assert_eq!(cache.total_lines, 1);
     }
 
     #[test]
@@ -439,15 +567,27 @@ mod tests {
         });
         let rows = render(&mut m, 80, 10);
         let text = screen(&rows);
-        assert!(rows.contains(&"#0 bob: hello  · sent, unconfirmed".to_string()), "{text}");
+        assert!(
+            rows.contains(&"#0 bob: hello  · sent, unconfirmed".to_string()),
+            "{text}"
+        );
         assert!(rows.contains(&"#0 alice: hi bob".to_string()), "{text}");
         assert!(
             rows.contains(&"[gap] 2 messages from alice never arrived (#1–#2)".to_string()),
             "{text}"
         );
-        assert!(rows.contains(&"#3 alice: did you get that?".to_string()), "{text}");
-        assert!(text.contains("[duplicate] message #3 from alice arrived twice"), "{text}");
-        assert!(text.contains("[reordered] message #1 from alice arrived late"), "{text}");
+        assert!(
+            rows.contains(&"#3 alice: did you get that?".to_string()),
+            "{text}"
+        );
+        assert!(
+            text.contains("[duplicate] message #3 from alice arrived twice"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[reordered] message #1 from alice arrived late"),
+            "{text}"
+        );
         assert!(!text.contains("delivered"));
     }
 
@@ -525,7 +665,10 @@ mod tests {
         assert_eq!(text.matches("lorem").count(), 6, "{text}");
         assert!(rows.iter().filter(|r| r.contains("ipsum")).count() > 1);
         let joined: String = text.split_whitespace().collect();
-        assert!(joined.contains("日本語のテキストと絵文字👍🏽と家族"), "{text}");
+        assert!(
+            joined.contains("日本語のテキストと絵文字👍🏽と家族"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -554,7 +697,10 @@ mod tests {
             m.handle(Action::PageUp);
         }
         let rows = render(&mut m, 40, 8);
-        assert!(rows[0].starts_with("* RAW mode"), "the greeting is first: {rows:#?}");
+        assert!(
+            rows[0].starts_with("* RAW mode"),
+            "the greeting is first: {rows:#?}"
+        );
         // New messages do not move a scrolled view.
         peer_says(&mut m, 30, "line 30");
         assert!(render(&mut m, 40, 8)[0].starts_with("* RAW mode"));
@@ -569,12 +715,15 @@ mod tests {
     #[test]
     fn input_line_shows_its_end_and_the_cursor() {
         let mut m = model(Mode::Raw);
-        m.handle(Action::Paste("a fairly long line typed into a narrow window".into()));
+        m.handle(Action::Paste(
+            "a fairly long line typed into a narrow window".into(),
+        ));
         let mut terminal = Terminal::new(TestBackend::new(20, 5)).unwrap();
-        terminal.draw(|frame| {
-            draw(frame, &m);
-        })
-        .unwrap();
+        terminal
+            .draw(|frame| {
+                draw(frame, &m, &mut HistoryCache::default());
+            })
+            .unwrap();
         let rows = rows(terminal.backend().buffer());
         assert_eq!(rows[4], "> o a narrow window");
         let cursor = terminal.get_cursor_position().unwrap();
@@ -598,10 +747,23 @@ mod tests {
     #[test]
     fn tiny_terminals_do_not_panic() {
         let mut m = model(Mode::Reliable);
-        peer_says(&mut m, 0, "日本語👨‍👩‍👧 and a long line that wraps many times over");
+        peer_says(
+            &mut m,
+            0,
+            "日本語👨‍👩‍👧 and a long line that wraps many times over",
+        );
         m.record_send("pending".into(), Ok(MessageId(0)));
         m.handle(Action::Paste("日本語 input".into()));
-        for (w, h) in [(1, 1), (2, 1), (1, 3), (3, 2), (20, 5), (5, 20), (0, 0), (7, 4)] {
+        for (w, h) in [
+            (1, 1),
+            (2, 1),
+            (1, 3),
+            (3, 2),
+            (20, 5),
+            (5, 20),
+            (0, 0),
+            (7, 4),
+        ] {
             let rows = render(&mut m, w, h);
             assert_eq!(rows.len(), usize::from(h));
             for row in &rows {

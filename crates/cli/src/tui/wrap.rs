@@ -58,13 +58,25 @@ pub fn wrap(segments: &[(&str, Style)], width: u16) -> Vec<Line<'static>> {
     let mut lines: Vec<Vec<Cell<'_>>> = vec![Vec::new()];
     let mut used = 0;
     for (text, style) in segments {
-        for grapheme in text.graphemes(true) {
+        // Most chat text is ASCII, where every byte is a grapheme one cell wide: skip the
+        // costly segmentation and width lookups for it.
+        let graphemes: Box<dyn Iterator<Item = &str>> = if text.is_ascii() {
+            Box::new((0..text.len()).map(|i| &text[i..i + 1]))
+        } else {
+            Box::new(text.graphemes(true))
+        };
+        for grapheme in graphemes {
             if grapheme == "\n" || grapheme == "\r\n" {
                 lines.push(Vec::new());
                 used = 0;
                 continue;
             }
-            let (grapheme, w) = match grapheme.width() {
+            let width_of = if grapheme.len() == 1 {
+                1
+            } else {
+                grapheme.width()
+            };
+            let (grapheme, w) = match width_of {
                 w if w > width.saturating_sub(indent).max(1) => ("…", 1),
                 w => (grapheme, w),
             };
@@ -123,7 +135,10 @@ fn to_line(cells: Vec<Cell<'_>>) -> Line<'static> {
     let mut run_style = None;
     for cell in cells {
         if run_style.is_some_and(|s| s != cell.style) {
-            spans.push(Span::styled(std::mem::take(&mut run), run_style.unwrap_or_default()));
+            spans.push(Span::styled(
+                std::mem::take(&mut run),
+                run_style.unwrap_or_default(),
+            ));
         }
         run_style = Some(cell.style);
         run.push_str(cell.grapheme);
@@ -189,7 +204,10 @@ mod tests {
     fn tiny_widths_do_not_panic_or_overflow() {
         for width in 0..4u16 {
             for line in plain("日本 abc 👍🏽 x", width) {
-                assert!(line.width() <= usize::from(width).max(1), "{width}: {line:?}");
+                assert!(
+                    line.width() <= usize::from(width).max(1),
+                    "{width}: {line:?}"
+                );
             }
         }
         assert_eq!(plain("日本", 1), vec!["…", "…"]);
@@ -208,7 +226,10 @@ mod tests {
 
     #[test]
     fn control_characters_are_made_visible() {
-        assert_eq!(sanitize("a\u{1b}[2Jb\u{7}\u{7f}\u{9b}\tc"), "a␛[2Jb␇␡\u{fffd} c");
+        assert_eq!(
+            sanitize("a\u{1b}[2Jb\u{7}\u{7f}\u{9b}\tc"),
+            "a␛[2Jb␇␡\u{fffd} c"
+        );
         assert_eq!(sanitize("ok\nok"), "ok\nok");
     }
 }

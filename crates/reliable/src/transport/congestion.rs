@@ -27,6 +27,8 @@ pub struct Congestion {
     recovery_until: Option<u64>,
     /// Largest window ever useful (the receive window): growth stops there.
     cap: u64,
+    /// `(cwnd, ssthresh)` before the last reduction, to restore if the loss proves spurious.
+    before_loss: Option<(u64, u64)>,
 }
 
 impl Congestion {
@@ -39,6 +41,7 @@ impl Congestion {
             acked_in_avoidance: 0,
             recovery_until: None,
             cap: cap.max(1),
+            before_loss: None,
         }
     }
 
@@ -82,15 +85,27 @@ impl Congestion {
         if self.recovery_until.is_some() {
             return;
         }
+        self.before_loss = Some((self.cwnd, self.ssthresh));
         self.ssthresh = (self.cwnd / 2).max(MIN_WINDOW);
         self.cwnd = self.ssthresh;
         self.acked_in_avoidance = 0;
         self.recovery_until = Some(next_seq);
     }
 
+    /// The last loss was not one (a resend proved needless): restore the window as it was
+    /// before that reduction and leave recovery (Eifel-style undo, RFC 4015).
+    pub fn undo(&mut self) {
+        if let Some((cwnd, ssthresh)) = self.before_loss.take() {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = ssthresh;
+            self.recovery_until = None;
+        }
+    }
+
     /// A retransmission timeout fired: the pipe drained, start again from one packet.
     pub fn on_timeout(&mut self, next_seq: u64) {
         if self.recovery_until.is_none() {
+            self.before_loss = Some((self.cwnd, self.ssthresh));
             self.ssthresh = (self.cwnd / 2).max(MIN_WINDOW);
         }
         self.cwnd = 1;
@@ -101,6 +116,7 @@ impl Congestion {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn newreno() -> Congestion {
@@ -130,6 +146,19 @@ mod tests {
         c.on_ack(5, 70); // recovery over; 5 acked in avoidance
         c.on_ack(15, 85);
         assert_eq!(c.window(), 21);
+    }
+
+    #[test]
+    fn a_spurious_loss_is_undone() {
+        let mut c = newreno();
+        c.on_ack(30, 30); // 40
+        c.on_loss(70);
+        assert_eq!(c.window(), 20);
+        c.undo();
+        assert_eq!(c.window(), 40);
+        assert_eq!(c.ssthresh(), u64::MAX);
+        c.undo();
+        assert_eq!(c.window(), 40, "nothing more to undo");
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! id, so a packet from another conversation (foreign) or from an earlier session of this one
 //! (stale: ids are retired, never reused) is dropped and counted. If both sides send `Hello` at
 //! once, each answers the other's with a `Welcome` and both end up with the same pair of ids: the
-//! tutorial's symmetric setup needs no roles. A `Hello` from the peer's address with a new id
+//! tutorial's symmetric setup needs no roles. A side that learned of the session from a `Hello`
+//! sends no data until the peer shows it has our `Welcome` (the opener's bare `Ack`, or any
+//! packet naming our id): before that the peer could not accept it. A `Hello` from the peer's
+//! address with a new id
 //! while a session is up means the peer restarted: the old session ends (its unacknowledged
 //! messages are reported lost, its partial data discarded), both sides take fresh ids, and the
 //! new session starts from sequence number 0, so nothing of the old one can be mixed in.
@@ -51,8 +54,10 @@ enum Session {
     Handshaking {
         /// When the last `Hello` went out (None: queued, not yet sent).
         sent: Option<Instant>,
-        /// `Hello`s sent so far.
+        /// Handshake timeouts so far.
         tries: u32,
+        /// More than one `Hello` went out, so a `Welcome` gives no clean RTT sample.
+        resent: bool,
     },
     /// Both ids known.
     Established {
@@ -66,6 +71,8 @@ enum Session {
 enum Control {
     Hello,
     Welcome,
+    /// A bare ack: confirms to a peer that answered our `Hello` that we know its id.
+    Ack,
     Ping,
     Pong,
     Close(ConnectionId),
@@ -82,6 +89,13 @@ pub struct ReliableEndpoint {
     peer_addr: Option<SocketAddr>,
     peer_nick: String,
     session: Session,
+    /// Established, and the peer has shown it knows our id (a Welcome from it, or any packet of
+    /// the session). A side that learned the session from the peer's `Hello` holds its data back
+    /// until then: the peer cannot accept data before it has our `Welcome`.
+    confirmed: bool,
+    /// When our last `Welcome` went out, and how many timeouts it has had, while unconfirmed.
+    welcome_sent: Option<Instant>,
+    welcome_tries: u32,
     retired_local: VecDeque<ConnectionId>,
     retired_peer: VecDeque<ConnectionId>,
     sender: Sender,
@@ -122,6 +136,9 @@ impl ReliableEndpoint {
             peer_addr: peer,
             peer_nick: String::new(),
             session: Session::Idle,
+            confirmed: false,
+            welcome_sent: None,
+            welcome_tries: 0,
             retired_local: VecDeque::new(),
             retired_peer: VecDeque::new(),
             control: VecDeque::new(),
@@ -180,6 +197,7 @@ impl ReliableEndpoint {
         self.session = Session::Handshaking {
             sent: None,
             tries: 0,
+            resent: false,
         };
         self.control.retain(|c| *c != Control::Hello);
         self.control.push_back(Control::Hello);
@@ -254,8 +272,18 @@ impl ReliableEndpoint {
         }
     }
 
-    fn established(&mut self, from: SocketAddr, peer_id: ConnectionId, nick: &str, window: u32) {
+    fn established(
+        &mut self,
+        from: SocketAddr,
+        peer_id: ConnectionId,
+        nick: &str,
+        window: u32,
+        confirmed: bool,
+    ) {
         self.session = Session::Established { peer_id };
+        self.confirmed = confirmed;
+        self.welcome_sent = None;
+        self.welcome_tries = 0;
         self.peer_addr = Some(from);
         self.peer_nick = nick.to_owned();
         self.sender.set_peer_window(window);
@@ -279,6 +307,9 @@ impl ReliableEndpoint {
                     self.report_lost(lost);
                     self.events.push_back(Event::PeerRestarted);
                     self.session = Session::Established { peer_id: hello.src };
+                    self.confirmed = false;
+                    self.welcome_sent = None;
+                    self.welcome_tries = 0;
                     self.peer_nick = hello.nick;
                     self.sender.set_peer_window(hello.window);
                 }
@@ -301,7 +332,7 @@ impl ReliableEndpoint {
                 // Both may have sent Hello at once: answering theirs with our id completes the
                 // handshake for both sides, whichever Hello or Welcome arrives first.
                 self.control.retain(|c| *c != Control::Hello);
-                self.established(from, hello.src, &hello.nick, hello.window);
+                self.established(from, hello.src, &hello.nick, hello.window, false);
                 self.last_received = Some(now);
                 self.control.push_back(Control::Welcome);
             }
@@ -314,19 +345,26 @@ impl ReliableEndpoint {
             return;
         }
         match self.session {
-            Session::Handshaking { sent, tries } => {
+            Session::Handshaking { sent, resent, .. } => {
                 // Karn's rule: only a Hello sent once gives an unambiguous first RTT sample.
-                if let (Some(sent), 1) = (sent, tries) {
+                if let (Some(sent), false) = (sent, resent) {
                     self.sender
                         .rtt
                         .on_sample(now.saturating_duration_since(sent), Default::default());
                 }
-                self.established(from, welcome.src, &welcome.nick, welcome.window);
+                self.established(from, welcome.src, &welcome.nick, welcome.window, true);
                 self.last_received = Some(now);
+                // The third leg: tells the peer we have its Welcome, so it may send data.
+                self.control.push_back(Control::Ack);
             }
             Session::Established { peer_id } if peer_id == welcome.src => {
-                // A repeated Welcome (our Hello was resent, or both sides opened at once).
+                // A repeated Welcome (our Hello was resent, or both sides opened at once): the
+                // peer knows our id; and it may not know we have its Welcome yet.
                 self.last_received = Some(now);
+                self.confirmed = true;
+                if !self.control.contains(&Control::Ack) {
+                    self.control.push_back(Control::Ack);
+                }
             }
             _ => {
                 let cause = if self.retired_peer.contains(&welcome.src) {
@@ -339,12 +377,39 @@ impl ReliableEndpoint {
         }
     }
 
+    /// While unconfirmed with messages waiting, our `Welcome` is resent on the retransmission
+    /// timeout (the peer's `Hello` timer would get there too, but it may be long backed off).
+    fn welcome_deadline(&self) -> Option<Instant> {
+        if self.confirmed || self.sender.all_delivered() {
+            return None;
+        }
+        self.welcome_sent.map(|t| t + self.sender.rtt.rto())
+    }
+
     /// Checks that a post-handshake packet belongs to the current session.
-    fn in_session(&mut self, from: SocketAddr, dst: ConnectionId, what: &str) -> bool {
+    fn in_session(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        dst: ConnectionId,
+        what: &str,
+    ) -> bool {
         let ok = matches!(self.session, Session::Established { .. })
             && dst == self.local_id
             && Some(from) == self.peer_addr;
-        if !ok {
+        if let Session::Handshaking { sent, .. } = self.session {
+            if dst == self.local_id && Some(from) == self.peer_addr {
+                // The peer has our Hello but its Welcome (or Hello) was lost: we cannot use its
+                // data without its id, so ask again now rather than at our next timeout.
+                let recently = sent.is_some_and(|t| now < t + self.config.min_rto);
+                if !recently && !self.control.contains(&Control::Hello) {
+                    self.control.push_back(Control::Hello);
+                }
+            }
+        }
+        if ok {
+            self.confirmed = true;
+        } else {
             if Some(from) != self.peer_addr && self.peer_addr.is_some() {
                 self.drop_datagram(
                     from,
@@ -463,10 +528,18 @@ impl ReliableEndpoint {
                     dst,
                     ack: self.close_ack.clone(),
                 },
-                (Control::Hello, Session::Handshaking { tries, .. }) => {
+                (
+                    Control::Hello,
+                    Session::Handshaking {
+                        sent,
+                        tries,
+                        resent,
+                    },
+                ) => {
                     self.session = Session::Handshaking {
                         sent: Some(now),
-                        tries: tries + 1,
+                        tries,
+                        resent: resent || sent.is_some(),
                     };
                     Packet::Hello(Hello {
                         src: self.local_id,
@@ -474,12 +547,21 @@ impl ReliableEndpoint {
                         window: self.config.window,
                     })
                 }
-                (Control::Welcome, Session::Established { peer_id }) => Packet::Welcome(Welcome {
-                    src: self.local_id,
+                (Control::Welcome, Session::Established { peer_id }) => {
+                    if !self.confirmed {
+                        self.welcome_sent = Some(now);
+                    }
+                    Packet::Welcome(Welcome {
+                        src: self.local_id,
+                        dst: peer_id,
+                        nick: self.config.nick.clone(),
+                        window: self.config.window,
+                    })
+                }
+                (Control::Ack, Session::Established { peer_id }) => Packet::Ack {
                     dst: peer_id,
-                    nick: self.config.nick.clone(),
-                    window: self.config.window,
-                }),
+                    ack: self.receiver.ack(now, None),
+                },
                 (Control::Ping, Session::Established { peer_id }) => Packet::Ping { dst: peer_id },
                 (Control::Pong, Session::Established { peer_id }) => Packet::Pong { dst: peer_id },
                 // The session this was meant for is gone.
@@ -493,6 +575,9 @@ impl ReliableEndpoint {
         let Session::Established { peer_id } = self.session else {
             return None;
         };
+        if !self.confirmed {
+            return None;
+        }
         if let Some(out) = self.sender.next_packet(now) {
             return Some(Packet::Data(Data {
                 dst: peer_id,
@@ -573,30 +658,34 @@ impl Endpoint for ReliableEndpoint {
             Packet::Hello(hello) => self.on_hello(now, from, hello),
             Packet::Welcome(welcome) => self.on_welcome(now, from, welcome),
             Packet::Data(data) => {
-                if self.in_session(from, data.dst, "Data") {
+                if self.in_session(now, from, data.dst, "Data") {
                     self.last_received = Some(now);
                     self.on_data(now, from, data);
                 }
             }
             Packet::Ack { dst, ack } => {
-                if self.in_session(from, dst, "Ack") {
+                if self.in_session(now, from, dst, "Ack") {
                     self.last_received = Some(now);
                     self.on_ack(now, from, &ack);
                 }
             }
             Packet::Ping { dst } => {
-                if self.in_session(from, dst, "Ping") {
+                if self.in_session(now, from, dst, "Ping") {
                     self.last_received = Some(now);
                     self.control.push_back(Control::Pong);
                 }
             }
             Packet::Pong { dst } => {
-                if self.in_session(from, dst, "Pong") {
+                if self.in_session(now, from, dst, "Pong") {
                     self.last_received = Some(now);
                 }
             }
+            // The extra copies of a Close we already acted on: expected, counted, not reported.
+            Packet::Close { dst, .. } if self.retired_local.contains(&dst) => {
+                self.stats.dropped_stale += 1;
+            }
             Packet::Close { dst, ack } => {
-                if self.in_session(from, dst, "Close") {
+                if self.in_session(now, from, dst, "Close") {
                     self.on_close(now, from, ack);
                 }
             }
@@ -658,21 +747,29 @@ impl Endpoint for ReliableEndpoint {
         if self.closed {
             return None;
         }
-        let mut deadlines: Vec<Instant> = Vec::with_capacity(6);
-        deadlines.extend(self.linger_deadline);
-        match self.session {
-            Session::Idle => {}
-            Session::Handshaking { sent, .. } => {
-                deadlines.extend(sent.map(|t| t + self.sender.rtt.rto()));
-            }
-            Session::Established { .. } => {
-                deadlines.extend(self.sender.poll_timeout());
-                deadlines.extend(self.receiver.poll_timeout());
-                deadlines.extend(self.last_sent.map(|t| t + self.config.keepalive));
-                deadlines.extend(self.last_received.map(|t| t + self.config.idle_timeout));
-            }
-        }
-        deadlines.into_iter().min()
+        // Called after every event by every driver: no allocation, just the earliest of a few.
+        let session = match self.session {
+            Session::Idle => [None; 5],
+            Session::Handshaking { sent, .. } => [
+                sent.map(|t| t + self.sender.rtt.rto()),
+                None,
+                None,
+                None,
+                None,
+            ],
+            Session::Established { .. } => [
+                self.sender.poll_timeout(),
+                self.receiver.poll_timeout(),
+                self.welcome_deadline(),
+                self.last_sent.map(|t| t + self.config.keepalive),
+                self.last_received.map(|t| t + self.config.idle_timeout),
+            ],
+        };
+        session
+            .into_iter()
+            .chain(std::iter::once(self.linger_deadline))
+            .flatten()
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -685,13 +782,17 @@ impl Endpoint for ReliableEndpoint {
         }
         match self.session {
             Session::Idle => {}
-            Session::Handshaking { sent, tries } => {
+            Session::Handshaking { sent, tries, .. } => {
                 if sent.is_some_and(|t| t + self.sender.rtt.rto() <= now) {
-                    if tries > self.config.max_retries {
+                    if tries >= self.config.max_retries {
                         self.peer_unreachable(now);
                     } else {
                         self.sender.rtt.on_timeout();
-                        self.session = Session::Handshaking { sent: None, tries };
+                        self.session = Session::Handshaking {
+                            sent: None,
+                            tries: tries + 1,
+                            resent: true,
+                        };
                         self.control.push_back(Control::Hello);
                     }
                 }
@@ -703,6 +804,16 @@ impl Endpoint for ReliableEndpoint {
                 {
                     self.peer_unreachable(now);
                     return;
+                }
+                if self.welcome_deadline().is_some_and(|d| d <= now) {
+                    if self.welcome_tries >= self.config.max_retries {
+                        self.peer_unreachable(now);
+                        return;
+                    }
+                    self.welcome_tries += 1;
+                    self.welcome_sent = None;
+                    self.sender.rtt.on_timeout();
+                    self.control.push_back(Control::Welcome);
                 }
                 self.receiver.on_timeout(now);
                 if self.sender.on_timeout(now) == TimeoutOutcome::GiveUp {

@@ -241,6 +241,7 @@ impl UnorderedAssembler {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const LIMITS: Limits = Limits {

@@ -121,7 +121,7 @@ impl Receiver {
         }
         let out_of_order = match largest_before {
             None => seq.0 != 0,
-            Some(l) => seq.0 != l.0 + 1,
+            Some(l) => seq.0 != l.0.saturating_add(1),
         };
         self.unacked_packets += 1;
         if out_of_order || self.unacked_packets >= 2 || self.received.range_count() > 0 {

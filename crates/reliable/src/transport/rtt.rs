@@ -27,6 +27,7 @@ pub struct RttEstimator {
     initial_rto: Duration,
     min_rto: Duration,
     max_rto: Duration,
+    ack_delay: Duration,
     backoff: u32,
 }
 
@@ -41,8 +42,16 @@ impl RttEstimator {
             initial_rto,
             min_rto,
             max_rto,
+            ack_delay: Duration::ZERO,
             backoff: 0,
         }
+    }
+
+    /// Adds the peer's largest ack delay to the timeout (as QUIC's PTO does): an ack the peer
+    /// may legitimately hold back for that long must not trigger a resend.
+    pub fn with_ack_delay(mut self, max_ack_delay: Duration) -> Self {
+        self.ack_delay = max_ack_delay;
+        self
     }
 
     /// Takes one RTT sample (from a packet sent exactly once: Karn's rule) whose ack the peer held
@@ -63,15 +72,19 @@ impl RttEstimator {
             }
             // RFC 6298 2.3: RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R'|, then SRTT = 7/8 SRTT + 1/8 R'.
             Some(srtt) => {
-                let deviation = if srtt > adjusted {
-                    srtt - adjusted
-                } else {
-                    adjusted - srtt
-                };
+                let deviation = srtt.abs_diff(adjusted);
                 self.rttvar = (self.rttvar * 3 + deviation) / 4;
                 self.srtt = Some((srtt * 7 + adjusted) / 8);
             }
         }
+        self.backoff = 0;
+    }
+
+    /// The path made progress (an ack of new data, even of a resent packet): drop the backoff.
+    /// RFC 6298 keeps it until a clean sample arrives, which on a very lossy path may be never
+    /// (every packet acked was a resend), leaving the timeout pinned at `max_rto`; like QUIC's
+    /// PTO count and Linux, we reset on forward progress. Samples still obey Karn's rule.
+    pub fn reset_backoff(&mut self) {
         self.backoff = 0;
     }
 
@@ -80,14 +93,13 @@ impl RttEstimator {
         self.backoff = self.backoff.saturating_add(1).min(32);
     }
 
-    /// The timeout without backoff: `SRTT + max(G, 4·RTTVAR)` clamped to `[min_rto, max_rto]`,
-    /// or the initial timeout before any sample.
+    /// The timeout without backoff: `SRTT + max(G, 4·RTTVAR)` plus the peer's ack delay,
+    /// clamped to `[min_rto, max_rto]`, or the initial timeout before any sample.
     pub fn base_rto(&self) -> Duration {
         match self.srtt {
             None => self.initial_rto,
-            Some(srtt) => {
-                (srtt + GRANULARITY.max(self.rttvar * 4)).clamp(self.min_rto, self.max_rto)
-            }
+            Some(srtt) => (srtt + GRANULARITY.max(self.rttvar * 4) + self.ack_delay)
+                .clamp(self.min_rto, self.max_rto),
         }
     }
 
@@ -120,6 +132,7 @@ impl RttEstimator {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn ms(n: u64) -> Duration {
@@ -187,6 +200,13 @@ mod tests {
         assert_eq!(rtt.rto(), ms(3000));
         rtt.on_sample(ms(100), Duration::ZERO);
         assert!(rtt.rto() < ms(600));
+    }
+
+    #[test]
+    fn the_peers_ack_delay_is_added_to_the_timeout() {
+        let mut rtt = estimator().with_ack_delay(ms(25));
+        rtt.on_sample(ms(100), Duration::ZERO);
+        assert_eq!(rtt.rto(), ms(325));
     }
 
     #[test]

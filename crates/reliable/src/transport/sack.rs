@@ -89,7 +89,7 @@ impl SackRanges {
         let joins_next = self
             .ranges
             .get(joins_next_index)
-            .is_some_and(|&(first, _)| first == s + 1);
+            .is_some_and(|&(first, _)| first == s.saturating_add(1));
         match (joins_prev, joins_next) {
             (true, true) => {
                 let next_last = self.ranges[i + 1].1;
@@ -108,7 +108,7 @@ impl SackRanges {
         // The lowest range reaching down to the cumulative point merges into it.
         if let Some(&(first, last)) = self.ranges.front() {
             if first == self.cumulative {
-                self.cumulative = last + 1;
+                self.cumulative = last.saturating_add(1);
                 self.ranges.pop_front();
             }
         }
@@ -137,6 +137,7 @@ impl SackRanges {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use proptest::prelude::*;
 

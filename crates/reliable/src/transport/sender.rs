@@ -37,6 +37,9 @@ use crate::endpoint::{MessageId, SendError};
 /// peer shrink our RTT samples to nothing.
 const MAX_TRUSTED_ACK_DELAY: Duration = Duration::from_secs(1);
 
+/// The reordering allowance grows to at most this many quarters of the minimum RTT.
+const MAX_REORDER_STEPS: u32 = 4;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SlotState {
     InFlight,
@@ -78,7 +81,8 @@ pub struct Outgoing {
 /// What an acknowledgement did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AckOutcome {
-    /// Messages now fully acknowledged, with the time from their first send.
+    /// Messages now fully acknowledged, with the time from their first send to the ack, less
+    /// the time the peer held the ack back.
     pub delivered: Vec<(MessageId, Option<Duration>)>,
 }
 
@@ -133,6 +137,10 @@ pub struct Sender {
     loss_deadline: Option<Instant>,
     /// A timeout fired and its resend may bypass the windows.
     timeout_credit: bool,
+    /// Extra reordering allowance, in quarters of the minimum RTT (RACK's `reo_wnd` steps).
+    reorder_steps: u32,
+    /// Fast retransmits since the last spurious one.
+    fast_since_spurious: u32,
     consecutive_timeouts: u32,
     /// RTT estimator for this path.
     pub rtt: RttEstimator,
@@ -165,8 +173,11 @@ impl Sender {
             rto_deadline: None,
             loss_deadline: None,
             timeout_credit: false,
+            reorder_steps: 0,
+            fast_since_spurious: 0,
             consecutive_timeouts: 0,
-            rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
+            rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto)
+                .with_ack_delay(config.max_ack_delay),
             congestion: Congestion::new(config.congestion, u64::from(config.window)),
             counters: SenderCounters::default(),
         }
@@ -222,7 +233,8 @@ impl Sender {
     fn send_window(&self) -> u64 {
         match self.arq {
             Arq::StopAndWait => 1,
-            _ => self.congestion.window().min(self.peer_window),
+            // A window of 0 would stall forever (we have no window probes): treat it as 1.
+            _ => self.congestion.window().min(self.peer_window.max(1)),
         }
     }
 
@@ -248,7 +260,7 @@ impl Sender {
         }
         let outgoing = if let Some(seq) = self.lost.pop_first() {
             self.timeout_credit = false;
-            let index = usize::try_from(seq - self.base).ok()?;
+            let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
             let slot = self.slots.get_mut(index)?;
             match slot.cause {
                 LossCause::Timeout => self.counters.retransmits_timeout += 1,
@@ -327,12 +339,18 @@ impl Sender {
         if newly == 0 {
             return Ok(outcome);
         }
+        let delay = Duration::from_micros(ack.delay_us).min(MAX_TRUSTED_ACK_DELAY);
         if let Some((_, 1, sent)) = largest {
-            let delay = Duration::from_micros(ack.delay_us).min(MAX_TRUSTED_ACK_DELAY);
             self.rtt
                 .on_sample(now.saturating_duration_since(sent), delay);
         }
+        // A message's delivery time is what the network and the resends took: the time the
+        // peer sat on its ack (a delayed ack, up to 25 ms) is not the path's.
+        for (_, rtt) in &mut outcome.delivered {
+            *rtt = rtt.map(|r| r.saturating_sub(delay));
+        }
         self.consecutive_timeouts = 0;
+        self.rtt.reset_backoff();
         self.congestion.on_ack(newly, self.base);
         self.rto_deadline =
             (self.in_flight > 0 || !self.lost.is_empty()).then(|| now + self.rtt.rto());
@@ -371,17 +389,21 @@ impl Sender {
         if largest.is_none_or(|(s, _, _)| seq > s) {
             *largest = Some((seq, slot.transmissions, slot.last_sent));
         }
+        let mut spurious = false;
         if slot.transmissions == 1 {
             self.largest_acked_tx = self.largest_acked_tx.max(slot.last_tx);
         } else {
             let since_resend = now.saturating_duration_since(slot.last_sent);
             match self.rtt.min_rtt() {
-                Some(min) if since_resend < min => self.counters.retransmits_spurious += 1,
+                Some(min) if since_resend < min => spurious = true,
                 // Plausibly the resend's own ack: it is evidence about the resend.
                 _ => self.largest_acked_tx = self.largest_acked_tx.max(slot.last_tx),
             }
         }
         let message = slot.fragment.message;
+        if spurious {
+            self.on_spurious();
+        }
         if let Some(p) = self.messages.get_mut(&message) {
             p.unacked = p.unacked.saturating_sub(1);
             if p.unacked == 0 {
@@ -394,12 +416,27 @@ impl Sender {
 
     /// How long after its transmission a packet with SACK evidence against it counts as lost:
     /// 9/8 of the RTT (as QUIC and RACK), so that reordering by jitter shorter than an eighth of
-    /// the RTT is not mistaken for loss. Zero before the first RTT sample.
+    /// the RTT is not mistaken for loss, plus the reordering allowance learned from spurious
+    /// resends. Zero before the first RTT sample.
     fn loss_delay(&self) -> Duration {
+        let extra = self
+            .rtt
+            .min_rtt()
+            .map_or(Duration::ZERO, |m| m / 4 * self.reorder_steps);
         match (self.rtt.srtt(), self.rtt.latest()) {
-            (Some(s), Some(l)) => (s.max(l) * 9 / 8).max(Duration::from_millis(1)),
+            (Some(s), Some(l)) => (s.max(l) * 9 / 8).max(Duration::from_millis(1)) + extra,
             _ => Duration::ZERO,
         }
+    }
+
+    /// A resend turned out needless: the path reorders more than we allowed for. As RACK does
+    /// (RFC 8985 7.2), widen the reordering window by a quarter of the minimum RTT (up to a whole
+    /// one), and undo the congestion response to the loss that was not one (as Eifel, RFC 4015).
+    fn on_spurious(&mut self) {
+        self.counters.retransmits_spurious += 1;
+        self.reorder_steps = (self.reorder_steps + 1).min(MAX_REORDER_STEPS);
+        self.fast_since_spurious = 0;
+        self.congestion.undo();
     }
 
     fn detect_lost_by_evidence(&mut self, now: Instant) -> bool {
@@ -414,6 +451,12 @@ impl Sender {
             }
             let due = slot.last_sent + delay;
             if due <= now {
+                // Sixteen fast retransmits with no spurious one: narrow the window again.
+                self.fast_since_spurious += 1;
+                if self.fast_since_spurious >= 16 {
+                    self.fast_since_spurious = 0;
+                    self.reorder_steps = self.reorder_steps.saturating_sub(1);
+                }
                 slot.state = SlotState::Lost;
                 slot.cause = LossCause::Fast;
                 self.in_flight -= 1;
@@ -591,9 +634,30 @@ mod tests {
     }
 
     #[test]
-    fn sack_evidence_triggers_fast_retransmit_of_the_hole_only() {
+    fn the_peers_ack_delay_is_not_counted_in_the_delivery_time() {
         let t0 = Instant::now();
         let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        s.push(MessageId(0), b"hi").unwrap();
+        send_all(&mut s, t0);
+        let mut a = ack(1, &[]);
+        a.delay_us = 20_000;
+        let out = s.on_ack(t0 + Duration::from_millis(80), &a).unwrap();
+        assert_eq!(
+            out.delivered,
+            vec![(MessageId(0), Some(Duration::from_millis(60)))]
+        );
+        // The estimator is more careful: a first sample is its own minimum RTT, and taking the
+        // delay out would go below it, so it keeps the raw 80 ms.
+        assert_eq!(s.rtt.latest(), Some(Duration::from_millis(80)));
+    }
+
+    #[test]
+    fn sack_evidence_triggers_fast_retransmit_of_the_hole_only() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&ReliableConfig {
+            reorder_threshold: 3,
+            ..config(Arq::SelectiveRepeat)
+        });
         for i in 0..6 {
             s.push(MessageId(i), b"x").unwrap();
         }
@@ -631,12 +695,16 @@ mod tests {
         let deadline = s.poll_timeout().unwrap();
         assert_eq!(s.on_timeout(deadline), TimeoutOutcome::Retransmit);
         // After a timeout the congestion window is one packet; let each resend be acked.
+        // Everything from the hole goes again, though 2..=4 were selectively acked.
         let mut resent: Vec<u64> = Vec::new();
-        for _ in 0..4 {
-            let seqs = send_all(&mut s, deadline);
+        let mut now = deadline;
+        while resent.len() < 4 {
+            let seqs = send_all(&mut s, now);
+            assert!(!seqs.is_empty(), "resends stalled after {resent:?}");
             resent.extend(&seqs);
+            now += Duration::from_millis(60);
             let top = seqs.iter().max().unwrap() + 1;
-            s.on_ack(deadline, &ack(top, &[])).unwrap();
+            s.on_ack(now, &ack(top, &[])).unwrap();
         }
         assert_eq!(resent, vec![1, 2, 3, 4]);
         assert_eq!(s.counters.retransmits_timeout, 4);

@@ -446,12 +446,7 @@ fn hostile_acks_and_fragments_do_not_break_the_session() {
             == 2)
     );
     // Forge packets from B using the ids we can read off the wire.
-    let Packet::Data(first) = decode(&pair.wire_a[1]).unwrap() else {
-        panic!("A's second datagram is its first Data")
-    };
-    let b_id = first.dst;
     let a_id = pair.a.local_id();
-    let _ = b_id;
     let forged_ack = encode(
         &Packet::Ack {
             dst: a_id,
@@ -594,7 +589,11 @@ fn stop_and_wait_never_has_two_packets_in_flight() {
 #[test]
 fn graceful_close_waits_for_acks_then_the_peer_sees_it() {
     for seed in 0..5 {
-        let mut pair = Pair::new(patient(), Link::lossy(0.2, 0.05, 0.1, 0.0), seed);
+        let config = ReliableConfig {
+            linger: Duration::from_secs(60),
+            ..patient()
+        };
+        let mut pair = Pair::new(config, Link::lossy(0.2, 0.05, 0.1, 0.0), seed);
         send_all(&mut pair, Side::A, &lines("bye", 20));
         let now = pair.now;
         pair.a.close(now);
@@ -722,6 +721,8 @@ fn selective_repeat_resends_nothing_needlessly_on_a_lossy_but_orderly_link() {
         let mut link = Link::lossy(0.1, 0.0, 0.0, 0.0);
         link.jitter = Duration::ZERO;
         let mut pair = Pair::new(config, link, seed);
+        // Acks always arrive: a lost last ack would make a resend needed from A's point of view.
+        pair.link_ba = Link::clean(20);
         send_all(&mut pair, Side::A, &lines("x", 300));
         assert!(
             pair.run_until(Duration::from_secs(600), |p| delivered_ids(&p.events_a)
@@ -733,5 +734,147 @@ fn selective_repeat_resends_nothing_needlessly_on_a_lossy_but_orderly_link() {
         assert_eq!(pair.b.stats().duplicates, 0, "seed {seed}: {a:?}");
         assert_eq!(a.retransmits_spurious, 0);
         assert!(a.retransmits_fast > 0);
+    }
+}
+
+#[test]
+fn a_listener_has_no_peer_until_someone_says_hello() {
+    let mut b = ReliableEndpoint::new(ReliableConfig::default(), None, 1).unwrap();
+    let now = std::time::Instant::now();
+    assert_eq!(b.send(now, "anyone?"), Err(SendError::NoPeer));
+    assert_eq!(b.poll_transmit(now), None);
+    assert_eq!(b.poll_timeout(), None, "an idle listener has no timers");
+    assert!(ReliableEndpoint::new(
+        ReliableConfig {
+            window: 0,
+            ..ReliableConfig::default()
+        },
+        None,
+        1
+    )
+    .is_err());
+}
+
+#[test]
+fn when_the_peer_closes_our_unacknowledged_messages_are_reported_lost() {
+    let mut pair = Pair::new(ReliableConfig::default(), Link::clean(10), 1);
+    send_all(&mut pair, Side::A, &lines("a", 1));
+    assert!(
+        pair.run_until(Duration::from_secs(5), |p| delivered_ids(&p.events_a).len()
+            == 1)
+    );
+    // B's messages never reach A; then A leaves.
+    pair.link_ba.loss = 1.0;
+    send_all(&mut pair, Side::B, &lines("b", 3));
+    let now = pair.now;
+    pair.a.close(now);
+    assert!(pair.run_until(Duration::from_secs(10), |p| {
+        Pair::count(&p.events_b, |e| matches!(e, Event::PeerClosed)) == 1
+    }));
+    let lost: Vec<MessageId> = pair
+        .events_b
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Lost { id } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost, vec![MessageId(0), MessageId(1), MessageId(2)]);
+    assert!(pair.a.is_closed());
+    assert!(!pair.b.is_established());
+    // B may start over: its next line opens a new session with a Hello to the same address.
+    let now = pair.now;
+    assert_eq!(pair.b.send(now, "hello again?"), Ok(MessageId(3)));
+    let hello = pair.b.poll_transmit(now).unwrap();
+    assert_eq!(hello.destination, pair.addr_a);
+    assert!(matches!(decode(&hello.payload), Ok(Packet::Hello(_))));
+}
+
+/// Any packet a hostile or broken peer could send, addressed to `dst` so it gets past the
+/// connection-id check and into the state machine.
+fn hostile_packet(dst: ConnectionId) -> impl Strategy<Value = Packet> {
+    let seq = prop_oneof![0u64..64, any::<u64>()];
+    let ranges = proptest::collection::vec(
+        (seq.clone(), seq.clone()).prop_map(|(f, l)| udpchat_core::AckRange {
+            first: SeqNum(f),
+            last: SeqNum(l),
+        }),
+        0..20,
+    );
+    let ack = (seq.clone(), ranges, any::<u64>(), any::<u32>()).prop_map(
+        |(cumulative, ranges, delay_us, window)| udpchat_core::Ack {
+            cumulative: SeqNum(cumulative),
+            ranges,
+            delay_us,
+            window,
+        },
+    );
+    prop_oneof![
+        (
+            seq.clone(),
+            any::<u64>(),
+            prop_oneof![0u32..4, any::<u32>()],
+            prop_oneof![1u32..4, any::<u32>()],
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::option::of(ack.clone()),
+        )
+            .prop_map(move |(seq, message, fragment, fragments, payload, ack)| {
+                Packet::Data(udpchat_core::Data {
+                    dst,
+                    seq: SeqNum(seq),
+                    message,
+                    fragment,
+                    fragments,
+                    payload,
+                    ack,
+                })
+            }),
+        ack.clone().prop_map(move |ack| Packet::Ack { dst, ack }),
+        Just(Packet::Ping { dst }),
+        Just(Packet::Pong { dst }),
+        any::<u64>().prop_map(|src| Packet::Hello(udpchat_core::Hello {
+            src: ConnectionId(src),
+            nick: "mallory".into(),
+            window: 0,
+        })),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hostile_packets_never_panic_nor_deliver_twice(
+        packets in proptest::collection::vec(hostile_packet(ConnectionId(0)), 1..40),
+    ) {
+        let mut pair = Pair::new(ReliableConfig::default(), Link::clean(5), 9);
+        send_all(&mut pair, Side::A, &lines("a", 3));
+        prop_assert!(pair.run_until(Duration::from_secs(5), |p| delivered_ids(&p.events_a).len() == 3));
+        let a_id = pair.a.local_id();
+        let before = pair.events_a.len();
+        let n = packets.len();
+        for packet in packets {
+            // Re-address the packet to A's real connection id, as the peer would.
+            let packet = match packet {
+                Packet::Data(mut d) => {
+                    d.dst = a_id;
+                    Packet::Data(d)
+                }
+                Packet::Ack { ack, .. } => Packet::Ack { dst: a_id, ack },
+                Packet::Ping { .. } => Packet::Ping { dst: a_id },
+                Packet::Pong { .. } => Packet::Pong { dst: a_id },
+                other => other,
+            };
+            if let Ok(bytes) = encode(&packet, 65_507) {
+                pair.inject(Side::A, pair.addr_b, &bytes);
+            }
+            let later = pair.now + Duration::from_millis(10);
+            pair.run_to(later);
+        }
+        // Nothing panicked (we got here), and the damage is bounded: a few events per packet,
+        // never more in flight than the window.
+        let events = pair.events_a.len() - before;
+        prop_assert!(events <= 4 * n + 8, "{events} events from {n} packets");
+        prop_assert!(pair.a.in_flight() <= u64::from(ReliableConfig::default().window));
     }
 }

@@ -1,0 +1,320 @@
+//! The results document: one [`ResultRow`] per system, workload and link, printed as tables or as
+//! one JSON document.
+//!
+//! The JSON schema (documented in `docs/performance.md`): an object with `versions` (the crates
+//! that ran), `quick`, `seed`, and `results`, an array of rows with `system`, `workload`, `loss`
+//! (a fraction), `link` (how the loss is drawn) and the figures that apply to the workload:
+//! `rtt_avg_ms`, `rtt_p50_ms`, `rtt_p99_ms`, `rtt_max_ms` (chat); `goodput_mbps`,
+//! `wire_bytes_per_byte` (bulk); `detect_ms` (dead peer); `msgs_per_s` (loopback); plus the
+//! supporting counts below. A figure that does not apply to a row is absent, not zero; a figure
+//! that applies but could not be measured (nothing delivered, nothing detected) is `null`.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::system::System;
+
+/// Which workload a row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Small echoed messages on a jittery lossy link.
+    Chat,
+    /// One-way transfer on a fast link with a finite queue.
+    Bulk,
+    /// The link goes dark mid-run.
+    DeadPeer,
+    /// Real UDP sockets on 127.0.0.1.
+    Loopback,
+}
+
+impl Workload {
+    /// The name used in tables, JSON and `--workload`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Chat => "chat",
+            Workload::Bulk => "bulk",
+            Workload::DeadPeer => "dead-peer",
+            Workload::Loopback => "loopback",
+        }
+    }
+}
+
+/// How a link loses datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossModel {
+    /// Each datagram independently.
+    Independent,
+    /// Gilbert–Elliott bursts with the same mean.
+    Burst,
+    /// Real loopback sockets: whatever the kernel drops.
+    Kernel,
+}
+
+/// One line of results. Figures that do not apply to the workload are `None` and left out of
+/// the JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResultRow {
+    /// The system.
+    pub system: System,
+    /// The workload.
+    pub workload: Workload,
+    /// The link's mean loss, as a fraction.
+    pub loss: f64,
+    /// How the link loses.
+    pub link: LossModel,
+    /// Message size in bytes, where the workload varies it (loopback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_bytes: Option<usize>,
+    /// Chat: mean round-trip time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_avg_ms: Option<Option<f64>>,
+    /// Chat: median round-trip time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_p50_ms: Option<Option<f64>>,
+    /// Chat: 99th-percentile round-trip time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_p99_ms: Option<Option<f64>>,
+    /// Chat: largest round-trip time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_max_ms: Option<Option<f64>>,
+    /// Bulk: time until the last byte arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_ms: Option<Option<f64>>,
+    /// Bulk: application megabits per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput_mbps: Option<Option<f64>>,
+    /// Bulk: sender's wire bytes per application byte delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wire_bytes_per_byte: Option<Option<f64>>,
+    /// Bulk: receiver's wire bytes (acks) per application byte delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverse_bytes_per_byte: Option<Option<f64>>,
+    /// Bulk: sender's datagrams per 1000 application bytes delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams_per_kb: Option<Option<f64>>,
+    /// Dead peer: time from the link going dark until the sending side was told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_ms: Option<Option<f64>>,
+    /// Dead peer: the same for the side that had nothing in flight (it only echoes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_idle_ms: Option<Option<f64>>,
+    /// Loopback: messages delivered per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msgs_per_s: Option<Option<f64>>,
+    /// Loopback: application megabytes (10^6) delivered per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mb_per_s: Option<Option<f64>>,
+    /// Messages (chat, loopback) or bytes (bulk) the workload sent.
+    pub expected: u64,
+    /// How many of those arrived intact (echoes, for chat).
+    pub delivered: u64,
+    /// Anything the reader must know to read the row right.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl ResultRow {
+    /// A row with no figures yet.
+    pub fn new(system: System, workload: Workload, loss: f64, link: LossModel) -> ResultRow {
+        ResultRow {
+            system,
+            workload,
+            loss,
+            link,
+            message_bytes: None,
+            rtt_avg_ms: None,
+            rtt_p50_ms: None,
+            rtt_p99_ms: None,
+            rtt_max_ms: None,
+            completion_ms: None,
+            goodput_mbps: None,
+            wire_bytes_per_byte: None,
+            reverse_bytes_per_byte: None,
+            datagrams_per_kb: None,
+            detect_ms: None,
+            detect_idle_ms: None,
+            msgs_per_s: None,
+            mb_per_s: None,
+            expected: 0,
+            delivered: 0,
+            note: None,
+        }
+    }
+}
+
+/// Versions of what ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Versions {
+    /// This crate (and udpchat's).
+    pub udpchat: &'static str,
+    /// The `kcp` crate.
+    pub kcp: &'static str,
+    /// The `quinn-proto` crate.
+    #[serde(rename = "quinn-proto")]
+    pub quinn_proto: &'static str,
+    /// The `rustls` crate under QUIC.
+    pub rustls: &'static str,
+}
+
+impl Versions {
+    /// The versions this binary was built with (read from `Cargo.lock` at build time).
+    pub fn built() -> Versions {
+        Versions {
+            udpchat: env!("CARGO_PKG_VERSION"),
+            kcp: env!("UDPCHAT_BENCH_KCP_VERSION"),
+            quinn_proto: env!("UDPCHAT_BENCH_QUINN_PROTO_VERSION"),
+            rustls: env!("UDPCHAT_BENCH_RUSTLS_VERSION"),
+        }
+    }
+}
+
+/// The whole document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// What ran.
+    pub versions: Versions,
+    /// True for the `--quick` sizes.
+    pub quick: bool,
+    /// The links' seed.
+    pub seed: u64,
+    /// The rows.
+    pub results: Vec<ResultRow>,
+}
+
+fn cell(value: Option<Option<f64>>, decimals: usize) -> String {
+    match value {
+        None => String::new(),
+        Some(None) => "-".to_owned(),
+        Some(Some(v)) => format!("{v:.decimals$}"),
+    }
+}
+
+impl Report {
+    /// One table per workload, in the order they ran.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "udpchat {} | kcp {} | quinn-proto {} (rustls {}) | seed {}{}",
+            self.versions.udpchat,
+            self.versions.kcp,
+            self.versions.quinn_proto,
+            self.versions.rustls,
+            self.seed,
+            if self.quick { " | quick sizes" } else { "" }
+        );
+        let mut workloads: Vec<Workload> = Vec::new();
+        for row in &self.results {
+            if !workloads.contains(&row.workload) {
+                workloads.push(row.workload);
+            }
+        }
+        for workload in workloads {
+            let rows = self.results.iter().filter(|r| r.workload == workload);
+            let _ = writeln!(out);
+            match workload {
+                Workload::Chat => {
+                    let _ = writeln!(
+                        out,
+                        "chat: 64 B echoed every 20 ms, one-way 30 ms ± 15 ms (RTT ms)\n{:<12} {:>6} {:>12} {:>8} {:>8} {:>8} {:>8} {:>10}",
+                        "system", "loss", "link", "avg", "p50", "p99", "max", "echoed"
+                    );
+                    for r in rows {
+                        let _ = writeln!(
+                            out,
+                            "{:<12} {:>5.1}% {:>12} {:>8} {:>8} {:>8} {:>8} {:>10}",
+                            r.system.name(),
+                            r.loss * 100.0,
+                            link_name(r.link),
+                            cell(r.rtt_avg_ms, 1),
+                            cell(r.rtt_p50_ms, 1),
+                            cell(r.rtt_p99_ms, 1),
+                            cell(r.rtt_max_ms, 1),
+                            format!("{}/{}", r.delivered, r.expected),
+                        );
+                    }
+                }
+                Workload::Bulk => {
+                    let _ = writeln!(
+                        out,
+                        "bulk: one way, 20 ms one-way delay, 100 Mbit/s, 500 kB queue\n{:<12} {:>6} {:>12} {:>9} {:>10} {:>9} {:>9} {:>10}",
+                        "system", "loss", "time ms", "Mbit/s", "wire B/B", "ack B/B", "dgram/kB", "delivered"
+                    );
+                    for r in rows {
+                        let _ = writeln!(
+                            out,
+                            "{:<12} {:>5.1}% {:>12} {:>9} {:>10} {:>9} {:>9} {:>10}",
+                            r.system.name(),
+                            r.loss * 100.0,
+                            cell(r.completion_ms, 0),
+                            cell(r.goodput_mbps, 2),
+                            cell(r.wire_bytes_per_byte, 4),
+                            cell(r.reverse_bytes_per_byte, 4),
+                            cell(r.datagrams_per_kb, 3),
+                            r.delivered,
+                        );
+                    }
+                }
+                Workload::DeadPeer => {
+                    let _ = writeln!(
+                        out,
+                        "dead peer: chat traffic, then the link goes dark (ms until told)\n{:<12} {:>14} {:>14}",
+                        "system", "sender told", "idle side told"
+                    );
+                    for r in rows {
+                        let _ = writeln!(
+                            out,
+                            "{:<12} {:>14} {:>14}",
+                            r.system.name(),
+                            cell(r.detect_ms, 0),
+                            cell(r.detect_idle_ms, 0),
+                        );
+                    }
+                }
+                Workload::Loopback => {
+                    let _ = writeln!(
+                        out,
+                        "loopback: real UDP sockets on 127.0.0.1\n{:<12} {:>7} {:>12} {:>9} {:>16}",
+                        "system", "bytes", "msgs/s", "MB/s", "delivered"
+                    );
+                    for r in rows {
+                        let _ = writeln!(
+                            out,
+                            "{:<12} {:>7} {:>12} {:>9} {:>16}",
+                            r.system.name(),
+                            r.message_bytes.unwrap_or(0),
+                            cell(r.msgs_per_s, 0),
+                            cell(r.mb_per_s, 1),
+                            format!("{}/{}", r.delivered, r.expected),
+                        );
+                    }
+                }
+            }
+            for r in self
+                .results
+                .iter()
+                .filter(|r| r.workload == workload && r.note.is_some())
+            {
+                let _ = writeln!(
+                    out,
+                    "  note: {} {:.1}%: {}",
+                    r.system.name(),
+                    r.loss * 100.0,
+                    r.note.as_deref().unwrap_or_default()
+                );
+            }
+        }
+        out
+    }
+}
+
+fn link_name(link: LossModel) -> &'static str {
+    match link {
+        LossModel::Independent => "independent",
+        LossModel::Burst => "burst",
+        LossModel::Kernel => "kernel",
+    }
+}

@@ -1,0 +1,310 @@
+//! `udpchat lab`: lossy-network experiments, from flags to a table, files and charts.
+//!
+//! The flags fill an [`ExperimentConfig`] (the library's one config struct for experiments, whose
+//! defaults are the ones shown in `--help`); the sweep runs in the deterministic simulator on all
+//! cores; the results go to stdout as a table, JSON or CSV, and with `--out DIR` also to
+//! `results.json`, `results.csv` and three SVG charts. `--ladder N` instead draws the sequence
+//! diagram of one run's first N messages. A progress bar shows on stderr when a sweep takes more
+//! than a second and stderr is a terminal; warnings (results beyond theory's statistical bound)
+//! end the table, and go to stderr with the other formats.
+
+use std::fs;
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use udpchat_lab::experiment::{
+    chart, export, ladder, run, table, Engine, ExperimentConfig, LossPattern, Mode, Results,
+};
+use udpchat_lab::parse::{parse_duration, parse_probability, parse_rate, BitRate, ParseError};
+use udpchat_lab::Probability;
+
+/// What goes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// An aligned table, for people.
+    Table,
+    /// The full results (the schema of results.json).
+    Json,
+    /// One line per point and mode (the columns of results.csv).
+    Csv,
+}
+
+/// The flags of `udpchat lab`. Every default is [`ExperimentConfig::default`]'s.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Loss rates to sweep, each direction, comma-separated [default: 0,1%,5%,10%,20%,30%].
+    #[arg(long, value_name = "P,...", value_delimiter = ',', value_parser = parse_probability)]
+    pub loss: Vec<Probability>,
+    /// Loss patterns to sweep, comma-separated: `none` (independent loss) or a mean burst length
+    /// in packets (Gilbert-Elliott bursts at the same mean loss), e.g. `none,4` [default: none].
+    #[arg(long, value_name = "B,...", value_delimiter = ',', value_parser = parse_burst)]
+    pub burst: Vec<LossPattern>,
+    /// One-way delay of each direction [default: 20ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub delay: Option<Duration>,
+    /// Jitter: each datagram's delay is DELAY plus a uniform draw from [-JITTER, +JITTER]; it may
+    /// reorder datagrams [default: 5ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub jitter: Option<Duration>,
+    /// Probability that a datagram is sent twice [default: 0].
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub duplicate: Option<Probability>,
+    /// Probability that a datagram skips the delay and overtakes those queued [default: 0].
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub reorder: Option<Probability>,
+    /// Probability that a datagram has a bit flipped (the CRC rejects it) [default: 0].
+    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    pub corrupt: Option<Probability>,
+    /// Link rate of each direction, e.g. 1mbit, with a 1000-packet queue [default: unlimited].
+    #[arg(long, value_name = "BITS/S", value_parser = parse_rate)]
+    pub rate: Option<BitRate>,
+    /// Messages A sends to B in each run [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub messages: Option<u32>,
+    /// Size of each message in bytes [default: 64].
+    #[arg(long, value_name = "BYTES")]
+    pub size: Option<usize>,
+    /// Time between two messages [default: 10ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Transports to compare, comma-separated: raw, reliable, unordered, selective-repeat,
+    /// go-back-n, stop-and-wait, no-cc (reliable without congestion control)
+    /// [default: raw,reliable].
+    #[arg(long, value_name = "MODE,...", value_delimiter = ',')]
+    pub modes: Vec<Mode>,
+    /// Runs per point and mode, each with its own seed; with 2 or more, results carry 95%
+    /// confidence intervals [default: 5].
+    #[arg(long, value_name = "N")]
+    pub seeds: Option<u32>,
+    /// First seed (runs use SEED, SEED+1, ...); the same flags and seed give the same results
+    /// [default: 1].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Also write results.json, results.csv, delivery.svg, latency.svg and overhead.svg here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Instead of the sweep, draw the ladder diagram of the first N messages of one run: the
+    /// first loss rate, pattern and mode given, and the first seed.
+    #[arg(long, value_name = "N")]
+    pub ladder: Option<u64>,
+}
+
+fn parse_burst(input: &str) -> Result<LossPattern, ParseError> {
+    let text = input.trim();
+    if matches!(text, "none" | "off" | "independent") {
+        return Ok(LossPattern::Independent);
+    }
+    match text.parse::<f64>() {
+        Ok(mean_burst) if mean_burst >= 1.0 && mean_burst.is_finite() => {
+            Ok(LossPattern::Bursts { mean_burst })
+        }
+        _ => Err(ParseError::BurstLoss {
+            input: input.to_owned(),
+            reason: "a burst length is a number of packets, at least 1, or `none`".to_owned(),
+        }),
+    }
+}
+
+impl LabArgs {
+    /// The experiment these flags describe.
+    pub fn config(&self) -> ExperimentConfig {
+        let mut c = ExperimentConfig::default();
+        if !self.loss.is_empty() {
+            c.losses = self.loss.clone();
+        }
+        if !self.burst.is_empty() {
+            c.patterns = self.burst.clone();
+        }
+        if let Some(v) = self.delay {
+            c.link.delay = v;
+        }
+        if let Some(v) = self.jitter {
+            c.link.jitter = v;
+        }
+        if let Some(v) = self.duplicate {
+            c.link.duplicate = v;
+        }
+        if let Some(v) = self.reorder {
+            c.link.reorder = v;
+        }
+        if let Some(v) = self.corrupt {
+            c.link.corrupt = v;
+        }
+        c.link.rate = self.rate;
+        if let Some(v) = self.messages {
+            c.messages = v;
+        }
+        if let Some(v) = self.size {
+            c.size = v;
+        }
+        if let Some(v) = self.interval {
+            c.interval = v;
+        }
+        if !self.modes.is_empty() {
+            c.modes = self.modes.clone();
+        }
+        if let Some(v) = self.seeds {
+            c.seeds = v;
+        }
+        if let Some(v) = self.seed {
+            c.seed = v;
+        }
+        c
+    }
+}
+
+/// Runs `udpchat lab` and returns the exit code.
+pub fn run(args: LabArgs) -> Result<ExitCode> {
+    let config = args.config();
+    config.points().context("cannot run this experiment")?;
+    if let Some(n) = args.ladder {
+        return draw_ladder(&config, n);
+    }
+
+    let progress = Progress::new();
+    let started = Instant::now();
+    let (points, runs) = run::run_sweep(&config, &|done, total| progress.update(done, total))
+        .context("the experiment failed")?;
+    progress.finish();
+    let results = Results::new(&config, Engine::Simulator, &points, runs);
+
+    match args.format {
+        Format::Table => emit(&table::render(&results))?,
+        Format::Json => emit(&results.to_json().context("cannot encode the results")?)?,
+        Format::Csv => emit(&export::to_csv(&results))?,
+    }
+    if args.format != Format::Table {
+        for warning in &results.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
+    if let Some(dir) = &args.out {
+        write_out(&results, dir)?;
+    }
+    if args.format == Format::Table {
+        eprintln!(
+            "udpchat: {} runs in {:.1}s; rerun with: {}",
+            points.len() * config.modes.len() * config.seeds as usize,
+            started.elapsed().as_secs_f64(),
+            results.command
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_out(results: &Results, dir: &PathBuf) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = results.to_json().context("cannot encode the results")?;
+    let mut written = Vec::new();
+    for (name, text) in [
+        ("results.json", json),
+        ("results.csv", export::to_csv(results)),
+    ] {
+        let path = dir.join(name);
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    written.extend(chart::write_charts(results, dir)?);
+    for path in written {
+        eprintln!("udpchat: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn draw_ladder(config: &ExperimentConfig, n: u64) -> Result<ExitCode> {
+    let points = config.points()?;
+    let (Some(point), Some(&mode), Some(&seed)) = (
+        points.first(),
+        config.modes.first(),
+        config.seed_list().first(),
+    ) else {
+        anyhow::bail!("nothing to draw: the sweep is empty");
+    };
+    let (a, b) = run::endpoints(mode, seed)?;
+    let (outcome, metrics) =
+        run::simulate_with(config, point, seed, ladder::CauseRecorder::new(a), b)
+            .context("the simulation failed")?;
+    let mut text = format!(
+        "ladder: {mode}, loss {} ({}), link {}, seed {seed}: first {n} of {} messages\n",
+        point.loss,
+        point.pattern,
+        config.link.describe(),
+        config.messages
+    );
+    text.push_str(&ladder::render(&outcome.trace, n, outcome.a.causes()));
+    text.push_str(&format!(
+        "whole run: {} of {} delivered, {} data transmissions, {} timeout and {} fast retransmits\n",
+        metrics.delivered,
+        metrics.messages,
+        metrics.data_transmissions,
+        metrics.retransmits_timeout,
+        metrics.retransmits_fast
+    ));
+    emit(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to stdout. A reader that went away (`udpchat lab | head`) is not an error: the
+/// rest of the output is simply not wanted.
+fn emit(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The progress bar: hidden until the sweep has taken a second, and never drawn when stderr is
+/// not a terminal (pipes and tests get no escape codes).
+struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+    shown: AtomicBool,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} running {pos}/{len} simulations {wide_bar} {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        Progress {
+            bar,
+            started: Instant::now(),
+            shown: AtomicBool::new(false),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&self, done: usize, total: usize) {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
+        if self.terminal
+            && self.started.elapsed() > Duration::from_secs(1)
+            && !self.shown.swap(true, Ordering::Relaxed)
+        {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

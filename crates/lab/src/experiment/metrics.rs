@@ -1,0 +1,199 @@
+//! [`RunMetrics`]: the numbers of one run, computed from what the simulator recorded.
+//!
+//! Message-level figures (delivered, duplicates, out of order, latency) come from the simulator's
+//! per-direction summary, which matches deliveries to sends by text. Wire-level figures
+//! (datagrams, bytes, data transmissions) are counted from the trace's `Transmit` events, so they
+//! are what actually went onto the links, whatever the endpoint claims; retransmission causes come
+//! from the sender's own counters, since only it knows why it resent.
+//!
+//! Only A sends messages (to B); B's datagrams are acknowledgements and control. Latency is from
+//! the moment A's application handed the message over to the moment B's application got it.
+//! Datagrams are counted until the transfer is over (the last data sent, delivered and
+//! acknowledged): the keepalives two idle reliable endpoints exchange afterwards are not a cost of
+//! the messages.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use udpchat_reliable::{Event, Stats};
+
+use super::stats::percentile;
+use crate::sim::{DirectionSummary, PacketSummary, Side, Trace, TraceEvent};
+
+/// What one run of one mode at one sweep point measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunMetrics {
+    /// The seed of the run.
+    pub seed: u64,
+    /// Messages the scenario asked A to send.
+    pub messages: u64,
+    /// Distinct messages B's application got.
+    pub delivered: u64,
+    /// `delivered / messages`.
+    pub delivery_ratio: f64,
+    /// Deliveries of a message B already had.
+    pub duplicates: u64,
+    /// Messages delivered after one sent later.
+    pub out_of_order: u64,
+    /// Smallest latency, in milliseconds.
+    pub latency_min_ms: Option<f64>,
+    /// Median latency (nearest rank), in milliseconds.
+    pub latency_p50_ms: Option<f64>,
+    /// 90th percentile latency, in milliseconds.
+    pub latency_p90_ms: Option<f64>,
+    /// 99th percentile latency, in milliseconds.
+    pub latency_p99_ms: Option<f64>,
+    /// Largest latency, in milliseconds.
+    pub latency_max_ms: Option<f64>,
+    /// Datagrams both sides put on the links until the transfer was over (data, acks, handshake,
+    /// keepalives).
+    pub datagrams: u64,
+    /// Datagrams A sent that carried message data (first sends and resends).
+    pub data_transmissions: u64,
+    /// `datagrams / delivered`: everything it cost per message that arrived.
+    pub datagrams_per_delivered: Option<f64>,
+    /// `data_transmissions / messages`: how often each message went out.
+    pub transmissions_per_message: f64,
+    /// Resends after a retransmission timeout.
+    pub retransmits_timeout: u64,
+    /// Resends on selective-ack evidence.
+    pub retransmits_fast: u64,
+    /// Resends found needless afterwards.
+    pub retransmits_spurious: u64,
+    /// Messages the sender gave up on (reliable modes).
+    pub lost_reported: u64,
+    /// Delivered payload, in bits per second, from the first send to the last delivery.
+    pub goodput_bps: Option<f64>,
+    /// Bytes both sides put on the links (UDP payloads) until the transfer was over.
+    pub wire_bytes: u64,
+    /// `wire_bytes / delivered payload bytes`.
+    pub wire_per_byte: Option<f64>,
+}
+
+/// The inputs [`RunMetrics::compute`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct RunRecord<'a> {
+    /// The seed of the run.
+    pub seed: u64,
+    /// Messages scheduled.
+    pub messages: u64,
+    /// Bytes per message.
+    pub size: usize,
+    /// Time between two sends (message `i` is sent at `i * interval`).
+    pub interval: Duration,
+    /// The A-to-B direction's summary.
+    pub summary: &'a DirectionSummary,
+    /// The run's trace.
+    pub trace: &'a Trace,
+    /// A's counters (the sender).
+    pub sender: &'a Stats,
+}
+
+impl RunMetrics {
+    /// Computes the metrics of one run.
+    pub fn compute(record: RunRecord<'_>) -> RunMetrics {
+        let RunRecord {
+            seed,
+            messages,
+            size,
+            interval,
+            summary,
+            trace,
+            sender,
+        } = record;
+        let mut sorted: Vec<Duration> = summary.latencies.iter().flatten().copied().collect();
+        sorted.sort_unstable();
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+        let delivered = summary.delivered;
+
+        // The transfer is over once the last message went out, arrived, and was acknowledged (or
+        // given up on). Reliable endpoints then exchange keepalives until the run's time limit;
+        // that idle chatter is not a cost of the messages, so it is not counted.
+        let end = trace
+            .entries
+            .iter()
+            .filter(|e| match &e.event {
+                TraceEvent::Transmit { side, packet, .. } => {
+                    *side == Side::A
+                        && matches!(
+                            packet,
+                            PacketSummary::Data { .. } | PacketSummary::Raw { .. }
+                        )
+                }
+                TraceEvent::App { side, event } => matches!(
+                    (side, event),
+                    (Side::B, Event::Message { .. })
+                        | (Side::A, Event::Delivered { .. } | Event::Lost { .. })
+                ),
+                _ => false,
+            })
+            .map(|e| e.at)
+            .max()
+            .unwrap_or_default();
+        let (mut datagrams, mut data_transmissions, mut wire_bytes) = (0u64, 0u64, 0u64);
+        for entry in trace.entries.iter().take_while(|e| e.at <= end) {
+            if let TraceEvent::Transmit {
+                side, len, packet, ..
+            } = &entry.event
+            {
+                datagrams += 1;
+                wire_bytes += *len as u64;
+                let carries_data = matches!(
+                    packet,
+                    PacketSummary::Data { .. } | PacketSummary::Raw { .. }
+                );
+                if *side == Side::A && carries_data {
+                    data_transmissions += 1;
+                }
+            }
+        }
+
+        // Message i left A at i * interval; its delivery came `latency` later.
+        let last_delivery = summary
+            .latencies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.map(|l| interval * u32::try_from(i).unwrap_or(u32::MAX) + l))
+            .max();
+        let payload_bits = (delivered * size as u64 * 8) as f64;
+        let goodput_bps = last_delivery
+            .filter(|d| !d.is_zero())
+            .map(|d| payload_bits / d.as_secs_f64());
+        let per_delivered = |x: u64| (delivered > 0).then(|| x as f64 / delivered as f64);
+        let delivered_bytes = delivered * size as u64;
+
+        RunMetrics {
+            seed,
+            messages,
+            delivered,
+            delivery_ratio: ratio(delivered, messages),
+            duplicates: summary.duplicated,
+            out_of_order: summary.reordered,
+            latency_min_ms: ms(sorted.first().copied()),
+            latency_p50_ms: ms(percentile(&sorted, 50.0)),
+            latency_p90_ms: ms(percentile(&sorted, 90.0)),
+            latency_p99_ms: ms(percentile(&sorted, 99.0)),
+            latency_max_ms: ms(sorted.last().copied()),
+            datagrams,
+            data_transmissions,
+            datagrams_per_delivered: per_delivered(datagrams),
+            transmissions_per_message: ratio(data_transmissions, messages),
+            retransmits_timeout: sender.retransmits_timeout,
+            retransmits_fast: sender.retransmits_fast,
+            retransmits_spurious: sender.retransmits_spurious,
+            lost_reported: sender.messages_lost,
+            goodput_bps,
+            wire_bytes,
+            wire_per_byte: (delivered_bytes > 0)
+                .then(|| wire_bytes as f64 / delivered_bytes as f64),
+        }
+    }
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}

@@ -1,0 +1,250 @@
+//! The terminal table: one line per point and mode, columns sized to their contents.
+//!
+//! Values are means across seeds; with more than one seed the interesting ones carry `±` the 95%
+//! half-width, so a reader sees at once whether two numbers differ. The `theory` column shows the
+//! closed form beside each result and how many standard errors away the measurement is; any
+//! failed check is marked `!` and spelled out under the table.
+
+use std::fmt::Write as _;
+
+use super::config::LossPattern;
+use super::results::{Engine, Results, Row};
+use super::stats::Estimate;
+use super::theory::CheckKind;
+use crate::probability::Probability;
+
+/// Renders `results` as a table with a heading and, if any, the warnings.
+pub fn render(results: &Results) -> String {
+    let config = &results.config;
+    let mut out = String::new();
+    let engine = match results.engine {
+        Engine::Simulator => "simulator",
+        Engine::Real => "real loopback sockets through the proxy",
+    };
+    let seeds = match results.seeds.as_slice() {
+        [one] => format!("seed {one}"),
+        [first, .., last] => format!("{} seeds ({first}..={last})", results.seeds.len()),
+        [] => "no seeds".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "udpchat lab ({engine}): {} messages of {} B every {:?} from A to B; link each way: {}; {seeds}",
+        config.messages,
+        config.size,
+        config.interval,
+        link_description(results)
+    );
+    if results.seeds.len() > 1 {
+        let _ = writeln!(
+            out,
+            "means over seeds, ± 95% confidence half-widths (Student's t); theory: σ = standard errors"
+        );
+    }
+    let _ = writeln!(out);
+
+    let header = [
+        "loss",
+        "mode",
+        "delivered",
+        "dup",
+        "ooo",
+        "latency p50/p90/p99/max ms",
+        "dgrams/msg",
+        "tx/msg",
+        "retx rto/fast/spur",
+        "goodput kbit/s",
+        "wire B/B",
+        "theory",
+    ];
+    let right = [
+        true, false, true, true, true, true, true, true, true, true, true, false,
+    ];
+    let bursts = results
+        .config
+        .patterns
+        .iter()
+        .any(|p| *p != LossPattern::Independent);
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    for row in &results.rows {
+        let m = &row.metrics;
+        let loss = if bursts {
+            format!("{} {}", percent(row.loss), pattern_short(row.pattern))
+        } else {
+            percent(row.loss)
+        };
+        lines.push(vec![
+            loss,
+            row.mode.name().to_owned(),
+            with_ci(
+                &m.delivery_ratio,
+                |v| format!("{:.2}%", v * 100.0),
+                100.0,
+                2,
+            ),
+            plain(&m.duplicates, 1),
+            plain(&m.out_of_order, 1),
+            [
+                &m.latency_p50_ms,
+                &m.latency_p90_ms,
+                &m.latency_p99_ms,
+                &m.latency_max_ms,
+            ]
+            .iter()
+            .map(|e| e.mean.map_or_else(|| "-".to_owned(), latency))
+            .collect::<Vec<_>>()
+            .join("/"),
+            plain(&m.datagrams_per_delivered, 3),
+            plain(&m.transmissions_per_message, 3),
+            format!(
+                "{}/{}/{}",
+                count(&m.retransmits_timeout),
+                count(&m.retransmits_fast),
+                count(&m.retransmits_spurious)
+            ),
+            with_ci(&m.goodput_kbps, |v| format!("{v:.1}"), 1.0, 1),
+            plain(&m.wire_per_byte, 2),
+            theory_cell(row),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for line in &lines {
+        let mut text = String::new();
+        for (c, cell) in line.iter().enumerate() {
+            if c > 0 {
+                text.push_str("  ");
+            }
+            let pad = widths[c].saturating_sub(cell.chars().count());
+            if right[c] {
+                text.push_str(&" ".repeat(pad));
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                if c + 1 < line.len() {
+                    text.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        let _ = writeln!(out, "{}", text.trim_end());
+    }
+    if !results.warnings.is_empty() {
+        let _ = writeln!(out);
+        for warning in &results.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
+    }
+    out
+}
+
+fn link_description(results: &Results) -> String {
+    let mut link = results.config.link.clone();
+    link.loss = Probability::ZERO;
+    link.burst_loss = None;
+    let rest = link.describe();
+    let loss = "swept loss".to_owned();
+    if rest == "perfect" {
+        loss
+    } else {
+        format!("{loss}, {rest}")
+    }
+}
+
+fn percent(p: f64) -> String {
+    let v = (p * 100.0 * 1e6).round() / 1e6;
+    format!("{v}%")
+}
+
+fn pattern_short(pattern: LossPattern) -> String {
+    match pattern {
+        LossPattern::Independent => "indep".to_owned(),
+        LossPattern::Bursts { mean_burst } => format!("burst{mean_burst}"),
+    }
+}
+
+/// Milliseconds, compact: `20.3`, `2230`, or whole seconds with a unit past ten seconds.
+fn latency(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.0}s", v / 1000.0)
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// `value±half` when there is an interval; `scale` converts the half-width to the value's unit.
+fn with_ci(e: &Estimate, show: impl Fn(f64) -> String, scale: f64, decimals: usize) -> String {
+    match (e.mean, e.ci95) {
+        (None, _) => "-".to_owned(),
+        (Some(m), None) => show(m),
+        (Some(m), Some(0.0)) => show(m),
+        (Some(m), Some(h)) => {
+            let half = h * scale;
+            let main = show(m);
+            let main = main.trim_end_matches('%');
+            let unit = if show(m).ends_with('%') { "%" } else { "" };
+            if half >= 1000.0 {
+                format!("{main}±{half:.0}{unit}")
+            } else {
+                format!("{main}±{half:.decimals$}{unit}")
+            }
+        }
+    }
+}
+
+fn plain(e: &Estimate, decimals: usize) -> String {
+    match e.mean {
+        None => "-".to_owned(),
+        Some(m) if m.abs() >= 1000.0 => format!("{m:.0}"),
+        Some(m) => format!("{m:.decimals$}"),
+    }
+}
+
+fn count(e: &Estimate) -> String {
+    match e.mean {
+        None => "-".to_owned(),
+        Some(m) if m.fract() == 0.0 => format!("{m:.0}"),
+        Some(m) => format!("{m:.1}"),
+    }
+}
+
+/// The theory beside the result: the closed form's value and the distance in σ; failed checks
+/// are prefixed with `!`.
+fn theory_cell(row: &Row) -> String {
+    let mut parts = Vec::new();
+    for c in &row.theory {
+        let flag = if c.ok { "" } else { "!" };
+        let text = match c.check {
+            CheckKind::RawDelivery => Some(format!(
+                "{flag}{}={:.2}%{}",
+                c.formula,
+                c.expected * 100.0,
+                sigmas(c.sigmas)
+            )),
+            CheckKind::TransmissionsPerMessage => Some(format!(
+                "{flag}{}={:.3}{}",
+                c.formula,
+                c.expected,
+                sigmas(c.sigmas)
+            )),
+            // Shown only when they fail: passing, they would say the same on every line.
+            CheckKind::ReliableDelivery | CheckKind::MinLatency if !c.ok => {
+                Some(format!("!{}", c.describe()))
+            }
+            CheckKind::ReliableDelivery | CheckKind::MinLatency => None,
+        };
+        parts.extend(text);
+    }
+    parts.join("; ")
+}
+
+fn sigmas(z: Option<f64>) -> String {
+    z.map(|z| format!(" {z:+.1}σ")).unwrap_or_default()
+}

@@ -1,0 +1,244 @@
+//! End-to-end: real `udpchat chat --mode reliable` processes on loopback.
+//!
+//! Directly, and through a real `udpchat proxy` that loses a fifth of all datagrams and
+//! duplicates, reorders, corrupts and jitters more: every line arrives exactly once and in order,
+//! every line is acknowledged, and both chats exit 0. When the receiver is killed, the sender
+//! exits 3 and names the lines it could not deliver.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::HashMap;
+
+use support::{Pipe, Proc};
+
+/// Starts a reliable chat with JSON output, bound to a free loopback port.
+fn chat(name: &str, peer: Option<&str>, extra: &[&str]) -> (Proc, std::net::SocketAddr) {
+    let mut args = vec![
+        "--bind",
+        "127.0.0.1:0",
+        "--mode",
+        "reliable",
+        "--nick",
+        name,
+        "--format",
+        "json",
+        "--ui",
+        "line",
+    ];
+    if let Some(peer) = peer {
+        args.extend_from_slice(&["--peer", peer]);
+    }
+    args.extend_from_slice(extra);
+    Proc::chat(name, &args)
+}
+
+/// Reads `proc`'s JSON stdout until it has shown `received` messages and `delivered` delivery
+/// reports; returns the message texts in arrival order.
+fn wait_for(proc: &mut Proc, received: usize, delivered: usize) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut acked = 0;
+    while texts.len() < received || acked < delivered {
+        let line = proc.next_line(Pipe::Stdout);
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        match event["event"].as_str().unwrap() {
+            "message" => texts.push(event["text"].as_str().unwrap().to_owned()),
+            "delivered" => acked += 1,
+            "lost" => panic!("a message was reported lost: {line}"),
+            _ => {}
+        }
+    }
+    texts
+}
+
+fn lines(who: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{who} says {i}")).collect()
+}
+
+#[test]
+fn two_reliable_chats_deliver_every_line_once_in_order_and_exit_0() {
+    let (mut bob, bob_addr) = chat("bob", None, &["--stats"]);
+    let (mut alice, _) = chat("alice", Some(&bob_addr.to_string()), &["--stats"]);
+    let from_alice = lines("alice", 20);
+    let from_bob = lines("bob", 20);
+    for line in &from_alice {
+        alice.send_line(line);
+    }
+    // Bob has no --peer: he can only write once Alice's handshake reached him.
+    assert_eq!(wait_for(&mut bob, 20, 0), from_alice);
+    for line in &from_bob {
+        bob.send_line(line);
+    }
+    assert_eq!(wait_for(&mut alice, 20, 20), from_bob);
+    wait_for(&mut bob, 0, 20);
+    alice.close_stdin();
+    bob.close_stdin();
+    assert_eq!(alice.exit_code(), 0);
+    assert_eq!(bob.exit_code(), 0);
+    let stats = support::parse_stats(
+        alice
+            .drain(Pipe::Stderr)
+            .iter()
+            .chain(alice.history(Pipe::Stderr))
+            .find(|l| l.starts_with("udpchat: stats: "))
+            .unwrap(),
+    );
+    assert_eq!(stats["messages_delivered"], 20);
+    assert_eq!(stats["messages_received"], 20);
+    assert_eq!(stats["messages_lost"], 0);
+}
+
+/// Starts `udpchat proxy` towards `forward` with `impairment`; returns it and its address.
+fn proxy(forward: &str, impairment: &[&str]) -> (Proc, std::net::SocketAddr) {
+    let mut args = vec![
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--forward",
+        forward,
+        "--stats-interval",
+        "0",
+    ];
+    args.extend_from_slice(impairment);
+    let mut proc = Proc::spawn("proxy", &args);
+    let addr = proc.listening_addr();
+    (proc, addr)
+}
+
+#[test]
+fn five_hundred_lines_each_way_survive_a_proxy_that_loses_a_fifth() {
+    const N: usize = 500;
+    let (mut bob, bob_addr) = chat("bob", None, &["--stats"]);
+    let (mut proxy, proxy_addr) = proxy(
+        &bob_addr.to_string(),
+        &[
+            "--loss",
+            "20%",
+            "--duplicate",
+            "5%",
+            "--reorder",
+            "10%",
+            "--corrupt",
+            "2%",
+            "--delay",
+            "5ms",
+            "--jitter",
+            "3ms",
+            "--seed",
+            "7",
+        ],
+    );
+    let (mut alice, _) = chat("alice", Some(&proxy_addr.to_string()), &["--stats"]);
+    let from_alice = lines("alice", N);
+    let from_bob = lines("bob", N);
+    alice.send_line(&from_alice[0]);
+    // Bob answers whoever wrote first: here, the proxy on Alice's behalf.
+    bob.expect(Pipe::Stdout, "Alice's first line", |l| {
+        l.contains(&from_alice[0])
+    });
+    for line in &from_alice[1..] {
+        alice.send_line(line);
+    }
+    for line in &from_bob {
+        bob.send_line(line);
+    }
+    let mut got_bob = vec![from_alice[0].clone()];
+    got_bob.extend(wait_for(&mut bob, N - 1, N));
+    assert_eq!(
+        got_bob, from_alice,
+        "Alice's lines at Bob: exactly once, in order"
+    );
+    let got_alice = wait_for(&mut alice, N, N);
+    assert_eq!(
+        got_alice, from_bob,
+        "Bob's lines at Alice: exactly once, in order"
+    );
+    // Everything is acknowledged both ways: closing now loses nothing.
+    alice.close_stdin();
+    bob.close_stdin();
+    assert_eq!(alice.exit_code(), 0);
+    assert_eq!(bob.exit_code(), 0);
+    // The counters show the work it took.
+    let stats = |proc: &mut Proc| -> HashMap<String, u64> {
+        proc.drain(Pipe::Stderr);
+        let line = proc
+            .history(Pipe::Stderr)
+            .iter()
+            .find(|l| l.starts_with("udpchat: stats: "))
+            .unwrap()
+            .clone();
+        support::parse_stats(&line)
+    };
+    let a = stats(&mut alice);
+    let b = stats(&mut bob);
+    assert_eq!(a["messages_delivered"], N as u64);
+    assert_eq!(b["messages_delivered"], N as u64);
+    assert!(a["retransmits_fast"] + a["retransmits_timeout"] > 0);
+    assert!(a["dropped_checksum"] + b["dropped_checksum"] > 0);
+    proxy.interrupt();
+    assert_eq!(proxy.exit_code(), 0);
+}
+
+#[test]
+fn killing_the_receiver_makes_the_sender_exit_3_naming_what_was_lost() {
+    let (mut bob, bob_addr) = chat("bob", None, &[]);
+    let (mut alice, _) = chat(
+        "alice",
+        Some(&bob_addr.to_string()),
+        &["--linger", "1s", "--max-retries", "2"],
+    );
+    alice.send_line("before the crash");
+    bob.expect(Pipe::Stdout, "the first line", |l| {
+        l.contains("before the crash")
+    });
+    wait_for(&mut alice, 0, 1);
+    // Bob dies without a word (a dropped Proc is killed).
+    drop(bob);
+    alice.send_line("into the void 1");
+    alice.send_line("into the void 2");
+    alice.close_stdin();
+    assert_eq!(alice.exit_code(), 3);
+    let stderr = alice.drain(Pipe::Stderr);
+    let all: Vec<&String> = alice.history(Pipe::Stderr).iter().chain(&stderr).collect();
+    for text in ["message 1: into the void 1", "message 2: into the void 2"] {
+        assert!(
+            all.iter()
+                .any(|l| l.contains("undelivered") && l.contains(text)),
+            "stderr should name {text:?}: {all:#?}"
+        );
+    }
+    assert!(!all
+        .iter()
+        .any(|l| l.contains("before the crash") && l.contains("undelivered")));
+}
+
+/// A free loopback port: bind port 0, note the port, let it go.
+fn free_port() -> u16 {
+    support::udp_socket().local_addr().unwrap().port()
+}
+
+#[test]
+fn both_sides_opening_at_once_as_in_the_tutorial_works() {
+    // The tutorial's setup: each side knows the other's address and starts talking at once.
+    let (pa, pb) = (free_port(), free_port());
+    let (a_addr, b_addr) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}"));
+    let spawn = |name: &str, bind: &str, peer: &str| {
+        let args = [
+            "chat", "--bind", bind, "--peer", peer, "--mode", "reliable", "--nick", name,
+            "--format", "json", "--ui", "line",
+        ];
+        let mut proc = Proc::spawn(name, &args);
+        proc.listening_addr();
+        proc
+    };
+    let mut alice = spawn("alice", &a_addr, &b_addr);
+    let mut bob = spawn("bob", &b_addr, &a_addr);
+    alice.send_line("hello bob");
+    bob.send_line("hello alice");
+    assert_eq!(wait_for(&mut alice, 1, 1), vec!["hello alice".to_owned()]);
+    assert_eq!(wait_for(&mut bob, 1, 1), vec!["hello bob".to_owned()]);
+    alice.close_stdin();
+    bob.close_stdin();
+    assert_eq!(alice.exit_code(), 0);
+    assert_eq!(bob.exit_code(), 0);
+}

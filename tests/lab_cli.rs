@@ -1,0 +1,332 @@
+//! End-to-end tests of `udpchat lab`: the real binary, small sweeps (100-200 messages, two loss
+//! rates) so each run takes well under a second even in a debug build.
+//!
+//! They check what a user relies on: the table shows raw delivery falling with loss while reliable
+//! stays at 100%; the same flags and seed give byte-identical `results.json` (and its `command`
+//! reproduces it); CSV parses; JSON has the documented schema; `--out` writes well-formed SVG with
+//! the expected series; `--modes` takes the ARQ schemes; `--ladder` draws the diagram; bad flags
+//! are usage errors.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use support::{Pipe, Proc};
+
+/// The small sweep every test starts from.
+const SMALL: &[&str] = &[
+    "lab",
+    "--messages",
+    "100",
+    "--loss",
+    "0,20%",
+    "--seeds",
+    "2",
+];
+
+/// Runs `udpchat` with `args`; returns the exit code, stdout and stderr.
+fn udpchat(args: &[&str]) -> (i32, String, String) {
+    let mut proc = Proc::spawn("lab", args);
+    let code = proc.exit_code();
+    let stdout = proc.drain(Pipe::Stdout).join("\n");
+    let stderr = proc.drain(Pipe::Stderr).join("\n");
+    (code, stdout, stderr)
+}
+
+fn lab(extra: &[&str]) -> String {
+    let args: Vec<&str> = SMALL.iter().chain(extra).copied().collect();
+    let (code, stdout, stderr) = udpchat(&args);
+    assert_eq!(code, 0, "udpchat {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("udpchat-lab-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The table's cells for `loss` and `mode`, split on runs of spaces.
+fn table_row<'a>(table: &'a str, loss: &str, mode: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells.len() > 2 && cells[0] == loss && cells[1] == mode)
+        .unwrap_or_else(|| panic!("no row for {loss} {mode} in:\n{table}"))
+}
+
+#[test]
+fn the_table_shows_raw_falling_with_loss_and_reliable_at_100_percent() {
+    let table = lab(&[]);
+    assert!(table.contains("delivered"), "{table}");
+    assert_eq!(table_row(&table, "0%", "raw")[2], "100.00%");
+    let raw_lossy = table_row(&table, "20%", "raw")[2];
+    let raw_ratio: f64 = raw_lossy
+        .split('±')
+        .next()
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(raw_ratio < 95.0 && raw_ratio > 60.0, "{table}");
+    assert_eq!(table_row(&table, "0%", "reliable")[2], "100.00%");
+    assert_eq!(table_row(&table, "20%", "reliable")[2], "100.00%");
+    // The cost column: reliable sent more datagrams per message than raw did.
+    assert!(
+        table.contains("dgrams/msg") && table.contains("theory"),
+        "{table}"
+    );
+}
+
+#[test]
+fn same_flags_and_seed_give_identical_results_json_and_its_command_reruns_it() {
+    let (one, two, other) = (temp_dir("same1"), temp_dir("same2"), temp_dir("other"));
+    lab(&["--out", one.to_str().unwrap()]);
+    lab(&["--out", two.to_str().unwrap()]);
+    lab(&["--out", other.to_str().unwrap(), "--seed", "7"]);
+    let read = |dir: &Path| std::fs::read_to_string(dir.join("results.json")).unwrap();
+    let first = read(&one);
+    assert_eq!(first, read(&two));
+    assert_ne!(first, read(&other), "another seed, other losses");
+
+    // The stored command line runs the same experiment again.
+    let json: Value = serde_json::from_str(&first).unwrap();
+    let command = json["command"].as_str().unwrap();
+    let args: Vec<&str> = command
+        .strip_prefix("udpchat ")
+        .unwrap()
+        .split(' ')
+        .collect();
+    let (code, rerun, stderr) = udpchat(&[args.as_slice(), &["--format", "json"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rerun.trim_end(), first.trim_end());
+    for dir in [one, two, other] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn csv_output_parses_with_one_record_per_point_and_mode() {
+    let text = lab(&["--format", "csv"]);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    for column in [
+        "loss",
+        "pattern",
+        "mode",
+        "seeds",
+        "delivery_ratio",
+        "delivery_ratio_ci95",
+        "latency_p99_ms",
+        "retransmits_fast",
+        "goodput_kbps",
+        "wire_per_byte",
+        "theory_ok",
+    ] {
+        assert!(
+            headers.iter().any(|h| h == column),
+            "{column} in {headers:?}"
+        );
+    }
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 4);
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    for record in &records {
+        assert_eq!(record.len(), headers.len());
+        let ratio: f64 = record[column("delivery_ratio")].parse().unwrap();
+        assert!((0.0..=1.0).contains(&ratio));
+        if &record[column("mode")] == "reliable" {
+            assert_eq!(ratio, 1.0);
+        }
+        assert_eq!(&record[column("seeds")], "2");
+    }
+}
+
+#[test]
+fn json_output_has_the_documented_schema() {
+    let text = lab(&["--format", "json"]);
+    let json: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["schema"], "udpchat-lab-results/1");
+    assert!(json["version"].is_string());
+    assert_eq!(json["engine"], "simulator");
+    assert!(json["command"]
+        .as_str()
+        .unwrap()
+        .starts_with("udpchat lab "));
+    assert_eq!(json["seeds"], serde_json::json!([1, 2]));
+    assert_eq!(json["confidence"], 0.95);
+    let config = &json["config"];
+    assert_eq!(config["messages"], 100);
+    assert_eq!(config["losses"], serde_json::json!([0.0, 0.2]));
+    assert_eq!(config["modes"], serde_json::json!(["raw", "reliable"]));
+    assert_eq!(config["interval"], 10.0);
+    assert!(config["link"]["delay"].is_object());
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        assert!(row["loss"].is_number());
+        assert_eq!(row["pattern"]["kind"], "independent");
+        let metrics = &row["metrics"];
+        for name in [
+            "delivery_ratio",
+            "duplicates",
+            "out_of_order",
+            "latency_p50_ms",
+            "latency_p90_ms",
+            "latency_p99_ms",
+            "latency_max_ms",
+            "datagrams_per_delivered",
+            "transmissions_per_message",
+            "retransmits_timeout",
+            "retransmits_fast",
+            "retransmits_spurious",
+            "goodput_kbps",
+            "wire_per_byte",
+        ] {
+            let m = &metrics[name];
+            assert!(m["mean"].is_number(), "{name}: {m}");
+            assert!(m["ci95"].is_number(), "{name}: {m}");
+            assert_eq!(m["values"].as_array().unwrap().len(), 2, "{name}");
+        }
+        let runs = row["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0]["seed"], 1);
+        for check in row["theory"].as_array().unwrap() {
+            assert!(
+                check["check"].is_string() && check["ok"].is_boolean(),
+                "{check}"
+            );
+            assert!(check["expected"].is_number() && check["measured"].is_number());
+        }
+    }
+    assert!(json["warnings"].is_array());
+}
+
+#[test]
+fn out_writes_well_formed_svg_charts_with_every_series() {
+    let dir = temp_dir("svg");
+    lab(&["--out", dir.to_str().unwrap()]);
+    let expected: [(&str, &[&str]); 3] = [
+        (
+            "delivery.svg",
+            &["raw", "reliable", "theory: 1-p", "delivered (%)"],
+        ),
+        ("latency.svg", &["raw p50", "reliable p50", "reliable p99"]),
+        ("overhead.svg", &["raw", "reliable", "theory: 1/(1-p)"]),
+    ];
+    for (file, series) in expected {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        let texts: Vec<String> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "text")
+            .map(|n| n.text().unwrap_or("").trim().to_owned())
+            .collect();
+        for name in series {
+            assert!(
+                texts.iter().any(|t| t == name),
+                "{file} lacks {name:?}: {texts:?}"
+            );
+        }
+        // Lines were drawn: at least one polyline per series.
+        let lines = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "polyline")
+            .count();
+        assert!(lines >= 2, "{file}: {lines} polylines");
+    }
+    for name in ["results.json", "results.csv"] {
+        assert!(dir.join(name).is_file(), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn modes_take_the_arq_schemes_and_show_what_each_costs() {
+    let text = lab(&[
+        "--modes",
+        "stop-and-wait,go-back-n,selective-repeat",
+        "--format",
+        "json",
+    ]);
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    let modes: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(
+        modes,
+        [
+            "stop-and-wait",
+            "go-back-n",
+            "selective-repeat",
+            "stop-and-wait",
+            "go-back-n",
+            "selective-repeat"
+        ]
+    );
+    let at = |loss: f64, mode: &str| {
+        rows.iter()
+            .find(|r| r["loss"] == loss && r["mode"] == mode)
+            .unwrap()
+    };
+    for row in rows {
+        assert_eq!(
+            row["metrics"]["delivery_ratio"]["mean"], 1.0,
+            "{}",
+            row["mode"]
+        );
+    }
+    // One packet per round trip cannot keep up with a message every 10 ms: stop-and-wait's
+    // median latency is far above selective repeat's, even on a perfect link.
+    let p50 = |loss, mode| {
+        at(loss, mode)["metrics"]["latency_p50_ms"]["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(p50(0.0, "stop-and-wait") > 2.0 * p50(0.0, "selective-repeat"));
+}
+
+#[test]
+fn ladder_draws_the_first_messages_of_one_run() {
+    let (code, text, stderr) = udpchat(&[
+        "lab",
+        "--ladder",
+        "4",
+        "--loss",
+        "30%",
+        "--modes",
+        "reliable",
+        "--seed",
+        "3",
+        "--messages",
+        "20",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.starts_with("ladder: reliable, loss 30%"), "{text}");
+    assert!(text.contains("hello"), "{text}");
+    assert!(text.contains("dropped (loss)"), "{text}");
+    for id in 0..4 {
+        assert!(
+            text.contains(&format!("B's app gets message #{id}")),
+            "{text}"
+        );
+    }
+    assert!(!text.contains("message #4"), "{text}");
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_reason() {
+    let (code, _, stderr) = udpchat(&["lab", "--modes", "tcp"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown mode"), "{stderr}");
+    let (code, _, stderr) = udpchat(&["lab", "--loss", "120%"]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = udpchat(&["lab", "--size", "2"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--size"), "{stderr}");
+    let (code, _, stderr) = udpchat(&["lab", "--burst", "0.5"]);
+    assert_eq!(code, 2, "{stderr}");
+}
