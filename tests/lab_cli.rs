@@ -330,3 +330,38 @@ fn bad_flags_are_refused_with_a_reason() {
     let (code, _, stderr) = udpchat(&["lab", "--burst", "0.5"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn real_mode_runs_the_sweep_over_loopback_with_the_same_columns() {
+    let (code, text, stderr) = udpchat(&[
+        "lab",
+        "--real",
+        "--messages",
+        "40",
+        "--interval",
+        "5ms",
+        "--loss",
+        "0,20%",
+        "--seeds",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["engine"], "real");
+    assert!(json["command"].as_str().unwrap().ends_with(" --real"));
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        let delivered = row["metrics"]["delivery_ratio"]["mean"].as_f64().unwrap();
+        match row["mode"].as_str().unwrap() {
+            "reliable" => assert_eq!(delivered, 1.0, "{row}"),
+            _ if row["loss"] == 0.0 => assert_eq!(delivered, 1.0, "{row}"),
+            // 40 messages all surviving 20% loss: probability 0.8^40 = 1.3e-4.
+            _ => assert!(delivered < 1.0, "{row}"),
+        }
+        // The proxy's 20 ms ± 5 ms delay is real.
+        assert!(row["metrics"]["latency_min_ms"]["mean"].as_f64().unwrap() >= 15.0);
+    }
+}

@@ -66,7 +66,7 @@ fn chat(seed: u64, links: ImpairmentConfig, count: u32) -> Scenario {
     scenario
 }
 
-fn app_events(outcome: &Outcome<ReliableEndpoint, ReliableEndpoint>, side: Side) -> Vec<Event> {
+fn app_events<A, B>(outcome: &Outcome<A, B>, side: Side) -> Vec<Event> {
     outcome
         .trace
         .events()
@@ -340,4 +340,126 @@ fn on_a_jittery_lossless_link_no_message_waits_longer_than_the_link() {
         let worst = d.max_latency().unwrap();
         assert!(worst <= ms(45), "a line took {worst:?}");
     }
+}
+
+/// An endpoint that works normally until `dies_at`, then neither hears nor says anything: a
+/// peer whose machine was switched off.
+struct Vanishing<E> {
+    inner: E,
+    dies_at: std::time::Instant,
+    dead: bool,
+}
+
+impl<E: Endpoint> Endpoint for Vanishing<E> {
+    fn send(
+        &mut self,
+        now: std::time::Instant,
+        text: &str,
+    ) -> Result<udpchat_reliable::MessageId, udpchat_reliable::SendError> {
+        self.inner.send(now, text)
+    }
+    fn handle_datagram(&mut self, now: std::time::Instant, from: std::net::SocketAddr, d: &[u8]) {
+        self.dead |= now >= self.dies_at;
+        if !self.dead {
+            self.inner.handle_datagram(now, from, d);
+        }
+    }
+    fn poll_transmit(&mut self, now: std::time::Instant) -> Option<udpchat_reliable::Transmit> {
+        self.dead |= now >= self.dies_at;
+        if self.dead {
+            None
+        } else {
+            self.inner.poll_transmit(now)
+        }
+    }
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        if self.dead {
+            None
+        } else {
+            self.inner.poll_timeout().map(|t| t.min(self.dies_at))
+        }
+    }
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        self.dead |= now >= self.dies_at;
+        if !self.dead {
+            self.inner.handle_timeout(now);
+        }
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        self.inner.poll_event()
+    }
+    fn close(&mut self, now: std::time::Instant) {
+        self.inner.close(now);
+    }
+    fn is_closed(&self) -> bool {
+        self.dead || self.inner.is_closed()
+    }
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.inner.peer()
+    }
+    fn stats(&self) -> udpchat_reliable::Stats {
+        self.inner.stats()
+    }
+}
+
+#[test]
+fn a_peer_that_vanishes_mid_chat_is_reported_within_the_give_up_bound() {
+    let config = ReliableConfig::default();
+    let epoch = std::time::Instant::now();
+    let dies = Duration::from_secs(2);
+    let (a, b) = pair(&config, 21);
+    let b = Vanishing {
+        inner: b,
+        dies_at: epoch + dies,
+        dead: false,
+    };
+    let mut scenario = Scenario::new(21)
+        .links(link(0.05, 0.0, 0.0, 0.0, 5))
+        .messages_every(Side::A, "m", ms(0), ms(100), 40);
+    scenario.time_limit = Duration::from_secs(300);
+    let outcome = Simulator::starting_at(epoch, scenario, a, b).run();
+    let received_by_b: Vec<String> = app_events(&outcome, Side::B)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut delivered = Vec::new();
+    let mut lost = Vec::new();
+    let mut unreachable_at = None;
+    for entry in &outcome.trace.entries {
+        if let TraceEvent::App {
+            side: Side::A,
+            event,
+        } = &entry.event
+        {
+            match event {
+                Event::Delivered { id, .. } => delivered.push(id.0),
+                Event::Lost { id } => lost.push(id.0),
+                Event::PeerUnreachable => unreachable_at = Some(entry.at),
+                _ => {}
+            }
+        }
+    }
+    // Every message is settled exactly once: delivered or lost.
+    let mut all: Vec<u64> = delivered.iter().chain(&lost).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..40).collect::<Vec<_>>());
+    // "Delivered" is never a lie: B's application got each of those.
+    for id in &delivered {
+        assert!(
+            received_by_b.contains(&format!("m-{id}")),
+            "m-{id} claimed delivered"
+        );
+    }
+    // Everything sent after B died is lost, and A says so in bounded time.
+    assert!(lost.iter().all(|&id| id >= 17), "lost {lost:?}");
+    assert!((20..40).all(|id| lost.contains(&id)));
+    let at = unreachable_at.expect("A reports the peer unreachable");
+    assert!(
+        at <= dies + config.give_up_bound(),
+        "{at:?} > {:?}",
+        dies + config.give_up_bound()
+    );
 }

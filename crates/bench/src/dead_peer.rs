@@ -2,8 +2,8 @@
 //! on its loss-free link, until the link goes dark, both ways, at a fixed time. A keeps typing
 //! (one message every 20 ms) as a user who has not been told would. What it measures: the time
 //! from darkness until each side's transport tells its application the peer is gone
-//! ([`Event::PeerUnreachable`]): A, which has messages in flight, and B, which only echoes and
-//! so has nothing in flight once the link is dark.
+//! ([`Event::PeerUnreachable`]): A, which keeps sending, and B, which only echoes (so it has at
+//! most the echoes of the last round trip in flight when the link goes dark, then nothing new).
 //!
 //! Each system detects it its own way: udpchat by retransmission timeouts without progress
 //! (`max_retries`) or the idle timeout, KCP when one segment has been sent `dead_link` times,
@@ -29,7 +29,7 @@ pub struct Detection {
     /// The side with messages in flight.
     pub sender: Option<Duration>,
     /// The side that only echoes.
-    pub idle: Option<Duration>,
+    pub echo: Option<Duration>,
 }
 
 /// Runs chat traffic over `net` until `dark_after` (which `net`'s links must share), then
@@ -39,7 +39,10 @@ pub fn detect<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>, dark_after: Duratio
     let limit = net.at(dark_after + PATIENCE);
     let mut sent = 0usize;
     loop {
-        let next_send = found.sender.is_none().then(|| net.at(INTERVAL * sent as u32));
+        let next_send = found
+            .sender
+            .is_none()
+            .then(|| net.at(INTERVAL * sent as u32));
         if next_send.is_some_and(|t| t <= net.now()) {
             let now = net.now();
             let _ = net.a.send(now, &message_text(sent));
@@ -56,13 +59,13 @@ pub fn detect<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>, dark_after: Duratio
                 (Side::A, Event::PeerUnreachable) if found.sender.is_none() => {
                     found.sender = Some(since_dark);
                 }
-                (Side::B, Event::PeerUnreachable) if found.idle.is_none() => {
-                    found.idle = Some(since_dark);
+                (Side::B, Event::PeerUnreachable) if found.echo.is_none() => {
+                    found.echo = Some(since_dark);
                 }
                 _ => {}
             }
         }
-        if found.sender.is_some() && found.idle.is_some() {
+        if found.sender.is_some() && found.echo.is_some() {
             break;
         }
         if !net.advance(next_send, limit) {
@@ -92,15 +95,15 @@ pub fn run(
     let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
     let mut row = ResultRow::new(system, Workload::DeadPeer, 0.0, LossModel::Independent);
     row.detect_ms = Some(ms(found.sender));
-    row.detect_idle_ms = Some(ms(found.idle));
+    row.detect_echo_ms = Some(ms(found.echo));
     row.expected = 2;
-    row.delivered = u64::from(found.sender.is_some()) + u64::from(found.idle.is_some());
+    row.delivered = u64::from(found.sender.is_some()) + u64::from(found.echo.is_some());
     let mut missing = Vec::new();
     if found.sender.is_none() {
         missing.push("the sender");
     }
-    if found.idle.is_none() {
-        missing.push("the idle side");
+    if found.echo.is_none() {
+        missing.push("the echoing side");
     }
     if !missing.is_empty() {
         row.note = Some(format!(

@@ -144,7 +144,13 @@ mod tests {
         let trace = ChatTrace {
             sent: vec![ms(0), ms(20), ms(40), ms(60)],
             // Message 1's echo comes twice, 2 never, 9 was never sent.
-            echoes: vec![(0, ms(60)), (1, ms(85)), (1, ms(90)), (9, ms(95)), (3, ms(200))],
+            echoes: vec![
+                (0, ms(60)),
+                (1, ms(85)),
+                (1, ms(90)),
+                (9, ms(95)),
+                (3, ms(200)),
+            ],
         };
         assert_eq!(trace.round_trips(), vec![ms(60), ms(65), ms(140)]);
         assert_eq!(trace.missing(), 1);

@@ -132,7 +132,9 @@ fn drive(
         }
         let wait = endpoint
             .poll_timeout()
-            .map_or(Duration::from_millis(50), |t| t.saturating_duration_since(now))
+            .map_or(Duration::from_millis(50), |t| {
+                t.saturating_duration_since(now)
+            })
             .clamp(Duration::from_micros(50), Duration::from_millis(50));
         socket.set_read_timeout(Some(wait))?;
         match socket.recv_from(&mut buf) {

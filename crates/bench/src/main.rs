@@ -72,7 +72,11 @@ fn main() -> Result<()> {
     };
     let plan = Plan {
         workloads,
-        sizes: if args.quick { Sizes::QUICK } else { Sizes::FULL },
+        sizes: if args.quick {
+            Sizes::QUICK
+        } else {
+            Sizes::FULL
+        },
         quick: args.quick,
         seed: args.seed,
         systems: System::SIMULATED.to_vec(),

@@ -71,9 +71,8 @@ impl QuicIdentity {
     pub fn generate() -> Result<QuicIdentity, QuicSetupError> {
         let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])?;
         let cert = CertificateDer::from(certified.cert.der().to_vec());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            certified.key_pair.serialize_der(),
-        ));
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
         let server = ServerConfig::with_single_cert(vec![cert.clone()], key)?;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert)?;
@@ -292,15 +291,27 @@ fn read_frames(
     // Finalizing returns stream credit to the peer; the transmit it may need goes out on the
     // next `poll_transmit`.
     let _ = chunks.finalize();
+    take_frames(&mut incoming.buffer, events, stats, peer);
+}
+
+/// Turns every complete frame at the front of `buffer` into a `Message` event, leaving an
+/// incomplete one in place. A frame announcing more than [`MAX_MESSAGE`] empties the buffer and
+/// is counted as malformed: its bytes are never waited for.
+fn take_frames(
+    buffer: &mut Vec<u8>,
+    events: &mut VecDeque<Event>,
+    stats: &mut Stats,
+    peer: Option<SocketAddr>,
+) {
     let mut start = 0;
     loop {
-        let rest = &incoming.buffer[start..];
+        let rest = &buffer[start..];
         let Some(header) = rest.get(..4) else { break };
         let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
         if len > MAX_MESSAGE {
             // A peer that announces more than we accept is broken: stop reading it.
             stats.dropped_malformed += 1;
-            incoming.buffer.clear();
+            buffer.clear();
             return;
         }
         let Some(body) = rest.get(4..4 + len) else {
@@ -315,7 +326,7 @@ fn read_frames(
         });
         start += 4 + len;
     }
-    incoming.buffer.drain(..start);
+    buffer.drain(..start);
 }
 
 impl Endpoint for QuicEndpoint {
@@ -460,5 +471,86 @@ impl Endpoint for QuicEndpoint {
             stats.rtt_smoothed = Some(conn.rtt());
         }
         stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::net::{LinkSpec, Net};
+    use std::time::Duration;
+    use udpchat_lab::impairment::ImpairmentConfig;
+    use udpchat_lab::probability::Probability;
+    use udpchat_lab::sim::{Side, ADDR_B};
+
+    #[test]
+    fn a_quic_stream_delivers_everything_intact_both_ways_over_a_lossy_link() {
+        let identity = QuicIdentity::generate().unwrap();
+        let epoch = Instant::now();
+        let link = ImpairmentConfig {
+            loss: Probability::new(0.2).unwrap(),
+            delay: Duration::from_millis(30),
+            jitter: Duration::from_millis(10),
+            duplicate: Probability::new(0.05).unwrap(),
+            ..Default::default()
+        };
+        let a = QuicEndpoint::client(&identity, ADDR_B, 3, epoch).unwrap();
+        let b = QuicEndpoint::server(&identity, 4);
+        let mut net = Net::new(epoch, LinkSpec::symmetric(link, 11), a, b);
+        let sent: Vec<String> = (0..150)
+            .map(|i| format!("message {i}: {}", "q".repeat(i * 131 % 20_000)))
+            .collect();
+        for text in &sent {
+            net.a.send(epoch, text).unwrap();
+        }
+        let mut at_b = Vec::new();
+        let mut echoed = Vec::new();
+        let limit = epoch + Duration::from_secs(600);
+        while echoed.len() < sent.len() && net.advance(None, limit) {
+            for (side, event) in net.take_events() {
+                match (side, event) {
+                    (Side::B, Event::Message { text, .. }) => {
+                        let now = net.now();
+                        net.b.send(now, &text).unwrap();
+                        at_b.push(text);
+                    }
+                    (Side::A, Event::Message { text, .. }) => echoed.push(text),
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(at_b, sent, "every message once, intact, in order");
+        assert_eq!(echoed, sent, "and every echo back");
+        assert!(net.wire(Side::A).datagrams > net.wire(Side::A).delivered);
+    }
+
+    #[test]
+    fn frames_are_split_at_their_lengths_and_an_oversized_one_is_refused() {
+        let mut events = VecDeque::new();
+        let mut stats = Stats::default();
+        let mut buffer = Vec::new();
+        for text in ["one", "", "three"] {
+            buffer.extend((text.len() as u32).to_be_bytes());
+            buffer.extend(text.as_bytes());
+        }
+        buffer.extend(10u32.to_be_bytes());
+        buffer.extend(b"part");
+        take_frames(&mut buffer, &mut events, &mut stats, None);
+        let texts: Vec<String> = events
+            .drain(..)
+            .map(|e| match e {
+                Event::Message { text, .. } => text,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["one", "", "three"]);
+        assert_eq!(buffer.len(), 8, "the incomplete frame waits");
+
+        let mut buffer = u32::MAX.to_be_bytes().to_vec();
+        take_frames(&mut buffer, &mut events, &mut stats, None);
+        assert_eq!(stats.dropped_malformed, 1);
+        assert!(buffer.is_empty());
+        assert!(events.is_empty());
     }
 }

@@ -5,7 +5,7 @@
 //! that ran), `quick`, `seed`, and `results`, an array of rows with `system`, `workload`, `loss`
 //! (a fraction), `link` (how the loss is drawn) and the figures that apply to the workload:
 //! `rtt_avg_ms`, `rtt_p50_ms`, `rtt_p99_ms`, `rtt_max_ms` (chat); `goodput_mbps`,
-//! `wire_bytes_per_byte` (bulk); `detect_ms` (dead peer); `msgs_per_s` (loopback); plus the
+//! `wire_bytes_per_byte` (bulk); `detect_ms`, `detect_echo_ms` (dead peer); `msgs_per_s` (loopback); plus the
 //! supporting counts below. A figure that does not apply to a row is absent, not zero; a figure
 //! that applies but could not be measured (nothing delivered, nothing detected) is `null`.
 
@@ -98,9 +98,9 @@ pub struct ResultRow {
     /// Dead peer: time from the link going dark until the sending side was told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detect_ms: Option<Option<f64>>,
-    /// Dead peer: the same for the side that had nothing in flight (it only echoes).
+    /// Dead peer: the same for the side that only echoes (little or nothing in flight).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detect_idle_ms: Option<Option<f64>>,
+    pub detect_echo_ms: Option<Option<f64>>,
     /// Loopback: messages delivered per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub msgs_per_s: Option<Option<f64>>,
@@ -135,7 +135,7 @@ impl ResultRow {
             reverse_bytes_per_byte: None,
             datagrams_per_kb: None,
             detect_ms: None,
-            detect_idle_ms: None,
+            detect_echo_ms: None,
             msgs_per_s: None,
             mb_per_s: None,
             expected: 0,
@@ -262,7 +262,7 @@ impl Report {
                     let _ = writeln!(
                         out,
                         "dead peer: chat traffic, then the link goes dark (ms until told)\n{:<12} {:>14} {:>14}",
-                        "system", "sender told", "idle side told"
+                        "system", "sender told", "echo side told"
                     );
                     for r in rows {
                         let _ = writeln!(
@@ -270,7 +270,7 @@ impl Report {
                             "{:<12} {:>14} {:>14}",
                             r.system.name(),
                             cell(r.detect_ms, 0),
-                            cell(r.detect_idle_ms, 0),
+                            cell(r.detect_echo_ms, 0),
                         );
                     }
                 }
@@ -300,9 +300,10 @@ impl Report {
             {
                 let _ = writeln!(
                     out,
-                    "  note: {} {:.1}%: {}",
+                    "  note: {} {:.1}% {}: {}",
                     r.system.name(),
                     r.loss * 100.0,
+                    link_name(r.link),
                     r.note.as_deref().unwrap_or_default()
                 );
             }

@@ -74,13 +74,8 @@ impl Plan {
                 Workload::Chat => {
                     for link in chat::links() {
                         for &system in &self.systems {
-                            let row = chat::run(
-                                system,
-                                link,
-                                self.sizes.chat_rounds,
-                                self.seed,
-                                &quic,
-                            )?;
+                            let row =
+                                chat::run(system, link, self.sizes.chat_rounds, self.seed, &quic)?;
                             push(row, &mut results);
                         }
                     }

@@ -2,7 +2,7 @@
 //!
 //! The flags fill an [`ExperimentConfig`] (the library's one config struct for experiments, whose
 //! defaults are the ones shown in `--help`); the sweep runs in the deterministic simulator on all
-//! cores; the results go to stdout as a table, JSON or CSV, and with `--out DIR` also to
+//! cores (or, with `--real`, over loopback sockets through the proxy); the results go to stdout as a table, JSON or CSV, and with `--out DIR` also to
 //! `results.json`, `results.csv` and three SVG charts. `--ladder N` instead draws the sequence
 //! diagram of one run's first N messages. A progress bar shows on stderr when a sweep takes more
 //! than a second and stderr is a terminal; warnings (results beyond theory's statistical bound)
@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udpchat_lab::experiment::{
-    chart, export, ladder, run, table, Engine, ExperimentConfig, LossPattern, Mode, Results,
+    chart, export, ladder, real, run, table, Engine, ExperimentConfig, LossPattern, Mode, Results,
 };
 use udpchat_lab::parse::{parse_duration, parse_probability, parse_rate, BitRate, ParseError};
 use udpchat_lab::Probability;
@@ -93,9 +93,14 @@ pub struct LabArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Instead of the sweep, draw the ladder diagram of the first N messages of one run: the
-    /// first loss rate, pattern and mode given, and the first seed.
-    #[arg(long, value_name = "N")]
+    /// first loss rate, pattern and mode given, and the first seed (in the simulator).
+    #[arg(long, value_name = "N", conflicts_with = "real")]
     pub ladder: Option<u64>,
+    /// Run the sweep over real loopback sockets through the impairment proxy instead of the
+    /// simulator: not bit-exact, takes real time (all runs at once: about the messages' schedule,
+    /// plus at most 30 s for transports still resending), same columns.
+    #[arg(long)]
+    pub real: bool,
 }
 
 fn parse_burst(input: &str) -> Result<LossPattern, ParseError> {
@@ -172,10 +177,15 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
 
     let progress = Progress::new();
     let started = Instant::now();
-    let (points, runs) = run::run_sweep(&config, &|done, total| progress.update(done, total))
-        .context("the experiment failed")?;
+    let report = |done, total| progress.update(done, total);
+    let (engine, outcome) = if args.real {
+        (Engine::Real, real::run_sweep_real(&config, &report))
+    } else {
+        (Engine::Simulator, run::run_sweep(&config, &report))
+    };
+    let (points, runs) = outcome.context("the experiment failed")?;
     progress.finish();
-    let results = Results::new(&config, Engine::Simulator, &points, runs);
+    let results = Results::new(&config, engine, &points, runs);
 
     match args.format {
         Format::Table => emit(&table::render(&results))?,
@@ -280,9 +290,9 @@ struct Progress {
 impl Progress {
     fn new() -> Progress {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} running {pos}/{len} simulations {wide_bar} {eta}",
-        ) {
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {pos}/{len} runs {wide_bar} {eta}")
+        {
             bar.set_style(style);
         }
         Progress {

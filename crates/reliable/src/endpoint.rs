@@ -197,7 +197,7 @@ pub struct Stats {
     /// RTT variation (RFC 6298 RTTVAR).
     #[serde(serialize_with = "serialize_opt_duration_ms")]
     pub rtt_var: Option<Duration>,
-    /// Current congestion window, in packets.
+    /// Current congestion window, in full-size packets (the window itself counts bytes).
     pub cwnd: u64,
     /// Receive window the peer last advertised, in packets.
     pub peer_window: u64,

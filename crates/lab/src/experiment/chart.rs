@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use thiserror::Error;
 
@@ -31,7 +31,10 @@ pub struct ChartError {
     pub reason: String,
 }
 
-const SIZE: (u32, u32) = (900, 560);
+const SIZE: (u32, u32) = (1100, 560);
+
+/// Width of the legend panel at the right, outside the plot so it never hides a line.
+const LEGEND_WIDTH: u32 = 290;
 
 /// One line on a chart: a name and its points (loss %, value).
 #[derive(Debug, Clone, PartialEq)]
@@ -254,6 +257,7 @@ struct Axes<'a> {
 fn draw(path: &Path, axes: &Axes<'_>, series: &[Series]) -> Result<(), String> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (root, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
     let ((x0, x1), (y0, y1)) = bounds(series, axes.log);
     let mut builder = ChartBuilder::on(&root);
     builder
@@ -283,14 +287,11 @@ fn draw(path: &Path, axes: &Axes<'_>, series: &[Series]) -> Result<(), String> {
             let style = line_style(s);
             chart
                 .draw_series(LineSeries::new(s.points.iter().copied(), style))
-                .map_err(|e| e.to_string())?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                .map_err(|e| e.to_string())?;
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, style.filled())))
                 .map_err(|e| e.to_string())?;
         }
-        legend(&mut chart)?;
     } else {
         let mut chart = builder
             .build_cartesian_2d(x0..x1, y0..y1)
@@ -316,17 +317,15 @@ fn draw(path: &Path, axes: &Axes<'_>, series: &[Series]) -> Result<(), String> {
                 .collect();
             chart
                 .draw_series(LineSeries::new(finite.iter().copied(), style))
-                .map_err(|e| e.to_string())?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                .map_err(|e| e.to_string())?;
             if !s.theory {
                 chart
                     .draw_series(finite.iter().map(|&p| Circle::new(p, 3, style.filled())))
                     .map_err(|e| e.to_string())?;
             }
         }
-        legend(&mut chart)?;
     }
+    legend(&legend_area, series)?;
     root.present().map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -339,15 +338,15 @@ fn line_style(series: &Series) -> ShapeStyle {
     }
 }
 
-fn legend<'a, Y: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
-) -> Result<(), String> {
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| e.to_string())
+/// One line per series: a short stroke in its style, then its name (a `<text>` element).
+fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, series: &[Series]) -> Result<(), String> {
+    let font = ("sans-serif", 15).into_font().color(&BLACK);
+    for (i, s) in series.iter().enumerate() {
+        let y = 60 + 24 * i as i32;
+        area.draw(&PathElement::new(vec![(8, y), (38, y)], line_style(s)))
+            .map_err(|e| e.to_string())?;
+        area.draw(&Text::new(s.name.clone(), (46, y - 8), font.clone()))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

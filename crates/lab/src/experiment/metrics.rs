@@ -68,6 +68,9 @@ pub struct RunMetrics {
     pub wire_bytes: u64,
     /// `wire_bytes / delivered payload bytes`.
     pub wire_per_byte: Option<f64>,
+    /// True if the run hit its time limit with messages neither delivered nor given up on (the
+    /// transport was still resending): its delivery counts only what had arrived by then.
+    pub cut_short: bool,
 }
 
 /// The inputs [`RunMetrics::compute`] reads.
@@ -186,6 +189,7 @@ impl RunMetrics {
             wire_bytes,
             wire_per_byte: (delivered_bytes > 0)
                 .then(|| wire_bytes as f64 / delivered_bytes as f64),
+            cut_short: false,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! The pipeline reads top-down, one module per stage:
 //! - [`config`]: what to sweep ([`ExperimentConfig`], with the defaults of the demo);
 //! - [`run`]: running every point × mode × seed, on all cores, deterministically;
+//! - [`real`]: the same over real loopback sockets through the proxy (`--real`);
 //! - [`metrics`]: one run's numbers from the simulator's trace and summary;
 //! - [`stats`]: percentiles and confidence intervals;
 //! - [`theory`]: the closed forms each result is checked against;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod export;
 pub mod ladder;
 pub mod metrics;
+pub mod real;
 pub mod results;
 pub mod run;
 pub mod stats;

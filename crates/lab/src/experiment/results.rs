@@ -145,6 +145,16 @@ impl Results {
         for (point, per_mode) in points.iter().zip(runs) {
             for (&mode, runs) in config.modes.iter().zip(per_mode) {
                 let theory = theory::check(config, point, mode, &runs);
+                let cut = runs.iter().filter(|r| r.cut_short).count();
+                if cut > 0 {
+                    warnings.push(format!(
+                        "loss {} ({}), {mode}: {cut} of {} runs hit the time limit still \
+                         resending; their delivery counts only what had arrived by then",
+                        point.loss,
+                        point.pattern,
+                        runs.len()
+                    ));
+                }
                 for c in theory.iter().filter(|c| !c.ok) {
                     warnings.push(format!(
                         "loss {} ({}), {mode}: {} is beyond the statistical bound",
@@ -167,7 +177,10 @@ impl Results {
             schema: SCHEMA,
             version: env!("CARGO_PKG_VERSION"),
             engine,
-            command: config.command(),
+            command: match engine {
+                Engine::Simulator => config.command(),
+                Engine::Real => format!("{} --real", config.command()),
+            },
             config: config.clone(),
             seeds: config.seed_list(),
             confidence: CONFIDENCE,

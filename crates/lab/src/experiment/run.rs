@@ -21,7 +21,7 @@ use udpchat_reliable::{Endpoint, RawConfig, RawEndpoint, ReliableEndpoint};
 use super::config::{ConfigError, ExperimentConfig, Mode, SweepPoint};
 use super::metrics::{RunMetrics, RunRecord};
 use crate::impairment::derive_seed;
-use crate::sim::{Outcome, Scenario, ScheduledMessage, Side, Simulator, ADDR_B};
+use crate::sim::{Outcome, Scenario, ScheduledMessage, Side, Simulator, StopReason, ADDR_B};
 
 /// A pair of endpoints: A (the sender, at [`crate::sim::ADDR_A`]) and B (at [`ADDR_B`]).
 pub type EndpointPair = (Box<dyn Endpoint>, Box<dyn Endpoint>);
@@ -48,6 +48,9 @@ pub enum ExperimentError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Sockets, the runtime or the proxy failed (`--real` only).
+    #[error("{0}")]
+    Io(String),
     /// An endpoint could not be built.
     #[error("cannot build the {mode} endpoint: {reason}")]
     Endpoint {
@@ -62,6 +65,15 @@ pub enum ExperimentError {
 /// transport with its defaults, except that reliable endpoints are patient
 /// ([`PATIENT_RETRIES`], [`PATIENT_IDLE`]).
 pub fn endpoints(mode: Mode, seed: u64) -> Result<EndpointPair, ExperimentError> {
+    endpoints_at(mode, seed, ADDR_B)
+}
+
+/// Like [`endpoints`], with A sending to `a_peer` (B learns A's address from what arrives).
+pub fn endpoints_at(
+    mode: Mode,
+    seed: u64,
+    a_peer: std::net::SocketAddr,
+) -> Result<EndpointPair, ExperimentError> {
     match mode.reliable_config() {
         None => {
             let raw = |nick: &str, peer| {
@@ -71,7 +83,7 @@ pub fn endpoints(mode: Mode, seed: u64) -> Result<EndpointPair, ExperimentError>
                     ..RawConfig::default()
                 })) as Box<dyn Endpoint>
             };
-            Ok((raw("a", Some(ADDR_B)), raw("b", None)))
+            Ok((raw("a", Some(a_peer)), raw("b", None)))
         }
         Some(config) => {
             let build = |nick: &str, peer, label| {
@@ -89,7 +101,7 @@ pub fn endpoints(mode: Mode, seed: u64) -> Result<EndpointPair, ExperimentError>
                     })
             };
             // B waits for A's Hello, as a chat started without --peer does.
-            Ok((build("a", Some(ADDR_B), 100)?, build("b", None, 101)?))
+            Ok((build("a", Some(a_peer), 100)?, build("b", None, 101)?))
         }
     }
 }
@@ -124,7 +136,7 @@ pub fn simulate_with<A: Endpoint, B: Endpoint>(
 ) -> Result<(Outcome<A, B>, RunMetrics), ExperimentError> {
     let outcome = Simulator::new(scenario(config, point, seed)?, a, b).run();
     let sender = outcome.a.stats();
-    let metrics = RunMetrics::compute(RunRecord {
+    let mut metrics = RunMetrics::compute(RunRecord {
         seed,
         messages: u64::from(config.messages),
         size: config.size,
@@ -133,6 +145,8 @@ pub fn simulate_with<A: Endpoint, B: Endpoint>(
         trace: &outcome.trace,
         sender: &sender,
     });
+    metrics.cut_short = outcome.summary.stop == StopReason::TimeLimit
+        && metrics.delivered + metrics.lost_reported < metrics.messages;
     Ok((outcome, metrics))
 }
 

@@ -866,7 +866,7 @@ impl Endpoint for ReliableEndpoint {
         stats.rtt_min = self.sender.rtt.min_rtt();
         stats.rtt_smoothed = self.sender.rtt.srtt();
         stats.rtt_var = self.sender.rtt.rttvar();
-        stats.cwnd = self.sender.congestion.window();
+        stats.cwnd = self.sender.congestion.window_packets();
         stats.peer_window = self.sender.peer_window();
         stats
     }

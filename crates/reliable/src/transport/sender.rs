@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use udpchat_core::Ack;
 
-use super::config::{Arq, CongestionControl, ReliableConfig};
+use super::config::{Arq, CongestionControl, ReliableConfig, DATA_OVERHEAD};
 use super::congestion::Congestion;
 use super::fragment::{split, Fragment};
 use super::rtt::RttEstimator;
@@ -61,6 +61,8 @@ struct Slot {
     last_sent: Instant,
     transmissions: u32,
     last_tx: u64,
+    /// What it costs the congestion window: payload plus the largest header.
+    size: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -121,6 +123,7 @@ pub struct Sender {
     fragment_payload: usize,
     max_message: usize,
     window_cap: u64,
+    max_datagram: u64,
     congestion_kind: CongestionControl,
     unsent: VecDeque<Fragment>,
     /// Sequence number of `slots[0]`: everything below it is cumulatively acknowledged.
@@ -128,6 +131,8 @@ pub struct Sender {
     slots: VecDeque<Slot>,
     lost: BTreeSet<u64>,
     in_flight: u64,
+    /// The bytes of the packets counted in `in_flight`, for the congestion window.
+    bytes_in_flight: u64,
     tx_counter: u64,
     largest_acked_tx: u64,
     messages: BTreeMap<u64, Progress>,
@@ -160,12 +165,14 @@ impl Sender {
             fragment_payload: config.fragment_payload(),
             max_message: config.max_message,
             window_cap: u64::from(config.window),
+            max_datagram: config.max_datagram as u64,
             congestion_kind: config.congestion,
             unsent: VecDeque::new(),
             base: 0,
             slots: VecDeque::new(),
             lost: BTreeSet::new(),
             in_flight: 0,
+            bytes_in_flight: 0,
             tx_counter: 0,
             largest_acked_tx: 0,
             messages: BTreeMap::new(),
@@ -178,7 +185,11 @@ impl Sender {
             consecutive_timeouts: 0,
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto)
                 .with_ack_delay(config.max_ack_delay),
-            congestion: Congestion::new(config.congestion, u64::from(config.window)),
+            congestion: Congestion::new(
+                config.congestion,
+                config.max_datagram as u64,
+                u64::from(config.window) * config.max_datagram as u64,
+            ),
             counters: SenderCounters::default(),
         }
     }
@@ -229,14 +240,24 @@ impl Sender {
         self.peer_window = u64::from(window);
     }
 
-    /// How many packets may be in flight now.
-    fn send_window(&self) -> u64 {
+    /// Bytes counted against the congestion window right now.
+    pub fn bytes_in_flight(&self) -> u64 {
+        self.bytes_in_flight
+    }
+
+    /// Whether one more packet may go in flight: the congestion window counts bytes (a chat line
+    /// costs its size, not a full datagram), the peer's window counts packets.
+    fn window_open(&self) -> bool {
         match self.arq {
-            Arq::StopAndWait => 1,
+            Arq::StopAndWait => self.in_flight == 0,
             // A window of 0 would stall forever (we have no window probes): treat it as 1.
-            _ => self.congestion.window().min(self.peer_window.max(1)),
+            _ => {
+                self.in_flight < self.peer_window.max(1)
+                    && self.bytes_in_flight < self.congestion.window()
+            }
         }
     }
+
 
     fn may_send_new(&self) -> bool {
         if self.unsent.is_empty() {
@@ -255,7 +276,7 @@ impl Sender {
     /// The next packet to put on the wire, resends first, if the windows allow one.
     pub fn next_packet(&mut self, now: Instant) -> Option<Outgoing> {
         let credit = self.timeout_credit && !self.lost.is_empty();
-        if self.in_flight >= self.send_window() && !credit {
+        if !self.window_open() && !credit {
             return None;
         }
         let outgoing = if let Some(seq) = self.lost.pop_first() {
@@ -271,6 +292,8 @@ impl Sender {
             slot.transmissions += 1;
             slot.last_sent = now;
             slot.last_tx = self.tx_counter;
+            let size = slot.size;
+            self.bytes_in_flight += size;
             Outgoing {
                 seq,
                 fragment: slot.fragment.clone(),
@@ -282,6 +305,8 @@ impl Sender {
                 p.first_sent.get_or_insert(now);
             }
             self.tx_counter += 1;
+            let size = (fragment.payload.len() + DATA_OVERHEAD) as u64;
+            self.bytes_in_flight += size;
             self.slots.push_back(Slot {
                 fragment: fragment.clone(),
                 state: SlotState::InFlight,
@@ -289,6 +314,7 @@ impl Sender {
                 last_sent: now,
                 transmissions: 1,
                 last_tx: self.tx_counter,
+                size,
             });
             Outgoing { seq, fragment }
         } else {
@@ -311,7 +337,8 @@ impl Sender {
         self.peer_window = u64::from(ack.window);
         let mut outcome = AckOutcome::default();
         let mut newly = 0u64;
-        // (seq, transmissions, last_sent) of the largest newly acknowledged packet.
+        // Bytes newly acknowledged, and (seq, transmissions, last_sent) of the largest newly
+        // acknowledged packet.
         let mut largest: Option<(u64, u32, Instant)> = None;
         for seq in self.base..cumulative {
             self.mark_acked(now, seq, &mut newly, &mut largest, &mut outcome);
@@ -351,7 +378,9 @@ impl Sender {
         }
         self.consecutive_timeouts = 0;
         self.rtt.reset_backoff();
-        self.congestion.on_ack(newly, self.base);
+        if let Some((seq, _, _)) = largest {
+            self.congestion.on_ack(newly, seq);
+        }
         self.rto_deadline =
             (self.in_flight > 0 || !self.lost.is_empty()).then(|| now + self.rtt.rto());
         if self.arq == Arq::SelectiveRepeat {
@@ -379,13 +408,16 @@ impl Sender {
         };
         match slot.state {
             SlotState::Acked => return,
-            SlotState::InFlight => self.in_flight -= 1,
+            SlotState::InFlight => {
+                self.in_flight -= 1;
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.size);
+            }
             SlotState::Lost => {
                 self.lost.remove(&seq);
             }
         }
         slot.state = SlotState::Acked;
-        *newly += 1;
+        *newly += slot.size;
         if largest.is_none_or(|(s, _, _)| seq > s) {
             *largest = Some((seq, slot.transmissions, slot.last_sent));
         }
@@ -417,12 +449,28 @@ impl Sender {
     /// How long after its transmission a packet with SACK evidence against it counts as lost:
     /// 9/8 of the RTT (as QUIC and RACK), so that reordering by jitter shorter than an eighth of
     /// the RTT is not mistaken for loss, plus the reordering allowance learned from spurious
-    /// resends. Zero before the first RTT sample.
+    /// resends — but only while the sender has data waiting for the window. Zero before the first
+    /// RTT sample.
+    ///
+    /// Why the allowance depends on the backlog: it trades resends for waiting, and what each
+    /// costs depends on whether the sender is application-limited (RFC 7661's term). With data
+    /// queued behind the window, a needless resend takes the place of new data and (until undone)
+    /// halves the window, so waiting is cheaper. With nothing queued (a chat), a needless resend
+    /// costs only its own bytes, while waiting holds every later message behind the hole
+    /// (ordered delivery) for the whole allowance: on a link that reorders by jitter the allowance
+    /// climbs to its cap and put a quarter of the minimum RTT or more on most recoveries. This is
+    /// Linux's thin-stream argument (fast retransmit on the first duplicate ack for streams with
+    /// little in flight), stated in terms of the backlog.
     fn loss_delay(&self) -> Duration {
+        let steps = if self.unsent.is_empty() {
+            0
+        } else {
+            self.reorder_steps
+        };
         let extra = self
             .rtt
             .min_rtt()
-            .map_or(Duration::ZERO, |m| m / 4 * self.reorder_steps);
+            .map_or(Duration::ZERO, |m| m / 4 * steps);
         match (self.rtt.srtt(), self.rtt.latest()) {
             (Some(s), Some(l)) => (s.max(l) * 9 / 8).max(Duration::from_millis(1)) + extra,
             _ => Duration::ZERO,
@@ -441,7 +489,7 @@ impl Sender {
 
     fn detect_lost_by_evidence(&mut self, now: Instant) -> bool {
         let delay = self.loss_delay();
-        let mut found = false;
+        let mut found: Option<u64> = None;
         self.loss_deadline = None;
         for (offset, slot) in self.slots.iter_mut().enumerate() {
             if slot.state != SlotState::InFlight
@@ -460,18 +508,20 @@ impl Sender {
                 slot.state = SlotState::Lost;
                 slot.cause = LossCause::Fast;
                 self.in_flight -= 1;
-                self.lost.insert(self.base + offset as u64);
-                found = true;
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.size);
+                let seq = self.base + offset as u64;
+                self.lost.insert(seq);
+                found = Some(seq);
             } else if self.loss_deadline.is_none_or(|d| due < d) {
                 // Evidence, but too soon to tell loss from reordering: look again then.
                 self.loss_deadline = Some(due);
             }
         }
-        if found {
+        if let Some(newest) = found {
             let next = self.next_seq();
-            self.congestion.on_loss(next);
+            self.congestion.on_loss(newest, next);
         }
-        found
+        found.is_some()
     }
 
     /// When the sender's next timer (loss detection or retransmission timeout) fires, if armed.
@@ -514,6 +564,7 @@ impl Sender {
                 slot.state = SlotState::Lost;
                 slot.cause = LossCause::Timeout;
                 self.in_flight -= 1;
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.size);
                 self.lost.insert(self.base + offset as u64);
                 marked = true;
             } else if oldest.is_none_or(|(_, t)| slot.last_sent < t) {
@@ -525,6 +576,7 @@ impl Sender {
                 slot.state = SlotState::Lost;
                 slot.cause = LossCause::Timeout;
                 self.in_flight -= 1;
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.size);
                 self.lost.insert(self.base + offset as u64);
             }
         }
@@ -571,13 +623,18 @@ impl Sender {
         self.slots.clear();
         self.lost.clear();
         self.in_flight = 0;
+        self.bytes_in_flight = 0;
         self.tx_counter = 0;
         self.largest_acked_tx = 0;
         self.rto_deadline = None;
         self.loss_deadline = None;
         self.timeout_credit = false;
         self.consecutive_timeouts = 0;
-        self.congestion = Congestion::new(self.congestion_kind, self.window_cap);
+        self.congestion = Congestion::new(
+            self.congestion_kind,
+            self.max_datagram,
+            self.window_cap * self.max_datagram,
+        );
     }
 }
 
@@ -787,6 +844,69 @@ mod tests {
         // A range beyond what was sent is ignored, not trusted.
         let out = s.on_ack(t0, &ack(0, &[(0, 9)])).unwrap();
         assert!(out.delivered.is_empty());
+    }
+
+    /// A sender that learned (from one spurious resend) that the path reorders, then sent
+    /// packets 2 and 3 at `t1` and got an ack for 3 only, 100 ms later. With `backlog`, more
+    /// messages wait behind a receive window of four packets.
+    fn evidence_after_a_spurious_resend(backlog: bool) -> (Sender, Instant) {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&ReliableConfig {
+            congestion: CongestionControl::None,
+            ..ReliableConfig::default()
+        });
+        s.set_peer_window(4);
+        s.push(MessageId(0), b"x").unwrap();
+        s.push(MessageId(1), b"y").unwrap();
+        send_all(&mut s, t0);
+        let mut a = ack(1, &[]);
+        a.window = 4;
+        s.on_ack(t0 + Duration::from_millis(100), &a).unwrap();
+        let deadline = s.poll_timeout().unwrap();
+        s.on_timeout(deadline);
+        assert_eq!(send_all(&mut s, deadline), vec![1]);
+        let mut a = ack(2, &[]);
+        a.window = 4;
+        s.on_ack(deadline + Duration::from_millis(10), &a).unwrap();
+        assert_eq!(s.counters.retransmits_spurious, 1);
+        let t1 = deadline + Duration::from_millis(20);
+        let count = if backlog { 10 } else { 4 };
+        for i in 0..count {
+            s.push(MessageId(2 + i), b"z").unwrap();
+        }
+        assert_eq!(send_all(&mut s, t1), vec![2, 3, 4, 5]);
+        let mut a = ack(2, &[(3, 3)]);
+        a.window = 4;
+        assert_eq!(s.unsent.is_empty(), !backlog);
+        s.on_ack(t1 + Duration::from_millis(100), &a).unwrap();
+        (s, t1)
+    }
+
+    #[test]
+    fn an_application_limited_sender_does_not_wait_the_learned_reordering_allowance() {
+        // 9/8 of the 100 ms RTT; the allowance learned from the spurious resend is a quarter of
+        // the minimum RTT more, and applies only while data waits for the window.
+        let (chat, t1) = evidence_after_a_spurious_resend(false);
+        assert_eq!(chat.poll_timeout(), Some(t1 + Duration::from_micros(112_500)));
+        let (bulk, t1) = evidence_after_a_spurious_resend(true);
+        assert_eq!(bulk.poll_timeout(), Some(t1 + Duration::from_micros(137_500)));
+    }
+
+    #[test]
+    fn the_congestion_window_counts_bytes_so_small_lines_fit_a_collapsed_window() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        for i in 0..40 {
+            s.push(MessageId(i), b"a chat line").unwrap();
+        }
+        assert_eq!(send_all(&mut s, t0).len(), 40, "forty lines are far below IW10");
+        let deadline = s.poll_timeout().unwrap();
+        assert_eq!(s.on_timeout(deadline), TimeoutOutcome::Retransmit);
+        // The loss window is one full-size datagram (1,200 bytes): in packets it would let one
+        // resend out; in bytes it holds every line (11 + 49 bytes of worst-case header each).
+        let resent = send_all(&mut s, deadline);
+        assert_eq!(resent.len(), 20, "{resent:?}");
+        assert!(s.bytes_in_flight() <= 1200 + 60);
     }
 
     #[test]

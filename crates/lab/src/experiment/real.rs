@@ -1,0 +1,354 @@
+//! `udpchat lab --real`: the same sweep over real loopback sockets, through the lab's proxy.
+//!
+//! Each run binds two UDP sockets on 127.0.0.1 (A and B) and starts an in-process
+//! [`Proxy`] in front of B with the point's impairment both ways, so A's datagrams really cross the
+//! kernel twice and wait in real timers. A small loop of our own drives both endpoints (socket →
+//! `handle_datagram`, `poll_transmit` → socket, sleep until the next timer or scheduled send),
+//! reading the real clock: this is the I/O layer, like the proxy and the chat driver. It records
+//! what it sees in the simulator's [`Trace`] format, so the metrics are computed by the very same
+//! code as in simulator mode and the columns mean the same thing.
+//!
+//! Runs are not bit-exact (the operating system schedules them), and they take real time: the
+//! messages' schedule plus whatever the transport needs to finish, at most [`REAL_TAIL`] after the
+//! last send. All runs of a sweep go concurrently as tasks on one thread; loopback traffic of a
+//! few hundred datagrams per second per run is far below what one core can carry.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use udpchat_reliable::{Endpoint, Event};
+
+use super::config::{ExperimentConfig, Mode, SweepPoint};
+use super::metrics::{RunMetrics, RunRecord};
+use super::run::{endpoints_at, ExperimentError, SweepRuns};
+use crate::impairment::derive_seed;
+use crate::proxy::{Proxy, ProxyConfig};
+use crate::sim::{DirectionSummary, PacketSummary, Side, Trace, TraceEntry, TraceEvent};
+
+/// The longest a real run goes on after its last scheduled send. A run cut short reports the
+/// messages it had not delivered as not delivered.
+pub const REAL_TAIL: Duration = Duration::from_secs(30);
+
+/// How long a raw run waits after its last send for stragglers, beyond the link's worst delay.
+const RAW_GRACE: Duration = Duration::from_millis(250);
+
+/// Runs the whole sweep over loopback, every run at once; `progress(done, total)` after each.
+pub fn run_sweep_real(
+    config: &ExperimentConfig,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(Vec<SweepPoint>, SweepRuns), ExperimentError> {
+    let points = config.points()?;
+    let seeds = config.seed_list();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| io_error("cannot start the async runtime", &e))?;
+    // Endpoints are not `Send` (nor need they be): every run is a local task on this one thread.
+    let local = tokio::task::LocalSet::new();
+    let flat = local.block_on(&runtime, async {
+        let mut handles = Vec::new();
+        for point in &points {
+            for &mode in &config.modes {
+                for &seed in &seeds {
+                    let (config, point) = (config.clone(), *point);
+                    handles.push(tokio::task::spawn_local(async move {
+                        run_real(&config, &point, mode, seed).await
+                    }));
+                }
+            }
+        }
+        let total = handles.len();
+        let mut results = Vec::with_capacity(total);
+        for (done, handle) in handles.into_iter().enumerate() {
+            let result = handle.await.map_err(|e| ExperimentError::Endpoint {
+                mode: config.modes[0],
+                reason: format!("a real run failed: {e}"),
+            })?;
+            results.push(result?);
+            progress(done + 1, total);
+        }
+        Ok::<_, ExperimentError>(results)
+    })?;
+    let mut flat = flat.into_iter();
+    let runs = points
+        .iter()
+        .map(|_| {
+            config
+                .modes
+                .iter()
+                .map(|_| flat.by_ref().take(seeds.len()).collect())
+                .collect()
+        })
+        .collect();
+    Ok((points, runs))
+}
+
+fn io_error(what: &str, e: &dyn std::fmt::Display) -> ExperimentError {
+    ExperimentError::Io(format!("{what}: {e}"))
+}
+
+/// What the loop records, in the simulator's terms.
+struct Recorder {
+    start: Instant,
+    trace: Trace,
+    next_datagram: u64,
+    sent_at: Vec<Option<Duration>>,
+    first_delivery: Vec<Option<Duration>>,
+    duplicated: u64,
+    reordered: u64,
+    highest: Option<usize>,
+    acked: u64,
+    index: HashMap<String, usize>,
+}
+
+impl Recorder {
+    fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn push(&mut self, event: TraceEvent) {
+        let at = self.elapsed();
+        self.trace.entries.push(TraceEntry { at, event });
+    }
+
+    fn transmit(&mut self, side: Side, payload: &[u8]) {
+        let datagram = self.next_datagram;
+        self.next_datagram += 1;
+        self.push(TraceEvent::Transmit {
+            side,
+            datagram,
+            len: payload.len(),
+            packet: PacketSummary::of(payload),
+        });
+    }
+
+    fn event(&mut self, side: Side, event: Event) {
+        match (&side, &event) {
+            (Side::B, Event::Message { text, .. }) => {
+                let at = self.elapsed();
+                if let Some(&i) = self.index.get(text) {
+                    if self.first_delivery[i].is_some() {
+                        self.duplicated += 1;
+                    } else {
+                        self.first_delivery[i] = Some(at);
+                        match self.highest {
+                            Some(h) if i < h => self.reordered += 1,
+                            _ => self.highest = Some(i),
+                        }
+                    }
+                }
+            }
+            (Side::A, Event::Delivered { .. }) => self.acked += 1,
+            (Side::A, Event::Lost { .. }) => {}
+            _ => return,
+        }
+        self.push(TraceEvent::App { side, event });
+    }
+
+    fn delivered(&self) -> usize {
+        self.first_delivery.iter().flatten().count()
+    }
+}
+
+/// One run over loopback.
+async fn run_real(
+    config: &ExperimentConfig,
+    point: &SweepPoint,
+    mode: Mode,
+    seed: u64,
+) -> Result<RunMetrics, ExperimentError> {
+    let link = point.link(&config.link)?;
+    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let bind = |what: &'static str| async move {
+        UdpSocket::bind(local).await.map_err(|e| io_error(what, &e))
+    };
+    let socket_b = bind("cannot bind B's socket").await?;
+    let socket_a = bind("cannot bind A's socket").await?;
+    let addr_b = socket_b
+        .local_addr()
+        .map_err(|e| io_error("no address for B", &e))?;
+    let proxy = Proxy::bind(ProxyConfig {
+        up: link.clone(),
+        down: link.clone(),
+        seed: derive_seed(seed, 7),
+        stats_interval: None,
+        ..ProxyConfig::new(local, addr_b)
+    })
+    .await
+    .map_err(|e| io_error("cannot start the proxy", &e))?;
+    let proxy_addr = proxy
+        .local_addr()
+        .map_err(|e| io_error("no address for the proxy", &e))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let proxy_task = tokio::task::spawn_local(proxy.run(
+        async {
+            let _ = stopped.await;
+        },
+        |_| {},
+    ));
+
+    let (mut a, mut b) = endpoints_at(mode, seed, proxy_addr)?;
+    let messages = config.messages as usize;
+    let texts: Vec<String> = (0..config.messages).map(|i| config.message(i)).collect();
+    let mut rec = Recorder {
+        start: Instant::now(),
+        trace: Trace::default(),
+        next_datagram: 0,
+        sent_at: vec![None; messages],
+        first_delivery: vec![None; messages],
+        duplicated: 0,
+        reordered: 0,
+        highest: None,
+        acked: 0,
+        index: texts
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, t)| (t, i))
+            .collect(),
+    };
+    let start = rec.start;
+    let last_send = start + config.interval * config.messages.saturating_sub(1);
+    let deadline = last_send + REAL_TAIL;
+    let raw_end = last_send + link.delay + link.jitter + RAW_GRACE;
+    let (mut buf_a, mut buf_b) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+    let mut next = 0usize;
+    let mut cut_short = false;
+
+    loop {
+        let now = Instant::now();
+        while let Some(t) = a.poll_transmit(now) {
+            rec.transmit(Side::A, &t.payload);
+            // A failed send is a lost datagram, as UDP would have it; the loop goes on.
+            let _ = socket_a.send_to(&t.payload, t.destination).await;
+        }
+        while let Some(t) = b.poll_transmit(now) {
+            rec.transmit(Side::B, &t.payload);
+            let _ = socket_b.send_to(&t.payload, t.destination).await;
+        }
+        while let Some(event) = a.poll_event() {
+            rec.event(Side::A, event);
+        }
+        while let Some(event) = b.poll_event() {
+            rec.event(Side::B, event);
+        }
+        let all_sent = next == messages;
+        let finished = if mode == Mode::Raw {
+            all_sent && (rec.delivered() == messages || now >= raw_end)
+        } else {
+            all_sent && rec.delivered() == messages && rec.acked >= messages as u64
+        };
+        if finished {
+            break;
+        }
+        if now >= deadline {
+            cut_short = mode != Mode::Raw;
+            break;
+        }
+        let due = (next < messages).then(|| start + config.interval * next as u32);
+        let wake = [due, a.poll_timeout(), b.poll_timeout(), Some(deadline)]
+            .into_iter()
+            .flatten()
+            .chain((mode == Mode::Raw).then_some(raw_end))
+            .min()
+            .unwrap_or(deadline);
+        tokio::select! {
+            received = socket_a.recv_from(&mut buf_a) => {
+                if let Ok((len, from)) = received {
+                    a.handle_datagram(Instant::now(), from, &buf_a[..len]);
+                }
+            }
+            received = socket_b.recv_from(&mut buf_b) => {
+                if let Ok((len, from)) = received {
+                    b.handle_datagram(Instant::now(), from, &buf_b[..len]);
+                }
+            }
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+        }
+        let now = Instant::now();
+        if a.poll_timeout().is_some_and(|t| t <= now) {
+            a.handle_timeout(now);
+        }
+        if b.poll_timeout().is_some_and(|t| t <= now) {
+            b.handle_timeout(now);
+        }
+        while next < messages && start + config.interval * next as u32 <= now {
+            rec.sent_at[next] = Some(rec.elapsed());
+            // A refused message is simply never delivered; it counts against the ratio.
+            let _ = a.send(now, &texts[next]);
+            next += 1;
+        }
+    }
+
+    let _ = stop.send(());
+    let link_stats = match proxy_task.await {
+        Ok(Ok(stats)) => stats.up,
+        Ok(Err(e)) => return Err(io_error("the proxy failed", &e)),
+        Err(e) => return Err(io_error("the proxy task failed", &e)),
+    };
+    let latencies: Vec<Option<Duration>> = rec
+        .sent_at
+        .iter()
+        .zip(&rec.first_delivery)
+        .map(|(s, d)| match (s, d) {
+            (Some(s), Some(d)) => Some(d.saturating_sub(*s)),
+            _ => None,
+        })
+        .collect();
+    let delivered = latencies.iter().flatten().count() as u64;
+    let summary = DirectionSummary {
+        sent: messages as u64,
+        delivered,
+        lost: messages as u64 - delivered,
+        duplicated: rec.duplicated,
+        reordered: rec.reordered,
+        latencies,
+        link: link_stats,
+        ..DirectionSummary::default()
+    };
+    let sender = a.stats();
+    let mut metrics = RunMetrics::compute(RunRecord {
+        seed,
+        messages: messages as u64,
+        size: config.size,
+        interval: config.interval,
+        summary: &summary,
+        trace: &rec.trace,
+        sender: &sender,
+    });
+    metrics.cut_short = cut_short && metrics.delivered + metrics.lost_reported < metrics.messages;
+    Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::probability::Probability;
+
+    #[test]
+    fn a_real_sweep_over_loopback_delivers_like_the_simulator() {
+        let config = ExperimentConfig {
+            losses: vec![Probability::ZERO, Probability::new(0.2).unwrap()],
+            messages: 60,
+            interval: Duration::from_millis(5),
+            seeds: 1,
+            ..ExperimentConfig::default()
+        };
+        let (points, runs) = run_sweep_real(&config, &|_, _| {}).unwrap();
+        assert_eq!(points.len(), 2);
+        let (raw_clean, reliable_clean) = (&runs[0][0][0], &runs[0][1][0]);
+        assert_eq!(raw_clean.delivered, 60, "{raw_clean:?}");
+        assert_eq!(reliable_clean.delivered, 60, "{reliable_clean:?}");
+        // The proxy's delay is real: nothing arrives sooner than delay - jitter.
+        assert!(raw_clean.latency_min_ms.unwrap() >= 15.0, "{raw_clean:?}");
+        let (raw_lossy, reliable_lossy) = (&runs[1][0][0], &runs[1][1][0]);
+        // At 20% loss, all 60 surviving has probability 0.8^60 ≈ 1.5e-6.
+        assert!(raw_lossy.delivered < 60, "{raw_lossy:?}");
+        assert_eq!(reliable_lossy.delivered, 60, "{reliable_lossy:?}");
+        assert!(reliable_lossy.data_transmissions > 60);
+    }
+}
