@@ -14,7 +14,8 @@ use udpchat_core::{decode, encode, Ack, AckRange, ConnectionId, Data, Packet, Se
 use udpchat_lab::impairment::ImpairmentConfig;
 use udpchat_lab::sim::{Scenario, Side, Simulator, ADDR_A, ADDR_B};
 use udpchat_reliable::{
-    CongestionControl, Endpoint, RawConfig, RawEndpoint, ReliableConfig, ReliableEndpoint,
+    CongestionControl, Endpoint, Event, MessageId, RawConfig, RawEndpoint, ReliableConfig,
+    ReliableEndpoint, SendError, Stats, Transmit,
 };
 
 fn data_packet(payload: usize) -> Packet {
@@ -131,6 +132,78 @@ fn raw(peer: std::net::SocketAddr) -> RawEndpoint {
     })
 }
 
+/// An endpoint that costs nothing: each `send` queues one fixed 64-byte datagram, arrivals are
+/// only counted. Driving it measures the simulators' own machinery (links, clock, bookkeeping)
+/// rather than the codec of the endpoints inside.
+#[derive(Debug)]
+struct NullEndpoint {
+    peer: std::net::SocketAddr,
+    queued: u32,
+    received: u64,
+}
+
+impl NullEndpoint {
+    fn new(peer: std::net::SocketAddr) -> NullEndpoint {
+        NullEndpoint {
+            peer,
+            queued: 0,
+            received: 0,
+        }
+    }
+}
+
+impl Endpoint for NullEndpoint {
+    fn send(&mut self, _now: Instant, _text: &str) -> Result<MessageId, SendError> {
+        self.queued += 1;
+        Ok(MessageId(0))
+    }
+    fn handle_datagram(&mut self, _now: Instant, _from: std::net::SocketAddr, _datagram: &[u8]) {
+        self.received += 1;
+    }
+    fn poll_transmit(&mut self, _now: Instant) -> Option<Transmit> {
+        self.queued = self.queued.checked_sub(1)?;
+        Some(Transmit {
+            destination: self.peer,
+            payload: vec![0; 64],
+        })
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn handle_timeout(&mut self, _now: Instant) {}
+    fn poll_event(&mut self) -> Option<Event> {
+        None
+    }
+    fn close(&mut self, _now: Instant) {}
+    fn is_closed(&self) -> bool {
+        true
+    }
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        Some(self.peer)
+    }
+    fn stats(&self) -> Stats {
+        Stats::default()
+    }
+}
+
+/// Runs `messages` datagrams each way through `Net`, one each way every 100 µs of virtual time;
+/// returns how many were delivered.
+fn net_run<A: Endpoint, B: Endpoint>(a: A, b: B, link: &ImpairmentConfig, messages: u32) -> u64 {
+    let epoch = Instant::now();
+    let mut net = Net::new(epoch, LinkSpec::symmetric(link.clone(), 1), a, b);
+    let limit = epoch + Duration::from_secs(3600);
+    for _ in 0..messages {
+        let now = net.now();
+        net.a.send(now, "ping from a").unwrap();
+        net.b.send(now, "ping from b").unwrap();
+        let next = now + Duration::from_micros(100);
+        while net.now() < next && net.advance(Some(next), limit) {}
+        net.take_events();
+    }
+    while net.advance(None, limit) {}
+    net.wire(Side::A).delivered + net.wire(Side::B).delivered
+}
+
 fn simulator_steps(c: &mut Criterion) {
     let mut group = c.benchmark_group("simulator");
     let link = ImpairmentConfig {
@@ -141,54 +214,60 @@ fn simulator_steps(c: &mut Criterion) {
     // The benchmark harness: raw endpoints firing datagrams at each other, 10,000 each way.
     const MESSAGES: u32 = 10_000;
     group.throughput(Throughput::Elements(u64::from(2 * MESSAGES)));
-    group.bench_function("bench Net: datagram events", |b| {
+    group.bench_function("bench Net, null endpoints: datagram events", |b| {
         b.iter(|| {
-            let epoch = Instant::now();
-            let mut net = Net::new(
-                epoch,
-                LinkSpec::symmetric(link.clone(), 1),
-                raw(ADDR_B),
-                raw(ADDR_A),
+            let delivered = net_run(
+                NullEndpoint::new(ADDR_B),
+                NullEndpoint::new(ADDR_A),
+                &link,
+                MESSAGES,
             );
-            let limit = epoch + Duration::from_secs(3600);
-            let mut sent = 0u32;
-            while sent < MESSAGES {
-                let now = net.now();
-                net.a.send(now, "ping from a").unwrap();
-                net.b.send(now, "ping from b").unwrap();
-                sent += 1;
-                let next = now + Duration::from_micros(100);
-                while net.now() < next && net.advance(Some(next), limit) {}
-                net.take_events();
-            }
-            while net.advance(None, limit) {}
-            assert_eq!(net.wire(Side::A).delivered, u64::from(MESSAGES));
+            assert_eq!(delivered, u64::from(2 * MESSAGES));
+        })
+    });
+    group.bench_function("bench Net, raw endpoints: datagram events", |b| {
+        b.iter(|| {
+            let delivered = net_run(raw(ADDR_B), raw(ADDR_A), &link, MESSAGES);
+            assert_eq!(delivered, u64::from(2 * MESSAGES));
         })
     });
 
     // The lab's Simulator on the same traffic, trace and summary included. Fewer messages: its
     // summary matches deliveries to sends by text, which grows with the run.
     const LAB_MESSAGES: u32 = 2_000;
+    let scenario = |messages: u32| {
+        Scenario::new(1)
+            .links(link.clone())
+            .messages_every(
+                Side::A,
+                "a",
+                Duration::ZERO,
+                Duration::from_micros(100),
+                messages,
+            )
+            .messages_every(
+                Side::B,
+                "b",
+                Duration::ZERO,
+                Duration::from_micros(100),
+                messages,
+            )
+    };
     group.throughput(Throughput::Elements(u64::from(2 * LAB_MESSAGES)));
-    group.bench_function("lab Simulator: datagram events", |b| {
+    group.bench_function("lab Simulator, null endpoints: datagram events", |b| {
         b.iter(|| {
-            let scenario = Scenario::new(1)
-                .links(link.clone())
-                .messages_every(
-                    Side::A,
-                    "a",
-                    Duration::ZERO,
-                    Duration::from_micros(100),
-                    LAB_MESSAGES,
-                )
-                .messages_every(
-                    Side::B,
-                    "b",
-                    Duration::ZERO,
-                    Duration::from_micros(100),
-                    LAB_MESSAGES,
-                );
-            let out = Simulator::new(scenario, raw(ADDR_B), raw(ADDR_A)).run();
+            let out = Simulator::new(
+                scenario(LAB_MESSAGES),
+                NullEndpoint::new(ADDR_B),
+                NullEndpoint::new(ADDR_A),
+            )
+            .run();
+            assert_eq!(out.a.received, u64::from(LAB_MESSAGES));
+        })
+    });
+    group.bench_function("lab Simulator, raw endpoints: datagram events", |b| {
+        b.iter(|| {
+            let out = Simulator::new(scenario(LAB_MESSAGES), raw(ADDR_B), raw(ADDR_A)).run();
             assert_eq!(out.summary.a_to_b.delivered, u64::from(LAB_MESSAGES));
         })
     });

@@ -114,3 +114,51 @@ pub fn run(
     }
     Ok(row)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use udpchat_reliable::ReliableConfig;
+
+    fn detection(system: System) -> Detection {
+        let quic = QuicIdentity::generate().unwrap();
+        let row = run(system, Duration::from_secs(2), 5, &quic).unwrap();
+        let ms = |v: Option<Option<f64>>| v.flatten().map(|ms| Duration::from_secs_f64(ms / 1e3));
+        Detection {
+            sender: ms(row.detect_ms),
+            echo: ms(row.detect_echo_ms),
+        }
+    }
+
+    #[test]
+    fn udpchat_tells_both_sides_within_its_documented_bound() {
+        let found = detection(System::Udpchat);
+        let config = ReliableConfig::default();
+        let bound = config.give_up_bound().max(config.idle_timeout);
+        let sender = found.sender.unwrap();
+        let echo = found.echo.unwrap();
+        assert!(sender > Duration::ZERO && sender <= bound, "{sender:?}");
+        assert!(echo > Duration::ZERO && echo <= bound, "{echo:?}");
+    }
+
+    #[test]
+    fn quic_tells_both_sides_at_its_idle_timeout() {
+        let found = detection(System::Quic);
+        // quinn-proto's default idle timeout is 30 s, restarted by the last packet received
+        // (just before the darkness) and by the first ack-eliciting packet sent after it (RFC
+        // 9000 §10.1), which may leave a little after the darkness.
+        for told in [found.sender.unwrap(), found.echo.unwrap()] {
+            assert!(told >= Duration::from_millis(29_800), "{told:?}");
+            assert!(told <= Duration::from_millis(30_500), "{told:?}");
+        }
+    }
+
+    #[test]
+    fn fast_kcp_gives_up_only_after_its_dead_link_count() {
+        let found = detection(System::KcpFast);
+        // 20 transmissions of one segment with the RTO growing by half each time: minutes.
+        let sender = found.sender.unwrap();
+        assert!(sender > Duration::from_secs(60), "{sender:?}");
+    }
+}

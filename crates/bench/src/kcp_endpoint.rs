@@ -166,7 +166,7 @@ impl Endpoint for KcpEndpoint {
             return Err(SendError::Closed);
         }
         let max = self.max_message();
-        if text.len() > max || text.is_empty() {
+        if text.len() > max {
             return Err(SendError::TooLong {
                 len: text.len(),
                 max,

@@ -6,13 +6,28 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
 use serde::Serialize;
+use thiserror::Error;
 
-use crate::quic_endpoint::QuicIdentity;
+use crate::loopback::LoopbackError;
+use crate::quic_endpoint::{QuicIdentity, QuicSetupError};
 use crate::report::{Report, ResultRow, Versions, Workload};
-use crate::system::System;
+use crate::system::{BuildError, System};
 use crate::{bulk, chat, dead_peer, loopback};
+
+/// Why a run could not finish.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// QUIC's certificate or TLS configuration.
+    #[error(transparent)]
+    Quic(#[from] QuicSetupError),
+    /// A system's endpoints could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The loopback workload failed (sockets, threads).
+    #[error(transparent)]
+    Loopback(#[from] LoopbackError),
+}
 
 /// Sizes of the workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,7 +77,7 @@ pub struct Plan {
 impl Plan {
     /// Runs the plan. `progress` hears about each row as it is made (the binary prints to
     /// stderr, so long runs show life).
-    pub fn run(&self, mut progress: impl FnMut(&ResultRow)) -> Result<Report> {
+    pub fn run(&self, mut progress: impl FnMut(&ResultRow)) -> Result<Report, RunError> {
         let quic = QuicIdentity::generate()?;
         let mut results = Vec::new();
         let mut push = |row: ResultRow, results: &mut Vec<ResultRow>| {

@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::io::{IsTerminal, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -211,7 +211,7 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_out(results: &Results, dir: &PathBuf) -> Result<()> {
+fn write_out(results: &Results, dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = results.to_json().context("cannot encode the results")?;
     let mut written = Vec::new();

@@ -64,7 +64,7 @@ pub struct ReliableArgs {
     pub linger: Option<Duration>,
 
     /// Receive window in packets: how far ahead of the first missing packet the peer may send
-    /// (1-65536) [default: 256].
+    /// (1-65536) [default: 512].
     #[arg(long, value_name = "PACKETS")]
     pub window: Option<u32>,
 }

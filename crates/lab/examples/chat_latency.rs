@@ -22,9 +22,11 @@
 //! sender's wire bytes per delivered byte.
 //!
 //! Both run the lab's [`Impairment`] links in virtual time, seeded exactly like the simulator
-//! (`derive_seed(seed, 0)` and `(seed, 1)`), with [`ReliableConfig::default`] (only the
-//! congestion controller and the window can be changed), so the figures are reproducible to the microsecond.
-//! The echo is why this is not a [`udpchat_lab::sim::Scenario`]: B's sends depend on arrivals.
+//! and `udpchat-bench` (`derive_seed(seed, 0)` and `(seed, 1)`; seed 1 reproduces the bench's
+//! udpchat rows), with [`ReliableConfig::default`] (only the congestion controller and the window
+//! can be changed), so the figures are reproducible to the microsecond. The echo is why this is
+//! not a [`udpchat_lab::sim::Scenario`]: B's sends depend on arrivals. `docs/protocol.md`
+//! ("Latency and throughput, measured") holds the figures and what they mean.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -54,7 +56,7 @@ impl Net {
         let a = ReliableEndpoint::new(config.clone(), Some(ADDR_B), seed);
         let b = ReliableEndpoint::new(config.clone(), None, seed ^ 0x5eed);
         let (Ok(a), Ok(b)) = (a, b) else {
-            unreachable!("the default configuration is valid")
+            unreachable!("main validated the configuration")
         };
         Net {
             a,
@@ -130,7 +132,11 @@ fn text(i: usize) -> String {
 }
 
 /// One seed of the echo chat: the round trips (None: never came back) and both sides' stats.
-fn chat(config: &ReliableConfig, link: ImpairmentConfig, seed: u64) -> (Vec<Option<Duration>>, Stats, Stats) {
+fn chat(
+    config: &ReliableConfig,
+    link: ImpairmentConfig,
+    seed: u64,
+) -> (Vec<Option<Duration>>, Stats, Stats) {
     let mut net = Net::new(config, link, seed);
     let limit = net.epoch + Duration::from_secs(120);
     // Warm-up: one echo, untimed.
@@ -177,7 +183,6 @@ fn chat(config: &ReliableConfig, link: ImpairmentConfig, seed: u64) -> (Vec<Opti
             break;
         }
     }
-    let _ = net.elapsed();
     (rtt, net.a.stats(), net.b.stats())
 }
 
@@ -308,8 +313,13 @@ fn main() -> ExitCode {
         }
     };
     let mut config = ReliableConfig::default();
-    if args.get(3).is_some_and(|s| s == "none") {
-        config.congestion = CongestionControl::None;
+    match args.get(3).map(String::as_str) {
+        None | Some("newreno") => {}
+        Some("none") => config.congestion = CongestionControl::None,
+        Some(other) => {
+            eprintln!("chat_latency: unknown congestion control {other:?} (newreno or none)");
+            return ExitCode::from(2);
+        }
     }
     if let Some(window) = args.get(4) {
         match window.parse() {
@@ -319,6 +329,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if let Err(e) = config.validate() {
+        eprintln!("chat_latency: {e}");
+        return ExitCode::from(2);
     }
     match workload {
         "chat" => run_chat(&config, loss, seeds),

@@ -152,8 +152,16 @@ pub fn overhead_series(results: &Results) -> Vec<Series> {
 
 /// Writes `delivery.svg`, `latency.svg` and `overhead.svg` into `dir`; returns their paths.
 pub fn write_charts(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
+    // The link apart from the swept loss: "delay 20ms±5ms", or nothing for a perfect one.
+    let mut link = results.config.link.clone();
+    link.loss = crate::probability::Probability::ZERO;
+    link.burst_loss = None;
+    let link = match link.describe().as_str() {
+        "perfect" => String::new(),
+        other => format!("; {other}"),
+    };
     let subtitle = format!(
-        "{} msgs of {} B every {:?}; {} seed(s)",
+        "{} msgs of {} B every {:?}{link}; {} seed(s)",
         results.config.messages,
         results.config.size,
         results.config.interval,
@@ -162,7 +170,7 @@ pub fn write_charts(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Chart
     let charts = [
         (
             "delivery.svg",
-            format!("Messages delivered vs loss ({subtitle})"),
+            format!("Delivered vs loss ({subtitle})"),
             "delivered (%)",
             delivery_series(results),
             false,
@@ -170,7 +178,7 @@ pub fn write_charts(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Chart
         ),
         (
             "latency.svg",
-            format!("Latency percentiles vs loss ({subtitle})"),
+            format!("Latency vs loss ({subtitle})"),
             "latency, send to delivery (ms, log scale)",
             latency_series(results),
             true,
@@ -178,7 +186,7 @@ pub fn write_charts(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Chart
         ),
         (
             "overhead.svg",
-            format!("Datagrams sent per message delivered vs loss ({subtitle})"),
+            format!("Datagrams per delivered message ({subtitle})"),
             "datagrams (both directions) per delivered message",
             overhead_series(results),
             false,
@@ -257,11 +265,14 @@ struct Axes<'a> {
 fn draw(path: &Path, axes: &Axes<'_>, series: &[Series]) -> Result<(), String> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (root, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    // The title spans the whole width; below it, the plot and, at its right, the legend.
+    let body = root
+        .titled(axes.title, ("sans-serif", 20))
+        .map_err(|e| e.to_string())?;
+    let (plot, legend_area) = body.split_horizontally(SIZE.0 - LEGEND_WIDTH);
     let ((x0, x1), (y0, y1)) = bounds(series, axes.log);
-    let mut builder = ChartBuilder::on(&root);
+    let mut builder = ChartBuilder::on(&plot);
     builder
-        .caption(axes.title, ("sans-serif", 22))
         .margin(14)
         .x_label_area_size(50)
         .y_label_area_size(80);

@@ -266,6 +266,15 @@ mod tests {
         }
         // Latency is at least the link's delay minus its jitter: 20 ms - 5 ms.
         assert!(raw_clean.latency_min_ms.unwrap() >= 15.0);
+        // 200 messages of 64 B over the 1.99 s of sends plus one delay: about 51 kbit/s.
+        let goodput = raw_clean.goodput_bps.unwrap();
+        assert!((50_000.0..52_000.0).contains(&goodput), "{goodput}");
+        // The keepalives two idle reliable endpoints exchange until the time limit are not a
+        // cost of the messages: a clean link costs one data datagram and about half an ack.
+        let reliable_clean = &runs[0][1][0];
+        let per_message = reliable_clean.datagrams_per_delivered.unwrap();
+        assert!((1.3..1.8).contains(&per_message), "{per_message}");
+        assert!(!reliable_clean.cut_short);
     }
 
     #[test]

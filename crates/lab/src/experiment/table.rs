@@ -248,3 +248,70 @@ fn theory_cell(row: &Row) -> String {
 fn sigmas(z: Option<f64>) -> String {
     z.map(|z| format!(" {z:+.1}σ")).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::experiment::config::{ExperimentConfig, Mode};
+    use crate::experiment::run::run_sweep;
+
+    fn results(seeds: u32) -> Results {
+        let config = ExperimentConfig {
+            losses: vec![Probability::ZERO, Probability::new(0.2).unwrap()],
+            messages: 100,
+            seeds,
+            ..ExperimentConfig::default()
+        };
+        let (points, runs) = run_sweep(&config, &|_, _| {}).unwrap();
+        Results::new(&config, Engine::Simulator, &points, runs)
+    }
+
+    #[test]
+    fn one_aligned_line_per_point_and_mode_under_a_heading() {
+        let text = render(&results(2));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("udpchat lab (simulator): 100 messages of 64 B"));
+        assert!(lines[1].contains("95% confidence"));
+        let header = lines.iter().position(|l| l.starts_with("loss")).unwrap();
+        let rows = &lines[header + 1..header + 5];
+        let modes: Vec<&str> = rows
+            .iter()
+            .map(|l| l.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert_eq!(modes, ["raw", "reliable", "raw", "reliable"]);
+        // Right-aligned numeric columns end at the same place on every line.
+        let end = |l: &str| l.find("delivered").map(|i| i + "delivered".len());
+        let delivered_end = end(lines[header]).unwrap();
+        for row in rows {
+            assert_eq!(row.chars().nth(delivered_end - 1), Some('%'), "{row}");
+        }
+        // Two seeds: the lossy raw row carries an interval; a clean one needs none.
+        assert!(rows[2].contains('±'), "{}", rows[2]);
+        assert!(rows[0].contains("100.00% "), "{}", rows[0]);
+        assert!(rows[2].contains("1-p=80.00%"), "{}", rows[2]);
+        assert!(!text.contains("warning:"), "{text}");
+    }
+
+    #[test]
+    fn one_seed_shows_no_intervals_and_failed_checks_are_flagged() {
+        let mut r = results(1);
+        // (The heading's `20ms±5ms` is the jitter, not an interval.)
+        let text = render(&r);
+        let table = &text[text.find("\nloss").unwrap()..];
+        assert!(!table.contains('±'), "{table}");
+        // Pretend a reliable row lost a message: the theory column and a warning say so.
+        let row = r
+            .rows
+            .iter_mut()
+            .find(|row| row.mode == Mode::Reliable)
+            .unwrap();
+        for c in &mut row.theory {
+            c.ok = false;
+        }
+        r.warnings.push("something is off".to_owned());
+        let text = render(&r);
+        assert!(text.contains("!reliable delivery"), "{text}");
+        assert!(text.ends_with("warning: something is off\n"), "{text}");
+    }
+}

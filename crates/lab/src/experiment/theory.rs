@@ -171,7 +171,10 @@ pub fn check(
     }
     // A run stopped by its time limit while still resending has no final count to check.
     let finished = runs.iter().all(|r| !r.cut_short);
-    if mode != Mode::Raw && finished {
+    // On a dead link (nothing can get through) no transport can deliver, so there is nothing to
+    // hold a reliable one to.
+    let alive = s > 0.0;
+    if mode != Mode::Raw && finished && alive {
         checks.push(TheoryCheck {
             check: CheckKind::ReliableDelivery,
             formula: "100%".to_owned(),
@@ -183,11 +186,16 @@ pub fn check(
             ok: delivered == messages,
         });
     }
-    if mode.is_selective() && point.pattern == LossPattern::Independent && closed_form && finished {
+    if mode.is_selective()
+        && point.pattern == LossPattern::Independent
+        && closed_form
+        && finished
+        && alive
+    {
         let transmissions: u64 = runs.iter().map(|r| r.data_transmissions).sum();
         let measured = transmissions as f64 / messages as f64;
         let se = geometric_mean_se(s, messages);
-        let floor = if s > 0.0 { 1.0 / s } else { f64::INFINITY };
+        let floor = 1.0 / s;
         let mut c = bounded(
             CheckKind::TransmissionsPerMessage,
             if plain { "1/(1-p)" } else { "1/s" },
@@ -405,6 +413,15 @@ mod tests {
             &[run(100, 100, 100, 0.5)],
         );
         assert!(fine.iter().all(|c| c.ok), "{fine:?}");
+    }
+
+    #[test]
+    fn a_dead_link_holds_no_transport_to_delivery() {
+        let config = ExperimentConfig::default();
+        let checks = check(&config, &point(1.0), Mode::Reliable, &[run(10, 0, 0, 16.0)]);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+        let raw = check(&config, &point(1.0), Mode::Raw, &[run(10, 0, 10, 16.0)]);
+        assert!(raw.iter().all(|c| c.ok), "{raw:?}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! trip (congestion avoidance). A loss found by fast retransmit halves the window once per
 //! recovery episode (losses of one window are one congestion signal), never below two full-size
 //! datagrams; a retransmission timeout means the pipe drained, so the window restarts from one
-//! full-size datagram (RFC 5681's loss window). `CongestionControl::None` leaves only the receive
+//! full-size datagram (RFC 5681's loss window). The window grows only while it is in use: acks
+//! of an application-limited sender (a chat) prove nothing about a larger one (RFC 7661). `CongestionControl::None` leaves only the receive
 //! window, for experiments that isolate the ARQ scheme.
 //!
 //! Why bytes and not packets: the network is congested by bytes, and a chat line is a 100-byte
@@ -35,11 +36,8 @@ pub struct Congestion {
     ssthresh: u64,
     /// Fractional growth in congestion avoidance: bytes acked since the last increment.
     acked_in_avoidance: u64,
-    /// The first sequence number sent after the last reduction: losses below it belong to the
-    /// congestion episode already answered.
-    recovery_start: Option<u64>,
-    /// No growth until a packet sent after the last reduction is acknowledged.
-    in_recovery: bool,
+    /// While in recovery: the sequence number that, once cumulatively acked, ends it.
+    recovery_until: Option<u64>,
     /// Largest window ever useful (the receive window's worth of full datagrams): growth stops
     /// there.
     cap: u64,
@@ -59,8 +57,7 @@ impl Congestion {
             cwnd: (INITIAL_WINDOW_PACKETS * mss).min(cap),
             ssthresh: u64::MAX,
             acked_in_avoidance: 0,
-            recovery_start: None,
-            in_recovery: false,
+            recovery_until: None,
             cap,
             before_loss: None,
         }
@@ -88,19 +85,20 @@ impl Congestion {
         (MIN_WINDOW_PACKETS * self.mss).min(self.cap)
     }
 
-    /// `newly_acked` bytes were acknowledged, the largest of them sequence number `largest`.
-    pub fn on_ack(&mut self, newly_acked: u64, largest: u64) {
-        if self.in_recovery {
-            if self.recovery_start.is_some_and(|start| largest >= start) {
-                // A packet sent after the reduction arrived: the reduced window is the one the
-                // path is now known to carry, so growth resumes (RFC 9002 §7.3.2). Waiting for
-                // the cumulative ack instead (RFC 6582) stalls growth for as long as any hole of
-                // the episode stays open, which at 1% loss is a good part of the time.
-                self.in_recovery = false;
+    /// `newly_acked` bytes were acknowledged; the cumulative ack is now `cumulative`.
+    /// `app_limited`: the sender was not using its window (RFC 7661), so the window does not
+    /// grow (RFC 9002 §7.8): growth must be earned by a full window delivered.
+    pub fn on_ack(&mut self, newly_acked: u64, cumulative: u64, app_limited: bool) {
+        if let Some(until) = self.recovery_until {
+            if cumulative >= until {
+                self.recovery_until = None;
             } else {
-                // In recovery the window holds still.
+                // In recovery the window holds still (NewReno does not grow on partial acks).
                 return;
             }
+        }
+        if app_limited {
+            return;
         }
         if self.cwnd < self.ssthresh {
             self.cwnd = self.cwnd.saturating_add(newly_acked);
@@ -115,19 +113,16 @@ impl Congestion {
         self.cwnd = self.cwnd.min(self.cap);
     }
 
-    /// Fast retransmit found packets lost, the newest of them sequence number `lost`;
-    /// `next_seq` is the first sequence number not yet sent.
-    pub fn on_loss(&mut self, lost: u64, next_seq: u64) {
-        if self.recovery_start.is_some_and(|start| lost < start) {
-            // Sent before the last reduction: part of the congestion episode already answered.
+    /// Fast retransmit found a loss; `next_seq` is the first sequence number not yet sent.
+    pub fn on_loss(&mut self, next_seq: u64) {
+        if self.recovery_until.is_some() {
             return;
         }
         self.before_loss = Some((self.cwnd, self.ssthresh));
         self.ssthresh = (self.cwnd / 2).max(self.min_window());
         self.cwnd = self.ssthresh;
         self.acked_in_avoidance = 0;
-        self.recovery_start = Some(next_seq);
-        self.in_recovery = true;
+        self.recovery_until = Some(next_seq);
     }
 
     /// The last loss was not one (a resend proved needless): restore the window as it was
@@ -136,21 +131,20 @@ impl Congestion {
         if let Some((cwnd, ssthresh)) = self.before_loss.take() {
             self.cwnd = self.cwnd.max(cwnd);
             self.ssthresh = ssthresh;
-            self.in_recovery = false;
+            self.recovery_until = None;
         }
     }
 
     /// A retransmission timeout fired: the pipe drained, start again from one full-size
     /// datagram (RFC 5681's loss window).
     pub fn on_timeout(&mut self, next_seq: u64) {
-        if !self.in_recovery {
+        if self.recovery_until.is_none() {
             self.before_loss = Some((self.cwnd, self.ssthresh));
             self.ssthresh = (self.cwnd / 2).max(self.min_window());
         }
         self.cwnd = self.mss.min(self.cap);
         self.acked_in_avoidance = 0;
-        self.recovery_start = Some(next_seq);
-        self.in_recovery = true;
+        self.recovery_until = Some(next_seq);
     }
 }
 
@@ -170,9 +164,9 @@ mod tests {
     fn slow_start_doubles_per_round_trip() {
         let mut c = newreno();
         assert_eq!(c.window(), 10 * MSS);
-        c.on_ack(10 * MSS, 10);
+        c.on_ack(10 * MSS, 10, false);
         assert_eq!(c.window(), 20 * MSS);
-        c.on_ack(20 * MSS, 30);
+        c.on_ack(20 * MSS, 30, false);
         assert_eq!(c.window(), 40 * MSS);
         assert_eq!(c.window_packets(), 40);
     }
@@ -180,35 +174,27 @@ mod tests {
     #[test]
     fn loss_halves_once_per_episode_then_avoidance_adds_one_datagram_per_window() {
         let mut c = newreno();
-        c.on_ack(30 * MSS, 30); // 40
-        c.on_loss(60, 70);
+        c.on_ack(30 * MSS, 30, false); // 40
+        c.on_loss(70);
         assert_eq!(c.window(), 20 * MSS);
-        c.on_loss(69, 70);
+        c.on_loss(70);
         assert_eq!(c.window(), 20 * MSS, "one reduction per recovery episode");
-        c.on_ack(5 * MSS, 50);
+        c.on_ack(5 * MSS, 50, false);
         assert_eq!(c.window(), 20 * MSS, "no growth during recovery");
-        c.on_ack(5 * MSS, 70); // recovery over; 5 acked in avoidance
-        c.on_ack(15 * MSS, 85);
+        c.on_ack(5 * MSS, 70, false); // recovery over; 5 acked in avoidance
+        c.on_ack(15 * MSS, 85, false);
         assert_eq!(c.window(), 21 * MSS);
     }
 
     #[test]
-    fn recovery_ends_when_a_packet_sent_after_the_reduction_is_acked() {
+    fn an_application_limited_sender_does_not_grow_the_window() {
         let mut c = newreno();
-        c.on_ack(30 * MSS, 30); // 40
-        c.on_loss(35, 70); // 20; packets from 70 on were sent after the reduction
-        c.on_ack(MSS, 69);
-        assert_eq!(c.window(), 20 * MSS, "an ack of an older packet: still in recovery");
-        // Packet 70 is acknowledged while the hole at 35 is still open (its resend is out):
-        // the cumulative ack has not moved, but the reduced window is proven, so it grows.
-        c.on_ack(20 * MSS, 90);
-        assert_eq!(c.window(), 21 * MSS);
-        // A loss among packets sent before the reduction is the same episode...
-        c.on_loss(50, 100);
-        assert_eq!(c.window(), 21 * MSS);
-        // ...one sent after it is a new signal.
-        c.on_loss(75, 100);
-        assert_eq!(c.window(), 10 * MSS + MSS / 2);
+        for round in 0..100 {
+            c.on_ack(MSS, round, true);
+        }
+        assert_eq!(c.window(), 10 * MSS, "acks of a thin flow earn no window");
+        c.on_ack(MSS, 100, false);
+        assert_eq!(c.window(), 11 * MSS);
     }
 
     #[test]
@@ -217,8 +203,8 @@ mod tests {
         // room for twenty 100-byte chat lines, where a window in packets allowed two.
         let mut c = newreno();
         for round in 0..10 {
-            c.on_loss(round * 10, round * 10 + 5);
-            c.on_ack(100, round * 10 + 6);
+            c.on_loss(round * 10 + 5);
+            c.on_ack(100, round * 10 + 5, false);
         }
         assert_eq!(c.window(), 2 * MSS);
         assert!(c.window() / 100 >= 20);
@@ -227,8 +213,8 @@ mod tests {
     #[test]
     fn a_spurious_loss_is_undone() {
         let mut c = newreno();
-        c.on_ack(30 * MSS, 30); // 40
-        c.on_loss(60, 70);
+        c.on_ack(30 * MSS, 30, false); // 40
+        c.on_loss(70);
         assert_eq!(c.window(), 20 * MSS);
         c.undo();
         assert_eq!(c.window(), 40 * MSS);
@@ -240,21 +226,21 @@ mod tests {
     #[test]
     fn timeout_restarts_from_one_datagram() {
         let mut c = newreno();
-        c.on_ack(30 * MSS, 30);
+        c.on_ack(30 * MSS, 30, false);
         c.on_timeout(40);
         assert_eq!(c.window(), MSS);
         assert_eq!(c.ssthresh(), 20 * MSS);
-        c.on_ack(MSS, 40);
+        c.on_ack(MSS, 40, false);
         assert_eq!(c.window(), 2 * MSS, "slow start again after recovery");
     }
 
     #[test]
     fn none_is_only_the_cap_and_growth_stops_at_the_cap() {
         let mut none = Congestion::new(CongestionControl::None, MSS, 256 * MSS);
-        none.on_loss(5, 6);
+        none.on_loss(5);
         assert_eq!(none.window(), 256 * MSS);
         let mut capped = Congestion::new(CongestionControl::NewReno, MSS, 16 * MSS);
-        capped.on_ack(100 * MSS, 100);
+        capped.on_ack(100 * MSS, 100, false);
         assert_eq!(capped.window(), 16 * MSS);
     }
 }

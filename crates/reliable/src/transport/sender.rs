@@ -12,8 +12,14 @@
 //! lost without waiting for the timeout (RACK-style: both a packet and a time threshold, so that
 //! jitter which reorders packets sent together is not mistaken for loss). Because a resend gets a
 //! fresh transmission number, the same evidence cannot fire twice for one transmission. The
-//! retransmission timeout is the last resort; `max_retries` consecutive timeouts without progress
-//! end the session.
+//! reordering allowance learned from spurious resends is only waited for while data is queued
+//! behind the window: an application-limited sender (a chat) loses more by holding every later
+//! message behind a hole than by resending a small packet needlessly. The retransmission timeout
+//! is the last resort; `max_retries` consecutive timeouts without progress end the session.
+//!
+//! What is in flight is counted twice: in packets against the peer's receive window, and in
+//! bytes against the congestion window, so a 100-byte chat line costs the congestion window 100
+//! bytes (plus its header), not a full datagram.
 //!
 //! Acks of resent packets are ambiguous (Karn's rule): no RTT sample is taken from them. If such
 //! an ack arrives sooner than the smallest RTT ever measured after the resend, it must have been
@@ -258,7 +264,6 @@ impl Sender {
         }
     }
 
-
     fn may_send_new(&self) -> bool {
         if self.unsent.is_empty() {
             return false;
@@ -335,6 +340,7 @@ impl Sender {
             return Err(BadAck);
         }
         self.peer_window = u64::from(ack.window);
+        let flight_before = self.bytes_in_flight;
         let mut outcome = AckOutcome::default();
         let mut newly = 0u64;
         // Bytes newly acknowledged, and (seq, transmissions, last_sent) of the largest newly
@@ -378,9 +384,12 @@ impl Sender {
         }
         self.consecutive_timeouts = 0;
         self.rtt.reset_backoff();
-        if let Some((seq, _, _)) = largest {
-            self.congestion.on_ack(newly, seq);
-        }
+        // Application-limited (RFC 7661): nothing waited for the window and less than half of it
+        // was in use, so these acks say nothing about whether a larger window would be safe. A
+        // chat that grew its window on every ack would hold the right to send a window's worth
+        // of data at once after a quiet hour.
+        let app_limited = self.unsent.is_empty() && flight_before < self.congestion.window() / 2;
+        self.congestion.on_ack(newly, self.base, app_limited);
         self.rto_deadline =
             (self.in_flight > 0 || !self.lost.is_empty()).then(|| now + self.rtt.rto());
         if self.arq == Arq::SelectiveRepeat {
@@ -467,10 +476,7 @@ impl Sender {
         } else {
             self.reorder_steps
         };
-        let extra = self
-            .rtt
-            .min_rtt()
-            .map_or(Duration::ZERO, |m| m / 4 * steps);
+        let extra = self.rtt.min_rtt().map_or(Duration::ZERO, |m| m / 4 * steps);
         match (self.rtt.srtt(), self.rtt.latest()) {
             (Some(s), Some(l)) => (s.max(l) * 9 / 8).max(Duration::from_millis(1)) + extra,
             _ => Duration::ZERO,
@@ -489,7 +495,7 @@ impl Sender {
 
     fn detect_lost_by_evidence(&mut self, now: Instant) -> bool {
         let delay = self.loss_delay();
-        let mut found: Option<u64> = None;
+        let mut found = false;
         self.loss_deadline = None;
         for (offset, slot) in self.slots.iter_mut().enumerate() {
             if slot.state != SlotState::InFlight
@@ -509,19 +515,18 @@ impl Sender {
                 slot.cause = LossCause::Fast;
                 self.in_flight -= 1;
                 self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.size);
-                let seq = self.base + offset as u64;
-                self.lost.insert(seq);
-                found = Some(seq);
+                self.lost.insert(self.base + offset as u64);
+                found = true;
             } else if self.loss_deadline.is_none_or(|d| due < d) {
                 // Evidence, but too soon to tell loss from reordering: look again then.
                 self.loss_deadline = Some(due);
             }
         }
-        if let Some(newest) = found {
+        if found {
             let next = self.next_seq();
-            self.congestion.on_loss(newest, next);
+            self.congestion.on_loss(next);
         }
-        found.is_some()
+        found
     }
 
     /// When the sender's next timer (loss detection or retransmission timeout) fires, if armed.
@@ -887,9 +892,15 @@ mod tests {
         // 9/8 of the 100 ms RTT; the allowance learned from the spurious resend is a quarter of
         // the minimum RTT more, and applies only while data waits for the window.
         let (chat, t1) = evidence_after_a_spurious_resend(false);
-        assert_eq!(chat.poll_timeout(), Some(t1 + Duration::from_micros(112_500)));
+        assert_eq!(
+            chat.poll_timeout(),
+            Some(t1 + Duration::from_micros(112_500))
+        );
         let (bulk, t1) = evidence_after_a_spurious_resend(true);
-        assert_eq!(bulk.poll_timeout(), Some(t1 + Duration::from_micros(137_500)));
+        assert_eq!(
+            bulk.poll_timeout(),
+            Some(t1 + Duration::from_micros(137_500))
+        );
     }
 
     #[test]
@@ -899,7 +910,11 @@ mod tests {
         for i in 0..40 {
             s.push(MessageId(i), b"a chat line").unwrap();
         }
-        assert_eq!(send_all(&mut s, t0).len(), 40, "forty lines are far below IW10");
+        assert_eq!(
+            send_all(&mut s, t0).len(),
+            40,
+            "forty lines are far below IW10"
+        );
         let deadline = s.poll_timeout().unwrap();
         assert_eq!(s.on_timeout(deadline), TimeoutOutcome::Retransmit);
         // The loss window is one full-size datagram (1,200 bytes): in packets it would let one
@@ -907,6 +922,33 @@ mod tests {
         let resent = send_all(&mut s, deadline);
         assert_eq!(resent.len(), 20, "{resent:?}");
         assert!(s.bytes_in_flight() <= 1200 + 60);
+    }
+
+    #[test]
+    fn a_chat_does_not_grow_its_congestion_window_but_a_backlog_does() {
+        let t0 = Instant::now();
+        let mut chat = Sender::new(&config(Arq::SelectiveRepeat));
+        let initial = chat.congestion.window();
+        let mut now = t0;
+        for i in 0..200u64 {
+            chat.push(MessageId(i), b"a line").unwrap();
+            assert_eq!(send_all(&mut chat, now), vec![i]);
+            now += Duration::from_millis(20);
+            chat.on_ack(now, &ack(i + 1, &[])).unwrap();
+        }
+        assert_eq!(
+            chat.congestion.window(),
+            initial,
+            "one line at a time earns no window"
+        );
+        let mut bulk = Sender::new(&config(Arq::SelectiveRepeat));
+        for i in 0..200u64 {
+            bulk.push(MessageId(i), &[b'x'; 1000]).unwrap();
+        }
+        let sent = send_all(&mut bulk, t0);
+        bulk.on_ack(t0 + Duration::from_millis(20), &ack(sent.len() as u64, &[]))
+            .unwrap();
+        assert!(bulk.congestion.window() > initial);
     }
 
     #[test]
