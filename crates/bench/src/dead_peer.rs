@@ -83,7 +83,7 @@ pub fn run(
     quic: &QuicIdentity,
 ) -> Result<ResultRow, BuildError> {
     let epoch = Instant::now();
-    let (a, b) = build_pair(system, epoch, seed, quic)?;
+    let (a, b) = build_pair(system, Workload::DeadPeer, epoch, seed, quic)?;
     let link = ChatLink {
         loss: 0.0,
         model: LossModel::Independent,

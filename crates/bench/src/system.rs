@@ -1,7 +1,8 @@
 //! The systems compared, and how each one's pair of endpoints is built.
 //!
-//! Every system is built with its own documented settings, the same for every workload: udpchat
-//! with [`ReliableConfig::default`], KCP in its README's fast mode and in its defaults, QUIC with
+//! Every system is built with its own documented settings: udpchat with
+//! [`ReliableConfig::default`] (plus, in the chat workload, its documented chat setting
+//! [`CHAT_REDUNDANCY`]), KCP in its README's fast mode and in its defaults, QUIC with
 //! quinn-proto's defaults. Side A is the one that starts (the client), side B answers.
 
 use std::fmt;
@@ -13,6 +14,7 @@ use udpchat_reliable::{Endpoint, ReliableConfig, ReliableEndpoint};
 
 use crate::kcp_endpoint::{KcpEndpoint, KcpProfile};
 use crate::quic_endpoint::{QuicEndpoint, QuicIdentity, QuicSetupError};
+use crate::report::Workload;
 
 /// One of the systems in the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -78,17 +80,34 @@ pub enum BuildError {
 /// A pair of endpoints, A at [`ADDR_A`] talking to B at [`ADDR_B`].
 pub type Pair = (Box<dyn Endpoint>, Box<dyn Endpoint>);
 
-/// Builds `system`'s two endpoints for a run whose virtual time starts at `epoch`, with their
-/// randomness from `seed`.
+/// udpchat's documented setting for a chat on a lossy path (`--redundancy 3`: each datagram with
+/// a new line also carries copies of up to three unacknowledged ones; `docs/protocol.md`,
+/// "Redundancy"). Only the chat workload uses it: it changes nothing for a sender with a backlog.
+pub const CHAT_REDUNDANCY: u8 = 3;
+
+/// udpchat's configuration for `workload`.
+pub fn udpchat_config(workload: Workload) -> ReliableConfig {
+    match workload {
+        Workload::Chat => ReliableConfig {
+            redundancy: CHAT_REDUNDANCY,
+            ..ReliableConfig::default()
+        },
+        Workload::Bulk | Workload::DeadPeer | Workload::Loopback => ReliableConfig::default(),
+    }
+}
+
+/// Builds `system`'s two endpoints for `workload`, for a run whose virtual time starts at
+/// `epoch`, with their randomness from `seed`.
 pub fn build_pair(
     system: System,
+    workload: Workload,
     epoch: Instant,
     seed: u64,
     quic: &QuicIdentity,
 ) -> Result<Pair, BuildError> {
     Ok(match system {
         System::Udpchat => {
-            let config = ReliableConfig::default();
+            let config = udpchat_config(workload);
             let a = ReliableEndpoint::new(config.clone(), Some(ADDR_B), seed)?;
             let b = ReliableEndpoint::new(config, None, seed ^ 0x5eed)?;
             (Box::new(a), Box::new(b))

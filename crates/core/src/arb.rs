@@ -38,6 +38,29 @@ fn ack() -> impl Strategy<Value = Ack> {
         })
 }
 
+fn data() -> impl Strategy<Value = Data> {
+    (
+        cid(),
+        seq(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        vec(any::<u8>(), 0..512),
+        proptest::option::of(ack()),
+    )
+        .prop_map(
+            |(dst, seq, message, fragment, fragments, payload, ack)| Data {
+                dst,
+                seq,
+                message,
+                fragment,
+                fragments,
+                payload,
+                ack,
+            },
+        )
+}
+
 /// Any packet of any kind.
 pub fn packet() -> impl Strategy<Value = Packet> {
     prop_oneof![
@@ -59,29 +82,12 @@ pub fn packet() -> impl Strategy<Value = Packet> {
                 window,
             })
         }),
-        (
-            cid(),
-            seq(),
-            any::<u64>(),
-            any::<u32>(),
-            any::<u32>(),
-            vec(any::<u8>(), 0..512),
-            proptest::option::of(ack()),
-        )
-            .prop_map(|(dst, seq, message, fragment, fragments, payload, ack)| {
-                Packet::Data(Data {
-                    dst,
-                    seq,
-                    message,
-                    fragment,
-                    fragments,
-                    payload,
-                    ack,
-                })
-            }),
+        data().prop_map(Packet::Data),
         (cid(), ack()).prop_map(|(dst, ack)| Packet::Ack { dst, ack }),
         cid().prop_map(|dst| Packet::Ping { dst }),
         cid().prop_map(|dst| Packet::Pong { dst }),
         (cid(), proptest::option::of(ack())).prop_map(|(dst, ack)| Packet::Close { dst, ack }),
+        // Small bundles: the bit-flip property visits every bit of every case.
+        vec(data(), 1..4).prop_map(Packet::Bundle),
     ]
 }

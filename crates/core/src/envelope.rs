@@ -3,11 +3,12 @@
 //! The magic tells our datagrams from anyone else's, the version lets the format change, and the
 //! CRC-32 (crc32fast, IEEE polynomial) over everything before it catches corruption that UDP's
 //! optional 16-bit checksum misses. [`decode`] checks in the order a reader would by eye —
-//! length, magic, version, checksum, body, trailing bytes — and never panics.
+//! length, magic, version, checksum, body, trailing bytes — and never panics. A bundle's count
+//! is checked both ways: we never send, and never accept, an empty or oversized one.
 
 use crate::codec;
 use crate::error::{DecodeError, EncodeError};
-use crate::packet::Packet;
+use crate::packet::{Packet, MAX_BUNDLE};
 use crate::MAX_UDP_PAYLOAD;
 
 /// First two bytes of every udpchat datagram: ASCII "UC".
@@ -23,6 +24,12 @@ pub const TRAILER_LEN: usize = 4;
 /// `out` empty, if the datagram would be longer than `max_len` bytes.
 pub fn encode_into(packet: &Packet, max_len: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     out.clear();
+    if let Some(count) = bad_bundle_count(packet) {
+        return Err(EncodeError::BundleSize {
+            count,
+            max: MAX_BUNDLE,
+        });
+    }
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     if let Err(e) = codec::encode_body(packet, out) {
@@ -83,7 +90,21 @@ pub fn decode(datagram: &[u8]) -> Result<Packet, DecodeError> {
             extra: body.len() - used,
         });
     }
+    if let Some(count) = bad_bundle_count(&packet) {
+        return Err(DecodeError::BundleSize {
+            count,
+            max: MAX_BUNDLE,
+        });
+    }
     Ok(packet)
+}
+
+/// The count of a bundle that holds none or too many packets.
+fn bad_bundle_count(packet: &Packet) -> Option<usize> {
+    match packet {
+        Packet::Bundle(items) if items.is_empty() || items.len() > MAX_BUNDLE => Some(items.len()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +233,55 @@ mod tests {
         assert!(matches!(err, EncodeError::TooLarge { max: 1200, .. }));
         assert!(out.is_empty());
         assert!(encode(&packet, 4000).is_ok());
+    }
+
+    fn data(seq: u64) -> crate::packet::Data {
+        crate::packet::Data {
+            dst: crate::packet::ConnectionId(7),
+            seq: crate::packet::SeqNum(seq),
+            message: seq,
+            fragment: 0,
+            fragments: 1,
+            payload: b"a chat line".to_vec(),
+            ack: None,
+        }
+    }
+
+    #[test]
+    fn a_bundle_round_trips_and_its_count_is_capped_both_ways() {
+        let full = Packet::Bundle((0..MAX_BUNDLE as u64).map(data).collect());
+        assert_eq!(decode(&encode(&full, 1200).unwrap()).unwrap(), full);
+        for count in [0, MAX_BUNDLE + 1] {
+            let bad = Packet::Bundle((0..count as u64).map(data).collect());
+            assert_eq!(
+                encode(&bad, MAX_UDP_PAYLOAD),
+                Err(EncodeError::BundleSize {
+                    count,
+                    max: MAX_BUNDLE
+                })
+            );
+            // Built by hand, as a hostile sender would: the decoder refuses it too.
+            let mut body = Vec::new();
+            codec::encode_body(&bad, &mut body).unwrap();
+            assert_eq!(
+                decode(&seal(&body)),
+                Err(DecodeError::BundleSize {
+                    count,
+                    max: MAX_BUNDLE
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_bundle_claiming_a_huge_count_does_not_allocate_its_claim() {
+        // Variant 8 (Bundle), then a count of u64::MAX-ish (varint 0xfd + 8 bytes), no items.
+        let mut body = vec![8, 0xfd];
+        body.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(
+            decode(&seal(&body)),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     proptest! {

@@ -54,6 +54,14 @@ pub enum DecodeError {
         /// How many bytes were left over.
         extra: usize,
     },
+    /// A bundle holding no packets, or more than the protocol allows.
+    #[error("bundle of {count} data packets: 1..={max} allowed")]
+    BundleSize {
+        /// Packets in the bundle.
+        count: usize,
+        /// Most a bundle may hold.
+        max: usize,
+    },
 }
 
 /// Why a packet could not be encoded.
@@ -65,6 +73,14 @@ pub enum EncodeError {
         /// Bytes the datagram would take.
         needed: usize,
         /// Limit it had to fit.
+        max: usize,
+    },
+    /// A bundle holding no packets, or more than the protocol allows.
+    #[error("bundle of {count} data packets: 1..={max} allowed")]
+    BundleSize {
+        /// Packets in the bundle.
+        count: usize,
+        /// Most a bundle may hold.
         max: usize,
     },
     /// The body encoder failed (should not happen for well-formed packets).

@@ -3,6 +3,9 @@
 //! `Raw` is raw mode's only packet. The rest make up the reliable transport: a handshake
 //! (`Hello`/`Welcome`) that exchanges random connection ids, `Data` carrying one fragment of one
 //! message with a piggybacked `Ack`, standalone `Ack`s, `Ping`/`Pong` keepalives and `Close`.
+//! `Bundle` carries a new `Data` packet together with copies of recent unacknowledged ones (opt-in
+//! redundancy for chat latency under loss); it is the last variant, so the older ones keep their
+//! wire tags.
 //! Field semantics are specified in `docs/protocol.md`.
 
 use serde::{Deserialize, Serialize};
@@ -108,6 +111,10 @@ pub struct Data {
     pub ack: Option<Ack>,
 }
 
+/// Most `Data` packets one [`Packet::Bundle`] may hold: the decoder refuses more, so a bundle's
+/// cost to the receiver is bounded by a count as well as by the datagram's size.
+pub const MAX_BUNDLE: usize = 16;
+
 /// Every packet udpchat sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Packet {
@@ -145,6 +152,11 @@ pub enum Packet {
         /// last standalone ack was lost.
         ack: Option<Ack>,
     },
+    /// Several `Data` packets in one datagram, each exactly as it would be sent alone: a new one
+    /// first (carrying the piggybacked ack), then copies of recent unacknowledged ones under their
+    /// original sequence numbers, so the receiver's duplicate filter needs no change. Between 1
+    /// and [`MAX_BUNDLE`] packets; the decoder refuses other counts.
+    Bundle(Vec<Data>),
 }
 
 /// The kind of a packet, for counters and traces.
@@ -166,6 +178,8 @@ pub enum PacketKind {
     Pong,
     /// [`Packet::Close`]
     Close,
+    /// [`Packet::Bundle`]
+    Bundle,
 }
 
 impl Packet {
@@ -180,6 +194,7 @@ impl Packet {
             Packet::Ping { .. } => PacketKind::Ping,
             Packet::Pong { .. } => PacketKind::Pong,
             Packet::Close { .. } => PacketKind::Close,
+            Packet::Bundle(_) => PacketKind::Bundle,
         }
     }
 }

@@ -1,14 +1,16 @@
 //! A rerunnable measurement of the reliable transport where a chat lives, and on bulk transfer.
 //!
 //! ```text
-//! cargo run --release -p udpchat-lab --example chat_latency -- [chat|bulk] [LOSS] [SEEDS] [CC] [WINDOW]
+//! cargo run --release -p udpchat-lab --example chat_latency -- [chat|bulk] [LOSS] [SEEDS] [CC] [WINDOW] [REDUNDANCY]
 //! cargo run --release -p udpchat-lab --example chat_latency -- chat 10% 5
 //! cargo run --release -p udpchat-lab --example chat_latency -- chat 10% 5 none
 //! cargo run --release -p udpchat-lab --example chat_latency -- bulk 1% 1
 //! cargo run --release -p udpchat-lab --example chat_latency -- bulk 0% 1 newreno 512
+//! cargo run --release -p udpchat-lab --example chat_latency -- chat 10% 5 newreno 512 3
 //! ```
 //!
-//! `CC` is `newreno` (the default) or `none`; `WINDOW` overrides the receive window (packets).
+//! `CC` is `newreno` (the default) or `none`; `WINDOW` overrides the receive window (packets);
+//! `REDUNDANCY` sets `ReliableConfig::redundancy` (copies per datagram, default 0).
 //!
 //! **chat** is issue 6's chat workload (KCP's own test shape): A sends a 64-byte message every
 //! 20 ms, B echoes each one the moment it arrives, A measures each round trip; both links have
@@ -208,6 +210,7 @@ fn run_chat(config: &ReliableConfig, loss: Probability, seeds: u64) {
     let mut all = Vec::new();
     let mut missing = 0;
     let (mut data, mut timeout, mut fast, mut spurious, mut datagrams) = (0, 0, 0, 0, 0);
+    let (mut copies, mut repaired, mut bytes) = (0, 0, 0);
     for seed in 1..=seeds {
         let (rtt, a, b) = chat(config, link.clone(), seed);
         let mut sorted: Vec<Duration> = rtt.iter().flatten().copied().collect();
@@ -228,6 +231,9 @@ fn run_chat(config: &ReliableConfig, loss: Probability, seeds: u64) {
             fast += s.retransmits_fast;
             spurious += s.retransmits_spurious;
             datagrams += s.datagrams_sent;
+            copies += s.redundant_copies;
+            repaired += s.repaired_by_copy;
+            bytes += s.bytes_sent;
         }
         // Every message is one fragment: one first transmission each way, plus the warm-up.
         data += 2 * (ROUNDS as u64 + 1);
@@ -247,6 +253,11 @@ fn run_chat(config: &ReliableConfig, loss: Probability, seeds: u64) {
         "  data transmissions per message {:.3} (resends: {timeout} timeout, {fast} fast, {spurious} spurious); datagrams per message {:.3}",
         (data + resends) as f64 / data as f64,
         datagrams as f64 / data as f64,
+    );
+    println!(
+        "  redundancy {}: {copies} copies sent, {repaired} arrived first; wire bytes per message {:.1}",
+        config.redundancy,
+        bytes as f64 / data as f64,
     );
 }
 
@@ -326,6 +337,15 @@ fn main() -> ExitCode {
             Ok(w) => config.window = w,
             Err(e) => {
                 eprintln!("chat_latency: the window must be a number of packets: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(redundancy) = args.get(5) {
+        match redundancy.parse() {
+            Ok(r) => config.redundancy = r,
+            Err(e) => {
+                eprintln!("chat_latency: the redundancy must be a number of copies: {e}");
                 return ExitCode::from(2);
             }
         }

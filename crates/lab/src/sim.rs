@@ -232,6 +232,16 @@ impl PacketSummary {
             Ok(Packet::Ping { .. }) => PacketSummary::Ping,
             Ok(Packet::Pong { .. }) => PacketSummary::Pong,
             Ok(Packet::Close { .. }) => PacketSummary::Close,
+            // A bundle leads with its new packet; the copies behind it are not summarised.
+            Ok(Packet::Bundle(items)) => match items.first() {
+                Some(d) => PacketSummary::Data {
+                    seq: d.seq.0,
+                    message: d.message,
+                    fragment: d.fragment,
+                    fragments: d.fragments,
+                },
+                None => PacketSummary::Opaque,
+            },
             Err(_) => PacketSummary::Opaque,
         }
     }

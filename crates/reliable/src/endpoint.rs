@@ -115,7 +115,8 @@ fn serialize_opt_duration_ms<S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     match d {
-        Some(d) => s.serialize_some(&(d.as_secs_f64() * 1000.0)),
+        // Whole microseconds, so the figure prints as `36.412`, not `36.412000000000006`.
+        Some(d) => s.serialize_some(&(d.as_micros() as f64 / 1000.0)),
         None => s.serialize_none(),
     }
 }
@@ -201,6 +202,13 @@ pub struct Stats {
     pub cwnd: u64,
     /// Receive window the peer last advertised, in packets.
     pub peer_window: u64,
+    /// Redundant copies of unacknowledged packets sent alongside new ones (reliable mode with
+    /// `redundancy` above 0). Not counted as retransmissions.
+    pub redundant_copies: u64,
+    /// Received copies (the packets behind the first in a bundle) that were the first arrival of
+    /// their packet: losses (or delays) repaired by redundancy without a resend. Copies arriving
+    /// after their packet count as duplicates.
+    pub repaired_by_copy: u64,
 }
 
 /// A transport endpoint as a pure state machine. Raw and reliable modes both implement it, so the

@@ -136,8 +136,9 @@ impl RawEndpoint {
                 len: text.len(),
                 max: max.saturating_sub(needed.saturating_sub(text.len())),
             },
-            // Encoding strings into a Vec cannot fail; should it ever, nothing of it fits.
-            EncodeError::Body(_) => SendError::TooLong {
+            // Encoding strings into a Vec cannot fail (and a raw message is no bundle); should it
+            // ever, nothing of it fits.
+            EncodeError::Body(_) | EncodeError::BundleSize { .. } => SendError::TooLong {
                 len: text.len(),
                 max: 0,
             },

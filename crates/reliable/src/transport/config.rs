@@ -110,7 +110,21 @@ pub struct ReliableConfig {
     /// we care about, or the sender resends what arrived. Default: 96 (fits 1200 bytes for
     /// sequence numbers below 2^32).
     pub max_ack_ranges: usize,
+    /// Redundancy for an application-limited sender: each datagram that carries a new packet
+    /// and has room also carries copies of up to this many of the newest unacknowledged packets
+    /// (as a `Bundle`), and when no new packet follows within half a round trip the newest ones
+    /// get up to this many copies of their own, so a lost chat line is usually repaired by the
+    /// next datagram, without waiting a round trip for an ack. Costs wire bytes (each copy
+    /// counts against the congestion window); never used while data waits for the window or
+    /// beyond half of it, so bulk transfer is unaffected. At most [`MAX_REDUNDANCY`]. Default: 0
+    /// (off), so that transmissions per message stay 1/(1−p) and every lab figure means what
+    /// theory says; 3 is the measured sweet spot for a chat on a lossy path
+    /// (`docs/protocol.md`, "Redundancy").
+    pub redundancy: u8,
 }
+
+/// Largest `redundancy`: a bundle holds the new packet and this many copies.
+pub const MAX_REDUNDANCY: u8 = (udpchat_core::MAX_BUNDLE - 1) as u8;
 
 /// The smallest `max_datagram` accepted: room for the headers and a useful payload.
 pub const MIN_DATAGRAM: usize = 128;
@@ -140,6 +154,7 @@ impl Default for ReliableConfig {
             idle_timeout: Duration::from_secs(30),
             linger: Duration::from_secs(3),
             max_ack_ranges: 96,
+            redundancy: 0,
         }
     }
 }
@@ -165,6 +180,9 @@ pub enum ConfigError {
     /// `idle_timeout` not above `keepalive`, or either is zero.
     #[error("idle timeout must be longer than the keepalive interval, both non-zero")]
     Idle,
+    /// `redundancy` above [`MAX_REDUNDANCY`].
+    #[error("redundancy {0} is above the maximum of {MAX_REDUNDANCY} copies per datagram")]
+    Redundancy(u8),
 }
 
 impl ReliableConfig {
@@ -191,6 +209,9 @@ impl ReliableConfig {
         }
         if self.keepalive.is_zero() || self.idle_timeout <= self.keepalive {
             return Err(ConfigError::Idle);
+        }
+        if self.redundancy > MAX_REDUNDANCY {
+            return Err(ConfigError::Redundancy(self.redundancy));
         }
         Ok(())
     }
@@ -267,6 +288,10 @@ mod tests {
             },
             ReliableConfig {
                 reorder_threshold: 0,
+                ..base.clone()
+            },
+            ReliableConfig {
+                redundancy: MAX_REDUNDANCY + 1,
                 ..base.clone()
             },
         ];

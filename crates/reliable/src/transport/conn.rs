@@ -22,6 +22,11 @@
 //! timeouts, end the session with `PeerUnreachable` and a `Lost` event for every message not
 //! acknowledged. `close` lingers until every message is acknowledged (or `linger` runs out, and
 //! the rest are reported lost), then sends `Close` carrying a final ack.
+//!
+//! **Redundancy.** With `redundancy` above 0, a datagram carrying a new data packet that leaves
+//! room also carries copies of recent unacknowledged ones, as one `Bundle` (the sender chooses
+//! them: [`Sender::redundant_copies`]). The receiver takes each packet of a bundle as if it had
+//! arrived alone, so a copy that arrives before its original simply is that packet.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -36,7 +41,7 @@ use udpchat_core::{
 use super::config::{ConfigError, ReliableConfig};
 use super::fragment::Fragment;
 use super::receiver::{Arrival, Receiver};
-use super::sender::{Sender, TimeoutOutcome};
+use super::sender::{Outgoing, Sender, TimeoutOutcome};
 use crate::endpoint::{DropCause, Endpoint, Event, MessageId, SendError, Stats, Transmit};
 
 /// How many retired connection ids (ours and the peer's) we remember to tell stale from foreign.
@@ -439,7 +444,9 @@ impl ReliableEndpoint {
         }
     }
 
-    fn on_data(&mut self, now: Instant, from: SocketAddr, data: Data) {
+    /// Takes one data packet (`copy`: a redundant copy behind a new packet in a bundle); true if
+    /// it was new (not a duplicate, not refused).
+    fn on_data(&mut self, now: Instant, from: SocketAddr, data: Data, copy: bool) -> bool {
         if let Some(ack) = &data.ack {
             self.on_ack(now, from, ack);
         }
@@ -449,7 +456,12 @@ impl ReliableEndpoint {
             count: data.fragments,
             payload: data.payload,
         };
-        match self.receiver.on_data(now, data.seq, fragment) {
+        let arrival = if copy {
+            self.receiver.on_copy(now, data.seq, fragment)
+        } else {
+            self.receiver.on_data(now, data.seq, fragment)
+        };
+        match arrival {
             Arrival::New {
                 messages,
                 reordered,
@@ -468,15 +480,49 @@ impl ReliableEndpoint {
                         text: String::from_utf8_lossy(&bytes).into_owned(),
                     });
                 }
+                true
             }
-            Arrival::Duplicate => self.stats.duplicates += 1,
+            Arrival::Duplicate => {
+                self.stats.duplicates += 1;
+                false
+            }
             // Beyond our window: not an error of the datagram, the sender will resend.
-            Arrival::Refused => {}
-            Arrival::Malformed => self.drop_datagram(
+            Arrival::Refused => false,
+            Arrival::Malformed => {
+                self.drop_datagram(
+                    from,
+                    DropCause::Malformed,
+                    "invalid fragment header or size".into(),
+                );
+                false
+            }
+        }
+    }
+
+    /// Takes a bundle: its packets one by one, as if each had arrived alone. All must name the
+    /// same connection. The first is the sender's new packet (or, in a tail copy, the copy it
+    /// most wants acknowledged: a duplicate of it is answered at once, like a resend's); the
+    /// rest are copies.
+    fn on_bundle(&mut self, now: Instant, from: SocketAddr, items: Vec<Data>) {
+        let Some(dst) = items.first().map(|d| d.dst) else {
+            return;
+        };
+        if items.iter().any(|d| d.dst != dst) {
+            self.drop_datagram(
                 from,
                 DropCause::Malformed,
-                "invalid fragment header or size".into(),
-            ),
+                "bundle of packets for different connections".into(),
+            );
+            return;
+        }
+        if !self.in_session(now, from, dst, "Bundle") {
+            return;
+        }
+        self.last_received = Some(now);
+        for (index, data) in items.into_iter().enumerate() {
+            if self.on_data(now, from, data, index > 0) && index > 0 {
+                self.stats.repaired_by_copy += 1;
+            }
         }
     }
 
@@ -579,15 +625,18 @@ impl ReliableEndpoint {
             return None;
         }
         if let Some(out) = self.sender.next_packet(now) {
-            return Some(Packet::Data(Data {
-                dst: peer_id,
-                seq: udpchat_core::SeqNum(out.seq),
-                message: out.fragment.message,
-                fragment: out.fragment.index,
-                fragments: out.fragment.count,
-                payload: out.fragment.payload,
-                ack: None,
-            }));
+            return Some(Packet::Data(data_packet(peer_id, out)));
+        }
+        // The sender's budget counts each copy at its worst-case size, envelope included, so
+        // only the bundle's count byte needs room of its own.
+        let tail = self
+            .sender
+            .tail_copies(now, self.config.max_datagram.saturating_sub(1));
+        if !tail.is_empty() {
+            let seqs: Vec<u64> = tail.iter().map(|c| c.seq).collect();
+            self.sender.copies_sent(now, &seqs, true);
+            let items = tail.into_iter().map(|c| data_packet(peer_id, c)).collect();
+            return Some(Packet::Bundle(items));
         }
         if self.receiver.wants_ack_now() {
             return Some(Packet::Ack {
@@ -596,6 +645,50 @@ impl ReliableEndpoint {
             });
         }
         None
+    }
+
+    /// Redundancy: when `data` (just encoded into `scratch`) is a new packet and the datagram has
+    /// room, re-encodes it as a bundle with copies of recent unacknowledged packets.
+    fn add_copies(&mut self, now: Instant, data: &Data) {
+        // A bundle costs one byte more than the packet alone (its count), and each copy at most
+        // its payload plus DATA_OVERHEAD, which is what the sender budgets.
+        let room = self
+            .config
+            .max_datagram
+            .saturating_sub(self.scratch.len() + 1);
+        let copies = self.sender.redundant_copies(now, data.seq.0, room);
+        if copies.is_empty() {
+            return;
+        }
+        let seqs: Vec<u64> = copies.iter().map(|c| c.seq).collect();
+        let mut items = Vec::with_capacity(copies.len() + 1);
+        items.push(data.clone());
+        items.extend(copies.into_iter().map(|c| data_packet(data.dst, c)));
+        let mut bundle = Vec::new();
+        // The budget makes this fit; if it did not, the packet goes alone and no copy is counted.
+        if encode_into(
+            &Packet::Bundle(items),
+            self.config.max_datagram,
+            &mut bundle,
+        )
+        .is_ok()
+        {
+            self.scratch = bundle;
+            self.sender.copies_sent(now, &seqs, false);
+        }
+    }
+}
+
+/// The `Data` packet for `out`, addressed to `dst`, without an ack.
+fn data_packet(dst: ConnectionId, out: Outgoing) -> Data {
+    Data {
+        dst,
+        seq: udpchat_core::SeqNum(out.seq),
+        message: out.fragment.message,
+        fragment: out.fragment.index,
+        fragments: out.fragment.count,
+        payload: out.fragment.payload,
+        ack: None,
     }
 }
 
@@ -660,9 +753,10 @@ impl Endpoint for ReliableEndpoint {
             Packet::Data(data) => {
                 if self.in_session(now, from, data.dst, "Data") {
                     self.last_received = Some(now);
-                    self.on_data(now, from, data);
+                    self.on_data(now, from, data, false);
                 }
             }
+            Packet::Bundle(items) => self.on_bundle(now, from, items),
             Packet::Ack { dst, ack } => {
                 if self.in_session(now, from, dst, "Ack") {
                     self.last_received = Some(now);
@@ -698,7 +792,12 @@ impl Endpoint for ReliableEndpoint {
         let mut packet = self.next_packet(now)?;
         // Piggyback our ack on data when it fits; otherwise it goes on its own.
         let mut acked = matches!(packet, Packet::Ack { .. });
-        if let Packet::Data(data) = &mut packet {
+        let carrier = match &mut packet {
+            Packet::Data(data) => Some(data),
+            Packet::Bundle(items) => items.first_mut(),
+            _ => None,
+        };
+        if let Some(data) = carrier {
             if self.receiver.has_received() {
                 data.ack = Some(self.receiver.ack(now, None));
                 acked = true;
@@ -708,6 +807,12 @@ impl Endpoint for ReliableEndpoint {
             match &mut packet {
                 Packet::Data(data) => {
                     data.ack = None;
+                    acked = false;
+                }
+                Packet::Bundle(items) => {
+                    if let Some(data) = items.first_mut() {
+                        data.ack = None;
+                    }
                     acked = false;
                 }
                 // Too many ranges for the datagram: keep the highest ones that fit.
@@ -730,6 +835,9 @@ impl Endpoint for ReliableEndpoint {
             // halved ack eventually fits. A failure here would be a bug; sending nothing is the
             // safe way to survive it.
             encode_into(&packet, self.config.max_datagram, &mut self.scratch).ok()?;
+        }
+        if let Packet::Data(data) = &packet {
+            self.add_copies(now, data);
         }
         if acked {
             self.receiver.ack_sent();
@@ -868,6 +976,7 @@ impl Endpoint for ReliableEndpoint {
         stats.rtt_var = self.sender.rtt.rttvar();
         stats.cwnd = self.sender.congestion.window_packets();
         stats.peer_window = self.sender.peer_window();
+        stats.redundant_copies = counters.redundant_copies;
         stats
     }
 }

@@ -98,6 +98,17 @@ impl Receiver {
 
     /// Takes in data packet `seq` carrying `fragment`, at `now`.
     pub fn on_data(&mut self, now: Instant, seq: SeqNum, fragment: Fragment) -> Arrival {
+        self.take(now, seq, fragment, false)
+    }
+
+    /// Takes in a redundant copy of data packet `seq` (one carried behind a new packet in a
+    /// bundle): the same, except that a duplicate copy is expected, not a sign that the sender
+    /// missed our ack, so it does not call for an immediate ack.
+    pub fn on_copy(&mut self, now: Instant, seq: SeqNum, fragment: Fragment) -> Arrival {
+        self.take(now, seq, fragment, true)
+    }
+
+    fn take(&mut self, now: Instant, seq: SeqNum, fragment: Fragment, copy: bool) -> Arrival {
         if self.limits.check(&fragment).is_err() {
             return Arrival::Malformed;
         }
@@ -105,7 +116,7 @@ impl Receiver {
         match self.received.insert(seq) {
             Insert::Duplicate => {
                 // The sender resent it, so it may have missed our ack: answer at once.
-                self.ack_now = true;
+                self.ack_now |= !copy;
                 return Arrival::Duplicate;
             }
             Insert::Refused => {

@@ -25,6 +25,15 @@
 //! an ack arrives sooner than the smallest RTT ever measured after the resend, it must have been
 //! triggered by the original, so the resend is counted as spurious.
 //!
+//! Redundancy (opt-in, `ReliableConfig::redundancy`) trades wire bytes for latency where a chat
+//! lives: a repair by resend costs a round trip or more, so an application-limited sender may
+//! put copies of its newest unacknowledged packets, under their own sequence numbers, in the
+//! datagram of each new packet ([`Sender::redundant_copies`]), and, when no new packet follows
+//! within half a round trip, in datagrams of their own ([`Sender::tail_copies`]). Copies count
+//! against the congestion window like any bytes in flight, but are not retransmissions: they do
+//! not touch a packet's transmission count or loss-detection clock. They do make its ack
+//! ambiguous, so Karn's rule is extended to them (see [`Sender::on_ack`]).
+//!
 //! The ARQ scheme changes only this module: go-back-n ignores selective acks and, on a timeout,
 //! resends everything from the first hole; stop-and-wait keeps a single packet in flight.
 
@@ -43,6 +52,9 @@ use crate::endpoint::{MessageId, SendError};
 /// peer shrink our RTT samples to nothing.
 const MAX_TRUSTED_ACK_DELAY: Duration = Duration::from_secs(1);
 
+/// How many packets back from the newest the search for packets to copy looks.
+const MAX_COPY_SCAN: usize = 64;
+
 /// The reordering allowance grows to at most this many quarters of the minimum RTT.
 const MAX_REORDER_STEPS: u32 = 4;
 
@@ -51,6 +63,14 @@ enum SlotState {
     InFlight,
     Lost,
     Acked,
+}
+
+/// How a packet's redundant copies travelled, for Karn's rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Copies {
+    None,
+    WithNewer,
+    Alone,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +89,15 @@ struct Slot {
     last_tx: u64,
     /// What it costs the congestion window: payload plus the largest header.
     size: u64,
+    /// What it counts in `bytes_in_flight` now: `size` once sent, plus `size` for every
+    /// redundant copy sent since; zero once acknowledged or declared lost.
+    flight_bytes: u64,
+    /// Redundant copies sent of it (see [`Sender::redundant_copies`]).
+    copies: u32,
+    /// One of them went without a newer packet (a tail copy).
+    copied_alone: bool,
+    /// When the last copy went out.
+    last_copy: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +147,8 @@ pub struct SenderCounters {
     pub retransmits_fast: u64,
     /// Resends whose original turned out to have arrived.
     pub retransmits_spurious: u64,
+    /// Redundant copies sent alongside new packets.
+    pub redundant_copies: u64,
 }
 
 /// The sending half of one session.
@@ -153,6 +184,14 @@ pub struct Sender {
     /// Fast retransmits since the last spurious one.
     fast_since_spurious: u32,
     consecutive_timeouts: u32,
+    /// Copies per datagram (`ReliableConfig::redundancy`); 0 turns redundancy off.
+    redundancy: usize,
+    /// When a tail copy goes out if no new packet has gone out by then.
+    tail_deadline: Option<Instant>,
+    /// The tail-copy timer fired: the next datagram may be a tail copy.
+    tail_due: bool,
+    /// Tail copies still allowed since the last new packet.
+    tail_left: usize,
     /// RTT estimator for this path.
     pub rtt: RttEstimator,
     /// Congestion controller.
@@ -189,6 +228,10 @@ impl Sender {
             reorder_steps: 0,
             fast_since_spurious: 0,
             consecutive_timeouts: 0,
+            redundancy: usize::from(config.redundancy),
+            tail_deadline: None,
+            tail_due: false,
+            tail_left: 0,
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto)
                 .with_ack_delay(config.max_ack_delay),
             congestion: Congestion::new(
@@ -299,6 +342,7 @@ impl Sender {
             slot.last_tx = self.tx_counter;
             let size = slot.size;
             self.bytes_in_flight += size;
+            slot.flight_bytes += size;
             Outgoing {
                 seq,
                 fragment: slot.fragment.clone(),
@@ -320,7 +364,16 @@ impl Sender {
                 transmissions: 1,
                 last_tx: self.tx_counter,
                 size,
+                flight_bytes: size,
+                copies: 0,
+                copied_alone: false,
+                last_copy: None,
             });
+            if self.redundancy > 0 {
+                self.tail_deadline = Some(now + self.tail_delay());
+                self.tail_due = false;
+                self.tail_left = self.redundancy;
+            }
             Outgoing { seq, fragment }
         } else {
             return None;
@@ -332,7 +385,108 @@ impl Sender {
         Some(outgoing)
     }
 
+    /// Copies of recent unacknowledged packets to ride in the same datagram as the new packet
+    /// `new_seq`, newest first: at most `redundancy` of them, together costing at most `room`
+    /// bytes (each counted at its worst-case encoded size, `payload + DATA_OVERHEAD`). Call
+    /// [`Sender::copies_sent`] with the ones that went out.
+    ///
+    /// Only for an application-limited sender: `new_seq` must be the first transmission of the
+    /// newest sequence number with nothing else queued, and the copies must keep what is in
+    /// flight within half the congestion window (RFC 7661's test for application-limited). A
+    /// sender with a backlog keeps its datagrams full; copies would only crowd out new data.
+    /// Only packets sent within the last two round trips are copied: an older one is overdue,
+    /// and loss detection is already repairing it.
+    pub fn redundant_copies(&self, now: Instant, new_seq: u64, room: usize) -> Vec<Outgoing> {
+        let is_new = new_seq.checked_add(1) == Some(self.next_seq())
+            && self.slots.back().is_some_and(|s| s.transmissions == 1);
+        if !is_new {
+            return Vec::new();
+        }
+        self.pick_copies(now, 1, room)
+    }
+
+    /// A tail copy, when its timer has fired: copies of the newest unacknowledged packets, sent
+    /// in a datagram of their own. The last line before a pause has no next line to carry its
+    /// copy, and no later packet to reveal its loss; without this its loss waits for the
+    /// retransmission timeout. The timer fires half a smoothed RTT after the last new packet,
+    /// then every half RTT while the newest packet is unacknowledged, at most `redundancy`
+    /// times. Same limits as [`Sender::redundant_copies`].
+    pub fn tail_copies(&mut self, now: Instant, room: usize) -> Vec<Outgoing> {
+        if !std::mem::take(&mut self.tail_due) {
+            return Vec::new();
+        }
+        self.pick_copies(now, 0, room)
+    }
+
+    /// Half a round trip: long enough that a steady conversation's next line usually comes
+    /// first (and carries the copies), short next to a retransmission timeout.
+    fn tail_delay(&self) -> Duration {
+        self.rtt.srtt().unwrap_or_else(|| self.rtt.rto()) / 2
+    }
+
+    fn pick_copies(&self, now: Instant, skip: usize, room: usize) -> Vec<Outgoing> {
+        let mut copies = Vec::new();
+        if self.redundancy == 0 || !self.unsent.is_empty() {
+            return copies;
+        }
+        let recent = match (self.rtt.srtt(), self.rtt.latest()) {
+            (Some(s), Some(l)) => s.max(l) * 2,
+            _ => self.rtt.rto(),
+        };
+        let mut room = room as u64;
+        let mut window = (self.congestion.window() / 2).saturating_sub(self.bytes_in_flight);
+        // Newest first, and only so far back: an application-limited sender has few packets in
+        // flight, and this bounds the work per datagram.
+        for (offset, slot) in self.slots.iter().enumerate().rev().skip(skip) {
+            if copies.len() == self.redundancy || self.slots.len() - offset > MAX_COPY_SCAN {
+                break;
+            }
+            let fresh = now.saturating_duration_since(slot.last_sent) < recent;
+            if !fresh || slot.state != SlotState::InFlight || slot.size > room || slot.size > window
+            {
+                continue;
+            }
+            room -= slot.size;
+            window -= slot.size;
+            copies.push(Outgoing {
+                seq: self.base + offset as u64,
+                fragment: slot.fragment.clone(),
+            });
+        }
+        copies
+    }
+
+    /// Records that copies of `seqs` went out; `alone` if they went without a newer packet (a
+    /// tail copy). Each counts against the congestion window until its packet is acknowledged
+    /// or declared lost, like any bytes on the wire; none is a retransmission (the packet keeps
+    /// its transmission count and its loss-detection clock), and none earns window when
+    /// acknowledged.
+    pub fn copies_sent(&mut self, now: Instant, seqs: &[u64], alone: bool) {
+        for &seq in seqs {
+            let Some(slot) = seq
+                .checked_sub(self.base)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| self.slots.get_mut(i))
+            else {
+                continue;
+            };
+            if slot.state == SlotState::InFlight {
+                slot.copies += 1;
+                slot.copied_alone |= alone;
+                slot.last_copy = Some(now);
+                slot.flight_bytes += slot.size;
+                self.bytes_in_flight += slot.size;
+                self.counters.redundant_copies += 1;
+            }
+        }
+    }
+
     /// Processes an acknowledgement that arrived at `now`.
+    ///
+    /// The RTT sample comes from the largest newly acknowledged packet, and only if its ack is
+    /// unambiguous: never resent (Karn's rule), and either never copied, or its copies cannot
+    /// have triggered this ack — because each rode with a newer packet this ack does not cover,
+    /// or because the last copy went out less than the minimum RTT ago.
     pub fn on_ack(&mut self, now: Instant, ack: &Ack) -> Result<AckOutcome, BadAck> {
         let cumulative = ack.cumulative.0;
         let next = self.next_seq();
@@ -343,9 +497,9 @@ impl Sender {
         let flight_before = self.bytes_in_flight;
         let mut outcome = AckOutcome::default();
         let mut newly = 0u64;
-        // Bytes newly acknowledged, and (seq, transmissions, last_sent) of the largest newly
-        // acknowledged packet.
-        let mut largest: Option<(u64, u32, Instant)> = None;
+        // Bytes newly acknowledged, and (seq, transmissions, last_sent, copies) of the largest
+        // newly acknowledged packet (copies: none, all behind a newer packet, or one alone).
+        let mut largest: Option<(u64, u32, Instant, Copies)> = None;
         for seq in self.base..cumulative {
             self.mark_acked(now, seq, &mut newly, &mut largest, &mut outcome);
         }
@@ -373,7 +527,19 @@ impl Sender {
             return Ok(outcome);
         }
         let delay = Duration::from_micros(ack.delay_us).min(MAX_TRUSTED_ACK_DELAY);
-        if let Some((_, 1, sent)) = largest {
+        // Karn's rule, with redundant copies: a copy that travels with a newer packet cannot
+        // have triggered an ack that covers no sequence number above its own; any other ack of
+        // a copied packet (a tail copy travels alone) is ambiguous — original or copy? — and
+        // gives no sample, unless it came too soon after the copy to be the copy's (`mark_acked`
+        // files that case as `Copies::None`).
+        let sample = match largest {
+            Some((seq, 1, sent, Copies::None)) => Some((seq, sent)),
+            Some((seq, 1, sent, Copies::WithNewer)) if Some(seq) == highest_in(ack, next) => {
+                Some((seq, sent))
+            }
+            _ => None,
+        };
+        if let Some((_, sent)) = sample {
             self.rtt
                 .on_sample(now.saturating_duration_since(sent), delay);
         }
@@ -392,6 +558,9 @@ impl Sender {
         self.congestion.on_ack(newly, self.base, app_limited);
         self.rto_deadline =
             (self.in_flight > 0 || !self.lost.is_empty()).then(|| now + self.rtt.rto());
+        if self.in_flight == 0 {
+            self.tail_deadline = None;
+        }
         if self.arq == Arq::SelectiveRepeat {
             self.detect_lost_by_evidence(now);
         }
@@ -403,7 +572,7 @@ impl Sender {
         now: Instant,
         seq: u64,
         newly: &mut u64,
-        largest: &mut Option<(u64, u32, Instant)>,
+        largest: &mut Option<(u64, u32, Instant, Copies)>,
         outcome: &mut AckOutcome,
     ) {
         let Some(index) = seq
@@ -419,7 +588,8 @@ impl Sender {
             SlotState::Acked => return,
             SlotState::InFlight => {
                 self.in_flight -= 1;
-                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.size);
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.flight_bytes);
+                slot.flight_bytes = 0;
             }
             SlotState::Lost => {
                 self.lost.remove(&seq);
@@ -427,8 +597,20 @@ impl Sender {
         }
         slot.state = SlotState::Acked;
         *newly += slot.size;
-        if largest.is_none_or(|(s, _, _)| seq > s) {
-            *largest = Some((seq, slot.transmissions, slot.last_sent));
+        if largest.is_none_or(|(s, _, _, _)| seq > s) {
+            // An ack that arrives sooner than the minimum RTT after the last copy went out was
+            // not triggered by a copy (the rule that finds spurious resends, below).
+            let copy_too_recent = slot
+                .last_copy
+                .zip(self.rtt.min_rtt())
+                .is_some_and(|(t, min)| now.saturating_duration_since(t) < min);
+            let copies = match (slot.copies, slot.copied_alone) {
+                (0, _) => Copies::None,
+                _ if copy_too_recent => Copies::None,
+                (_, false) => Copies::WithNewer,
+                (_, true) => Copies::Alone,
+            };
+            *largest = Some((seq, slot.transmissions, slot.last_sent, copies));
         }
         let mut spurious = false;
         if slot.transmissions == 1 {
@@ -514,7 +696,8 @@ impl Sender {
                 slot.state = SlotState::Lost;
                 slot.cause = LossCause::Fast;
                 self.in_flight -= 1;
-                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.size);
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.flight_bytes);
+                slot.flight_bytes = 0;
                 self.lost.insert(self.base + offset as u64);
                 found = true;
             } else if self.loss_deadline.is_none_or(|d| due < d) {
@@ -529,16 +712,33 @@ impl Sender {
         found
     }
 
-    /// When the sender's next timer (loss detection or retransmission timeout) fires, if armed.
+    /// When the sender's next timer (loss detection, retransmission timeout or tail copy) fires,
+    /// if armed.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.rto_deadline, self.loss_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.rto_deadline, self.loss_deadline, self.tail_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Lets the retransmission timer fire if it is due.
     pub fn on_timeout(&mut self, now: Instant) -> TimeoutOutcome {
+        if self.tail_deadline.is_some_and(|d| d <= now) {
+            self.tail_deadline = None;
+            // Only worth a datagram if the newest packet is still out. The newest packet gets
+            // as many copies as the others: alone, half a round trip apart, until acknowledged.
+            self.tail_due = self
+                .slots
+                .back()
+                .is_some_and(|s| s.state == SlotState::InFlight)
+                && self.tail_left > 0;
+            if self.tail_due {
+                self.tail_left -= 1;
+                if self.tail_left > 0 {
+                    self.tail_deadline = Some(now + self.tail_delay());
+                }
+            }
+        }
         if self.loss_deadline.is_some_and(|d| d <= now) && self.detect_lost_by_evidence(now) {
             return TimeoutOutcome::Retransmit;
         }
@@ -569,7 +769,8 @@ impl Sender {
                 slot.state = SlotState::Lost;
                 slot.cause = LossCause::Timeout;
                 self.in_flight -= 1;
-                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.size);
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.flight_bytes);
+                slot.flight_bytes = 0;
                 self.lost.insert(self.base + offset as u64);
                 marked = true;
             } else if oldest.is_none_or(|(_, t)| slot.last_sent < t) {
@@ -581,7 +782,8 @@ impl Sender {
                 slot.state = SlotState::Lost;
                 slot.cause = LossCause::Timeout;
                 self.in_flight -= 1;
-                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.size);
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.flight_bytes);
+                slot.flight_bytes = 0;
                 self.lost.insert(self.base + offset as u64);
             }
         }
@@ -635,12 +837,31 @@ impl Sender {
         self.loss_deadline = None;
         self.timeout_credit = false;
         self.consecutive_timeouts = 0;
+        self.tail_deadline = None;
+        self.tail_due = false;
+        self.tail_left = 0;
         self.congestion = Congestion::new(
             self.congestion_kind,
             self.max_datagram,
             self.window_cap * self.max_datagram,
         );
     }
+}
+
+/// The highest sequence number `ack` acknowledges, counting only ranges the sender will trust
+/// (below `next`, not inverted).
+fn highest_in(ack: &Ack, next: u64) -> Option<u64> {
+    let ranges = ack
+        .ranges
+        .iter()
+        .filter(|r| r.first <= r.last && r.last.0 < next)
+        .map(|r| r.last.0);
+    ack.cumulative
+        .0
+        .checked_sub(1)
+        .into_iter()
+        .chain(ranges)
+        .max()
 }
 
 #[cfg(test)]
@@ -973,5 +1194,126 @@ mod tests {
             Some(Duration::from_millis(100)),
             "Karn's rule"
         );
+    }
+    fn redundant(copies: u8) -> Sender {
+        Sender::new(&ReliableConfig {
+            redundancy: copies,
+            ..ReliableConfig::default()
+        })
+    }
+
+    fn seqs_of(copies: &[Outgoing]) -> Vec<u64> {
+        copies.iter().map(|c| c.seq).collect()
+    }
+
+    #[test]
+    fn copies_are_the_newest_unacknowledged_packets_up_to_the_redundancy() {
+        let t0 = Instant::now();
+        let mut s = redundant(2);
+        for i in 0..4u64 {
+            s.push(MessageId(i), b"a line").unwrap();
+            assert_eq!(send_all(&mut s, t0), vec![i]);
+        }
+        assert_eq!(seqs_of(&s.redundant_copies(t0, 3, 1200)), vec![2, 1]);
+        // Only with the newest packet's first transmission.
+        assert!(s.redundant_copies(t0, 2, 1200).is_empty());
+        // Acknowledged packets are not copied (and 0 and 1 are not yet overdue: 10 ms RTT).
+        let t1 = t0 + Duration::from_millis(10);
+        s.on_ack(t1, &ack(0, &[(2, 2)])).unwrap();
+        assert_eq!(seqs_of(&s.redundant_copies(t1, 3, 1200)), vec![1, 0]);
+        // Room is a hard limit: each copy is budgeted at its worst-case size.
+        let one = 6 + DATA_OVERHEAD;
+        assert_eq!(seqs_of(&s.redundant_copies(t1, 3, 2 * one - 1)), vec![1]);
+        // Packets sent two round trips ago are overdue: loss detection has them.
+        let t2 = t0 + Duration::from_millis(20);
+        assert!(s.redundant_copies(t2, 3, 1200).is_empty());
+        assert!(redundant(0).redundant_copies(t0, 0, 1200).is_empty());
+    }
+
+    #[test]
+    fn a_sender_with_a_backlog_or_half_its_window_in_use_sends_no_copies() {
+        let t0 = Instant::now();
+        let mut s = redundant(3);
+        for i in 0..20u64 {
+            s.push(MessageId(i), &[b'x'; 1000]).unwrap();
+        }
+        // Ten full datagrams fill the initial window; the rest wait: window-limited.
+        let sent = send_all(&mut s, t0);
+        assert!(sent.len() < 20);
+        let newest = *sent.last().unwrap();
+        assert!(s.redundant_copies(t0, newest, usize::MAX).is_empty());
+        // Application-limited, but a copy would take the flight past half the window.
+        let mut s = redundant(3);
+        for i in 0..5u64 {
+            s.push(MessageId(i), &[b'x'; 1000]).unwrap();
+        }
+        assert_eq!(send_all(&mut s, t0).len(), 5);
+        assert!(s.congestion.window() / 2 < s.bytes_in_flight() + 1000);
+        assert!(s.redundant_copies(t0, 4, usize::MAX).is_empty());
+        // With two in flight there is room under half the window for one copy.
+        let mut s = redundant(3);
+        for i in 0..2u64 {
+            s.push(MessageId(i), &[b'x'; 1000]).unwrap();
+        }
+        send_all(&mut s, t0);
+        assert_eq!(seqs_of(&s.redundant_copies(t0, 1, usize::MAX)), vec![0]);
+    }
+
+    #[test]
+    fn copies_count_against_the_congestion_window_until_acknowledged() {
+        let t0 = Instant::now();
+        let mut s = redundant(3);
+        s.push(MessageId(0), b"one").unwrap();
+        s.push(MessageId(1), b"two").unwrap();
+        send_all(&mut s, t0);
+        let before = s.bytes_in_flight();
+        s.copies_sent(t0, &[0], false);
+        assert_eq!(s.bytes_in_flight(), before + (3 + DATA_OVERHEAD) as u64);
+        assert_eq!(s.counters.redundant_copies, 1);
+        s.on_ack(t0 + Duration::from_millis(50), &ack(2, &[]))
+            .unwrap();
+        assert_eq!(s.bytes_in_flight(), 0);
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn karns_rule_takes_no_sample_a_copy_could_have_triggered() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = redundant(3);
+        s.push(MessageId(0), b"zero").unwrap();
+        send_all(&mut s, t0);
+        s.push(MessageId(1), b"one").unwrap();
+        send_all(&mut s, t0 + ms(20));
+        s.copies_sent(t0 + ms(20), &[0], false);
+        // Seq 0 acked alone: its copy rode with seq 1, which this ack does not cover, so the
+        // original triggered it. A clean sample.
+        s.on_ack(t0 + ms(60), &ack(1, &[])).unwrap();
+        assert_eq!(s.rtt.latest(), Some(ms(60)));
+        // A new pair: seq 2, then seq 3 carrying a copy of 2; one ack covers both. Seq 2 may
+        // have arrived only as the copy: no sample from it; seq 3 (never copied) gives one.
+        let t1 = t0 + ms(100);
+        s.push(MessageId(2), b"two").unwrap();
+        send_all(&mut s, t1);
+        s.push(MessageId(3), b"three").unwrap();
+        send_all(&mut s, t1 + ms(20));
+        s.copies_sent(t1 + ms(20), &[2], false);
+        s.on_ack(t1 + ms(90), &ack(4, &[])).unwrap();
+        assert_eq!(s.rtt.latest(), Some(ms(70)));
+        // A tail copy travels alone: an ack of its packet is ambiguous...
+        let t2 = t1 + ms(200);
+        s.push(MessageId(4), b"four").unwrap();
+        send_all(&mut s, t2);
+        s.copies_sent(t2 + ms(30), &[4], true);
+        s.on_ack(t2 + ms(100), &ack(5, &[])).unwrap();
+        assert_eq!(s.rtt.latest(), Some(ms(70)));
+        // ...unless it comes sooner than the minimum RTT (60 ms) after the copy went out.
+        let t3 = t2 + ms(200);
+        s.push(MessageId(5), b"five").unwrap();
+        send_all(&mut s, t3);
+        s.copies_sent(t3 + ms(50), &[5], true);
+        s.on_ack(t3 + ms(80), &ack(6, &[])).unwrap();
+        assert_eq!(s.rtt.latest(), Some(ms(80)));
+        assert_eq!(s.counters.retransmits_spurious, 0);
     }
 }

@@ -809,26 +809,28 @@ fn hostile_packet(dst: ConnectionId) -> impl Strategy<Value = Packet> {
             window,
         },
     );
+    let data = (
+        seq.clone(),
+        any::<u64>(),
+        prop_oneof![0u32..4, any::<u32>()],
+        prop_oneof![1u32..4, any::<u32>()],
+        proptest::collection::vec(any::<u8>(), 0..64),
+        proptest::option::of(ack.clone()),
+    )
+        .prop_map(move |(seq, message, fragment, fragments, payload, ack)| {
+            udpchat_core::Data {
+                dst,
+                seq: SeqNum(seq),
+                message,
+                fragment,
+                fragments,
+                payload,
+                ack,
+            }
+        });
     prop_oneof![
-        (
-            seq.clone(),
-            any::<u64>(),
-            prop_oneof![0u32..4, any::<u32>()],
-            prop_oneof![1u32..4, any::<u32>()],
-            proptest::collection::vec(any::<u8>(), 0..64),
-            proptest::option::of(ack.clone()),
-        )
-            .prop_map(move |(seq, message, fragment, fragments, payload, ack)| {
-                Packet::Data(udpchat_core::Data {
-                    dst,
-                    seq: SeqNum(seq),
-                    message,
-                    fragment,
-                    fragments,
-                    payload,
-                    ack,
-                })
-            }),
+        data.clone().prop_map(Packet::Data),
+        proptest::collection::vec(data, 1..4).prop_map(Packet::Bundle),
         ack.clone().prop_map(move |ack| Packet::Ack { dst, ack }),
         Just(Packet::Ping { dst }),
         Just(Packet::Pong { dst }),
@@ -852,13 +854,26 @@ proptest! {
         prop_assert!(pair.run_until(Duration::from_secs(5), |p| delivered_ids(&p.events_a).len() == 3));
         let a_id = pair.a.local_id();
         let before = pair.events_a.len();
-        let n = packets.len();
+        // A bundle's packets count one by one.
+        let n: usize = packets
+            .iter()
+            .map(|p| match p {
+                Packet::Bundle(items) => items.len(),
+                _ => 1,
+            })
+            .sum();
         for packet in packets {
             // Re-address the packet to A's real connection id, as the peer would.
             let packet = match packet {
                 Packet::Data(mut d) => {
                     d.dst = a_id;
                     Packet::Data(d)
+                }
+                Packet::Bundle(mut items) => {
+                    for d in &mut items {
+                        d.dst = a_id;
+                    }
+                    Packet::Bundle(items)
                 }
                 Packet::Ack { ack, .. } => Packet::Ack { dst: a_id, ack },
                 Packet::Ping { .. } => Packet::Ping { dst: a_id },
@@ -876,5 +891,162 @@ proptest! {
         let events = pair.events_a.len() - before;
         prop_assert!(events <= 4 * n + 8, "{events} events from {n} packets");
         prop_assert!(pair.a.in_flight() <= u64::from(ReliableConfig::default().window));
+    }
+}
+
+/// Redundancy `copies`, a session over a clean 30 ms link with one echo done (so both sides have
+/// an RTT sample), then A's line "one" is lost on the wire. Returns the pair, with "one" gone,
+/// and the copies A had sent until then.
+fn chat_with_a_lost_line(copies: u8) -> (Pair, u64) {
+    let config = ReliableConfig {
+        redundancy: copies,
+        ..ReliableConfig::default()
+    };
+    let mut pair = Pair::new(config, Link::clean(30), 1);
+    send_all(&mut pair, Side::A, &lines("warm-up", 1));
+    assert!(
+        pair.run_until(Duration::from_secs(5), |p| Pair::messages(&p.events_b)
+            .len()
+            == 1)
+    );
+    send_all(&mut pair, Side::B, &lines("echo", 1));
+    assert!(pair.run_until(Duration::from_secs(5), |p| {
+        delivered_ids(&p.events_a).len() == 1 && delivered_ids(&p.events_b).len() == 1
+    }));
+    let quiet = pair.now + Duration::from_secs(1);
+    pair.run_to(quiet);
+    let now = pair.now;
+    pair.a.send(now, "one").unwrap();
+    let lost = pair.a.poll_transmit(now).unwrap();
+    assert!(matches!(decode(&lost.payload).unwrap(), Packet::Data(_)));
+    let before = pair.a.stats().redundant_copies;
+    (pair, before)
+}
+
+/// The sequence numbers a data-carrying datagram holds, in order.
+fn seqs(datagram: &[u8]) -> Vec<u64> {
+    match decode(datagram).unwrap() {
+        Packet::Data(d) => vec![d.seq.0],
+        Packet::Bundle(items) => items.iter().map(|d| d.seq.0).collect(),
+        other => panic!("expected data, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_lost_line_is_repaired_by_the_next_lines_copy_without_a_resend() {
+    let (mut pair, before) = chat_with_a_lost_line(3);
+    pair.now += Duration::from_millis(20);
+    let now = pair.now;
+    pair.a.send(now, "two").unwrap();
+    let next = pair.a.poll_transmit(now).unwrap();
+    // The new packet first, then the copy of the lost one under its own sequence number.
+    let held = seqs(&next.payload);
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert_eq!(held[1] + 1, held[0]);
+    let from = pair.addr_a;
+    pair.inject(Side::B, from, &next.payload);
+    // Both lines are there at once, in order: no round trip was needed.
+    assert_eq!(
+        Pair::messages(&pair.events_b),
+        vec!["warm-up line 0", "one", "two"]
+    );
+    assert_eq!(pair.b.stats().repaired_by_copy, 1);
+    assert!(
+        pair.run_until(Duration::from_secs(10), |p| delivered_ids(&p.events_a)
+            .len()
+            == 3)
+    );
+    let s = pair.a.stats();
+    assert_eq!((s.retransmits_fast, s.retransmits_timeout), (0, 0));
+    // The copy in "two"'s datagram, and perhaps a tail copy of "two" before its ack came back.
+    assert!(s.redundant_copies > before);
+}
+
+#[test]
+fn with_redundancy_zero_no_copy_is_sent_and_the_loss_waits_for_a_resend() {
+    let (mut pair, _) = chat_with_a_lost_line(0);
+    pair.now += Duration::from_millis(20);
+    let now = pair.now;
+    pair.a.send(now, "two").unwrap();
+    let next = pair.a.poll_transmit(now).unwrap();
+    assert_eq!(seqs(&next.payload).len(), 1);
+    let from = pair.addr_a;
+    pair.inject(Side::B, from, &next.payload);
+    // "two" waits behind the hole (ordered delivery).
+    assert_eq!(Pair::messages(&pair.events_b), vec!["warm-up line 0"]);
+    assert!(
+        pair.run_until(Duration::from_secs(10), |p| delivered_ids(&p.events_a)
+            .len()
+            == 3)
+    );
+    let s = pair.a.stats();
+    assert_eq!(s.retransmits_fast + s.retransmits_timeout, 1);
+    assert_eq!(s.redundant_copies, 0);
+    assert_eq!(pair.b.stats().repaired_by_copy, 0);
+}
+
+#[test]
+fn the_last_line_before_a_pause_gets_a_tail_copy_before_any_timeout() {
+    let (mut pair, before) = chat_with_a_lost_line(3);
+    // Nothing else to send: the tail-copy timer is the first to fire, at half the smoothed RTT.
+    let srtt = pair.a.stats().rtt_smoothed.unwrap();
+    let due = pair.a.poll_timeout().unwrap();
+    assert_eq!(due, pair.now + srtt / 2);
+    pair.now = due;
+    pair.a.handle_timeout(due);
+    let tail = pair.a.poll_transmit(due).unwrap();
+    assert!(matches!(
+        decode(&tail.payload).unwrap(),
+        Packet::Bundle(ref items) if items.len() == 1
+    ));
+    let from = pair.addr_a;
+    pair.inject(Side::B, from, &tail.payload);
+    assert_eq!(
+        Pair::messages(&pair.events_b),
+        vec!["warm-up line 0", "one"]
+    );
+    assert!(
+        pair.run_until(Duration::from_secs(10), |p| delivered_ids(&p.events_a)
+            .len()
+            == 2)
+    );
+    let s = pair.a.stats();
+    assert_eq!((s.retransmits_fast, s.retransmits_timeout), (0, 0));
+    // That copy, and perhaps a second one half an RTT later, before the ack came back.
+    assert!(s.redundant_copies > before);
+}
+
+#[test]
+fn a_chat_with_redundancy_delivers_once_in_order_under_loss_dup_reorder_corruption() {
+    for seed in 0..12 {
+        let config = ReliableConfig {
+            redundancy: 3,
+            ..patient()
+        };
+        let mut pair = Pair::new(config, Link::lossy(0.25, 0.1, 0.15, 0.05), seed);
+        let (from_a, from_b) = (lines("a", 100), lines("b", 100));
+        send_all(&mut pair, Side::A, &from_a[..1]);
+        assert!(pair.run_until(Duration::from_secs(60), |p| p.b.is_established()));
+        // A line each way every 20 ms: application-limited, as a chat is.
+        for i in 1..100 {
+            send_all(&mut pair, Side::A, &from_a[i..=i]);
+            send_all(&mut pair, Side::B, &from_b[i - 1..i]);
+            let next = pair.now + Duration::from_millis(20);
+            pair.run_to(next);
+        }
+        send_all(&mut pair, Side::B, &from_b[99..]);
+        assert!(pair.run_until(Duration::from_secs(600), |p| {
+            delivered_ids(&p.events_a).len() == 100 && delivered_ids(&p.events_b).len() == 100
+        }));
+        let later = pair.now + Duration::from_secs(2);
+        pair.run_to(later);
+        assert_eq!(Pair::messages(&pair.events_b), from_a, "seed {seed}: A→B");
+        assert_eq!(Pair::messages(&pair.events_a), from_b, "seed {seed}: B→A");
+        let (a, b) = (pair.a.stats(), pair.b.stats());
+        assert!(a.redundant_copies > 0, "seed {seed}: no copies sent");
+        assert!(
+            b.repaired_by_copy > 0,
+            "seed {seed}: 25% loss and no copy arrived first"
+        );
     }
 }
