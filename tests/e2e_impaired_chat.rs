@@ -9,10 +9,8 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
 use support::{Pipe, Proc};
-use udpchat_lab::{derive_seed, Fate, Impairment, ImpairmentConfig, Probability};
 
 fn json_events(proc: &Proc) -> Vec<serde_json::Value> {
     proc.history(Pipe::Stdout)
@@ -24,22 +22,7 @@ fn json_events(proc: &Proc) -> Vec<serde_json::Value> {
 #[test]
 fn outgoing_loss_in_the_sender_shows_as_the_predicted_gaps_at_the_receiver() {
     const N: u64 = 60;
-    let mut model = Impairment::<()>::new(
-        ImpairmentConfig {
-            loss: Probability::new(0.4).unwrap(),
-            ..Default::default()
-        },
-        derive_seed(5, 0),
-    );
-    let t0 = Instant::now();
-    let dropped: BTreeSet<u64> = (0..N)
-        .filter(|_| {
-            matches!(
-                model.offer(t0, (), Vec::new()).original,
-                Fate::Dropped { .. }
-            )
-        })
-        .collect();
+    let dropped: BTreeSet<u64> = support::predicted_drops(0.4, 5, N);
     let last = (0..N).rev().find(|s| !dropped.contains(s)).unwrap();
     let visible: BTreeSet<u64> = dropped.iter().copied().filter(|&s| s < last).collect();
     assert!(!visible.is_empty());

@@ -15,7 +15,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use support::{parse_counters, recv_datagram, udp_socket, Pipe, Proc};
-use udpchat_lab::{derive_seed, Fate, Impairment, ImpairmentConfig, Probability};
 
 /// Starts `udpchat proxy` with `args` after the listen/forward ones; returns it and its address.
 fn proxy(forward: &str, args: &[&str]) -> (Proc, std::net::SocketAddr) {
@@ -47,23 +46,7 @@ fn stop_proxy(proxy: &mut Proc) -> (HashMap<String, u64>, HashMap<String, u64>) 
 #[test]
 fn raw_chats_through_a_lossy_proxy_see_the_gaps_the_proxy_counted() {
     const N: u64 = 100;
-    // The proxy's up direction draws from derive_seed(seed, 0): predict its fates.
-    let mut model = Impairment::<()>::new(
-        ImpairmentConfig {
-            loss: Probability::new(0.3).unwrap(),
-            ..Default::default()
-        },
-        derive_seed(1, 0),
-    );
-    let t0 = Instant::now();
-    let dropped: BTreeSet<u64> = (0..N)
-        .filter(|_| {
-            matches!(
-                model.offer(t0, (), Vec::new()).original,
-                Fate::Dropped { .. }
-            )
-        })
-        .collect();
+    let dropped: BTreeSet<u64> = support::predicted_drops(0.3, 1, N);
     let last_arriving = (0..N).rev().find(|s| !dropped.contains(s)).unwrap();
     let visible_gaps: BTreeSet<u64> = dropped
         .iter()

@@ -8,7 +8,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses a subset
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -335,6 +335,30 @@ pub fn parse_counters(line: &str) -> HashMap<String, u64> {
         .filter_map(|pair| {
             let (name, value) = pair.split_once('=')?;
             Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Which of the first `n` datagrams an independent-loss link of rate `loss` drops when seeded
+/// with `seed`: the same model and seed derivation (`derive_seed(seed, 0)` for the outgoing or
+/// up direction) that `udpchat chat --loss` and `udpchat proxy --loss` use, so a test can predict
+/// exactly which messages a real run loses.
+pub fn predicted_drops(loss: f64, seed: u64, n: u64) -> BTreeSet<u64> {
+    use udpchat_lab::{derive_seed, Fate, Impairment, ImpairmentConfig, Probability};
+    let mut model = Impairment::<()>::new(
+        ImpairmentConfig {
+            loss: Probability::new(loss).unwrap(),
+            ..Default::default()
+        },
+        derive_seed(seed, 0),
+    );
+    let t0 = Instant::now();
+    (0..n)
+        .filter(|_| {
+            matches!(
+                model.offer(t0, (), Vec::new()).original,
+                Fate::Dropped { .. }
+            )
         })
         .collect()
 }
