@@ -94,6 +94,11 @@ pub struct ReliableEndpoint {
     peer_addr: Option<SocketAddr>,
     peer_nick: String,
     session: Session,
+    /// The handshake in progress was started by a listener that got session traffic for an id it
+    /// never issued (see [`ReliableEndpoint::greet_after_restart`]). If nobody answers, that was a
+    /// stray datagram, not a peer: the listener goes back to listening instead of declaring a
+    /// peer unreachable.
+    greeting_after_restart: bool,
     /// Established, and the peer has shown it knows our id (a Welcome from it, or any packet of
     /// the session). A side that learned the session from the peer's `Hello` holds its data back
     /// until then: the peer cannot accept data before it has our `Welcome`.
@@ -141,6 +146,7 @@ impl ReliableEndpoint {
             peer_addr: peer,
             peer_nick: String::new(),
             session: Session::Idle,
+            greeting_after_restart: false,
             confirmed: false,
             welcome_sent: None,
             welcome_tries: 0,
@@ -286,6 +292,7 @@ impl ReliableEndpoint {
         confirmed: bool,
     ) {
         self.session = Session::Established { peer_id };
+        self.greeting_after_restart = false;
         self.confirmed = confirmed;
         self.welcome_sent = None;
         self.welcome_tries = 0;
@@ -415,6 +422,7 @@ impl ReliableEndpoint {
         if ok {
             self.confirmed = true;
         } else {
+            self.greet_after_restart(from, what);
             if Some(from) != self.peer_addr && self.peer_addr.is_some() {
                 self.drop_datagram(
                     from,
@@ -426,6 +434,25 @@ impl ReliableEndpoint {
             }
         }
         ok
+    }
+
+    /// A fresh listener (no `--peer`, never had a session) that receives session traffic for a
+    /// connection id it never issued has most likely restarted, and `from` is still talking to
+    /// its previous incarnation. Answering with a `Hello` lets `from` see a new connection id,
+    /// report `PeerRestarted` and open a fresh session, instead of retrying into the void until
+    /// it gives up. (A `Close` needs no answer: that peer is leaving.)
+    fn greet_after_restart(&mut self, from: SocketAddr, what: &str) {
+        if what != "Close"
+            && matches!(self.session, Session::Idle)
+            && self.peer_addr.is_none()
+            && self.fixed_peer.is_none()
+            && !self.closed
+            && self.linger_deadline.is_none()
+        {
+            self.peer_addr = Some(from);
+            self.greeting_after_restart = true;
+            self.start_handshake();
+        }
     }
 
     fn on_ack(&mut self, now: Instant, from: SocketAddr, ack: &Ack) {
@@ -892,7 +919,13 @@ impl Endpoint for ReliableEndpoint {
             Session::Idle => {}
             Session::Handshaking { sent, tries, .. } => {
                 if sent.is_some_and(|t| t + self.sender.rtt.rto() <= now) {
-                    if tries >= self.config.max_retries {
+                    if tries >= self.config.max_retries && self.greeting_after_restart {
+                        // Nobody answered our greeting: it was a stray datagram. Listen again.
+                        self.greeting_after_restart = false;
+                        self.session = Session::Idle;
+                        self.peer_addr = None;
+                        self.control.retain(|c| *c != Control::Hello);
+                    } else if tries >= self.config.max_retries {
                         self.peer_unreachable(now);
                     } else {
                         self.sender.rtt.on_timeout();

@@ -391,6 +391,94 @@ fn a_restarted_peer_starts_a_new_session_and_nothing_old_is_mixed_in() {
 }
 
 #[test]
+fn a_restarted_listener_greets_its_old_peer_and_a_new_session_starts() {
+    let config = ReliableConfig::default();
+    let mut pair = Pair::new(config.clone(), Link::clean(10), 21);
+    send_all(&mut pair, Side::A, &lines("old", 3));
+    assert!(
+        pair.run_until(Duration::from_secs(10), |p| delivered_ids(&p.events_a)
+            .len()
+            == 3)
+    );
+    // B, the listener (no --peer), restarts: a new process, a new seed, the same address. It
+    // knows nobody; only A's traffic for the old session can tell it someone is there.
+    pair.b = ReliableEndpoint::new(config, None, 777).unwrap();
+    pair.events_b.clear();
+    // A's next lines go to the old session; the new B answers them with a Hello.
+    send_all(&mut pair, Side::A, &lines("unlucky", 3));
+    assert!(
+        pair.run_until(Duration::from_secs(30), |p| Pair::count(
+            &p.events_a,
+            |e| matches!(e, Event::PeerRestarted)
+        ) == 1),
+        "A never learned that B restarted: {:?}",
+        pair.events_b
+    );
+    // Lines sent into the old session may or may not have reached the old B: A reports them
+    // lost rather than guess, and never replays them into the new session.
+    assert_eq!(
+        Pair::count(&pair.events_a, |e| matches!(e, Event::Lost { .. })),
+        3
+    );
+    send_all(&mut pair, Side::A, &lines("new", 2));
+    assert!(
+        pair.run_until(Duration::from_secs(30), |p| Pair::messages(&p.events_b)
+            .len()
+            == 2)
+    );
+    assert_eq!(Pair::messages(&pair.events_b), lines("new", 2));
+    assert_eq!(
+        Pair::count(&pair.events_a, |e| matches!(e, Event::PeerUnreachable)),
+        0
+    );
+}
+
+#[test]
+fn a_stray_session_datagram_at_a_fresh_listener_leaves_it_listening() {
+    let config = ReliableConfig::default();
+    // Capture a real Data datagram of a session between A and B...
+    let mut pair = Pair::new(config.clone(), Link::clean(10), 22);
+    send_all(&mut pair, Side::A, &lines("x", 1));
+    assert!(
+        pair.run_until(Duration::from_secs(10), |p| delivered_ids(&p.events_a)
+            .len()
+            == 1)
+    );
+    let stray = pair
+        .wire_a
+        .iter()
+        .find(|d| matches!(decode(d), Ok(Packet::Data(_))))
+        .cloned()
+        .unwrap();
+    // ...and deliver it to a fresh listener whose sender has vanished: it greets, nobody answers.
+    let mut listener = ReliableEndpoint::new(config, None, 5).unwrap();
+    let t0 = pair.now;
+    listener.handle_datagram(t0, addr(1000), &stray);
+    let hello = listener.poll_transmit(t0).unwrap();
+    assert!(matches!(decode(&hello.payload), Ok(Packet::Hello(_))));
+    assert_eq!(hello.destination, addr(1000));
+    while let Some(at) = listener.poll_timeout() {
+        if at > t0 + Duration::from_secs(600) {
+            break;
+        }
+        listener.handle_timeout(at);
+        while listener.poll_transmit(at).is_some() {}
+    }
+    let mut events = Vec::new();
+    while let Some(e) = listener.poll_event() {
+        events.push(e);
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::PeerUnreachable | Event::Closed)),
+        "{events:?}"
+    );
+    assert_eq!(listener.peer(), None, "back to listening for anyone");
+    assert!(!listener.is_closed());
+}
+
+#[test]
 fn foreign_and_garbage_datagrams_are_dropped_and_counted() {
     let mut pair = Pair::new(ReliableConfig::default(), Link::clean(10), 2);
     send_all(&mut pair, Side::A, &lines("x", 1));
