@@ -279,62 +279,48 @@ fn draw(path: &Path, axes: &Axes<'_>, series: &[Series]) -> Result<(), String> {
     let (y_label, decimals) = (axes.y_label, axes.decimals);
     let y_format = move |v: &f64| format!("{v:.decimals$}");
     let x_format = |v: &f64| format!("{v:.0}");
-    if axes.log {
-        let mut chart = builder
-            .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("loss each way (%)")
-            .y_desc(y_label)
-            .x_label_formatter(&x_format)
-            .y_label_formatter(&y_format)
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for s in series {
-            let style = line_style(s);
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), style))
+    // The log and linear charts have different coordinate types in plotters, so one macro body
+    // serves both: same mesh, same series; non-finite points are skipped and theory curves are
+    // drawn as lines without markers.
+    macro_rules! draw {
+        ($y_range:expr) => {{
+            let mut chart = builder
+                .build_cartesian_2d(x0..x1, $y_range)
                 .map_err(|e| e.to_string())?;
             chart
-                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, style.filled())))
+                .configure_mesh()
+                .x_desc("loss each way (%)")
+                .y_desc(y_label)
+                .x_label_formatter(&x_format)
+                .y_label_formatter(&y_format)
+                .label_style(("sans-serif", 15))
+                .axis_desc_style(("sans-serif", 16))
+                .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
+                .draw()
                 .map_err(|e| e.to_string())?;
-        }
-    } else {
-        let mut chart = builder
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("loss each way (%)")
-            .y_desc(y_label)
-            .x_label_formatter(&x_format)
-            .y_label_formatter(&y_format)
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for s in series {
-            let style = line_style(s);
-            let finite: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .copied()
-                .filter(|p| p.1.is_finite())
-                .collect();
-            chart
-                .draw_series(LineSeries::new(finite.iter().copied(), style))
-                .map_err(|e| e.to_string())?;
-            if !s.theory {
+            for s in series {
+                let style = line_style(s);
+                let finite: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| p.1.is_finite())
+                    .collect();
                 chart
-                    .draw_series(finite.iter().map(|&p| Circle::new(p, 3, style.filled())))
+                    .draw_series(LineSeries::new(finite.iter().copied(), style))
                     .map_err(|e| e.to_string())?;
+                if !s.theory {
+                    chart
+                        .draw_series(finite.iter().map(|&p| Circle::new(p, 3, style.filled())))
+                        .map_err(|e| e.to_string())?;
+                }
             }
-        }
+        }};
+    }
+    if axes.log {
+        draw!((y0..y1).log_scale());
+    } else {
+        draw!(y0..y1);
     }
     legend(&legend_area, series)?;
     root.present().map_err(|e| e.to_string())?;
