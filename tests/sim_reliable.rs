@@ -364,12 +364,16 @@ impl<E: Endpoint> Endpoint for Vanishing<E> {
             self.inner.handle_datagram(now, from, d);
         }
     }
-    fn poll_transmit(&mut self, now: std::time::Instant) -> Option<udpchat_reliable::Transmit> {
+    fn poll_transmit(
+        &mut self,
+        now: std::time::Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<std::net::SocketAddr> {
         self.dead |= now >= self.dies_at;
         if self.dead {
             None
         } else {
-            self.inner.poll_transmit(now)
+            self.inner.poll_transmit(now, buf)
         }
     }
     fn poll_timeout(&self) -> Option<std::time::Instant> {

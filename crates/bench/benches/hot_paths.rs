@@ -15,7 +15,7 @@ use udpchat_lab::impairment::ImpairmentConfig;
 use udpchat_lab::sim::{Scenario, Side, Simulator, ADDR_A, ADDR_B};
 use udpchat_reliable::{
     CongestionControl, Endpoint, Event, MessageId, RawConfig, RawEndpoint, ReliableConfig,
-    ReliableEndpoint, SendError, Stats, Transmit,
+    ReliableEndpoint, SendError, Stats,
 };
 
 fn data_packet(payload: usize) -> Packet {
@@ -58,11 +58,11 @@ fn codec(c: &mut Criterion) {
 fn shuttle(a: &mut ReliableEndpoint, b: &mut ReliableEndpoint, now: Instant) {
     loop {
         let mut moved = false;
-        while let Some(t) = a.poll_transmit(now) {
+        while let Some(t) = a.poll_transmit_owned(now) {
             b.handle_datagram(now, ADDR_A, &t.payload);
             moved = true;
         }
-        while let Some(t) = b.poll_transmit(now) {
+        while let Some(t) = b.poll_transmit_owned(now) {
             a.handle_datagram(now, ADDR_B, &t.payload);
             moved = true;
         }
@@ -92,14 +92,14 @@ fn sender_with_acks(count: usize) -> (ReliableEndpoint, Vec<Vec<u8>>, Instant) {
     }
     let mut acks = Vec::new();
     let later = now + Duration::from_millis(40);
-    while let Some(t) = a.poll_transmit(now) {
+    while let Some(t) = a.poll_transmit_owned(now) {
         b.handle_datagram(later, ADDR_A, &t.payload);
-        while let Some(ack) = b.poll_transmit(later) {
+        while let Some(ack) = b.poll_transmit_owned(later) {
             acks.push(ack.payload);
         }
     }
     b.handle_timeout(later + Duration::from_millis(30));
-    while let Some(ack) = b.poll_transmit(later + Duration::from_millis(30)) {
+    while let Some(ack) = b.poll_transmit_owned(later + Duration::from_millis(30)) {
         acks.push(ack.payload);
     }
     (a, acks, later + Duration::from_millis(30))
@@ -160,12 +160,11 @@ impl Endpoint for NullEndpoint {
     fn handle_datagram(&mut self, _now: Instant, _from: std::net::SocketAddr, _datagram: &[u8]) {
         self.received += 1;
     }
-    fn poll_transmit(&mut self, _now: Instant) -> Option<Transmit> {
+    fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> Option<std::net::SocketAddr> {
         self.queued = self.queued.checked_sub(1)?;
-        Some(Transmit {
-            destination: self.peer,
-            payload: vec![0; 64],
-        })
+        buf.clear();
+        buf.resize(64, 0);
+        Some(self.peer)
     }
     fn poll_timeout(&self) -> Option<Instant> {
         None

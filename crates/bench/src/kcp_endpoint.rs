@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use kcp::Kcp;
 use serde::Serialize;
-use udpchat_reliable::{Endpoint, Event, MessageId, SendError, Stats, Transmit};
+use udpchat_reliable::{Endpoint, Event, MessageId, SendError, Stats};
 
 /// The conversation id both sides use.
 const CONV: u32 = 0x5544_5043;
@@ -199,14 +199,12 @@ impl Endpoint for KcpEndpoint {
         self.reschedule(now);
     }
 
-    fn poll_transmit(&mut self, _now: Instant) -> Option<Transmit> {
+    fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let payload = self.outbox.borrow_mut().pop_front()?;
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += payload.len() as u64;
-        Some(Transmit {
-            destination: self.peer,
-            payload,
-        })
+        *buf = payload;
+        Some(self.peer)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -116,7 +116,7 @@ fn drive(
     let mut buf = vec![0u8; 65_536];
     loop {
         let now = Instant::now();
-        while let Some(t) = endpoint.poll_transmit(now) {
+        while let Some(t) = endpoint.poll_transmit_owned(now) {
             match socket.send_to(&t.payload, t.destination) {
                 Ok(_) => {}
                 // The kernel's buffer is full: the datagram is lost, and the transport repairs it.

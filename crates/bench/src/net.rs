@@ -197,7 +197,7 @@ impl<A: Endpoint, B: Endpoint> Net<A, B> {
     pub fn flush(&mut self) {
         let now = self.now;
         let dark = self.is_dark();
-        while let Some(t) = self.a.poll_transmit(now) {
+        while let Some(t) = self.a.poll_transmit_owned(now) {
             carry(
                 &mut self.a_to_b,
                 &mut self.wire_a_to_b,
@@ -209,7 +209,7 @@ impl<A: Endpoint, B: Endpoint> Net<A, B> {
                 t.payload,
             );
         }
-        while let Some(t) = self.b.poll_transmit(now) {
+        while let Some(t) = self.b.poll_transmit_owned(now) {
             carry(
                 &mut self.b_to_a,
                 &mut self.wire_b_to_a,

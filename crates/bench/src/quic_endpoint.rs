@@ -412,26 +412,29 @@ impl Endpoint for QuicEndpoint {
         self.drive(now);
     }
 
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        let transmit = match self.responses.pop_front() {
-            Some(t) => Some(t),
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        let destination = match self.responses.pop_front() {
+            Some(t) => {
+                *buf = t.payload;
+                Some(t.destination)
+            }
             None => {
                 let (_, conn) = self.conn.as_mut()?;
-                self.scratch.clear();
-                let t = conn.poll_transmit(now, 1, &mut self.scratch);
-                let t = t.map(|t| Transmit {
-                    destination: t.destination,
-                    payload: self.scratch[..t.size].to_vec(),
+                buf.clear();
+                let t = conn.poll_transmit(now, 1, buf);
+                let destination = t.map(|t| {
+                    buf.truncate(t.size);
+                    t.destination
                 });
                 self.drive(now);
-                t
+                destination
             }
         };
-        if let Some(t) = &transmit {
+        if destination.is_some() {
             self.stats.datagrams_sent += 1;
-            self.stats.bytes_sent += t.payload.len() as u64;
+            self.stats.bytes_sent += buf.len() as u64;
         }
-        transmit
+        destination
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -77,10 +77,10 @@ impl Net {
 
     fn flush(&mut self) {
         let now = self.now;
-        while let Some(t) = self.a.poll_transmit(now) {
+        while let Some(t) = self.a.poll_transmit_owned(now) {
             self.a_to_b.offer(now, (), t.payload);
         }
-        while let Some(t) = self.b.poll_transmit(now) {
+        while let Some(t) = self.b.poll_transmit_owned(now) {
             self.b_to_a.offer(now, (), t.payload);
         }
         while let Some(e) = self.a.poll_event() {

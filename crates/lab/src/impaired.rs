@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use udpchat_reliable::endpoint::NickError;
-use udpchat_reliable::{Endpoint, Event, MessageId, SendError, Stats, Transmit};
+use udpchat_reliable::{Endpoint, Event, MessageId, SendError, Stats};
 
 use crate::impairment::{derive_seed, Impairment, ImpairmentConfig, ImpairmentStats};
 
@@ -85,15 +85,14 @@ impl<E: Endpoint> Endpoint for ImpairedEndpoint<E> {
         }
     }
 
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        while let Some(transmit) = self.inner.poll_transmit(now) {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        while let Some(transmit) = self.inner.poll_transmit_owned(now) {
             self.outgoing
                 .offer(now, transmit.destination, transmit.payload);
         }
-        self.outgoing.poll(now).map(|released| Transmit {
-            destination: released.tag,
-            payload: released.bytes,
-        })
+        let released = self.outgoing.poll(now)?;
+        *buf = released.bytes;
+        Some(released.tag)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -164,13 +163,13 @@ mod tests {
         };
         let mut ep = ImpairedEndpoint::new(LineEndpoint::new(Some(addr(2))), config, None, 1);
         ep.send(t0, "hi").unwrap();
-        assert!(ep.poll_transmit(t0).is_none());
+        assert!(ep.poll_transmit_owned(t0).is_none());
         assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_millis(40)));
         ep.close(t0);
         assert!(!ep.is_closed(), "closed with a datagram still on the wire");
         let later = t0 + Duration::from_millis(40);
         ep.handle_timeout(later);
-        let t = ep.poll_transmit(later).unwrap();
+        let t = ep.poll_transmit_owned(later).unwrap();
         assert_eq!(
             (t.destination, t.payload.as_slice()),
             (addr(2), &b"0:hi"[..])
@@ -190,7 +189,7 @@ mod tests {
         for _ in 0..5 {
             ep.send(t0, "x").unwrap();
         }
-        assert!(ep.poll_transmit(t0).is_none());
+        assert!(ep.poll_transmit_owned(t0).is_none());
         assert_eq!(
             ep.stats().datagrams_sent,
             5,

@@ -839,8 +839,8 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
             loop {
                 let now = self.now;
                 let transmit = match side {
-                    Side::A => self.a.poll_transmit(now),
-                    Side::B => self.b.poll_transmit(now),
+                    Side::A => self.a.poll_transmit_owned(now),
+                    Side::B => self.b.poll_transmit_owned(now),
                 };
                 let Some(transmit) = transmit else { break };
                 self.carry(side, transmit.destination, transmit.payload);

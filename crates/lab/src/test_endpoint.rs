@@ -95,10 +95,11 @@ impl Endpoint for LineEndpoint {
         });
     }
 
-    fn poll_transmit(&mut self, _now: Instant) -> Option<Transmit> {
+    fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let t = self.outbox.pop_front()?;
         self.stats.datagrams_sent += 1;
-        Some(t)
+        *buf = t.payload;
+        Some(t.destination)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -124,11 +124,9 @@ where
     E: Endpoint + ?Sized,
     S: Sink + ?Sized,
 {
-    while let Some(transmit) = endpoint.poll_transmit(Instant::now()) {
-        if let Err(e) = socket
-            .send_to(&transmit.payload, transmit.destination)
-            .await
-        {
+    let mut datagram = Vec::new();
+    while let Some(destination) = endpoint.poll_transmit(Instant::now(), &mut datagram) {
+        if let Err(e) = socket.send_to(&datagram, destination).await {
             sink.socket_error(&e);
         }
     }
@@ -148,7 +146,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::endpoint::{MessageId, Transmit};
+    use crate::endpoint::MessageId;
     use crate::raw::{RawConfig, RawEndpoint};
     use std::net::SocketAddr;
 
@@ -283,16 +281,14 @@ mod tests {
             Err(SendError::Closed)
         }
         fn handle_datagram(&mut self, _: Instant, _: SocketAddr, _: &[u8]) {}
-        fn poll_transmit(&mut self, _: Instant) -> Option<Transmit> {
+        fn poll_transmit(&mut self, _: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
             if self.sent {
                 return None;
             }
             self.sent = true;
             // An IPv6 destination from an IPv4 socket fails at once, on every OS.
-            Some(Transmit {
-                destination: "[::1]:9".parse().unwrap(),
-                payload: b"x".to_vec(),
-            })
+            *buf = b"x".to_vec();
+            Some("[::1]:9".parse().unwrap())
         }
         fn poll_timeout(&self) -> Option<Instant> {
             (!self.timer_fired).then_some(self.start)

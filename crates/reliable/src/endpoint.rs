@@ -218,10 +218,27 @@ pub trait Endpoint {
     fn send(&mut self, now: Instant, text: &str) -> Result<MessageId, SendError>;
     /// Takes in one datagram that arrived from `from`.
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]);
-    /// The next datagram to send, if any.
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit>;
+    /// Writes the next datagram to send into `buf` (replacing what it held) and returns where it
+    /// goes; `None` (with `buf` unspecified) when there is nothing to send. The caller keeps one
+    /// buffer for every datagram, so the hot path allocates nothing per datagram.
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr>;
+    /// The next datagram as an owned [`Transmit`]: for callers that keep datagrams (queues,
+    /// tests), at the cost of one allocation each.
+    fn poll_transmit_owned(&mut self, now: Instant) -> Option<Transmit> {
+        let mut payload = Vec::new();
+        let destination = self.poll_transmit(now, &mut payload)?;
+        Some(Transmit {
+            destination,
+            payload,
+        })
+    }
     /// When `handle_timeout` should next be called, if ever.
     fn poll_timeout(&self) -> Option<Instant>;
+    /// The name of the timer behind [`Endpoint::poll_timeout`] (`"rto"`, `"delayed ack"`, …), so
+    /// traces and ladders can say which timer fired. `None` where the mode does not name them.
+    fn timer_name(&self) -> Option<&'static str> {
+        None
+    }
     /// Lets timers that have expired by `now` fire.
     fn handle_timeout(&mut self, now: Instant);
     /// The next event for the application, if any.
@@ -251,11 +268,14 @@ impl<E: Endpoint + ?Sized> Endpoint for Box<E> {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         (**self).handle_datagram(now, from, datagram)
     }
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        (**self).poll_transmit(now)
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        (**self).poll_transmit(now, buf)
     }
     fn poll_timeout(&self) -> Option<Instant> {
         (**self).poll_timeout()
+    }
+    fn timer_name(&self) -> Option<&'static str> {
+        (**self).timer_name()
     }
     fn handle_timeout(&mut self, now: Instant) {
         (**self).handle_timeout(now)

@@ -290,12 +290,13 @@ impl Endpoint for RawEndpoint {
         }
     }
 
-    fn poll_transmit(&mut self, _now: Instant) -> Option<Transmit> {
+    fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let transmit = self.transmits.pop_front()?;
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += transmit.payload.len() as u64;
         self.report_closed_once();
-        Some(transmit)
+        *buf = transmit.payload;
+        Some(transmit.destination)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -381,7 +382,7 @@ mod tests {
     }
 
     fn transmits(e: &mut RawEndpoint, now: Instant) -> Vec<Transmit> {
-        std::iter::from_fn(|| e.poll_transmit(now)).collect()
+        std::iter::from_fn(|| e.poll_transmit_owned(now)).collect()
     }
 
     /// Feeds `bob` the framed messages `seqs` from alice, each with text "m<seq>".
@@ -468,7 +469,7 @@ mod tests {
         let mut bob = endpoint("bob", None);
         assert_eq!(bob.send(Instant::now(), "hi"), Err(SendError::NoPeer));
         assert_eq!(bob.stats().messages_sent, 0);
-        assert!(bob.poll_transmit(Instant::now()).is_none());
+        assert!(bob.poll_transmit_owned(Instant::now()).is_none());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use udpchat_reliable::{Endpoint, Event, MessageId, SendError, Stats, Transmit};
+use udpchat_reliable::{Endpoint, Event, MessageId, SendError, Stats};
 
 use crate::sim::{PacketSummary, Side, Trace, TraceEvent};
 
@@ -74,9 +74,9 @@ impl<E: Endpoint> Endpoint for CauseRecorder<E> {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.inner.handle_datagram(now, from, datagram);
     }
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let before = self.inner.stats();
-        let transmit = self.inner.poll_transmit(now)?;
+        let transmit = self.inner.poll_transmit(now, buf)?;
         let after = self.inner.stats();
         let cause = if after.retransmits_timeout > before.retransmits_timeout {
             Some(ResendCause::Timeout)

@@ -220,12 +220,12 @@ async fn run_real(
 
     loop {
         let now = Instant::now();
-        while let Some(t) = a.poll_transmit(now) {
+        while let Some(t) = a.poll_transmit_owned(now) {
             rec.transmit(Side::A, &t.payload);
             // A failed send is a lost datagram, as UDP would have it; the loop goes on.
             let _ = socket_a.send_to(&t.payload, t.destination).await;
         }
-        while let Some(t) = b.poll_transmit(now) {
+        while let Some(t) = b.poll_transmit_owned(now) {
             rec.transmit(Side::B, &t.payload);
             let _ = socket_b.send_to(&t.payload, t.destination).await;
         }

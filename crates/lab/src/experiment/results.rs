@@ -204,7 +204,7 @@ mod tests {
     use std::net::SocketAddr;
     use std::time::Instant;
 
-    use udpchat_reliable::{Endpoint, Event, MessageId, SendError, Stats, Transmit};
+    use udpchat_reliable::{Endpoint, Event, MessageId, SendError, Stats};
 
     use super::*;
     use crate::experiment::run::{endpoints, run_sweep_with, EndpointPair, ExperimentError};
@@ -227,8 +227,8 @@ mod tests {
                 self.inner.handle_datagram(now, from, datagram);
             }
         }
-        fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-            self.inner.poll_transmit(now)
+        fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+            self.inner.poll_transmit(now, buf)
         }
         fn poll_timeout(&self) -> Option<Instant> {
             self.inner.poll_timeout()

@@ -42,7 +42,7 @@ use super::config::{ConfigError, ReliableConfig};
 use super::fragment::Fragment;
 use super::receiver::{Arrival, Receiver};
 use super::sender::{Outgoing, Sender, TimeoutOutcome};
-use crate::endpoint::{DropCause, Endpoint, Event, MessageId, SendError, Stats, Transmit};
+use crate::endpoint::{DropCause, Endpoint, Event, MessageId, SendError, Stats};
 
 /// How many retired connection ids (ours and the peer's) we remember to tell stale from foreign.
 const RETIRED_IDS: usize = 16;
@@ -814,7 +814,7 @@ impl Endpoint for ReliableEndpoint {
         self.check_close_done(now);
     }
 
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let destination = self.peer_addr?;
         let mut packet = self.next_packet(now)?;
         // Piggyback our ack on data when it fits; otherwise it goes on its own.
@@ -872,10 +872,9 @@ impl Endpoint for ReliableEndpoint {
         self.last_sent = Some(now);
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += self.scratch.len() as u64;
-        Some(Transmit {
-            destination,
-            payload: self.scratch.clone(),
-        })
+        buf.clear();
+        buf.extend_from_slice(&self.scratch);
+        Some(destination)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -162,12 +162,12 @@ impl Pair {
 
     /// Hands out everything both endpoints want to send, and collects their events.
     pub fn flush(&mut self) {
-        while let Some(t) = self.a.poll_transmit(self.now) {
+        while let Some(t) = self.a.poll_transmit_owned(self.now) {
             assert_eq!(t.destination, self.addr_b);
             self.wire_a.push(t.payload.clone());
             self.impair_and_queue(Side::B, t.payload);
         }
-        while let Some(t) = self.b.poll_transmit(self.now) {
+        while let Some(t) = self.b.poll_transmit_owned(self.now) {
             assert_eq!(t.destination, self.addr_a);
             self.impair_and_queue(Side::A, t.payload);
         }

@@ -454,7 +454,7 @@ fn a_stray_session_datagram_at_a_fresh_listener_leaves_it_listening() {
     let mut listener = ReliableEndpoint::new(config, None, 5).unwrap();
     let t0 = pair.now;
     listener.handle_datagram(t0, addr(1000), &stray);
-    let hello = listener.poll_transmit(t0).unwrap();
+    let hello = listener.poll_transmit_owned(t0).unwrap();
     assert!(matches!(decode(&hello.payload), Ok(Packet::Hello(_))));
     assert_eq!(hello.destination, addr(1000));
     while let Some(at) = listener.poll_timeout() {
@@ -462,7 +462,7 @@ fn a_stray_session_datagram_at_a_fresh_listener_leaves_it_listening() {
             break;
         }
         listener.handle_timeout(at);
-        while listener.poll_transmit(at).is_some() {}
+        while listener.poll_transmit_owned(at).is_some() {}
     }
     let mut events = Vec::new();
     while let Some(e) = listener.poll_event() {
@@ -830,7 +830,7 @@ fn a_listener_has_no_peer_until_someone_says_hello() {
     let mut b = ReliableEndpoint::new(ReliableConfig::default(), None, 1).unwrap();
     let now = std::time::Instant::now();
     assert_eq!(b.send(now, "anyone?"), Err(SendError::NoPeer));
-    assert_eq!(b.poll_transmit(now), None);
+    assert_eq!(b.poll_transmit_owned(now), None);
     assert_eq!(b.poll_timeout(), None, "an idle listener has no timers");
     assert!(ReliableEndpoint::new(
         ReliableConfig {
@@ -873,7 +873,7 @@ fn when_the_peer_closes_our_unacknowledged_messages_are_reported_lost() {
     // B may start over: its next line opens a new session with a Hello to the same address.
     let now = pair.now;
     assert_eq!(pair.b.send(now, "hello again?"), Ok(MessageId(3)));
-    let hello = pair.b.poll_transmit(now).unwrap();
+    let hello = pair.b.poll_transmit_owned(now).unwrap();
     assert_eq!(hello.destination, pair.addr_a);
     assert!(matches!(decode(&hello.payload), Ok(Packet::Hello(_))));
 }
@@ -1005,7 +1005,7 @@ fn chat_with_a_lost_line(copies: u8) -> (Pair, u64) {
     pair.run_to(quiet);
     let now = pair.now;
     pair.a.send(now, "one").unwrap();
-    let lost = pair.a.poll_transmit(now).unwrap();
+    let lost = pair.a.poll_transmit_owned(now).unwrap();
     assert!(matches!(decode(&lost.payload).unwrap(), Packet::Data(_)));
     let before = pair.a.stats().redundant_copies;
     (pair, before)
@@ -1026,7 +1026,7 @@ fn a_lost_line_is_repaired_by_the_next_lines_copy_without_a_resend() {
     pair.now += Duration::from_millis(20);
     let now = pair.now;
     pair.a.send(now, "two").unwrap();
-    let next = pair.a.poll_transmit(now).unwrap();
+    let next = pair.a.poll_transmit_owned(now).unwrap();
     // The new packet first, then the copy of the lost one under its own sequence number.
     let held = seqs(&next.payload);
     assert_eq!(held.len(), 2, "{held:?}");
@@ -1056,7 +1056,7 @@ fn with_redundancy_zero_no_copy_is_sent_and_the_loss_waits_for_a_resend() {
     pair.now += Duration::from_millis(20);
     let now = pair.now;
     pair.a.send(now, "two").unwrap();
-    let next = pair.a.poll_transmit(now).unwrap();
+    let next = pair.a.poll_transmit_owned(now).unwrap();
     assert_eq!(seqs(&next.payload).len(), 1);
     let from = pair.addr_a;
     pair.inject(Side::B, from, &next.payload);
@@ -1082,7 +1082,7 @@ fn the_last_line_before_a_pause_gets_a_tail_copy_before_any_timeout() {
     assert_eq!(due, pair.now + srtt / 2);
     pair.now = due;
     pair.a.handle_timeout(due);
-    let tail = pair.a.poll_transmit(due).unwrap();
+    let tail = pair.a.poll_transmit_owned(due).unwrap();
     assert!(matches!(
         decode(&tail.payload).unwrap(),
         Packet::Bundle(ref items) if items.len() == 1
