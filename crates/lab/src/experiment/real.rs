@@ -24,8 +24,8 @@ use udpchat_reliable::{Endpoint, Event};
 use super::config::{ExperimentConfig, Mode, SweepPoint};
 use super::metrics::{RunMetrics, RunRecord};
 use super::run::{endpoints_at, ExperimentError, SweepRuns};
-use crate::impairment::derive_seed;
-use crate::proxy::{Proxy, ProxyConfig};
+use crate::impairment::{derive_seed, ImpairmentConfig, ImpairmentStats};
+use crate::proxy::{Proxy, ProxyConfig, ProxyError, ProxyStats};
 use crate::sim::{DirectionSummary, PacketSummary, Side, Trace, TraceEntry, TraceEvent};
 
 /// The longest a real run goes on after its last scheduled send. A run cut short reports the
@@ -105,6 +105,28 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder for the run's messages, `texts`, whose clock starts now.
+    fn new(texts: &[String]) -> Recorder {
+        let messages = texts.len();
+        Recorder {
+            start: Instant::now(),
+            trace: Trace::default(),
+            next_datagram: 0,
+            sent_at: vec![None; messages],
+            first_delivery: vec![None; messages],
+            duplicated: 0,
+            reordered: 0,
+            highest: None,
+            acked: 0,
+            index: texts
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, t)| (t, i))
+                .collect(),
+        }
+    }
+
     fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }
@@ -151,6 +173,127 @@ impl Recorder {
     fn delivered(&self) -> usize {
         self.first_delivery.iter().flatten().count()
     }
+
+    /// Each message's latency, send to first delivery; `None` if it never arrived.
+    fn latencies(&self) -> Vec<Option<Duration>> {
+        self.sent_at
+            .iter()
+            .zip(&self.first_delivery)
+            .map(|(s, d)| match (s, d) {
+                (Some(s), Some(d)) => Some(d.saturating_sub(*s)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The proxy in front of B, relaying as a local task until told to stop.
+struct RunningProxy {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<ProxyStats, ProxyError>>,
+}
+
+impl RunningProxy {
+    /// Starts a proxy on loopback to `to`, impairing both ways with `link`.
+    async fn start(
+        link: &ImpairmentConfig,
+        seed: u64,
+        to: SocketAddr,
+    ) -> Result<RunningProxy, ExperimentError> {
+        let proxy = Proxy::bind(ProxyConfig {
+            up: link.clone(),
+            down: link.clone(),
+            seed: derive_seed(seed, 7),
+            stats_interval: None,
+            ..ProxyConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), to)
+        })
+        .await
+        .map_err(|e| io_error("cannot start the proxy", &e))?;
+        let addr = proxy
+            .local_addr()
+            .map_err(|e| io_error("no address for the proxy", &e))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::task::spawn_local(proxy.run(
+            async {
+                let _ = stopped.await;
+            },
+            |_| {},
+        ));
+        Ok(RunningProxy { addr, stop, task })
+    }
+
+    /// Stops the proxy and returns what its up direction (A to B) did.
+    async fn finish(self) -> Result<ImpairmentStats, ExperimentError> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(stats)) => Ok(stats.up),
+            Ok(Err(e)) => Err(io_error("the proxy failed", &e)),
+            Err(e) => Err(io_error("the proxy task failed", &e)),
+        }
+    }
+}
+
+/// One side of a real run: its endpoint, its socket and a buffer to receive into.
+struct Peer {
+    endpoint: Box<dyn Endpoint>,
+    socket: UdpSocket,
+    side: Side,
+    buf: Vec<u8>,
+}
+
+impl Peer {
+    /// Sends everything the endpoint has to send, and records it.
+    async fn send_all(&mut self, now: Instant, rec: &mut Recorder) {
+        while let Some(t) = self.endpoint.poll_transmit_owned(now) {
+            rec.transmit(self.side, &t.payload);
+            // A failed send is a lost datagram, as UDP would have it; the loop goes on.
+            let _ = self.socket.send_to(&t.payload, t.destination).await;
+        }
+    }
+
+    /// Records the endpoint's events.
+    fn take_events(&mut self, rec: &mut Recorder) {
+        while let Some(event) = self.endpoint.poll_event() {
+            rec.event(self.side, event);
+        }
+    }
+
+    /// Hands the endpoint its timeout if it is due.
+    fn handle_due_timeout(&mut self, now: Instant) {
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            self.endpoint.handle_timeout(now);
+        }
+    }
+}
+
+/// When a run sends and when it stops waiting.
+struct Schedule {
+    start: Instant,
+    interval: Duration,
+    messages: usize,
+    /// The end of a reliable run that has not finished by then (it is cut short).
+    deadline: Instant,
+    /// When a raw run stops waiting for stragglers.
+    raw_end: Instant,
+}
+
+impl Schedule {
+    fn new(config: &ExperimentConfig, link: &ImpairmentConfig, start: Instant) -> Schedule {
+        let last_send = start + config.interval * config.messages.saturating_sub(1);
+        Schedule {
+            start,
+            interval: config.interval,
+            messages: config.messages as usize,
+            deadline: last_send + REAL_TAIL,
+            raw_end: last_send + link.delay + link.jitter + RAW_GRACE,
+        }
+    }
+
+    /// When message `next` is due, if there is one left.
+    fn due(&self, next: usize) -> Option<Instant> {
+        (next < self.messages).then(|| self.start + self.interval * next as u32)
+    }
 }
 
 /// One run over loopback.
@@ -170,134 +313,100 @@ async fn run_real(
     let addr_b = socket_b
         .local_addr()
         .map_err(|e| io_error("no address for B", &e))?;
-    let proxy = Proxy::bind(ProxyConfig {
-        up: link.clone(),
-        down: link.clone(),
-        seed: derive_seed(seed, 7),
-        stats_interval: None,
-        ..ProxyConfig::new(local, addr_b)
-    })
-    .await
-    .map_err(|e| io_error("cannot start the proxy", &e))?;
-    let proxy_addr = proxy
-        .local_addr()
-        .map_err(|e| io_error("no address for the proxy", &e))?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let proxy_task = tokio::task::spawn_local(proxy.run(
-        async {
-            let _ = stopped.await;
-        },
-        |_| {},
-    ));
-
-    let (mut a, mut b) = endpoints_at(mode, seed, proxy_addr)?;
-    let messages = config.messages as usize;
-    let texts: Vec<String> = (0..config.messages).map(|i| config.message(i)).collect();
-    let mut rec = Recorder {
-        start: Instant::now(),
-        trace: Trace::default(),
-        next_datagram: 0,
-        sent_at: vec![None; messages],
-        first_delivery: vec![None; messages],
-        duplicated: 0,
-        reordered: 0,
-        highest: None,
-        acked: 0,
-        index: texts
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, t)| (t, i))
-            .collect(),
+    let proxy = RunningProxy::start(&link, seed, addr_b).await?;
+    let (a, b) = endpoints_at(mode, seed, proxy.addr)?;
+    let peer = |endpoint, socket, side| Peer {
+        endpoint,
+        socket,
+        side,
+        buf: vec![0u8; 65_536],
     };
-    let start = rec.start;
-    let last_send = start + config.interval * config.messages.saturating_sub(1);
-    let deadline = last_send + REAL_TAIL;
-    let raw_end = last_send + link.delay + link.jitter + RAW_GRACE;
-    let (mut buf_a, mut buf_b) = (vec![0u8; 65_536], vec![0u8; 65_536]);
-    let mut next = 0usize;
-    let mut cut_short = false;
+    let (mut a, mut b) = (peer(a, socket_a, Side::A), peer(b, socket_b, Side::B));
+    let texts: Vec<String> = (0..config.messages).map(|i| config.message(i)).collect();
+    let mut rec = Recorder::new(&texts);
+    let schedule = Schedule::new(config, &link, rec.start);
+    let cut_short = drive(&mut a, &mut b, &texts, &schedule, mode, &mut rec).await;
+    let link_stats = proxy.finish().await?;
+    Ok(run_metrics(config, seed, &rec, link_stats, &a, cut_short))
+}
 
+/// Drives both sides until the run is over: every message delivered (and, in reliable modes,
+/// acknowledged), or its time is up. Returns true if a reliable run was cut short.
+async fn drive(
+    a: &mut Peer,
+    b: &mut Peer,
+    texts: &[String],
+    schedule: &Schedule,
+    mode: Mode,
+    rec: &mut Recorder,
+) -> bool {
+    let messages = texts.len();
+    let mut next = 0usize;
     loop {
         let now = Instant::now();
-        while let Some(t) = a.poll_transmit_owned(now) {
-            rec.transmit(Side::A, &t.payload);
-            // A failed send is a lost datagram, as UDP would have it; the loop goes on.
-            let _ = socket_a.send_to(&t.payload, t.destination).await;
-        }
-        while let Some(t) = b.poll_transmit_owned(now) {
-            rec.transmit(Side::B, &t.payload);
-            let _ = socket_b.send_to(&t.payload, t.destination).await;
-        }
-        while let Some(event) = a.poll_event() {
-            rec.event(Side::A, event);
-        }
-        while let Some(event) = b.poll_event() {
-            rec.event(Side::B, event);
-        }
+        a.send_all(now, rec).await;
+        b.send_all(now, rec).await;
+        a.take_events(rec);
+        b.take_events(rec);
         let all_sent = next == messages;
         let finished = if mode == Mode::Raw {
-            all_sent && (rec.delivered() == messages || now >= raw_end)
+            all_sent && (rec.delivered() == messages || now >= schedule.raw_end)
         } else {
             all_sent && rec.delivered() == messages && rec.acked >= messages as u64
         };
         if finished {
-            break;
+            return false;
         }
-        if now >= deadline {
-            cut_short = mode != Mode::Raw;
-            break;
+        if now >= schedule.deadline {
+            return mode != Mode::Raw;
         }
-        let due = (next < messages).then(|| start + config.interval * next as u32);
-        let wake = [due, a.poll_timeout(), b.poll_timeout(), Some(deadline)]
-            .into_iter()
-            .flatten()
-            .chain((mode == Mode::Raw).then_some(raw_end))
-            .min()
-            .unwrap_or(deadline);
+        let wake = [
+            schedule.due(next),
+            a.endpoint.poll_timeout(),
+            b.endpoint.poll_timeout(),
+            Some(schedule.deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .chain((mode == Mode::Raw).then_some(schedule.raw_end))
+        .min()
+        .unwrap_or(schedule.deadline);
         tokio::select! {
-            received = socket_a.recv_from(&mut buf_a) => {
+            received = a.socket.recv_from(&mut a.buf) => {
                 if let Ok((len, from)) = received {
-                    a.handle_datagram(Instant::now(), from, &buf_a[..len]);
+                    a.endpoint.handle_datagram(Instant::now(), from, &a.buf[..len]);
                 }
             }
-            received = socket_b.recv_from(&mut buf_b) => {
+            received = b.socket.recv_from(&mut b.buf) => {
                 if let Ok((len, from)) = received {
-                    b.handle_datagram(Instant::now(), from, &buf_b[..len]);
+                    b.endpoint.handle_datagram(Instant::now(), from, &b.buf[..len]);
                 }
             }
             () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
         }
         let now = Instant::now();
-        if a.poll_timeout().is_some_and(|t| t <= now) {
-            a.handle_timeout(now);
-        }
-        if b.poll_timeout().is_some_and(|t| t <= now) {
-            b.handle_timeout(now);
-        }
-        while next < messages && start + config.interval * next as u32 <= now {
+        a.handle_due_timeout(now);
+        b.handle_due_timeout(now);
+        while schedule.due(next).is_some_and(|due| due <= now) {
             rec.sent_at[next] = Some(rec.elapsed());
             // A refused message is simply never delivered; it counts against the ratio.
-            let _ = a.send(now, &texts[next]);
+            let _ = a.endpoint.send(now, &texts[next]);
             next += 1;
         }
     }
+}
 
-    let _ = stop.send(());
-    let link_stats = match proxy_task.await {
-        Ok(Ok(stats)) => stats.up,
-        Ok(Err(e)) => return Err(io_error("the proxy failed", &e)),
-        Err(e) => return Err(io_error("the proxy task failed", &e)),
-    };
-    let latencies: Vec<Option<Duration>> = rec
-        .sent_at
-        .iter()
-        .zip(&rec.first_delivery)
-        .map(|(s, d)| match (s, d) {
-            (Some(s), Some(d)) => Some(d.saturating_sub(*s)),
-            _ => None,
-        })
-        .collect();
+/// The run's metrics, computed by the simulator's code from what the loop recorded.
+fn run_metrics(
+    config: &ExperimentConfig,
+    seed: u64,
+    rec: &Recorder,
+    link: ImpairmentStats,
+    a: &Peer,
+    cut_short: bool,
+) -> RunMetrics {
+    let messages = config.messages as usize;
+    let latencies = rec.latencies();
     let delivered = latencies.iter().flatten().count() as u64;
     let summary = DirectionSummary {
         sent: messages as u64,
@@ -306,10 +415,10 @@ async fn run_real(
         duplicated: rec.duplicated,
         reordered: rec.reordered,
         latencies,
-        link: link_stats,
+        link,
         ..DirectionSummary::default()
     };
-    let sender = a.stats();
+    let sender = a.endpoint.stats();
     let mut metrics = RunMetrics::compute(RunRecord {
         seed,
         messages: messages as u64,
@@ -320,7 +429,7 @@ async fn run_real(
         sender: &sender,
     });
     metrics.cut_short = cut_short && metrics.delivered + metrics.lost_reported < metrics.messages;
-    Ok(metrics)
+    metrics
 }
 
 #[cfg(test)]

@@ -13,8 +13,47 @@ use super::stats::Estimate;
 use super::theory::CheckKind;
 use crate::probability::Probability;
 
+/// The table's columns, and which of them are right-aligned (the numbers).
+const HEADER: [&str; 12] = [
+    "loss",
+    "mode",
+    "delivered",
+    "dup",
+    "ooo",
+    "latency p50/p90/p99/max ms",
+    "dgrams/msg",
+    "tx/msg",
+    "retx rto/fast/spur",
+    "goodput kbit/s",
+    "wire B/B",
+    "theory",
+];
+const RIGHT: [bool; 12] = [
+    true, false, true, true, true, true, true, true, true, true, true, false,
+];
+
 /// Renders `results` as a table with a heading and, if any, the warnings.
 pub fn render(results: &Results) -> String {
+    let mut out = heading(results);
+    let bursts = results
+        .config
+        .patterns
+        .iter()
+        .any(|p| *p != LossPattern::Independent);
+    let mut lines: Vec<Vec<String>> = vec![HEADER.iter().map(|h| (*h).to_owned()).collect()];
+    lines.extend(results.rows.iter().map(|row| row_cells(row, bursts)));
+    out.push_str(&align(&lines));
+    if !results.warnings.is_empty() {
+        let _ = writeln!(out);
+        for warning in &results.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
+    }
+    out
+}
+
+/// The lines above the table: what ran, over which link, with which seeds.
+fn heading(results: &Results) -> String {
     let config = &results.config;
     let mut out = String::new();
     let engine = match results.engine {
@@ -41,72 +80,56 @@ pub fn render(results: &Results) -> String {
         );
     }
     let _ = writeln!(out);
+    out
+}
 
-    let header = [
-        "loss",
-        "mode",
-        "delivered",
-        "dup",
-        "ooo",
-        "latency p50/p90/p99/max ms",
-        "dgrams/msg",
-        "tx/msg",
-        "retx rto/fast/spur",
-        "goodput kbit/s",
-        "wire B/B",
-        "theory",
-    ];
-    let right = [
-        true, false, true, true, true, true, true, true, true, true, true, false,
-    ];
-    let bursts = results
-        .config
-        .patterns
+/// One row's cells, in [`HEADER`]'s order.
+fn row_cells(row: &Row, bursts: bool) -> Vec<String> {
+    let m = &row.metrics;
+    let loss = if bursts {
+        format!("{} {}", percent(row.loss), pattern_short(row.pattern))
+    } else {
+        percent(row.loss)
+    };
+    vec![
+        loss,
+        row.mode.name().to_owned(),
+        with_ci(
+            &m.delivery_ratio,
+            |v| format!("{:.2}%", v * 100.0),
+            100.0,
+            2,
+        ),
+        plain(&m.duplicates, 1),
+        plain(&m.out_of_order, 1),
+        [
+            &m.latency_p50_ms,
+            &m.latency_p90_ms,
+            &m.latency_p99_ms,
+            &m.latency_max_ms,
+        ]
         .iter()
-        .any(|p| *p != LossPattern::Independent);
-    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
-    for row in &results.rows {
-        let m = &row.metrics;
-        let loss = if bursts {
-            format!("{} {}", percent(row.loss), pattern_short(row.pattern))
-        } else {
-            percent(row.loss)
-        };
-        lines.push(vec![
-            loss,
-            row.mode.name().to_owned(),
-            with_ci(
-                &m.delivery_ratio,
-                |v| format!("{:.2}%", v * 100.0),
-                100.0,
-                2,
-            ),
-            plain(&m.duplicates, 1),
-            plain(&m.out_of_order, 1),
-            [
-                &m.latency_p50_ms,
-                &m.latency_p90_ms,
-                &m.latency_p99_ms,
-                &m.latency_max_ms,
-            ]
-            .iter()
-            .map(|e| e.mean.map_or_else(|| "-".to_owned(), latency))
-            .collect::<Vec<_>>()
-            .join("/"),
-            plain(&m.datagrams_per_delivered, 3),
-            plain(&m.transmissions_per_message, 3),
-            format!(
-                "{}/{}/{}",
-                count(&m.retransmits_timeout),
-                count(&m.retransmits_fast),
-                count(&m.retransmits_spurious)
-            ),
-            with_ci(&m.goodput_kbps, |v| format!("{v:.1}"), 1.0, 1),
-            plain(&m.wire_per_byte, 2),
-            theory_cell(row),
-        ]);
-    }
-    let widths: Vec<usize> = (0..header.len())
+        .map(|e| e.mean.map_or_else(|| "-".to_owned(), latency))
+        .collect::<Vec<_>>()
+        .join("/"),
+        plain(&m.datagrams_per_delivered, 3),
+        plain(&m.transmissions_per_message, 3),
+        format!(
+            "{}/{}/{}",
+            count(&m.retransmits_timeout),
+            count(&m.retransmits_fast),
+            count(&m.retransmits_spurious)
+        ),
+        with_ci(&m.goodput_kbps, |v| format!("{v:.1}"), 1.0, 1),
+        plain(&m.wire_per_byte, 2),
+        theory_cell(row),
+    ]
+}
+
+/// The lines as text, each column as wide as its widest cell, numbers right-aligned, and no
+/// trailing spaces.
+fn align(lines: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..HEADER.len())
         .map(|c| {
             lines
                 .iter()
@@ -115,14 +138,15 @@ pub fn render(results: &Results) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    for line in &lines {
+    let mut out = String::new();
+    for line in lines {
         let mut text = String::new();
         for (c, cell) in line.iter().enumerate() {
             if c > 0 {
                 text.push_str("  ");
             }
             let pad = widths[c].saturating_sub(cell.chars().count());
-            if right[c] {
+            if RIGHT[c] {
                 text.push_str(&" ".repeat(pad));
                 text.push_str(cell);
             } else {
@@ -133,12 +157,6 @@ pub fn render(results: &Results) -> String {
             }
         }
         let _ = writeln!(out, "{}", text.trim_end());
-    }
-    if !results.warnings.is_empty() {
-        let _ = writeln!(out);
-        for warning in &results.warnings {
-            let _ = writeln!(out, "warning: {warning}");
-        }
     }
     out
 }
