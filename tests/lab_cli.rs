@@ -324,9 +324,11 @@ fn bad_flags_are_refused_with_a_reason() {
     assert!(stderr.contains("unknown mode"), "{stderr}");
     let (code, _, stderr) = udpchat(&["lab", "--loss", "120%"]);
     assert_eq!(code, 2, "{stderr}");
+    // A sweep that cannot run is a usage error too, shown with lab's usage.
     let (code, _, stderr) = udpchat(&["lab", "--size", "2"]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--size"), "{stderr}");
+    assert!(stderr.contains("Usage: udpchat lab"), "{stderr}");
     let (code, _, stderr) = udpchat(&["lab", "--burst", "0.5"]);
     assert_eq!(code, 2, "{stderr}");
 }

@@ -17,10 +17,11 @@ use clap::{Args, ValueEnum};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use udpchat_core::{DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
-use udpchat_lab::args::{ChatImpairment, ChatImpairmentArgs};
 use udpchat_reliable::{driver, Endpoint, Input, RawConfig, RawEndpoint};
 
+use crate::address::{check_families, dual_stack, parse_destination};
 use crate::lines;
+use crate::link_args::{ChatImpairment, ChatImpairmentArgs};
 use crate::output::{Format, Output};
 use crate::reliable_args::{usage, ReliableArgs, Undelivered};
 use crate::tui;
@@ -32,9 +33,9 @@ pub struct ChatArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:2323")]
     pub bind: SocketAddr,
 
-    /// Who to talk to, as HOST:PORT (names such as localhost are resolved). Without it, udpchat
-    /// waits for someone to write first and then answers them.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Who to talk to, as HOST:PORT (names such as localhost are resolved; port 1-65535). Without
+    /// it, udpchat waits for someone to write first and then answers them.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_destination)]
     pub peer: Option<String>,
 
     /// Transport: raw sends each line as one datagram and never resends; reliable delivers every
@@ -58,7 +59,7 @@ pub struct ChatArgs {
 
     /// Largest datagram to send, in bytes (64-65507); longer lines are refused.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DATAGRAM,
-          value_parser = parse_max_datagram)]
+          value_parser = parse_max_datagram, allow_negative_numbers = true)]
     pub max_datagram: usize,
 
     /// Print the counters to stderr when the chat ends (a `/stats` line prints them any time).
@@ -77,6 +78,31 @@ pub struct ChatArgs {
     /// The lab's impairment flags (--loss, --delay, ...; see docs/lab.md).
     #[command(flatten)]
     pub impairment: ChatImpairmentArgs,
+}
+
+impl ChatArgs {
+    /// Refuses flags that are fine one by one but not together (exit code 2, with chat's usage):
+    /// a `--peer` the `--bind` socket cannot reach, reliable-mode flags in raw mode, reliable-mode
+    /// values that contradict each other, an interface that cannot show the format.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        if let Some(peer) = &self.peer {
+            check_families("--bind", self.bind, "--peer", peer).map_err(|m| usage(&m))?;
+        }
+        match self.mode {
+            Mode::Raw if self.reliable.any_given() => {
+                return Err(usage(
+                    "the reliable-mode flags (--arq, --cc, ...) need --mode reliable",
+                ))
+            }
+            Mode::Reliable if self.plain => return Err(usage("--plain is raw mode only")),
+            Mode::Reliable => {
+                self.reliable.config(String::new(), self.max_datagram)?;
+            }
+            Mode::Raw => {}
+        }
+        tui::choose(self.ui, self.format).map_err(|e| crate::with_usage("chat", e))?;
+        Ok(())
+    }
 }
 
 /// How the chat's messages travel.
@@ -257,6 +283,11 @@ fn resolve_peer(text: &str, bind: SocketAddr) -> Result<SocketAddr> {
         (false, _, Some(addr)) => Ok(addr),
         // An IPv6 socket reaches IPv4 peers through IPv4-mapped addresses (dual stack), and
         // their datagrams arrive from that same mapped form, so the peer filter matches.
+        // Only the unspecified address `[::]` is dual-stack: a socket bound to `[::1]` cannot.
+        (false, Some(_), None) if !dual_stack(bind) => Err(anyhow!(
+            "--peer {text} has no IPv6 address but --bind {bind} is IPv6 and not dual-stack; \
+             bind IPv4 instead, e.g. --bind 0.0.0.0:2323, or bind [::]:2323"
+        )),
         (false, Some(addr), None) => Ok(SocketAddr::new(
             IpAddr::V6(match addr.ip() {
                 IpAddr::V4(ip) => ip.to_ipv6_mapped(),
@@ -318,6 +349,7 @@ mod tests {
         let mapped = resolve_peer("127.0.0.1:9", "[::]:0".parse().unwrap()).unwrap();
         assert_eq!(mapped, "[::ffff:127.0.0.1]:9".parse().unwrap());
         assert!(resolve_peer("[::1]:9", "0.0.0.0:0".parse().unwrap()).is_err());
+        assert!(resolve_peer("127.0.0.1:9", "[::1]:0".parse().unwrap()).is_err());
         assert!(resolve_peer("no-port-here", "0.0.0.0:0".parse().unwrap()).is_err());
     }
 

@@ -16,13 +16,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::{value_parser, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udpchat_lab::experiment::{
     chart, export, ladder, real, run, table, Engine, ExperimentConfig, LossPattern, Mode, Results,
 };
-use udpchat_lab::parse::{parse_duration, parse_probability, parse_rate, BitRate, ParseError};
+use udpchat_lab::parse::{parse_duration, parse_probability, parse_seed, ParseError};
 use udpchat_lab::Probability;
+
+use crate::link_args::{LinkArgs, LINK_HEADING, LOSS_HELP, SEED_HELP};
 
 /// What goes to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,40 +40,23 @@ pub enum Format {
 /// The flags of `udpchat lab`. Every default is [`ExperimentConfig::default`]'s.
 #[derive(Debug, Args)]
 pub struct LabArgs {
-    /// Loss rates to sweep, each direction, comma-separated [default: 0,1%,5%,10%,20%,30%].
-    #[arg(long, value_name = "P,...", value_delimiter = ',', value_parser = parse_probability)]
+    #[arg(long, value_name = "P,...", value_delimiter = ',', value_parser = parse_probability,
+          allow_hyphen_values = true, help = LOSS_HELP, help_heading = LINK_HEADING)]
     pub loss: Vec<Probability>,
     /// Loss patterns to sweep, comma-separated: `none` (independent loss) or a mean burst length
     /// in packets (Gilbert-Elliott bursts at the same mean loss), e.g. `none,4` [default: none].
-    #[arg(long, value_name = "B,...", value_delimiter = ',', value_parser = parse_burst)]
+    #[arg(long, value_name = "B,...", value_delimiter = ',', value_parser = parse_burst,
+          allow_hyphen_values = true, help_heading = LINK_HEADING)]
     pub burst: Vec<LossPattern>,
-    /// One-way delay of each direction [default: 20ms].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub delay: Option<Duration>,
-    /// Jitter: each datagram's delay is DELAY plus a uniform draw from [-JITTER, +JITTER]; it may
-    /// reorder datagrams [default: 5ms].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub jitter: Option<Duration>,
-    /// Probability that a datagram is sent twice [default: 0].
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
-    pub duplicate: Option<Probability>,
-    /// Probability that a datagram skips the delay and overtakes those queued [default: 0].
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
-    pub reorder: Option<Probability>,
-    /// Probability that a datagram has a bit flipped (the CRC rejects it) [default: 0].
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
-    pub corrupt: Option<Probability>,
-    /// Link rate of each direction, e.g. 1mbit, with a 1000-packet queue [default: unlimited].
-    #[arg(long, value_name = "BITS/S", value_parser = parse_rate)]
-    pub rate: Option<BitRate>,
     /// Messages A sends to B in each run [default: 1000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = value_parser!(u32).range(1..),
+          allow_negative_numbers = true)]
     pub messages: Option<u32>,
     /// Size of each message in bytes [default: 64].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
     pub size: Option<usize>,
     /// Time between two messages [default: 10ms].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub interval: Option<Duration>,
     /// Transports to compare, comma-separated: raw, reliable, unordered, selective-repeat,
     /// go-back-n, stop-and-wait, no-cc (reliable without congestion control)
@@ -80,11 +65,11 @@ pub struct LabArgs {
     pub modes: Vec<Mode>,
     /// Runs per point and mode, each with its own seed; with 2 or more, results carry 95%
     /// confidence intervals [default: 5].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = value_parser!(u32).range(1..),
+          allow_negative_numbers = true)]
     pub seeds: Option<u32>,
-    /// First seed (runs use SEED, SEED+1, ...); the same flags and seed give the same results
-    /// [default: 1].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_seed, allow_hyphen_values = true,
+          help = SEED_HELP)]
     pub seed: Option<u64>,
     /// Also write results.json, results.csv, delivery.svg, latency.svg and overhead.svg here.
     #[arg(long, value_name = "DIR")]
@@ -94,13 +79,17 @@ pub struct LabArgs {
     pub format: Format,
     /// Instead of the sweep, draw the ladder diagram of the first N messages of one run: the
     /// first loss rate, pattern and mode given, and the first seed (in the simulator).
-    #[arg(long, value_name = "N", conflicts_with = "real")]
+    #[arg(long, value_name = "N", conflicts_with = "real", allow_negative_numbers = true)]
     pub ladder: Option<u64>,
     /// Run the sweep over real loopback sockets through the impairment proxy instead of the
     /// simulator: not bit-exact, takes real time (all runs at once: about the messages' schedule,
     /// plus at most 30 s for transports still resending), same columns.
     #[arg(long)]
     pub real: bool,
+    /// The link's other knobs, each direction (the same flags as chat's and proxy's). Last: the
+    /// flattened struct's help heading applies to every flag declared after it.
+    #[command(flatten)]
+    pub link: LinkArgs,
 }
 
 fn parse_burst(input: &str) -> Result<LossPattern, ParseError> {
@@ -120,6 +109,18 @@ fn parse_burst(input: &str) -> Result<LossPattern, ParseError> {
 }
 
 impl LabArgs {
+    /// Refuses a sweep that cannot run (exit code 2, with lab's usage), e.g. messages too small
+    /// to carry their numbers, or a burst length no channel has at a loss rate.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        match self.config().points() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(crate::usage_error(
+                "lab",
+                &format!("cannot run this experiment: {e}"),
+            )),
+        }
+    }
+
     /// The experiment these flags describe.
     pub fn config(&self) -> ExperimentConfig {
         let mut c = ExperimentConfig::default();
@@ -129,22 +130,7 @@ impl LabArgs {
         if !self.burst.is_empty() {
             c.patterns = self.burst.clone();
         }
-        if let Some(v) = self.delay {
-            c.link.delay = v;
-        }
-        if let Some(v) = self.jitter {
-            c.link.jitter = v;
-        }
-        if let Some(v) = self.duplicate {
-            c.link.duplicate = v;
-        }
-        if let Some(v) = self.reorder {
-            c.link.reorder = v;
-        }
-        if let Some(v) = self.corrupt {
-            c.link.corrupt = v;
-        }
-        c.link.rate = self.rate;
+        self.link.apply(&mut c.link);
         if let Some(v) = self.messages {
             c.messages = v;
         }
@@ -171,6 +157,10 @@ impl LabArgs {
 pub fn run(args: LabArgs) -> Result<ExitCode> {
     let config = args.config();
     config.points().context("cannot run this experiment")?;
+    let directions = [("link", config.link.clone())];
+    for warning in args.link.warnings_for(&directions) {
+        eprintln!("udpchat lab: warning: {warning}");
+    }
     if let Some(n) = args.ladder {
         return draw_ladder(&config, n);
     }

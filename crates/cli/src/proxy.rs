@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use udpchat_lab::args::ImpairmentArgs;
 use udpchat_lab::parse::parse_duration;
 use udpchat_lab::proxy::{Proxy, ProxyConfig, ProxyStats};
+
+use crate::address::{check_families, parse_destination};
+use crate::link_args::ImpairmentArgs;
 
 /// The flags of `udpchat proxy`.
 #[derive(Debug, Args)]
@@ -25,18 +27,29 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
 
-    /// Where client datagrams go, as HOST:PORT; replies from there go back to the client.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Where client datagrams go, as HOST:PORT (port 1-65535); replies from there go back to the
+    /// client.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_destination)]
     pub forward: String,
 
     /// How often to print the counters: 10s, 500ms, or a bare number of seconds; 0 prints them
     /// only at the end.
-    #[arg(long, value_name = "S", default_value = "10", value_parser = parse_interval)]
+    #[arg(long, value_name = "S", default_value = "10", value_parser = parse_interval,
+          allow_hyphen_values = true)]
     pub stats_interval: Duration,
 
     /// The link's impairments (both directions unless overridden with --up/--down).
     #[command(flatten)]
     pub impairment: ImpairmentArgs,
+}
+
+impl ProxyArgs {
+    /// Refuses a literal `--forward` the `--listen` socket cannot reach (exit code 2, with
+    /// proxy's usage).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        check_families("--listen", self.listen, "--forward", &self.forward)
+            .map_err(|m| crate::usage_error("proxy", &m))
+    }
 }
 
 /// Runs the proxy until SIGINT or SIGTERM and returns the exit code.

@@ -14,14 +14,16 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+#[cfg(test)]
 use clap::error::ErrorKind;
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::{value_parser, Args, ValueEnum};
+use udpchat_core::packet::MAX_BUNDLE;
 use udpchat_lab::parse::parse_duration;
 use udpchat_reliable::driver::Sink;
 use udpchat_reliable::endpoint::NickError;
 use udpchat_reliable::{
-    Arq, CongestionControl, Delivery, Event, MessageId, ReliableConfig, ReliableEndpoint,
-    SendError, Stats,
+    Arq, ConfigError, CongestionControl, Delivery, Event, MessageId, ReliableConfig,
+    ReliableEndpoint, SendError, Stats,
 };
 
 /// Tuning of the reliable transport. Each applies only with `--mode reliable`.
@@ -44,28 +46,29 @@ pub struct ReliableArgs {
     #[arg(long)]
     pub unordered: bool,
 
-    /// Smallest retransmission timeout, e.g. 50ms or 1s [default: 50ms].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Smallest retransmission timeout, e.g. 50ms or 1s; more than 0 [default: 50ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub min_rto: Option<Duration>,
 
-    /// Largest retransmission timeout, backoff included [default: 3s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Largest retransmission timeout, backoff included; at least --min-rto [default: 3s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub max_rto: Option<Duration>,
 
     /// Consecutive timeouts without progress before giving up on the peer: every message not
     /// acknowledged is then reported lost. The give-up comes within (N+1) x --max-rto
     /// [default: 10].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_retries: Option<u32>,
 
     /// On quit (end of input, /quit, Ctrl-C), how long to wait for outstanding messages to be
     /// acknowledged before reporting them lost [default: 3s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub linger: Option<Duration>,
 
     /// Receive window in packets: how far ahead of the first missing packet the peer may send
     /// (1-65536) [default: 512].
-    #[arg(long, value_name = "PACKETS")]
+    #[arg(long, value_name = "PACKETS", value_parser = value_parser!(u32).range(1..=65_536),
+          allow_negative_numbers = true)]
     pub window: Option<u32>,
 
     /// Redundancy for chat latency under loss: each datagram carrying a new line also carries
@@ -73,7 +76,8 @@ pub struct ReliableArgs {
     /// N copies of its own), so a lost line is repaired without waiting a round trip. Costs wire
     /// bytes; never used while data waits for the window (0-15; 3 is a good value on lossy
     /// links) [default: 0, off].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = value_parser!(u8).range(0..MAX_BUNDLE as i64),
+          allow_negative_numbers = true)]
     pub redundancy: Option<u8>,
 }
 
@@ -148,7 +152,7 @@ impl ReliableArgs {
                 .clamp(config.min_rto, config.max_rto.max(config.min_rto)),
             ..config
         };
-        config.validate().map_err(|e| usage(&e.to_string()))?;
+        config.validate().map_err(|e| usage(&flag_message(&e)))?;
         Ok(config)
     }
 
@@ -164,9 +168,24 @@ impl ReliableArgs {
     }
 }
 
-/// A usage error (exit code 2), as clap prints them.
+/// What is wrong with the reliable flags, in terms of the flags.
+fn flag_message(error: &ConfigError) -> String {
+    match error {
+        ConfigError::Window(_) => format!("--window: {error}"),
+        ConfigError::Rto => {
+            "--min-rto must be more than 0 and at most --max-rto (the timeouts must satisfy \
+             0 < min-rto <= initial-rto <= max-rto)"
+                .to_owned()
+        }
+        ConfigError::Redundancy(_) => format!("--redundancy: {error}"),
+        ConfigError::Datagram(_) => format!("--max-datagram: {error}"),
+        _ => error.to_string(),
+    }
+}
+
+/// A usage error of `udpchat chat` (exit code 2), as clap prints them, with chat's usage line.
 pub fn usage(message: &str) -> clap::Error {
-    crate::Cli::command().error(ErrorKind::ValueValidation, message)
+    crate::usage_error("chat", message)
 }
 
 /// A seed that differs between runs, so a restarted chat gets new connection ids: the

@@ -9,9 +9,9 @@
 //! - [`ImpairedEndpoint`]: wraps any [`udpchat_reliable::Endpoint`] so a chat impairs its own
 //!   traffic, with no change to the driver.
 //!
-//! [`args`] holds the clap flags shared by `udpchat proxy` and `udpchat chat`.
+//! [`parse`] turns what people type (`20%`, `30ms`, `1mbit`) into these types; the binary's
+//! flags (clap) call it, and the lab itself does not depend on clap.
 
-pub mod args;
 pub mod experiment;
 pub mod gilbert;
 pub mod impaired;

@@ -1,9 +1,10 @@
 //! Parsers for the values people type: probabilities, durations, bit rates and queue sizes.
 //!
-//! These are the edge where text becomes validated values, shared by the CLI flags (clap calls
-//! them as value parsers, so a bad value is a usage error with exit code 2), the per-direction
-//! override syntax and the tests. Each failure is a [`ParseError`] whose message says what was
-//! expected, with an example.
+//! These are the edge where text becomes validated values, shared by the CLI flags (the binary's
+//! clap flags call them as value parsers, so a bad value is a usage error with exit code 2), the
+//! per-direction override syntax and the tests. They are plain functions: the lab itself does
+//! not depend on clap. Each failure is a [`ParseError`] whose message says what was expected,
+//! with an example; a negative value is named as such.
 //!
 //! Accepted forms:
 //! - probability: `0.2`, `20%`, `0.5%`
@@ -11,8 +12,9 @@
 //!   as netem's users expect from `--delay MS`
 //! - bit rate: `1mbit`, `500kbit`, `2gbit`, `64000bit` or `64000` (bits per second), or bytes per
 //!   second as `100kbps`/`1mbps`/`500bps` (tc's spelling: `bps` is *bytes* per second); k/m/g are
-//!   powers of 1000
+//!   powers of 1000; at least [`MIN_RATE`] (8 kbit/s)
 //! - queue limit: `100` (packets), `100p`, or bytes as `64kb`, `1500b`, `1mb` (powers of 1000)
+//! - seed: a whole number from 0 to 2^64-1
 
 use std::fmt;
 use std::num::NonZeroU64;
@@ -24,9 +26,24 @@ use thiserror::Error;
 
 use crate::probability::{Probability, ProbabilityError};
 
+/// The slowest link rate a user may ask for, in bits per second: 8 kbit/s (1000 bytes/s), so a
+/// default-sized datagram of 1200 bytes takes 1.2 s to serialize. Below it a chat's lines take
+/// minutes to cross and a piped chat minutes to exit, which is never what was meant (`1bit` is
+/// a typo for `1mbit`). [`BitRate::from_bits_per_second`] itself takes any positive rate, for
+/// tests and benches that want one.
+pub const MIN_RATE: u64 = 8_000;
+
 /// Why a value could not be parsed.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum ParseError {
+    /// A negative number where only zero or more makes sense.
+    #[error("invalid {what} {input:?}: it cannot be negative")]
+    Negative {
+        /// What kind of value it is (`duration`, `rate`, ...).
+        what: &'static str,
+        /// What was typed.
+        input: String,
+    },
     /// Not a probability.
     #[error("invalid probability {input:?}: expected a number in 0..1 or a percentage (e.g. 0.2 or 20%)")]
     Probability {
@@ -50,6 +67,18 @@ pub enum ParseError {
     /// Not a bit rate.
     #[error("invalid rate {input:?}: expected a positive rate such as 1mbit, 500kbit, 64000bit (bits/s) or 100kbps (bytes/s)")]
     Rate {
+        /// What was typed.
+        input: String,
+    },
+    /// A rate below [`MIN_RATE`].
+    #[error("invalid rate {input:?}: the slowest link udpchat simulates is 8kbit (1000 bytes/s); did you mean mbit or kbit?")]
+    RateTooLow {
+        /// What was typed.
+        input: String,
+    },
+    /// Not a seed.
+    #[error("invalid seed {input:?}: expected a whole number from 0 to 18446744073709551615")]
+    Seed {
         /// What was typed.
         input: String,
     },
@@ -101,6 +130,7 @@ pub fn parse_probability(input: &str) -> Result<Probability, ParseError> {
 
 /// Parses `30ms`, `1s`, `1.5s`, `250us`, `2m`, or a bare number of milliseconds.
 pub fn parse_duration(input: &str) -> Result<Duration, ParseError> {
+    refuse_negative("duration", input)?;
     let err = || ParseError::Duration {
         input: input.to_owned(),
     };
@@ -149,6 +179,7 @@ impl FromStr for BitRate {
     type Err = ParseError;
 
     fn from_str(input: &str) -> Result<BitRate, ParseError> {
+        refuse_negative("rate", input)?;
         let err = || ParseError::Rate {
             input: input.to_owned(),
         };
@@ -172,6 +203,11 @@ impl FromStr for BitRate {
         let bits = (value * bits_per_unit).round();
         if !bits.is_finite() || bits < 1.0 || bits > u64::MAX as f64 {
             return Err(err());
+        }
+        if bits < MIN_RATE as f64 {
+            return Err(ParseError::RateTooLow {
+                input: input.to_owned(),
+            });
         }
         BitRate::from_bits_per_second(bits as u64).ok_or_else(err)
     }
@@ -227,6 +263,7 @@ impl FromStr for QueueLimit {
     type Err = ParseError;
 
     fn from_str(input: &str) -> Result<QueueLimit, ParseError> {
+        refuse_negative("queue limit", input)?;
         let err = || ParseError::Queue {
             input: input.to_owned(),
         };
@@ -258,12 +295,35 @@ impl fmt::Display for QueueLimit {
 
 /// Parses a positive whole number (for counts such as `--corrupt-bits`).
 pub fn parse_count(input: &str) -> Result<NonZeroU64, ParseError> {
+    refuse_negative("count", input)?;
     input
         .trim()
         .parse::<NonZeroU64>()
         .map_err(|_| ParseError::Count {
             input: input.to_owned(),
         })
+}
+
+/// Parses a seed: a whole number from 0 to 2^64-1.
+pub fn parse_seed(input: &str) -> Result<u64, ParseError> {
+    refuse_negative("seed", input)?;
+    input.trim().parse().map_err(|_| ParseError::Seed {
+        input: input.to_owned(),
+    })
+}
+
+/// A [`ParseError::Negative`] if `input` is a number with a minus sign, so that `-5ms` is
+/// refused for what it is rather than as an unknown unit.
+fn refuse_negative(what: &'static str, input: &str) -> Result<(), ParseError> {
+    match input.trim().strip_prefix('-') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') => {
+            Err(ParseError::Negative {
+                what,
+                input: input.to_owned(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Parses a [`BitRate`] (for clap's `value_parser`).
@@ -322,10 +382,54 @@ mod tests {
 
     #[test]
     fn bad_durations_are_refused() {
-        for bad in ["", "ms", "-5ms", "5 parsecs", "1e400s", "1.2.3s"] {
+        for bad in ["", "ms", "5 parsecs", "1e400s", "1.2.3s", "-ms"] {
             assert!(
                 matches!(parse_duration(bad), Err(ParseError::Duration { .. })),
                 "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn negative_values_are_named_as_negative() {
+        for (result, what) in [
+            (parse_duration("-5ms").map(|_| ()), "duration"),
+            (parse_duration(" -0.5s").map(|_| ()), "duration"),
+            (parse_rate("-1").map(|_| ()), "rate"),
+            (parse_rate("-1mbit").map(|_| ()), "rate"),
+            (parse_queue("-1").map(|_| ()), "queue limit"),
+            (parse_count("-3").map(|_| ()), "count"),
+            (parse_seed("-1").map(|_| ()), "seed"),
+        ] {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(err, ParseError::Negative { what: w, .. } if w == what),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("cannot be negative"), "{err}");
+        }
+    }
+
+    #[test]
+    fn seeds_are_whole_numbers_of_64_bits() {
+        assert_eq!(parse_seed("0").unwrap(), 0);
+        assert_eq!(parse_seed("18446744073709551615").unwrap(), u64::MAX);
+        for bad in ["18446744073709551616", "1.5", "x", ""] {
+            assert!(
+                matches!(parse_seed(bad), Err(ParseError::Seed { .. })),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn rates_below_the_minimum_are_refused() {
+        assert_eq!(parse_rate("8kbit").unwrap().bits_per_second(), MIN_RATE);
+        assert_eq!(parse_rate("1000bps").unwrap().bits_per_second(), MIN_RATE);
+        for slow in ["1bit", "1", "7999", "7.9kbit", "999bps"] {
+            assert!(
+                matches!(parse_rate(slow), Err(ParseError::RateTooLow { .. })),
+                "{slow:?} was accepted"
             );
         }
     }
@@ -342,7 +446,7 @@ mod tests {
 
     #[test]
     fn bad_rates_are_refused() {
-        for bad in ["0", "0kbit", "fast", "10furlongs", "-1mbit", ""] {
+        for bad in ["0", "0kbit", "fast", "10furlongs", ""] {
             assert!(
                 matches!(parse_rate(bad), Err(ParseError::Rate { .. })),
                 "{bad:?} was accepted"

@@ -16,6 +16,7 @@ use udpchat_reliable::{Arq, CongestionControl, Delivery, ReliableConfig};
 
 use crate::gilbert::{GilbertElliott, GilbertElliottError};
 use crate::impairment::ImpairmentConfig;
+use crate::parse::QueueLimit;
 use crate::probability::Probability;
 
 /// A transport (and its settings) the sweep runs.
@@ -328,18 +329,7 @@ impl ExperimentConfig {
         }
         args.push(format!("--delay {}", duration_arg(self.link.delay)));
         args.push(format!("--jitter {}", duration_arg(self.link.jitter)));
-        for (flag, p) in [
-            ("duplicate", self.link.duplicate),
-            ("reorder", self.link.reorder),
-            ("corrupt", self.link.corrupt),
-        ] {
-            if !p.is_zero() {
-                args.push(format!("--{flag} {p}"));
-            }
-        }
-        if let Some(rate) = self.link.rate {
-            args.push(format!("--rate {rate}"));
-        }
+        args.extend(self.link_knob_args());
         args.push(format!("--messages {}", self.messages));
         args.push(format!("--size {}", self.size));
         args.push(format!("--interval {}", duration_arg(self.interval)));
@@ -350,6 +340,47 @@ impl ExperimentConfig {
         args.push(format!("--seeds {}", self.seeds));
         args.push(format!("--seed {}", self.seed));
         args.join(" ")
+    }
+}
+
+impl ExperimentConfig {
+    /// The flags for the link's knobs other than loss, delay and jitter, each only when it is not
+    /// the default (so the commands of sweeps that leave them alone stay as they were).
+    fn link_knob_args(&self) -> Vec<String> {
+        let link = &self.link;
+        let defaults = ImpairmentConfig::default();
+        let mut args = Vec::new();
+        if link.jitter_reorders != defaults.jitter_reorders {
+            args.push("--no-jitter-reorder".to_owned());
+        }
+        for (flag, p) in [
+            ("duplicate", link.duplicate),
+            ("reorder", link.reorder),
+            ("corrupt", link.corrupt),
+        ] {
+            if !p.is_zero() {
+                args.push(format!("--{flag} {p}"));
+            }
+        }
+        if link.corrupt_bits != defaults.corrupt_bits {
+            args.push(format!("--corrupt-bits {}", link.corrupt_bits));
+        }
+        if let Some(rate) = link.rate {
+            args.push(format!("--rate {rate}"));
+        }
+        if link.queue != defaults.queue {
+            args.push(format!(
+                "--queue {}",
+                match link.queue {
+                    QueueLimit::Packets(n) => format!("{n}p"),
+                    QueueLimit::Bytes(n) => format!("{n}b"),
+                }
+            ));
+        }
+        if link.limit != defaults.limit {
+            args.push(format!("--limit {}", link.limit));
+        }
+        args
     }
 }
 
@@ -431,6 +462,30 @@ mod tests {
             ..ExperimentConfig::default()
         };
         assert_eq!(none.points(), Err(ConfigError::Empty("modes")));
+    }
+
+    #[test]
+    fn the_command_names_every_knob_that_is_not_the_default() {
+        let plain = ExperimentConfig::default().command();
+        assert_eq!(
+            plain,
+            "udpchat lab --loss 0%,1%,5%,10%,20%,30% --delay 20ms --jitter 5ms --messages 1000 \
+             --size 64 --interval 10ms --modes raw,reliable --seeds 5 --seed 1"
+        );
+        let mut config = ExperimentConfig::default();
+        config.link.jitter_reorders = false;
+        config.link.corrupt = Probability::new(0.01).unwrap();
+        config.link.corrupt_bits = std::num::NonZeroU32::new(3).unwrap();
+        config.link.rate = crate::parse::BitRate::from_bits_per_second(1_000_000);
+        config.link.queue = QueueLimit::bytes(64_000).unwrap();
+        config.link.limit = std::num::NonZeroUsize::new(50).unwrap();
+        let command = config.command();
+        for part in [
+            " --jitter 5ms --no-jitter-reorder --corrupt 1% --corrupt-bits 3 --rate 1mbit",
+            " --queue 64000b --limit 50 --messages",
+        ] {
+            assert!(command.contains(part), "{command}");
+        }
     }
 
     #[test]

@@ -1,8 +1,12 @@
-//! The impairment flags, shared by `udpchat proxy` and `udpchat chat`.
+//! The link (impairment) flags, declared once for `udpchat chat`, `udpchat proxy` and
+//! `udpchat lab`.
 //!
-//! One set of flags describes a link (`--loss 30% --delay 20ms ...`); it applies to both
-//! directions of the proxy, and to a chat's outgoing datagrams. Asymmetric links take
-//! per-direction overrides, one knob per flag, repeatable:
+//! [`LinkArgs`] holds the knobs every command takes alike (`--delay`, `--jitter`, `--rate`, ...),
+//! so their help texts cannot drift apart. A chat or a proxy applies one loss rate and may
+//! override each knob per direction ([`ImpairmentArgs`]); the lab sweeps a list of loss rates
+//! instead (see `crate::lab`), with the same help text ([`LOSS_HELP`], [`SEED_HELP`]).
+//!
+//! Asymmetric links take per-direction overrides, one knob per flag, repeatable:
 //!
 //! ```text
 //! --up KNOB=VALUE     client -> forward (proxy), outgoing (chat)
@@ -13,8 +17,12 @@
 //! `jitter-reorder`, `duplicate`, `reorder`, `corrupt`, `corrupt-bits`, `rate`, `queue`, `limit`)
 //! and VALUE is what that flag takes (`burst-loss=none`, `rate=none` and `jitter-reorder=no`
 //! switch a knob off). Example: `--delay 20ms --down loss=30% --down rate=1mbit` gives 20 ms each
-//! way, and loss and a rate limit only on the way back. Every value is parsed by clap through
-//! [`crate::parse`], so a bad one is a usage error (exit code 2) saying what was expected.
+//! way, and loss and a rate limit only on the way back.
+//!
+//! Every value is checked by clap through the lab's plain parsers ([`udpchat_lab::parse`]), so a
+//! bad one is a usage error (exit code 2) naming the flag and saying what was expected. Values
+//! may start with a dash (`allow_hyphen_values`) so that `--delay -5ms` reaches the parser and is
+//! refused as negative, rather than being taken for an unknown flag `-5ms`.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -23,65 +31,154 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
+use udpchat_lab::parse::{
+    parse_count, parse_duration, parse_probability, parse_queue, parse_rate, parse_seed, BitRate,
+    ParseError, QueueLimit, MIN_RATE,
+};
+use udpchat_lab::{GilbertElliott, ImpairedEndpoint, ImpairmentConfig, Probability};
 use udpchat_reliable::Endpoint;
 
-use crate::gilbert::GilbertElliott;
-use crate::impaired::ImpairedEndpoint;
-use crate::impairment::ImpairmentConfig;
-use crate::parse::{
-    parse_count, parse_duration, parse_probability, parse_queue, parse_rate, BitRate, ParseError,
-    QueueLimit,
-};
-use crate::probability::Probability;
+/// The help heading of the link flags.
+pub const LINK_HEADING: &str = "Link impairment";
 
-/// The impairment flags. Every knob is off unless given.
+/// `--loss`'s help, shared by the chat and proxy (one rate) and the lab (a list to sweep).
+pub const LOSS_HELP: &str = "Independent loss probability of each datagram: 0.2 or 20%. The lab \
+    takes a comma-separated list to sweep [lab default: 0,1%,5%,10%,20%,30%]";
+
+/// `--seed`'s help, shared by the chat, the proxy and the lab.
+pub const SEED_HELP: &str = "Seed of all impairment randomness: the same flags and seed give \
+    every datagram the same fate (0 to 2^64-1) [default: random, printed at start; lab: 1, its \
+    runs use SEED, SEED+1, ...]";
+
+/// `--rate`'s help: it names the smallest rate, [`MIN_RATE`].
+const RATE_HELP: &str = "Link rate: 1mbit, 500kbit, 64000bit, or bytes/s as 100kbps; at least \
+    8kbit (a 1200-byte datagram then takes 1.2 s). Datagrams take bits/rate to serialize and wait \
+    in a finite queue (--queue) [default: unlimited]";
+
+/// The knobs of a link, the same for every command. Every knob is off unless given (the lab's
+/// own defaults are said in the help texts).
 #[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Impairment (lab)")]
-pub struct ImpairmentArgs {
-    /// Independent loss probability: 0.2 or 20%.
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
-    pub loss: Option<Probability>,
-    /// Burst loss (Gilbert-Elliott): MEAN_LOSS,MEAN_BURST (e.g. 5%,3: 5% loss in bursts of 3
-    /// on average) or netem's ge:P,R,LOSS_BAD,LOSS_GOOD (the last two optional).
-    #[arg(long, value_name = "SPEC")]
-    pub burst_loss: Option<GilbertElliott>,
-    /// Fixed one-way delay: 30ms, 1s, 1.5s (a bare number is milliseconds).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+#[command(next_help_heading = LINK_HEADING)]
+pub struct LinkArgs {
+    /// Fixed one-way delay: 30ms, 1s, 1.5s (a bare number is milliseconds) [default: 0; lab:
+    /// 20ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub delay: Option<Duration>,
-    /// Jitter: each datagram's delay is DELAY plus a uniform draw from [-JITTER, +JITTER],
-    /// never below zero. Reorders datagrams, as netem does, unless --no-jitter-reorder.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Jitter: each datagram's delay is DELAY plus a uniform draw from [-JITTER, +JITTER], never
+    /// below zero. Reorders datagrams, as netem does, unless --no-jitter-reorder [default: 0;
+    /// lab: 5ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub jitter: Option<Duration>,
     /// Keep datagrams in order despite jitter (a datagram waits for the one before it).
     #[arg(long)]
     pub no_jitter_reorder: bool,
-    /// Probability that a datagram is sent twice.
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    /// Probability that a datagram is sent twice [default: 0].
+    #[arg(long, value_name = "P", value_parser = parse_probability, allow_hyphen_values = true)]
     pub duplicate: Option<Probability>,
     /// Probability that a datagram skips the delay and overtakes those queued (needs --delay or
-    /// --rate to have an effect, as in netem).
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    /// --rate to have an effect, as in netem) [default: 0].
+    #[arg(long, value_name = "P", value_parser = parse_probability, allow_hyphen_values = true)]
     pub reorder: Option<Probability>,
-    /// Probability that a datagram has bits flipped (udpchat's CRC will reject it).
-    #[arg(long, value_name = "P", value_parser = parse_probability)]
+    /// Probability that a datagram has bits flipped (udpchat's CRC will reject it) [default: 0].
+    #[arg(long, value_name = "P", value_parser = parse_probability, allow_hyphen_values = true)]
     pub corrupt: Option<Probability>,
     /// How many distinct bits a corrupted datagram has flipped [default: 1].
-    #[arg(long, value_name = "N", value_parser = parse_corrupt_bits)]
+    #[arg(long, value_name = "N", value_parser = parse_corrupt_bits, allow_hyphen_values = true)]
     pub corrupt_bits: Option<NonZeroU32>,
-    /// Link rate: 1mbit, 500kbit, 64000bit, or bytes/s as 100kbps. Datagrams take bits/rate to
-    /// serialize and wait in a finite queue.
-    #[arg(long, value_name = "BITS/S", value_parser = parse_rate)]
+    #[arg(long, value_name = "BITS/S", value_parser = parse_rate, allow_hyphen_values = true,
+          help = RATE_HELP)]
     pub rate: Option<BitRate>,
     /// The rate limiter's queue, tail drop when full: packets (100) or bytes (64kb, 1500b)
     /// [default: 1000 packets].
-    #[arg(long, value_name = "N", value_parser = parse_queue)]
+    #[arg(long, value_name = "N", value_parser = parse_queue, allow_hyphen_values = true)]
     pub queue: Option<QueueLimit>,
     /// Most datagrams held at once per direction, to bound memory [default: 10000].
-    #[arg(long, value_name = "N", value_parser = parse_limit)]
+    #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true)]
     pub limit: Option<NonZeroUsize>,
-    /// Seed of all impairment randomness: the same seed gives the same datagram sequence the
-    /// same fates [default: random, printed at start].
-    #[arg(long, value_name = "N")]
+}
+
+// The help text names the smallest rate; keep the two in step.
+const _: () = assert!(MIN_RATE == 8_000);
+
+impl LinkArgs {
+    /// Sets, in `config`, every knob given as a flag; the others keep `config`'s values.
+    pub fn apply(&self, config: &mut ImpairmentConfig) {
+        let c = config;
+        if let Some(v) = self.delay {
+            c.delay = v;
+        }
+        if let Some(v) = self.jitter {
+            c.jitter = v;
+        }
+        if self.no_jitter_reorder {
+            c.jitter_reorders = false;
+        }
+        if let Some(v) = self.duplicate {
+            c.duplicate = v;
+        }
+        if let Some(v) = self.reorder {
+            c.reorder = v;
+        }
+        if let Some(v) = self.corrupt {
+            c.corrupt = v;
+        }
+        if let Some(v) = self.corrupt_bits {
+            c.corrupt_bits = v;
+        }
+        if let Some(v) = self.rate {
+            c.rate = Some(v);
+        }
+        if let Some(v) = self.queue {
+            c.queue = v;
+        }
+        if let Some(v) = self.limit {
+            c.limit = v;
+        }
+    }
+
+    /// Warnings about flags that will have no effect (a modifier without the knob it modifies),
+    /// for the directions in use, each named (e.g. `up`, `outgoing`).
+    pub fn warnings_for(&self, directions: &[(&str, ImpairmentConfig)]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let none = |inert: fn(&ImpairmentConfig) -> bool| directions.iter().all(|(_, c)| inert(c));
+        for (name, c) in directions {
+            if !c.reorder.is_zero() && c.delay.is_zero() && c.rate.is_none() {
+                warnings.push(format!(
+                    "{name}: reorder has no effect without a delay or a rate (nothing is queued \
+                     for a datagram to overtake)"
+                ));
+            }
+        }
+        if self.queue.is_some() && none(|c| c.rate.is_none()) {
+            warnings.push("--queue has no effect without a --rate".to_owned());
+        }
+        if self.corrupt_bits.is_some() && none(|c| c.corrupt.is_zero()) {
+            warnings.push("--corrupt-bits has no effect without --corrupt".to_owned());
+        }
+        if self.no_jitter_reorder && none(|c| c.jitter.is_zero()) {
+            warnings.push("--no-jitter-reorder has no effect without --jitter".to_owned());
+        }
+        warnings
+    }
+}
+
+/// The impairment flags of `udpchat proxy` and `udpchat chat`: one loss rate, the link's knobs,
+/// the seed and the per-direction overrides.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = LINK_HEADING)]
+pub struct ImpairmentArgs {
+    #[arg(long, value_name = "P", value_parser = parse_probability, allow_hyphen_values = true,
+          help = LOSS_HELP)]
+    pub loss: Option<Probability>,
+    /// Burst loss (Gilbert-Elliott): MEAN_LOSS,MEAN_BURST (e.g. 5%,3: 5% loss in bursts of 3
+    /// on average) or netem's ge:P,R,LOSS_BAD,LOSS_GOOD (the last two optional).
+    #[arg(long, value_name = "SPEC", allow_hyphen_values = true)]
+    pub burst_loss: Option<GilbertElliott>,
+    /// The knobs every command shares.
+    #[command(flatten)]
+    pub link: LinkArgs,
+    #[arg(long, value_name = "N", value_parser = parse_seed, allow_hyphen_values = true,
+          help = SEED_HELP)]
     pub seed: Option<u64>,
     /// Override one knob for the up direction (proxy: client to forward; chat: outgoing), as
     /// KNOB=VALUE, e.g. loss=10%. Repeatable.
@@ -102,7 +199,7 @@ pub struct ChatImpairmentArgs {
     pub link: ImpairmentArgs,
     /// Impair incoming datagrams too, with the same knobs (overridden by --down KNOB=VALUE).
     /// Without it, only outgoing datagrams are impaired (unless --down is given).
-    #[arg(long, help_heading = "Impairment (lab)")]
+    #[arg(long, help_heading = LINK_HEADING)]
     pub impair_incoming: bool,
 }
 
@@ -191,32 +288,7 @@ impl ImpairmentArgs {
             c.loss = v;
         }
         c.burst_loss = self.burst_loss;
-        if let Some(v) = self.delay {
-            c.delay = v;
-        }
-        if let Some(v) = self.jitter {
-            c.jitter = v;
-        }
-        c.jitter_reorders = !self.no_jitter_reorder;
-        if let Some(v) = self.duplicate {
-            c.duplicate = v;
-        }
-        if let Some(v) = self.reorder {
-            c.reorder = v;
-        }
-        if let Some(v) = self.corrupt {
-            c.corrupt = v;
-        }
-        if let Some(v) = self.corrupt_bits {
-            c.corrupt_bits = v;
-        }
-        c.rate = self.rate;
-        if let Some(v) = self.queue {
-            c.queue = v;
-        }
-        if let Some(v) = self.limit {
-            c.limit = v;
-        }
+        self.link.apply(&mut c);
         c
     }
 
@@ -250,28 +322,10 @@ impl ImpairmentArgs {
         self.warnings_for(&[("up", self.up_config()), ("down", self.down_config())])
     }
 
-    /// Warnings for the directions actually in use, each named (e.g. `up`, `outgoing`).
+    /// [`LinkArgs::warnings_for`], and a seed given where nothing is random.
     fn warnings_for(&self, directions: &[(&str, ImpairmentConfig)]) -> Vec<String> {
-        let mut warnings = Vec::new();
-        let none = |inert: fn(&ImpairmentConfig) -> bool| directions.iter().all(|(_, c)| inert(c));
-        for (name, c) in directions {
-            if !c.reorder.is_zero() && c.delay.is_zero() && c.rate.is_none() {
-                warnings.push(format!(
-                    "{name}: reorder has no effect without a delay or a rate (nothing is queued \
-                     for a datagram to overtake)"
-                ));
-            }
-        }
-        if self.queue.is_some() && none(|c| c.rate.is_none()) {
-            warnings.push("--queue has no effect without a --rate".to_owned());
-        }
-        if self.corrupt_bits.is_some() && none(|c| c.corrupt.is_zero()) {
-            warnings.push("--corrupt-bits has no effect without --corrupt".to_owned());
-        }
-        if self.no_jitter_reorder && none(|c| c.jitter.is_zero()) {
-            warnings.push("--no-jitter-reorder has no effect without --jitter".to_owned());
-        }
-        if self.seed.is_some() && none(|c| !c.is_random()) {
+        let mut warnings = self.link.warnings_for(directions);
+        if self.seed.is_some() && directions.iter().all(|(_, c)| !c.is_random()) {
             warnings.push("--seed has no effect: no knob draws random numbers".to_owned());
         }
         warnings
@@ -459,6 +513,73 @@ mod tests {
             );
             let text = err.to_string();
             assert!(text.contains(needle), "{args:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn negative_values_reach_the_parser_and_are_named_as_negative() {
+        for args in [
+            &["--delay", "-5ms"][..],
+            &["--jitter", "-1ms"][..],
+            &["--rate", "-1"][..],
+            &["--seed", "-1"][..],
+            &["--queue", "-3"][..],
+            &["--limit", "-3"][..],
+            &["--corrupt-bits", "-1"][..],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(&format!("for '{} <", args[0])), "{text}");
+            assert!(text.contains("cannot be negative"), "{text}");
+        }
+        let text = parse(&["--loss", "-5%"]).unwrap_err().to_string();
+        assert!(text.contains("'--loss <P>'") && text.contains("between 0 and 1"), "{text}");
+    }
+
+    #[test]
+    fn rates_too_slow_to_carry_a_datagram_are_refused() {
+        for args in [&["--rate", "1bit"][..], &["--up", "rate=7kbit"][..]] {
+            let text = parse(args).unwrap_err().to_string();
+            assert!(text.contains("8kbit"), "{text}");
+        }
+        assert!(parse(&["--rate", "8kbit"]).is_ok());
+    }
+
+    /// Every flag that chat, proxy and lab share has one help text, whichever command shows it.
+    #[test]
+    fn shared_flags_have_the_same_help_everywhere() {
+        use clap::CommandFactory;
+        let mut cli = crate::Cli::command();
+        cli.build();
+        let help = |sub: &str, flag: &str| {
+            cli.find_subcommand(sub)
+                .and_then(|c| c.get_arguments().find(|a| a.get_long() == Some(flag)))
+                .map(|a| a.get_help().map(ToString::to_string).unwrap_or_default())
+        };
+        let shared = [
+            "loss",
+            "delay",
+            "jitter",
+            "no-jitter-reorder",
+            "duplicate",
+            "reorder",
+            "corrupt",
+            "corrupt-bits",
+            "rate",
+            "queue",
+            "limit",
+            "seed",
+        ];
+        for flag in shared {
+            let chat = help("chat", flag);
+            assert!(chat.as_ref().is_some_and(|h| !h.is_empty()), "chat --{flag}");
+            assert_eq!(chat, help("proxy", flag), "--{flag}: chat vs proxy");
+            assert_eq!(chat, help("lab", flag), "--{flag}: chat vs lab");
         }
     }
 
