@@ -142,8 +142,14 @@ mod tests {
         // Names are resolved later, by family.
         assert!(check(v6, "localhost:9").is_ok());
         let err = check(v6, "127.0.0.1:9").unwrap_err();
-        assert!(err.contains("--peer 127.0.0.1:9") && err.contains("--bind [::1]:0"), "{err}");
+        assert!(
+            err.contains("--peer 127.0.0.1:9") && err.contains("--bind [::1]:0"),
+            "{err}"
+        );
         let err = check(v4, "[::1]:9").unwrap_err();
-        assert!(err.contains("--peer [::1]:9") && err.contains("--bind 127.0.0.1:0"), "{err}");
+        assert!(
+            err.contains("--peer [::1]:9") && err.contains("--bind 127.0.0.1:0"),
+            "{err}"
+        );
     }
 }

@@ -79,7 +79,12 @@ pub struct LabArgs {
     pub format: Format,
     /// Instead of the sweep, draw the ladder diagram of the first N messages of one run: the
     /// first loss rate, pattern and mode given, and the first seed (in the simulator).
-    #[arg(long, value_name = "N", conflicts_with = "real", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "real",
+        allow_negative_numbers = true
+    )]
     pub ladder: Option<u64>,
     /// Run the sweep over real loopback sockets through the impairment proxy instead of the
     /// simulator: not bit-exact, takes real time (all runs at once: about the messages' schedule,

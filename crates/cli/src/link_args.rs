@@ -538,7 +538,10 @@ mod tests {
             assert!(text.contains("cannot be negative"), "{text}");
         }
         let text = parse(&["--loss", "-5%"]).unwrap_err().to_string();
-        assert!(text.contains("'--loss <P>'") && text.contains("between 0 and 1"), "{text}");
+        assert!(
+            text.contains("'--loss <P>'") && text.contains("between 0 and 1"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -577,7 +580,10 @@ mod tests {
         ];
         for flag in shared {
             let chat = help("chat", flag);
-            assert!(chat.as_ref().is_some_and(|h| !h.is_empty()), "chat --{flag}");
+            assert!(
+                chat.as_ref().is_some_and(|h| !h.is_empty()),
+                "chat --{flag}"
+            );
             assert_eq!(chat, help("proxy", flag), "--{flag}: chat vs proxy");
             assert_eq!(chat, help("lab", flag), "--{flag}: chat vs lab");
         }
