@@ -42,8 +42,9 @@ use udpchat_reliable::Endpoint;
 pub const LINK_HEADING: &str = "Link impairment";
 
 /// `--loss`'s help, shared by the chat and proxy (one rate) and the lab (a list to sweep).
-pub const LOSS_HELP: &str = "Independent loss probability of each datagram: 0.2 or 20%. The lab \
-    takes a comma-separated list to sweep [lab default: 0,1%,5%,10%,20%,30%]";
+pub const LOSS_HELP: &str = "Loss probability of each datagram, independent of the others: 0.2 \
+    or 20%. The lab takes a comma-separated list of mean loss rates to sweep (spread in bursts \
+    with --burst) [lab default: 0,1%,5%,10%,20%,30%]";
 
 /// `--seed`'s help, shared by the chat, the proxy and the lab.
 pub const SEED_HELP: &str = "Seed of all impairment randomness: the same flags and seed give \
