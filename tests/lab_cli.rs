@@ -108,6 +108,50 @@ fn same_flags_and_seed_give_identical_results_json_and_its_command_reruns_it() {
     }
 }
 
+/// The lab takes the link flags chat and proxy take (one declaration serves all three), and its
+/// stored command names each one given, so a rerun is the same experiment.
+#[test]
+fn the_shared_link_flags_reach_the_lab_and_its_command_reruns_them() {
+    let knobs = [
+        "--no-jitter-reorder",
+        "--corrupt",
+        "2%",
+        "--corrupt-bits",
+        "3",
+        "--rate",
+        "1mbit",
+        "--queue",
+        "20",
+        "--limit",
+        "500",
+        "--format",
+        "json",
+    ];
+    let first = lab(&knobs);
+    let json: Value = serde_json::from_str(&first).unwrap();
+    let link = &json["config"]["link"];
+    assert_eq!(link["jitter_reorders"], false, "{link}");
+    assert_eq!(link["corrupt_bits"], 3, "{link}");
+    assert_eq!(link["limit"], 500, "{link}");
+    let command = json["command"].as_str().unwrap();
+    for part in [
+        "--no-jitter-reorder",
+        "--corrupt-bits 3",
+        "--queue 20p",
+        "--limit 500",
+    ] {
+        assert!(command.contains(part), "{command}");
+    }
+    let args: Vec<&str> = command
+        .strip_prefix("udpchat ")
+        .unwrap()
+        .split(' ')
+        .collect();
+    let (code, rerun, stderr) = udpchat(&[args.as_slice(), &["--format", "json"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rerun.trim_end(), first.trim_end());
+}
+
 #[test]
 fn csv_output_parses_with_one_record_per_point_and_mode() {
     let text = lab(&["--format", "csv"]);
