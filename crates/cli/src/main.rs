@@ -7,10 +7,12 @@
 mod chat;
 mod lab;
 mod lines;
+mod notice;
 mod output;
 mod proxy;
 mod reliable_args;
 mod tui;
+mod untrusted;
 
 use std::process::ExitCode;
 

@@ -15,9 +15,12 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::model::{
-    canonical, format_ms, ConnState, Delivery, Entry, Mode, Model, NoticeKind, Scroll, Viewport,
+    canonical, format_ms, mode_label, ConnState, Delivery, Entry, Model, NoticeKind, Scroll,
+    Viewport,
 };
 use super::wrap::{sanitize, wrap};
+use crate::chat::Mode;
+use crate::notice::number;
 
 /// The prompt before the input line.
 const PROMPT: &str = "> ";
@@ -178,7 +181,7 @@ fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'st
             delivery,
         } => {
             let seq = if numbered {
-                format!("#{} ", id.0)
+                format!("#{} ", number(id.0))
             } else {
                 String::new()
             };
@@ -204,7 +207,7 @@ fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'st
         }
         Entry::Peer { nick, seq, text } => {
             let seq = match seq {
-                Some(seq) if numbered => format!("#{seq} "),
+                Some(seq) if numbered => format!("#{} ", number(*seq)),
                 _ => String::new(),
             };
             let nick = sanitize(nick);
@@ -290,7 +293,10 @@ fn notice_label(kind: NoticeKind) -> (&'static str, Style) {
         NoticeKind::Gap => ("[gap] ", style.fg(Color::Yellow)),
         NoticeKind::Duplicate => ("[duplicate] ", style.fg(Color::Yellow)),
         NoticeKind::Reordered => ("[reordered] ", style.fg(Color::Yellow)),
+        NoticeKind::Restart => ("[restart] ", style.fg(Color::Yellow)),
         NoticeKind::Dropped => ("[dropped] ", style.fg(Color::DarkGray)),
+        NoticeKind::Delivered => ("[delivered] ", style.fg(Color::Green)),
+        NoticeKind::Lost => ("[lost] ", style.fg(Color::Red)),
         NoticeKind::Error => ("[error] ", style.fg(Color::Red)),
     }
 }
@@ -329,9 +335,9 @@ pub fn status_line(model: &Model) -> Line<'static> {
     let mut spans = vec![
         Span::styled(
             if info.plain {
-                format!(" {} plain ", info.mode.label())
+                format!(" {} plain ", mode_label(info.mode))
             } else {
-                format!(" {} ", info.mode.label())
+                format!(" {} ", mode_label(info.mode))
             },
             mode_style.add_modifier(Modifier::BOLD),
         ),
@@ -565,27 +571,31 @@ mod tests {
             from: addr(4000),
             seq: 1,
         });
-        let rows = render(&mut m, 80, 10);
+        let rows = render(&mut m, 100, 10);
         let text = screen(&rows);
         assert!(
-            rows.contains(&"#0 bob: hello  · sent, unconfirmed".to_string()),
+            rows.contains(&"#1 bob: hello  · sent, unconfirmed".to_string()),
             "{text}"
         );
-        assert!(rows.contains(&"#0 alice: hi bob".to_string()), "{text}");
+        assert!(rows.contains(&"#1 alice: hi bob".to_string()), "{text}");
         assert!(
-            rows.contains(&"[gap] 2 messages from alice never arrived (#1–#2)".to_string()),
-            "{text}"
-        );
-        assert!(
-            rows.contains(&"#3 alice: did you get that?".to_string()),
-            "{text}"
-        );
-        assert!(
-            text.contains("[duplicate] message #3 from alice arrived twice"),
+            rows.contains(
+                &"[gap] 2 messages from alice were missing (#2–#3): 1 arrived late, 1 has not \
+                  arrived yet"
+                    .to_string()
+            ),
             "{text}"
         );
         assert!(
-            text.contains("[reordered] message #1 from alice arrived late"),
+            rows.contains(&"#4 alice: did you get that?".to_string()),
+            "{text}"
+        );
+        assert!(
+            text.contains("[duplicate] message #4 from alice arrived twice"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[reordered] message #2 from alice arrived late"),
             "{text}"
         );
         assert!(!text.contains("delivered"));
@@ -677,7 +687,18 @@ mod tests {
         peer_says(&mut m, 0, "evil\u{1b}]0;pwned\u{7}\u{1b}[2J");
         let text = screen(&render(&mut m, 60, 6));
         assert!(!text.contains('\u{1b}'));
-        assert!(text.contains("evil␛]0;pwned␇␛[2J"), "{text}");
+        assert!(
+            text.contains("evil\\u{1b}]0;pwned\\u{7}\\u{1b}[2J"),
+            "{text}"
+        );
+        let mut m = model(Mode::Raw);
+        peer_says(&mut m, 1, "abc\u{202e}dcba\u{2028}<bob> fake");
+        let text = screen(&render(&mut m, 60, 6));
+        assert!(!text.contains('\u{202e}') && !text.contains('\u{2028}'));
+        assert!(
+            text.contains("alice: abc\\u{202e}dcba\\u{2028}<bob> fake"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -688,10 +709,10 @@ mod tests {
         }
         // 8 rows: 6 of history, status, input.
         let rows = render(&mut m, 40, 8);
-        assert_eq!(rows[5], "#29 alice: line 29");
+        assert_eq!(rows[5], "#30 alice: line 29");
         m.handle(Action::PageUp);
         let rows = render(&mut m, 40, 8);
-        assert_eq!(rows[5], "#24 alice: line 24");
+        assert_eq!(rows[5], "#25 alice: line 24");
         assert!(rows[6].contains("scrolled"), "{rows:#?}");
         for _ in 0..10 {
             m.handle(Action::PageUp);
@@ -708,7 +729,7 @@ mod tests {
             m.handle(Action::PageDown);
         }
         let rows = render(&mut m, 40, 8);
-        assert_eq!(rows[5], "#30 alice: line 30");
+        assert_eq!(rows[5], "#31 alice: line 30");
         assert!(!rows[6].contains("scrolled"));
     }
 

@@ -8,7 +8,7 @@
 //!
 //! Text from the peer is untrusted: an escape sequence drawn into a cell would reach the terminal
 //! and could move the cursor or retitle the window. [`sanitize`] turns every control character
-//! into a visible stand-in before anything is drawn.
+//! into a visible escape before anything is drawn.
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -18,20 +18,11 @@ use unicode_width::UnicodeWidthStr;
 /// Cells of indent for the continuation lines of a wrapped entry (when the width allows).
 pub const HANGING_INDENT: usize = 2;
 
-/// Replaces control characters with visible stand-ins: C0 controls become their Unicode "control
-/// pictures" (ESC shows as `␛`), DEL as `␡`, C1 controls as `�`; a tab becomes a space. Line
-/// feeds are kept: [`wrap`] breaks the line there.
+/// Network text made safe to draw: every hazard escaped by the one rule of
+/// [`crate::untrusted::escape`] (`\u{1b}`, `\u{202e}`), and a tab made a space (a cell cannot
+/// hold a tab). Line feeds are kept: [`wrap`] breaks the line there.
 pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => '\n',
-            '\t' => ' ',
-            '\u{7f}' => '\u{2421}',
-            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-            c if c.is_control() => '\u{fffd}',
-            c => c,
-        })
-        .collect()
+    crate::untrusted::escape(text).replace('\t', " ")
 }
 
 /// One grapheme and its style, the unit of wrapping.
@@ -228,8 +219,12 @@ mod tests {
     fn control_characters_are_made_visible() {
         assert_eq!(
             sanitize("a\u{1b}[2Jb\u{7}\u{7f}\u{9b}\tc"),
-            "a␛[2Jb␇␡\u{fffd} c"
+            "a\\u{1b}[2Jb\\u{7}\\u{7f}\\u{9b} c"
         );
         assert_eq!(sanitize("ok\nok"), "ok\nok");
+        assert_eq!(
+            sanitize("abc\u{202e}dcba\u{2028}x"),
+            "abc\\u{202e}dcba\\u{2028}x"
+        );
     }
 }
