@@ -350,4 +350,190 @@ mod tests {
             })
         );
     }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// What `events` print, one `(stdout?, line)` per line, all at the same instant.
+    fn printed(output: &mut Output, events: Vec<Event>) -> Vec<(bool, String)> {
+        let now = Instant::now();
+        events
+            .into_iter()
+            .flat_map(|event| output.lines(event, now).lines)
+            .map(|(stream, line)| (stream == Stream::Stdout, line))
+            .collect()
+    }
+
+    fn message(nick: &str, text: &str) -> Event {
+        Event::Message {
+            from: addr(9),
+            nick: nick.into(),
+            seq: Some(0),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn text_from_the_network_is_escaped_and_long_nicknames_are_cut() {
+        let mut out = Output::new(Format::Text, Mode::Raw, true, false);
+        let long = "n".repeat(40);
+        let lines = printed(
+            &mut out,
+            vec![
+                message("alice", "abc\u{202e}dcba"),
+                message("alice", "x\u{2028}<bob> after LS\n<bob> second line"),
+                message(&long, "\u{1b}[31mred\u{9b}"),
+            ],
+        );
+        let expected = [
+            "<alice> abc\\u{202e}dcba".to_owned(),
+            "<alice> x\\u{2028}<bob> after LS".to_owned(),
+            "<alice> <bob> second line".to_owned(),
+            format!("<{}…> \\u{{1b}}[31mred\\u{{9b}}", "n".repeat(32)),
+        ];
+        assert_eq!(
+            lines,
+            expected.map(|line| (true, line)).to_vec(),
+            "each line under the sender's name, nothing raw"
+        );
+    }
+
+    #[test]
+    fn json_escapes_c1_controls_and_keeps_the_text() {
+        let mut out = Output::new(Format::Json, Mode::Raw, true, false);
+        let text = "a\u{85}<bob> after NEL \u{9b}31m";
+        let lines = printed(&mut out, vec![message(&"é".repeat(40), text)]);
+        assert_eq!(lines.len(), 1);
+        let (stdout, line) = &lines[0];
+        assert!(stdout);
+        assert!(
+            !line.contains('\u{85}') && !line.contains('\u{9b}'),
+            "{line}"
+        );
+        assert!(
+            line.contains("\\u0085") && line.contains("\\u009b"),
+            "{line}"
+        );
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(value["text"], text);
+        assert_eq!(value["nick"], format!("{}…", "é".repeat(32)));
+    }
+
+    #[test]
+    fn deliveries_are_reported_only_when_verbose_and_numbered_from_one() {
+        let delivered = || Event::Delivered {
+            id: MessageId(22),
+            rtt: Some(std::time::Duration::from_micros(18_200)),
+        };
+        let mut quiet = Output::new(Format::Text, Mode::Reliable, true, false);
+        assert_eq!(printed(&mut quiet, vec![delivered()]), vec![]);
+        let lost = printed(&mut quiet, vec![Event::Lost { id: MessageId(0) }]);
+        assert_eq!(
+            lost,
+            vec![(false, "udpchat: lost: message #1 was not delivered".into())]
+        );
+        let mut verbose = Output::new(Format::Text, Mode::Reliable, true, true);
+        assert_eq!(
+            printed(&mut verbose, vec![delivered()]),
+            vec![(
+                false,
+                "udpchat: delivered: message #23 (round trip 18.2 ms)".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn the_peer_is_announced_once_and_in_the_words_of_the_mode() {
+        let peer = || Event::Peer { addr: addr(7) };
+        let mut with_peer = Output::new(Format::Text, Mode::Reliable, true, false);
+        assert_eq!(
+            printed(&mut with_peer, vec![peer()]),
+            vec![(false, "udpchat: connected to 127.0.0.1:7".into())]
+        );
+        let mut listener = Output::new(Format::Text, Mode::Raw, false, false);
+        assert_eq!(
+            printed(&mut listener, vec![peer()]),
+            vec![(
+                false,
+                "udpchat: talking to 127.0.0.1:7 (they wrote first)".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_flood_of_notices_prints_ten_of_each_kind_then_counts() {
+        let mut out = Output::new(Format::Text, Mode::Raw, true, false);
+        let mut events = Vec::new();
+        for seq in 0..1000u64 {
+            events.push(Event::Gap {
+                from: addr(9),
+                first: seq * 3,
+                last: seq * 3,
+            });
+            events.push(Event::Duplicate { from: addr(9), seq });
+            events.push(Event::Reordered { from: addr(9), seq });
+            events.push(Event::PeerRestarted);
+            events.push(Event::Dropped {
+                from: addr(9),
+                cause: udpchat_reliable::DropCause::Malformed,
+                detail: "junk".into(),
+            });
+        }
+        events.push(Event::Closed);
+        let lines = printed(&mut out, events);
+        let shown = crate::notice::SHOWN_PER_WINDOW as usize;
+        // Per kind: the shown ones, the line saying the rest are counted, the count at the end.
+        assert_eq!(lines.len(), 5 * (shown + 2), "{lines:#?}");
+        let has = |text: &str| lines.iter().any(|(_, line)| line == text);
+        assert!(has(
+            "udpchat: more gap notices are counted, not shown, for up to 10 s (/stats has the \
+             counts)"
+        ));
+        assert!(has(
+            "udpchat: 990 more gap notices were not shown (/stats has the counts)"
+        ));
+        assert!(has(
+            "udpchat: 990 more ignored datagrams were not shown (/stats has the counts)"
+        ));
+        assert!(lines.iter().all(|(stdout, _)| !stdout));
+    }
+
+    #[test]
+    fn json_keeps_every_gap_event_and_limits_only_ignored_datagrams() {
+        let mut out = Output::new(Format::Json, Mode::Raw, true, false);
+        let mut events = Vec::new();
+        for seq in 0..100u64 {
+            events.push(Event::Gap {
+                from: addr(9),
+                first: seq * 2,
+                last: seq * 2,
+            });
+            events.push(Event::Dropped {
+                from: addr(9),
+                cause: udpchat_reliable::DropCause::Malformed,
+                detail: "junk".into(),
+            });
+        }
+        let lines = printed(&mut out, events);
+        let stdout = |kind: &str| {
+            lines
+                .iter()
+                .filter(|(out, line)| *out && line.contains(&format!("\"event\":\"{kind}\"")))
+                .count()
+        };
+        assert_eq!(stdout("gap"), 100);
+        assert_eq!(stdout("dropped"), crate::notice::SHOWN_PER_WINDOW as usize);
+        let notes: Vec<_> = lines.iter().filter(|(out, _)| !out).collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let mut end = Printed::default();
+        out.flush_into(&mut end);
+        assert_eq!(
+            end.lines,
+            vec![(
+                Stream::Stderr,
+                "udpchat: 90 more ignored datagrams were not shown (/stats has the counts)".into()
+            )]
+        );
+    }
 }
