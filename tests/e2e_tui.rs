@@ -258,8 +258,9 @@ fn raw_gaps_duplicates_and_reordering_show_as_notices() {
     tmux.keys(&["Enter"]);
     let (_, screen_addr) = recv_datagram(&socket);
 
-    // mallory's messages 0 and 3 arrive, then 1 late, then 3 again: 1 and 2 look lost, then 1
-    // turns out reordered, and 3 is a duplicate.
+    // mallory's messages 0 and 3 arrive, then 1 late, then 3 again: 1 and 2 have not arrived,
+    // then 1 turns out reordered (the gap notice says so in place), and 3 is a duplicate. The
+    // screen counts from 1, so the wire's 0 is #1.
     for (seq, text) in [(0, "zero"), (3, "three"), (1, "one"), (3, "three")] {
         socket
             .send_to(&raw_datagram(seq, "mallory", text), screen_addr)
@@ -267,11 +268,11 @@ fn raw_gaps_duplicates_and_reordering_show_as_notices() {
     }
     let screen = tmux.wait_for_text("arrived twice");
     for expected in [
-        "#0 mallory: zero",
-        "[gap] 2 messages from mallory never arrived (#1–#2)",
-        "#3 mallory: three",
-        "[reordered] message #1 from mallory arrived late",
-        "[duplicate] message #3 from mallory arrived twice",
+        "#1 mallory: zero",
+        "[gap] 2 messages from mallory were missing (#2–#3): 1 arrived late, 1 has not arrived yet",
+        "#4 mallory: three",
+        "[reordered] message #2 from mallory arrived late",
+        "[duplicate] message #4 from mallory arrived twice",
     ] {
         assert!(screen.contains(expected), "{expected:?} missing:\n{screen}");
     }
@@ -466,7 +467,7 @@ fn reliable_lines_nobody_acknowledges_are_marked_lost_and_exit_3() {
     assert_exited_and_restored(&tmux, 3, "bob: into the void");
     let screen = tmux.screen();
     assert!(
-        screen.contains("udpchat: undelivered: message 0: into the void"),
+        screen.contains("udpchat: undelivered: message #1: into the void"),
         "{screen}"
     );
 }

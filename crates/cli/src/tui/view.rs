@@ -172,7 +172,6 @@ fn fingerprint(entry: &Entry) -> u64 {
 }
 
 fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'static>>) {
-    let dim = Style::default().fg(Color::DarkGray);
     match entry {
         Entry::Mine {
             nick,
@@ -180,52 +179,21 @@ fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'st
             text,
             delivery,
         } => {
-            let seq = if numbered {
-                format!("#{} ", number(id.0))
-            } else {
-                String::new()
-            };
-            let nick = sanitize(nick);
-            let text = sanitize(text);
+            let seq = numbered.then_some(id.0);
             let (mark, mark_style) = delivery_mark(*delivery);
-            out.extend(wrap(
-                &[
-                    (&seq, dim),
-                    (
-                        &nick,
-                        Style::default()
-                            .fg(Color::Cyan)
-                            .add_modifier(Modifier::BOLD),
-                    ),
-                    (": ", Style::default()),
-                    (&text, Style::default()),
-                    ("  ", Style::default()),
-                    (&mark, mark_style),
-                ],
+            let speaker = Style::default().fg(Color::Cyan);
+            out.extend(message_lines(
+                seq,
+                (nick, speaker),
+                text,
+                Some((&mark, mark_style)),
                 width,
             ));
         }
         Entry::Peer { nick, seq, text } => {
-            let seq = match seq {
-                Some(seq) if numbered => format!("#{} ", number(*seq)),
-                _ => String::new(),
-            };
-            let nick = sanitize(nick);
-            let text = sanitize(text);
-            out.extend(wrap(
-                &[
-                    (&seq, dim),
-                    (
-                        &nick,
-                        Style::default()
-                            .fg(Color::Magenta)
-                            .add_modifier(Modifier::BOLD),
-                    ),
-                    (": ", Style::default()),
-                    (&text, Style::default()),
-                ],
-                width,
-            ));
+            let seq = seq.filter(|_| numbered);
+            let speaker = Style::default().fg(Color::Magenta);
+            out.extend(message_lines(seq, (nick, speaker), text, None, width));
         }
         Entry::Notice { kind, text, repeat } => {
             let (label, style) = notice_label(*kind);
@@ -244,23 +212,51 @@ fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'st
                 width,
             ));
         }
-        Entry::Table { title, rows } => {
-            let heading = Style::default().add_modifier(Modifier::BOLD);
-            out.extend(wrap(&[("── ", dim), (title, heading), (" ──", dim)], width));
-            let name_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
-            for (name, value) in rows {
-                let pad = " ".repeat(name_width - name.width() + 2);
-                out.extend(wrap(
-                    &[
-                        ("  ", Style::default()),
-                        (name, dim),
-                        (&pad, Style::default()),
-                        (value, Style::default()),
-                    ],
-                    width,
-                ));
-            }
-        }
+        Entry::Table { title, rows } => table_lines(title, rows, width, out),
+    }
+}
+
+/// One message: its number (`#3 `, counted from 1) if shown, the speaker, the text and, for
+/// mine, the delivery mark.
+fn message_lines(
+    seq: Option<u64>,
+    (nick, speaker): (&str, Style),
+    text: &str,
+    mark: Option<(&str, Style)>,
+    width: u16,
+) -> Vec<Line<'static>> {
+    let dim = Style::default().fg(Color::DarkGray);
+    let seq = seq.map_or_else(String::new, |seq| format!("#{} ", number(seq)));
+    let nick = sanitize(nick);
+    let text = sanitize(text);
+    let mut segments = vec![
+        (seq.as_str(), dim),
+        (nick.as_str(), speaker.add_modifier(Modifier::BOLD)),
+        (": ", Style::default()),
+        (text.as_str(), Style::default()),
+    ];
+    if let Some((mark, style)) = mark {
+        segments.extend([("  ", Style::default()), (mark, style)]);
+    }
+    wrap(&segments, width)
+}
+
+fn table_lines(title: &str, rows: &[(String, String)], width: u16, out: &mut Vec<Line<'static>>) {
+    let dim = Style::default().fg(Color::DarkGray);
+    let heading = Style::default().add_modifier(Modifier::BOLD);
+    out.extend(wrap(&[("── ", dim), (title, heading), (" ──", dim)], width));
+    let name_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
+    for (name, value) in rows {
+        let pad = " ".repeat(name_width - name.width() + 2);
+        out.extend(wrap(
+            &[
+                ("  ", Style::default()),
+                (name, dim),
+                (&pad, Style::default()),
+                (value, Style::default()),
+            ],
+            width,
+        ));
     }
 }
 
@@ -309,7 +305,6 @@ fn bar_style() -> Style {
 pub fn status_line(model: &Model) -> Line<'static> {
     let info = model.info();
     let bar = bar_style();
-    let sep = || Span::styled(" │ ", bar);
     let mode_style = match info.mode {
         Mode::Raw => Style::default().bg(Color::Yellow).fg(Color::Black),
         Mode::Reliable => Style::default().bg(Color::Green).fg(Color::Black),
@@ -322,15 +317,6 @@ pub fn status_line(model: &Model) -> Line<'static> {
         (Some(addr), Some(nick)) => format!("{} @ {addr}", sanitize(nick)),
         (Some(addr), None) => addr.to_string(),
         (None, _) => "no peer yet".into(),
-    };
-    let counts = match info.mode {
-        Mode::Raw => format!("sent {} (unconfirmed)", model.sent()),
-        Mode::Reliable => format!(
-            "sent {} ✓{} ✗{}",
-            model.sent(),
-            model.delivered(),
-            model.lost()
-        ),
     };
     let mut spans = vec![
         Span::styled(
@@ -349,9 +335,9 @@ pub fn status_line(model: &Model) -> Line<'static> {
             ),
             bar,
         ),
-        sep(),
+        separator(),
         Span::styled(model.conn().label(info.mode).to_string(), conn_style),
-        sep(),
+        separator(),
     ];
     if let Scroll::Top(_) = model.scroll() {
         // First after the mode: a narrow terminal must still show why new lines do not appear.
@@ -366,20 +352,42 @@ pub fn status_line(model: &Model) -> Line<'static> {
             ),
         );
     }
+    spans.extend(counter_spans(model));
+    Line::from(spans)
+}
+
+fn separator() -> Span<'static> {
+    Span::styled(" │ ", bar_style())
+}
+
+/// The status bar's figures after the state: RTT, counts, retransmissions, impairment.
+fn counter_spans(model: &Model) -> Vec<Span<'static>> {
+    let info = model.info();
+    let bar = bar_style();
+    let mut spans = Vec::new();
+    let counts = match info.mode {
+        Mode::Raw => format!("sent {} (unconfirmed)", model.sent()),
+        Mode::Reliable => format!(
+            "sent {} ✓{} ✗{}",
+            model.sent(),
+            model.delivered(),
+            model.lost()
+        ),
+    };
     if info.mode == Mode::Reliable {
         let rtt = model.rtt().map_or_else(|| "-".to_string(), format_ms);
         spans.push(Span::styled(format!("rtt {rtt}"), bar));
-        spans.push(sep());
+        spans.push(separator());
     }
     spans.push(Span::styled(counts, bar));
     if info.mode == Mode::Reliable {
-        spans.push(sep());
+        spans.push(separator());
         spans.push(Span::styled(
             format!("retransmits {}", model.retransmissions()),
             bar,
         ));
     }
-    spans.push(sep());
+    spans.push(separator());
     spans.push(Span::styled(
         match &info.impairment {
             Some(imp) => format!("impaired: {imp}"),
@@ -387,7 +395,7 @@ pub fn status_line(model: &Model) -> Line<'static> {
         },
         bar,
     ));
-    Line::from(spans)
+    spans
 }
 
 fn draw_input(frame: &mut Frame<'_>, model: &Model, area: Rect) {

@@ -72,39 +72,7 @@ pub fn wrap(segments: &[(&str, Style)], width: u16) -> Vec<Line<'static>> {
                 w => (grapheme, w),
             };
             if used + w > width {
-                // Break after the last space of this line, if that leaves something on it.
-                let current = lines.last_mut().map(std::mem::take).unwrap_or_default();
-                let first_cell = if lines.len() > 1 { indent } else { 0 };
-                let split = current
-                    .iter()
-                    .rposition(|c| c.grapheme == " ")
-                    .filter(|&i| i + 1 > first_cell && i + 1 < current.len())
-                    // The moved word must fit on the next line with the new grapheme.
-                    .filter(|&i| {
-                        let tail: usize = current[i + 1..].iter().map(|c| c.width).sum();
-                        indent + tail + w <= width
-                    });
-                let (head, tail) = match split {
-                    Some(i) => {
-                        let mut head = current;
-                        let tail = head.split_off(i + 1);
-                        (head, tail)
-                    }
-                    None => (current, Vec::new()),
-                };
-                if let Some(last) = lines.last_mut() {
-                    *last = head;
-                }
-                let mut next: Vec<Cell<'_>> = (0..indent)
-                    .map(|_| Cell {
-                        grapheme: " ",
-                        width: 1,
-                        style: Style::default(),
-                    })
-                    .collect();
-                next.extend(tail);
-                used = next.iter().map(|c| c.width).sum();
-                lines.push(next);
+                used = break_line(&mut lines, indent, width, w);
             }
             if let Some(line) = lines.last_mut() {
                 line.push(Cell {
@@ -117,6 +85,46 @@ pub fn wrap(segments: &[(&str, Style)], width: u16) -> Vec<Line<'static>> {
         }
     }
     lines.into_iter().map(to_line).collect()
+}
+
+/// Starts a new line because a grapheme `w` cells wide does not fit on the last one: the last
+/// line is broken after its last space (if that leaves something on it and the moved word fits
+/// on the next line with the new grapheme), and the next line starts with the hanging indent
+/// and the moved word. Returns the cells the new line already uses.
+fn break_line(lines: &mut Vec<Vec<Cell<'_>>>, indent: usize, width: usize, w: usize) -> usize {
+    let current = lines.last_mut().map(std::mem::take).unwrap_or_default();
+    let first_cell = if lines.len() > 1 { indent } else { 0 };
+    let split = current
+        .iter()
+        .rposition(|c| c.grapheme == " ")
+        .filter(|&i| i + 1 > first_cell && i + 1 < current.len())
+        // The moved word must fit on the next line with the new grapheme.
+        .filter(|&i| {
+            let tail: usize = current[i + 1..].iter().map(|c| c.width).sum();
+            indent + tail + w <= width
+        });
+    let (head, tail) = match split {
+        Some(i) => {
+            let mut head = current;
+            let tail = head.split_off(i + 1);
+            (head, tail)
+        }
+        None => (current, Vec::new()),
+    };
+    if let Some(last) = lines.last_mut() {
+        *last = head;
+    }
+    let mut next: Vec<Cell<'_>> = (0..indent)
+        .map(|_| Cell {
+            grapheme: " ",
+            width: 1,
+            style: Style::default(),
+        })
+        .collect();
+    next.extend(tail);
+    let used = next.iter().map(|c| c.width).sum();
+    lines.push(next);
+    used
 }
 
 /// Joins runs of equally styled cells into spans.
