@@ -171,8 +171,9 @@ fn a_flood_of_crafted_numbers_earns_a_bounded_number_of_notices() {
     chat.close_stdin();
     assert_eq!(chat.exit_code(), 0);
     let stats = chat.expect_stats();
-    let counted = stats["gaps"] + stats["duplicates"] + stats["reordered"];
-    assert!(counted > 1000, "the flood made few events: {stats:?}");
+    // Gaps count missing numbers, which a crafted jump makes astronomically many.
+    assert!(stats["gaps"] > 1000, "the flood made few gaps: {stats:?}");
+    assert!(stats["reordered"] > 50, "the flood made few late ones: {stats:?}");
     chat.drain(Pipe::Stderr);
     let notices: Vec<&String> = chat
         .history(Pipe::Stderr)
