@@ -211,12 +211,12 @@ fn raw_chat_between_the_screen_and_a_line_mode_peer() {
     // Typed on the screen: shown as sent (raw UDP cannot confirm), and received by alice.
     tmux.type_text("hello from the screen, 日本語 👍");
     tmux.keys(&["Enter"]);
-    tmux.wait_for_text("#0 bob: hello from the screen, 日本語 👍  · sent, unconfirmed");
+    tmux.wait_for_text("#1 bob: hello from the screen, 日本語 👍  · sent, unconfirmed");
     alice.expect_stdout("<bob> hello from the screen, 日本語 👍");
 
     // Alice answers: the screen shows her line and learns her nickname.
     alice.send_line("hi bob");
-    let screen = tmux.wait_for_text("#0 alice: hi bob");
+    let screen = tmux.wait_for_text("#1 alice: hi bob");
     assert!(
         screen.contains(&format!("alice @ {alice_addr}")),
         "{screen}"
