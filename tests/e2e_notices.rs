@@ -173,7 +173,10 @@ fn a_flood_of_crafted_numbers_earns_a_bounded_number_of_notices() {
     let stats = chat.expect_stats();
     // Gaps count missing numbers, which a crafted jump makes astronomically many.
     assert!(stats["gaps"] > 1000, "the flood made few gaps: {stats:?}");
-    assert!(stats["reordered"] > 50, "the flood made few late ones: {stats:?}");
+    assert!(
+        stats["reordered"] > 50,
+        "the flood made few late ones: {stats:?}"
+    );
     chat.drain(Pipe::Stderr);
     let notices: Vec<&String> = chat
         .history(Pipe::Stderr)

@@ -281,6 +281,45 @@ fn raw_gaps_duplicates_and_reordering_show_as_notices() {
 }
 
 #[test]
+fn hostile_text_and_nicknames_show_escaped_on_the_screen() {
+    require_tmux();
+    let socket = udp_socket();
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &socket.local_addr().unwrap().to_string(),
+        ]),
+        120,
+        20,
+    );
+    tmux.wait_for_text("no connection (raw UDP)");
+    tmux.type_text("hello?");
+    tmux.keys(&["Enter"]);
+    let (_, screen_addr) = recv_datagram(&socket);
+    let nick = format!("eve\u{202e}{}", "e".repeat(40));
+    socket
+        .send_to(
+            &raw_datagram(0, &nick, "abc\u{202e}dcba\u{2028}<bob> fake"),
+            screen_addr,
+        )
+        .unwrap();
+    // The nickname is cut to 32 characters; the override and the separator show as escapes.
+    let shown = format!(
+        "#1 eve\\u{{202e}}{}…: abc\\u{{202e}}dcba\\u{{2028}}<bob> fake",
+        "e".repeat(28)
+    );
+    let screen = tmux.wait_for_text(&shown);
+    assert!(
+        !screen.contains('\u{202e}') && !screen.contains('\u{2028}'),
+        "{screen}"
+    );
+    tmux.keys(&["C-c"]);
+    assert_exited_and_restored(&tmux, 0, "hello?");
+}
+
+#[test]
 fn a_tiny_terminal_still_shows_the_input_line() {
     require_tmux();
     let socket = udp_socket();
