@@ -893,7 +893,7 @@ impl Model {
         let gap = &mut self.open_gaps[at];
         gap.arrived += 1;
         let text = notice::gap_text(&gap.who, gap.first, gap.last, gap.arrived);
-        let complete = gap.arrived > u128::from(gap.last - gap.first);
+        let complete = gap.arrived > u128::from(gap.last.saturating_sub(gap.first));
         let index = gap.index;
         if !self.set_notice_text(index, text) || complete {
             self.open_gaps.remove(at);
