@@ -233,7 +233,14 @@ pub enum Flood {
 }
 
 impl Flood {
-    const COUNT: usize = 6;
+    const ALL: [Flood; 6] = [
+        Flood::Gap,
+        Flood::Duplicate,
+        Flood::Reordered,
+        Flood::Restart,
+        Flood::Peer,
+        Flood::Dropped,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -320,7 +327,7 @@ struct Window {
 /// chat shows every notice.
 #[derive(Debug, Clone, Default)]
 pub struct Limiter {
-    windows: [Window; Flood::COUNT],
+    windows: [Window; Flood::ALL.len()],
 }
 
 impl Limiter {
@@ -355,15 +362,7 @@ impl Limiter {
 
     /// The summaries of the windows still holding notices back (at the end of the chat).
     pub fn flush(&mut self) -> Vec<Summary> {
-        let flood = [
-            Flood::Gap,
-            Flood::Duplicate,
-            Flood::Reordered,
-            Flood::Restart,
-            Flood::Peer,
-            Flood::Dropped,
-        ];
-        flood
+        Flood::ALL
             .into_iter()
             .filter_map(|flood| {
                 let window = &mut self.windows[flood.index()];
