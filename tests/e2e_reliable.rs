@@ -200,7 +200,8 @@ fn killing_the_receiver_makes_the_sender_exit_3_naming_what_was_lost() {
     assert_eq!(alice.exit_code(), 3);
     let stderr = alice.drain(Pipe::Stderr);
     let all: Vec<&String> = alice.history(Pipe::Stderr).iter().chain(&stderr).collect();
-    for text in ["message 1: into the void 1", "message 2: into the void 2"] {
+    // Numbered from 1: "before the crash" was message #1.
+    for text in ["message #2: into the void 1", "message #3: into the void 2"] {
         assert!(
             all.iter()
                 .any(|l| l.contains("undelivered") && l.contains(text)),

@@ -211,12 +211,12 @@ fn raw_chat_between_the_screen_and_a_line_mode_peer() {
     // Typed on the screen: shown as sent (raw UDP cannot confirm), and received by alice.
     tmux.type_text("hello from the screen, 日本語 👍");
     tmux.keys(&["Enter"]);
-    tmux.wait_for_text("#0 bob: hello from the screen, 日本語 👍  · sent, unconfirmed");
+    tmux.wait_for_text("#1 bob: hello from the screen, 日本語 👍  · sent, unconfirmed");
     alice.expect_stdout("<bob> hello from the screen, 日本語 👍");
 
     // Alice answers: the screen shows her line and learns her nickname.
     alice.send_line("hi bob");
-    let screen = tmux.wait_for_text("#0 alice: hi bob");
+    let screen = tmux.wait_for_text("#1 alice: hi bob");
     assert!(
         screen.contains(&format!("alice @ {alice_addr}")),
         "{screen}"
@@ -258,8 +258,9 @@ fn raw_gaps_duplicates_and_reordering_show_as_notices() {
     tmux.keys(&["Enter"]);
     let (_, screen_addr) = recv_datagram(&socket);
 
-    // mallory's messages 0 and 3 arrive, then 1 late, then 3 again: 1 and 2 look lost, then 1
-    // turns out reordered, and 3 is a duplicate.
+    // mallory's messages 0 and 3 arrive, then 1 late, then 3 again: 1 and 2 have not arrived,
+    // then 1 turns out reordered (the gap notice says so in place), and 3 is a duplicate. The
+    // screen counts from 1, so the wire's 0 is #1.
     for (seq, text) in [(0, "zero"), (3, "three"), (1, "one"), (3, "three")] {
         socket
             .send_to(&raw_datagram(seq, "mallory", text), screen_addr)
@@ -267,16 +268,55 @@ fn raw_gaps_duplicates_and_reordering_show_as_notices() {
     }
     let screen = tmux.wait_for_text("arrived twice");
     for expected in [
-        "#0 mallory: zero",
-        "[gap] 2 messages from mallory never arrived (#1–#2)",
-        "#3 mallory: three",
-        "[reordered] message #1 from mallory arrived late",
-        "[duplicate] message #3 from mallory arrived twice",
+        "#1 mallory: zero",
+        "[gap] 2 messages from mallory were missing (#2–#3): 1 arrived late, 1 has not arrived yet",
+        "#4 mallory: three",
+        "[reordered] message #2 from mallory arrived late",
+        "[duplicate] message #4 from mallory arrived twice",
     ] {
         assert!(screen.contains(expected), "{expected:?} missing:\n{screen}");
     }
     tmux.keys(&["C-c"]);
     assert_exited_and_restored(&tmux, 0, "mallory");
+}
+
+#[test]
+fn hostile_text_and_nicknames_show_escaped_on_the_screen() {
+    require_tmux();
+    let socket = udp_socket();
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &socket.local_addr().unwrap().to_string(),
+        ]),
+        120,
+        20,
+    );
+    tmux.wait_for_text("no connection (raw UDP)");
+    tmux.type_text("hello?");
+    tmux.keys(&["Enter"]);
+    let (_, screen_addr) = recv_datagram(&socket);
+    let nick = format!("eve\u{202e}{}", "e".repeat(40));
+    socket
+        .send_to(
+            &raw_datagram(0, &nick, "abc\u{202e}dcba\u{2028}<bob> fake"),
+            screen_addr,
+        )
+        .unwrap();
+    // The nickname is cut to 32 characters; the override and the separator show as escapes.
+    let shown = format!(
+        "#1 eve\\u{{202e}}{}…: abc\\u{{202e}}dcba\\u{{2028}}<bob> fake",
+        "e".repeat(28)
+    );
+    let screen = tmux.wait_for_text(&shown);
+    assert!(
+        !screen.contains('\u{202e}') && !screen.contains('\u{2028}'),
+        "{screen}"
+    );
+    tmux.keys(&["C-c"]);
+    assert_exited_and_restored(&tmux, 0, "hello?");
 }
 
 #[test]
@@ -466,7 +506,7 @@ fn reliable_lines_nobody_acknowledges_are_marked_lost_and_exit_3() {
     assert_exited_and_restored(&tmux, 3, "bob: into the void");
     let screen = tmux.screen();
     assert!(
-        screen.contains("udpchat: undelivered: message 0: into the void"),
+        screen.contains("udpchat: undelivered: message #1: into the void"),
         "{screen}"
     );
 }

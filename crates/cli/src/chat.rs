@@ -22,7 +22,7 @@ use udpchat_reliable::{driver, Endpoint, Input, RawConfig, RawEndpoint};
 use crate::address::{check_families, dual_stack, parse_destination};
 use crate::lines;
 use crate::link_args::{ChatImpairment, ChatImpairmentArgs};
-use crate::output::{Format, Output};
+use crate::output::{report_undelivered, Format, Output};
 use crate::reliable_args::{usage, ReliableArgs, Undelivered};
 use crate::tui;
 
@@ -78,6 +78,11 @@ pub struct ChatArgs {
     /// The lab's impairment flags (--loss, --delay, ...; see docs/lab.md).
     #[command(flatten)]
     pub impairment: ChatImpairmentArgs,
+
+    /// Line interface: also report each delivered message on stderr (reliable mode), with its
+    /// round-trip time.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 impl ChatArgs {
@@ -153,40 +158,17 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
     let local = socket
         .local_addr()
         .context("cannot read the bound address")?;
-
-    let mut endpoint: Box<dyn Endpoint> = match args.mode {
-        Mode::Raw => Box::new(RawEndpoint::new(RawConfig {
-            nick: args.nick.clone().unwrap_or_else(default_nick),
-            peer,
-            max_datagram: args.max_datagram,
-            plain: args.plain,
-        })),
-        Mode::Reliable => Box::new(
-            args.reliable
-                .endpoint(
-                    args.nick.clone().unwrap_or_else(default_nick),
-                    peer,
-                    args.max_datagram,
-                )
-                .unwrap_or_else(|usage| usage.exit()),
-        ),
-    };
-
-    // The lab's impairment, if asked for, wraps whichever endpoint the mode built.
+    // Settled once: the endpoint sends it and the screen shows it.
+    let nick = args.nick.clone().unwrap_or_else(default_nick);
     let impairment = args.impairment.resolve();
-    if let Some(impairment) = &impairment {
-        endpoint = Box::new(impairment.wrap(endpoint));
-    }
+    let mut endpoint = endpoint(&args, nick.clone(), peer, impairment.as_ref());
 
     // A person at a terminal gets the chat screen (crate::tui), which shows the addresses itself
-    // and takes Ctrl-C as a key; everything below is the line interface.
+    // and takes Ctrl-C as a key; everything else is the line interface.
     if ui == tui::Ui::Tui {
         let info = tui::SessionInfo {
-            mode: match args.mode {
-                Mode::Raw => tui::Mode::Raw,
-                Mode::Reliable => tui::Mode::Reliable,
-            },
-            nick: args.nick.clone().unwrap_or_else(default_nick),
+            mode: args.mode,
+            nick,
             local,
             peer,
             plain: args.plain,
@@ -194,47 +176,95 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
         };
         return tui::chat(&mut endpoint, &socket, info, args.stats).await;
     }
+    let session = LineSession {
+        local,
+        peer,
+        impairment,
+    };
+    line_chat(&args, endpoint, &socket, session).await
+}
 
+/// The endpoint for `args.mode`, wrapped in the lab's impairment if one was asked for.
+fn endpoint(
+    args: &ChatArgs,
+    nick: String,
+    peer: Option<SocketAddr>,
+    impairment: Option<&ChatImpairment>,
+) -> Box<dyn Endpoint> {
+    let endpoint: Box<dyn Endpoint> = match args.mode {
+        Mode::Raw => Box::new(RawEndpoint::new(RawConfig {
+            nick,
+            peer,
+            max_datagram: args.max_datagram,
+            plain: args.plain,
+        })),
+        Mode::Reliable => Box::new(
+            args.reliable
+                .endpoint(nick, peer, args.max_datagram)
+                .unwrap_or_else(|usage| usage.exit()),
+        ),
+    };
+    match impairment {
+        Some(impairment) => Box::new(impairment.wrap(endpoint)),
+        None => endpoint,
+    }
+}
+
+/// What the line interface says about the session before the first line.
+struct LineSession {
+    local: SocketAddr,
+    peer: Option<SocketAddr>,
+    impairment: Option<ChatImpairment>,
+}
+
+/// The line interface: stdin lines out, messages on stdout, notices on stderr.
+async fn line_chat(
+    args: &ChatArgs,
+    mut endpoint: Box<dyn Endpoint>,
+    socket: &UdpSocket,
+    session: LineSession,
+) -> Result<ExitCode> {
     // Ctrl-C is caught from here on: before the first line, so whoever reads it may interrupt.
     let (input, mut inputs) = mpsc::channel(64);
     tokio::spawn(close_on_ctrl_c(interrupts()?, input.clone()));
+    print_banner(args, &session);
+    lines::spawn_stdin_reader(input);
 
+    let mut output = Output::new(args.format, args.mode, session.peer.is_some(), args.verbose);
+    let mut tracked = Undelivered::new(&mut output);
+    let local = session.local;
+    driver::run(&mut endpoint, socket, &mut inputs, &mut tracked)
+        .await
+        .with_context(|| format!("the socket on {local} keeps failing"))?;
+    let lost = tracked.lost().to_vec();
+    output.flush();
+    if args.stats {
+        output.print_stats(&endpoint.stats());
+    }
+    Ok(report_undelivered(&lost))
+}
+
+/// The first lines on stderr: the address bound (scripts read the port from it), the peer,
+/// the impairment.
+fn print_banner(args: &ChatArgs, session: &LineSession) {
     let flavour = if args.plain { ", plain" } else { "" };
     eprintln!(
-        "udpchat: listening on {local} ({} mode{flavour})",
+        "udpchat: listening on {} ({} mode{flavour})",
+        session.local,
         args.mode.name()
     );
-    match peer {
-        Some(peer) => eprintln!("udpchat: talking to {peer}"),
-        None => eprintln!("udpchat: no --peer: waiting for someone to write first"),
+    match (session.peer, args.mode) {
+        // Reliable mode says "connected to" once the handshake is done.
+        (Some(peer), Mode::Reliable) => eprintln!("udpchat: connecting to {peer}"),
+        (Some(peer), Mode::Raw) => eprintln!("udpchat: talking to {peer}"),
+        (None, _) => eprintln!("udpchat: no --peer: waiting for someone to write first"),
     }
-    for line in impairment.iter().flat_map(ChatImpairment::describe) {
+    for line in session.impairment.iter().flat_map(ChatImpairment::describe) {
         eprintln!("udpchat: {line}");
     }
     for warning in args.impairment.warnings() {
         eprintln!("udpchat: warning: {warning}");
     }
-
-    lines::spawn_stdin_reader(input);
-
-    let mut output = Output::new(args.format);
-    let mut tracked = Undelivered::new(&mut output);
-    driver::run(&mut endpoint, &socket, &mut inputs, &mut tracked)
-        .await
-        .with_context(|| format!("the socket on {local} keeps failing"))?;
-    let lost = tracked.lost().to_vec();
-    if args.stats {
-        output.print_stats(&endpoint.stats());
-    }
-    if lost.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Reliable mode gave up on these: say which, and exit 3 (never 0 having lost a message).
-    eprintln!("udpchat: {} message(s) were not delivered:", lost.len());
-    for (id, text) in &lost {
-        eprintln!("udpchat: undelivered: message {}: {text}", id.0);
-    }
-    Ok(ExitCode::from(3))
 }
 
 /// Ctrl-C, as a stream of signals. Both kinds have `recv() -> Option<()>`.

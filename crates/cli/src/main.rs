@@ -11,10 +11,12 @@ mod chat;
 mod lab;
 mod lines;
 mod link_args;
+mod notice;
 mod output;
 mod proxy;
 mod reliable_args;
 mod tui;
+mod untrusted;
 
 use std::process::ExitCode;
 

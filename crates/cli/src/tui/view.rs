@@ -15,9 +15,12 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::model::{
-    canonical, format_ms, ConnState, Delivery, Entry, Mode, Model, NoticeKind, Scroll, Viewport,
+    canonical, format_ms, mode_label, ConnState, Delivery, Entry, Model, NoticeKind, Scroll,
+    Viewport,
 };
 use super::wrap::{sanitize, wrap};
+use crate::chat::Mode;
+use crate::notice::number;
 
 /// The prompt before the input line.
 const PROMPT: &str = "> ";
@@ -169,7 +172,6 @@ fn fingerprint(entry: &Entry) -> u64 {
 }
 
 fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'static>>) {
-    let dim = Style::default().fg(Color::DarkGray);
     match entry {
         Entry::Mine {
             nick,
@@ -177,52 +179,21 @@ fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'st
             text,
             delivery,
         } => {
-            let seq = if numbered {
-                format!("#{} ", id.0)
-            } else {
-                String::new()
-            };
-            let nick = sanitize(nick);
-            let text = sanitize(text);
+            let seq = numbered.then_some(id.0);
             let (mark, mark_style) = delivery_mark(*delivery);
-            out.extend(wrap(
-                &[
-                    (&seq, dim),
-                    (
-                        &nick,
-                        Style::default()
-                            .fg(Color::Cyan)
-                            .add_modifier(Modifier::BOLD),
-                    ),
-                    (": ", Style::default()),
-                    (&text, Style::default()),
-                    ("  ", Style::default()),
-                    (&mark, mark_style),
-                ],
+            let speaker = Style::default().fg(Color::Cyan);
+            out.extend(message_lines(
+                seq,
+                (nick, speaker),
+                text,
+                Some((&mark, mark_style)),
                 width,
             ));
         }
         Entry::Peer { nick, seq, text } => {
-            let seq = match seq {
-                Some(seq) if numbered => format!("#{seq} "),
-                _ => String::new(),
-            };
-            let nick = sanitize(nick);
-            let text = sanitize(text);
-            out.extend(wrap(
-                &[
-                    (&seq, dim),
-                    (
-                        &nick,
-                        Style::default()
-                            .fg(Color::Magenta)
-                            .add_modifier(Modifier::BOLD),
-                    ),
-                    (": ", Style::default()),
-                    (&text, Style::default()),
-                ],
-                width,
-            ));
+            let seq = seq.filter(|_| numbered);
+            let speaker = Style::default().fg(Color::Magenta);
+            out.extend(message_lines(seq, (nick, speaker), text, None, width));
         }
         Entry::Notice { kind, text, repeat } => {
             let (label, style) = notice_label(*kind);
@@ -241,23 +212,51 @@ fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'st
                 width,
             ));
         }
-        Entry::Table { title, rows } => {
-            let heading = Style::default().add_modifier(Modifier::BOLD);
-            out.extend(wrap(&[("── ", dim), (title, heading), (" ──", dim)], width));
-            let name_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
-            for (name, value) in rows {
-                let pad = " ".repeat(name_width - name.width() + 2);
-                out.extend(wrap(
-                    &[
-                        ("  ", Style::default()),
-                        (name, dim),
-                        (&pad, Style::default()),
-                        (value, Style::default()),
-                    ],
-                    width,
-                ));
-            }
-        }
+        Entry::Table { title, rows } => table_lines(title, rows, width, out),
+    }
+}
+
+/// One message: its number (`#3 `, counted from 1) if shown, the speaker, the text and, for
+/// mine, the delivery mark.
+fn message_lines(
+    seq: Option<u64>,
+    (nick, speaker): (&str, Style),
+    text: &str,
+    mark: Option<(&str, Style)>,
+    width: u16,
+) -> Vec<Line<'static>> {
+    let dim = Style::default().fg(Color::DarkGray);
+    let seq = seq.map_or_else(String::new, |seq| format!("#{} ", number(seq)));
+    let nick = sanitize(nick);
+    let text = sanitize(text);
+    let mut segments = vec![
+        (seq.as_str(), dim),
+        (nick.as_str(), speaker.add_modifier(Modifier::BOLD)),
+        (": ", Style::default()),
+        (text.as_str(), Style::default()),
+    ];
+    if let Some((mark, style)) = mark {
+        segments.extend([("  ", Style::default()), (mark, style)]);
+    }
+    wrap(&segments, width)
+}
+
+fn table_lines(title: &str, rows: &[(String, String)], width: u16, out: &mut Vec<Line<'static>>) {
+    let dim = Style::default().fg(Color::DarkGray);
+    let heading = Style::default().add_modifier(Modifier::BOLD);
+    out.extend(wrap(&[("── ", dim), (title, heading), (" ──", dim)], width));
+    let name_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
+    for (name, value) in rows {
+        let pad = " ".repeat(name_width - name.width() + 2);
+        out.extend(wrap(
+            &[
+                ("  ", Style::default()),
+                (name, dim),
+                (&pad, Style::default()),
+                (value, Style::default()),
+            ],
+            width,
+        ));
     }
 }
 
@@ -290,7 +289,10 @@ fn notice_label(kind: NoticeKind) -> (&'static str, Style) {
         NoticeKind::Gap => ("[gap] ", style.fg(Color::Yellow)),
         NoticeKind::Duplicate => ("[duplicate] ", style.fg(Color::Yellow)),
         NoticeKind::Reordered => ("[reordered] ", style.fg(Color::Yellow)),
+        NoticeKind::Restart => ("[restart] ", style.fg(Color::Yellow)),
         NoticeKind::Dropped => ("[dropped] ", style.fg(Color::DarkGray)),
+        NoticeKind::Delivered => ("[delivered] ", style.fg(Color::Green)),
+        NoticeKind::Lost => ("[lost] ", style.fg(Color::Red)),
         NoticeKind::Error => ("[error] ", style.fg(Color::Red)),
     }
 }
@@ -303,7 +305,6 @@ fn bar_style() -> Style {
 pub fn status_line(model: &Model) -> Line<'static> {
     let info = model.info();
     let bar = bar_style();
-    let sep = || Span::styled(" │ ", bar);
     let mode_style = match info.mode {
         Mode::Raw => Style::default().bg(Color::Yellow).fg(Color::Black),
         Mode::Reliable => Style::default().bg(Color::Green).fg(Color::Black),
@@ -317,21 +318,12 @@ pub fn status_line(model: &Model) -> Line<'static> {
         (Some(addr), None) => addr.to_string(),
         (None, _) => "no peer yet".into(),
     };
-    let counts = match info.mode {
-        Mode::Raw => format!("sent {} (unconfirmed)", model.sent()),
-        Mode::Reliable => format!(
-            "sent {} ✓{} ✗{}",
-            model.sent(),
-            model.delivered(),
-            model.lost()
-        ),
-    };
     let mut spans = vec![
         Span::styled(
             if info.plain {
-                format!(" {} plain ", info.mode.label())
+                format!(" {} plain ", mode_label(info.mode))
             } else {
-                format!(" {} ", info.mode.label())
+                format!(" {} ", mode_label(info.mode))
             },
             mode_style.add_modifier(Modifier::BOLD),
         ),
@@ -343,9 +335,9 @@ pub fn status_line(model: &Model) -> Line<'static> {
             ),
             bar,
         ),
-        sep(),
+        separator(),
         Span::styled(model.conn().label(info.mode).to_string(), conn_style),
-        sep(),
+        separator(),
     ];
     if let Scroll::Top(_) = model.scroll() {
         // First after the mode: a narrow terminal must still show why new lines do not appear.
@@ -360,20 +352,42 @@ pub fn status_line(model: &Model) -> Line<'static> {
             ),
         );
     }
+    spans.extend(counter_spans(model));
+    Line::from(spans)
+}
+
+fn separator() -> Span<'static> {
+    Span::styled(" │ ", bar_style())
+}
+
+/// The status bar's figures after the state: RTT, counts, retransmissions, impairment.
+fn counter_spans(model: &Model) -> Vec<Span<'static>> {
+    let info = model.info();
+    let bar = bar_style();
+    let mut spans = Vec::new();
+    let counts = match info.mode {
+        Mode::Raw => format!("sent {} (unconfirmed)", model.sent()),
+        Mode::Reliable => format!(
+            "sent {} ✓{} ✗{}",
+            model.sent(),
+            model.delivered(),
+            model.lost()
+        ),
+    };
     if info.mode == Mode::Reliable {
         let rtt = model.rtt().map_or_else(|| "-".to_string(), format_ms);
         spans.push(Span::styled(format!("rtt {rtt}"), bar));
-        spans.push(sep());
+        spans.push(separator());
     }
     spans.push(Span::styled(counts, bar));
     if info.mode == Mode::Reliable {
-        spans.push(sep());
+        spans.push(separator());
         spans.push(Span::styled(
             format!("retransmits {}", model.retransmissions()),
             bar,
         ));
     }
-    spans.push(sep());
+    spans.push(separator());
     spans.push(Span::styled(
         match &info.impairment {
             Some(imp) => format!("impaired: {imp}"),
@@ -381,7 +395,7 @@ pub fn status_line(model: &Model) -> Line<'static> {
         },
         bar,
     ));
-    Line::from(spans)
+    spans
 }
 
 fn draw_input(frame: &mut Frame<'_>, model: &Model, area: Rect) {
@@ -565,27 +579,31 @@ mod tests {
             from: addr(4000),
             seq: 1,
         });
-        let rows = render(&mut m, 80, 10);
+        let rows = render(&mut m, 100, 10);
         let text = screen(&rows);
         assert!(
-            rows.contains(&"#0 bob: hello  · sent, unconfirmed".to_string()),
+            rows.contains(&"#1 bob: hello  · sent, unconfirmed".to_string()),
             "{text}"
         );
-        assert!(rows.contains(&"#0 alice: hi bob".to_string()), "{text}");
+        assert!(rows.contains(&"#1 alice: hi bob".to_string()), "{text}");
         assert!(
-            rows.contains(&"[gap] 2 messages from alice never arrived (#1–#2)".to_string()),
-            "{text}"
-        );
-        assert!(
-            rows.contains(&"#3 alice: did you get that?".to_string()),
-            "{text}"
-        );
-        assert!(
-            text.contains("[duplicate] message #3 from alice arrived twice"),
+            rows.contains(
+                &"[gap] 2 messages from alice were missing (#2–#3): 1 arrived late, 1 has not \
+                  arrived yet"
+                    .to_string()
+            ),
             "{text}"
         );
         assert!(
-            text.contains("[reordered] message #1 from alice arrived late"),
+            rows.contains(&"#4 alice: did you get that?".to_string()),
+            "{text}"
+        );
+        assert!(
+            text.contains("[duplicate] message #4 from alice arrived twice"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[reordered] message #2 from alice arrived late"),
             "{text}"
         );
         assert!(!text.contains("delivered"));
@@ -677,7 +695,18 @@ mod tests {
         peer_says(&mut m, 0, "evil\u{1b}]0;pwned\u{7}\u{1b}[2J");
         let text = screen(&render(&mut m, 60, 6));
         assert!(!text.contains('\u{1b}'));
-        assert!(text.contains("evil␛]0;pwned␇␛[2J"), "{text}");
+        assert!(
+            text.contains("evil\\u{1b}]0;pwned\\u{7}\\u{1b}[2J"),
+            "{text}"
+        );
+        let mut m = model(Mode::Raw);
+        peer_says(&mut m, 1, "abc\u{202e}dcba\u{2028}<bob> fake");
+        let text = screen(&render(&mut m, 60, 6));
+        assert!(!text.contains('\u{202e}') && !text.contains('\u{2028}'));
+        assert!(
+            text.contains("alice: abc\\u{202e}dcba\\u{2028}<bob> fake"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -688,10 +717,10 @@ mod tests {
         }
         // 8 rows: 6 of history, status, input.
         let rows = render(&mut m, 40, 8);
-        assert_eq!(rows[5], "#29 alice: line 29");
+        assert_eq!(rows[5], "#30 alice: line 29");
         m.handle(Action::PageUp);
         let rows = render(&mut m, 40, 8);
-        assert_eq!(rows[5], "#24 alice: line 24");
+        assert_eq!(rows[5], "#25 alice: line 24");
         assert!(rows[6].contains("scrolled"), "{rows:#?}");
         for _ in 0..10 {
             m.handle(Action::PageUp);
@@ -708,7 +737,7 @@ mod tests {
             m.handle(Action::PageDown);
         }
         let rows = render(&mut m, 40, 8);
-        assert_eq!(rows[5], "#30 alice: line 30");
+        assert_eq!(rows[5], "#31 alice: line 30");
         assert!(!rows[6].contains("scrolled"));
     }
 
