@@ -285,7 +285,7 @@ async fn run_real(
 
     let _ = stop.send(());
     let link_stats = match proxy_task.await {
-        Ok(Ok(stats)) => stats.up,
+        Ok(Ok(stats)) => stats.up.model,
         Ok(Err(e)) => return Err(io_error("the proxy failed", &e)),
         Err(e) => return Err(io_error("the proxy task failed", &e)),
     };
