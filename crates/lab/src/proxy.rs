@@ -10,7 +10,8 @@
 //! - **clients**: at most `max_clients` upstream sockets are open (default 256, well below the
 //!   usual limit of 1,024 open files); a new client beyond that makes the proxy forget the one
 //!   heard from least recently, closing its socket at once. If the system refuses a socket anyway
-//!   (a lower file limit), the proxy forgets the idlest client and tries once more. Datagrams
+//!   (a lower file limit), the proxy forgets the idlest client, tries once more, and from then
+//!   on keeps no more clients than it then holds. Datagrams
 //!   still delayed for a forgotten client are dropped when they leave the queue
 //!   (`dropped_forgotten`): sending them from a fresh socket would show the forward side a
 //!   client it has never heard of. Replies for it are still delivered (its address is known).
@@ -75,7 +76,8 @@ pub struct ProxyConfig {
     /// Seed of both directions (each derives its own stream).
     pub seed: u64,
     /// Most clients remembered (upstream sockets open) at once. Default
-    /// [`DEFAULT_MAX_CLIENTS`]; 0 is taken as 1.
+    /// [`DEFAULT_MAX_CLIENTS`]; 0 is taken as 1. If the system refuses a socket below that, the
+    /// proxy lowers it to the number it holds.
     pub max_clients: usize,
     /// Most bytes of datagrams held in one direction's queue. Default
     /// [`DEFAULT_MAX_HELD_BYTES`].
@@ -210,7 +212,7 @@ pub struct ProxyStats {
     pub clients_now: u64,
     /// Clients forgotten to make room for newer ones (or because their socket failed).
     pub clients_forgotten: u64,
-    /// The bound on clients remembered at once.
+    /// The bound on clients remembered at once (lowered if the system refused a socket).
     pub max_clients: u64,
     /// Failed receives (on the listen socket or a client's upstream socket).
     pub recv_errors: u64,
@@ -617,8 +619,9 @@ impl Relay {
     }
 
     /// Opens an upstream socket for a new client. When the system refuses one (its file limit
-    /// may be below `max_clients`), the idlest client is forgotten to make room and the proxy
-    /// tries once more.
+    /// is below `max_clients`, or other programs use the files), the idlest client is
+    /// forgotten to make room and the proxy tries once more; if that works, the bound on
+    /// clients comes down to what the system allowed, so later clients cost no failed call.
     async fn open_client(&mut self, from: SocketAddr, now: Instant) -> Option<u64> {
         if self.clients.is_full() {
             // Forget first, so its file is closed before a new one is asked for.
@@ -628,21 +631,25 @@ impl Relay {
             Ok(socket) => return Some(self.clients.insert(from, socket, now)),
             Err(e) => e,
         };
+        let forward = self.forward;
         if self.clients.forget_idlest().is_some() {
-            let (forward, max) = (self.forward, self.clients.max);
-            self.problem(ProblemKind::SocketLimit, now, || {
-                format!(
-                    "cannot open a socket towards {forward} for a new client ({error}): forgot \
-                     the idlest client to make room (--max-clients {max} is above what the \
-                     system allows)"
-                )
-            });
-            match upstream_socket(self.forward).await {
-                Ok(socket) => return Some(self.clients.insert(from, socket, now)),
+            match upstream_socket(forward).await {
+                Ok(socket) => {
+                    let id = self.clients.insert(from, socket, now);
+                    let (was, now_max) = (self.clients.max, self.clients.len());
+                    self.clients.max = now_max;
+                    self.problem(ProblemKind::SocketLimit, now, || {
+                        format!(
+                            "cannot open a socket towards {forward} for a new client ({error}): \
+                             forgot the idlest client to make room, and keeps at most \
+                             {now_max} clients from now on instead of {was}"
+                        )
+                    });
+                    return Some(id);
+                }
                 Err(e) => error = e,
             }
         }
-        let forward = self.forward;
         self.problem(ProblemKind::NoSocket, now, || {
             format!(
                 "cannot open a socket towards {forward} for client {from} ({error}): its \
@@ -776,11 +783,14 @@ impl Proxy {
         tokio::pin!(shutdown);
 
         loop {
-            let wake = [relay.up.model.next_release(), relay.down.model.next_release()]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(tokio::time::Instant::from_std);
+            let wake = [
+                relay.up.model.next_release(),
+                relay.down.model.next_release(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(tokio::time::Instant::from_std);
             turn = turn.wrapping_add(1);
             tokio::select! {
                 () = &mut shutdown => break,
@@ -1057,17 +1067,11 @@ mod tests {
         assert_eq!(stats.up.received, 10);
         assert_eq!((stats.up.held, stats.up.dropped_memory), (3, 7));
         assert_eq!(stats.up.held_bytes, 3 * SIZE as u64);
-        assert_eq!(
-            stats.up.model.received, 3,
-            "dropped before the impairment"
-        );
+        assert_eq!(stats.up.model.received, 3, "dropped before the impairment");
         assert_accounted(&stats.up);
         let text = stats.to_string();
         assert!(text.contains("dropped_memory=7"), "{text}");
-        assert!(
-            text.contains(&format!("held_bytes={}", 3 * SIZE)),
-            "{text}"
-        );
+        assert!(text.contains(&format!("held_bytes={}", 3 * SIZE)), "{text}");
     }
 
     /// A relay driven by hand, with virtual time: nothing here depends on the machine's speed.
@@ -1092,14 +1096,27 @@ mod tests {
         relay.from_client(addr(1002), b"two", t0).await;
         assert_eq!(relay.clients.len(), 1);
         let second = relay.clients.touch(addr(1002), t0).unwrap();
-        let second_upstream = relay.clients.get(second).unwrap().socket.local_addr().unwrap();
+        let second_upstream = relay
+            .clients
+            .get(second)
+            .unwrap()
+            .socket
+            .local_addr()
+            .unwrap();
         relay.release_due(t0 + Duration::from_secs(1)).await;
         let mut buf = [0u8; 64];
         let (n, from) = recv(&server, &mut buf).await;
-        assert_eq!((&buf[..n], from.port()), (&b"two"[..], second_upstream.port()));
+        assert_eq!(
+            (&buf[..n], from.port()),
+            (&b"two"[..], second_upstream.port())
+        );
         let stats = relay.stats();
         assert_eq!(
-            (stats.up.forwarded, stats.up.dropped_forgotten, stats.up.held),
+            (
+                stats.up.forwarded,
+                stats.up.dropped_forgotten,
+                stats.up.held
+            ),
             (1, 1, 0)
         );
         assert_eq!((stats.clients, stats.clients_forgotten), (2, 1));
@@ -1132,8 +1149,13 @@ mod tests {
         .await;
         let client = UdpSocket::bind(loopback()).await.unwrap();
         let t0 = Instant::now();
-        relay.from_client(client.local_addr().unwrap(), b"hi", t0).await;
-        let id = relay.clients.touch(client.local_addr().unwrap(), t0).unwrap();
+        relay
+            .from_client(client.local_addr().unwrap(), b"hi", t0)
+            .await;
+        let id = relay
+            .clients
+            .touch(client.local_addr().unwrap(), t0)
+            .unwrap();
         relay.from_upstream(id, Ok(5), b"reply", t0);
         relay.from_client(addr(3000), b"other", t0).await;
         assert!(relay.clients.get(id).is_none(), "forgotten");
@@ -1142,6 +1164,38 @@ mod tests {
         let (n, _) = recv(&client, &mut buf).await;
         assert_eq!(&buf[..n], b"reply");
         assert_eq!(relay.stats().down.forwarded, 1);
+    }
+
+    #[tokio::test]
+    async fn send_errors_are_counted_on_the_direction_where_they_happen() {
+        let server = UdpSocket::bind(loopback()).await.unwrap();
+        let mut relay = relay(&server, |_| {}).await;
+        let t0 = Instant::now();
+        // Larger than any IPv4 UDP payload (65,507 bytes): the system refuses to send it.
+        relay.from_client(addr(4000), &[0; 65_508], t0).await;
+        relay.release_due(t0).await;
+        let stats = relay.stats();
+        assert_eq!((stats.up.send_errors, stats.up.forwarded), (1, 0));
+        assert_eq!(stats.down.send_errors, 0);
+        assert_accounted(&stats.up);
+        let problem = relay.problems.pop().unwrap();
+        assert_eq!(problem.kind, ProblemKind::SendUp);
+        assert!(
+            problem.message.contains("the datagram is lost"),
+            "{problem}"
+        );
+
+        // A reply for an IPv6 client cannot leave an IPv4 listen socket.
+        let v6: SocketAddr = (Ipv6Addr::LOCALHOST, 4001).into();
+        relay.from_client(v6, b"hi", t0).await;
+        let id = relay.clients.touch(v6, t0).unwrap();
+        relay.from_upstream(id, Ok(5), b"reply", t0);
+        relay.release_due(t0).await;
+        let stats = relay.stats();
+        assert_eq!((stats.down.send_errors, stats.down.forwarded), (1, 0));
+        assert_eq!((stats.up.send_errors, stats.up.forwarded), (1, 1));
+        assert_accounted(&stats.down);
+        assert_eq!(relay.problems.pop().unwrap().kind, ProblemKind::SendDown);
     }
 
     #[test]
@@ -1177,7 +1231,10 @@ mod tests {
         direction.offer(&mut held, Way::Up, t0, 0, &[0; 100]);
         assert_eq!(held.held(Way::Up), 200, "a third 100 bytes would pass 250");
         let stats = direction.stats(held.held(Way::Up));
-        assert_eq!((stats.received, stats.dropped_memory, stats.held), (2, 1, 2));
+        assert_eq!(
+            (stats.received, stats.dropped_memory, stats.held),
+            (2, 1, 2)
+        );
         assert_accounted(&stats);
     }
 
@@ -1208,7 +1265,11 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut log = ProblemLog::new(Duration::from_secs(10));
-        assert_eq!(log.record(ProblemKind::SendUp, at(0)), Some(0), "first: at once");
+        assert_eq!(
+            log.record(ProblemKind::SendUp, at(0)),
+            Some(0),
+            "first: at once"
+        );
         for ms in 1..=500 {
             assert_eq!(log.record(ProblemKind::SendUp, at(ms)), None);
         }
@@ -1243,7 +1304,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("up   (client -> forward): received=0 forwarded=5"));
-        assert!(lines[0].contains("send_errors=2"), "on the direction it happened");
+        assert!(
+            lines[0].contains("send_errors=2"),
+            "on the direction it happened"
+        );
         assert!(lines[1].contains("send_errors=0"));
         assert!(lines[2].starts_with("clients=0 now=0 forgotten=0"));
         assert!(ProxyStats::LEGEND.contains("send_error (the system refused it: lost)"));
