@@ -18,7 +18,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use udpchat_lab::args::ImpairmentArgs;
 use udpchat_lab::parse::parse_duration;
-use udpchat_lab::proxy::{Proxy, ProxyConfig, ProxyReport, ProxyStats};
+use udpchat_lab::proxy::{format_size, Proxy, ProxyConfig, ProxyReport, ProxyStats};
 
 /// The flags of `udpchat proxy`.
 #[derive(Debug, Args)]
@@ -37,8 +37,9 @@ pub struct ProxyArgs {
     pub stats_interval: Duration,
 
     /// Most clients remembered at once, each with its own socket towards --forward (1 to 4096);
-    /// a new client beyond that makes the proxy forget the one heard from least recently. Keep
-    /// it well below the open-file limit (`ulimit -n`, usually 1024).
+    /// a new client beyond that makes the proxy forget the one heard from least recently. If the
+    /// system refuses a socket first (open-file limit, `ulimit -n`), the proxy lowers the bound
+    /// to what it holds.
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub max_clients: u16,
@@ -98,8 +99,8 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
     eprintln!(
         "udpchat proxy: at most {} clients at once, {} held per direction, {} in all",
         config.max_clients,
-        show_size(config.max_held_bytes),
-        show_size(config.max_held_bytes_total)
+        format_size(config.max_held_bytes),
+        format_size(config.max_held_bytes_total)
     );
     for warning in args.impairment.warnings() {
         eprintln!("udpchat proxy: warning: {warning}");
@@ -121,21 +122,6 @@ fn print_stats(title: &str, stats: &ProxyStats) {
     for line in stats.to_string().lines() {
         eprintln!("udpchat proxy: {line}");
     }
-}
-
-/// A byte count as a person writes it: `32 MiB`, `500 kB` or `1500 bytes`.
-fn show_size(bytes: u64) -> String {
-    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
-            return format!("{} {unit}", bytes / size);
-        }
-    }
-    for (unit, size) in [("GB", 1_000_000_000u64), ("MB", 1_000_000), ("kB", 1_000)] {
-        if bytes >= size && bytes % size == 0 {
-            return format!("{} {unit}", bytes / size);
-        }
-    }
-    format!("{bytes} bytes")
 }
 
 /// A positive byte count: a bare number of bytes, or a number with a unit, decimal (`b`, `kb`,
@@ -265,9 +251,6 @@ mod tests {
         for bad in ["0", "0mib", "-1", "lots", "12 parsecs", "99999999999gib"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
-        assert_eq!(show_size(DEFAULT_MAX_HELD_BYTES), "32 MiB");
-        assert_eq!(show_size(500_000), "500 kB");
-        assert_eq!(show_size(1500), "1500 bytes");
     }
 
     #[test]

@@ -245,10 +245,30 @@ impl fmt::Display for ProxyStats {
             self.max_clients,
             self.recv_errors,
             self.up.held_bytes + self.down.held_bytes,
-            self.max_held_bytes,
-            self.max_held_bytes_total
+            format_size(self.max_held_bytes),
+            format_size(self.max_held_bytes_total)
         )
     }
+}
+
+/// A byte count as a person writes it: `32 MiB`, `500 kB` or `1500 bytes` (the largest unit
+/// that divides it exactly, binary first).
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 6] = [
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("kB", 1_000),
+    ];
+    UNITS
+        .iter()
+        .find(|&&(_, size)| bytes >= size && bytes % size == 0)
+        .map_or_else(
+            || format!("{bytes} bytes"),
+            |&(unit, size)| format!("{} {unit}", bytes / size),
+        )
 }
 
 /// What [`Proxy::run`] reports while it runs.
@@ -604,7 +624,7 @@ impl Relay {
     }
 
     /// A datagram from a client: find or open its upstream socket, then offer it up.
-    async fn from_client(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
+    async fn on_client_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
         let id = match self.clients.touch(from, now) {
             Some(id) => id,
             None => match self.open_client(from, now).await {
@@ -660,7 +680,7 @@ impl Relay {
     }
 
     /// What one client's upstream socket received: a reply to offer down, or a failure.
-    fn from_upstream(&mut self, id: u64, received: io::Result<usize>, buf: &[u8], now: Instant) {
+    fn on_upstream_recv(&mut self, id: u64, received: io::Result<usize>, buf: &[u8], now: Instant) {
         let Some(addr) = self.clients.get(id).map(|c| c.addr) else {
             return;
         };
@@ -798,12 +818,12 @@ impl Proxy {
                     Ok((len, from)) => {
                         relay.listen_failures = 0;
                         let bytes = buf.get(..len).unwrap_or(&buf);
-                        relay.from_client(from, bytes, Instant::now()).await;
+                        relay.on_client_datagram(from, bytes, Instant::now()).await;
                     }
                     Err(e) => relay.listen_failed(e, Instant::now())?,
                 },
                 (id, received) = recv_any(&relay.clients, &mut upstream_buf, turn) => {
-                    relay.from_upstream(id, received, &upstream_buf, Instant::now());
+                    relay.on_upstream_recv(id, received, &upstream_buf, Instant::now());
                 }
                 () = sleep_until(wake), if wake.is_some() => {}
                 _ = tick(&mut ticker), if ticker.is_some() => {
@@ -1091,9 +1111,9 @@ mod tests {
         })
         .await;
         let t0 = Instant::now();
-        relay.from_client(addr(1001), b"one", t0).await;
+        relay.on_client_datagram(addr(1001), b"one", t0).await;
         // The second client takes the only place while the first one's datagram is delayed.
-        relay.from_client(addr(1002), b"two", t0).await;
+        relay.on_client_datagram(addr(1002), b"two", t0).await;
         assert_eq!(relay.clients.len(), 1);
         let second = relay.clients.touch(addr(1002), t0).unwrap();
         let second_upstream = relay
@@ -1130,7 +1150,7 @@ mod tests {
         let mut relay = relay(&server, |c| c.max_clients = 8).await;
         let t0 = Instant::now();
         for port in 2000..2500u16 {
-            relay.from_client(addr(port), b"x", t0).await;
+            relay.on_client_datagram(addr(port), b"x", t0).await;
             assert!(relay.clients.len() <= 8);
         }
         let stats = relay.stats();
@@ -1150,14 +1170,14 @@ mod tests {
         let client = UdpSocket::bind(loopback()).await.unwrap();
         let t0 = Instant::now();
         relay
-            .from_client(client.local_addr().unwrap(), b"hi", t0)
+            .on_client_datagram(client.local_addr().unwrap(), b"hi", t0)
             .await;
         let id = relay
             .clients
             .touch(client.local_addr().unwrap(), t0)
             .unwrap();
-        relay.from_upstream(id, Ok(5), b"reply", t0);
-        relay.from_client(addr(3000), b"other", t0).await;
+        relay.on_upstream_recv(id, Ok(5), b"reply", t0);
+        relay.on_client_datagram(addr(3000), b"other", t0).await;
         assert!(relay.clients.get(id).is_none(), "forgotten");
         relay.release_due(t0 + Duration::from_secs(1)).await;
         let mut buf = [0u8; 64];
@@ -1172,7 +1192,7 @@ mod tests {
         let mut relay = relay(&server, |_| {}).await;
         let t0 = Instant::now();
         // Larger than any IPv4 UDP payload (65,507 bytes): the system refuses to send it.
-        relay.from_client(addr(4000), &[0; 65_508], t0).await;
+        relay.on_client_datagram(addr(4000), &[0; 65_508], t0).await;
         relay.release_due(t0).await;
         let stats = relay.stats();
         assert_eq!((stats.up.send_errors, stats.up.forwarded), (1, 0));
@@ -1187,9 +1207,9 @@ mod tests {
 
         // A reply for an IPv6 client cannot leave an IPv4 listen socket.
         let v6: SocketAddr = (Ipv6Addr::LOCALHOST, 4001).into();
-        relay.from_client(v6, b"hi", t0).await;
+        relay.on_client_datagram(v6, b"hi", t0).await;
         let id = relay.clients.touch(v6, t0).unwrap();
-        relay.from_upstream(id, Ok(5), b"reply", t0);
+        relay.on_upstream_recv(id, Ok(5), b"reply", t0);
         relay.release_due(t0).await;
         let stats = relay.stats();
         assert_eq!((stats.down.send_errors, stats.down.forwarded), (1, 0));
@@ -1311,5 +1331,9 @@ mod tests {
         assert!(lines[1].contains("send_errors=0"));
         assert!(lines[2].starts_with("clients=0 now=0 forgotten=0"));
         assert!(ProxyStats::LEGEND.contains("send_error (the system refused it: lost)"));
+        assert_eq!(format_size(DEFAULT_MAX_HELD_BYTES), "32 MiB");
+        assert_eq!(format_size(DEFAULT_MAX_HELD_BYTES_TOTAL), "48 MiB");
+        assert_eq!(format_size(500_000), "500 kB");
+        assert_eq!(format_size(1500), "1500 bytes");
     }
 }
