@@ -22,6 +22,13 @@ use udpchat_lab::proxy::{format_size, Proxy, ProxyConfig, ProxyReport, ProxyStat
 
 /// The flags of `udpchat proxy`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Counters, in datagrams, per direction (up: client -> forward): each one \
+received, and each duplicate, is forwarded (sent on), dropped_* (by the impairment, or by the \
+bounds above: dropped_memory, dropped_forgotten), a send_error (the system refused to send it: \
+lost), or still held. A failed socket call is a warning (at most one per kind every 10 s), never \
+an exit. See docs/lab.md."
+)]
 pub struct ProxyArgs {
     /// Address clients send to (e.g. 127.0.0.1:4000; port 0 picks a free port, printed on stderr).
     #[arg(long, value_name = "ADDR")]

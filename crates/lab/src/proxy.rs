@@ -638,10 +638,11 @@ impl Relay {
         self.up.offer(&mut self.budget, Way::Up, now, id, bytes);
     }
 
-    /// Opens an upstream socket for a new client. When the system refuses one (its file limit
-    /// is below `max_clients`, or other programs use the files), the idlest client is
-    /// forgotten to make room and the proxy tries once more; if that works, the bound on
+    /// Opens an upstream socket for a new client. When the system has no file to spare (its
+    /// file limit is below `max_clients`, or other programs use the files), the idlest client
+    /// is forgotten to make room and the proxy tries once more; if that works, the bound on
     /// clients comes down to what the system allowed, so later clients cost no failed call.
+    /// Any other failure loses this one datagram, and nobody else's socket.
     async fn open_client(&mut self, from: SocketAddr, now: Instant) -> Option<u64> {
         if self.clients.is_full() {
             // Forget first, so its file is closed before a new one is asked for.
@@ -652,7 +653,7 @@ impl Relay {
             Err(e) => e,
         };
         let forward = self.forward;
-        if self.clients.forget_idlest().is_some() {
+        if is_file_limit(&error) && self.clients.forget_idlest().is_some() {
             match upstream_socket(forward).await {
                 Ok(socket) => {
                     let id = self.clients.insert(from, socket, now);
@@ -873,6 +874,17 @@ fn recv_any<'a>(
         }
         Poll::Pending
     })
+}
+
+/// True if `e` says the process (EMFILE) or the system (ENFILE) has no file to spare: the case
+/// where closing one client's socket makes room for another. `io::ErrorKind` has no stable kind
+/// for it, hence the raw codes (the same on Linux, macOS and the BSDs; Winsock's WSAEMFILE).
+fn is_file_limit(e: &io::Error) -> bool {
+    if cfg!(windows) {
+        e.raw_os_error() == Some(10_024)
+    } else {
+        matches!(e.raw_os_error(), Some(23 | 24))
+    }
 }
 
 fn is_transient(e: &io::Error) -> bool {
@@ -1216,6 +1228,17 @@ mod tests {
         assert_eq!((stats.up.send_errors, stats.up.forwarded), (1, 1));
         assert_accounted(&stats.down);
         assert_eq!(relay.problems.pop().unwrap().kind, ProblemKind::SendDown);
+    }
+
+    #[test]
+    fn only_running_out_of_files_makes_the_proxy_forget_a_client_for_room() {
+        assert!(is_file_limit(&io::Error::from_raw_os_error(
+            if cfg!(windows) { 10_024 } else { 24 }
+        )));
+        assert!(!is_file_limit(&io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no"
+        )));
     }
 
     #[test]
