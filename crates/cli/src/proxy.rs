@@ -112,6 +112,14 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
     for warning in args.impairment.warnings() {
         eprintln!("udpchat proxy: warning: {warning}");
     }
+    if args.max_held > args.max_held_total {
+        eprintln!(
+            "udpchat proxy: warning: --max-held {} is above --max-held-total {}: the total bounds \
+             each direction too",
+            format_size(args.max_held),
+            format_size(args.max_held_total)
+        );
+    }
 
     let stats = proxy
         .run(shutdown, |report| match report {
