@@ -11,10 +11,11 @@
 //! tutorial's symmetric setup needs no roles. A side that learned of the session from a `Hello`
 //! sends no data until the peer shows it has our `Welcome` (the opener's bare `Ack`, or any
 //! packet naming our id): before that the peer could not accept it. A `Hello` from the peer's
-//! address with a new id
-//! while a session is up means the peer restarted: the old session ends (its unacknowledged
-//! messages are reported lost, its partial data discarded), both sides take fresh ids, and the
-//! new session starts from sequence number 0, so nothing of the old one can be mixed in.
+//! address with a new id while a session is up may mean the peer restarted, or may be forged
+//! (it needs no id, only the address): the session is pinged, and only if it stays silent for a
+//! few timeouts does the next such `Hello` end it. Then its unacknowledged messages are
+//! reported lost, its partial data discarded, both sides take fresh ids, and the new session
+//! starts from sequence number 0, so nothing of the old one can be mixed in.
 //!
 //! **States.** Idle, Handshaking, Established, Closing and Closed, each with its own data, and
 //! one place that changes them and refuses moves the protocol does not have (`conn/state.rs`).
@@ -52,7 +53,7 @@ use crate::endpoint::{DropCause, Endpoint, Event, MessageId, SendError, Stats};
 mod state;
 mod timer;
 
-use state::{CloseReason, Established, Handshake, Next, Session, State};
+use state::{CloseReason, Established, Handshake, Next, RestartProbe, Session, State};
 use timer::{Timer, TimerTable};
 
 /// How many retired connection ids (ours and the peer's) we remember to tell stale from foreign.
@@ -61,6 +62,11 @@ const RETIRED_IDS: usize = 16;
 /// How many copies of `Close` we send: it is never acknowledged, so a few copies make its loss
 /// unlikely (at 20% loss, all three are lost 0.8% of the time; the peer's idle timeout covers it).
 const CLOSE_COPIES: usize = 3;
+
+/// How long, in retransmission timeouts, the current session must stay silent after a `Hello`
+/// with a new id from the peer's address before a restart is believed. It is pinged once per
+/// timeout meanwhile: a live peer answers the first unless three round trips in a row are lost.
+const RESTART_PROBE_RTOS: u32 = 3;
 
 /// Control packets waiting to go out; built with the ids current at transmission time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,17 +304,29 @@ impl ReliableEndpoint {
             confirmed: false,
         };
         match self.state.peer_id() {
-            Some(peer_id) if Some(from) == self.peer_addr => {
-                if hello.src != peer_id {
-                    // A new id from the peer's address: the peer restarted.
-                    let lost = self.end_session(true);
-                    self.report_lost(lost);
-                    self.events.push_back(Event::PeerRestarted);
-                    self.established(now, from, hello.src, peer);
-                } else if let Some(session) = self.state.established_mut() {
+            Some(peer_id) if Some(from) == self.peer_addr && hello.src == peer_id => {
+                if let Some(session) = self.state.established_mut() {
                     session.last_received = now;
                 }
-                // Either way the peer has not seen our Welcome (yet): (re)send it.
+                // The peer has not seen our Welcome (yet): resend it.
+                self.control.push_back(Control::Welcome);
+            }
+            Some(_) if Some(from) == self.peer_addr => {
+                if !self.restart_confirmed(now) {
+                    self.drop_datagram(
+                        from,
+                        DropCause::Foreign,
+                        "Hello with a new connection id from the peer's address while the \
+                         session answers: not a restart"
+                            .into(),
+                    );
+                    return;
+                }
+                // The session stayed silent for the whole probe: the peer restarted.
+                let lost = self.end_session(true);
+                self.report_lost(lost);
+                self.events.push_back(Event::PeerRestarted);
+                self.established(now, from, hello.src, peer);
                 self.control.push_back(Control::Welcome);
             }
             Some(_) => {
@@ -329,6 +347,53 @@ impl ReliableEndpoint {
                 self.established(now, from, hello.src, peer);
                 self.control.push_back(Control::Welcome);
             }
+        }
+    }
+
+    /// A `Hello` with a new id came from the peer's address: true if it is a restart. Anyone
+    /// who can forge the peer's address can send one, so it is believed only once the current
+    /// session has been silent for [`RESTART_PROBE_RTOS`] timeouts while being pinged: the first
+    /// such `Hello` starts that probe, and any packet of the session from the peer ends it
+    /// ([`ReliableEndpoint::in_session`]). A restarted peer resends its `Hello` until answered,
+    /// so a real restart is still taken, on its first `Hello` after the probe.
+    fn restart_confirmed(&mut self, now: Instant) -> bool {
+        let rto = self.sender.rtt.rto();
+        let Some(session) = self.state.established_mut() else {
+            return false;
+        };
+        match session.restart_probe {
+            Some(probe) => probe.until <= now,
+            None => {
+                session.restart_probe = Some(RestartProbe {
+                    until: now + rto * RESTART_PROBE_RTOS,
+                    next_ping: Some(now + rto),
+                });
+                self.queue_ping();
+                false
+            }
+        }
+    }
+
+    /// The restart probe's timer: ping the session again, while the probe lasts.
+    fn probe_timeout(&mut self, now: Instant) {
+        let rto = self.sender.rtt.rto();
+        let Some(probe) = self
+            .state
+            .established_mut()
+            .and_then(|s| s.restart_probe.as_mut())
+        else {
+            return;
+        };
+        let next = now + rto;
+        probe.next_ping = (next < probe.until).then_some(next);
+        if now < probe.until {
+            self.queue_ping();
+        }
+    }
+
+    fn queue_ping(&mut self) {
+        if !self.control.contains(&Control::Ping) {
+            self.control.push_back(Control::Ping);
         }
     }
 
@@ -406,6 +471,8 @@ impl ReliableEndpoint {
         if let (Some(session), true) = (self.state.established_mut(), ours) {
             session.confirmed = true;
             session.last_received = now;
+            // The session is alive: a Hello claiming a restart was not one.
+            session.restart_probe = None;
             return true;
         }
         self.greet_after_restart(from, kind);
@@ -839,6 +906,10 @@ impl ReliableEndpoint {
                 self.timers.set(Timer::Loss, loss);
                 self.timers.set(Timer::Rto, rto);
                 self.timers.set(
+                    Timer::RestartProbe,
+                    session.restart_probe.and_then(|p| p.next_ping),
+                );
+                self.timers.set(
                     Timer::Keepalive,
                     self.last_sent.map(|t| t + self.config.keepalive),
                 );
@@ -886,6 +957,9 @@ impl ReliableEndpoint {
         if sender_due && self.sender.on_timeout(now) == TimeoutOutcome::GiveUp {
             self.peer_unreachable(now);
             return;
+        }
+        if self.timers.is_expired(Timer::RestartProbe, now) {
+            self.probe_timeout(now);
         }
         if self.timers.is_expired(Timer::Keepalive, now) {
             self.control.push_back(Control::Ping);

@@ -103,6 +103,20 @@ pub(super) struct Established {
     pub(super) welcome_tries: u32,
     /// When we last heard from the peer in this session (for the idle timeout).
     pub(super) last_received: Instant,
+    /// A `Hello` with a new id came from the peer's address: the session is being probed before
+    /// that is believed to be a restart (see `ReliableEndpoint::restart_confirmed`).
+    pub(super) restart_probe: Option<RestartProbe>,
+}
+
+/// The check that the peer really restarted: while it runs, any packet of the current session
+/// from the peer ends it (the session is alive, the `Hello` was forged or stray).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RestartProbe {
+    /// The session has been silent from the start of the probe until here: the next `Hello`
+    /// with a new id from the peer's address is a restart.
+    pub(super) until: Instant,
+    /// When the next `Ping` of the probe goes out, if another fits before `until`.
+    pub(super) next_ping: Option<Instant>,
 }
 
 impl Established {
@@ -114,6 +128,7 @@ impl Established {
             welcome_sent: None,
             welcome_tries: 0,
             last_received: now,
+            restart_probe: None,
         }
     }
 }

@@ -27,6 +27,8 @@ pub(super) enum Timer {
     Loss,
     /// The retransmission timeout (RFC 6298).
     Rto,
+    /// A claimed restart is being checked: ping the current session again.
+    RestartProbe,
     /// We have been silent for `keepalive`: send a `Ping`.
     Keepalive,
 }
@@ -38,7 +40,7 @@ impl Timer {
     /// Every timer, in the order `handle_timeout` lets them fire when several are due: the ones
     /// that end the session first, the keepalive (which only matters if nothing else is sent)
     /// last.
-    pub(super) const ALL: [Timer; 9] = [
+    pub(super) const ALL: [Timer; 10] = [
         Timer::Linger,
         Timer::Handshake,
         Timer::Idle,
@@ -47,6 +49,7 @@ impl Timer {
         Timer::TailCopy,
         Timer::Loss,
         Timer::Rto,
+        Timer::RestartProbe,
         Timer::Keepalive,
     ];
 
@@ -61,6 +64,7 @@ impl Timer {
             Timer::TailCopy => "tail copy",
             Timer::Loss => "loss",
             Timer::Rto => "rto",
+            Timer::RestartProbe => "restart probe",
             Timer::Keepalive => "keepalive",
         }
     }
