@@ -121,6 +121,11 @@ impl Output {
                 eprintln!("udpchat: the peer restarted: its numbering starts afresh");
             }
             Event::PeerClosed => eprintln!("udpchat: the peer closed the chat"),
+            Event::TurnedAway { from, peer } => eprintln!(
+                "udpchat: turned away {}: already talking to {}",
+                canonical(from),
+                canonical(peer)
+            ),
             Event::Closed => {}
             Event::Dropped {
                 from,
@@ -218,6 +223,10 @@ fn canonical_event(event: Event) -> Event {
         },
         Event::Peer { addr } => Event::Peer {
             addr: canonical(addr),
+        },
+        Event::TurnedAway { from, peer } => Event::TurnedAway {
+            from: canonical(from),
+            peer: canonical(peer),
         },
         Event::Dropped {
             from,

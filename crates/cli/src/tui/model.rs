@@ -813,6 +813,14 @@ impl Model {
                 self.conn = ConnState::Closed;
                 self.notice(NoticeKind::Info, "session closed".into());
             }
+            Event::TurnedAway { from, peer } => self.notice(
+                NoticeKind::Error,
+                format!(
+                    "turned away {}: already talking to {}",
+                    canonical(from),
+                    canonical(peer)
+                ),
+            ),
             Event::Dropped {
                 from,
                 cause,

@@ -68,6 +68,10 @@ const CLOSE_COPIES: usize = 3;
 /// timeout meanwhile: a live peer answers the first unless three round trips in a row are lost.
 const RESTART_PROBE_RTOS: u32 = 3;
 
+/// For how many distinct addresses a refused `Hello` is reported as [`Event::TurnedAway`]: a
+/// few tell the user what happened; a flood from many source ports is only counted.
+const TURNED_AWAY_REPORTS: usize = 16;
+
 /// Control packets waiting to go out; built with the ids current at transmission time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Control {
@@ -104,6 +108,8 @@ pub struct ReliableEndpoint {
     next_message: u64,
     /// When we last sent anything (for the keepalive); outlives sessions.
     last_sent: Option<Instant>,
+    /// The addresses already reported as [`Event::TurnedAway`] (at most [`TURNED_AWAY_REPORTS`]).
+    turned_away: Vec<SocketAddr>,
     /// Where [`encoded_len`] encodes to measure. TODO(lead): goes with `Packet::encoded_len`.
     sizer: Vec<u8>,
 }
@@ -139,6 +145,7 @@ impl ReliableEndpoint {
             stats: Stats::default(),
             next_message: 0,
             last_sent: None,
+            turned_away: Vec::new(),
             sizer: Vec::new(),
         };
         if peer.is_some() {
@@ -330,7 +337,8 @@ impl ReliableEndpoint {
                 self.control.push_back(Control::Welcome);
             }
             Some(_) => {
-                self.drop_datagram(from, DropCause::Foreign, "Hello from a third party".into())
+                self.drop_datagram(from, DropCause::Foreign, "Hello from a third party".into());
+                self.turn_away(from, self.peer_addr);
             }
             None => {
                 if self.fixed_peer.is_some_and(|p| p != from) {
@@ -339,6 +347,7 @@ impl ReliableEndpoint {
                         DropCause::Foreign,
                         "Hello from an address other than --peer".into(),
                     );
+                    self.turn_away(from, self.fixed_peer);
                     return;
                 }
                 // Both may have sent Hello at once: answering theirs with our id completes the
@@ -347,6 +356,18 @@ impl ReliableEndpoint {
                 self.established(now, from, hello.src, peer);
                 self.control.push_back(Control::Welcome);
             }
+        }
+    }
+
+    /// Reports that `from`'s `Hello` was refused because we talk to `peer`: once per address,
+    /// for the first [`TURNED_AWAY_REPORTS`] addresses.
+    fn turn_away(&mut self, from: SocketAddr, peer: Option<SocketAddr>) {
+        let Some(peer) = peer else {
+            return;
+        };
+        if self.turned_away.len() < TURNED_AWAY_REPORTS && !self.turned_away.contains(&from) {
+            self.turned_away.push(from);
+            self.events.push_back(Event::TurnedAway { from, peer });
         }
     }
 

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -1283,4 +1284,59 @@ fn the_next_timer_is_named() {
             == 1)
     );
     assert_eq!(pair.a.timer_name(), Some("keepalive"));
+}
+
+fn turned_away(events: &[(std::time::Instant, Event)]) -> Vec<(SocketAddr, SocketAddr)> {
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::TurnedAway { from, peer } => Some((*from, *peer)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_listener_taken_by_one_peer_says_once_per_address_whom_it_turned_away() {
+    let mut pair = Pair::new(ReliableConfig::default(), Link::clean(10), 35);
+    send_all(&mut pair, Side::A, &lines("a", 2));
+    assert!(
+        pair.run_until(Duration::from_secs(10), |p| delivered_ids(&p.events_a)
+            .len()
+            == 2)
+    );
+    let (addr_a, carol) = (pair.addr_a, addr(3000));
+    for _ in 0..3 {
+        pair.inject(Side::B, carol, &forged_hello(0xCA20));
+    }
+    assert_eq!(turned_away(&pair.events_b), vec![(carol, addr_a)]);
+    assert_eq!(
+        pair.b.stats().dropped_foreign,
+        3,
+        "every refused Hello counted"
+    );
+    // A flood from many source ports: a few reports, then only counts.
+    for port in 4000..4100 {
+        pair.inject(Side::B, addr(port), &forged_hello(u64::from(port)));
+    }
+    let reports = turned_away(&pair.events_b);
+    assert_eq!(reports.len(), 16, "at most 16 addresses reported");
+    assert_eq!(pair.b.stats().dropped_foreign, 103);
+    // The session goes on.
+    send_all(&mut pair, Side::A, &lines("more", 2));
+    assert!(
+        pair.run_until(Duration::from_secs(10), |p| Pair::messages(&p.events_b)
+            .len()
+            == 4)
+    );
+}
+
+#[test]
+fn an_endpoint_with_a_fixed_peer_names_the_stranger_it_refused() {
+    let mut pair = Pair::new(ReliableConfig::default(), Link::clean(10), 36);
+    let (carol, addr_b) = (addr(3000), pair.addr_b);
+    // A (with --peer B) is still handshaking when a stranger says Hello.
+    pair.inject(Side::A, carol, &forged_hello(0xCA20));
+    assert_eq!(turned_away(&pair.events_a), vec![(carol, addr_b)]);
+    assert!(pair.run_until(Duration::from_secs(10), |p| p.a.is_established()));
 }
