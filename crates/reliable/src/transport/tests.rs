@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use udpchat_core::{decode, encode, ConnectionId, Packet, SeqNum};
 
 use super::config::{Arq, CongestionControl, Delivery, ReliableConfig};
@@ -191,15 +192,6 @@ fn go_back_n_resends_more_than_selective_repeat() {
                 == 300)
         );
         let s = pair.a.stats();
-        eprintln!("{arq:?}: {s:?}");
-        for (_, e) in pair
-            .events_a
-            .iter()
-            .filter(|(_, e)| matches!(e, Event::Dropped { .. }))
-            .take(3)
-        {
-            eprintln!("{e:?}");
-        }
         s.retransmits_fast + s.retransmits_timeout
     };
     let sr = run(Arq::SelectiveRepeat);
@@ -774,8 +766,15 @@ fn reordering_and_duplicates_are_counted() {
     assert!(s.reordered > 0);
 }
 
+// Property tests run with fixed seeds, like every other test here: the same cases on every
+// machine and every run, so a failure in CI is a failure on the developer's machine. Change the
+// seeds to explore other cases.
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        rng_seed: RngSeed::Fixed(0x5eed_0001),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn every_message_delivered_once_in_order_for_any_link(
@@ -932,7 +931,11 @@ fn hostile_packet(dst: ConnectionId) -> impl Strategy<Value = Packet> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 200,
+        rng_seed: RngSeed::Fixed(0x5eed_0002),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn hostile_packets_never_panic_nor_deliver_twice(
