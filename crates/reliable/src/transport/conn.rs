@@ -314,6 +314,8 @@ impl ReliableEndpoint {
             Some(peer_id) if Some(from) == self.peer_addr && hello.src == peer_id => {
                 if let Some(session) = self.state.established_mut() {
                     session.last_received = now;
+                    // The peer of this session is there: a claimed restart was not one.
+                    session.restart_probe = None;
                 }
                 // The peer has not seen our Welcome (yet): resend it.
                 self.control.push_back(Control::Welcome);
@@ -446,6 +448,7 @@ impl ReliableEndpoint {
                 // peer knows our id; and it may not know we have its Welcome yet.
                 session.last_received = now;
                 session.confirmed = true;
+                session.restart_probe = None;
                 if !self.control.contains(&Control::Ack) {
                     self.control.push_back(Control::Ack);
                 }
