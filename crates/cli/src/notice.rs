@@ -151,6 +151,16 @@ fn describe_session(event: &Event) -> Option<Notice> {
         ),
         Event::PeerClosed => (NoticeKind::Info, "the peer left the chat".to_owned(), None),
         Event::Closed => (NoticeKind::Info, "the session closed".to_owned(), None),
+        // The transport names each refused address once (and at most 16), so no flood limit.
+        Event::TurnedAway { from, peer } => (
+            NoticeKind::Error,
+            format!(
+                "turned away {}: already talking to {}",
+                canonical(*from),
+                canonical(*peer)
+            ),
+            None,
+        ),
         Event::Dropped { from, detail, .. } => (
             NoticeKind::Dropped,
             format!(
@@ -515,6 +525,14 @@ mod tests {
              datagram\\u{1b}"
         );
         assert_eq!(text(Event::PeerClosed, &raw), "the peer left the chat");
+        let turned = Event::TurnedAway {
+            from: "127.0.0.1:9".parse().unwrap(),
+            peer: "127.0.0.1:7".parse().unwrap(),
+        };
+        assert_eq!(
+            text(turned, &raw),
+            "turned away 127.0.0.1:9: already talking to 127.0.0.1:7"
+        );
     }
 
     #[test]

@@ -293,6 +293,10 @@ fn canonical_event(event: Event) -> Event {
         Event::Peer { addr } => Event::Peer {
             addr: canonical(addr),
         },
+        Event::TurnedAway { from, peer } => Event::TurnedAway {
+            from: canonical(from),
+            peer: canonical(peer),
+        },
         Event::Dropped {
             from,
             cause,

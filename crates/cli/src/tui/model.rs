@@ -811,6 +811,7 @@ impl Model {
             Event::Message { .. }
             | Event::Gap { .. }
             | Event::Duplicate { .. }
+            | Event::TurnedAway { .. }
             | Event::Dropped { .. } => {}
         }
     }
