@@ -9,7 +9,8 @@
 //! - [`ImpairedEndpoint`]: wraps any [`udpchat_reliable::Endpoint`] so a chat impairs its own
 //!   traffic, with no change to the driver.
 //!
-//! [`args`] holds the clap flags shared by `udpchat proxy` and `udpchat chat`.
+//! [`args`] holds the clap flags shared by `udpchat proxy` and `udpchat chat`; [`pcap`] writes
+//! what any of them sees as a capture for Wireshark.
 
 pub mod args;
 pub mod experiment;
@@ -17,6 +18,7 @@ pub mod gilbert;
 pub mod impaired;
 pub mod impairment;
 pub mod parse;
+pub mod pcap;
 pub mod probability;
 pub mod proxy;
 pub mod sim;
