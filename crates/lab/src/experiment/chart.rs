@@ -458,9 +458,9 @@ pub fn overhead_chart(results: &Results) -> Chart {
 
 /// The SVG text of `chart`.
 pub fn render(chart: &Chart) -> String {
-    // Wider for more plots side by side, so each keeps about the same room.
-    let width = 840.0 + 280.0 * chart.panels.len().saturating_sub(1) as f64;
-    draw::render(chart, width.max(1100.0), 560.0)
+    // Wider for more plots side by side, so each keeps enough room.
+    let plots = (270.0 + 290.0 * chart.panels.len() as f64).max(840.0);
+    draw::render(chart, plots, 560.0)
 }
 
 /// Writes `delivery.svg`, `latency.svg` and `overhead.svg` into `dir`; returns their paths.

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use super::{Chart, Marker, Panel, Role, Series};
 
-/// Width of the legend column at the right, outside the plots so it never hides a line.
+/// Least width of the legend column at the right, outside the plots so it never hides a line.
 const LEGEND_WIDTH: f64 = 260.0;
 /// Height of the title block.
 const TITLE_HEIGHT: f64 = 64.0;
@@ -35,8 +35,19 @@ const MAX_SPREAD: f64 = 24.0;
 /// Room between the frame and the first and last x, pixels: half the spread, and a margin.
 const X_PAD: f64 = MAX_SPREAD / 2.0 + 8.0;
 
-/// The SVG text of `chart`, `width` × `height` pixels.
-pub(super) fn render(chart: &Chart, width: f64, height: f64) -> String {
+/// The SVG text of `chart`: its plots `plots_width` pixels wide in all, the legend at their right
+/// as wide as its longest name needs, `height` pixels high.
+pub(super) fn render(chart: &Chart, plots_width: f64, height: f64) -> String {
+    let longest = chart
+        .panels
+        .iter()
+        .flat_map(|p| &p.series)
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    // About 7.6 pixels per character of 14-pixel sans-serif, after the 54-pixel sample.
+    let legend_width = (64.0 + 7.6 * longest as f64).max(LEGEND_WIDTH).round();
+    let width = plots_width + legend_width;
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -46,7 +57,6 @@ pub(super) fn render(chart: &Chart, width: f64, height: f64) -> String {
     );
     text(&mut svg, width / 2.0, 26.0, 20.0, "middle", &chart.title);
     text(&mut svg, width / 2.0, 50.0, 14.0, "middle", &chart.subtitle);
-    let plots_width = width - LEGEND_WIDTH;
     let panel_width = plots_width / chart.panels.len().max(1) as f64;
     let x_range = x_range(chart);
     for (i, panel) in chart.panels.iter().enumerate() {
@@ -72,7 +82,7 @@ pub(super) fn render(chart: &Chart, width: f64, height: f64) -> String {
         &chart.x_label,
     );
     text(&mut svg, 12.0, height - 12.0, 13.0, "start", &chart.note);
-    legend(&mut svg, chart, plots_width + 10.0);
+    legend(&mut svg, chart, plots_width + 10.0, height - BOTTOM);
     svg.push_str("</svg>\n");
     svg
 }
@@ -134,17 +144,52 @@ fn x_range(chart: &Chart) -> (f64, f64) {
     (0.0, ticks.last().copied().unwrap_or(1.0).max(max))
 }
 
-/// The values a y axis must show: points, theory, and interval ends. On a log axis the lower
-/// ends are left out: a symmetric interval around a skewed latency often reaches zero or below,
-/// which a log axis cannot show, so those bars run off the bottom instead of stretching the axis
-/// over empty decades.
-fn y_values(panels: &[Panel], log: bool) -> impl Iterator<Item = f64> + '_ {
-    panels.iter().flat_map(|p| &p.series).flat_map(move |s| {
-        s.points.iter().flat_map(move |p| {
-            let (lo, hi) = p.interval().unwrap_or((p.y, p.y));
-            [p.y, if log { p.y } else { lo }, hi]
-        })
-    })
+/// The range a y axis must show: every point (measured or theory), widened by the interval bars
+/// but only so far: by half the points' own spread (at least a twentieth of their size) on a
+/// linear axis, to three times the largest point on a log one, and never below zero for a measure
+/// whose points are all non-negative. Two seeds give intervals 12.7 standard errors wide
+/// (Student's t with one degree of freedom), which would otherwise flatten the data into a line;
+/// bars that reach further run off the axis without their cap. On a log axis lower ends are left
+/// out: a symmetric interval around a skewed latency often reaches zero, which a log axis cannot
+/// show.
+fn y_extent(panels: &[Panel], log: bool) -> (f64, f64) {
+    let usable = |v: &f64| v.is_finite() && (!log || *v > 0.0);
+    let points = || {
+        panels
+            .iter()
+            .flat_map(|p| &p.series)
+            .flat_map(|s| &s.points)
+    };
+    let ys: Vec<f64> = points().map(|p| p.y).filter(usable).collect();
+    let data_lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+    let data_hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !data_lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let reach = (data_hi - data_lo).max(data_hi.abs() * 0.1) * 0.5;
+    let (floor, ceiling) = if log {
+        (data_lo, data_hi * 3.0)
+    } else {
+        let floor = data_lo - reach;
+        (
+            if data_lo >= 0.0 {
+                floor.max(0.0)
+            } else {
+                floor
+            },
+            data_hi + reach,
+        )
+    };
+    let (mut lo, mut hi) = (data_lo, data_hi);
+    for (a, b) in points().filter_map(|p| p.interval()) {
+        if !log && a.is_finite() {
+            lo = lo.min(a.max(floor));
+        }
+        if b.is_finite() {
+            hi = hi.max(b.min(ceiling));
+        }
+    }
+    (lo, hi)
 }
 
 /// The y scale of some panels: whole decades for a log axis; for a linear one, round ticks around the
@@ -152,12 +197,7 @@ fn y_values(panels: &[Panel], log: bool) -> impl Iterator<Item = f64> + '_ {
 /// and 100% would be a flat line on a 0–100 axis).
 fn y_scale(panels: &[Panel]) -> (Scale, Vec<f64>) {
     let log = panels.iter().any(|p| p.log);
-    let finite: Vec<f64> = y_values(panels, log)
-        .filter(|v| v.is_finite() && (!log || *v > 0.0))
-        .collect();
-    let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let (lo, hi) = y_extent(panels, log);
     if log {
         let lo = 10f64.powf(lo.max(1e-3).log10().floor());
         let hi = 10f64.powf(hi.max(lo * 10.0).log10().ceil());
@@ -222,8 +262,15 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     ticks
 }
 
-/// A tick label: as few decimals as the value needs (at most three).
+/// A tick label: as few decimals as the value needs (at most three); `k` and `M` from 10,000 up,
+/// so a long latency axis keeps narrow labels.
 fn tick_label(v: f64) -> String {
+    if v.abs() >= 1e6 {
+        return format!("{}M", tick_label(v / 1e6));
+    }
+    if v.abs() >= 1e4 {
+        return format!("{}k", tick_label(v / 1e3));
+    }
     let mut s = format!("{v:.3}");
     while s.contains('.') && (s.ends_with('0') || s.ends_with('.')) {
         s.pop();
@@ -507,15 +554,18 @@ fn path_of(marker: Marker, x: f64, y: f64, r: f64) -> String {
 
 /// The legend: one entry per series (a sample of its line and mark, then its name), in the order
 /// of the first panel that has it, then what the bars mean.
-fn legend(svg: &mut String, chart: &Chart, left: f64) {
-    let mut seen: Vec<&str> = Vec::new();
-    let mut y = TITLE_HEIGHT + PANEL_TITLE + 10.0;
-    let entries = chart.panels.iter().flat_map(|p| &p.series);
-    for s in entries {
-        if seen.contains(&s.name.as_str()) {
-            continue;
+fn legend(svg: &mut String, chart: &Chart, left: f64, bottom: f64) {
+    let mut entries: Vec<&Series> = Vec::new();
+    for s in chart.panels.iter().flat_map(|p| &p.series) {
+        if !entries.iter().any(|e| e.name == s.name) {
+            entries.push(s);
         }
-        seen.push(&s.name);
+    }
+    let mut y = TITLE_HEIGHT + PANEL_TITLE + 10.0;
+    // 26 pixels an entry, closer when many (every mode, several loss patterns) must fit.
+    let rows = entries.len() + usize::from(chart.intervals);
+    let step = ((bottom - y) / rows.max(1) as f64).min(26.0);
+    for s in entries {
         let dash = s
             .style
             .dash
@@ -544,7 +594,7 @@ fn legend(svg: &mut String, chart: &Chart, left: f64) {
             );
         }
         text(svg, left + 54.0, y + 5.0, 14.0, "start", &s.name);
-        y += 26.0;
+        y += step;
     }
     if chart.intervals {
         let x = left + 22.0;
@@ -611,6 +661,9 @@ mod tests {
         assert_eq!(t.last(), Some(&2.2));
         assert_eq!(tick_label(0.30000000000000004), "0.3");
         assert_eq!(tick_label(100.0), "100");
+        assert_eq!(tick_label(5000.0), "5000");
+        assert_eq!(tick_label(20_000.0), "20k");
+        assert_eq!(tick_label(10_000_000.0), "10M");
     }
 
     #[test]
@@ -629,6 +682,53 @@ mod tests {
         // Values outside the axis (or a zero on a log axis) are pinned to its ends.
         assert_eq!(s.fraction(0.0), 0.0);
         assert_eq!(s.fraction(1e6), 1.0);
+    }
+
+    fn panel(log: bool, points: &[(f64, f64)]) -> Panel {
+        use super::super::{Point, Style};
+        Panel {
+            title: "t".to_owned(),
+            y_label: "y".to_owned(),
+            log,
+            ceiling: None,
+            series: vec![Series {
+                name: "s".to_owned(),
+                style: Style {
+                    role: Role::Measured,
+                    mode: None,
+                    color: "#000000",
+                    marker: None,
+                    filled: true,
+                    dash: None,
+                    width: 1.0,
+                },
+                points: points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(y, h))| Point {
+                        x: i as f64,
+                        y,
+                        ci95: Some(h),
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn wide_intervals_widen_the_axis_only_so_far() {
+        // Points 1..2 with narrow intervals: the axis shows the intervals whole.
+        let narrow = panel(false, &[(1.0, 0.1), (2.0, 0.1)]);
+        assert_eq!(y_extent(std::slice::from_ref(&narrow), false), (0.9, 2.1));
+        // A two-seed interval of ±10 around 2: the axis stops half the data's spread beyond it,
+        // and a non-negative measure's axis never goes below zero.
+        let wide = panel(false, &[(1.0, 0.1), (2.0, 10.0)]);
+        assert_eq!(y_extent(std::slice::from_ref(&wide), false), (0.5, 2.5));
+        let (lo, hi) = y_extent(&[panel(false, &[(0.1, 0.1), (2.0, 10.0)])], false);
+        assert_eq!((lo, hi), (0.0, 2.95));
+        // On a log axis lower ends are ignored and upper ends reach at most three times the top.
+        let log = panel(true, &[(20.0, 100.0), (500.0, 5000.0)]);
+        assert_eq!(y_extent(&[log], true), (20.0, 1500.0));
     }
 
     #[test]
