@@ -14,12 +14,13 @@
 //!   order of `--modes`: reliable is a vermillion square everywhere. The colours are the
 //!   Okabe–Ito palette, which colour-blind readers can tell apart; the shapes tell them apart in
 //!   grey.
-//! - independent loss draws solid lines and filled marks; burst loss draws dashed lines and larger
-//!   hollow marks, so two series on the same values (reliable at 100% with and without bursts)
-//!   show as a ring around a dot rather than one hiding the other.
-//! - theory is black, dashed, without marks, and drawn after (on top of) the measurements.
-//! - each measured point carries its 95% interval across seeds as an error bar (the table's `±`),
-//!   bars of several series at one x spread a few pixels apart.
+//! - independent loss draws solid lines and filled marks; burst loss draws dash-dot lines (other
+//!   dashes for further burst lengths) and larger hollow marks; and measured series are moved a
+//!   few pixels apart sideways, so two series on the same values (reliable at 100% with and
+//!   without bursts) lie side by side rather than one hiding the other.
+//! - theory is black, dashed, without marks, and drawn after (on top of) the measurements, and
+//!   only beside the modes it describes.
+//! - each measured point carries its 95% interval across seeds as an error bar (the table's `±`).
 //!
 //! The drawing itself is in [`draw`]; every element names its series in `data-*` attributes, which
 //! the tests below read back.
@@ -35,9 +36,10 @@ use super::results::{Results, Row, RowMetrics};
 use super::stats::Estimate;
 use super::theory::datagram_success;
 
-/// Why a chart could not be written.
+/// Why a chart could not be written. The I/O error is its source, not part of its message, so
+/// an error chain printed on one line says it once.
 #[derive(Debug, Error)]
-#[error("cannot write {path}: {source}")]
+#[error("cannot write {}", .path.display())]
 pub struct ChartError {
     /// The file being written.
     pub path: PathBuf,
@@ -818,5 +820,11 @@ mod tests {
         let missing = dir.join("no-such-dir");
         let err = write_charts(&r, &missing).unwrap_err();
         assert_eq!(err.path, missing.join("delivery.svg"));
+        // The message names the file once; why is the source, for the chain to print.
+        assert_eq!(
+            err.to_string(),
+            format!("cannot write {}", err.path.display())
+        );
+        assert!(std::error::Error::source(&err).is_some());
     }
 }
