@@ -47,6 +47,8 @@ pub struct Output {
     mode: Mode,
     peer_given: bool,
     verbose: bool,
+    /// Raw mode's `--plain` (no sequence numbers, so fewer counters to show).
+    plain: bool,
     limiter: Limiter,
 }
 
@@ -59,13 +61,19 @@ impl Output {
             mode,
             peer_given,
             verbose,
+            plain: false,
             limiter: Limiter::default(),
         }
     }
 
-    /// Prints the counters to stderr as one `udpchat: stats: name=value ...` line.
+    /// The same, for raw mode's `--plain` if `plain`.
+    pub fn plain(self, plain: bool) -> Self {
+        Output { plain, ..self }
+    }
+
+    /// Prints the counters the mode has to stderr, as a small table (see [`crate::stats`]).
     pub fn print_stats(&self, stats: &Stats) {
-        eprintln!("udpchat: stats: {}", stats_line(stats));
+        print_stats_table(stats, self.mode, self.plain);
     }
 
     /// Says how many notices were held back and not yet counted aloud (at the end of the chat).
@@ -249,19 +257,15 @@ impl Sink for Output {
     }
 }
 
-/// `name=value` for every counter that has a value, in alphabetical order. Built from the
-/// serialized form, so counters added to [`Stats`] later show up by themselves.
-pub fn stats_line(stats: &Stats) -> String {
-    let mut line = String::new();
-    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(stats) {
-        for (name, value) in fields {
-            if !value.is_null() {
-                let sep = if line.is_empty() { "" } else { " " };
-                let _ = write!(line, "{sep}{name}={value}");
-            }
-        }
+/// Prints the counters `mode` has to stderr as a table, each line starting `udpchat: `, in one
+/// write so that nothing else printed meanwhile can land inside it.
+pub fn print_stats_table(stats: &Stats, mode: Mode, plain: bool) {
+    let mut text = String::new();
+    for line in crate::stats::lines(stats, mode, plain) {
+        let _ = writeln!(text, "udpchat: {line}");
     }
-    line
+    // A closed stderr must not end the chat.
+    let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
 fn canonical_event(event: Event) -> Event {
@@ -318,20 +322,6 @@ mod tests {
         assert_eq!(canonical(mapped).to_string(), "10.0.0.1:2323");
         let v6: SocketAddr = "[::1]:2323".parse().unwrap();
         assert_eq!(canonical(v6), v6);
-    }
-
-    #[test]
-    fn stats_line_lists_counters_and_skips_missing_values() {
-        let stats = Stats {
-            messages_sent: 3,
-            dropped_checksum: 2,
-            ..Stats::default()
-        };
-        let line = stats_line(&stats);
-        assert!(line.starts_with("bytes_received=0 "), "{line}");
-        assert!(line.contains(" messages_sent=3 "), "{line}");
-        assert!(line.contains(" dropped_checksum=2 "), "{line}");
-        assert!(!line.contains("rtt_min"), "{line}");
     }
 
     #[test]

@@ -937,55 +937,12 @@ impl Model {
         self.first_index + self.history.len() as u64 - 1
     }
 
+    /// The counters the mode has, as the line UI shows them (see [`crate::stats`]).
     fn stats_table(&self) -> Entry {
-        let s = &self.stats;
-        let mut rows = vec![
-            ("messages sent".to_string(), s.messages_sent.to_string()),
-            ("messages received".into(), s.messages_received.to_string()),
-        ];
-        if self.info.mode == Mode::Reliable {
-            rows.extend([
-                (
-                    "messages delivered".into(),
-                    s.messages_delivered.to_string(),
-                ),
-                ("messages lost".into(), s.messages_lost.to_string()),
-            ]);
-        }
-        rows.extend([
-            ("datagrams sent".into(), s.datagrams_sent.to_string()),
-            (
-                "datagrams received".into(),
-                s.datagrams_received.to_string(),
-            ),
-            ("bytes sent".into(), s.bytes_sent.to_string()),
-            ("bytes received".into(), s.bytes_received.to_string()),
-            ("gaps (missing)".into(), s.gaps.to_string()),
-            ("duplicates".into(), s.duplicates.to_string()),
-            ("reordered".into(), s.reordered.to_string()),
-            ("dropped: checksum".into(), s.dropped_checksum.to_string()),
-            ("dropped: malformed".into(), s.dropped_malformed.to_string()),
-            ("dropped: foreign".into(), s.dropped_foreign.to_string()),
-            ("dropped: stale".into(), s.dropped_stale.to_string()),
-        ]);
-        if self.info.mode == Mode::Reliable {
-            rows.extend([
-                (
-                    "retransmits: timeout".into(),
-                    s.retransmits_timeout.to_string(),
-                ),
-                ("retransmits: fast".into(), s.retransmits_fast.to_string()),
-                (
-                    "retransmits: spurious".into(),
-                    s.retransmits_spurious.to_string(),
-                ),
-                ("rtt min".into(), opt_ms(s.rtt_min)),
-                ("rtt smoothed".into(), opt_ms(s.rtt_smoothed)),
-                ("rtt variation".into(), opt_ms(s.rtt_var)),
-                ("congestion window".into(), s.cwnd.to_string()),
-                ("peer window".into(), s.peer_window.to_string()),
-            ]);
-        }
+        let rows = crate::stats::rows(&self.stats, self.info.mode, self.info.plain)
+            .into_iter()
+            .map(|(label, cells)| (label.to_owned(), crate::stats::cells(&cells)))
+            .collect();
         Entry::Table {
             title: format!("stats ({} mode)", mode_label(self.info.mode).to_lowercase()),
             rows,
@@ -1045,10 +1002,6 @@ pub fn format_ms(d: Duration) -> String {
         let _ = write!(out, "{ms:.0} ms");
     }
     out
-}
-
-fn opt_ms(d: Option<Duration>) -> String {
-    d.map_or_else(|| "-".to_string(), format_ms)
 }
 
 #[cfg(test)]
@@ -1578,17 +1531,21 @@ mod tests {
                 .map(|(_, v)| v.clone())
                 .unwrap()
         };
-        assert_eq!(get("messages sent"), "12");
-        assert_eq!(get("retransmits: timeout"), "3");
-        assert_eq!(get("rtt smoothed"), "12 ms");
+        assert_eq!(get("messages"), "sent 12  received 0  delivered 0  lost 0");
+        assert_eq!(get("retransmits"), "timeout 3  fast 2  spurious 0");
+        assert_eq!(get("rtt"), "min -  smoothed 12.4ms  variation -");
         let mut raw = model(Mode::Raw);
         type_line(&mut raw, "/stats");
         raw.set_stats(Stats::default());
         let Some(Entry::Table { rows, .. }) = raw.history().last() else {
             panic!("no table");
         };
-        assert!(rows.iter().all(|(k, _)| !k.starts_with("retransmits")));
-        assert!(rows.iter().any(|(k, _)| k == "gaps (missing)"));
+        assert!(rows
+            .iter()
+            .all(|(k, _)| k != "retransmits" && k != "rtt" && k != "windows"));
+        assert!(rows
+            .iter()
+            .any(|(k, v)| k == "arrivals" && v.starts_with("gaps 0")));
     }
 
     #[test]

@@ -770,7 +770,10 @@ mod tests {
         });
         let text = screen(&render(&mut m, 60, 40));
         assert!(text.contains("── stats (reliable mode) ──"), "{text}");
-        assert!(text.contains("  messages sent          17"), "{text}");
+        assert!(
+            text.contains("  messages     sent 17  received 0  delivered 0  lost 0"),
+            "{text}"
+        );
     }
 
     #[test]
