@@ -139,9 +139,13 @@ pub fn describe(event: &Event, cx: &Context<'_>) -> Option<Notice> {
 /// The session-wide events: the peer left, restarted or went silent; drops; the end.
 fn describe_session(event: &Event) -> Option<Notice> {
     let (kind, text, flood) = match event {
+        // The transport keeps the peer's address after a session ends, and `send` opens a new
+        // session to it: the words say what the next line will do (README: "How a chat ends").
         Event::PeerUnreachable => (
             NoticeKind::Error,
-            "the peer stopped answering".to_owned(),
+            "the peer stopped answering, so the session ended (what it had not acknowledged is \
+             reported lost); a line you send now tries a new session"
+                .to_owned(),
             None,
         ),
         Event::PeerRestarted => (
@@ -149,7 +153,13 @@ fn describe_session(event: &Event) -> Option<Notice> {
             "the peer restarted: a new session began, numbered from #1 again".to_owned(),
             Some(Flood::Restart),
         ),
-        Event::PeerClosed => (NoticeKind::Info, "the peer left the chat".to_owned(), None),
+        Event::PeerClosed => (
+            NoticeKind::Info,
+            "the peer left the chat, so the session ended; a line you send now opens a new \
+             session, delivered if the peer comes back, reported lost if it never answers"
+                .to_owned(),
+            None,
+        ),
         Event::Closed => (NoticeKind::Info, "the session closed".to_owned(), None),
         Event::Dropped { from, detail, .. } => (
             NoticeKind::Dropped,
@@ -514,7 +524,10 @@ mod tests {
             "ignored a datagram from 127.0.0.1:5: bad magic [68, 69]: not a udpchat \
              datagram\\u{1b}"
         );
-        assert_eq!(text(Event::PeerClosed, &raw), "the peer left the chat");
+        // The end of a session says what the next line does, since the chat goes on.
+        assert!(text(Event::PeerClosed, &raw)
+            .starts_with("the peer left the chat, so the session ended; a line you send now"));
+        assert!(text(Event::PeerUnreachable, &raw).contains("a line you send now tries a new"));
     }
 
     #[test]

@@ -79,9 +79,11 @@ pub enum ConnState {
     Connected,
     /// Closing: waiting for outstanding messages to be acknowledged.
     Closing,
-    /// The peer stopped answering.
+    /// The peer stopped answering: the session ended. The next line opens a new one.
     Unreachable,
-    /// The session is over.
+    /// Reliable mode: the peer closed the session (it left). The next line opens a new one.
+    PeerLeft,
+    /// Our side closed: the chat is over.
     Closed,
 }
 
@@ -95,9 +97,34 @@ impl ConnState {
             (ConnState::Connected, Mode::Reliable) => "connected",
             (ConnState::Closing, _) => "closing",
             (ConnState::Unreachable, _) => "peer unreachable",
+            (ConnState::PeerLeft, _) => "peer left",
             (ConnState::Closed, _) => "closed",
         }
     }
+
+    /// The same in as few letters as still read well, for a narrow status bar.
+    pub fn short_label(self, mode: Mode) -> &'static str {
+        match (self, mode) {
+            (ConnState::Waiting, _) => "waiting",
+            (ConnState::Connected, Mode::Raw) => "raw UDP",
+            (ConnState::Unreachable, _) => "unreachable",
+            (state, mode) => state.label(mode),
+        }
+    }
+}
+
+/// A handshake in progress that the screen reports on: the transport says nothing until it
+/// connects or gives up, so the retries are counted from its `datagrams_sent` counter. While a
+/// reliable session is being opened only `Hello`s go out (data waits for the handshake), so the
+/// datagrams sent since the attempt began are the `Hello`s; every one after the first is a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Attempt {
+    /// `datagrams_sent` just before the attempt began.
+    baseline: u64,
+    /// Retries reported so far.
+    retries: u64,
+    /// Absolute index of the notice that counts them, once there is one.
+    notice: Option<u64>,
 }
 
 /// The state of one of my messages.
@@ -282,6 +309,8 @@ pub struct Model {
     held: HashMap<Flood, u64>,
     /// Gap notices that a late message may still make untrue, oldest first.
     open_gaps: VecDeque<OpenGap>,
+    /// Reliable mode: the handshake being waited for, while connecting.
+    attempt: Option<Attempt>,
 }
 
 /// A gap notice still open: which messages it names and how many of them turned up since.
@@ -340,7 +369,16 @@ impl Model {
             limiter: Limiter::default(),
             held: HashMap::new(),
             open_gaps: VecDeque::new(),
+            attempt: None,
         };
+        if conn == ConnState::Connecting {
+            // The endpoint has sent nothing yet: its first Hello goes out when it starts.
+            model.attempt = Some(Attempt {
+                baseline: 0,
+                retries: 0,
+                notice: None,
+            });
+        }
         model.notice(NoticeKind::Info, greeting);
         model
     }
@@ -402,6 +440,14 @@ impl Model {
     /// My messages neither delivered nor lost yet (reliable mode).
     pub fn unconfirmed(&self) -> usize {
         self.outstanding.len()
+    }
+
+    /// While connecting: how many times the handshake was resent without an answer.
+    pub fn handshake_retries(&self) -> u64 {
+        match (self.conn, self.attempt) {
+            (ConnState::Connecting, Some(attempt)) => attempt.retries,
+            _ => 0,
+        }
     }
 
     /// The round-trip time to show: the transport's smoothed RTT, else the last sample.
@@ -643,12 +689,87 @@ impl Model {
                 });
                 if self.info.mode == Mode::Reliable {
                     self.outstanding.insert(id, index);
+                    if matches!(self.conn, ConnState::PeerLeft | ConnState::Unreachable) {
+                        self.reopen();
+                    }
                 }
             }
             Err(e) => self.notice(
                 NoticeKind::Error,
                 format!("not sent: {e} (↑ brings the line back)"),
             ),
+        }
+    }
+
+    /// A line was accepted after the session ended: the transport opens a new session to the
+    /// same address for it (see "How a chat ends" in the README). Say so, and count the
+    /// handshake's retries from the counters taken just before the line was sent (the runtime
+    /// asks for them ahead of every line).
+    fn reopen(&mut self) {
+        self.conn = ConnState::Connecting;
+        self.attempt = Some(Attempt {
+            baseline: self.stats.datagrams_sent,
+            retries: 0,
+            notice: None,
+        });
+        let to = self.peer_text();
+        self.notice(
+            NoticeKind::Info,
+            format!(
+                "opening a new session to {to} for this line: it is delivered if they answer, \
+                 marked lost if they never do"
+            ),
+        );
+    }
+
+    /// While connecting, turns the counters into news: one notice, updated in place, says how
+    /// many times the handshake was retried without an answer.
+    fn count_retries(&mut self) {
+        let (ConnState::Connecting, Some(mut attempt)) = (self.conn, self.attempt) else {
+            return;
+        };
+        let hellos = self.stats.datagrams_sent.saturating_sub(attempt.baseline);
+        let retries = hellos.saturating_sub(1);
+        if retries <= attempt.retries {
+            return;
+        }
+        attempt.retries = retries;
+        let text = format!(
+            "no answer from {} yet, retrying ({retries})",
+            self.peer_text()
+        );
+        let updated = attempt
+            .notice
+            .is_some_and(|index| self.set_notice_text(index, text.clone()));
+        if !updated {
+            attempt.notice = Some(self.add_notice(NoticeKind::Info, text));
+        }
+        self.attempt = Some(attempt);
+    }
+
+    /// The peer's address as the notices write it.
+    fn peer_text(&self) -> String {
+        self.peer
+            .map_or_else(|| "the peer".into(), |a| canonical(a).to_string())
+    }
+
+    /// The handshake being waited for ended: the peer `answered`, or the transport gave up. Its
+    /// retry notice, if any, now says how it ended instead of "retrying".
+    fn end_attempt(&mut self, answered: bool) {
+        if let Some(Attempt {
+            retries,
+            notice: Some(index),
+            ..
+        }) = self.attempt.take()
+        {
+            let to = self.peer_text();
+            let times = if retries == 1 { "retry" } else { "retries" };
+            let text = if answered {
+                format!("{to} answered after {retries} {times}")
+            } else {
+                format!("no answer from {to}: gave up after {retries} {times}")
+            };
+            self.set_notice_text(index, text);
         }
     }
 
@@ -681,6 +802,7 @@ impl Model {
     /// `/stats` asked for them.
     pub fn set_stats(&mut self, stats: Stats) {
         self.stats = stats;
+        self.count_retries();
         if std::mem::take(&mut self.stats_wanted) {
             let table = self.stats_table();
             self.push(table);
@@ -761,6 +883,7 @@ impl Model {
         };
         if matches!(self.conn, ConnState::Waiting | ConnState::Connecting) {
             self.conn = ConnState::Connected;
+            self.end_attempt(true);
         }
         self.push(Entry::Peer { nick, seq, text });
     }
@@ -787,6 +910,7 @@ impl Model {
                 if !matches!(self.conn, ConnState::Closing | ConnState::Closed) {
                     self.conn = ConnState::Connected;
                 }
+                self.end_attempt(true);
             }
             Event::Delivered { id, rtt } => {
                 self.delivered += 1;
@@ -801,13 +925,25 @@ impl Model {
                 self.settle(id, Delivery::Lost);
             }
             Event::Reordered { from, seq } => self.late_arrival(from, seq),
-            Event::PeerUnreachable => self.conn = ConnState::Unreachable,
+            Event::PeerUnreachable => {
+                self.end_attempt(false);
+                if self.conn != ConnState::Closed {
+                    self.conn = ConnState::Unreachable;
+                }
+            }
             Event::PeerRestarted => {
                 self.peer_nick = None;
                 // The numbers start again: the old gaps can no longer be matched.
                 self.open_gaps.clear();
             }
-            Event::PeerClosed | Event::Closed => self.conn = ConnState::Closed,
+            Event::PeerClosed if self.conn != ConnState::Closed => {
+                self.conn = ConnState::PeerLeft;
+            }
+            Event::PeerClosed => {}
+            Event::Closed => {
+                self.attempt = None;
+                self.conn = ConnState::Closed;
+            }
             Event::Message { .. }
             | Event::Gap { .. }
             | Event::Duplicate { .. }
@@ -1439,6 +1575,97 @@ mod tests {
         m.apply_event(Event::Closed);
         assert_eq!(m.conn(), ConnState::Closed);
         assert_eq!(last_notice(&m).1, "the session closed");
+    }
+
+    #[test]
+    fn after_the_peer_left_the_next_line_opens_a_new_session_and_says_so() {
+        let mut m = model(Mode::Reliable);
+        m.apply_event(Event::Peer { addr: addr(4000) });
+        m.apply_event(Event::PeerClosed);
+        assert_eq!(m.conn(), ConnState::PeerLeft);
+        let (kind, text, _) = last_notice(&m);
+        assert_eq!(kind, NoticeKind::Info);
+        assert!(
+            text.contains("a line you send now opens a new session"),
+            "{text}"
+        );
+        // The runtime hands over the counters taken just before the line: 7 datagrams so far.
+        m.set_stats(Stats {
+            datagrams_sent: 7,
+            ..Stats::default()
+        });
+        m.record_send("anyone?".into(), Ok(MessageId(0)));
+        assert_eq!(m.conn(), ConnState::Connecting);
+        assert!(last_notice(&m)
+            .1
+            .starts_with("opening a new session to 127.0.0.1:4000 for this line"));
+        assert_eq!(mine(&m), vec![("anyone?".into(), Delivery::Sending)]);
+        // One Hello is no retry; three more are.
+        m.set_stats(Stats {
+            datagrams_sent: 8,
+            ..Stats::default()
+        });
+        assert_eq!(m.handshake_retries(), 0);
+        m.set_stats(Stats {
+            datagrams_sent: 11,
+            ..Stats::default()
+        });
+        assert_eq!(m.handshake_retries(), 3);
+        assert_eq!(
+            last_notice(&m).1,
+            "no answer from 127.0.0.1:4000 yet, retrying (3)"
+        );
+        m.set_stats(Stats {
+            datagrams_sent: 12,
+            ..Stats::default()
+        });
+        let notices = m
+            .history()
+            .filter(|e| matches!(e, Entry::Notice { text, .. } if text.starts_with("no answer")))
+            .count();
+        assert_eq!(notices, 1, "one notice, updated in place");
+        assert_eq!(
+            last_notice(&m).1,
+            "no answer from 127.0.0.1:4000 yet, retrying (4)"
+        );
+        // The transport gives up: the line is lost, the notice says how it ended.
+        m.apply_event(Event::Lost { id: MessageId(0) });
+        m.apply_event(Event::PeerUnreachable);
+        assert_eq!(m.conn(), ConnState::Unreachable);
+        assert_eq!(mine(&m), vec![("anyone?".into(), Delivery::Lost)]);
+        assert!(m.history().any(|e| matches!(e, Entry::Notice { text, .. }
+            if text == "no answer from 127.0.0.1:4000: gave up after 4 retries")));
+        assert_eq!(m.handshake_retries(), 0);
+    }
+
+    #[test]
+    fn a_peer_that_answers_late_is_reported_as_such() {
+        let mut m = model(Mode::Reliable);
+        m.set_stats(Stats {
+            datagrams_sent: 3,
+            ..Stats::default()
+        });
+        assert_eq!(m.handshake_retries(), 2);
+        m.apply_event(Event::Peer { addr: addr(4000) });
+        assert_eq!(m.conn(), ConnState::Connected);
+        assert_eq!(m.handshake_retries(), 0);
+        assert!(m.history().any(|e| matches!(e, Entry::Notice { text, .. }
+            if text == "127.0.0.1:4000 answered after 2 retries")));
+        // Connected, the counters mean data, not Hellos: no more retry notices.
+        m.set_stats(Stats {
+            datagrams_sent: 30,
+            ..Stats::default()
+        });
+        assert!(!m.history().any(|e| matches!(e, Entry::Notice { text, .. }
+            if text.contains("retrying"))));
+    }
+
+    #[test]
+    fn after_our_own_close_the_session_stays_closed() {
+        let mut m = model(Mode::Reliable);
+        m.apply_event(Event::Closed);
+        m.apply_event(Event::PeerClosed);
+        assert_eq!(m.conn(), ConnState::Closed);
     }
 
     #[test]
