@@ -155,3 +155,70 @@ fn raw_stats_are_a_table_of_what_raw_mode_has() {
         .iter()
         .all(|l| !l.contains("retransmits") && !l.contains("rtt")));
 }
+
+#[test]
+fn the_line_ui_says_when_a_handshake_goes_unanswered() {
+    // A socket that never answers: the handshake is resent on its timer (1 s, then 2 s, ...).
+    let silent = udp_socket();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let (mut chat, _) = Proc::chat(
+        "unanswered",
+        &[
+            "--mode",
+            "reliable",
+            "--bind",
+            "127.0.0.1:0",
+            "--peer",
+            &silent_addr,
+        ],
+    );
+    chat.expect_stderr(&format!("udpchat: connecting to {silent_addr}"));
+    support::recv_datagram(&silent);
+    support::recv_datagram(&silent);
+    chat.expect_stderr(&format!(
+        "udpchat: no answer from {silent_addr} yet, retrying (1)"
+    ));
+    // Ending the input closes at once: nothing was sent, so nothing waits.
+    chat.close_stdin();
+    assert_eq!(chat.exit_code(), 0);
+}
+
+#[test]
+fn after_the_peer_left_the_line_ui_says_the_next_line_opens_a_new_session() {
+    let (mut alice, alice_addr) =
+        Proc::chat("alice", &["--mode", "reliable", "--bind", "127.0.0.1:0"]);
+    let (mut bob, _) = Proc::chat(
+        "bob",
+        &[
+            "--mode",
+            "reliable",
+            "--bind",
+            "127.0.0.1:0",
+            "--peer",
+            &alice_addr.to_string(),
+            "--max-retries",
+            "2",
+            "--min-rto",
+            "50ms",
+            "--max-rto",
+            "100ms",
+        ],
+    );
+    bob.expect_stderr(&format!("udpchat: connected to {alice_addr}"));
+    alice.close_stdin();
+    assert_eq!(alice.exit_code(), 0);
+    bob.expect_stderr("udpchat: the peer left the chat, so the session ended");
+    bob.send_line("still there?");
+    bob.expect_stderr(&format!(
+        "udpchat: opening a new session to {alice_addr} for this line"
+    ));
+    bob.expect_stderr("udpchat: lost: message #1 was not delivered");
+    bob.expect_stderr("udpchat: the peer stopped answering, so the session ended");
+    bob.close_stdin();
+    assert_eq!(bob.exit_code(), 3);
+    let rest = bob.drain(Pipe::Stderr).join("\n");
+    assert!(
+        rest.contains("udpchat: undelivered: message #1: still there?"),
+        "{rest}"
+    );
+}

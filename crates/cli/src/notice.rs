@@ -213,6 +213,110 @@ pub fn gap_text(who: &str, first: u64, last: u64, arrived: u128) -> String {
     }
 }
 
+/// Opening a session to `to` (an address, or "the peer") for a line sent after the last one
+/// ended: the transport keeps the peer's address and `send` starts a new handshake.
+pub fn reopen_text(to: &str) -> String {
+    format!(
+        "opening a new session to {to} for this line: it is delivered if they answer, marked \
+         lost if they never do"
+    )
+}
+
+/// A handshake to `to` that has gone unanswered: resent `retries` times so far. The transport
+/// has no event for this; both interfaces count the retries from its counters (see
+/// [`HandshakeWatch`]).
+pub fn no_answer_text(to: &str, retries: u64) -> String {
+    format!("no answer from {to} yet, retrying ({retries})")
+}
+
+/// How a handshake that needed retries ended: `to` `answered`, or the transport gave up.
+pub fn attempt_end_text(to: &str, retries: u64, answered: bool) -> String {
+    let times = if retries == 1 { "retry" } else { "retries" };
+    if answered {
+        format!("{to} answered after {retries} {times}")
+    } else {
+        format!("no answer from {to}: gave up after {retries} {times}")
+    }
+}
+
+/// Reliable mode: follows the handshakes from the counters, since the transport reports only
+/// their end (`Peer` when connected, `PeerUnreachable` when it gave up). While a session is
+/// being opened only `Hello`s go out (data waits for the handshake), so `datagrams_sent` since
+/// the attempt began counts the `Hello`s, and every one after the first is a retry. An attempt
+/// begins at start-up with `--peer` (nothing sent yet) and with the first line sent after a
+/// session ended (from the counters taken just before that line).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandshakeWatch {
+    /// `datagrams_sent` before the attempt in progress, if one is.
+    attempt: Option<u64>,
+    /// Retries of that attempt reported so far.
+    retries: u64,
+    /// A session ended and no line has reopened one since.
+    ended: bool,
+    /// `datagrams_sent` in the latest counters.
+    sent: u64,
+}
+
+impl HandshakeWatch {
+    /// A watch for a reliable chat; `connecting` if it opens a session at once (`--peer`).
+    pub fn new(connecting: bool) -> Self {
+        HandshakeWatch {
+            attempt: connecting.then_some(0),
+            ..HandshakeWatch::default()
+        }
+    }
+
+    /// Retries of the attempt in progress (0 when none is).
+    pub fn retries(&self) -> u64 {
+        if self.attempt.is_some() {
+            self.retries
+        } else {
+            0
+        }
+    }
+
+    /// New counters; returns the new retry count if it went up while connecting.
+    pub fn counters(&mut self, datagrams_sent: u64) -> Option<u64> {
+        self.sent = datagrams_sent;
+        let baseline = self.attempt?;
+        let retries = datagrams_sent.saturating_sub(baseline).saturating_sub(1);
+        (retries > self.retries).then(|| {
+            self.retries = retries;
+            retries
+        })
+    }
+
+    /// A line was accepted; true if it opens a new session (the last one had ended). Give the
+    /// counters taken just before it to [`HandshakeWatch::counters`] first.
+    pub fn accepted(&mut self) -> bool {
+        if !std::mem::take(&mut self.ended) {
+            return false;
+        }
+        self.attempt = Some(self.sent);
+        self.retries = 0;
+        true
+    }
+
+    /// An event; returns how the attempt in progress ended (whether the peer answered, and
+    /// after how many retries) if it had needed retries.
+    pub fn event(&mut self, event: &Event) -> Option<(bool, u64)> {
+        let answered = match event {
+            Event::Peer { .. } => true,
+            Event::PeerUnreachable | Event::PeerClosed => {
+                self.ended = true;
+                false
+            }
+            Event::Closed => {
+                self.attempt = None;
+                return None;
+            }
+            _ => return None,
+        };
+        self.attempt.take()?;
+        (self.retries > 0).then_some((answered, self.retries))
+    }
+}
+
 /// `addr` as people write it: an IPv4 peer reached through an IPv6 socket (`[::ffff:1.2.3.4]`)
 /// is shown as plain IPv4.
 pub fn canonical(addr: SocketAddr) -> SocketAddr {

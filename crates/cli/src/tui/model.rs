@@ -24,7 +24,7 @@ use udpchat_reliable::{Event, MessageId, NickError, SendError, Stats};
 use super::commands::{self, Command, Input, COMMAND_SUMMARY};
 use super::input::LineEditor;
 use crate::chat::Mode;
-use crate::notice::{self, Context, Flood, Limiter, Notice, Verdict};
+use crate::notice::{self, Context, Flood, HandshakeWatch, Limiter, Notice, Verdict};
 pub use crate::notice::{canonical, NoticeKind};
 use crate::untrusted;
 
@@ -111,20 +111,6 @@ impl ConnState {
             (state, mode) => state.label(mode),
         }
     }
-}
-
-/// A handshake in progress that the screen reports on: the transport says nothing until it
-/// connects or gives up, so the retries are counted from its `datagrams_sent` counter. While a
-/// reliable session is being opened only `Hello`s go out (data waits for the handshake), so the
-/// datagrams sent since the attempt began are the `Hello`s; every one after the first is a retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Attempt {
-    /// `datagrams_sent` just before the attempt began.
-    baseline: u64,
-    /// Retries reported so far.
-    retries: u64,
-    /// Absolute index of the notice that counts them, once there is one.
-    notice: Option<u64>,
 }
 
 /// The state of one of my messages.
@@ -309,8 +295,10 @@ pub struct Model {
     held: HashMap<Flood, u64>,
     /// Gap notices that a late message may still make untrue, oldest first.
     open_gaps: VecDeque<OpenGap>,
-    /// Reliable mode: the handshake being waited for, while connecting.
-    attempt: Option<Attempt>,
+    /// Reliable mode: what the handshakes are doing, from the counters.
+    handshake: HandshakeWatch,
+    /// The notice counting the retries of the handshake in progress, by absolute index.
+    retry_notice: Option<u64>,
 }
 
 /// A gap notice still open: which messages it names and how many of them turned up since.
@@ -369,16 +357,9 @@ impl Model {
             limiter: Limiter::default(),
             held: HashMap::new(),
             open_gaps: VecDeque::new(),
-            attempt: None,
+            handshake: HandshakeWatch::new(conn == ConnState::Connecting),
+            retry_notice: None,
         };
-        if conn == ConnState::Connecting {
-            // The endpoint has sent nothing yet: its first Hello goes out when it starts.
-            model.attempt = Some(Attempt {
-                baseline: 0,
-                retries: 0,
-                notice: None,
-            });
-        }
         model.notice(NoticeKind::Info, greeting);
         model
     }
@@ -444,8 +425,8 @@ impl Model {
 
     /// While connecting: how many times the handshake was resent without an answer.
     pub fn handshake_retries(&self) -> u64 {
-        match (self.conn, self.attempt) {
-            (ConnState::Connecting, Some(attempt)) => attempt.retries,
+        match self.conn {
+            ConnState::Connecting => self.handshake.retries(),
             _ => 0,
         }
     }
@@ -689,7 +670,7 @@ impl Model {
                 });
                 if self.info.mode == Mode::Reliable {
                     self.outstanding.insert(id, index);
-                    if matches!(self.conn, ConnState::PeerLeft | ConnState::Unreachable) {
+                    if self.handshake.accepted() {
                         self.reopen();
                     }
                 }
@@ -702,75 +683,34 @@ impl Model {
     }
 
     /// A line was accepted after the session ended: the transport opens a new session to the
-    /// same address for it (see "How a chat ends" in the README). Say so, and count the
-    /// handshake's retries from the counters taken just before the line was sent (the runtime
-    /// asks for them ahead of every line).
+    /// same address for it (see "How a chat ends" in the README). The runtime asks for the
+    /// counters just before every line, so the watch counts this handshake's retries from them.
     fn reopen(&mut self) {
         self.conn = ConnState::Connecting;
-        self.attempt = Some(Attempt {
-            baseline: self.stats.datagrams_sent,
-            retries: 0,
-            notice: None,
-        });
-        let to = self.peer_text();
-        self.notice(
-            NoticeKind::Info,
-            format!(
-                "opening a new session to {to} for this line: it is delivered if they answer, \
-                 marked lost if they never do"
-            ),
-        );
+        self.retry_notice = None;
+        let text = notice::reopen_text(&self.peer_text());
+        self.notice(NoticeKind::Info, text);
     }
 
     /// While connecting, turns the counters into news: one notice, updated in place, says how
     /// many times the handshake was retried without an answer.
     fn count_retries(&mut self) {
-        let (ConnState::Connecting, Some(mut attempt)) = (self.conn, self.attempt) else {
+        let Some(retries) = self.handshake.counters(self.stats.datagrams_sent) else {
             return;
         };
-        let hellos = self.stats.datagrams_sent.saturating_sub(attempt.baseline);
-        let retries = hellos.saturating_sub(1);
-        if retries <= attempt.retries {
-            return;
-        }
-        attempt.retries = retries;
-        let text = format!(
-            "no answer from {} yet, retrying ({retries})",
-            self.peer_text()
-        );
-        let updated = attempt
-            .notice
+        let text = notice::no_answer_text(&self.peer_text(), retries);
+        let updated = self
+            .retry_notice
             .is_some_and(|index| self.set_notice_text(index, text.clone()));
         if !updated {
-            attempt.notice = Some(self.add_notice(NoticeKind::Info, text));
+            self.retry_notice = Some(self.add_notice(NoticeKind::Info, text));
         }
-        self.attempt = Some(attempt);
     }
 
     /// The peer's address as the notices write it.
     fn peer_text(&self) -> String {
         self.peer
             .map_or_else(|| "the peer".into(), |a| canonical(a).to_string())
-    }
-
-    /// The handshake being waited for ended: the peer `answered`, or the transport gave up. Its
-    /// retry notice, if any, now says how it ended instead of "retrying".
-    fn end_attempt(&mut self, answered: bool) {
-        if let Some(Attempt {
-            retries,
-            notice: Some(index),
-            ..
-        }) = self.attempt.take()
-        {
-            let to = self.peer_text();
-            let times = if retries == 1 { "retry" } else { "retries" };
-            let text = if answered {
-                format!("{to} answered after {retries} {times}")
-            } else {
-                format!("no answer from {to}: gave up after {retries} {times}")
-            };
-            self.set_notice_text(index, text);
-        }
     }
 
     /// Records the outcome of a nickname change.
@@ -883,7 +823,6 @@ impl Model {
         };
         if matches!(self.conn, ConnState::Waiting | ConnState::Connecting) {
             self.conn = ConnState::Connected;
-            self.end_attempt(true);
         }
         self.push(Entry::Peer { nick, seq, text });
     }
@@ -901,6 +840,13 @@ impl Model {
     /// What an event other than a message changes: the session's state, the counts, the marks
     /// of my messages, and the gap notices a late message makes untrue.
     fn update(&mut self, event: &Event) {
+        if let Some((answered, retries)) = self.handshake.event(event) {
+            // The retry notice says how the handshake ended instead of "retrying".
+            if let Some(index) = self.retry_notice.take() {
+                let text = notice::attempt_end_text(&self.peer_text(), retries, answered);
+                self.set_notice_text(index, text);
+            }
+        }
         match *event {
             Event::Peer { addr } => {
                 if self.peer != Some(addr) {
@@ -910,7 +856,6 @@ impl Model {
                 if !matches!(self.conn, ConnState::Closing | ConnState::Closed) {
                     self.conn = ConnState::Connected;
                 }
-                self.end_attempt(true);
             }
             Event::Delivered { id, rtt } => {
                 self.delivered += 1;
@@ -926,7 +871,6 @@ impl Model {
             }
             Event::Reordered { from, seq } => self.late_arrival(from, seq),
             Event::PeerUnreachable => {
-                self.end_attempt(false);
                 if self.conn != ConnState::Closed {
                     self.conn = ConnState::Unreachable;
                 }
@@ -940,10 +884,7 @@ impl Model {
                 self.conn = ConnState::PeerLeft;
             }
             Event::PeerClosed => {}
-            Event::Closed => {
-                self.attempt = None;
-                self.conn = ConnState::Closed;
-            }
+            Event::Closed => self.conn = ConnState::Closed,
             Event::Message { .. }
             | Event::Gap { .. }
             | Event::Duplicate { .. }
