@@ -6,6 +6,10 @@
 //! one `match` arm that builds a `Box<dyn Endpoint>`; everything after it is shared, so a new
 //! mode or a wrapper around the endpoint (such as the lab's impairment) changes nothing else.
 //!
+//! A `--peer` that is the chat's own socket (the default `--bind 0.0.0.0:2323` with
+//! `--peer 127.0.0.1:2323`) is refused as a usage error: every line would come straight back
+//! and read as if the peer had written it.
+//!
 //! On stderr, the first line is always `udpchat: listening on ADDR (MODE mode)` with the address
 //! actually bound, so scripts and tests that bind port 0 learn the port from it.
 

@@ -14,6 +14,12 @@
 //! several lines prints each under the sender's name, so no datagram can fake a line from
 //! someone else. JSON numbers messages from 0 as the transport does; text counts from 1.
 //!
+//! Counters (`/stats`, `--stats`) are printed as a small table of what the mode has
+//! ([`crate::stats`]). In reliable mode the line UI also says what the handshake does, which the
+//! transport only reports at its end: it asks for the counters now and then and before each
+//! line, and [`HandshakeWatch`] turns them into "no answer from ADDR yet, retrying (N)" and
+//! "opening a new session to ADDR" (see "How a chat ends" in the README).
+//!
 //! The network decides how many notices there are, so the text notices go through the
 //! [`Limiter`]: ten of a kind per ten seconds, then a count. JSON keeps every gap, duplicate and
 //! reordered event (a script may count them; each is one line for one datagram, like a message),

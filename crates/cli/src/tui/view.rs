@@ -2,7 +2,10 @@
 //!
 //! The layout is computed by hand rather than by ratatui's constraint solver so that tiny
 //! terminals degrade in a chosen order: the input line is the last thing to go (one row shows
-//! only it), then the status bar (two rows), and the history gets whatever is left. Every entry
+//! only it), then the status bar (two rows), and the history gets whatever is left. The status
+//! bar is responsive too: one row when its fields fit, two on a terminal of ten rows or more
+//! when they do not, and within a row the least important fields shorten, then go, in an order
+//! fixed by rank (see [`status_lines`]), so mode, peer, state and counts stay to the last. Every entry
 //! is turned into styled segments and wrapped by `wrap.rs`, so the number of screen lines is
 //! known and scrolling can be exact. Each of my messages ends with its delivery mark, which is
 //! where the difference between raw UDP and the reliable transport shows, line by line.
