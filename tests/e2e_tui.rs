@@ -631,3 +631,31 @@ fn after_the_peer_left_a_new_line_opens_a_new_session_and_is_lost_if_nobody_answ
         .screen()
         .contains("udpchat: undelivered: message #1: still there?"));
 }
+
+#[test]
+fn at_40_by_12_mode_peer_state_and_count_still_show() {
+    require_tmux();
+    let peer = udp_socket();
+    let peer_addr = peer.local_addr().unwrap().to_string();
+    let tmux = Tmux::start(
+        &screen_command(&["--bind", LOOPBACK, "--peer", &peer_addr, "--nick", "bob"]),
+        40,
+        12,
+    );
+    tmux.wait_for_text(" RAW ");
+    tmux.type_text("hi");
+    tmux.keys(&["Enter"]);
+    recv_datagram(&peer);
+    let screen = tmux.wait_for_text("sent 1");
+    let rows: Vec<&str> = screen.lines().collect();
+    let status = rows[rows.len() - 3..rows.len() - 1].join("\n");
+    for field in [" RAW ", peer_addr.as_str(), "raw UDP", "sent 1"] {
+        assert!(status.contains(field), "{field:?} missing from\n{status}");
+    }
+    for row in &rows {
+        assert!(row.chars().count() <= 40, "{row:?}");
+    }
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    assert_exited_and_restored(&tmux, 0, "bob: hi");
+}

@@ -202,6 +202,7 @@ fn after_the_peer_left_the_line_ui_says_the_next_line_opens_a_new_session() {
             "50ms",
             "--max-rto",
             "100ms",
+            "--stats",
         ],
     );
     bob.expect_stderr(&format!("udpchat: connected to {alice_addr}"));
@@ -221,4 +222,14 @@ fn after_the_peer_left_the_line_ui_says_the_next_line_opens_a_new_session() {
         rest.contains("udpchat: undelivered: message #1: still there?"),
         "{rest}"
     );
+    // Reliable mode's table: its own rows, and no gaps (it repairs them).
+    let stats = support::parse_stats(bob.history(Pipe::Stderr));
+    assert_eq!(
+        (stats["messages_sent"], stats["messages_lost"]),
+        (1, 1),
+        "{rest}"
+    );
+    assert!(stats.contains_key("retransmits_timeout") && stats.contains_key("cwnd"));
+    assert!(!stats.contains_key("gaps"), "{rest}");
+    assert!(rest.contains("udpchat: stats (reliable mode):"), "{rest}");
 }
