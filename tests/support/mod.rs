@@ -337,12 +337,17 @@ pub fn udp_socket() -> UdpSocket {
     socket
 }
 
-/// Receives one datagram, failing at the deadline.
+/// Receives one datagram, failing at the deadline. A read interrupted by a signal (EINTR, seen
+/// while tmux clients come and go in the same test process) is retried, not a failure.
 pub fn recv_datagram(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     let mut buf = vec![0u8; 65_536];
-    let (len, from) = socket
-        .recv_from(&mut buf)
-        .unwrap_or_else(|e| panic!("no datagram within {DEADLINE:?}: {e}"));
+    let (len, from) = loop {
+        match socket.recv_from(&mut buf) {
+            Ok(received) => break received,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("no datagram within {DEADLINE:?}: {e}"),
+        }
+    };
     buf.truncate(len);
     (buf, from)
 }
