@@ -6,11 +6,17 @@
 //! one `match` arm that builds a `Box<dyn Endpoint>`; everything after it is shared, so a new
 //! mode or a wrapper around the endpoint (such as the lab's impairment) changes nothing else.
 //!
+//! A `--peer` that is the chat's own socket (the default `--bind 0.0.0.0:2323` with
+//! `--peer 127.0.0.1:2323`) is refused as a usage error: every line would come straight back
+//! and read as if the peer had written it.
+//!
 //! On stderr, the first line is always `udpchat: listening on ADDR (MODE mode)` with the address
 //! actually bound, so scripts and tests that bind port 0 learn the port from it.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, ValueEnum};
@@ -22,6 +28,7 @@ use udpchat_reliable::{driver, Endpoint, Input, RawConfig, RawEndpoint};
 use crate::address::{check_families, dual_stack, parse_destination};
 use crate::lines;
 use crate::link_args::{ChatImpairment, ChatImpairmentArgs};
+use crate::notice::canonical;
 use crate::output::{report_undelivered, Format, Output};
 use crate::reliable_args::{usage, ReliableArgs, Undelivered};
 use crate::tui;
@@ -152,12 +159,15 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
         Some(text) => Some(resolve_peer(text, args.bind)?),
         None => None,
     };
+    // Checked before binding (a fixed port) and after (port 0 becomes a real port).
+    refuse_self_talk(args.bind, peer);
     let socket = UdpSocket::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let local = socket
         .local_addr()
         .context("cannot read the bound address")?;
+    refuse_self_talk(local, peer);
     // Settled once: the endpoint sends it and the screen shows it.
     let nick = args.nick.clone().unwrap_or_else(default_nick);
     let impairment = args.impairment.resolve();
@@ -228,9 +238,23 @@ async fn line_chat(
     let (input, mut inputs) = mpsc::channel(64);
     tokio::spawn(close_on_ctrl_c(interrupts()?, input.clone()));
     print_banner(args, &session);
-    lines::spawn_stdin_reader(input);
 
-    let mut output = Output::new(args.format, args.mode, session.peer.is_some(), args.verbose);
+    let mut output =
+        Output::new(args.format, args.mode, session.peer.is_some(), args.verbose).plain(args.plain);
+    if args.mode == Mode::Reliable {
+        output = output.watching(session.peer);
+        let (lines_in, lines_out) = mpsc::channel(64);
+        lines::spawn_stdin_reader(lines_in);
+        let quiet = output.quiet_requests();
+        tokio::spawn(counters_before_lines(
+            lines_out,
+            input.clone(),
+            quiet.clone(),
+        ));
+        tokio::spawn(counters_now_and_then(input, quiet));
+    } else {
+        lines::spawn_stdin_reader(input);
+    }
     let mut tracked = Undelivered::new(&mut output);
     let local = session.local;
     driver::run(&mut endpoint, socket, &mut inputs, &mut tracked)
@@ -264,6 +288,49 @@ fn print_banner(args: &ChatArgs, session: &LineSession) {
     }
     for warning in args.impairment.warnings() {
         eprintln!("udpchat: warning: {warning}");
+    }
+}
+
+/// How often the line UI asks for the counters in reliable mode, to see whether a handshake is
+/// being retried (the transport reports only its end); the chat screen refreshes as often.
+const WATCH_INTERVAL: std::time::Duration = tui::app::STATS_INTERVAL;
+
+/// Passes the stdin lines on to the driver, each preceded by a request for the counters, so
+/// that a line that opens a new session has the counters from just before it to count its
+/// handshake's retries from (see `Output::watching`). Ends when either side does.
+async fn counters_before_lines(
+    mut lines: mpsc::Receiver<Input>,
+    driver: mpsc::Sender<Input>,
+    quiet: Arc<AtomicU32>,
+) {
+    while let Some(input) = lines.recv().await {
+        if matches!(input, Input::Line(_)) {
+            quiet.fetch_add(1, Ordering::SeqCst);
+            if driver.send(Input::Stats).await.is_err() {
+                return;
+            }
+        }
+        if driver.send(input).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Asks for the counters every [`WATCH_INTERVAL`] while the chat runs, so the line UI can say
+/// that a handshake goes unanswered.
+async fn counters_now_and_then(driver: mpsc::Sender<Input>, quiet: Arc<AtomicU32>) {
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    loop {
+        tick.tick().await;
+        quiet.fetch_add(1, Ordering::SeqCst);
+        // A full channel: the driver is busy, ask next time. A closed one: the chat is over.
+        match driver.try_send(Input::Stats) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                quiet.fetch_sub(1, Ordering::SeqCst);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
     }
 }
 
@@ -329,6 +396,41 @@ fn resolve_peer(text: &str, bind: SocketAddr) -> Result<SocketAddr> {
     }
 }
 
+/// Exits with a usage error (code 2) if `peer` is the socket bound at `bind` itself: every line
+/// would come straight back and be shown as if a peer had written it.
+fn refuse_self_talk(bind: SocketAddr, peer: Option<SocketAddr>) {
+    let Some(peer) = peer else { return };
+    if is_own_address(bind, peer, is_local_ip) {
+        let (peer, port) = (canonical(peer), bind.port());
+        usage(&format!(
+            "--peer {peer} is this chat's own address (--bind {bind}), so your lines would \
+             come back to you as if from a peer; give the other side's address. To try udpchat \
+             on one machine, give each side its own port: --bind 127.0.0.1:{other} --peer \
+             127.0.0.1:{port} here, --bind 127.0.0.1:{port} --peer 127.0.0.1:{other} there",
+            other = port.wrapping_add(1).max(1),
+        ))
+        .exit()
+    }
+}
+
+/// True if datagrams sent to `peer` arrive at a socket bound to `bind`: the same port, and the
+/// same address or, when `bind` is the unspecified address (which receives on every address of
+/// the machine), an address of this machine (`is_local` decides; IPv4-mapped addresses count
+/// as IPv4). Port 0 is never a peer's port, so an unbound port 0 matches nothing.
+fn is_own_address(bind: SocketAddr, peer: SocketAddr, is_local: impl Fn(IpAddr) -> bool) -> bool {
+    if bind.port() != peer.port() || bind.port() == 0 {
+        return false;
+    }
+    let (ours, theirs) = (bind.ip().to_canonical(), peer.ip().to_canonical());
+    ours == theirs || (ours.is_unspecified() && (theirs.is_loopback() || is_local(theirs)))
+}
+
+/// Whether `ip` is an address of this machine: only then can a socket be bound to it. Binding
+/// port 0 there sends nothing and the probe socket is closed at once.
+fn is_local_ip(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
 /// The login name, as chat programs have always defaulted to.
 fn default_nick() -> String {
     ["USER", "USERNAME"]
@@ -381,6 +483,27 @@ mod tests {
         assert!(resolve_peer("[::1]:9", "0.0.0.0:0".parse().unwrap()).is_err());
         assert!(resolve_peer("127.0.0.1:9", "[::1]:0".parse().unwrap()).is_err());
         assert!(resolve_peer("no-port-here", "0.0.0.0:0".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn talking_to_yourself_is_recognised() {
+        let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        let local = |ip: IpAddr| ip == a("192.0.2.7:0").ip();
+        let own = |bind: &str, peer: &str| is_own_address(a(bind), a(peer), local);
+        assert!(own("0.0.0.0:2323", "127.0.0.1:2323"));
+        assert!(own("0.0.0.0:2323", "127.0.0.2:2323"));
+        assert!(own("0.0.0.0:2323", "192.0.2.7:2323"));
+        assert!(own("127.0.0.1:2323", "127.0.0.1:2323"));
+        assert!(own("[::]:2323", "[::ffff:127.0.0.1]:2323"));
+        assert!(own("[::]:2323", "[::1]:2323"));
+        // Another port, another machine, or a socket bound to one address only: someone else.
+        assert!(!own("0.0.0.0:2323", "127.0.0.1:2324"));
+        assert!(!own("0.0.0.0:2323", "192.0.2.8:2323"));
+        assert!(!own("127.0.0.1:2323", "127.0.0.2:2323"));
+        assert!(!own("0.0.0.0:0", "127.0.0.1:0"));
+        // The real probe: loopback is ours, a documentation address is not.
+        assert!(is_local_ip(a("127.0.0.1:0").ip()));
+        assert!(!is_local_ip(a("192.0.2.1:0").ip()));
     }
 
     #[test]

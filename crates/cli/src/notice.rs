@@ -139,9 +139,13 @@ pub fn describe(event: &Event, cx: &Context<'_>) -> Option<Notice> {
 /// The session-wide events: the peer left, restarted or went silent; drops; the end.
 fn describe_session(event: &Event) -> Option<Notice> {
     let (kind, text, flood) = match event {
+        // The transport keeps the peer's address after a session ends, and `send` opens a new
+        // session to it: the words say what the next line will do (README: "How a chat ends").
         Event::PeerUnreachable => (
             NoticeKind::Error,
-            "the peer stopped answering".to_owned(),
+            "the peer stopped answering, so the session ended (what it had not acknowledged is \
+             reported lost); a line you send now tries a new session"
+                .to_owned(),
             None,
         ),
         Event::PeerRestarted => (
@@ -149,7 +153,13 @@ fn describe_session(event: &Event) -> Option<Notice> {
             "the peer restarted: a new session began, numbered from #1 again".to_owned(),
             Some(Flood::Restart),
         ),
-        Event::PeerClosed => (NoticeKind::Info, "the peer left the chat".to_owned(), None),
+        Event::PeerClosed => (
+            NoticeKind::Info,
+            "the peer left the chat, so the session ended; a line you send now opens a new \
+             session, delivered if the peer comes back, reported lost if it never answers"
+                .to_owned(),
+            None,
+        ),
         Event::Closed => (NoticeKind::Info, "the session closed".to_owned(), None),
         // The transport names each refused address once (and at most 16), so no flood limit.
         Event::TurnedAway { from, peer } => (
@@ -210,6 +220,110 @@ pub fn gap_text(who: &str, first: u64, last: u64, arrived: u128) -> String {
                  {left} {verb} not arrived yet"
             )
         }
+    }
+}
+
+/// Opening a session to `to` (an address, or "the peer") for a line sent after the last one
+/// ended: the transport keeps the peer's address and `send` starts a new handshake.
+pub fn reopen_text(to: &str) -> String {
+    format!(
+        "opening a new session to {to} for this line: it is delivered if they answer, marked \
+         lost if they never do"
+    )
+}
+
+/// A handshake to `to` that has gone unanswered: resent `retries` times so far. The transport
+/// has no event for this; both interfaces count the retries from its counters (see
+/// [`HandshakeWatch`]).
+pub fn no_answer_text(to: &str, retries: u64) -> String {
+    format!("no answer from {to} yet, retrying ({retries})")
+}
+
+/// How a handshake that needed retries ended: `to` `answered`, or the transport gave up.
+pub fn attempt_end_text(to: &str, retries: u64, answered: bool) -> String {
+    let times = if retries == 1 { "retry" } else { "retries" };
+    if answered {
+        format!("{to} answered after {retries} {times}")
+    } else {
+        format!("no answer from {to}: gave up after {retries} {times}")
+    }
+}
+
+/// Reliable mode: follows the handshakes from the counters, since the transport reports only
+/// their end (`Peer` when connected, `PeerUnreachable` when it gave up). While a session is
+/// being opened only `Hello`s go out (data waits for the handshake), so `datagrams_sent` since
+/// the attempt began counts the `Hello`s, and every one after the first is a retry. An attempt
+/// begins at start-up with `--peer` (nothing sent yet) and with the first line sent after a
+/// session ended (from the counters taken just before that line).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandshakeWatch {
+    /// `datagrams_sent` before the attempt in progress, if one is.
+    attempt: Option<u64>,
+    /// Retries of that attempt reported so far.
+    retries: u64,
+    /// A session ended and no line has reopened one since.
+    ended: bool,
+    /// `datagrams_sent` in the latest counters.
+    sent: u64,
+}
+
+impl HandshakeWatch {
+    /// A watch for a reliable chat; `connecting` if it opens a session at once (`--peer`).
+    pub fn new(connecting: bool) -> Self {
+        HandshakeWatch {
+            attempt: connecting.then_some(0),
+            ..HandshakeWatch::default()
+        }
+    }
+
+    /// Retries of the attempt in progress (0 when none is).
+    pub fn retries(&self) -> u64 {
+        if self.attempt.is_some() {
+            self.retries
+        } else {
+            0
+        }
+    }
+
+    /// New counters; returns the new retry count if it went up while connecting.
+    pub fn counters(&mut self, datagrams_sent: u64) -> Option<u64> {
+        self.sent = datagrams_sent;
+        let baseline = self.attempt?;
+        let retries = datagrams_sent.saturating_sub(baseline).saturating_sub(1);
+        (retries > self.retries).then(|| {
+            self.retries = retries;
+            retries
+        })
+    }
+
+    /// A line was accepted; true if it opens a new session (the last one had ended). Give the
+    /// counters taken just before it to [`HandshakeWatch::counters`] first.
+    pub fn accepted(&mut self) -> bool {
+        if !std::mem::take(&mut self.ended) {
+            return false;
+        }
+        self.attempt = Some(self.sent);
+        self.retries = 0;
+        true
+    }
+
+    /// An event; returns how the attempt in progress ended (whether the peer answered, and
+    /// after how many retries) if it had needed retries.
+    pub fn event(&mut self, event: &Event) -> Option<(bool, u64)> {
+        let answered = match event {
+            Event::Peer { .. } => true,
+            Event::PeerUnreachable | Event::PeerClosed => {
+                self.ended = true;
+                false
+            }
+            Event::Closed => {
+                self.attempt = None;
+                return None;
+            }
+            _ => return None,
+        };
+        self.attempt.take()?;
+        (self.retries > 0).then_some((answered, self.retries))
     }
 }
 
@@ -524,7 +638,10 @@ mod tests {
             "ignored a datagram from 127.0.0.1:5: bad magic [68, 69]: not a udpchat \
              datagram\\u{1b}"
         );
-        assert_eq!(text(Event::PeerClosed, &raw), "the peer left the chat");
+        // The end of a session says what the next line does, since the chat goes on.
+        assert!(text(Event::PeerClosed, &raw)
+            .starts_with("the peer left the chat, so the session ended; a line you send now"));
+        assert!(text(Event::PeerUnreachable, &raw).contains("a line you send now tries a new"));
         let turned = Event::TurnedAway {
             from: "127.0.0.1:9".parse().unwrap(),
             peer: "127.0.0.1:7".parse().unwrap(),

@@ -14,6 +14,12 @@
 //! several lines prints each under the sender's name, so no datagram can fake a line from
 //! someone else. JSON numbers messages from 0 as the transport does; text counts from 1.
 //!
+//! Counters (`/stats`, `--stats`) are printed as a small table of what the mode has
+//! ([`crate::stats`]). In reliable mode the line UI also says what the handshake does, which the
+//! transport only reports at its end: it asks for the counters now and then and before each
+//! line, and [`HandshakeWatch`] turns them into "no answer from ADDR yet, retrying (N)" and
+//! "opening a new session to ADDR" (see "How a chat ends" in the README).
+//!
 //! The network decides how many notices there are, so the text notices go through the
 //! [`Limiter`]: ten of a kind per ten seconds, then a count. JSON keeps every gap, duplicate and
 //! reordered event (a script may count them; each is one line for one datagram, like a message),
@@ -21,14 +27,19 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::ValueEnum;
 use udpchat_reliable::{Event, MessageId, SendError, Sink, Stats};
 
 use crate::chat::Mode;
-use crate::notice::{self, canonical, Context, Flood, Limiter, Notice, NoticeKind, Verdict};
+use crate::notice::{
+    self, canonical, Context, Flood, HandshakeWatch, Limiter, Notice, NoticeKind, Verdict,
+};
 use crate::untrusted;
 
 /// How received messages are printed on stdout.
@@ -47,7 +58,16 @@ pub struct Output {
     mode: Mode,
     peer_given: bool,
     verbose: bool,
+    /// Raw mode's `--plain` (no sequence numbers, so fewer counters to show).
+    plain: bool,
     limiter: Limiter,
+    /// Reliable mode: the handshakes, followed from the counters (see [`Output::watching`]).
+    handshake: Option<HandshakeWatch>,
+    /// The peer's address, once known, for the handshake notices.
+    peer: Option<SocketAddr>,
+    /// Counter requests that are not the user's (`/stats`): the chat's own, to follow the
+    /// handshake. Each one answered is taken off; those answers print no table.
+    quiet_requests: Arc<AtomicU32>,
 }
 
 impl Output {
@@ -59,13 +79,76 @@ impl Output {
             mode,
             peer_given,
             verbose,
+            plain: false,
             limiter: Limiter::default(),
+            handshake: None,
+            peer: None,
+            quiet_requests: Arc::default(),
         }
     }
 
-    /// Prints the counters to stderr as one `udpchat: stats: name=value ...` line.
+    /// Reliable mode: says what the handshakes do, which the transport reports only at their
+    /// end: "no answer from ADDR yet, retrying (N)", and "opening a new session" for a line sent
+    /// after the session ended. `peer` is `--peer`, if given (a session opens at once). The
+    /// chat must ask for the counters before every line and now and then, counting each such
+    /// request in [`Output::quiet_requests`].
+    pub fn watching(self, peer: Option<SocketAddr>) -> Self {
+        Output {
+            handshake: Some(HandshakeWatch::new(peer.is_some())),
+            peer,
+            ..self
+        }
+    }
+
+    /// The count of counter requests the chat makes for itself (see [`Output::watching`]).
+    pub fn quiet_requests(&self) -> Arc<AtomicU32> {
+        Arc::clone(&self.quiet_requests)
+    }
+
+    fn peer_text(&self) -> String {
+        self.peer
+            .map_or_else(|| "the peer".into(), |a| canonical(a).to_string())
+    }
+
+    /// What a line accepted by the transport prints: a note if it opens a new session.
+    fn accepted_lines(&mut self) -> Printed {
+        let mut out = Printed::default();
+        if self
+            .handshake
+            .as_mut()
+            .is_some_and(HandshakeWatch::accepted)
+        {
+            out.err(notice::reopen_text(&self.peer_text()));
+        }
+        out
+    }
+
+    /// What counters print: the table if the user asked for them, else a retry note if a
+    /// handshake was resent since the last counters.
+    fn stats_lines(&mut self, stats: &Stats) -> (Printed, bool) {
+        let mut out = Printed::default();
+        if let Some(retries) = self
+            .handshake
+            .as_mut()
+            .and_then(|watch| watch.counters(stats.datagrams_sent))
+        {
+            out.err(notice::no_answer_text(&self.peer_text(), retries));
+        }
+        let quiet = self
+            .quiet_requests
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        (out, !quiet)
+    }
+
+    /// The same, for raw mode's `--plain` if `plain`.
+    pub fn plain(self, plain: bool) -> Self {
+        Output { plain, ..self }
+    }
+
+    /// Prints the counters the mode has to stderr, as a small table (see [`crate::stats`]).
     pub fn print_stats(&self, stats: &Stats) {
-        eprintln!("udpchat: stats: {}", stats_line(stats));
+        print_stats_table(stats, self.mode, self.plain);
     }
 
     /// Says how many notices were held back and not yet counted aloud (at the end of the chat).
@@ -84,6 +167,16 @@ impl Output {
     /// What `event`, arriving at `now`, prints.
     fn lines(&mut self, event: Event, now: Instant) -> Printed {
         let mut out = Printed::default();
+        if let Event::Peer { addr } = event {
+            self.peer = Some(addr);
+        }
+        if let Some((answered, retries)) = self.handshake.as_mut().and_then(|w| w.event(&event)) {
+            out.err(notice::attempt_end_text(
+                &self.peer_text(),
+                retries,
+                answered,
+            ));
+        }
         match self.format {
             Format::Text => self.text(event, now, &mut out),
             Format::Json => self.json(event, now, &mut out),
@@ -236,6 +329,10 @@ impl Sink for Output {
         self.lines(event, Instant::now()).print();
     }
 
+    fn accepted(&mut self, _id: MessageId, _line: &str) {
+        self.accepted_lines().print();
+    }
+
     fn refused(&mut self, _line: &str, error: &SendError) {
         eprintln!("udpchat: not sent: {error}");
     }
@@ -245,23 +342,23 @@ impl Sink for Output {
     }
 
     fn stats(&mut self, stats: &Stats) {
-        self.print_stats(stats);
+        let (notes, asked) = self.stats_lines(stats);
+        notes.print();
+        if asked {
+            self.print_stats(stats);
+        }
     }
 }
 
-/// `name=value` for every counter that has a value, in alphabetical order. Built from the
-/// serialized form, so counters added to [`Stats`] later show up by themselves.
-pub fn stats_line(stats: &Stats) -> String {
-    let mut line = String::new();
-    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(stats) {
-        for (name, value) in fields {
-            if !value.is_null() {
-                let sep = if line.is_empty() { "" } else { " " };
-                let _ = write!(line, "{sep}{name}={value}");
-            }
-        }
+/// Prints the counters `mode` has to stderr as a table, each line starting `udpchat: `, in one
+/// write so that nothing else printed meanwhile can land inside it.
+pub fn print_stats_table(stats: &Stats, mode: Mode, plain: bool) {
+    let mut text = String::new();
+    for line in crate::stats::lines(stats, mode, plain) {
+        let _ = writeln!(text, "udpchat: {line}");
     }
-    line
+    // A closed stderr must not end the chat.
+    let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
 fn canonical_event(event: Event) -> Event {
@@ -322,20 +419,6 @@ mod tests {
         assert_eq!(canonical(mapped).to_string(), "10.0.0.1:2323");
         let v6: SocketAddr = "[::1]:2323".parse().unwrap();
         assert_eq!(canonical(v6), v6);
-    }
-
-    #[test]
-    fn stats_line_lists_counters_and_skips_missing_values() {
-        let stats = Stats {
-            messages_sent: 3,
-            dropped_checksum: 2,
-            ..Stats::default()
-        };
-        let line = stats_line(&stats);
-        assert!(line.starts_with("bytes_received=0 "), "{line}");
-        assert!(line.contains(" messages_sent=3 "), "{line}");
-        assert!(line.contains(" dropped_checksum=2 "), "{line}");
-        assert!(!line.contains("rtt_min"), "{line}");
     }
 
     #[test]
@@ -539,5 +622,104 @@ mod tests {
                 "udpchat: 90 more ignored datagrams were not shown (/stats has the counts)".into()
             )]
         );
+    }
+
+    fn sent(datagrams_sent: u64) -> Stats {
+        Stats {
+            datagrams_sent,
+            ..Stats::default()
+        }
+    }
+
+    /// The stderr lines of a `(notes, table wanted)` answer to counters.
+    fn notes(answer: (Printed, bool)) -> (Vec<String>, bool) {
+        let (printed, asked) = answer;
+        (printed.lines.into_iter().map(|(_, l)| l).collect(), asked)
+    }
+
+    #[test]
+    fn the_line_ui_counts_unanswered_handshakes_and_says_how_they_ended() {
+        let peer = addr(4000);
+        let mut out = Output::new(Format::Text, Mode::Reliable, true, false).watching(Some(peer));
+        let quiet = out.quiet_requests();
+        quiet.fetch_add(1, Ordering::SeqCst);
+        // The first Hello is no retry; the chat's own request prints no table.
+        assert_eq!(notes(out.stats_lines(&sent(1))), (vec![], false));
+        quiet.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(
+            notes(out.stats_lines(&sent(3))),
+            (
+                vec!["udpchat: no answer from 127.0.0.1:4000 yet, retrying (2)".into()],
+                false
+            )
+        );
+        // The user's /stats: the table, and no repeated note.
+        assert_eq!(notes(out.stats_lines(&sent(3))), (vec![], true));
+        let answered = printed(&mut out, vec![Event::Peer { addr: peer }]);
+        assert_eq!(
+            answered,
+            vec![
+                (
+                    false,
+                    "udpchat: 127.0.0.1:4000 answered after 2 retries".into()
+                ),
+                (false, "udpchat: connected to 127.0.0.1:4000".into())
+            ]
+        );
+        // Connected, the datagrams are data: no more notes.
+        quiet.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(notes(out.stats_lines(&sent(50))), (vec![], false));
+
+        // The peer leaves; the next line opens a new session, counted from just before it.
+        let left = printed(&mut out, vec![Event::PeerClosed]);
+        assert!(
+            left[0]
+                .1
+                .contains("a line you send now opens a new session"),
+            "{left:?}"
+        );
+        quiet.fetch_add(1, Ordering::SeqCst);
+        out.stats_lines(&sent(60));
+        let reopened: Vec<_> = out
+            .accepted_lines()
+            .lines
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        assert_eq!(
+            reopened,
+            vec![format!(
+                "udpchat: {}",
+                notice::reopen_text("127.0.0.1:4000")
+            )]
+        );
+        assert!(
+            out.accepted_lines().lines.is_empty(),
+            "only the first line reopens"
+        );
+        quiet.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(
+            notes(out.stats_lines(&sent(62))).0,
+            vec!["udpchat: no answer from 127.0.0.1:4000 yet, retrying (1)".to_owned()]
+        );
+        let gave_up = printed(
+            &mut out,
+            vec![Event::Lost { id: MessageId(3) }, Event::PeerUnreachable],
+        );
+        assert_eq!(
+            gave_up[1],
+            (
+                false,
+                "udpchat: no answer from 127.0.0.1:4000: gave up after 1 retry".into()
+            )
+        );
+        assert!(gave_up[2].1.contains("stopped answering"), "{gave_up:?}");
+    }
+
+    #[test]
+    fn raw_mode_watches_no_handshake() {
+        let mut out = Output::new(Format::Text, Mode::Raw, true, false);
+        assert_eq!(notes(out.stats_lines(&sent(10))), (vec![], true));
+        assert!(out.accepted_lines().lines.is_empty());
     }
 }

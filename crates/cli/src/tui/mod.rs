@@ -23,7 +23,7 @@ use clap::ValueEnum;
 use tokio::net::UdpSocket;
 use udpchat_reliable::Endpoint;
 
-use crate::output::{report_undelivered, stats_line, Format};
+use crate::output::{print_stats_table, report_undelivered, Format};
 
 pub use model::SessionInfo;
 
@@ -79,9 +79,10 @@ pub async fn chat<E>(
 where
     E: Endpoint + ?Sized,
 {
+    let (mode, plain) = (info.mode, info.plain);
     let summary = app::run(endpoint, socket, info).await?;
     if print_stats {
-        eprintln!("udpchat: stats: {}", stats_line(&endpoint.stats()));
+        print_stats_table(&endpoint.stats(), mode, plain);
     }
     // Raw mode waits for no acknowledgement, so it has nothing undelivered to name.
     Ok(report_undelivered(&summary.undelivered))

@@ -24,7 +24,7 @@ use udpchat_reliable::{Event, MessageId, NickError, SendError, Stats};
 use super::commands::{self, Command, Input, COMMAND_SUMMARY};
 use super::input::LineEditor;
 use crate::chat::Mode;
-use crate::notice::{self, Context, Flood, Limiter, Notice, Verdict};
+use crate::notice::{self, Context, Flood, HandshakeWatch, Limiter, Notice, Verdict};
 pub use crate::notice::{canonical, NoticeKind};
 use crate::untrusted;
 
@@ -79,9 +79,11 @@ pub enum ConnState {
     Connected,
     /// Closing: waiting for outstanding messages to be acknowledged.
     Closing,
-    /// The peer stopped answering.
+    /// The peer stopped answering: the session ended. The next line opens a new one.
     Unreachable,
-    /// The session is over.
+    /// Reliable mode: the peer closed the session (it left). The next line opens a new one.
+    PeerLeft,
+    /// Our side closed: the chat is over.
     Closed,
 }
 
@@ -95,7 +97,18 @@ impl ConnState {
             (ConnState::Connected, Mode::Reliable) => "connected",
             (ConnState::Closing, _) => "closing",
             (ConnState::Unreachable, _) => "peer unreachable",
+            (ConnState::PeerLeft, _) => "peer left",
             (ConnState::Closed, _) => "closed",
+        }
+    }
+
+    /// The same in as few letters as still read well, for a narrow status bar.
+    pub fn short_label(self, mode: Mode) -> &'static str {
+        match (self, mode) {
+            (ConnState::Waiting, _) => "waiting",
+            (ConnState::Connected, Mode::Raw) => "raw UDP",
+            (ConnState::Unreachable, _) => "unreachable",
+            (state, mode) => state.label(mode),
         }
     }
 }
@@ -282,6 +295,10 @@ pub struct Model {
     held: HashMap<Flood, u64>,
     /// Gap notices that a late message may still make untrue, oldest first.
     open_gaps: VecDeque<OpenGap>,
+    /// Reliable mode: what the handshakes are doing, from the counters.
+    handshake: HandshakeWatch,
+    /// The notice counting the retries of the handshake in progress, by absolute index.
+    retry_notice: Option<u64>,
 }
 
 /// A gap notice still open: which messages it names and how many of them turned up since.
@@ -340,6 +357,8 @@ impl Model {
             limiter: Limiter::default(),
             held: HashMap::new(),
             open_gaps: VecDeque::new(),
+            handshake: HandshakeWatch::new(conn == ConnState::Connecting),
+            retry_notice: None,
         };
         model.notice(NoticeKind::Info, greeting);
         model
@@ -402,6 +421,14 @@ impl Model {
     /// My messages neither delivered nor lost yet (reliable mode).
     pub fn unconfirmed(&self) -> usize {
         self.outstanding.len()
+    }
+
+    /// While connecting: how many times the handshake was resent without an answer.
+    pub fn handshake_retries(&self) -> u64 {
+        match self.conn {
+            ConnState::Connecting => self.handshake.retries(),
+            _ => 0,
+        }
     }
 
     /// The round-trip time to show: the transport's smoothed RTT, else the last sample.
@@ -643,6 +670,9 @@ impl Model {
                 });
                 if self.info.mode == Mode::Reliable {
                     self.outstanding.insert(id, index);
+                    if self.handshake.accepted() {
+                        self.reopen();
+                    }
                 }
             }
             Err(e) => self.notice(
@@ -650,6 +680,37 @@ impl Model {
                 format!("not sent: {e} (↑ brings the line back)"),
             ),
         }
+    }
+
+    /// A line was accepted after the session ended: the transport opens a new session to the
+    /// same address for it (see "How a chat ends" in the README). The runtime asks for the
+    /// counters just before every line, so the watch counts this handshake's retries from them.
+    fn reopen(&mut self) {
+        self.conn = ConnState::Connecting;
+        self.retry_notice = None;
+        let text = notice::reopen_text(&self.peer_text());
+        self.notice(NoticeKind::Info, text);
+    }
+
+    /// While connecting, turns the counters into news: one notice, updated in place, says how
+    /// many times the handshake was retried without an answer.
+    fn count_retries(&mut self) {
+        let Some(retries) = self.handshake.counters(self.stats.datagrams_sent) else {
+            return;
+        };
+        let text = notice::no_answer_text(&self.peer_text(), retries);
+        let updated = self
+            .retry_notice
+            .is_some_and(|index| self.set_notice_text(index, text.clone()));
+        if !updated {
+            self.retry_notice = Some(self.add_notice(NoticeKind::Info, text));
+        }
+    }
+
+    /// The peer's address as the notices write it.
+    fn peer_text(&self) -> String {
+        self.peer
+            .map_or_else(|| "the peer".into(), |a| canonical(a).to_string())
     }
 
     /// Records the outcome of a nickname change.
@@ -681,6 +742,7 @@ impl Model {
     /// `/stats` asked for them.
     pub fn set_stats(&mut self, stats: Stats) {
         self.stats = stats;
+        self.count_retries();
         if std::mem::take(&mut self.stats_wanted) {
             let table = self.stats_table();
             self.push(table);
@@ -778,6 +840,13 @@ impl Model {
     /// What an event other than a message changes: the session's state, the counts, the marks
     /// of my messages, and the gap notices a late message makes untrue.
     fn update(&mut self, event: &Event) {
+        if let Some((answered, retries)) = self.handshake.event(event) {
+            // The retry notice says how the handshake ended instead of "retrying".
+            if let Some(index) = self.retry_notice.take() {
+                let text = notice::attempt_end_text(&self.peer_text(), retries, answered);
+                self.set_notice_text(index, text);
+            }
+        }
         match *event {
             Event::Peer { addr } => {
                 if self.peer != Some(addr) {
@@ -801,13 +870,21 @@ impl Model {
                 self.settle(id, Delivery::Lost);
             }
             Event::Reordered { from, seq } => self.late_arrival(from, seq),
-            Event::PeerUnreachable => self.conn = ConnState::Unreachable,
+            Event::PeerUnreachable => {
+                if self.conn != ConnState::Closed {
+                    self.conn = ConnState::Unreachable;
+                }
+            }
             Event::PeerRestarted => {
                 self.peer_nick = None;
                 // The numbers start again: the old gaps can no longer be matched.
                 self.open_gaps.clear();
             }
-            Event::PeerClosed | Event::Closed => self.conn = ConnState::Closed,
+            Event::PeerClosed if self.conn != ConnState::Closed => {
+                self.conn = ConnState::PeerLeft;
+            }
+            Event::PeerClosed => {}
+            Event::Closed => self.conn = ConnState::Closed,
             Event::Message { .. }
             | Event::Gap { .. }
             | Event::Duplicate { .. }
@@ -938,55 +1015,12 @@ impl Model {
         self.first_index + self.history.len() as u64 - 1
     }
 
+    /// The counters the mode has, as the line UI shows them (see [`crate::stats`]).
     fn stats_table(&self) -> Entry {
-        let s = &self.stats;
-        let mut rows = vec![
-            ("messages sent".to_string(), s.messages_sent.to_string()),
-            ("messages received".into(), s.messages_received.to_string()),
-        ];
-        if self.info.mode == Mode::Reliable {
-            rows.extend([
-                (
-                    "messages delivered".into(),
-                    s.messages_delivered.to_string(),
-                ),
-                ("messages lost".into(), s.messages_lost.to_string()),
-            ]);
-        }
-        rows.extend([
-            ("datagrams sent".into(), s.datagrams_sent.to_string()),
-            (
-                "datagrams received".into(),
-                s.datagrams_received.to_string(),
-            ),
-            ("bytes sent".into(), s.bytes_sent.to_string()),
-            ("bytes received".into(), s.bytes_received.to_string()),
-            ("gaps (missing)".into(), s.gaps.to_string()),
-            ("duplicates".into(), s.duplicates.to_string()),
-            ("reordered".into(), s.reordered.to_string()),
-            ("dropped: checksum".into(), s.dropped_checksum.to_string()),
-            ("dropped: malformed".into(), s.dropped_malformed.to_string()),
-            ("dropped: foreign".into(), s.dropped_foreign.to_string()),
-            ("dropped: stale".into(), s.dropped_stale.to_string()),
-        ]);
-        if self.info.mode == Mode::Reliable {
-            rows.extend([
-                (
-                    "retransmits: timeout".into(),
-                    s.retransmits_timeout.to_string(),
-                ),
-                ("retransmits: fast".into(), s.retransmits_fast.to_string()),
-                (
-                    "retransmits: spurious".into(),
-                    s.retransmits_spurious.to_string(),
-                ),
-                ("rtt min".into(), opt_ms(s.rtt_min)),
-                ("rtt smoothed".into(), opt_ms(s.rtt_smoothed)),
-                ("rtt variation".into(), opt_ms(s.rtt_var)),
-                ("congestion window".into(), s.cwnd.to_string()),
-                ("peer window".into(), s.peer_window.to_string()),
-            ]);
-        }
+        let rows = crate::stats::rows(&self.stats, self.info.mode, self.info.plain)
+            .into_iter()
+            .map(|(label, cells)| (label.to_owned(), crate::stats::cells(&cells)))
+            .collect();
         Entry::Table {
             title: format!("stats ({} mode)", mode_label(self.info.mode).to_lowercase()),
             rows,
@@ -1046,10 +1080,6 @@ pub fn format_ms(d: Duration) -> String {
         let _ = write!(out, "{ms:.0} ms");
     }
     out
-}
-
-fn opt_ms(d: Option<Duration>) -> String {
-    d.map_or_else(|| "-".to_string(), format_ms)
 }
 
 #[cfg(test)]
@@ -1490,6 +1520,97 @@ mod tests {
     }
 
     #[test]
+    fn after_the_peer_left_the_next_line_opens_a_new_session_and_says_so() {
+        let mut m = model(Mode::Reliable);
+        m.apply_event(Event::Peer { addr: addr(4000) });
+        m.apply_event(Event::PeerClosed);
+        assert_eq!(m.conn(), ConnState::PeerLeft);
+        let (kind, text, _) = last_notice(&m);
+        assert_eq!(kind, NoticeKind::Info);
+        assert!(
+            text.contains("a line you send now opens a new session"),
+            "{text}"
+        );
+        // The runtime hands over the counters taken just before the line: 7 datagrams so far.
+        m.set_stats(Stats {
+            datagrams_sent: 7,
+            ..Stats::default()
+        });
+        m.record_send("anyone?".into(), Ok(MessageId(0)));
+        assert_eq!(m.conn(), ConnState::Connecting);
+        assert!(last_notice(&m)
+            .1
+            .starts_with("opening a new session to 127.0.0.1:4000 for this line"));
+        assert_eq!(mine(&m), vec![("anyone?".into(), Delivery::Sending)]);
+        // One Hello is no retry; three more are.
+        m.set_stats(Stats {
+            datagrams_sent: 8,
+            ..Stats::default()
+        });
+        assert_eq!(m.handshake_retries(), 0);
+        m.set_stats(Stats {
+            datagrams_sent: 11,
+            ..Stats::default()
+        });
+        assert_eq!(m.handshake_retries(), 3);
+        assert_eq!(
+            last_notice(&m).1,
+            "no answer from 127.0.0.1:4000 yet, retrying (3)"
+        );
+        m.set_stats(Stats {
+            datagrams_sent: 12,
+            ..Stats::default()
+        });
+        let notices = m
+            .history()
+            .filter(|e| matches!(e, Entry::Notice { text, .. } if text.starts_with("no answer")))
+            .count();
+        assert_eq!(notices, 1, "one notice, updated in place");
+        assert_eq!(
+            last_notice(&m).1,
+            "no answer from 127.0.0.1:4000 yet, retrying (4)"
+        );
+        // The transport gives up: the line is lost, the notice says how it ended.
+        m.apply_event(Event::Lost { id: MessageId(0) });
+        m.apply_event(Event::PeerUnreachable);
+        assert_eq!(m.conn(), ConnState::Unreachable);
+        assert_eq!(mine(&m), vec![("anyone?".into(), Delivery::Lost)]);
+        assert!(m.history().any(|e| matches!(e, Entry::Notice { text, .. }
+            if text == "no answer from 127.0.0.1:4000: gave up after 4 retries")));
+        assert_eq!(m.handshake_retries(), 0);
+    }
+
+    #[test]
+    fn a_peer_that_answers_late_is_reported_as_such() {
+        let mut m = model(Mode::Reliable);
+        m.set_stats(Stats {
+            datagrams_sent: 3,
+            ..Stats::default()
+        });
+        assert_eq!(m.handshake_retries(), 2);
+        m.apply_event(Event::Peer { addr: addr(4000) });
+        assert_eq!(m.conn(), ConnState::Connected);
+        assert_eq!(m.handshake_retries(), 0);
+        assert!(m.history().any(|e| matches!(e, Entry::Notice { text, .. }
+            if text == "127.0.0.1:4000 answered after 2 retries")));
+        // Connected, the counters mean data, not Hellos: no more retry notices.
+        m.set_stats(Stats {
+            datagrams_sent: 30,
+            ..Stats::default()
+        });
+        assert!(!m.history().any(|e| matches!(e, Entry::Notice { text, .. }
+            if text.contains("retrying"))));
+    }
+
+    #[test]
+    fn after_our_own_close_the_session_stays_closed() {
+        let mut m = model(Mode::Reliable);
+        m.apply_event(Event::Closed);
+        m.apply_event(Event::PeerClosed);
+        assert_eq!(m.conn(), ConnState::Closed);
+    }
+
+    #[test]
     fn quitting_closes_gracefully_then_exits_on_a_second_request() {
         let mut m = model(Mode::Reliable);
         m.record_send("pending".into(), Ok(MessageId(0)));
@@ -1579,17 +1700,21 @@ mod tests {
                 .map(|(_, v)| v.clone())
                 .unwrap()
         };
-        assert_eq!(get("messages sent"), "12");
-        assert_eq!(get("retransmits: timeout"), "3");
-        assert_eq!(get("rtt smoothed"), "12 ms");
+        assert_eq!(get("messages"), "sent 12  received 0  delivered 0  lost 0");
+        assert_eq!(get("retransmits"), "timeout 3  fast 2  spurious 0");
+        assert_eq!(get("rtt"), "min -  smoothed 12.4ms  variation -");
         let mut raw = model(Mode::Raw);
         type_line(&mut raw, "/stats");
         raw.set_stats(Stats::default());
         let Some(Entry::Table { rows, .. }) = raw.history().last() else {
             panic!("no table");
         };
-        assert!(rows.iter().all(|(k, _)| !k.starts_with("retransmits")));
-        assert!(rows.iter().any(|(k, _)| k == "gaps (missing)"));
+        assert!(rows
+            .iter()
+            .all(|(k, _)| k != "retransmits" && k != "rtt" && k != "windows"));
+        assert!(rows
+            .iter()
+            .any(|(k, v)| k == "arrivals" && v.starts_with("gaps 0")));
     }
 
     #[test]
