@@ -982,8 +982,8 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
     }
 
     fn record(&mut self, event: TraceEvent) {
-        let at = self.now - self.epoch;
         if let Some(trace) = &mut self.trace {
+            let at = self.now - self.epoch;
             trace.entries.push(TraceEntry { at, event });
         }
     }
