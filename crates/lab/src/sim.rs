@@ -1615,7 +1615,7 @@ mod tests {
         let epoch = Instant::now();
         let mut scenario = Scenario::new(1)
             .message(ms(0), Side::A, "fits")
-            .message(ms(0), Side::A, &"x".repeat(300))
+            .message(ms(0), Side::A, "x".repeat(300))
             .message(ms(20), Side::A, "too late");
         scenario.mtu = Some(200);
         scenario.dark_after = Some(ms(10));
