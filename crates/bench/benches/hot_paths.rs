@@ -177,8 +177,14 @@ fn simulator_steps(c: &mut Criterion) {
         })
     });
 
-    // The lab's Simulator running a scenario to its end, summary included: the `sim` workload
-    // of `udpchat-bench` (same scenario, same endpoints), with the trace off and on.
+    group.finish();
+}
+
+/// The lab's Simulator running a scenario to its end, summary included: the `sim` workload of
+/// `udpchat-bench` (same scenario, same endpoints), with the trace off and on.
+fn lab_simulator(c: &mut Criterion) {
+    let mut group = c.benchmark_group("simulator");
+    const MESSAGES: u32 = 10_000;
     group.throughput(Throughput::Elements(u64::from(2 * MESSAGES)));
     // Building the scenario (formatting its texts) is setup, not simulation: outside the timing.
     group.bench_function(
@@ -243,6 +249,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = codec, ack_processing, simulator_steps
+    targets = codec, ack_processing, simulator_steps, lab_simulator
 }
 criterion_main!(benches);
