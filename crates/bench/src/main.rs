@@ -43,8 +43,8 @@ enum Format {
 #[derive(Debug, Parser)]
 #[command(name = "udpchat-bench", version)]
 struct Args {
-    /// Smaller sizes (200 chat round trips, 1 MB bulk, 20,000 loopback messages): under a
-    /// minute in a release build.
+    /// Smaller sizes (200 chat round trips, 1 MB bulk, 20,000 loopback messages, 50,000 sim
+    /// messages each way): under a minute in a release build.
     #[arg(long)]
     quick: bool,
     /// Which workload to run.

@@ -897,8 +897,8 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
     /// One step of virtual time, no further than `until`: puts what the endpoints want to send
     /// on the links, then, if something can happen at or before `until`, jumps the clock there,
     /// does everything due (in the order of [`Simulator::run`]), collects what the endpoints
-    /// produce and returns true. Otherwise the clock stops at `until` (it never goes backwards)
-    /// and it returns false.
+    /// produce and returns true. Otherwise the clock stops at `until` (it never goes backwards),
+    /// what the endpoints hand out at that time is collected, and it returns false.
     pub fn advance(&mut self, until: Instant) -> bool {
         self.flush();
         match self.wakeup().filter(|&next| next <= until) {
@@ -939,7 +939,9 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
         }
     }
 
-    /// Runs until idle, closed, or a limit; returns the trace and summary.
+    /// Runs until idle, closed, or a limit; returns the trace and summary. It may follow steps
+    /// taken by hand (the summary then counts them too); application events not yet taken are
+    /// dropped (the trace, if on, has them).
     pub fn run(mut self) -> Outcome<A, B> {
         // Nobody can take events from a run to the end: do not keep them.
         self.keep_events = false;
