@@ -21,24 +21,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::{parse_counters, recv_datagram, udp_socket, Pipe, Proc, DEADLINE};
-
-/// Starts `udpchat proxy` with `args` after the listen/forward ones; returns it and its address.
-fn proxy(forward: &str, args: &[&str]) -> (Proc, std::net::SocketAddr) {
-    let mut full = vec![
-        "proxy",
-        "--listen",
-        "127.0.0.1:0",
-        "--forward",
-        forward,
-        "--stats-interval",
-        "0",
-    ];
-    full.extend_from_slice(args);
-    let mut proc = Proc::spawn("proxy", &full);
-    let addr = proc.listening_addr();
-    (proc, addr)
-}
+use support::{parse_counters, proxy, recv_datagram, udp_socket, Pipe, Proc, DEADLINE};
 
 /// Interrupts the proxy and returns its final (up, down) counters; checks it exits 0.
 fn stop_proxy(proxy: &mut Proc) -> (HashMap<String, u64>, HashMap<String, u64>) {

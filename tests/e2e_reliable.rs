@@ -10,7 +10,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::{Pipe, Proc};
+use support::{proxy, Pipe, Proc};
 
 /// Starts a reliable chat with JSON output, bound to a free loopback port.
 fn chat(name: &str, peer: Option<&str>, extra: &[&str]) -> (Proc, std::net::SocketAddr) {
@@ -80,23 +80,6 @@ fn two_reliable_chats_deliver_every_line_once_in_order_and_exit_0() {
     assert_eq!(stats["messages_delivered"], 20);
     assert_eq!(stats["messages_received"], 20);
     assert_eq!(stats["messages_lost"], 0);
-}
-
-/// Starts `udpchat proxy` towards `forward` with `impairment`; returns it and its address.
-fn proxy(forward: &str, impairment: &[&str]) -> (Proc, std::net::SocketAddr) {
-    let mut args = vec![
-        "proxy",
-        "--listen",
-        "127.0.0.1:0",
-        "--forward",
-        forward,
-        "--stats-interval",
-        "0",
-    ];
-    args.extend_from_slice(impairment);
-    let mut proc = Proc::spawn("proxy", &args);
-    let addr = proc.listening_addr();
-    (proc, addr)
 }
 
 #[test]

@@ -400,3 +400,21 @@ pub fn predicted_drops(loss: f64, seed: u64, n: u64) -> BTreeSet<u64> {
         })
         .collect()
 }
+
+/// Starts `udpchat proxy` towards `forward` (counters reported only at the end), with `args`
+/// after the listen/forward ones; returns it and the address it listens on.
+pub fn proxy(forward: &str, args: &[&str]) -> (Proc, SocketAddr) {
+    let mut full = vec![
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--forward",
+        forward,
+        "--stats-interval",
+        "0",
+    ];
+    full.extend_from_slice(args);
+    let mut proc = Proc::spawn("proxy", &full);
+    let addr = proc.listening_addr();
+    (proc, addr)
+}
