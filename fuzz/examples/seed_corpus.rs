@@ -147,6 +147,7 @@ fn data(seq: SeqPick, len: u16, ack: Option<AckPick>) -> DataPick {
         fragment: 0,
         fragments: 1,
         len,
+        binary: false,
         ack,
     }
 }
@@ -188,7 +189,7 @@ fn reliable_seeds(datagrams: &[(&str, Vec<u8>)]) -> Vec<ReliableSeed> {
             dst: IdPick::Endpoint,
             window: 64,
         }),
-        Op::Send(20),
+        Op::Send(20, 0),
         Op::Advance(10),
         peer(Wire::Ack {
             dst: IdPick::Endpoint,
@@ -215,7 +216,7 @@ fn reliable_seeds(datagrams: &[(&str, Vec<u8>)]) -> Vec<ReliableSeed> {
             ack: ack_all(),
         }),
         peer(Wire::Data(data(SeqPick::Next, 30, None))),
-        Op::Send(3000),
+        Op::Send(1000, 2),
         Op::Advance(30),
         peer(Wire::Bundle {
             first: data(SeqPick::Next, 8, Some(ack_all())),
@@ -236,7 +237,7 @@ fn reliable_seeds(datagrams: &[(&str, Vec<u8>)]) -> Vec<ReliableSeed> {
     let junk = datagrams
         .iter()
         .map(|(_, d)| Op::Junk(Who::Peer, Bytes(d.clone())))
-        .chain([Op::Send(5), Op::Timer, Op::Timer])
+        .chain([Op::Send(5, 3), Op::Timer, Op::Timer])
         .collect();
     vec![
         ("opener", reliable_setup(false), opener),

@@ -144,8 +144,10 @@ pub struct DataPick {
     pub fragment: u8,
     /// Fragment count.
     pub fragments: u8,
-    /// Payload: this many bytes of ASCII (modulo 1200).
+    /// Payload: this many bytes (modulo 1200), ASCII or (if set) not UTF-8 at all.
     pub len: u16,
+    /// A payload of bytes that are not UTF-8.
+    pub binary: bool,
     /// A piggybacked ack.
     pub ack: Option<AckPick>,
 }
@@ -215,8 +217,10 @@ pub enum Op {
     Timer,
     /// `handle_timeout` now, whether or not anything is due.
     Poke,
-    /// The application sends a line of this many bytes (modulo 9000: some are too long).
-    Send(u16),
+    /// The application sends a line: this many characters (modulo 3000: some lines are too
+    /// long) of the character picked by the second field (ASCII, 2-, 3- and 4-byte UTF-8, a
+    /// newline, a bidi override), so fragments split characters.
+    Send(u16, u8),
     /// The application closes.
     Close,
 }
@@ -363,8 +367,9 @@ impl Harness {
         let dst = self.id(pick.dst);
         let seq = Self::seq(&mut self.next_seq, pick.seq);
         let message = Self::seq(&mut self.next_message, pick.message);
+        let first = if pick.binary { 0x80 } else { b'a' };
         let payload = (0..usize::from(pick.len) % 1200)
-            .map(|i| b'a' + (i % 26) as u8)
+            .map(|i| first + (i % 26) as u8)
             .collect();
         Data {
             dst,
@@ -454,8 +459,9 @@ impl Harness {
                 }
             }
             Op::Poke => self.ep.handle_timeout(self.now),
-            Op::Send(len) => {
-                let text = "x".repeat(usize::from(*len) % 9000);
+            Op::Send(len, c) => {
+                let c = ['x', 'é', '€', '😀', '\n', '\u{202e}'][usize::from(*c) % 6];
+                let text = c.to_string().repeat(usize::from(*len) % 3000);
                 if let Ok(id) = self.ep.send(self.now, &text) {
                     assert_eq!(id.0, self.sent, "message ids count from 0 in sending order");
                     self.sent += 1;
@@ -708,7 +714,10 @@ impl Write for DataPick {
         self.dst.write(t);
         self.seq.write(t);
         self.message.write(t);
-        t.u8(self.fragment).u8(self.fragments).u16(self.len);
+        t.u8(self.fragment)
+            .u8(self.fragments)
+            .u16(self.len)
+            .bool(self.binary);
         self.ack.write(t);
     }
 }
@@ -785,8 +794,8 @@ impl Write for Op {
             Op::Poke => {
                 t.variant(4, N);
             }
-            Op::Send(len) => {
-                t.variant(5, N).u16(*len);
+            Op::Send(len, c) => {
+                t.variant(5, N).u16(*len).u8(*c);
             }
             Op::Close => {
                 t.variant(6, N);
