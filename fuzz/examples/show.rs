@@ -1,7 +1,8 @@
 //! Prints what a fuzz input means: the setup and operations an endpoint target reads from it.
 //!
 //! `cargo +nightly run --example show -- reliable_endpoint artifacts/reliable_endpoint/crash-…`
-//! (from `fuzz/`); for `decode`, the mode and what `decode` returns.
+//! (from `fuzz/`); for `decode`, the mode and what `decode` returns. A `reliable_pair` input is
+//! also run, printing each op and event as it happens if `UDPCHAT_FUZZ_TRACE` is set.
 
 use std::fs;
 
@@ -15,6 +16,11 @@ fn main() {
     match target.as_str() {
         "reliable_endpoint" => println!("{:#?}", udpchat_fuzz::reliable::read(&data)),
         "raw_endpoint" => println!("{:#?}", udpchat_fuzz::raw::read(&data)),
+        "reliable_pair" => {
+            println!("{:#?}", udpchat_fuzz::pair::read(&data));
+            // With UDPCHAT_FUZZ_TRACE=1, every op and event is printed as it happens.
+            udpchat_fuzz::pair::run(&data);
+        }
         "decode" => {
             let Some((&mode, rest)) = data.split_first() else {
                 return println!("empty input");

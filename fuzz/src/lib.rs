@@ -8,12 +8,16 @@
 //! - [`reliable::run`]: the same against a `ReliableEndpoint`, with packets built from fuzzed
 //!   fields around the ids and sequence numbers the session really uses, so the fuzzer spends its
 //!   time inside the state machine instead of failing the CRC.
+//! - [`pair::run`]: two reliable endpoints through a network the fuzzer controls (which datagram
+//!   arrives next, is lost, duplicated or corrupted): what one side shows is exactly what the
+//!   other sent.
 //!
 //! The endpoint inputs are read op by op from an [`arbitrary::Unstructured`] (a `Setup`, then
 //! `Op`s until the bytes run out) rather than as one derived struct, so that [`tape`] can write
 //! the same byte layout back and the seed corpus can hold meaningful sessions.
 
 pub mod decode;
+pub mod pair;
 pub mod raw;
 pub mod reliable;
 pub mod tape;
