@@ -17,7 +17,8 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use clap::ValueEnum;
-use udpchat_reliable::{Event, SendError, Sink, Stats};
+use udpchat_driver::Sink;
+use udpchat_reliable::{Event, SendError, Stats};
 
 /// Ignored datagrams reported individually before they are only counted.
 pub const DROPS_SHOWN: u32 = 10;

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, ValueEnum};
+use udpchat_driver::Sink;
 use udpchat_lab::parse::parse_duration;
-use udpchat_reliable::driver::Sink;
 use udpchat_reliable::endpoint::NickError;
 use udpchat_reliable::{
     Arq, CongestionControl, Delivery, Event, MessageId, ReliableConfig, ReliableEndpoint,

@@ -20,7 +20,8 @@ fn text() -> impl Strategy<Value = String> {
     ".{0,64}"
 }
 
-fn ack() -> impl Strategy<Value = Ack> {
+/// Any acknowledgement (ranges need not be valid: the encoder does not care).
+pub fn ack() -> impl Strategy<Value = Ack> {
     (
         seq(),
         vec(

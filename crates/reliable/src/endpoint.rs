@@ -211,6 +211,20 @@ pub struct Stats {
     pub repaired_by_copy: u64,
 }
 
+impl Stats {
+    /// Counts one dropped datagram in the counter its cause names. Raw and reliable mode both
+    /// count drops here, so a new cause is one new arm, not one per mode.
+    pub fn count_drop(&mut self, cause: DropCause) {
+        let counter = match cause {
+            DropCause::Checksum => &mut self.dropped_checksum,
+            DropCause::Malformed => &mut self.dropped_malformed,
+            DropCause::Foreign => &mut self.dropped_foreign,
+            DropCause::Stale => &mut self.dropped_stale,
+        };
+        *counter += 1;
+    }
+}
+
 /// A transport endpoint as a pure state machine. Raw and reliable modes both implement it, so the
 /// tokio driver, the proxy-driven tests and the simulator drive either alike.
 pub trait Endpoint {

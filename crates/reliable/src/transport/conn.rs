@@ -215,12 +215,7 @@ impl ReliableEndpoint {
     }
 
     fn drop_datagram(&mut self, from: SocketAddr, cause: DropCause, detail: String) {
-        match cause {
-            DropCause::Checksum => self.stats.dropped_checksum += 1,
-            DropCause::Malformed => self.stats.dropped_malformed += 1,
-            DropCause::Foreign => self.stats.dropped_foreign += 1,
-            DropCause::Stale => self.stats.dropped_stale += 1,
-        }
+        self.stats.count_drop(cause);
         self.events.push_back(Event::Dropped {
             from,
             cause,
@@ -572,10 +567,7 @@ impl ReliableEndpoint {
         let lost = self.sender.take_unacknowledged();
         self.report_lost(lost);
         if let Session::Established { peer_id } = self.session {
-            self.close_ack = self
-                .receiver
-                .has_received()
-                .then(|| self.receiver.ack(now, None));
+            self.close_ack = self.receiver.has_received().then(|| self.receiver.ack(now));
             for _ in 0..CLOSE_COPIES {
                 self.control.push_back(Control::Close(peer_id));
             }
@@ -633,7 +625,7 @@ impl ReliableEndpoint {
                 }
                 (Control::Ack, Session::Established { peer_id }) => Packet::Ack {
                     dst: peer_id,
-                    ack: self.receiver.ack(now, None),
+                    ack: self.receiver.ack(now),
                 },
                 (Control::Ping, Session::Established { peer_id }) => Packet::Ping { dst: peer_id },
                 (Control::Pong, Session::Established { peer_id }) => Packet::Pong { dst: peer_id },
@@ -660,7 +652,7 @@ impl ReliableEndpoint {
             .sender
             .tail_copies(now, self.config.max_datagram.saturating_sub(1));
         if !tail.is_empty() {
-            let seqs: Vec<u64> = tail.iter().map(|c| c.seq).collect();
+            let seqs: Vec<_> = tail.iter().map(|c| c.seq).collect();
             self.sender.copies_sent(now, &seqs, true);
             let items = tail.into_iter().map(|c| data_packet(peer_id, c)).collect();
             return Some(Packet::Bundle(items));
@@ -668,7 +660,7 @@ impl ReliableEndpoint {
         if self.receiver.wants_ack_now() {
             return Some(Packet::Ack {
                 dst: peer_id,
-                ack: self.receiver.ack(now, None),
+                ack: self.receiver.ack(now),
             });
         }
         None
@@ -683,11 +675,11 @@ impl ReliableEndpoint {
             .config
             .max_datagram
             .saturating_sub(self.scratch.len() + 1);
-        let copies = self.sender.redundant_copies(now, data.seq.0, room);
+        let copies = self.sender.redundant_copies(now, data.seq, room);
         if copies.is_empty() {
             return;
         }
-        let seqs: Vec<u64> = copies.iter().map(|c| c.seq).collect();
+        let seqs: Vec<_> = copies.iter().map(|c| c.seq).collect();
         let mut items = Vec::with_capacity(copies.len() + 1);
         items.push(data.clone());
         items.extend(copies.into_iter().map(|c| data_packet(data.dst, c)));
@@ -710,7 +702,7 @@ impl ReliableEndpoint {
 fn data_packet(dst: ConnectionId, out: Outgoing) -> Data {
     Data {
         dst,
-        seq: udpchat_core::SeqNum(out.seq),
+        seq: out.seq,
         message: out.fragment.message,
         fragment: out.fragment.index,
         fragments: out.fragment.count,
@@ -826,7 +818,7 @@ impl Endpoint for ReliableEndpoint {
         };
         if let Some(data) = carrier {
             if self.receiver.has_received() {
-                data.ack = Some(self.receiver.ack(now, None));
+                data.ack = Some(self.receiver.ack(now));
                 acked = true;
             }
         }
@@ -1006,7 +998,7 @@ impl Endpoint for ReliableEndpoint {
         stats.rtt_min = self.sender.rtt.min_rtt();
         stats.rtt_smoothed = self.sender.rtt.srtt();
         stats.rtt_var = self.sender.rtt.rttvar();
-        stats.cwnd = self.sender.congestion.window_packets();
+        stats.cwnd = self.sender.window_packets();
         stats.peer_window = self.sender.peer_window();
         stats.redundant_copies = counters.redundant_copies;
         stats

@@ -174,6 +174,7 @@ impl Receiver {
     }
 
     /// Every sequence number below this has arrived.
+    #[cfg(test)]
     pub fn cumulative(&self) -> SeqNum {
         self.received.cumulative()
     }
@@ -210,16 +211,13 @@ impl Receiver {
 
     /// The acknowledgement describing what we hold, as of `now`. Does not reset the ack timers:
     /// call [`Receiver::ack_sent`] once it is on its way.
-    pub fn ack(&self, now: Instant, max_ranges: Option<usize>) -> Ack {
-        let limit = max_ranges
-            .unwrap_or(self.max_ack_ranges)
-            .min(self.max_ack_ranges);
+    pub fn ack(&self, now: Instant) -> Ack {
         let delay = self
             .largest_received_at
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         Ack {
             cumulative: self.received.cumulative(),
-            ranges: self.received.ack_ranges(limit),
+            ranges: self.received.ack_ranges(self.max_ack_ranges),
             delay_us: u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
             window: self.window,
         }
@@ -289,7 +287,7 @@ mod tests {
         assert_eq!(r.poll_timeout(), Some(t + config.max_ack_delay));
         r.on_data(t, SeqNum(1), frag(1, "b"));
         assert!(r.wants_ack_now());
-        let ack = r.ack(t + Duration::from_millis(3), None);
+        let ack = r.ack(t + Duration::from_millis(3));
         assert_eq!(ack.cumulative, SeqNum(2));
         assert_eq!(ack.delay_us, 3000);
         r.ack_sent();
