@@ -30,13 +30,19 @@ pub fn ack() -> impl Strategy<Value = Ack> {
         ),
         any::<u64>(),
         any::<u32>(),
+        seq(),
+        any::<u32>(),
     )
-        .prop_map(|(cumulative, ranges, delay_us, window)| Ack {
-            cumulative,
-            ranges,
-            delay_us,
-            window,
-        })
+        .prop_map(
+            |(cumulative, ranges, delay_us, window, delivered, echo)| Ack {
+                cumulative,
+                ranges,
+                delay_us,
+                window,
+                delivered,
+                echo,
+            },
+        )
 }
 
 fn data() -> impl Strategy<Value = Data> {
@@ -46,16 +52,18 @@ fn data() -> impl Strategy<Value = Data> {
         any::<u64>(),
         any::<u32>(),
         any::<u32>(),
+        any::<u32>(),
         vec(any::<u8>(), 0..512),
         proptest::option::of(ack()),
     )
         .prop_map(
-            |(dst, seq, message, fragment, fragments, payload, ack)| Data {
+            |(dst, seq, message, fragment, fragments, token, payload, ack)| Data {
                 dst,
                 seq,
                 message,
                 fragment,
                 fragments,
+                token,
                 payload,
                 ack,
             },

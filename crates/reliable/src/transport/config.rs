@@ -253,6 +253,7 @@ mod tests {
             message: u64::MAX,
             fragment: u32::MAX,
             fragments: u32::MAX,
+            token: u32::MAX,
             payload: vec![0xAB; config.fragment_payload()],
             ack: None,
         });

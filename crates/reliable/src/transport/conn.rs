@@ -41,7 +41,7 @@ use udpchat_core::{
 use super::config::{ConfigError, ReliableConfig};
 use super::fragment::Fragment;
 use super::receiver::{Arrival, Receiver};
-use super::sender::{Outgoing, Sender, TimeoutOutcome};
+use super::sender::{BadAck, Outgoing, Sender, TimeoutOutcome};
 use crate::endpoint::{DropCause, Endpoint, Event, MessageId, SendError, Stats};
 
 /// How many retired connection ids (ours and the peer's) we remember to tell stale from foreign.
@@ -137,7 +137,7 @@ impl ReliableEndpoint {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let local_id = ConnectionId(rng.next_u64());
         let mut endpoint = ReliableEndpoint {
-            sender: Sender::new(&config),
+            sender: Sender::new(&config, rng.next_u64()),
             receiver: Receiver::new(&config),
             config,
             rng,
@@ -458,10 +458,16 @@ impl ReliableEndpoint {
                     self.events.push_back(Event::Delivered { id, rtt });
                 }
             }
-            Err(_) => self.drop_datagram(
+            Err(BadAck::Impossible) => self.drop_datagram(
                 from,
                 DropCause::Malformed,
                 "ack for sequence numbers never sent".into(),
+            ),
+            // Not the sum of our tokens: whoever wrote it never received that data.
+            Err(BadAck::WrongEcho) => self.drop_datagram(
+                from,
+                DropCause::Foreign,
+                "ack whose echo does not match our data (forged, or not from our peer)".into(),
             ),
         }
     }
@@ -479,9 +485,9 @@ impl ReliableEndpoint {
             payload: data.payload,
         };
         let arrival = if copy {
-            self.receiver.on_copy(now, data.seq, fragment)
+            self.receiver.on_copy(now, data.seq, data.token, fragment)
         } else {
-            self.receiver.on_data(now, data.seq, fragment)
+            self.receiver.on_data(now, data.seq, data.token, fragment)
         };
         match arrival {
             Arrival::New {
@@ -706,6 +712,7 @@ fn data_packet(dst: ConnectionId, out: Outgoing) -> Data {
         message: out.fragment.message,
         fragment: out.fragment.index,
         fragments: out.fragment.count,
+        token: out.token,
         payload: out.fragment.payload,
         ack: None,
     }

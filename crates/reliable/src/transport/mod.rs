@@ -34,6 +34,8 @@ pub(crate) mod sack;
 pub(crate) mod sender;
 
 #[cfg(test)]
+mod delivery_tests;
+#[cfg(test)]
 mod pair;
 #[cfg(test)]
 mod tests;

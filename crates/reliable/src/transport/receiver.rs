@@ -4,11 +4,18 @@
 //! then either waits in the [`ReorderBuffer`] for the packets before it (ordered delivery) or goes
 //! straight to reassembly (unordered). What we hold is what the next acknowledgement says.
 //!
+//! Every ack also says how far the application has the data (`Ack::delivered`: in ordered
+//! delivery the end of the last message handed over in order, in unordered delivery the
+//! cumulative ack), with the sum of the tokens of the packets below that point (`Ack::echo`), so
+//! the sender reports a message delivered only when it is, and only on the word of someone who
+//! received it.
+//!
 //! Acknowledgement timing follows TCP's delayed acks (RFC 1122/5681): ack at once when two data
 //! packets are waiting for an ack, when a packet arrives out of order or twice (the sender needs
 //! that evidence quickly), and otherwise within `max_ack_delay`, hoping to piggyback the ack on
 //! data of our own. The ack carries how long it was held so the sender's RTT samples stay honest.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use udpchat_core::{Ack, SeqNum};
@@ -40,13 +47,29 @@ pub enum Arrival {
     Malformed,
 }
 
+/// A received packet waiting in the reorder buffer.
+#[derive(Debug, Clone)]
+struct Held {
+    seq: SeqNum,
+    token: u32,
+    fragment: Fragment,
+}
+
 #[derive(Debug, Clone)]
 enum Store {
     Ordered {
-        buffer: ReorderBuffer<Fragment>,
+        buffer: ReorderBuffer<Held>,
         assembler: OrderedAssembler,
+        /// The wrapping sum of the tokens of every packet released from the buffer (handed to
+        /// the assembler), in order.
+        released_sum: u32,
     },
-    Unordered(UnorderedAssembler),
+    Unordered {
+        assembler: UnorderedAssembler,
+        /// Tokens of received packets at or above the delivered point (the cumulative ack),
+        /// folded into the echo as the cumulative ack passes them. Bounded by the window.
+        tokens: BTreeMap<SeqNum, u32>,
+    },
 }
 
 /// The receiving half of one session.
@@ -63,6 +86,10 @@ pub struct Receiver {
     ack_deadline: Option<Instant>,
     largest_received_at: Option<Instant>,
     any_received: bool,
+    /// Every packet below this has been delivered to the application (`Ack::delivered`).
+    delivered: SeqNum,
+    /// The wrapping sum of the tokens of the packets below `delivered` (`Ack::echo`).
+    echo: u32,
 }
 
 impl Receiver {
@@ -76,8 +103,12 @@ impl Receiver {
             Delivery::Ordered => Store::Ordered {
                 buffer: ReorderBuffer::new(config.window as usize),
                 assembler: OrderedAssembler::new(limits),
+                released_sum: 0,
             },
-            Delivery::Unordered => Store::Unordered(UnorderedAssembler::new(limits)),
+            Delivery::Unordered => Store::Unordered {
+                assembler: UnorderedAssembler::new(limits),
+                tokens: BTreeMap::new(),
+            },
         };
         Receiver {
             // A window of w packets can hold at most w/2 + 1 separate ranges: this bound never refuses
@@ -93,22 +124,43 @@ impl Receiver {
             ack_deadline: None,
             largest_received_at: None,
             any_received: false,
+            delivered: SeqNum(0),
+            echo: 0,
         }
     }
 
-    /// Takes in data packet `seq` carrying `fragment`, at `now`.
-    pub fn on_data(&mut self, now: Instant, seq: SeqNum, fragment: Fragment) -> Arrival {
-        self.take(now, seq, fragment, false)
+    /// Takes in data packet `seq` with token `token` carrying `fragment`, at `now`.
+    pub fn on_data(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        token: u32,
+        fragment: Fragment,
+    ) -> Arrival {
+        self.take(now, seq, token, fragment, false)
     }
 
     /// Takes in a redundant copy of data packet `seq` (one carried behind a new packet in a
     /// bundle): the same, except that a duplicate copy is expected, not a sign that the sender
     /// missed our ack, so it does not call for an immediate ack.
-    pub fn on_copy(&mut self, now: Instant, seq: SeqNum, fragment: Fragment) -> Arrival {
-        self.take(now, seq, fragment, true)
+    pub fn on_copy(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        token: u32,
+        fragment: Fragment,
+    ) -> Arrival {
+        self.take(now, seq, token, fragment, true)
     }
 
-    fn take(&mut self, now: Instant, seq: SeqNum, fragment: Fragment, copy: bool) -> Arrival {
+    fn take(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        token: u32,
+        fragment: Fragment,
+        copy: bool,
+    ) -> Arrival {
         if self.limits.check(&fragment).is_err() {
             return Arrival::Malformed;
         }
@@ -140,37 +192,74 @@ impl Receiver {
         } else if self.ack_deadline.is_none() {
             self.ack_deadline = Some(now + self.max_ack_delay);
         }
-        let mut messages = Vec::new();
-        let mut malformed = 0;
-        match &mut self.store {
-            Store::Ordered { buffer, assembler } => {
-                if buffer.insert(seq, fragment) != Placed::Stored {
-                    // Cannot happen while SackRanges and the buffer share one window; if it
-                    // did, the fragment is simply not delivered rather than delivered twice.
-                    malformed += 1;
-                }
-                while let Some(ready) = buffer.pop_ready() {
-                    match assembler.push(ready) {
-                        Ok(Some(message)) => messages.push(message),
-                        Ok(None) => {}
-                        Err(_) => malformed += 1,
-                    }
-                }
-            }
-            Store::Unordered(assembler) => {
-                match assembler.push(seq.0, fragment) {
-                    Ok(Some(message)) => messages.push(message),
-                    Ok(None) => {}
-                    Err(_) => malformed += 1,
-                }
-                assembler.prune_below(self.received.cumulative().0);
-            }
-        }
+        let (messages, malformed) = self.store(seq, token, fragment);
         Arrival::New {
             messages,
             reordered,
             malformed,
         }
+    }
+
+    /// Files a new packet: ordered, into the reorder buffer, releasing what is now in order to
+    /// the assembler; unordered, straight to the assembler. Moves the delivered point past
+    /// every message handed over. Returns the completed messages and the count of fragments
+    /// found inconsistent.
+    fn store(&mut self, seq: SeqNum, token: u32, fragment: Fragment) -> (Vec<(u64, Vec<u8>)>, u32) {
+        let mut messages = Vec::new();
+        let mut malformed = 0;
+        match &mut self.store {
+            Store::Ordered {
+                buffer,
+                assembler,
+                released_sum,
+            } => {
+                let held = Held {
+                    seq,
+                    token,
+                    fragment,
+                };
+                if buffer.insert(seq, held) != Placed::Stored {
+                    // Cannot happen while SackRanges and the buffer share one window; if it
+                    // did, the fragment is simply not delivered rather than delivered twice.
+                    malformed += 1;
+                }
+                while let Some(ready) = buffer.pop_ready() {
+                    *released_sum = released_sum.wrapping_add(ready.token);
+                    match assembler.push(ready.fragment) {
+                        Ok(Some(message)) => {
+                            messages.push(message);
+                            // A message is delivered with its last fragment: every packet up
+                            // to this one has now reached the application.
+                            self.delivered = ready.seq.next();
+                            self.echo = *released_sum;
+                        }
+                        Ok(None) => {}
+                        Err(_) => malformed += 1,
+                    }
+                }
+            }
+            Store::Unordered { assembler, tokens } => {
+                match assembler.push(seq.0, fragment) {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => {}
+                    Err(_) => malformed += 1,
+                }
+                let cumulative = self.received.cumulative();
+                assembler.prune_below(cumulative.0);
+                // Unordered, a message is delivered as soon as it is complete, so everything
+                // below the cumulative ack that belongs to a complete message has been
+                // delivered; a message is complete below it exactly when all its fragments are.
+                tokens.insert(seq, token);
+                while let Some(entry) = tokens.first_entry() {
+                    if *entry.key() >= cumulative {
+                        break;
+                    }
+                    self.echo = self.echo.wrapping_add(entry.remove());
+                }
+                self.delivered = cumulative;
+            }
+        }
+        (messages, malformed)
     }
 
     /// Every sequence number below this has arrived.
@@ -220,6 +309,8 @@ impl Receiver {
             ranges: self.received.ack_ranges(self.max_ack_ranges),
             delay_us: u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
             window: self.window,
+            delivered: self.delivered,
+            echo: self.echo,
         }
     }
 
@@ -245,12 +336,12 @@ mod tests {
     fn ordered_holds_back_until_the_hole_fills() {
         let t = Instant::now();
         let mut r = Receiver::new(&ReliableConfig::default());
-        let a = r.on_data(t, SeqNum(1), frag(1, "b"));
+        let a = r.on_data(t, SeqNum(1), 0, frag(1, "b"));
         assert!(
             matches!(a, Arrival::New { ref messages, reordered: false, .. } if messages.is_empty())
         );
         assert!(r.wants_ack_now(), "out of order: ack at once");
-        let a = r.on_data(t, SeqNum(0), frag(0, "a"));
+        let a = r.on_data(t, SeqNum(0), 0, frag(0, "a"));
         let Arrival::New {
             messages,
             reordered,
@@ -261,7 +352,7 @@ mod tests {
         };
         assert!(reordered);
         assert_eq!(messages, vec![(0, b"a".to_vec()), (1, b"b".to_vec())]);
-        assert_eq!(r.on_data(t, SeqNum(1), frag(1, "b")), Arrival::Duplicate);
+        assert_eq!(r.on_data(t, SeqNum(1), 0, frag(1, "b")), Arrival::Duplicate);
     }
 
     #[test]
@@ -271,7 +362,7 @@ mod tests {
             delivery: Delivery::Unordered,
             ..ReliableConfig::default()
         });
-        let a = r.on_data(t, SeqNum(1), frag(1, "b"));
+        let a = r.on_data(t, SeqNum(1), 0, frag(1, "b"));
         assert!(
             matches!(a, Arrival::New { ref messages, .. } if messages == &vec![(1, b"b".to_vec())])
         );
@@ -282,16 +373,16 @@ mod tests {
         let t = Instant::now();
         let config = ReliableConfig::default();
         let mut r = Receiver::new(&config);
-        r.on_data(t, SeqNum(0), frag(0, "a"));
+        r.on_data(t, SeqNum(0), 0, frag(0, "a"));
         assert!(!r.wants_ack_now());
         assert_eq!(r.poll_timeout(), Some(t + config.max_ack_delay));
-        r.on_data(t, SeqNum(1), frag(1, "b"));
+        r.on_data(t, SeqNum(1), 0, frag(1, "b"));
         assert!(r.wants_ack_now());
         let ack = r.ack(t + Duration::from_millis(3));
         assert_eq!(ack.cumulative, SeqNum(2));
         assert_eq!(ack.delay_us, 3000);
         r.ack_sent();
-        r.on_data(t, SeqNum(2), frag(2, "c"));
+        r.on_data(t, SeqNum(2), 0, frag(2, "c"));
         assert!(!r.wants_ack_now());
         r.on_timeout(t + config.max_ack_delay);
         assert!(r.wants_ack_now());
@@ -304,9 +395,9 @@ mod tests {
             window: 8,
             ..ReliableConfig::default()
         });
-        assert_eq!(r.on_data(t, SeqNum(8), frag(8, "x")), Arrival::Refused);
+        assert_eq!(r.on_data(t, SeqNum(8), 0, frag(8, "x")), Arrival::Refused);
         assert!(matches!(
-            r.on_data(t, SeqNum(7), frag(7, "x")),
+            r.on_data(t, SeqNum(7), 0, frag(7, "x")),
             Arrival::New { .. }
         ));
     }
@@ -321,13 +412,13 @@ mod tests {
             count: 2,
             payload: vec![],
         };
-        assert_eq!(r.on_data(t, SeqNum(0), bad), Arrival::Malformed);
+        assert_eq!(r.on_data(t, SeqNum(0), 0, bad), Arrival::Malformed);
         let huge = Fragment {
             message: 0,
             index: 0,
             count: u32::MAX,
             payload: vec![],
         };
-        assert_eq!(r.on_data(t, SeqNum(0), huge), Arrival::Malformed);
+        assert_eq!(r.on_data(t, SeqNum(0), 0, huge), Arrival::Malformed);
     }
 }
