@@ -676,7 +676,7 @@ impl ReliableEndpoint {
     /// room, re-encodes it as a bundle with copies of recent unacknowledged packets.
     fn add_copies(&mut self, now: Instant, data: &Data) {
         // A bundle costs one byte more than the packet alone (its count), and each copy at most
-        // its payload plus DATA_OVERHEAD, which is what the sender budgets.
+        // its payload plus `udpchat_core::max_data_overhead()`, which is what the sender budgets.
         let room = self
             .config
             .max_datagram
