@@ -37,6 +37,7 @@ fn data_packet(payload: usize) -> Packet {
             window: 256,
             delivered: SeqNum(98_990),
             echo: 0x7f4a_7c15,
+            ranges_delivered: false,
         }),
     })
 }

@@ -32,15 +32,17 @@ pub fn ack() -> impl Strategy<Value = Ack> {
         any::<u32>(),
         seq(),
         any::<u32>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(cumulative, ranges, delay_us, window, delivered, echo)| Ack {
+            |(cumulative, ranges, delay_us, window, delivered, echo, ranges_delivered)| Ack {
                 cumulative,
                 ranges,
                 delay_us,
                 window,
                 delivered,
                 echo,
+                ranges_delivered,
             },
         )
 }

@@ -168,6 +168,7 @@ mod tests {
                 window: 512,
                 delivered: crate::packet::SeqNum(7),
                 echo: 0x0bad_cafe,
+                ranges_delivered: false,
             }),
         });
         #[rustfmt::skip]
@@ -188,7 +189,8 @@ mod tests {
             0xfb, 0x00, 0x02, // window = 512 (0xfb + u16)
             0x07, // delivered = 7
             0xfc, 0xfe, 0xca, 0xad, 0x0b, // echo: 0xfc + u32 LE
-            0xd6, 0x79, 0x0f, 0x58, // CRC-32
+            0x00, // ranges_delivered: false
+            0x15, 0x97, 0xea, 0xbd, // CRC-32
         ];
         assert_eq!(encode(&packet, 1200).unwrap(), expected);
     }

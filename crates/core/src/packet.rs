@@ -94,12 +94,17 @@ pub struct Ack {
     /// application, not only received. At most `cumulative`. In ordered delivery it is the end
     /// of the last message delivered in order (packets waiting behind a hole are received, and
     /// acknowledged above, but not delivered); in unordered delivery, `cumulative`. The sender
-    /// reports a message delivered only once this passes its last fragment.
+    /// reports a message delivered only once this passes its last fragment (or, with
+    /// `ranges_delivered`, once all its fragments are acknowledged).
     pub delivered: SeqNum,
-    /// The wrapping sum of the [`Data::token`]s of every packet below `delivered`: proof that
-    /// the ack comes from whoever received that data. An ack whose echo the sender cannot match
-    /// is dropped (as RFC 3540's ECN nonce sum proves receipt).
+    /// The wrapping sum of the [`Data::token`]s of every packet below `delivered`, and, with
+    /// `ranges_delivered`, of every packet in `ranges` too: proof that the ack comes from whoever
+    /// received that data. An ack whose echo the sender cannot match is dropped (as RFC 3540's
+    /// ECN nonce sum proves receipt).
     pub echo: u32,
+    /// The receiver delivers each message as soon as it is complete (unordered delivery), so a
+    /// message whose fragments are all acknowledged, in `ranges` included, has been delivered.
+    pub ranges_delivered: bool,
 }
 
 /// One fragment of one message.

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use udpchat_core::{decode, encode, Ack, Packet, SeqNum};
+use udpchat_core::{decode, encode, Ack, AckRange, Packet, SeqNum};
 
 use super::config::{Delivery, ReliableConfig};
 use super::conn::ReliableEndpoint;
@@ -192,15 +192,33 @@ fn once_the_hole_is_repaired_everything_it_held_is_delivered() {
 /// An ack from B's address for A's connection, as anyone who knows the connection id (but did
 /// not see the data) could write it.
 fn forged_ack(m: &Manual, cumulative: u64, delivered: u64, echo: u32) -> Vec<u8> {
+    forged(m, cumulative, &[], delivered, echo, false)
+}
+
+fn forged(
+    m: &Manual,
+    cumulative: u64,
+    ranges: &[(u64, u64)],
+    delivered: u64,
+    echo: u32,
+    ranges_delivered: bool,
+) -> Vec<u8> {
     let packet = Packet::Ack {
         dst: m.a.local_id(),
         ack: Ack {
             cumulative: SeqNum(cumulative),
-            ranges: Vec::new(),
+            ranges: ranges
+                .iter()
+                .map(|&(first, last)| AckRange {
+                    first: SeqNum(first),
+                    last: SeqNum(last),
+                })
+                .collect(),
             delay_us: 0,
             window: 512,
             delivered: SeqNum(delivered),
             echo,
+            ranges_delivered,
         },
     };
     encode(&packet, 1200).unwrap()
@@ -311,4 +329,63 @@ fn lossy_unordered_runs_deliver_everything_and_report_delivered_only_once_shown(
     for seed in [4, 5] {
         lossy_run(Delivery::Unordered, seed);
     }
+}
+
+fn unordered() -> ReliableConfig {
+    ReliableConfig {
+        delivery: Delivery::Unordered,
+        ..ReliableConfig::default()
+    }
+}
+
+#[test]
+fn unordered_messages_shown_above_a_hole_are_delivered_at_once_and_only_the_hole_is_lost() {
+    let mut m = Manual::new(unordered());
+    for text in ["zero", "one", "two"] {
+        m.a.send(m.now, text).unwrap();
+    }
+    m.now += Duration::from_millis(10);
+    let sent = m.sent_by_a();
+    for d in &sent[1..] {
+        m.give_b(d);
+    }
+    assert_eq!(
+        shown(&m.events_b),
+        vec!["one", "two"],
+        "unordered: shown at once"
+    );
+    m.b_to_a_all();
+    assert_eq!(delivered(&m.events_a), vec![MessageId(1), MessageId(2)]);
+    m.b.close(m.now);
+    m.collect();
+    m.b_to_a_all();
+    assert!(m.events_a.contains(&Event::PeerClosed), "{:?}", m.events_a);
+    assert_eq!(lost(&m.events_a), vec![MessageId(0)]);
+}
+
+#[test]
+fn a_forged_ack_claiming_ranges_delivered_delivers_nothing() {
+    let mut m = Manual::new(unordered());
+    for text in ["zero", "one", "two"] {
+        m.a.send(m.now, text).unwrap();
+    }
+    m.now += Duration::from_millis(10);
+    let sent = m.sent_by_a();
+    assert_eq!(sent.len(), 3);
+    let dropped_before = m.a.stats().dropped_foreign;
+    // Nothing delivered below 0 (so that part of the echo is 0), but the ranges claim 1..=2.
+    for echo in [0, 7, u32::MAX] {
+        let forged = forged(&m, 0, &[(1, 2)], 0, echo, true);
+        m.give_a(&forged);
+    }
+    assert!(delivered(&m.events_a).is_empty(), "{:?}", m.events_a);
+    assert_eq!(m.a.stats().dropped_foreign, dropped_before + 3);
+    for d in &sent {
+        m.give_b(d);
+    }
+    m.b_to_a_all();
+    assert_eq!(
+        delivered(&m.events_a),
+        vec![MessageId(0), MessageId(1), MessageId(2)]
+    );
 }

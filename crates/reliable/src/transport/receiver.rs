@@ -6,9 +6,9 @@
 //!
 //! Every ack also says how far the application has the data (`Ack::delivered`: in ordered
 //! delivery the end of the last message handed over in order, in unordered delivery the
-//! cumulative ack), with the sum of the tokens of the packets below that point (`Ack::echo`), so
-//! the sender reports a message delivered only when it is, and only on the word of someone who
-//! received it.
+//! cumulative ack, and the listed ranges too, `Ack::ranges_delivered`), with the sum of the
+//! tokens of those packets (`Ack::echo`), so the sender reports a message delivered only when it
+//! is, and only on the word of someone who received it.
 //!
 //! Acknowledgement timing follows TCP's delayed acks (RFC 1122/5681): ack at once when two data
 //! packets are waiting for an ack, when a packet arrives out of order or twice (the sender needs
@@ -304,13 +304,28 @@ impl Receiver {
         let delay = self
             .largest_received_at
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let ranges = self.received.ack_ranges(self.max_ack_ranges);
+        // Unordered, every message complete is delivered, the ones above a hole included: the
+        // ranges then count as delivered too, and the echo proves receipt of them as well.
+        let (echo, ranges_delivered) = match &self.store {
+            Store::Ordered { .. } => (self.echo, false),
+            Store::Unordered { tokens, .. } => {
+                let listed = ranges
+                    .iter()
+                    .filter(|r| r.first <= r.last)
+                    .flat_map(|r| tokens.range(r.first..=r.last))
+                    .fold(self.echo, |sum, (_, &token)| sum.wrapping_add(token));
+                (listed, true)
+            }
+        };
         Ack {
             cumulative: self.received.cumulative(),
-            ranges: self.received.ack_ranges(self.max_ack_ranges),
+            ranges,
             delay_us: u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
             window: self.window,
             delivered: self.delivered,
-            echo: self.echo,
+            echo,
+            ranges_delivered,
         }
     }
 

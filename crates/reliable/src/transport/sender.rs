@@ -117,6 +117,9 @@ struct Progress {
 struct Undelivered {
     token: u32,
     message: u64,
+    /// Already counted delivered: a verified ack with `ranges_delivered` listed it (an
+    /// unordered receiver has it, above a hole).
+    counted: bool,
 }
 
 /// The largest packet one ack newly acknowledged: the candidate for its RTT sample.
@@ -458,6 +461,7 @@ impl Sender {
         self.undelivered.push_back(Undelivered {
             token,
             message: fragment.message,
+            counted: false,
         });
         self.slots.push_back(Slot {
             fragment: fragment.clone(),
@@ -612,63 +616,123 @@ impl Sender {
         let flight_before = self.bytes_in_flight;
         let scan = self.mark_acknowledged(now, ack);
         let delay = Duration::from_micros(ack.delay_us).min(MAX_TRUSTED_ACK_DELAY);
-        let outcome = self.advance_delivered(now, ack.delivered, sum, delay);
+        let outcome = self.advance_delivered(now, ack, sum, delay);
         if scan.newly > 0 {
             self.on_progress(now, ack, &scan, flight_before, delay);
         }
         Ok(outcome)
     }
 
-    /// Checks `ack.echo` against the tokens we sent: the sum up to its delivered point. Returns
-    /// that sum, or `None` for an ack older than the delivered point we already have.
+    /// Checks `ack.echo` against the tokens we sent: the sum up to its delivered point, plus,
+    /// with `ranges_delivered`, the tokens of every packet in its ranges. Returns the sum up to
+    /// the delivered point, or `None` for an ack older than the delivered point we already have.
     fn verify_echo(&self, ack: &Ack) -> Result<Option<u32>, BadAck> {
         let Some(newly) = ack.delivered.0.checked_sub(self.delivered_base.0) else {
             return Ok(None);
         };
         // At most a window of packets (bounded by `on_ack`'s check against `next_seq`).
         let newly = usize::try_from(newly).map_err(|_| BadAck::Impossible)?;
-        let sum = self
+        if newly > self.undelivered.len() {
+            return Err(BadAck::WrongEcho);
+        }
+        let below = self
             .undelivered
             .iter()
             .take(newly)
             .fold(self.delivered_sum, |sum, u| sum.wrapping_add(u.token));
-        if newly > self.undelivered.len() || sum != ack.echo {
+        let mut echo = below;
+        if ack.ranges_delivered {
+            for range in &ack.ranges {
+                let span = self.delivered_span(ack.delivered, range.first, range.last);
+                let packets = span.ok_or(BadAck::WrongEcho)?;
+                echo = packets.fold(echo, |sum, u| sum.wrapping_add(u.token));
+            }
+        }
+        if echo != ack.echo {
             return Err(BadAck::WrongEcho);
         }
-        Ok(Some(sum))
+        Ok(Some(below))
+    }
+
+    /// The undelivered packets `first..=last`, if that range lies between the delivered point
+    /// `delivered` and the first sequence number not yet sent (an honest receiver's ranges do).
+    fn delivered_span(
+        &self,
+        delivered: SeqNum,
+        first: SeqNum,
+        last: SeqNum,
+    ) -> Option<impl Iterator<Item = &Undelivered>> {
+        if first < delivered || first > last || last >= self.next_seq() {
+            return None;
+        }
+        let start = usize::try_from(first.0 - self.delivered_base.0).ok()?;
+        let count = usize::try_from(last.0 - first.0).ok()?.checked_add(1)?;
+        Some(self.undelivered.iter().skip(start).take(count))
     }
 
     /// Moves the verified delivered point to `delivered` (whose token sum is `sum`), and reports
-    /// every message whose last fragment it passed.
+    /// every message whose last fragment it passed; with `ranges_delivered`, also every message
+    /// whose fragments the ranges complete.
     fn advance_delivered(
         &mut self,
         now: Instant,
-        delivered: SeqNum,
+        ack: &Ack,
         sum: u32,
         delay: Duration,
     ) -> AckOutcome {
         let mut outcome = AckOutcome::default();
-        while self.delivered_base < delivered {
+        while self.delivered_base < ack.delivered {
             let Some(packet) = self.undelivered.pop_front() else {
                 break;
             };
             self.delivered_base = self.delivered_base.next();
-            let Some(p) = self.messages.get_mut(&packet.message) else {
-                continue;
-            };
-            p.undelivered = p.undelivered.saturating_sub(1);
-            if p.undelivered == 0 {
-                // A message's delivery time is what the network and the resends took: the time
-                // the peer sat on its ack (a delayed ack, up to 25 ms) is not the path's.
-                let rtt = p
-                    .first_sent
-                    .map(|t| now.saturating_duration_since(t).saturating_sub(delay));
-                self.messages.remove(&packet.message);
-                outcome.delivered.push((MessageId(packet.message), rtt));
+            if !packet.counted {
+                self.count_delivered(now, packet.message, delay, &mut outcome);
             }
         }
         self.delivered_sum = sum;
+        if ack.ranges_delivered {
+            for range in &ack.ranges {
+                // Verified by `verify_echo`: within the undelivered packets.
+                let start = range.first.0.saturating_sub(self.delivered_base.0);
+                for offset in start..=range.last.0.saturating_sub(self.delivered_base.0) {
+                    let Some(packet) = usize::try_from(offset)
+                        .ok()
+                        .and_then(|i| self.undelivered.get_mut(i))
+                    else {
+                        break;
+                    };
+                    if !std::mem::replace(&mut packet.counted, true) {
+                        let message = packet.message;
+                        self.count_delivered(now, message, delay, &mut outcome);
+                    }
+                }
+            }
+        }
         outcome
+    }
+
+    /// One more fragment of `message` is known delivered; reports the message once all are.
+    fn count_delivered(
+        &mut self,
+        now: Instant,
+        message: u64,
+        delay: Duration,
+        outcome: &mut AckOutcome,
+    ) {
+        let Some(p) = self.messages.get_mut(&message) else {
+            return;
+        };
+        p.undelivered = p.undelivered.saturating_sub(1);
+        if p.undelivered == 0 {
+            // A message's delivery time is what the network and the resends took: the time the
+            // peer sat on its ack (a delayed ack, up to 25 ms) is not the path's.
+            let rtt = p
+                .first_sent
+                .map(|t| now.saturating_duration_since(t).saturating_sub(delay));
+            self.messages.remove(&message);
+            outcome.delivered.push((MessageId(message), rtt));
+        }
     }
 
     /// The ack acknowledged new data: an RTT sample if it allows one, the congestion
@@ -1107,6 +1171,7 @@ mod tests {
             window: 256,
             delivered: SeqNum(cumulative),
             echo,
+            ranges_delivered: false,
         }
     }
 

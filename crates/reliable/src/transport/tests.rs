@@ -117,6 +117,7 @@ fn an_ack_with_the_most_ranges_we_send_survives_the_wire() {
         window: config.window,
         delivered: SeqNum(0),
         echo: 0,
+        ranges_delivered: false,
     };
     let packet = Packet::Ack {
         dst: ConnectionId(1),
@@ -538,6 +539,7 @@ fn hostile_acks_and_fragments_do_not_break_the_session() {
                 window: 0,
                 delivered: SeqNum(u64::MAX),
                 echo: 0,
+                ranges_delivered: false,
             },
         },
         1200,
@@ -895,17 +897,21 @@ fn hostile_packet(dst: ConnectionId) -> impl Strategy<Value = Packet> {
         any::<u32>(),
         seq.clone(),
         any::<u32>(),
+        any::<bool>(),
     )
-        .prop_map(|(cumulative, ranges, delay_us, window, delivered, echo)| {
-            udpchat_core::Ack {
-                cumulative: SeqNum(cumulative),
-                ranges,
-                delay_us,
-                window,
-                delivered: SeqNum(delivered),
-                echo,
-            }
-        });
+        .prop_map(
+            |(cumulative, ranges, delay_us, window, delivered, echo, ranges_delivered)| {
+                udpchat_core::Ack {
+                    cumulative: SeqNum(cumulative),
+                    ranges,
+                    delay_us,
+                    window,
+                    delivered: SeqNum(delivered),
+                    echo,
+                    ranges_delivered,
+                }
+            },
+        );
     let data = (
         seq.clone(),
         any::<u64>(),
