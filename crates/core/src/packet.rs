@@ -97,10 +97,10 @@ pub struct Ack {
     /// reports a message delivered only once this passes its last fragment (or, with
     /// `ranges_delivered`, once all its fragments are acknowledged).
     pub delivered: SeqNum,
-    /// The wrapping sum of the [`Data::token`]s of every packet below `delivered`, and, with
-    /// `ranges_delivered`, of every packet in `ranges` too: proof that the ack comes from whoever
-    /// received that data. An ack whose echo the sender cannot match is dropped (as RFC 3540's
-    /// ECN nonce sum proves receipt).
+    /// The wrapping sum of the [`Data::token`]s of every packet this ack acknowledges (below
+    /// `cumulative`, and in `ranges`): proof that the ack comes from whoever received that data.
+    /// An ack whose echo the sender cannot match is dropped (as RFC 3540's ECN nonce sum proves
+    /// receipt).
     pub echo: u32,
     /// The receiver delivers each message as soon as it is complete (unordered delivery), so a
     /// message whose fragments are all acknowledged, in `ranges` included, has been delivered.
@@ -123,8 +123,8 @@ pub struct Data {
     /// How many fragments the message has (at least 1).
     pub fragments: u32,
     /// An unpredictable number the sender drew for this packet (its resends and copies keep
-    /// it). The receiver sums the tokens of what it delivered into [`Ack::echo`], so an ack
-    /// cannot claim delivery of data its writer never saw.
+    /// it). The receiver sums the tokens of what it acknowledges into [`Ack::echo`], so an ack
+    /// cannot claim receipt or delivery of data its writer never saw.
     pub token: u32,
     /// This fragment's bytes of the message's UTF-8 text.
     #[serde(with = "serde_bytes")]

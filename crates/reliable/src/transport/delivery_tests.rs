@@ -247,13 +247,25 @@ fn a_forged_ack_for_data_the_receiver_never_got_delivers_nothing() {
             ..
         }
     )));
-    // An ack that claims receipt but no delivery needs no echo (there is nothing to prove), and
-    // it cannot make anything count as delivered either.
+    // Claiming receipt without delivery needs the echo just as much: otherwise the sender would
+    // stop resending what never arrived.
     let claims_receipt_only = forged_ack(&m, 2, 0, 0);
     m.give_a(&claims_receipt_only);
+    assert_eq!(m.a.stats().dropped_foreign, dropped_before + 5);
     assert!(delivered(&m.events_a).is_empty(), "{:?}", m.events_a);
-    // The real data still gets through, and the real acks still count.
-    for d in &sent {
+    // So the retransmission timer still resends both, and the real acks count.
+    m.now = m.a.poll_timeout().unwrap();
+    m.a.handle_timeout(m.now);
+    let resent = m.sent_by_a();
+    assert_eq!(
+        resent
+            .iter()
+            .filter_map(|d| data_seq(d))
+            .collect::<Vec<_>>(),
+        vec![SeqNum(0), SeqNum(1)],
+        "the forged acks stopped no resend"
+    );
+    for d in &resent {
         m.give_b(d);
     }
     m.b_to_a_all();

@@ -6,9 +6,9 @@
 //!
 //! Every ack also says how far the application has the data (`Ack::delivered`: in ordered
 //! delivery the end of the last message handed over in order, in unordered delivery the
-//! cumulative ack, and the listed ranges too, `Ack::ranges_delivered`), with the sum of the
-//! tokens of those packets (`Ack::echo`), so the sender reports a message delivered only when it
-//! is, and only on the word of someone who received it.
+//! cumulative ack, and the listed ranges too, `Ack::ranges_delivered`), and carries the sum of
+//! the tokens of every packet it acknowledges (`Ack::echo`), so the sender takes its word only
+//! if it comes from whoever received the data.
 //!
 //! Acknowledgement timing follows TCP's delayed acks (RFC 1122/5681): ack at once when two data
 //! packets are waiting for an ack, when a packet arrives out of order or twice (the sender needs
@@ -51,7 +51,6 @@ pub enum Arrival {
 #[derive(Debug, Clone)]
 struct Held {
     seq: SeqNum,
-    token: u32,
     fragment: Fragment,
 }
 
@@ -60,16 +59,8 @@ enum Store {
     Ordered {
         buffer: ReorderBuffer<Held>,
         assembler: OrderedAssembler,
-        /// The wrapping sum of the tokens of every packet released from the buffer (handed to
-        /// the assembler), in order.
-        released_sum: u32,
     },
-    Unordered {
-        assembler: UnorderedAssembler,
-        /// Tokens of received packets at or above the delivered point (the cumulative ack),
-        /// folded into the echo as the cumulative ack passes them. Bounded by the window.
-        tokens: BTreeMap<SeqNum, u32>,
-    },
+    Unordered(UnorderedAssembler),
 }
 
 /// The receiving half of one session.
@@ -88,8 +79,11 @@ pub struct Receiver {
     any_received: bool,
     /// Every packet below this has been delivered to the application (`Ack::delivered`).
     delivered: SeqNum,
-    /// The wrapping sum of the tokens of the packets below `delivered` (`Ack::echo`).
-    echo: u32,
+    /// The wrapping sum of the tokens of every packet below the cumulative ack.
+    cumulative_echo: u32,
+    /// Tokens of the packets received at or above the cumulative ack, folded into
+    /// `cumulative_echo` as the cumulative ack passes them. Bounded by the window.
+    tokens_above: BTreeMap<SeqNum, u32>,
 }
 
 impl Receiver {
@@ -103,12 +97,8 @@ impl Receiver {
             Delivery::Ordered => Store::Ordered {
                 buffer: ReorderBuffer::new(config.window as usize),
                 assembler: OrderedAssembler::new(limits),
-                released_sum: 0,
             },
-            Delivery::Unordered => Store::Unordered {
-                assembler: UnorderedAssembler::new(limits),
-                tokens: BTreeMap::new(),
-            },
+            Delivery::Unordered => Store::Unordered(UnorderedAssembler::new(limits)),
         };
         Receiver {
             // A window of w packets can hold at most w/2 + 1 separate ranges: this bound never refuses
@@ -125,7 +115,8 @@ impl Receiver {
             largest_received_at: None,
             any_received: false,
             delivered: SeqNum(0),
-            echo: 0,
+            cumulative_echo: 0,
+            tokens_above: BTreeMap::new(),
         }
     }
 
@@ -192,7 +183,15 @@ impl Receiver {
         } else if self.ack_deadline.is_none() {
             self.ack_deadline = Some(now + self.max_ack_delay);
         }
-        let (messages, malformed) = self.store(seq, token, fragment);
+        self.tokens_above.insert(seq, token);
+        let cumulative = self.received.cumulative();
+        while let Some(entry) = self.tokens_above.first_entry() {
+            if *entry.key() >= cumulative {
+                break;
+            }
+            self.cumulative_echo = self.cumulative_echo.wrapping_add(entry.remove());
+        }
+        let (messages, malformed) = self.store(seq, fragment);
         Arrival::New {
             messages,
             reordered,
@@ -204,41 +203,30 @@ impl Receiver {
     /// the assembler; unordered, straight to the assembler. Moves the delivered point past
     /// every message handed over. Returns the completed messages and the count of fragments
     /// found inconsistent.
-    fn store(&mut self, seq: SeqNum, token: u32, fragment: Fragment) -> (Vec<(u64, Vec<u8>)>, u32) {
+    fn store(&mut self, seq: SeqNum, fragment: Fragment) -> (Vec<(u64, Vec<u8>)>, u32) {
         let mut messages = Vec::new();
         let mut malformed = 0;
         match &mut self.store {
-            Store::Ordered {
-                buffer,
-                assembler,
-                released_sum,
-            } => {
-                let held = Held {
-                    seq,
-                    token,
-                    fragment,
-                };
-                if buffer.insert(seq, held) != Placed::Stored {
+            Store::Ordered { buffer, assembler } => {
+                if buffer.insert(seq, Held { seq, fragment }) != Placed::Stored {
                     // Cannot happen while SackRanges and the buffer share one window; if it
                     // did, the fragment is simply not delivered rather than delivered twice.
                     malformed += 1;
                 }
                 while let Some(ready) = buffer.pop_ready() {
-                    *released_sum = released_sum.wrapping_add(ready.token);
                     match assembler.push(ready.fragment) {
                         Ok(Some(message)) => {
                             messages.push(message);
                             // A message is delivered with its last fragment: every packet up
                             // to this one has now reached the application.
                             self.delivered = ready.seq.next();
-                            self.echo = *released_sum;
                         }
                         Ok(None) => {}
                         Err(_) => malformed += 1,
                     }
                 }
             }
-            Store::Unordered { assembler, tokens } => {
+            Store::Unordered(assembler) => {
                 match assembler.push(seq.0, fragment) {
                     Ok(Some(message)) => messages.push(message),
                     Ok(None) => {}
@@ -246,16 +234,8 @@ impl Receiver {
                 }
                 let cumulative = self.received.cumulative();
                 assembler.prune_below(cumulative.0);
-                // Unordered, a message is delivered as soon as it is complete, so everything
-                // below the cumulative ack that belongs to a complete message has been
-                // delivered; a message is complete below it exactly when all its fragments are.
-                tokens.insert(seq, token);
-                while let Some(entry) = tokens.first_entry() {
-                    if *entry.key() >= cumulative {
-                        break;
-                    }
-                    self.echo = self.echo.wrapping_add(entry.remove());
-                }
+                // Unordered, a message is delivered as soon as it is complete, so every message
+                // whose fragments are all below the cumulative ack has been delivered.
                 self.delivered = cumulative;
             }
         }
@@ -305,19 +285,18 @@ impl Receiver {
             .largest_received_at
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         let ranges = self.received.ack_ranges(self.max_ack_ranges);
-        // Unordered, every message complete is delivered, the ones above a hole included: the
-        // ranges then count as delivered too, and the echo proves receipt of them as well.
-        let (echo, ranges_delivered) = match &self.store {
-            Store::Ordered { .. } => (self.echo, false),
-            Store::Unordered { tokens, .. } => {
-                let listed = ranges
-                    .iter()
-                    .filter(|r| r.first <= r.last)
-                    .flat_map(|r| tokens.range(r.first..=r.last))
-                    .fold(self.echo, |sum, (_, &token)| sum.wrapping_add(token));
-                (listed, true)
-            }
-        };
+        // The echo covers every packet this ack acknowledges: below the cumulative ack and in
+        // the ranges it lists.
+        let echo = ranges
+            .iter()
+            .filter(|r| r.first <= r.last)
+            .flat_map(|r| self.tokens_above.range(r.first..=r.last))
+            .fold(self.cumulative_echo, |sum, (_, &token)| {
+                sum.wrapping_add(token)
+            });
+        // Unordered, every complete message is delivered, the ones above a hole included: the
+        // ranges count as delivered too.
+        let ranges_delivered = matches!(self.store, Store::Unordered(_));
         Ack {
             cumulative: self.received.cumulative(),
             ranges,

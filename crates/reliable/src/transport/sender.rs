@@ -166,8 +166,9 @@ pub(crate) struct AckOutcome {
 pub(crate) enum BadAck {
     /// It acknowledges sequence numbers never sent, or claims more delivered than received.
     Impossible,
-    /// Its echo is not the sum of our tokens up to its delivered point: whoever wrote it did not
-    /// receive that data (a forgery by someone who knows only the connection id).
+    /// Its echo is not the sum of our tokens over what it acknowledges, or a range cannot be
+    /// checked: whoever wrote it did not receive that data (a forgery by someone who knows only
+    /// the connection id).
     WrongEcho,
 }
 
@@ -225,6 +226,8 @@ pub(crate) struct Sender {
     delivered_base: SeqNum,
     /// The wrapping sum of the tokens of the packets below `delivered_base`.
     delivered_sum: u32,
+    /// The highest cumulative ack taken from a verified ack: one below it is older.
+    acked_through: SeqNum,
     /// The packets from `delivered_base` on, in sequence order (as long as `base + slots`).
     undelivered: VecDeque<Undelivered>,
     /// Draws each packet's token: seeded by the endpoint (randomness is passed in).
@@ -283,6 +286,7 @@ impl Sender {
             messages: BTreeMap::new(),
             delivered_base: SeqNum(0),
             delivered_sum: 0,
+            acked_through: SeqNum(0),
             undelivered: VecDeque::new(),
             tokens: ChaCha8Rng::seed_from_u64(token_seed),
             peer_window: window_cap,
@@ -608,10 +612,11 @@ impl Sender {
             return Err(BadAck::Impossible);
         }
         let Some(sum) = self.verify_echo(ack)? else {
-            // Older than an ack already taken (acks overtook each other): a genuine receiver's
-            // state only grows, so it says nothing new, and its echo can no longer be checked.
+            // Older than an ack already taken (acks overtook each other): its echo can no longer
+            // be checked, and it says nothing new.
             return Ok(AckOutcome::default());
         };
+        self.acked_through = ack.cumulative;
         self.peer_window = u64::from(ack.window);
         let flight_before = self.bytes_in_flight;
         let scan = self.mark_acknowledged(now, ack);
@@ -623,49 +628,54 @@ impl Sender {
         Ok(outcome)
     }
 
-    /// Checks `ack.echo` against the tokens we sent: the sum up to its delivered point, plus,
-    /// with `ranges_delivered`, the tokens of every packet in its ranges. Returns the sum up to
-    /// the delivered point, or `None` for an ack older than the delivered point we already have.
+    /// Checks `ack.echo` against the tokens we sent: the sum over every packet the ack
+    /// acknowledges (below its cumulative ack, and in its ranges). Returns the sum below its
+    /// delivered point, or `None` for an ack older than one already taken (its cumulative ack
+    /// is behind: a genuine receiver's state only grows, so it says nothing new).
     fn verify_echo(&self, ack: &Ack) -> Result<Option<u32>, BadAck> {
-        let Some(newly) = ack.delivered.0.checked_sub(self.delivered_base.0) else {
+        if ack.cumulative < self.acked_through {
             return Ok(None);
-        };
-        // At most a window of packets (bounded by `on_ack`'s check against `next_seq`).
-        let newly = usize::try_from(newly).map_err(|_| BadAck::Impossible)?;
-        if newly > self.undelivered.len() {
-            return Err(BadAck::WrongEcho);
         }
-        let below = self
-            .undelivered
-            .iter()
-            .take(newly)
-            .fold(self.delivered_sum, |sum, u| sum.wrapping_add(u.token));
-        let mut echo = below;
-        if ack.ranges_delivered {
-            for range in &ack.ranges {
-                let span = self.delivered_span(ack.delivered, range.first, range.last);
-                let packets = span.ok_or(BadAck::WrongEcho)?;
-                echo = packets.fold(echo, |sum, u| sum.wrapping_add(u.token));
+        // `on_ack` checked delivered <= cumulative <= next_seq, and `undelivered` runs from
+        // `delivered_base` (<= acked_through) to next_seq: both prefixes lie within it.
+        let offset = |seq: SeqNum| usize::try_from(seq.0.saturating_sub(self.delivered_base.0));
+        let to_delivered = offset(ack.delivered).map_err(|_| BadAck::Impossible)?;
+        let to_cumulative = offset(ack.cumulative).map_err(|_| BadAck::Impossible)?;
+        if to_cumulative > self.undelivered.len() {
+            return Err(BadAck::Impossible);
+        }
+        let mut below_delivered = self.delivered_sum;
+        let mut echo = self.delivered_sum;
+        for (i, packet) in self.undelivered.iter().take(to_cumulative).enumerate() {
+            echo = echo.wrapping_add(packet.token);
+            if i < to_delivered {
+                below_delivered = echo;
             }
+        }
+        for range in &ack.ranges {
+            let packets = self
+                .acked_span(ack.cumulative, range.first, range.last)
+                .ok_or(BadAck::WrongEcho)?;
+            echo = packets.fold(echo, |sum, u| sum.wrapping_add(u.token));
         }
         if echo != ack.echo {
             return Err(BadAck::WrongEcho);
         }
-        Ok(Some(below))
+        Ok(Some(below_delivered))
     }
 
-    /// The undelivered packets `first..=last`, if that range lies between the delivered point
-    /// `delivered` and the first sequence number not yet sent (an honest receiver's ranges do).
-    fn delivered_span(
+    /// The packets `first..=last`, if that range lies between the cumulative ack `cumulative`
+    /// and the first sequence number not yet sent (an honest receiver's ranges do).
+    fn acked_span(
         &self,
-        delivered: SeqNum,
+        cumulative: SeqNum,
         first: SeqNum,
         last: SeqNum,
     ) -> Option<impl Iterator<Item = &Undelivered>> {
-        if first < delivered || first > last || last >= self.next_seq() {
+        if first < cumulative || first > last || last >= self.next_seq() {
             return None;
         }
-        let start = usize::try_from(first.0 - self.delivered_base.0).ok()?;
+        let start = usize::try_from(first.0.checked_sub(self.delivered_base.0)?).ok()?;
         let count = usize::try_from(last.0 - first.0).ok()?.checked_add(1)?;
         Some(self.undelivered.iter().skip(start).take(count))
     }
@@ -1095,6 +1105,7 @@ impl Sender {
         self.slots.clear();
         self.delivered_base = SeqNum(0);
         self.delivered_sum = 0;
+        self.acked_through = SeqNum(0);
         self.undelivered.clear();
         self.lost.clear();
         self.in_flight = 0;
@@ -1148,16 +1159,19 @@ mod tests {
         Sender::new(config, 7)
     }
 
-    /// The ack an honest unordered receiver would send after receiving everything below
-    /// `cumulative` and `ranges`: its delivered point is `cumulative`, its echo the sum of our
-    /// tokens below it.
+    /// The ack an honest receiver would send after receiving everything below `cumulative`
+    /// and in `ranges` (and delivering everything below `cumulative`): its echo is the sum of our
+    /// tokens over all of it.
     fn ack(s: &Sender, cumulative: u64, ranges: &[(u64, u64)]) -> Ack {
-        let newly = cumulative.saturating_sub(s.delivered_base.0) as usize;
-        let echo = s
-            .undelivered
-            .iter()
-            .take(newly)
-            .fold(s.delivered_sum, |sum, u| sum.wrapping_add(u.token));
+        let token = |seq: u64| {
+            let i = seq.checked_sub(s.delivered_base.0)? as usize;
+            s.undelivered.get(i).map(|u| u.token)
+        };
+        let listed = ranges.iter().flat_map(|&(f, l)| f..=l);
+        let echo = (s.delivered_base.0..cumulative)
+            .chain(listed)
+            .filter_map(token)
+            .fold(s.delivered_sum, u32::wrapping_add);
         Ack {
             cumulative: SeqNum(cumulative),
             ranges: ranges
@@ -1350,9 +1364,8 @@ mod tests {
         s.push(MessageId(0), b"x").unwrap();
         send_all(&mut s, t0);
         assert_eq!(s.on_ack(t0, &ack(&s, 5, &[])), Err(BadAck::Impossible));
-        // A range beyond what was sent is ignored, not trusted.
-        let out = s.on_ack(t0, &ack(&s, 0, &[(0, 9)])).unwrap();
-        assert!(out.delivered.is_empty());
+        // A range beyond what was sent cannot be checked against our tokens: refused too.
+        assert_eq!(s.on_ack(t0, &ack(&s, 0, &[(0, 9)])), Err(BadAck::WrongEcho));
     }
 
     /// A sender that learned (from one spurious resend) that the path reorders, then sent
