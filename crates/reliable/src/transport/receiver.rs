@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use udpchat_core::{Ack, SeqNum};
+use udpchat_core::{Ack, ConnectionId, Packet, SeqNum};
 
 use super::config::{Delivery, ReliableConfig};
 use super::fragment::{Fragment, Limits, OrderedAssembler, UnorderedAssembler};
@@ -72,6 +72,9 @@ pub struct Receiver {
     window: u32,
     max_ack_delay: Duration,
     max_ack_ranges: usize,
+    /// The most bytes an ack may take so that its packet, standalone or in a `Close`, fits
+    /// `max_datagram`.
+    ack_budget: usize,
     unacked_packets: u32,
     ack_now: bool,
     ack_deadline: Option<Instant>,
@@ -109,6 +112,7 @@ impl Receiver {
             window: config.window,
             max_ack_delay: config.max_ack_delay,
             max_ack_ranges: config.max_ack_ranges,
+            ack_budget: ack_budget(config.max_datagram),
             unacked_packets: 0,
             ack_now: false,
             ack_deadline: None,
@@ -284,28 +288,32 @@ impl Receiver {
         let delay = self
             .largest_received_at
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        let ranges = self.received.ack_ranges(self.max_ack_ranges);
+        let mut ack = Ack {
+            cumulative: self.received.cumulative(),
+            ranges: self.received.ack_ranges(self.max_ack_ranges),
+            delay_us: u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
+            window: self.window,
+            delivered: self.delivered,
+            // The widest value while the ranges are fitted to the datagram.
+            echo: u32::MAX,
+            // Unordered, every complete message is delivered, the ones above a hole included:
+            // the ranges count as delivered too.
+            ranges_delivered: matches!(self.store, Store::Unordered(_)),
+        };
+        // The echo must cover exactly the ranges sent, so they are fitted here, before it is
+        // computed (the highest kept: the newest evidence), never trimmed later.
+        ack.trim_ranges_to(self.ack_budget);
         // The echo covers every packet this ack acknowledges: below the cumulative ack and in
         // the ranges it lists.
-        let echo = ranges
+        ack.echo = ack
+            .ranges
             .iter()
             .filter(|r| r.first <= r.last)
             .flat_map(|r| self.tokens_above.range(r.first..=r.last))
             .fold(self.cumulative_echo, |sum, (_, &token)| {
                 sum.wrapping_add(token)
             });
-        // Unordered, every complete message is delivered, the ones above a hole included: the
-        // ranges count as delivered too.
-        let ranges_delivered = matches!(self.store, Store::Unordered(_));
-        Ack {
-            cumulative: self.received.cumulative(),
-            ranges,
-            delay_us: u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
-            window: self.window,
-            delivered: self.delivered,
-            echo,
-            ranges_delivered,
-        }
+        ack
     }
 
     /// An ack built by [`Receiver::ack`] has been sent.
@@ -314,6 +322,25 @@ impl Receiver {
         self.ack_deadline = None;
         self.unacked_packets = 0;
     }
+}
+
+/// The most bytes an ack may take so that it fits a `max_datagram` datagram in its largest
+/// carrier, a `Close` (an `Ack` packet is one byte smaller: no option tag).
+fn ack_budget(max_datagram: usize) -> usize {
+    let ack = Ack {
+        cumulative: SeqNum(0),
+        ranges: Vec::new(),
+        delay_us: 0,
+        window: 0,
+        delivered: SeqNum(0),
+        echo: 0,
+        ranges_delivered: false,
+    };
+    let carrier = Packet::Close {
+        dst: ConnectionId(u64::MAX),
+        ack: Some(ack.clone()),
+    };
+    max_datagram.saturating_sub(carrier.encoded_len() - ack.encoded_len())
 }
 
 #[cfg(test)]
