@@ -62,15 +62,19 @@ pub enum Event {
         /// The peer's address.
         addr: SocketAddr,
     },
-    /// The peer acknowledged one of our messages.
+    /// One of our messages reached the peer's application: its transport handed it over (in
+    /// order, where delivery is ordered), not only received it. Never reported on the word of an
+    /// ack that does not prove it saw the data.
     Delivered {
         /// Which message.
         id: MessageId,
-        /// Time from first send to acknowledgement, if known.
+        /// Time from first send to the acknowledgement that said so, less the time the peer
+        /// held that acknowledgement back, if known.
         #[serde(serialize_with = "serialize_opt_duration_ms")]
         rtt: Option<Duration>,
     },
-    /// We gave up on one of our messages: it may never have arrived.
+    /// We gave up on one of our messages, or the session ended before the peer's application
+    /// had it: it may never have been shown.
     Lost {
         /// Which message.
         id: MessageId,
@@ -165,7 +169,7 @@ pub struct Stats {
     pub messages_sent: u64,
     /// Messages delivered to the application (`Event::Message`).
     pub messages_received: u64,
-    /// Our messages the peer acknowledged.
+    /// Our messages the peer's application got (`Event::Delivered`).
     pub messages_delivered: u64,
     /// Our messages we gave up on.
     pub messages_lost: u64,

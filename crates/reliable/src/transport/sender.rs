@@ -34,6 +34,15 @@
 //! not touch a packet's transmission count or loss-detection clock. They do make its ack
 //! ambiguous, so Karn's rule is extended to them (see [`Sender::on_ack`]).
 //!
+//! Received is not delivered. The ack's cumulative part and ranges say what the peer received:
+//! those packets are not resent, and they drive RTT samples and congestion control. Only the
+//! ack's delivered point (and, from an unordered receiver, its ranges) says what the peer's
+//! application has, and only that reports a message delivered; a message still undelivered when
+//! the session ends is reported lost. Every packet carries an unpredictable token, and an ack
+//! counts only if its echo is the sum of the tokens of what it acknowledges
+//! ([`Sender::on_ack`]), so someone who knows the connection id but never saw the data cannot
+//! forge one (`docs/protocol.md`, "What the echo proves").
+//!
 //! The ARQ scheme changes only this module: go-back-n ignores selective acks and, on a timeout,
 //! resends everything from the first hole; stop-and-wait keeps a single packet in flight.
 
