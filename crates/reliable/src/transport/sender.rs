@@ -214,6 +214,8 @@ pub(crate) struct Sender {
     fragment_payload: usize,
     max_message: usize,
     window_cap: u64,
+    /// Most fragments one message has (`ReliableConfig::max_fragments`).
+    max_fragments: u64,
     /// A full-size datagram, in bytes: the congestion controller's unit.
     mss: u64,
     /// The most bytes a data packet's header takes (`udpchat_core::max_data_overhead`): a
@@ -281,6 +283,7 @@ impl Sender {
             fragment_payload: config.fragment_payload(),
             max_message: config.max_message,
             window_cap,
+            max_fragments: u64::from(config.max_fragments()),
             mss,
             data_overhead: udpchat_core::max_data_overhead() as u64,
             congestion_kind: config.congestion,
@@ -406,11 +409,13 @@ impl Sender {
             return false;
         }
         // Flow control: never beyond what the peer said it can buffer past its cumulative ack.
-        self.next_seq().0
-            < self
-                .base
-                .0
-                .saturating_add(self.peer_window.min(self.window_cap).max(1))
+        let window = self.peer_window.min(self.window_cap).max(1);
+        // And never more undelivered than an honest receiver can hold: its window, plus the
+        // fragments of the one message it may be assembling. A peer that acknowledges but never
+        // delivers (broken, or hostile) cannot make `undelivered` grow without bound.
+        let undelivered_cap = self.window_cap.saturating_add(self.max_fragments);
+        self.next_seq().0 < self.base.0.saturating_add(window)
+            && self.next_seq().0 < self.delivered_base.0.saturating_add(undelivered_cap)
     }
 
     /// The next packet to put on the wire, resends first, if the windows allow one.
@@ -1506,6 +1511,35 @@ mod tests {
             "Karn's rule"
         );
     }
+    #[test]
+    fn a_peer_that_acknowledges_but_never_delivers_bounds_what_we_send() {
+        let t0 = Instant::now();
+        let config = ReliableConfig {
+            window: 4,
+            max_message: 10,
+            congestion: CongestionControl::None,
+            ..ReliableConfig::default()
+        };
+        assert_eq!(config.max_fragments(), 1);
+        let mut s = sender(&config);
+        for i in 0..20 {
+            s.push(MessageId(i), b"x").unwrap();
+        }
+        let mut sent = 0u64;
+        for round in 0..10 {
+            let now = t0 + Duration::from_millis(10 * round);
+            sent += send_all(&mut s, now).len() as u64;
+            // Everything received, nothing delivered.
+            let mut a = ack(&s, sent, &[]);
+            a.delivered = SeqNum(0);
+            a.window = 4;
+            s.on_ack(now, &a).unwrap();
+        }
+        assert_eq!(sent, 4 + 1, "window plus one message's fragments");
+        assert!(s.undelivered.len() <= 5);
+        assert!(!s.all_delivered());
+    }
+
     fn redundant(copies: u8) -> Sender {
         sender(&ReliableConfig {
             redundancy: copies,
