@@ -110,6 +110,9 @@ fn foreign_packet(rng: &mut Rng) -> Packet {
         ranges: vec![],
         delay_us: 0,
         window: 64,
+        delivered: SeqNum(rng.next() % 1000),
+        echo: rng.next() as u32,
+        ranges_delivered: false,
     };
     match rng.below(4) {
         0 => Packet::Data(Data {
@@ -118,6 +121,7 @@ fn foreign_packet(rng: &mut Rng) -> Packet {
             message: rng.next() % 1000,
             fragment: 0,
             fragments: 1,
+            token: rng.next() as u32,
             payload: b"not from the peer".to_vec(),
             ack: Some(ack),
         }),

@@ -25,6 +25,7 @@ fn data_packet(payload: usize) -> Packet {
         message: 7_890,
         fragment: 0,
         fragments: 1,
+        token: 0x9e37_79b9,
         payload: vec![b'x'; payload],
         ack: Some(Ack {
             cumulative: SeqNum(99_000),
@@ -34,6 +35,9 @@ fn data_packet(payload: usize) -> Packet {
             }],
             delay_us: 1_000,
             window: 256,
+            delivered: SeqNum(98_990),
+            echo: 0x7f4a_7c15,
+            ranges_delivered: false,
         }),
     })
 }

@@ -1,7 +1,7 @@
 //! `udpchat chat`: two people, one UDP socket each, full duplex.
 //!
 //! This module turns flags into a socket and an endpoint and then gets out of the way: the
-//! mode-agnostic driver (`udpchat_reliable::driver`) moves datagrams and lines, [`crate::lines`]
+//! mode-agnostic driver (`udpchat_driver`) moves datagrams and lines, [`crate::lines`]
 //! reads stdin on its own thread, and [`crate::output`] prints what happens. Choosing a mode is
 //! one `match` arm that builds a `Box<dyn Endpoint>`; everything after it is shared, so a new
 //! mode or a wrapper around the endpoint (such as the lab's impairment) changes nothing else.
@@ -23,7 +23,8 @@ use clap::{Args, ValueEnum};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use udpchat_core::{DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
-use udpchat_reliable::{driver, Endpoint, Input, RawConfig, RawEndpoint};
+use udpchat_driver::{self as driver, Input};
+use udpchat_reliable::{Endpoint, RawConfig, RawEndpoint};
 
 use crate::address::{check_families, dual_stack, parse_destination};
 use crate::lines;

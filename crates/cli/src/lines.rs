@@ -12,7 +12,7 @@
 use std::io::{self, BufRead};
 
 use tokio::sync::mpsc;
-use udpchat_reliable::Input;
+use udpchat_driver::Input;
 
 /// Longest line read, in bytes: the largest message any mode takes (1 MiB). Longer lines are
 /// skipped with a message.

@@ -34,7 +34,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::ValueEnum;
-use udpchat_reliable::{Event, MessageId, SendError, Sink, Stats};
+use udpchat_driver::Sink;
+use udpchat_reliable::{Event, MessageId, SendError, Stats};
 
 use crate::chat::Mode;
 use crate::notice::{

@@ -18,8 +18,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{value_parser, Args, ValueEnum};
 use udpchat_core::packet::MAX_BUNDLE;
+use udpchat_driver::Sink;
 use udpchat_lab::parse::parse_duration;
-use udpchat_reliable::driver::Sink;
 use udpchat_reliable::endpoint::NickError;
 use udpchat_reliable::{
     Arq, ConfigError, CongestionControl, Delivery, Event, MessageId, ReliableConfig,

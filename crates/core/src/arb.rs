@@ -20,7 +20,8 @@ fn text() -> impl Strategy<Value = String> {
     ".{0,64}"
 }
 
-fn ack() -> impl Strategy<Value = Ack> {
+/// Any acknowledgement (ranges need not be valid: the encoder does not care).
+pub fn ack() -> impl Strategy<Value = Ack> {
     (
         seq(),
         vec(
@@ -29,13 +30,21 @@ fn ack() -> impl Strategy<Value = Ack> {
         ),
         any::<u64>(),
         any::<u32>(),
+        seq(),
+        any::<u32>(),
+        any::<bool>(),
     )
-        .prop_map(|(cumulative, ranges, delay_us, window)| Ack {
-            cumulative,
-            ranges,
-            delay_us,
-            window,
-        })
+        .prop_map(
+            |(cumulative, ranges, delay_us, window, delivered, echo, ranges_delivered)| Ack {
+                cumulative,
+                ranges,
+                delay_us,
+                window,
+                delivered,
+                echo,
+                ranges_delivered,
+            },
+        )
 }
 
 fn data() -> impl Strategy<Value = Data> {
@@ -45,16 +54,18 @@ fn data() -> impl Strategy<Value = Data> {
         any::<u64>(),
         any::<u32>(),
         any::<u32>(),
+        any::<u32>(),
         vec(any::<u8>(), 0..512),
         proptest::option::of(ack()),
     )
         .prop_map(
-            |(dst, seq, message, fragment, fragments, payload, ack)| Data {
+            |(dst, seq, message, fragment, fragments, token, payload, ack)| Data {
                 dst,
                 seq,
                 message,
                 fragment,
                 fragments,
+                token,
                 payload,
                 ack,
             },

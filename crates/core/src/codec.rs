@@ -1,6 +1,6 @@
 //! The body codec: the only module that knows the body is bincode.
 //!
-//! Swapping the body encoding (postcard, wincode, a hand-written one) means changing these two
+//! Swapping the body encoding (postcard, wincode, a hand-written one) means changing these three
 //! functions and nothing else. bincode's size limit guards decoding only, so the envelope checks
 //! sizes before anything is sent.
 
@@ -18,6 +18,20 @@ pub fn encode_body(packet: &Packet, out: &mut Vec<u8>) -> Result<(), EncodeError
     bincode::serde::encode_into_std_write(packet, out, config())
         .map(|_| ())
         .map_err(|e| EncodeError::Body(e.to_string()))
+}
+
+/// How many bytes the encoding of `value` takes, computed by running the encoder over a writer
+/// that only counts (no allocation, no bytes written). This is how every size above the codec is
+/// known without re-encoding to measure, or hand-counting varint widths.
+pub fn encoded_body_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    let mut counter = bincode::enc::write::SizeWriter::default();
+    // Encoding into a counter cannot fail for our types (no maps of unknown length, no custom
+    // serializer that errors); if it ever did, overestimating keeps every "does it fit" check
+    // on the safe side.
+    match bincode::serde::encode_into_writer(value, &mut counter, config()) {
+        Ok(()) => counter.bytes_written,
+        Err(_) => usize::MAX / 2,
+    }
 }
 
 /// Decodes one packet from `body`, returning it and how many bytes it used.

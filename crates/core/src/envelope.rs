@@ -14,7 +14,8 @@ use crate::MAX_UDP_PAYLOAD;
 /// First two bytes of every udpchat datagram: ASCII "UC".
 pub const MAGIC: [u8; 2] = *b"UC";
 /// Protocol version this build speaks.
-pub const VERSION: u8 = 1;
+/// Version 2 added the data token and the ack's delivered point and echo (issue 11).
+pub const VERSION: u8 = 2;
 /// Bytes before the body: magic and version.
 pub const HEADER_LEN: usize = 3;
 /// Bytes after the body: the CRC-32.
@@ -165,10 +166,59 @@ mod tests {
     #[test]
     fn golden_raw_datagram() {
         let expected = [
-            0x55, 0x43, 0x01, 0x00, 0x07, 0x05, b'a', b'l', b'i', b'c', b'e', 0x02, b'h', b'i',
-            0xbc, 0x0d, 0xb2, 0x76,
+            0x55, 0x43, 0x02, 0x00, 0x07, 0x05, b'a', b'l', b'i', b'c', b'e', 0x02, b'h', b'i',
+            0x4c, 0xdf, 0x2c, 0x01,
         ];
         assert_eq!(hello_datagram(), expected);
+    }
+
+    /// The second worked example of docs/protocol.md: a data packet carrying its token and a
+    /// piggybacked ack with a delivered point and echo.
+    #[test]
+    fn golden_data_datagram() {
+        let packet = Packet::Data(crate::packet::Data {
+            dst: crate::packet::ConnectionId(0x0102_0304_0506_0708),
+            seq: crate::packet::SeqNum(5),
+            message: 3,
+            fragment: 0,
+            fragments: 1,
+            token: 0xcafe_f00d,
+            payload: b"hi".to_vec(),
+            ack: Some(crate::packet::Ack {
+                cumulative: crate::packet::SeqNum(9),
+                ranges: vec![crate::packet::AckRange {
+                    first: crate::packet::SeqNum(11),
+                    last: crate::packet::SeqNum(12),
+                }],
+                delay_us: 300,
+                window: 512,
+                delivered: crate::packet::SeqNum(7),
+                echo: 0x0bad_cafe,
+                ranges_delivered: false,
+            }),
+        });
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0x55, 0x43, 0x02, // magic "UC", version 2
+            0x03, // Packet variant 3: Data
+            0xfd, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // dst: 0xfd + u64 LE
+            0x05, // seq = 5
+            0x03, // message = 3
+            0x00, // fragment = 0
+            0x01, // fragments = 1
+            0xfc, 0x0d, 0xf0, 0xfe, 0xca, // token: 0xfc + u32 LE
+            0x02, 0x68, 0x69, // payload: length 2, "hi"
+            0x01, // ack: Some
+            0x09, // cumulative = 9
+            0x01, 0x0b, 0x0c, // ranges: 1 range, 11..=12
+            0xfb, 0x2c, 0x01, // delay_us = 300 (0xfb + u16)
+            0xfb, 0x00, 0x02, // window = 512 (0xfb + u16)
+            0x07, // delivered = 7
+            0xfc, 0xfe, 0xca, 0xad, 0x0b, // echo: 0xfc + u32 LE
+            0x00, // ranges_delivered: false
+            0x15, 0x97, 0xea, 0xbd, // CRC-32
+        ];
+        assert_eq!(encode(&packet, 1200).unwrap(), expected);
     }
 
     #[test]
@@ -268,6 +318,7 @@ mod tests {
             message: seq,
             fragment: 0,
             fragments: 1,
+            token: 0x1234_5678,
             payload: b"a chat line".to_vec(),
             ack: None,
         }

@@ -10,6 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec;
+use crate::envelope::{HEADER_LEN, TRAILER_LEN};
+
 /// A packet sequence number of the reliable transport. 64 bits on the wire (varint-encoded, so
 /// small numbers stay small) and never wraps: at a million packets a second it would take half
 /// a million years.
@@ -101,6 +104,21 @@ pub struct Ack {
     pub delay_us: u64,
     /// Receive window: the sender may use sequence numbers below `cumulative + window`, no more.
     pub window: u32,
+    /// Every data packet below this has been *delivered*: its message handed to the receiver's
+    /// application, not only received. At most `cumulative`. In ordered delivery it is the end
+    /// of the last message delivered in order (packets waiting behind a hole are received, and
+    /// acknowledged above, but not delivered); in unordered delivery, `cumulative`. The sender
+    /// reports a message delivered only once this passes its last fragment (or, with
+    /// `ranges_delivered`, once all its fragments are acknowledged).
+    pub delivered: SeqNum,
+    /// The wrapping sum of the [`Data::token`]s of every packet this ack acknowledges (below
+    /// `cumulative`, and in `ranges`): proof that the ack comes from whoever received that data.
+    /// An ack whose echo the sender cannot match is dropped (as RFC 3540's ECN nonce sum proves
+    /// receipt).
+    pub echo: u32,
+    /// The receiver delivers each message as soon as it is complete (unordered delivery), so a
+    /// message whose fragments are all acknowledged, in `ranges` included, has been delivered.
+    pub ranges_delivered: bool,
 }
 
 /// One fragment of one message.
@@ -118,6 +136,10 @@ pub struct Data {
     pub fragment: u32,
     /// How many fragments the message has (at least 1).
     pub fragments: u32,
+    /// An unpredictable number the sender drew for this packet (its resends and copies keep
+    /// it). The receiver sums the tokens of what it acknowledges into [`Ack::echo`], so an ack
+    /// cannot claim receipt or delivery of data its writer never saw.
+    pub token: u32,
     /// This fragment's bytes of the message's UTF-8 text.
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
@@ -210,5 +232,121 @@ impl Packet {
             Packet::Close { .. } => PacketKind::Close,
             Packet::Bundle(_) => PacketKind::Bundle,
         }
+    }
+}
+
+/// Sizes, computed by the codec (never hand-counted): what a layer above needs to know before
+/// it writes a packet, as smoltcp's `buffer_len()`.
+impl Packet {
+    /// The exact length of this packet's datagram: envelope (magic, version, CRC) and body.
+    /// `encode` succeeds with any `max_len` at least this (bundle counts aside).
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + codec::encoded_body_len(self) + TRAILER_LEN
+    }
+}
+
+impl Data {
+    /// Bytes this packet takes inside a [`Packet::Bundle`] (and, plus one byte for the kind, in a
+    /// datagram of its own, besides the envelope).
+    pub fn encoded_len(&self) -> usize {
+        codec::encoded_body_len(self)
+    }
+}
+
+impl Ack {
+    /// Bytes this acknowledgement takes inside its packet.
+    pub fn encoded_len(&self) -> usize {
+        codec::encoded_body_len(self)
+    }
+
+    /// Drops the lowest selective-ack ranges until the ack takes at most `max_len` bytes,
+    /// keeping the highest ones (the newest evidence, which the sender's loss detection needs
+    /// most). Returns false if even with no ranges it does not fit. One pass: each range's size
+    /// is computed once, not the whole ack re-encoded per try.
+    pub fn trim_ranges_to(&mut self, max_len: usize) -> bool {
+        let mut len = self.encoded_len();
+        let mut drop = 0;
+        while len > max_len && drop < self.ranges.len() {
+            let before = varint_len(self.ranges.len() - drop);
+            let after = varint_len(self.ranges.len() - drop - 1);
+            len -= codec::encoded_body_len(&self.ranges[drop]) + before - after;
+            drop += 1;
+        }
+        self.ranges.drain(..drop);
+        len <= max_len
+    }
+}
+
+/// Bytes of a collection's length prefix (a varint) for `n` items.
+fn varint_len(n: usize) -> usize {
+    codec::encoded_body_len(&(n as u64))
+}
+
+/// The most bytes a `Data` packet sent alone, without a piggybacked ack, takes besides its
+/// payload: envelope, kind, and every header field at its widest varint (the payload's length
+/// prefix at its widest for a UDP payload). A fragment's payload is at most `max_datagram` minus
+/// this. Computed once by the codec.
+pub fn max_data_overhead() -> usize {
+    static OVERHEAD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *OVERHEAD.get_or_init(|| {
+        // 251 bytes is the smallest payload whose length prefix takes bincode's 3-byte varint
+        // form, the widest any payload below 65,536 bytes (so any UDP payload) needs.
+        const PROBE: usize = 251;
+        let widest = Packet::Data(Data {
+            dst: ConnectionId(u64::MAX),
+            seq: SeqNum(u64::MAX),
+            message: u64::MAX,
+            fragment: u32::MAX,
+            fragments: u32::MAX,
+            token: u32::MAX,
+            payload: vec![0; PROBE],
+            ack: None,
+        });
+        widest.encoded_len() - PROBE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{arb, encode};
+
+    proptest! {
+        // A fixed seed: CI runs the same cases every time, so a failure is reproducible.
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x75_64_70),
+            ..ProptestConfig::default()
+        })]
+        #[test]
+        fn encoded_len_is_the_length_encode_produces(packet in arb::packet()) {
+            if let Ok(bytes) = encode(&packet, usize::MAX) {
+                prop_assert_eq!(packet.encoded_len(), bytes.len());
+            }
+        }
+
+        #[test]
+        fn trimmed_ranges_fit_and_keep_the_highest(ack in arb::ack(), budget in 0usize..64) {
+            let mut trimmed = ack.clone();
+            let fits = trimmed.trim_ranges_to(budget);
+            prop_assert_eq!(fits, trimmed.encoded_len() <= budget);
+            prop_assert!(ack.ranges.ends_with(&trimmed.ranges));
+            if fits && trimmed.ranges.len() < ack.ranges.len() {
+                // Not one range more than needed was dropped.
+                let mut one_more = trimmed.clone();
+                one_more.ranges.insert(0, ack.ranges[ack.ranges.len() - trimmed.ranges.len() - 1]);
+                prop_assert!(one_more.encoded_len() > budget);
+            }
+        }
+    }
+
+    #[test]
+    fn the_widest_data_header_is_54_bytes() {
+        // magic+version 3, CRC 4, kind 1, dst 9, seq 9, message 9, fragment 5, fragments 5,
+        // token 5, payload length 3, "no ack" 1 (config.rs once counted 49 by hand, before the
+        // token).
+        assert_eq!(max_data_overhead(), 54);
     }
 }

@@ -62,15 +62,19 @@ pub enum Event {
         /// The peer's address.
         addr: SocketAddr,
     },
-    /// The peer acknowledged one of our messages.
+    /// One of our messages reached the peer's application: its transport handed it over (in
+    /// order, where delivery is ordered), not only received it. Never reported on the word of an
+    /// ack that does not prove it saw the data.
     Delivered {
         /// Which message.
         id: MessageId,
-        /// Time from first send to acknowledgement, if known.
+        /// Time from first send to the acknowledgement that said so, less the time the peer
+        /// held that acknowledgement back, if known.
         #[serde(serialize_with = "serialize_opt_duration_ms")]
         rtt: Option<Duration>,
     },
-    /// We gave up on one of our messages: it may never have arrived.
+    /// We gave up on one of our messages, or the session ended before the peer's application
+    /// had it: it may never have been shown.
     Lost {
         /// Which message.
         id: MessageId,
@@ -176,7 +180,7 @@ pub struct Stats {
     pub messages_sent: u64,
     /// Messages delivered to the application (`Event::Message`).
     pub messages_received: u64,
-    /// Our messages the peer acknowledged.
+    /// Our messages the peer's application got (`Event::Delivered`).
     pub messages_delivered: u64,
     /// Our messages we gave up on.
     pub messages_lost: u64,
@@ -220,6 +224,20 @@ pub struct Stats {
     /// their packet: losses (or delays) repaired by redundancy without a resend. Copies arriving
     /// after their packet count as duplicates.
     pub repaired_by_copy: u64,
+}
+
+impl Stats {
+    /// Counts one dropped datagram in the counter its cause names. Raw and reliable mode both
+    /// count drops here, so a new cause is one new arm, not one per mode.
+    pub fn count_drop(&mut self, cause: DropCause) {
+        let counter = match cause {
+            DropCause::Checksum => &mut self.dropped_checksum,
+            DropCause::Malformed => &mut self.dropped_malformed,
+            DropCause::Foreign => &mut self.dropped_foreign,
+            DropCause::Stale => &mut self.dropped_stale,
+        };
+        *counter += 1;
+    }
 }
 
 /// A transport endpoint as a pure state machine. Raw and reliable modes both implement it, so the

@@ -27,7 +27,7 @@
 //! [`Event::Dropped`]. Raw mode promises nothing, so [`Endpoint::close`] is finished as soon as
 //! the datagrams already accepted have been handed out.
 
-pub mod seen;
+pub(crate) mod seen;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -146,13 +146,7 @@ impl RawEndpoint {
     }
 
     fn drop_datagram(&mut self, from: SocketAddr, cause: DropCause, detail: String) {
-        let counter = match cause {
-            DropCause::Checksum => &mut self.stats.dropped_checksum,
-            DropCause::Malformed => &mut self.stats.dropped_malformed,
-            DropCause::Foreign => &mut self.stats.dropped_foreign,
-            DropCause::Stale => &mut self.stats.dropped_stale,
-        };
-        *counter += 1;
+        self.stats.count_drop(cause);
         self.events.push_back(Event::Dropped {
             from,
             cause,
@@ -718,6 +712,11 @@ mod tests {
     }
 
     proptest! {
+        // A fixed seed: CI runs the same cases every time, so a failure is reproducible.
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x75_64_70),
+            ..ProptestConfig::default()
+        })]
         /// Whatever order and repetition the network produces (within the window), each line is
         /// delivered exactly once, every extra copy is a duplicate, and what the gaps reported
         /// minus what arrived late is exactly what is still missing.

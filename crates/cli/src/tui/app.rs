@@ -5,7 +5,7 @@
 //! error, Ctrl-C, SIGTERM/SIGHUP, or a panic (a panic hook restores the terminal before the
 //! message is printed, so the message is readable). In between, one `tokio::select!` loop waits
 //! for whichever comes first: a key, paste, mouse or resize event from crossterm's `EventStream`;
-//! a report from the transport driver (`udpchat_reliable::driver`, which runs in the same task
+//! a report from the transport driver (`udpchat_driver`, which runs in the same task
 //! and reports through [`UiSink`]); a tick that asks the driver for fresh counters; or a signal.
 //! Every batch of changes is followed by one redraw.
 
@@ -26,7 +26,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use udpchat_reliable::driver::{self, Input, Sink};
+use udpchat_driver::{self as driver, Input, Sink};
 use udpchat_reliable::{Endpoint, Event, MessageId, NickError, SendError, Stats};
 
 use super::keys::action_for;

@@ -70,6 +70,7 @@ impl Default for SeenWindow {
 
 impl SeenWindow {
     /// Highest number seen so far.
+    #[cfg(test)]
     pub fn highest(&self) -> Option<u64> {
         self.highest
     }

@@ -129,11 +129,6 @@ pub const MAX_REDUNDANCY: u8 = (udpchat_core::MAX_BUNDLE - 1) as u8;
 /// The smallest `max_datagram` accepted: room for the headers and a useful payload.
 pub const MIN_DATAGRAM: usize = 128;
 
-/// Upper bound on a Data packet's bytes other than the payload (envelope, kind, connection id,
-/// sequence and message numbers, fragment fields, payload length, the "no ack" tag), with every
-/// varint at its widest. A fragment's payload is at most `max_datagram` minus this.
-pub const DATA_OVERHEAD: usize = 3 + 4 + 1 + 9 + 9 + 9 + 5 + 5 + 3 + 1;
-
 impl Default for ReliableConfig {
     fn default() -> Self {
         ReliableConfig {
@@ -216,9 +211,12 @@ impl ReliableConfig {
         Ok(())
     }
 
-    /// Payload bytes per fragment.
+    /// Payload bytes per fragment: the datagram less the widest header a data packet can have
+    /// (`udpchat_core::max_data_overhead`, computed by the codec).
     pub fn fragment_payload(&self) -> usize {
-        self.max_datagram.saturating_sub(DATA_OVERHEAD).max(1)
+        self.max_datagram
+            .saturating_sub(udpchat_core::max_data_overhead())
+            .max(1)
     }
 
     /// Most fragments a message of `max_message` bytes needs.
@@ -255,6 +253,7 @@ mod tests {
             message: u64::MAX,
             fragment: u32::MAX,
             fragments: u32::MAX,
+            token: u32::MAX,
             payload: vec![0xAB; config.fragment_payload()],
             ack: None,
         });

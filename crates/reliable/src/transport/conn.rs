@@ -41,13 +41,12 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use udpchat_core::{
     decode, encode_into, Ack, ConnectionId, Data, DecodeError, Hello, Packet, PacketKind, Welcome,
-    MAX_UDP_PAYLOAD,
 };
 
 use super::config::{ConfigError, ReliableConfig};
 use super::fragment::Fragment;
 use super::receiver::{Arrival, Receiver};
-use super::sender::{Outgoing, Sender, TimeoutOutcome};
+use super::sender::{BadAck, Outgoing, Sender, TimeoutOutcome};
 use crate::endpoint::{DropCause, Endpoint, Event, MessageId, SendError, Stats};
 
 mod state;
@@ -110,8 +109,6 @@ pub struct ReliableEndpoint {
     last_sent: Option<Instant>,
     /// The addresses already reported as [`Event::TurnedAway`] (at most [`TURNED_AWAY_REPORTS`]).
     turned_away: Vec<SocketAddr>,
-    /// Where [`encoded_len`] encodes to measure. TODO(lead): goes with `Packet::encoded_len`.
-    sizer: Vec<u8>,
 }
 
 impl ReliableEndpoint {
@@ -128,7 +125,7 @@ impl ReliableEndpoint {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let local_id = ConnectionId(rng.next_u64());
         let mut endpoint = ReliableEndpoint {
-            sender: Sender::new(&config),
+            sender: Sender::new(&config, rng.next_u64()),
             receiver: Receiver::new(&config),
             config,
             rng,
@@ -146,7 +143,6 @@ impl ReliableEndpoint {
             next_message: 0,
             last_sent: None,
             turned_away: Vec::new(),
-            sizer: Vec::new(),
         };
         if peer.is_some() {
             endpoint.start_handshake(false);
@@ -231,12 +227,7 @@ impl ReliableEndpoint {
     }
 
     fn drop_datagram(&mut self, from: SocketAddr, cause: DropCause, detail: String) {
-        match cause {
-            DropCause::Checksum => self.stats.dropped_checksum += 1,
-            DropCause::Malformed => self.stats.dropped_malformed += 1,
-            DropCause::Foreign => self.stats.dropped_foreign += 1,
-            DropCause::Stale => self.stats.dropped_stale += 1,
-        }
+        self.stats.count_drop(cause);
         self.events.push_back(Event::Dropped {
             from,
             cause,
@@ -536,10 +527,16 @@ impl ReliableEndpoint {
                     self.events.push_back(Event::Delivered { id, rtt });
                 }
             }
-            Err(_) => self.drop_datagram(
+            Err(BadAck::Impossible) => self.drop_datagram(
                 from,
                 DropCause::Malformed,
                 "ack for sequence numbers never sent".into(),
+            ),
+            // Not the sum of our tokens: whoever wrote it never received that data.
+            Err(BadAck::WrongEcho) => self.drop_datagram(
+                from,
+                DropCause::Foreign,
+                "ack whose echo does not match our data (forged, or not from our peer)".into(),
             ),
         }
     }
@@ -557,9 +554,9 @@ impl ReliableEndpoint {
             payload: data.payload,
         };
         let arrival = if copy {
-            self.receiver.on_copy(now, data.seq, fragment)
+            self.receiver.on_copy(now, data.seq, data.token, fragment)
         } else {
-            self.receiver.on_data(now, data.seq, fragment)
+            self.receiver.on_data(now, data.seq, data.token, fragment)
         };
         match arrival {
             Arrival::New {
@@ -645,10 +642,7 @@ impl ReliableEndpoint {
         self.report_lost(lost);
         let mut final_ack = None;
         if let (Some(peer_id), CloseReason::Finished) = (self.state.peer_id(), why) {
-            final_ack = self
-                .receiver
-                .has_received()
-                .then(|| self.receiver.ack(now, None));
+            final_ack = self.receiver.has_received().then(|| self.receiver.ack(now));
             for _ in 0..CLOSE_COPIES {
                 self.control.push_back(Control::Close(peer_id));
             }
@@ -696,7 +690,7 @@ impl ReliableEndpoint {
             }
             Control::Ack => Packet::Ack {
                 dst,
-                ack: self.receiver.ack(now, None),
+                ack: self.receiver.ack(now),
             },
             Control::Ping => Packet::Ping { dst },
             Control::Pong => Packet::Pong { dst },
@@ -728,7 +722,7 @@ impl ReliableEndpoint {
             .sender
             .tail_copies(now, self.config.max_datagram.saturating_sub(1));
         if !tail.is_empty() {
-            let seqs: Vec<u64> = tail.iter().map(|c| c.seq).collect();
+            let seqs: Vec<_> = tail.iter().map(|c| c.seq).collect();
             self.sender.copies_sent(now, &seqs, true);
             let items = tail.into_iter().map(|c| data_packet(peer_id, c)).collect();
             return Some(Packet::Bundle(items));
@@ -736,7 +730,7 @@ impl ReliableEndpoint {
         if self.receiver.wants_ack_now() {
             return Some(Packet::Ack {
                 dst: peer_id,
-                ack: self.receiver.ack(now, None),
+                ack: self.receiver.ack(now),
             });
         }
         None
@@ -753,18 +747,18 @@ impl ReliableEndpoint {
         };
         match carrier {
             Some(data) if self.receiver.has_received() => {
-                data.ack = Some(self.receiver.ack(now, None));
+                data.ack = Some(self.receiver.ack(now));
                 true
             }
             _ => false,
         }
     }
 
-    /// Makes a packet too long for the datagram fit: a data packet goes without its ack, an ack
-    /// keeps its highest ranges. Returns whether it still carries an ack (`acked`: whether it
-    /// did).
-    fn shrink(&mut self, packet: &mut Packet, acked: bool) -> bool {
-        let max = self.config.max_datagram;
+    /// Makes a packet too long for the datagram fit: a data packet goes without its ack. Returns
+    /// whether it still carries an ack (`acked`: whether it did). A bare ack needs nothing:
+    /// `Receiver::ack` already trims its ranges to the datagram, before computing the echo that
+    /// covers them (trimming here would break the echo).
+    fn shrink(packet: &mut Packet, acked: bool) -> bool {
         match packet {
             Packet::Data(data) => {
                 data.ack = None;
@@ -776,16 +770,6 @@ impl ReliableEndpoint {
                 }
                 false
             }
-            // Too many ranges for the datagram: keep the highest ones that fit, halving.
-            Packet::Ack { ack, .. } => {
-                while ack.ranges.len() > 1
-                    && encoded_len(&packet_ack_probe(ack), &mut self.sizer) > max
-                {
-                    let half = ack.ranges.len() / 2;
-                    ack.ranges.drain(..half);
-                }
-                acked
-            }
             _ => acked,
         }
     }
@@ -794,19 +778,19 @@ impl ReliableEndpoint {
     /// the bundle of it and copies of recent unacknowledged packets that replaces it.
     fn with_copies(&mut self, now: Instant, data: &Data, len: usize) -> Option<Packet> {
         // A bundle costs one byte more than the packet alone (its count), and each copy at most
-        // its payload plus DATA_OVERHEAD, which is what the sender budgets.
+        // its payload plus `udpchat_core::max_data_overhead()`, which is what the sender budgets.
         let room = self.config.max_datagram.saturating_sub(len + 1);
-        let copies = self.sender.redundant_copies(now, data.seq.0, room);
+        let copies = self.sender.redundant_copies(now, data.seq, room);
         if copies.is_empty() {
             return None;
         }
-        let seqs: Vec<u64> = copies.iter().map(|c| c.seq).collect();
+        let seqs: Vec<_> = copies.iter().map(|c| c.seq).collect();
         let mut items = Vec::with_capacity(copies.len() + 1);
         items.push(data.clone());
         items.extend(copies.into_iter().map(|c| data_packet(data.dst, c)));
         let bundle = Packet::Bundle(items);
         // The budget makes this fit; if it did not, the packet goes alone and no copy is counted.
-        if encoded_len(&bundle, &mut self.sizer) > self.config.max_datagram {
+        if bundle.encoded_len() > self.config.max_datagram {
             return None;
         }
         self.sender.copies_sent(now, &seqs, false);
@@ -820,14 +804,14 @@ impl ReliableEndpoint {
         let max = self.config.max_datagram;
         // Piggyback our ack on data when it fits; otherwise it goes on its own.
         let mut acked = self.piggyback_ack(now, &mut packet);
-        let mut len = encoded_len(&packet, &mut self.sizer);
+        let mut len = packet.encoded_len();
         if len > max {
-            acked = self.shrink(&mut packet, acked);
-            len = encoded_len(&packet, &mut self.sizer);
+            acked = Self::shrink(&mut packet, acked);
+            len = packet.encoded_len();
         }
-        // Without the ack a data packet always fits (the fragment size guarantees it), and a
-        // halved ack eventually fits. A failure here would be a bug; sending nothing is the
-        // safe way to survive it.
+        // Without the ack a data packet always fits (the fragment size guarantees it), and an
+        // ack is built to fit. A failure here would be a bug; sending nothing is the safe way to
+        // survive it.
         if len > max {
             return None;
         }
@@ -1036,32 +1020,13 @@ struct Greeting {
 fn data_packet(dst: ConnectionId, out: Outgoing) -> Data {
     Data {
         dst,
-        seq: udpchat_core::SeqNum(out.seq),
+        seq: out.seq,
         message: out.fragment.message,
         fragment: out.fragment.index,
         fragments: out.fragment.count,
+        token: out.token,
         payload: out.fragment.payload,
         ack: None,
-    }
-}
-
-/// A standalone ack packet with `ack`'s contents and the longest connection id, to measure the
-/// most an ack of these ranges can take.
-fn packet_ack_probe(ack: &Ack) -> Packet {
-    Packet::Ack {
-        dst: ConnectionId(u64::MAX),
-        ack: ack.clone(),
-    }
-}
-
-/// The length of `packet` encoded as a datagram (`usize::MAX` if it cannot be encoded at all).
-/// TODO(lead): use `Packet::encoded_len` (issue 10, item 5) and drop `sizer`: until then this
-/// measures by encoding into `sizer`, which keeps the figures and the behaviour of the old
-/// encode-and-retry code exactly, at the cost of the encodes it was meant to save.
-fn encoded_len(packet: &Packet, sizer: &mut Vec<u8>) -> usize {
-    match encode_into(packet, MAX_UDP_PAYLOAD, sizer) {
-        Ok(()) => sizer.len(),
-        Err(_) => usize::MAX,
     }
 }
 
@@ -1154,7 +1119,7 @@ impl Endpoint for ReliableEndpoint {
         stats.rtt_min = self.sender.rtt.min_rtt();
         stats.rtt_smoothed = self.sender.rtt.srtt();
         stats.rtt_var = self.sender.rtt.rttvar();
-        stats.cwnd = self.sender.congestion.window_packets();
+        stats.cwnd = self.sender.window_packets();
         stats.peer_window = self.sender.peer_window();
         stats.redundant_copies = counters.redundant_copies;
         stats

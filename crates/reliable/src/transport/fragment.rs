@@ -229,11 +229,13 @@ impl UnorderedAssembler {
     }
 
     /// Partial messages held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.partials.len()
     }
 
     /// True when no partial message is held.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.partials.is_empty()
     }

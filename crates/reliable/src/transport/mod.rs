@@ -10,9 +10,15 @@
 //! - [`sack`]: the received-set bookkeeping behind cumulative + selective acks;
 //! - [`reorder`]: the bounded buffer that restores sending order;
 //! - [`fragment`]: splitting messages larger than a datagram, and reassembly;
-//! - [`congestion`]: the NewReno congestion window;
+//! - [`congestion`]: the [`congestion::Controller`] trait and one file per algorithm (NewReno,
+//!   none);
 //! - [`sender`] and [`receiver`]: the two halves of a session;
 //! - [`conn`]: [`ReliableEndpoint`], the session itself (handshake, ids, keepalive, close).
+//!
+//! What is public: [`ReliableEndpoint`] (through the crate's `Endpoint` trait), its
+//! configuration ([`config`]) and the congestion-controller trait ([`congestion`]), which later
+//! algorithms implement. The mechanisms (`rtt`, `sack`, `reorder`, `fragment`, `sender`,
+//! `receiver`) are crate-private: no other crate drives them, so they may change shape freely.
 //!
 //! The wire and the state machine are specified, with the reasons for each mechanism, in
 //! `docs/protocol.md`.
@@ -20,13 +26,15 @@
 pub mod config;
 pub mod congestion;
 pub mod conn;
-pub mod fragment;
-pub mod receiver;
-pub mod reorder;
-pub mod rtt;
-pub mod sack;
-pub mod sender;
+pub(crate) mod fragment;
+pub(crate) mod receiver;
+pub(crate) mod reorder;
+pub(crate) mod rtt;
+pub(crate) mod sack;
+pub(crate) mod sender;
 
+#[cfg(test)]
+mod delivery_tests;
 #[cfg(test)]
 mod pair;
 #[cfg(test)]

@@ -4,14 +4,21 @@
 //! then either waits in the [`ReorderBuffer`] for the packets before it (ordered delivery) or goes
 //! straight to reassembly (unordered). What we hold is what the next acknowledgement says.
 //!
+//! Every ack also says how far the application has the data (`Ack::delivered`: in ordered
+//! delivery the end of the last message handed over in order, in unordered delivery the
+//! cumulative ack, and the listed ranges too, `Ack::ranges_delivered`), and carries the sum of
+//! the tokens of every packet it acknowledges (`Ack::echo`), so the sender takes its word only
+//! if it comes from whoever received the data.
+//!
 //! Acknowledgement timing follows TCP's delayed acks (RFC 1122/5681): ack at once when two data
 //! packets are waiting for an ack, when a packet arrives out of order or twice (the sender needs
 //! that evidence quickly), and otherwise within `max_ack_delay`, hoping to piggyback the ack on
 //! data of our own. The ack carries how long it was held so the sender's RTT samples stay honest.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use udpchat_core::{Ack, SeqNum};
+use udpchat_core::{Ack, ConnectionId, Packet, SeqNum};
 
 use super::config::{Delivery, ReliableConfig};
 use super::fragment::{Fragment, Limits, OrderedAssembler, UnorderedAssembler};
@@ -40,10 +47,17 @@ pub enum Arrival {
     Malformed,
 }
 
+/// A received packet waiting in the reorder buffer.
+#[derive(Debug, Clone)]
+struct Held {
+    seq: SeqNum,
+    fragment: Fragment,
+}
+
 #[derive(Debug, Clone)]
 enum Store {
     Ordered {
-        buffer: ReorderBuffer<Fragment>,
+        buffer: ReorderBuffer<Held>,
         assembler: OrderedAssembler,
     },
     Unordered(UnorderedAssembler),
@@ -58,11 +72,21 @@ pub struct Receiver {
     window: u32,
     max_ack_delay: Duration,
     max_ack_ranges: usize,
+    /// The most bytes an ack may take so that its packet, standalone or in a `Close`, fits
+    /// `max_datagram`.
+    ack_budget: usize,
     unacked_packets: u32,
     ack_now: bool,
     ack_deadline: Option<Instant>,
     largest_received_at: Option<Instant>,
     any_received: bool,
+    /// Every packet below this has been delivered to the application (`Ack::delivered`).
+    delivered: SeqNum,
+    /// The wrapping sum of the tokens of every packet below the cumulative ack.
+    cumulative_echo: u32,
+    /// Tokens of the packets received at or above the cumulative ack, folded into
+    /// `cumulative_echo` as the cumulative ack passes them. Bounded by the window.
+    tokens_above: BTreeMap<SeqNum, u32>,
 }
 
 impl Receiver {
@@ -88,27 +112,50 @@ impl Receiver {
             window: config.window,
             max_ack_delay: config.max_ack_delay,
             max_ack_ranges: config.max_ack_ranges,
+            ack_budget: ack_budget(config.max_datagram),
             unacked_packets: 0,
             ack_now: false,
             ack_deadline: None,
             largest_received_at: None,
             any_received: false,
+            delivered: SeqNum(0),
+            cumulative_echo: 0,
+            tokens_above: BTreeMap::new(),
         }
     }
 
-    /// Takes in data packet `seq` carrying `fragment`, at `now`.
-    pub fn on_data(&mut self, now: Instant, seq: SeqNum, fragment: Fragment) -> Arrival {
-        self.take(now, seq, fragment, false)
+    /// Takes in data packet `seq` with token `token` carrying `fragment`, at `now`.
+    pub fn on_data(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        token: u32,
+        fragment: Fragment,
+    ) -> Arrival {
+        self.take(now, seq, token, fragment, false)
     }
 
     /// Takes in a redundant copy of data packet `seq` (one carried behind a new packet in a
     /// bundle): the same, except that a duplicate copy is expected, not a sign that the sender
     /// missed our ack, so it does not call for an immediate ack.
-    pub fn on_copy(&mut self, now: Instant, seq: SeqNum, fragment: Fragment) -> Arrival {
-        self.take(now, seq, fragment, true)
+    pub fn on_copy(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        token: u32,
+        fragment: Fragment,
+    ) -> Arrival {
+        self.take(now, seq, token, fragment, true)
     }
 
-    fn take(&mut self, now: Instant, seq: SeqNum, fragment: Fragment, copy: bool) -> Arrival {
+    fn take(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        token: u32,
+        fragment: Fragment,
+        copy: bool,
+    ) -> Arrival {
         if self.limits.check(&fragment).is_err() {
             return Arrival::Malformed;
         }
@@ -140,18 +187,44 @@ impl Receiver {
         } else if self.ack_deadline.is_none() {
             self.ack_deadline = Some(now + self.max_ack_delay);
         }
+        self.tokens_above.insert(seq, token);
+        let cumulative = self.received.cumulative();
+        while let Some(entry) = self.tokens_above.first_entry() {
+            if *entry.key() >= cumulative {
+                break;
+            }
+            self.cumulative_echo = self.cumulative_echo.wrapping_add(entry.remove());
+        }
+        let (messages, malformed) = self.store(seq, fragment);
+        Arrival::New {
+            messages,
+            reordered,
+            malformed,
+        }
+    }
+
+    /// Files a new packet: ordered, into the reorder buffer, releasing what is now in order to
+    /// the assembler; unordered, straight to the assembler. Moves the delivered point past
+    /// every message handed over. Returns the completed messages and the count of fragments
+    /// found inconsistent.
+    fn store(&mut self, seq: SeqNum, fragment: Fragment) -> (Vec<(u64, Vec<u8>)>, u32) {
         let mut messages = Vec::new();
         let mut malformed = 0;
         match &mut self.store {
             Store::Ordered { buffer, assembler } => {
-                if buffer.insert(seq, fragment) != Placed::Stored {
+                if buffer.insert(seq, Held { seq, fragment }) != Placed::Stored {
                     // Cannot happen while SackRanges and the buffer share one window; if it
                     // did, the fragment is simply not delivered rather than delivered twice.
                     malformed += 1;
                 }
                 while let Some(ready) = buffer.pop_ready() {
-                    match assembler.push(ready) {
-                        Ok(Some(message)) => messages.push(message),
+                    match assembler.push(ready.fragment) {
+                        Ok(Some(message)) => {
+                            messages.push(message);
+                            // A message is delivered with its last fragment: every packet up
+                            // to this one has now reached the application.
+                            self.delivered = ready.seq.next();
+                        }
                         Ok(None) => {}
                         Err(_) => malformed += 1,
                     }
@@ -163,17 +236,18 @@ impl Receiver {
                     Ok(None) => {}
                     Err(_) => malformed += 1,
                 }
-                assembler.prune_below(self.received.cumulative().0);
+                let cumulative = self.received.cumulative();
+                assembler.prune_below(cumulative.0);
+                // Unordered, a message is delivered as soon as it is complete, so every message
+                // whose fragments are all below the cumulative ack has been delivered.
+                self.delivered = cumulative;
             }
         }
-        Arrival::New {
-            messages,
-            reordered,
-            malformed,
-        }
+        (messages, malformed)
     }
 
     /// Every sequence number below this has arrived.
+    #[cfg(test)]
     pub fn cumulative(&self) -> SeqNum {
         self.received.cumulative()
     }
@@ -210,19 +284,36 @@ impl Receiver {
 
     /// The acknowledgement describing what we hold, as of `now`. Does not reset the ack timers:
     /// call [`Receiver::ack_sent`] once it is on its way.
-    pub fn ack(&self, now: Instant, max_ranges: Option<usize>) -> Ack {
-        let limit = max_ranges
-            .unwrap_or(self.max_ack_ranges)
-            .min(self.max_ack_ranges);
+    pub fn ack(&self, now: Instant) -> Ack {
         let delay = self
             .largest_received_at
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        Ack {
+        let mut ack = Ack {
             cumulative: self.received.cumulative(),
-            ranges: self.received.ack_ranges(limit),
+            ranges: self.received.ack_ranges(self.max_ack_ranges),
             delay_us: u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
             window: self.window,
-        }
+            delivered: self.delivered,
+            // The widest value while the ranges are fitted to the datagram.
+            echo: u32::MAX,
+            // Unordered, every complete message is delivered, the ones above a hole included:
+            // the ranges count as delivered too.
+            ranges_delivered: matches!(self.store, Store::Unordered(_)),
+        };
+        // The echo must cover exactly the ranges sent, so they are fitted here, before it is
+        // computed (the highest kept: the newest evidence), never trimmed later.
+        ack.trim_ranges_to(self.ack_budget);
+        // The echo covers every packet this ack acknowledges: below the cumulative ack and in
+        // the ranges it lists.
+        ack.echo = ack
+            .ranges
+            .iter()
+            .filter(|r| r.first <= r.last)
+            .flat_map(|r| self.tokens_above.range(r.first..=r.last))
+            .fold(self.cumulative_echo, |sum, (_, &token)| {
+                sum.wrapping_add(token)
+            });
+        ack
     }
 
     /// An ack built by [`Receiver::ack`] has been sent.
@@ -231,6 +322,25 @@ impl Receiver {
         self.ack_deadline = None;
         self.unacked_packets = 0;
     }
+}
+
+/// The most bytes an ack may take so that it fits a `max_datagram` datagram in its largest
+/// carrier, a `Close` (an `Ack` packet is one byte smaller: no option tag).
+fn ack_budget(max_datagram: usize) -> usize {
+    let ack = Ack {
+        cumulative: SeqNum(0),
+        ranges: Vec::new(),
+        delay_us: 0,
+        window: 0,
+        delivered: SeqNum(0),
+        echo: 0,
+        ranges_delivered: false,
+    };
+    let carrier = Packet::Close {
+        dst: ConnectionId(u64::MAX),
+        ack: Some(ack.clone()),
+    };
+    max_datagram.saturating_sub(carrier.encoded_len() - ack.encoded_len())
 }
 
 #[cfg(test)]
@@ -247,12 +357,12 @@ mod tests {
     fn ordered_holds_back_until_the_hole_fills() {
         let t = Instant::now();
         let mut r = Receiver::new(&ReliableConfig::default());
-        let a = r.on_data(t, SeqNum(1), frag(1, "b"));
+        let a = r.on_data(t, SeqNum(1), 0, frag(1, "b"));
         assert!(
             matches!(a, Arrival::New { ref messages, reordered: false, .. } if messages.is_empty())
         );
         assert!(r.wants_ack_now(), "out of order: ack at once");
-        let a = r.on_data(t, SeqNum(0), frag(0, "a"));
+        let a = r.on_data(t, SeqNum(0), 0, frag(0, "a"));
         let Arrival::New {
             messages,
             reordered,
@@ -263,7 +373,7 @@ mod tests {
         };
         assert!(reordered);
         assert_eq!(messages, vec![(0, b"a".to_vec()), (1, b"b".to_vec())]);
-        assert_eq!(r.on_data(t, SeqNum(1), frag(1, "b")), Arrival::Duplicate);
+        assert_eq!(r.on_data(t, SeqNum(1), 0, frag(1, "b")), Arrival::Duplicate);
     }
 
     #[test]
@@ -273,7 +383,7 @@ mod tests {
             delivery: Delivery::Unordered,
             ..ReliableConfig::default()
         });
-        let a = r.on_data(t, SeqNum(1), frag(1, "b"));
+        let a = r.on_data(t, SeqNum(1), 0, frag(1, "b"));
         assert!(
             matches!(a, Arrival::New { ref messages, .. } if messages == &vec![(1, b"b".to_vec())])
         );
@@ -284,16 +394,16 @@ mod tests {
         let t = Instant::now();
         let config = ReliableConfig::default();
         let mut r = Receiver::new(&config);
-        r.on_data(t, SeqNum(0), frag(0, "a"));
+        r.on_data(t, SeqNum(0), 0, frag(0, "a"));
         assert!(!r.wants_ack_now());
         assert_eq!(r.poll_timeout(), Some(t + config.max_ack_delay));
-        r.on_data(t, SeqNum(1), frag(1, "b"));
+        r.on_data(t, SeqNum(1), 0, frag(1, "b"));
         assert!(r.wants_ack_now());
-        let ack = r.ack(t + Duration::from_millis(3), None);
+        let ack = r.ack(t + Duration::from_millis(3));
         assert_eq!(ack.cumulative, SeqNum(2));
         assert_eq!(ack.delay_us, 3000);
         r.ack_sent();
-        r.on_data(t, SeqNum(2), frag(2, "c"));
+        r.on_data(t, SeqNum(2), 0, frag(2, "c"));
         assert!(!r.wants_ack_now());
         r.on_timeout(t + config.max_ack_delay);
         assert!(r.wants_ack_now());
@@ -306,9 +416,9 @@ mod tests {
             window: 8,
             ..ReliableConfig::default()
         });
-        assert_eq!(r.on_data(t, SeqNum(8), frag(8, "x")), Arrival::Refused);
+        assert_eq!(r.on_data(t, SeqNum(8), 0, frag(8, "x")), Arrival::Refused);
         assert!(matches!(
-            r.on_data(t, SeqNum(7), frag(7, "x")),
+            r.on_data(t, SeqNum(7), 0, frag(7, "x")),
             Arrival::New { .. }
         ));
     }
@@ -323,13 +433,13 @@ mod tests {
             count: 2,
             payload: vec![],
         };
-        assert_eq!(r.on_data(t, SeqNum(0), bad), Arrival::Malformed);
+        assert_eq!(r.on_data(t, SeqNum(0), 0, bad), Arrival::Malformed);
         let huge = Fragment {
             message: 0,
             index: 0,
             count: u32::MAX,
             payload: vec![],
         };
-        assert_eq!(r.on_data(t, SeqNum(0), huge), Arrival::Malformed);
+        assert_eq!(r.on_data(t, SeqNum(0), 0, huge), Arrival::Malformed);
     }
 }

@@ -78,16 +78,19 @@ impl<T> ReorderBuffer<T> {
     }
 
     /// The next sequence number to release.
+    #[cfg(test)]
     pub fn next(&self) -> SeqNum {
         SeqNum(self.next)
     }
 
     /// Items waiting.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.held
     }
 
     /// True when nothing is waiting.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.held == 0
     }

@@ -50,6 +50,7 @@ impl SackRanges {
     }
 
     /// Whether `seq` has arrived.
+    #[cfg(test)]
     pub fn contains(&self, seq: SeqNum) -> bool {
         let s = seq.0;
         s < self.cumulative || self.ranges.iter().any(|&(f, l)| f <= s && s <= l)
@@ -210,6 +211,11 @@ mod tests {
     }
 
     proptest! {
+        // A fixed seed: CI runs the same cases every time, so a failure is reproducible.
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x75_64_70),
+            ..ProptestConfig::default()
+        })]
         #[test]
         fn matches_a_plain_set(seqs in proptest::collection::vec(0u64..64, 0..200)) {
             let mut s = SackRanges::new(64, 64);

@@ -34,16 +34,27 @@
 //! not touch a packet's transmission count or loss-detection clock. They do make its ack
 //! ambiguous, so Karn's rule is extended to them (see [`Sender::on_ack`]).
 //!
+//! Received is not delivered. The ack's cumulative part and ranges say what the peer received:
+//! those packets are not resent, and they drive RTT samples and congestion control. Only the
+//! ack's delivered point (and, from an unordered receiver, its ranges) says what the peer's
+//! application has, and only that reports a message delivered; a message still undelivered when
+//! the session ends is reported lost. Every packet carries an unpredictable token, and an ack
+//! counts only if its echo is the sum of the tokens of what it acknowledges
+//! ([`Sender::on_ack`]), so someone who knows the connection id but never saw the data cannot
+//! forge one (`docs/protocol.md`, "What the echo proves").
+//!
 //! The ARQ scheme changes only this module: go-back-n ignores selective acks and, on a timeout,
 //! resends everything from the first hole; stop-and-wait keeps a single packet in flight.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use udpchat_core::Ack;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use udpchat_core::{Ack, SeqNum};
 
-use super::config::{Arq, CongestionControl, ReliableConfig, DATA_OVERHEAD};
-use super::congestion::Congestion;
+use super::config::{Arq, CongestionControl, ReliableConfig};
+use super::congestion::{Acked, CongestionEvent, Controller};
 use super::fragment::{split, Fragment};
 use super::rtt::RttEstimator;
 use crate::endpoint::{MessageId, SendError};
@@ -82,6 +93,8 @@ enum LossCause {
 #[derive(Debug, Clone)]
 struct Slot {
     fragment: Fragment,
+    /// The packet's unpredictable token (`Data::token`), kept by its resends and copies.
+    token: u32,
     state: SlotState,
     cause: LossCause,
     last_sent: Instant,
@@ -102,34 +115,75 @@ struct Slot {
 
 #[derive(Debug, Clone, Copy)]
 struct Progress {
-    unacked: u32,
+    /// Fragments the peer's delivered point has not yet passed.
+    undelivered: u32,
     first_sent: Option<Instant>,
+}
+
+/// A packet sent but not yet passed by the peer's delivered point: what checking an ack's echo,
+/// and reporting its message delivered, need of it once its slot is gone.
+#[derive(Debug, Clone, Copy)]
+struct Undelivered {
+    token: u32,
+    message: u64,
+    /// Already counted delivered: a verified ack with `ranges_delivered` listed it (an
+    /// unordered receiver has it, above a hole).
+    counted: bool,
+}
+
+/// The largest packet one ack newly acknowledged: the candidate for its RTT sample.
+#[derive(Debug, Clone, Copy)]
+struct LargestAcked {
+    seq: SeqNum,
+    transmissions: u32,
+    last_sent: Instant,
+    /// How its redundant copies travelled (`Copies::None` also when a copy went out too
+    /// recently to have triggered this ack).
+    copies: Copies,
+}
+
+/// What walking one ack's cumulative part and ranges found.
+#[derive(Debug, Default)]
+struct AckScan {
+    /// Bytes newly acknowledged (congestion cost).
+    newly: u64,
+    largest: Option<LargestAcked>,
 }
 
 /// One packet the sender wants on the wire now.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     /// Its sequence number.
-    pub seq: u64,
+    pub(crate) seq: SeqNum,
     /// What it carries.
-    pub fragment: Fragment,
+    pub(crate) fragment: Fragment,
+    /// Its token (`Data::token`).
+    pub(crate) token: u32,
 }
 
 /// What an acknowledgement did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AckOutcome {
-    /// Messages now fully acknowledged, with the time from their first send to the ack, less
-    /// the time the peer held the ack back.
-    pub delivered: Vec<(MessageId, Option<Duration>)>,
+pub(crate) struct AckOutcome {
+    /// Messages the peer's application now has (the ack's delivered point passed their last
+    /// fragment), with the time from their first send to the ack, less the time the peer held
+    /// the ack back.
+    pub(crate) delivered: Vec<(MessageId, Option<Duration>)>,
 }
 
 /// Why an acknowledgement was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadAck;
+pub(crate) enum BadAck {
+    /// It acknowledges sequence numbers never sent, or claims more delivered than received.
+    Impossible,
+    /// Its echo is not the sum of our tokens over what it acknowledges, or a range cannot be
+    /// checked: whoever wrote it did not receive that data (a forgery by someone who knows only
+    /// the connection id).
+    WrongEcho,
+}
 
 /// What a retransmission timeout did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeoutOutcome {
+pub(crate) enum TimeoutOutcome {
     /// Nothing was due.
     NotDue,
     /// Packets were marked for resending.
@@ -140,39 +194,55 @@ pub enum TimeoutOutcome {
 
 /// Counters the sender keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SenderCounters {
+pub(crate) struct SenderCounters {
     /// Resends after a timeout.
-    pub retransmits_timeout: u64,
+    pub(crate) retransmits_timeout: u64,
     /// Resends on SACK evidence.
-    pub retransmits_fast: u64,
+    pub(crate) retransmits_fast: u64,
     /// Resends whose original turned out to have arrived.
-    pub retransmits_spurious: u64,
+    pub(crate) retransmits_spurious: u64,
     /// Redundant copies sent alongside new packets.
-    pub redundant_copies: u64,
+    pub(crate) redundant_copies: u64,
 }
 
 /// The sending half of one session.
 #[derive(Debug, Clone)]
-pub struct Sender {
+pub(crate) struct Sender {
     arq: Arq,
     reorder_threshold: u64,
     max_retries: u32,
     fragment_payload: usize,
     max_message: usize,
     window_cap: u64,
-    max_datagram: u64,
+    /// Most fragments one message has (`ReliableConfig::max_fragments`).
+    max_fragments: u64,
+    /// A full-size datagram, in bytes: the congestion controller's unit.
+    mss: u64,
+    /// The most bytes a data packet's header takes (`udpchat_core::max_data_overhead`): a
+    /// packet costs the congestion window its payload plus this.
+    data_overhead: u64,
     congestion_kind: CongestionControl,
     unsent: VecDeque<Fragment>,
     /// Sequence number of `slots[0]`: everything below it is cumulatively acknowledged.
-    base: u64,
+    base: SeqNum,
     slots: VecDeque<Slot>,
-    lost: BTreeSet<u64>,
+    lost: BTreeSet<SeqNum>,
     in_flight: u64,
     /// The bytes of the packets counted in `in_flight`, for the congestion window.
     bytes_in_flight: u64,
     tx_counter: u64,
     largest_acked_tx: u64,
     messages: BTreeMap<u64, Progress>,
+    /// The peer's verified delivered point: every packet below it reached its application.
+    delivered_base: SeqNum,
+    /// The wrapping sum of the tokens of the packets below `delivered_base`.
+    delivered_sum: u32,
+    /// The highest cumulative ack taken from a verified ack: one below it is older.
+    acked_through: SeqNum,
+    /// The packets from `delivered_base` on, in sequence order (as long as `base + slots`).
+    undelivered: VecDeque<Undelivered>,
+    /// Draws each packet's token: seeded by the endpoint (randomness is passed in).
+    tokens: ChaCha8Rng,
     peer_window: u64,
     rto_deadline: Option<Instant>,
     /// When packets with SACK evidence against them become old enough to count as lost.
@@ -193,27 +263,32 @@ pub struct Sender {
     /// Tail copies still allowed since the last new packet.
     tail_left: usize,
     /// RTT estimator for this path.
-    pub rtt: RttEstimator,
+    pub(crate) rtt: RttEstimator,
     /// Congestion controller.
-    pub congestion: Congestion,
+    pub(crate) congestion: Box<dyn Controller>,
     /// Counters.
-    pub counters: SenderCounters,
+    pub(crate) counters: SenderCounters,
 }
 
 impl Sender {
-    /// A sender with nothing queued.
-    pub fn new(config: &ReliableConfig) -> Self {
+    /// A sender with nothing queued; `token_seed` seeds the packets' tokens (give each endpoint
+    /// an unpredictable one: the tokens are what an off-path forger would have to guess).
+    pub(crate) fn new(config: &ReliableConfig, token_seed: u64) -> Self {
+        let mss = (config.max_datagram as u64).max(1);
+        let window_cap = u64::from(config.window);
         Sender {
             arq: config.arq,
             reorder_threshold: u64::from(config.reorder_threshold),
             max_retries: config.max_retries,
             fragment_payload: config.fragment_payload(),
             max_message: config.max_message,
-            window_cap: u64::from(config.window),
-            max_datagram: config.max_datagram as u64,
+            window_cap,
+            max_fragments: u64::from(config.max_fragments()),
+            mss,
+            data_overhead: udpchat_core::max_data_overhead() as u64,
             congestion_kind: config.congestion,
             unsent: VecDeque::new(),
-            base: 0,
+            base: SeqNum(0),
             slots: VecDeque::new(),
             lost: BTreeSet::new(),
             in_flight: 0,
@@ -221,7 +296,12 @@ impl Sender {
             tx_counter: 0,
             largest_acked_tx: 0,
             messages: BTreeMap::new(),
-            peer_window: u64::from(config.window),
+            delivered_base: SeqNum(0),
+            delivered_sum: 0,
+            acked_through: SeqNum(0),
+            undelivered: VecDeque::new(),
+            tokens: ChaCha8Rng::seed_from_u64(token_seed),
+            peer_window: window_cap,
             rto_deadline: None,
             loss_deadline: None,
             timeout_credit: false,
@@ -234,17 +314,13 @@ impl Sender {
             tail_left: 0,
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto)
                 .with_ack_delay(config.max_ack_delay),
-            congestion: Congestion::new(
-                config.congestion,
-                config.max_datagram as u64,
-                u64::from(config.window) * config.max_datagram as u64,
-            ),
+            congestion: config.congestion.build(mss, window_cap * mss),
             counters: SenderCounters::default(),
         }
     }
 
     /// Queues message `id`.
-    pub fn push(&mut self, id: MessageId, bytes: &[u8]) -> Result<(), SendError> {
+    pub(crate) fn push(&mut self, id: MessageId, bytes: &[u8]) -> Result<(), SendError> {
         if bytes.len() > self.max_message {
             return Err(SendError::TooLong {
                 len: bytes.len(),
@@ -256,7 +332,7 @@ impl Sender {
         self.messages.insert(
             id.0,
             Progress {
-                unacked: count,
+                undelivered: count,
                 first_sent: None,
             },
         );
@@ -265,33 +341,51 @@ impl Sender {
     }
 
     /// The first sequence number not yet used.
-    pub fn next_seq(&self) -> u64 {
-        self.base + self.slots.len() as u64
+    pub(crate) fn next_seq(&self) -> SeqNum {
+        SeqNum(self.base.0 + self.slots.len() as u64)
     }
 
-    /// True when every queued message has been acknowledged.
-    pub fn all_delivered(&self) -> bool {
+    /// True when every queued message has been delivered to the peer's application.
+    pub(crate) fn all_delivered(&self) -> bool {
         self.messages.is_empty()
     }
 
     /// Packets currently counted in flight.
-    pub fn in_flight(&self) -> u64 {
+    pub(crate) fn in_flight(&self) -> u64 {
         self.in_flight
     }
 
     /// The receive window the peer last advertised.
-    pub fn peer_window(&self) -> u64 {
+    pub(crate) fn peer_window(&self) -> u64 {
         self.peer_window
     }
 
     /// Sets the peer's window (from its handshake packet).
-    pub fn set_peer_window(&mut self, window: u32) {
+    pub(crate) fn set_peer_window(&mut self, window: u32) {
         self.peer_window = u64::from(window);
     }
 
     /// Bytes counted against the congestion window right now.
-    pub fn bytes_in_flight(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn bytes_in_flight(&self) -> u64 {
         self.bytes_in_flight
+    }
+
+    /// The congestion window in full-size datagrams (rounded down, at least one), for counters.
+    pub(crate) fn window_packets(&self) -> u64 {
+        (self.congestion.window() / self.mss).max(1)
+    }
+
+    /// Where the slot of `seq` sits in `slots`, if it is still there.
+    fn index_of(&self, seq: SeqNum) -> Option<usize> {
+        seq.0
+            .checked_sub(self.base.0)
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| i < self.slots.len())
+    }
+
+    fn seq_at(&self, index: usize) -> SeqNum {
+        SeqNum(self.base.0 + index as u64)
     }
 
     /// Whether one more packet may go in flight: the congestion window counts bytes (a chat line
@@ -315,69 +409,29 @@ impl Sender {
             return false;
         }
         // Flow control: never beyond what the peer said it can buffer past its cumulative ack.
-        self.next_seq()
-            < self
-                .base
-                .saturating_add(self.peer_window.min(self.window_cap).max(1))
+        let window = self.peer_window.min(self.window_cap).max(1);
+        // And never more undelivered than an honest receiver can hold: its window, plus the
+        // fragments of the one message it may be assembling. A peer that acknowledges but never
+        // delivers (broken, or hostile) cannot make `undelivered` grow without bound.
+        let undelivered_cap = self.window_cap.saturating_add(self.max_fragments);
+        self.next_seq().0 < self.base.0.saturating_add(window)
+            && self.next_seq().0 < self.delivered_base.0.saturating_add(undelivered_cap)
     }
 
     /// The next packet to put on the wire, resends first, if the windows allow one.
-    pub fn next_packet(&mut self, now: Instant) -> Option<Outgoing> {
+    pub(crate) fn next_packet(&mut self, now: Instant) -> Option<Outgoing> {
         let credit = self.timeout_credit && !self.lost.is_empty();
         if !self.window_open() && !credit {
             return None;
         }
-        let outgoing = if let Some(seq) = self.lost.pop_first() {
-            self.timeout_credit = false;
-            let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
-            let slot = self.slots.get_mut(index)?;
-            match slot.cause {
-                LossCause::Timeout => self.counters.retransmits_timeout += 1,
-                LossCause::Fast => self.counters.retransmits_fast += 1,
-            }
-            self.tx_counter += 1;
-            slot.state = SlotState::InFlight;
-            slot.transmissions += 1;
-            slot.last_sent = now;
-            slot.last_tx = self.tx_counter;
-            let size = slot.size;
-            self.bytes_in_flight += size;
-            slot.flight_bytes += size;
-            Outgoing {
-                seq,
-                fragment: slot.fragment.clone(),
-            }
+        let (outgoing, size) = if !self.lost.is_empty() {
+            self.resend_lost(now)?
         } else if self.may_send_new() {
-            let fragment = self.unsent.pop_front()?;
-            let seq = self.next_seq();
-            if let Some(p) = self.messages.get_mut(&fragment.message) {
-                p.first_sent.get_or_insert(now);
-            }
-            self.tx_counter += 1;
-            let size = (fragment.payload.len() + DATA_OVERHEAD) as u64;
-            self.bytes_in_flight += size;
-            self.slots.push_back(Slot {
-                fragment: fragment.clone(),
-                state: SlotState::InFlight,
-                cause: LossCause::Timeout,
-                last_sent: now,
-                transmissions: 1,
-                last_tx: self.tx_counter,
-                size,
-                flight_bytes: size,
-                copies: 0,
-                copied_alone: false,
-                last_copy: None,
-            });
-            if self.redundancy > 0 {
-                self.tail_deadline = Some(now + self.tail_delay());
-                self.tail_due = false;
-                self.tail_left = self.redundancy;
-            }
-            Outgoing { seq, fragment }
+            self.send_new(now)?
         } else {
             return None;
         };
+        self.congestion.on_sent(now, size);
         self.in_flight += 1;
         if self.rto_deadline.is_none() {
             self.rto_deadline = Some(now + self.rtt.rto());
@@ -385,10 +439,82 @@ impl Sender {
         Some(outgoing)
     }
 
+    /// Takes the lowest packet declared lost back in flight; with its congestion cost.
+    fn resend_lost(&mut self, now: Instant) -> Option<(Outgoing, u64)> {
+        let seq = self.lost.pop_first()?;
+        self.timeout_credit = false;
+        let index = self.index_of(seq)?;
+        let slot = self.slots.get_mut(index)?;
+        match slot.cause {
+            LossCause::Timeout => self.counters.retransmits_timeout += 1,
+            LossCause::Fast => self.counters.retransmits_fast += 1,
+        }
+        self.tx_counter += 1;
+        slot.state = SlotState::InFlight;
+        slot.transmissions += 1;
+        slot.last_sent = now;
+        slot.last_tx = self.tx_counter;
+        let size = slot.size;
+        self.bytes_in_flight += size;
+        slot.flight_bytes += size;
+        let outgoing = Outgoing {
+            seq,
+            fragment: slot.fragment.clone(),
+            token: slot.token,
+        };
+        Some((outgoing, size))
+    }
+
+    /// Gives the next queued fragment its sequence number; with its congestion cost.
+    fn send_new(&mut self, now: Instant) -> Option<(Outgoing, u64)> {
+        let fragment = self.unsent.pop_front()?;
+        let seq = self.next_seq();
+        if let Some(p) = self.messages.get_mut(&fragment.message) {
+            p.first_sent.get_or_insert(now);
+        }
+        self.tx_counter += 1;
+        let size = fragment.payload.len() as u64 + self.data_overhead;
+        self.bytes_in_flight += size;
+        let token = self.tokens.next_u32();
+        self.undelivered.push_back(Undelivered {
+            token,
+            message: fragment.message,
+            counted: false,
+        });
+        self.slots.push_back(Slot {
+            fragment: fragment.clone(),
+            token,
+            state: SlotState::InFlight,
+            cause: LossCause::Timeout,
+            last_sent: now,
+            transmissions: 1,
+            last_tx: self.tx_counter,
+            size,
+            flight_bytes: size,
+            copies: 0,
+            copied_alone: false,
+            last_copy: None,
+        });
+        if self.redundancy > 0 {
+            self.tail_deadline = Some(now + self.tail_delay());
+            self.tail_due = false;
+            self.tail_left = self.redundancy;
+        }
+        Some((
+            Outgoing {
+                seq,
+                fragment,
+                token,
+            },
+            size,
+        ))
+    }
+
     /// Copies of recent unacknowledged packets to ride in the same datagram as the new packet
     /// `new_seq`, newest first: at most `redundancy` of them, together costing at most `room`
-    /// bytes (each counted at its worst-case encoded size, `payload + DATA_OVERHEAD`). Call
-    /// [`Sender::copies_sent`] with the ones that went out.
+    /// bytes (each counted at its worst-case encoded size, payload plus
+    /// `udpchat_core::max_data_overhead`). Call [`Sender::copies_sent`] with the ones that went
+    /// out.
     ///
     /// Only for an application-limited sender: `new_seq` must be the first transmission of the
     /// newest sequence number with nothing else queued, and the copies must keep what is in
@@ -396,8 +522,13 @@ impl Sender {
     /// sender with a backlog keeps its datagrams full; copies would only crowd out new data.
     /// Only packets sent within the last two round trips are copied: an older one is overdue,
     /// and loss detection is already repairing it.
-    pub fn redundant_copies(&self, now: Instant, new_seq: u64, room: usize) -> Vec<Outgoing> {
-        let is_new = new_seq.checked_add(1) == Some(self.next_seq())
+    pub(crate) fn redundant_copies(
+        &self,
+        now: Instant,
+        new_seq: SeqNum,
+        room: usize,
+    ) -> Vec<Outgoing> {
+        let is_new = new_seq.next() == self.next_seq()
             && self.slots.back().is_some_and(|s| s.transmissions == 1);
         if !is_new {
             return Vec::new();
@@ -411,7 +542,7 @@ impl Sender {
     /// retransmission timeout. The timer fires half a smoothed RTT after the last new packet,
     /// then every half RTT while the newest packet is unacknowledged, at most `redundancy`
     /// times. Same limits as [`Sender::redundant_copies`].
-    pub fn tail_copies(&mut self, now: Instant, room: usize) -> Vec<Outgoing> {
+    pub(crate) fn tail_copies(&mut self, now: Instant, room: usize) -> Vec<Outgoing> {
         if !std::mem::take(&mut self.tail_due) {
             return Vec::new();
         }
@@ -449,8 +580,9 @@ impl Sender {
             room -= slot.size;
             window -= slot.size;
             copies.push(Outgoing {
-                seq: self.base + offset as u64,
+                seq: self.seq_at(offset),
                 fragment: slot.fragment.clone(),
+                token: slot.token,
             });
         }
         copies
@@ -461,13 +593,9 @@ impl Sender {
     /// or declared lost, like any bytes on the wire; none is a retransmission (the packet keeps
     /// its transmission count and its loss-detection clock), and none earns window when
     /// acknowledged.
-    pub fn copies_sent(&mut self, now: Instant, seqs: &[u64], alone: bool) {
+    pub(crate) fn copies_sent(&mut self, now: Instant, seqs: &[SeqNum], alone: bool) {
         for &seq in seqs {
-            let Some(slot) = seq
-                .checked_sub(self.base)
-                .and_then(|i| usize::try_from(i).ok())
-                .and_then(|i| self.slots.get_mut(i))
-            else {
+            let Some(slot) = self.index_of(seq).and_then(|i| self.slots.get_mut(i)) else {
                 continue;
             };
             if slot.state == SlotState::InFlight {
@@ -475,43 +603,215 @@ impl Sender {
                 slot.copied_alone |= alone;
                 slot.last_copy = Some(now);
                 slot.flight_bytes += slot.size;
-                self.bytes_in_flight += slot.size;
+                let size = slot.size;
+                self.bytes_in_flight += size;
                 self.counters.redundant_copies += 1;
+                self.congestion.on_sent(now, size);
             }
         }
     }
 
-    /// Processes an acknowledgement that arrived at `now`.
+    /// Processes an acknowledgement that arrived at `now`: checks its echo, marks what it
+    /// covers, reports the messages its delivered point passed, takes an RTT sample if the ack
+    /// allows one, feeds the congestion controller, re-arms the timers and looks for losses the
+    /// new evidence reveals.
     ///
-    /// The RTT sample comes from the largest newly acknowledged packet, and only if its ack is
-    /// unambiguous: never resent (Karn's rule), and either never copied, or its copies cannot
-    /// have triggered this ack — because each rode with a newer packet this ack does not cover,
-    /// or because the last copy went out less than the minimum RTT ago.
-    pub fn on_ack(&mut self, now: Instant, ack: &Ack) -> Result<AckOutcome, BadAck> {
-        let cumulative = ack.cumulative.0;
+    /// Two kinds of progress, kept apart: the cumulative ack and the ranges say what the peer
+    /// *received* (no need to resend it: they drive retransmission, RTT and congestion control);
+    /// the delivered point says what its application *has* (only that makes a message
+    /// `Delivered`). A packet waiting behind a hole at the receiver is received, not delivered.
+    pub(crate) fn on_ack(&mut self, now: Instant, ack: &Ack) -> Result<AckOutcome, BadAck> {
         let next = self.next_seq();
-        if cumulative > next {
-            return Err(BadAck);
+        if ack.cumulative > next || ack.delivered > ack.cumulative {
+            return Err(BadAck::Impossible);
         }
+        let Some(sum) = self.verify_echo(ack)? else {
+            // Older than an ack already taken (acks overtook each other): its echo can no longer
+            // be checked, and it says nothing new.
+            return Ok(AckOutcome::default());
+        };
+        self.acked_through = ack.cumulative;
         self.peer_window = u64::from(ack.window);
         let flight_before = self.bytes_in_flight;
+        let scan = self.mark_acknowledged(now, ack);
+        let delay = Duration::from_micros(ack.delay_us).min(MAX_TRUSTED_ACK_DELAY);
+        let outcome = self.advance_delivered(now, ack, sum, delay);
+        if scan.newly > 0 {
+            self.on_progress(now, ack, &scan, flight_before, delay);
+        }
+        Ok(outcome)
+    }
+
+    /// Checks `ack.echo` against the tokens we sent: the sum over every packet the ack
+    /// acknowledges (below its cumulative ack, and in its ranges). Returns the sum below its
+    /// delivered point, or `None` for an ack older than one already taken (its cumulative ack
+    /// is behind: a genuine receiver's state only grows, so it says nothing new).
+    fn verify_echo(&self, ack: &Ack) -> Result<Option<u32>, BadAck> {
+        if ack.cumulative < self.acked_through {
+            return Ok(None);
+        }
+        // `on_ack` checked delivered <= cumulative <= next_seq, and `undelivered` runs from
+        // `delivered_base` (<= acked_through) to next_seq: both prefixes lie within it.
+        let offset = |seq: SeqNum| usize::try_from(seq.0.saturating_sub(self.delivered_base.0));
+        let to_delivered = offset(ack.delivered).map_err(|_| BadAck::Impossible)?;
+        let to_cumulative = offset(ack.cumulative).map_err(|_| BadAck::Impossible)?;
+        if to_cumulative > self.undelivered.len() {
+            return Err(BadAck::Impossible);
+        }
+        let mut below_delivered = self.delivered_sum;
+        let mut echo = self.delivered_sum;
+        for (i, packet) in self.undelivered.iter().take(to_cumulative).enumerate() {
+            echo = echo.wrapping_add(packet.token);
+            if i < to_delivered {
+                below_delivered = echo;
+            }
+        }
+        for range in &ack.ranges {
+            let packets = self
+                .acked_span(ack.cumulative, range.first, range.last)
+                .ok_or(BadAck::WrongEcho)?;
+            echo = packets.fold(echo, |sum, u| sum.wrapping_add(u.token));
+        }
+        if echo != ack.echo {
+            return Err(BadAck::WrongEcho);
+        }
+        Ok(Some(below_delivered))
+    }
+
+    /// The packets `first..=last`, if that range lies between the cumulative ack `cumulative`
+    /// and the first sequence number not yet sent (an honest receiver's ranges do).
+    fn acked_span(
+        &self,
+        cumulative: SeqNum,
+        first: SeqNum,
+        last: SeqNum,
+    ) -> Option<impl Iterator<Item = &Undelivered>> {
+        if first < cumulative || first > last || last >= self.next_seq() {
+            return None;
+        }
+        let start = usize::try_from(first.0.checked_sub(self.delivered_base.0)?).ok()?;
+        let count = usize::try_from(last.0 - first.0).ok()?.checked_add(1)?;
+        Some(self.undelivered.iter().skip(start).take(count))
+    }
+
+    /// Moves the verified delivered point to `delivered` (whose token sum is `sum`), and reports
+    /// every message whose last fragment it passed; with `ranges_delivered`, also every message
+    /// whose fragments the ranges complete.
+    fn advance_delivered(
+        &mut self,
+        now: Instant,
+        ack: &Ack,
+        sum: u32,
+        delay: Duration,
+    ) -> AckOutcome {
         let mut outcome = AckOutcome::default();
-        let mut newly = 0u64;
-        // Bytes newly acknowledged, and (seq, transmissions, last_sent, copies) of the largest
-        // newly acknowledged packet (copies: none, all behind a newer packet, or one alone).
-        let mut largest: Option<(u64, u32, Instant, Copies)> = None;
-        for seq in self.base..cumulative {
-            self.mark_acked(now, seq, &mut newly, &mut largest, &mut outcome);
+        while self.delivered_base < ack.delivered {
+            let Some(packet) = self.undelivered.pop_front() else {
+                break;
+            };
+            self.delivered_base = self.delivered_base.next();
+            if !packet.counted {
+                self.count_delivered(now, packet.message, delay, &mut outcome);
+            }
+        }
+        self.delivered_sum = sum;
+        if ack.ranges_delivered {
+            for range in &ack.ranges {
+                // Verified by `verify_echo`: within the undelivered packets.
+                let start = range.first.0.saturating_sub(self.delivered_base.0);
+                for offset in start..=range.last.0.saturating_sub(self.delivered_base.0) {
+                    let Some(packet) = usize::try_from(offset)
+                        .ok()
+                        .and_then(|i| self.undelivered.get_mut(i))
+                    else {
+                        break;
+                    };
+                    if !std::mem::replace(&mut packet.counted, true) {
+                        let message = packet.message;
+                        self.count_delivered(now, message, delay, &mut outcome);
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    /// One more fragment of `message` is known delivered; reports the message once all are.
+    fn count_delivered(
+        &mut self,
+        now: Instant,
+        message: u64,
+        delay: Duration,
+        outcome: &mut AckOutcome,
+    ) {
+        let Some(p) = self.messages.get_mut(&message) else {
+            return;
+        };
+        p.undelivered = p.undelivered.saturating_sub(1);
+        if p.undelivered == 0 {
+            // A message's delivery time is what the network and the resends took: the time the
+            // peer sat on its ack (a delayed ack, up to 25 ms) is not the path's.
+            let rtt = p
+                .first_sent
+                .map(|t| now.saturating_duration_since(t).saturating_sub(delay));
+            self.messages.remove(&message);
+            outcome.delivered.push((MessageId(message), rtt));
+        }
+    }
+
+    /// The ack acknowledged new data: an RTT sample if it allows one, the congestion
+    /// controller, the timers, and loss detection on the new evidence.
+    fn on_progress(
+        &mut self,
+        now: Instant,
+        ack: &Ack,
+        scan: &AckScan,
+        flight_before: u64,
+        delay: Duration,
+    ) {
+        let sample = self.rtt_sample(now, ack, scan.largest, delay);
+        self.consecutive_timeouts = 0;
+        self.rtt.reset_backoff();
+        // Application-limited (RFC 7661): nothing waited for the window and less than half of it
+        // was in use, so these acks say nothing about whether a larger window would be safe. A
+        // chat that grew its window on every ack would hold the right to send a window's worth
+        // of data at once after a quiet hour.
+        let app_limited = self.unsent.is_empty() && flight_before < self.congestion.window() / 2;
+        let acked = Acked {
+            bytes: scan.newly,
+            cumulative: self.base,
+            app_limited,
+            rtt: sample,
+            min_rtt: self.rtt.min_rtt(),
+            smoothed_rtt: self.rtt.srtt(),
+        };
+        self.congestion.on_ack(now, &acked);
+        self.rto_deadline =
+            (self.in_flight > 0 || !self.lost.is_empty()).then(|| now + self.rtt.rto());
+        if self.in_flight == 0 {
+            self.tail_deadline = None;
+        }
+        if self.arq == Arq::SelectiveRepeat {
+            self.detect_lost_by_evidence(now);
+        }
+    }
+
+    /// Marks every packet `ack` covers as acknowledged (its cumulative part, then its ranges,
+    /// which go-back-n ignores), and slides the window past the acknowledged prefix.
+    fn mark_acknowledged(&mut self, now: Instant, ack: &Ack) -> AckScan {
+        let next = self.next_seq();
+        let mut scan = AckScan::default();
+        for seq in self.base.0..ack.cumulative.0 {
+            self.mark_acked(now, SeqNum(seq), &mut scan);
         }
         // Go-back-n is the cumulative-ack-only scheme: it ignores the selective ranges.
         if self.arq != Arq::GoBackN {
             for range in &ack.ranges {
-                let (first, last) = (range.first.0, range.last.0);
-                if first > last || last >= next {
+                if range.first > range.last || range.last >= next {
                     continue;
                 }
-                for seq in first.max(self.base)..=last {
-                    self.mark_acked(now, seq, &mut newly, &mut largest, &mut outcome);
+                for seq in range.first.max(self.base).0..=range.last.0 {
+                    self.mark_acked(now, SeqNum(seq), &mut scan);
                 }
             }
         }
@@ -521,69 +821,47 @@ impl Sender {
             .is_some_and(|s| s.state == SlotState::Acked)
         {
             self.slots.pop_front();
-            self.base += 1;
+            self.base = self.base.next();
         }
-        if newly == 0 {
-            return Ok(outcome);
-        }
-        let delay = Duration::from_micros(ack.delay_us).min(MAX_TRUSTED_ACK_DELAY);
-        // Karn's rule, with redundant copies: a copy that travels with a newer packet cannot
-        // have triggered an ack that covers no sequence number above its own; any other ack of
-        // a copied packet (a tail copy travels alone) is ambiguous — original or copy? — and
-        // gives no sample, unless it came too soon after the copy to be the copy's (`mark_acked`
-        // files that case as `Copies::None`).
-        let sample = match largest {
-            Some((seq, 1, sent, Copies::None)) => Some((seq, sent)),
-            Some((seq, 1, sent, Copies::WithNewer)) if Some(seq) == highest_in(ack, next) => {
-                Some((seq, sent))
-            }
-            _ => None,
-        };
-        if let Some((_, sent)) = sample {
-            self.rtt
-                .on_sample(now.saturating_duration_since(sent), delay);
-        }
-        // A message's delivery time is what the network and the resends took: the time the
-        // peer sat on its ack (a delayed ack, up to 25 ms) is not the path's.
-        for (_, rtt) in &mut outcome.delivered {
-            *rtt = rtt.map(|r| r.saturating_sub(delay));
-        }
-        self.consecutive_timeouts = 0;
-        self.rtt.reset_backoff();
-        // Application-limited (RFC 7661): nothing waited for the window and less than half of it
-        // was in use, so these acks say nothing about whether a larger window would be safe. A
-        // chat that grew its window on every ack would hold the right to send a window's worth
-        // of data at once after a quiet hour.
-        let app_limited = self.unsent.is_empty() && flight_before < self.congestion.window() / 2;
-        self.congestion.on_ack(newly, self.base, app_limited);
-        self.rto_deadline =
-            (self.in_flight > 0 || !self.lost.is_empty()).then(|| now + self.rtt.rto());
-        if self.in_flight == 0 {
-            self.tail_deadline = None;
-        }
-        if self.arq == Arq::SelectiveRepeat {
-            self.detect_lost_by_evidence(now);
-        }
-        Ok(outcome)
+        scan
     }
 
-    fn mark_acked(
+    /// Feeds the RTT estimator from the largest newly acknowledged packet, if its ack is
+    /// unambiguous: never resent (Karn's rule), and either never copied, or its copies cannot
+    /// have triggered this ack. Returns the sample taken.
+    ///
+    /// Karn's rule, with redundant copies: a copy that travels with a newer packet cannot have
+    /// triggered an ack that covers no sequence number above its own; any other ack of a copied
+    /// packet (a tail copy travels alone) is ambiguous — original or copy? — and gives no
+    /// sample, unless it came too soon after the copy to be the copy's (`mark_acked` files that
+    /// case as `Copies::None`).
+    fn rtt_sample(
         &mut self,
         now: Instant,
-        seq: u64,
-        newly: &mut u64,
-        largest: &mut Option<(u64, u32, Instant, Copies)>,
-        outcome: &mut AckOutcome,
-    ) {
-        let Some(index) = seq
-            .checked_sub(self.base)
-            .and_then(|i| usize::try_from(i).ok())
-        else {
+        ack: &Ack,
+        largest: Option<LargestAcked>,
+        delay: Duration,
+    ) -> Option<Duration> {
+        let largest = largest.filter(|l| l.transmissions == 1)?;
+        let clean = match largest.copies {
+            Copies::None => true,
+            Copies::WithNewer => Some(largest.seq) == highest_in(ack, self.next_seq()),
+            Copies::Alone => false,
+        };
+        if !clean {
+            return None;
+        }
+        let rtt = now.saturating_duration_since(largest.last_sent);
+        self.rtt.on_sample(rtt, delay);
+        Some(rtt)
+    }
+
+    fn mark_acked(&mut self, now: Instant, seq: SeqNum, scan: &mut AckScan) {
+        let Some(index) = self.index_of(seq) else {
             return;
         };
-        let Some(slot) = self.slots.get_mut(index) else {
-            return;
-        };
+        let min_rtt = self.rtt.min_rtt();
+        let slot = &mut self.slots[index];
         match slot.state {
             SlotState::Acked => return,
             SlotState::InFlight => {
@@ -596,13 +874,13 @@ impl Sender {
             }
         }
         slot.state = SlotState::Acked;
-        *newly += slot.size;
-        if largest.is_none_or(|(s, _, _, _)| seq > s) {
+        scan.newly += slot.size;
+        if scan.largest.is_none_or(|l| seq > l.seq) {
             // An ack that arrives sooner than the minimum RTT after the last copy went out was
             // not triggered by a copy (the rule that finds spurious resends, below).
             let copy_too_recent = slot
                 .last_copy
-                .zip(self.rtt.min_rtt())
+                .zip(min_rtt)
                 .is_some_and(|(t, min)| now.saturating_duration_since(t) < min);
             let copies = match (slot.copies, slot.copied_alone) {
                 (0, _) => Copies::None,
@@ -610,30 +888,26 @@ impl Sender {
                 (_, false) => Copies::WithNewer,
                 (_, true) => Copies::Alone,
             };
-            *largest = Some((seq, slot.transmissions, slot.last_sent, copies));
+            scan.largest = Some(LargestAcked {
+                seq,
+                transmissions: slot.transmissions,
+                last_sent: slot.last_sent,
+                copies,
+            });
         }
         let mut spurious = false;
         if slot.transmissions == 1 {
             self.largest_acked_tx = self.largest_acked_tx.max(slot.last_tx);
         } else {
             let since_resend = now.saturating_duration_since(slot.last_sent);
-            match self.rtt.min_rtt() {
+            match min_rtt {
                 Some(min) if since_resend < min => spurious = true,
                 // Plausibly the resend's own ack: it is evidence about the resend.
                 _ => self.largest_acked_tx = self.largest_acked_tx.max(slot.last_tx),
             }
         }
-        let message = slot.fragment.message;
         if spurious {
             self.on_spurious();
-        }
-        if let Some(p) = self.messages.get_mut(&message) {
-            p.unacked = p.unacked.saturating_sub(1);
-            if p.unacked == 0 {
-                let rtt = p.first_sent.map(|t| now.saturating_duration_since(t));
-                self.messages.remove(&message);
-                outcome.delivered.push((MessageId(message), rtt));
-            }
         }
     }
 
@@ -672,14 +946,30 @@ impl Sender {
         self.counters.retransmits_spurious += 1;
         self.reorder_steps = (self.reorder_steps + 1).min(MAX_REORDER_STEPS);
         self.fast_since_spurious = 0;
-        self.congestion.undo();
+        self.congestion.on_spurious_loss();
+    }
+
+    /// Takes the in-flight packet at `index` out of flight, to be resent: the one place a packet
+    /// is declared lost, whatever found the loss.
+    fn declare_lost(&mut self, index: usize, cause: LossCause) {
+        let seq = self.seq_at(index);
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        slot.state = SlotState::Lost;
+        slot.cause = cause;
+        self.in_flight -= 1;
+        self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.flight_bytes);
+        slot.flight_bytes = 0;
+        self.lost.insert(seq);
     }
 
     fn detect_lost_by_evidence(&mut self, now: Instant) -> bool {
         let delay = self.loss_delay();
         let mut found = false;
         self.loss_deadline = None;
-        for (offset, slot) in self.slots.iter_mut().enumerate() {
+        for index in 0..self.slots.len() {
+            let slot = &self.slots[index];
             if slot.state != SlotState::InFlight
                 || slot.last_tx.saturating_add(self.reorder_threshold) > self.largest_acked_tx
             {
@@ -693,12 +983,7 @@ impl Sender {
                     self.fast_since_spurious = 0;
                     self.reorder_steps = self.reorder_steps.saturating_sub(1);
                 }
-                slot.state = SlotState::Lost;
-                slot.cause = LossCause::Fast;
-                self.in_flight -= 1;
-                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.flight_bytes);
-                slot.flight_bytes = 0;
-                self.lost.insert(self.base + offset as u64);
+                self.declare_lost(index, LossCause::Fast);
                 found = true;
             } else if self.loss_deadline.is_none_or(|d| due < d) {
                 // Evidence, but too soon to tell loss from reordering: look again then.
@@ -707,43 +992,30 @@ impl Sender {
         }
         if found {
             let next = self.next_seq();
-            self.congestion.on_loss(next);
+            self.congestion
+                .on_congestion_event(now, CongestionEvent::Loss, next);
         }
         found
     }
 
-    /// When the sender's next timer (loss detection, retransmission timeout or tail copy) fires,
-    /// if armed.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.rto_deadline, self.loss_deadline, self.tail_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+    /// When the sender's next timer fires, if armed. Only tests ask: the endpoint's timer table
+    /// takes the three deadlines apart ([`Sender::deadlines`]).
+    #[cfg(test)]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines().into_iter().flatten().min()
     }
 
     /// The retransmission, loss-detection and tail-copy deadlines, in that order, each if armed:
-    /// the endpoint's timer table tells them apart (the earliest is [`Sender::poll_timeout`]).
-    pub fn deadlines(&self) -> [Option<Instant>; 3] {
+    /// the endpoint's timer table keeps them apart, so traces can name the one that fires.
+    pub(crate) fn deadlines(&self) -> [Option<Instant>; 3] {
         [self.rto_deadline, self.loss_deadline, self.tail_deadline]
     }
 
-    /// Lets the retransmission timer fire if it is due.
-    pub fn on_timeout(&mut self, now: Instant) -> TimeoutOutcome {
+    /// Lets the sender's timers fire if they are due: the tail copy, loss detection, and the
+    /// retransmission timeout.
+    pub(crate) fn on_timeout(&mut self, now: Instant) -> TimeoutOutcome {
         if self.tail_deadline.is_some_and(|d| d <= now) {
-            self.tail_deadline = None;
-            // Only worth a datagram if the newest packet is still out. The newest packet gets
-            // as many copies as the others: alone, half a round trip apart, until acknowledged.
-            self.tail_due = self
-                .slots
-                .back()
-                .is_some_and(|s| s.state == SlotState::InFlight)
-                && self.tail_left > 0;
-            if self.tail_due {
-                self.tail_left -= 1;
-                if self.tail_left > 0 {
-                    self.tail_deadline = Some(now + self.tail_delay());
-                }
-            }
+            self.on_tail_timer(now);
         }
         if self.loss_deadline.is_some_and(|d| d <= now) && self.detect_lost_by_evidence(now) {
             return TimeoutOutcome::Retransmit;
@@ -760,39 +1032,9 @@ impl Sender {
         let rto = self.rtt.rto();
         self.rtt.on_timeout();
         let next = self.next_seq();
-        self.congestion.on_timeout(next);
-        // Go-back-n resends everything from the hole on. The others resend what has been out a
-        // whole timeout (at least the oldest packet); newer packets keep their chance to be
-        // acknowledged, which matters when the congestion window does not throttle the resends.
-        let go_back = self.arq == Arq::GoBackN;
-        let mut oldest: Option<(usize, Instant)> = None;
-        let mut marked = false;
-        for (offset, slot) in self.slots.iter_mut().enumerate() {
-            if slot.state != SlotState::InFlight {
-                continue;
-            }
-            if go_back || slot.last_sent + rto <= now {
-                slot.state = SlotState::Lost;
-                slot.cause = LossCause::Timeout;
-                self.in_flight -= 1;
-                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.flight_bytes);
-                slot.flight_bytes = 0;
-                self.lost.insert(self.base + offset as u64);
-                marked = true;
-            } else if oldest.is_none_or(|(_, t)| slot.last_sent < t) {
-                oldest = Some((offset, slot.last_sent));
-            }
-        }
-        if let (false, Some((offset, _))) = (marked, oldest) {
-            if let Some(slot) = self.slots.get_mut(offset) {
-                slot.state = SlotState::Lost;
-                slot.cause = LossCause::Timeout;
-                self.in_flight -= 1;
-                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(slot.flight_bytes);
-                slot.flight_bytes = 0;
-                self.lost.insert(self.base + offset as u64);
-            }
-        }
+        self.congestion
+            .on_congestion_event(now, CongestionEvent::Timeout, next);
+        self.declare_timed_out(now, rto);
         // The first resend after a timeout goes out whatever the window says (as TCP's does):
         // newer packets still counted in flight must not block the one the timer was for.
         self.timeout_credit = true;
@@ -804,8 +1046,53 @@ impl Sender {
         TimeoutOutcome::Retransmit
     }
 
-    /// Ends the session: every message not yet acknowledged, in order, and nothing left queued.
-    pub fn take_unacknowledged(&mut self) -> Vec<MessageId> {
+    /// The tail-copy timer fired. Only worth a datagram if the newest packet is still out. The
+    /// newest packet gets as many copies as the others: alone, half a round trip apart, until
+    /// acknowledged.
+    fn on_tail_timer(&mut self, now: Instant) {
+        self.tail_deadline = None;
+        self.tail_due = self
+            .slots
+            .back()
+            .is_some_and(|s| s.state == SlotState::InFlight)
+            && self.tail_left > 0;
+        if self.tail_due {
+            self.tail_left -= 1;
+            if self.tail_left > 0 {
+                self.tail_deadline = Some(now + self.tail_delay());
+            }
+        }
+    }
+
+    /// A retransmission timeout (of `rto`) fired: declares lost what it covers. Go-back-n resends
+    /// everything from the hole on. The others resend what has been out a whole timeout (at
+    /// least the oldest packet); newer packets keep their chance to be acknowledged, which
+    /// matters when the congestion window does not throttle the resends.
+    fn declare_timed_out(&mut self, now: Instant, rto: Duration) {
+        let go_back = self.arq == Arq::GoBackN;
+        let mut oldest: Option<(usize, Instant)> = None;
+        let mut marked = false;
+        for index in 0..self.slots.len() {
+            let slot = &self.slots[index];
+            if slot.state != SlotState::InFlight {
+                continue;
+            }
+            if go_back || slot.last_sent + rto <= now {
+                self.declare_lost(index, LossCause::Timeout);
+                marked = true;
+            } else if oldest.is_none_or(|(_, t)| slot.last_sent < t) {
+                oldest = Some((index, slot.last_sent));
+            }
+        }
+        if let (false, Some((index, _))) = (marked, oldest) {
+            self.declare_lost(index, LossCause::Timeout);
+        }
+    }
+
+    /// Ends the session: every message not yet delivered, in order (those the peer received but
+    /// had not delivered included: a closing receiver discards what waits behind a hole), and
+    /// nothing left queued.
+    pub(crate) fn take_unacknowledged(&mut self) -> Vec<MessageId> {
         let ids = self.messages.keys().map(|&m| MessageId(m)).collect();
         self.messages.clear();
         self.unsent.clear();
@@ -816,7 +1103,7 @@ impl Sender {
     /// A new session replaces the old one: messages that had started to be sent are reported
     /// (they may or may not have reached the old peer); messages never sent move to the new
     /// session untouched.
-    pub fn restart_session(&mut self) -> Vec<MessageId> {
+    pub(crate) fn restart_session(&mut self) -> Vec<MessageId> {
         let started: Vec<u64> = self
             .messages
             .iter()
@@ -832,8 +1119,12 @@ impl Sender {
     }
 
     fn reset_sequence_space(&mut self) {
-        self.base = 0;
+        self.base = SeqNum(0);
         self.slots.clear();
+        self.delivered_base = SeqNum(0);
+        self.delivered_sum = 0;
+        self.acked_through = SeqNum(0);
+        self.undelivered.clear();
         self.lost.clear();
         self.in_flight = 0;
         self.bytes_in_flight = 0;
@@ -846,25 +1137,24 @@ impl Sender {
         self.tail_deadline = None;
         self.tail_due = false;
         self.tail_left = 0;
-        self.congestion = Congestion::new(
-            self.congestion_kind,
-            self.max_datagram,
-            self.window_cap * self.max_datagram,
-        );
+        self.congestion = self
+            .congestion_kind
+            .build(self.mss, self.window_cap * self.mss);
     }
 }
 
 /// The highest sequence number `ack` acknowledges, counting only ranges the sender will trust
 /// (below `next`, not inverted).
-fn highest_in(ack: &Ack, next: u64) -> Option<u64> {
+fn highest_in(ack: &Ack, next: SeqNum) -> Option<SeqNum> {
     let ranges = ack
         .ranges
         .iter()
-        .filter(|r| r.first <= r.last && r.last.0 < next)
-        .map(|r| r.last.0);
+        .filter(|r| r.first <= r.last && r.last < next)
+        .map(|r| r.last);
     ack.cumulative
         .0
         .checked_sub(1)
+        .map(SeqNum)
         .into_iter()
         .chain(ranges)
         .max()
@@ -874,7 +1164,7 @@ fn highest_in(ack: &Ack, next: u64) -> Option<u64> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use udpchat_core::{AckRange, SeqNum};
+    use udpchat_core::AckRange;
 
     fn config(arq: Arq) -> ReliableConfig {
         ReliableConfig {
@@ -883,7 +1173,23 @@ mod tests {
         }
     }
 
-    fn ack(cumulative: u64, ranges: &[(u64, u64)]) -> Ack {
+    fn sender(config: &ReliableConfig) -> Sender {
+        Sender::new(config, 7)
+    }
+
+    /// The ack an honest receiver would send after receiving everything below `cumulative`
+    /// and in `ranges` (and delivering everything below `cumulative`): its echo is the sum of our
+    /// tokens over all of it.
+    fn ack(s: &Sender, cumulative: u64, ranges: &[(u64, u64)]) -> Ack {
+        let token = |seq: u64| {
+            let i = seq.checked_sub(s.delivered_base.0)? as usize;
+            s.undelivered.get(i).map(|u| u.token)
+        };
+        let listed = ranges.iter().flat_map(|&(f, l)| f..=l);
+        let echo = (s.delivered_base.0..cumulative)
+            .chain(listed)
+            .filter_map(token)
+            .fold(s.delivered_sum, u32::wrapping_add);
         Ack {
             cumulative: SeqNum(cumulative),
             ranges: ranges
@@ -895,23 +1201,26 @@ mod tests {
                 .collect(),
             delay_us: 0,
             window: 256,
+            delivered: SeqNum(cumulative),
+            echo,
+            ranges_delivered: false,
         }
     }
 
     fn send_all(s: &mut Sender, now: Instant) -> Vec<u64> {
         std::iter::from_fn(|| s.next_packet(now))
-            .map(|o| o.seq)
+            .map(|o| o.seq.0)
             .collect()
     }
 
     #[test]
     fn a_cumulative_ack_delivers_and_samples_rtt() {
         let t0 = Instant::now();
-        let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        let mut s = sender(&config(Arq::SelectiveRepeat));
         s.push(MessageId(0), b"hi").unwrap();
         assert_eq!(send_all(&mut s, t0), vec![0]);
         let out = s
-            .on_ack(t0 + Duration::from_millis(80), &ack(1, &[]))
+            .on_ack(t0 + Duration::from_millis(80), &ack(&s, 1, &[]))
             .unwrap();
         assert_eq!(
             out.delivered,
@@ -925,10 +1234,10 @@ mod tests {
     #[test]
     fn the_peers_ack_delay_is_not_counted_in_the_delivery_time() {
         let t0 = Instant::now();
-        let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        let mut s = sender(&config(Arq::SelectiveRepeat));
         s.push(MessageId(0), b"hi").unwrap();
         send_all(&mut s, t0);
-        let mut a = ack(1, &[]);
+        let mut a = ack(&s, 1, &[]);
         a.delay_us = 20_000;
         let out = s.on_ack(t0 + Duration::from_millis(80), &a).unwrap();
         assert_eq!(
@@ -943,7 +1252,7 @@ mod tests {
     #[test]
     fn sack_evidence_triggers_fast_retransmit_of_the_hole_only() {
         let t0 = Instant::now();
-        let mut s = Sender::new(&ReliableConfig {
+        let mut s = sender(&ReliableConfig {
             reorder_threshold: 3,
             ..config(Arq::SelectiveRepeat)
         });
@@ -953,9 +1262,9 @@ mod tests {
         assert_eq!(send_all(&mut s, t0).len(), 6);
         let t1 = t0 + Duration::from_millis(50);
         // 1 lost; 2..=3 acked: only two later transmissions, below the threshold of 3.
-        s.on_ack(t1, &ack(1, &[(2, 3)])).unwrap();
+        s.on_ack(t1, &ack(&s, 1, &[(2, 3)])).unwrap();
         assert_eq!(send_all(&mut s, t1), Vec::<u64>::new());
-        s.on_ack(t1, &ack(1, &[(2, 4)])).unwrap();
+        s.on_ack(t1, &ack(&s, 1, &[(2, 4)])).unwrap();
         // Evidence, but sent only one RTT ago: reordering is still possible for RTT/8.
         assert_eq!(send_all(&mut s, t1), Vec::<u64>::new());
         let due = s.poll_timeout().unwrap();
@@ -965,20 +1274,20 @@ mod tests {
         assert_eq!(send_all(&mut s, t1), vec![1]);
         assert_eq!(s.counters.retransmits_fast, 1);
         // The same evidence does not fire again for the resend.
-        s.on_ack(t1, &ack(1, &[(2, 5)])).unwrap();
+        s.on_ack(t1, &ack(&s, 1, &[(2, 5)])).unwrap();
         assert_eq!(send_all(&mut s, t1), Vec::<u64>::new());
     }
 
     #[test]
     fn go_back_n_ignores_sack_and_resends_from_the_hole_on_timeout() {
         let t0 = Instant::now();
-        let mut s = Sender::new(&config(Arq::GoBackN));
+        let mut s = sender(&config(Arq::GoBackN));
         for i in 0..5 {
             s.push(MessageId(i), b"x").unwrap();
         }
         send_all(&mut s, t0);
         let t1 = t0 + Duration::from_millis(50);
-        let out = s.on_ack(t1, &ack(1, &[(2, 4)])).unwrap();
+        let out = s.on_ack(t1, &ack(&s, 1, &[(2, 4)])).unwrap();
         assert_eq!(out.delivered.len(), 1, "ranges are ignored");
         assert_eq!(send_all(&mut s, t1), Vec::<u64>::new());
         let deadline = s.poll_timeout().unwrap();
@@ -993,7 +1302,7 @@ mod tests {
             resent.extend(&seqs);
             now += Duration::from_millis(60);
             let top = seqs.iter().max().unwrap() + 1;
-            s.on_ack(now, &ack(top, &[])).unwrap();
+            s.on_ack(now, &ack(&s, top, &[])).unwrap();
         }
         assert_eq!(resent, vec![1, 2, 3, 4]);
         assert_eq!(s.counters.retransmits_timeout, 4);
@@ -1002,19 +1311,19 @@ mod tests {
     #[test]
     fn stop_and_wait_keeps_one_packet_in_flight() {
         let t0 = Instant::now();
-        let mut s = Sender::new(&config(Arq::StopAndWait));
+        let mut s = sender(&config(Arq::StopAndWait));
         for i in 0..3 {
             s.push(MessageId(i), b"x").unwrap();
         }
         assert_eq!(send_all(&mut s, t0), vec![0]);
-        s.on_ack(t0, &ack(1, &[])).unwrap();
+        s.on_ack(t0, &ack(&s, 1, &[])).unwrap();
         assert_eq!(send_all(&mut s, t0), vec![1]);
     }
 
     #[test]
     fn the_peer_window_bounds_new_sequence_numbers() {
         let t0 = Instant::now();
-        let mut s = Sender::new(&ReliableConfig {
+        let mut s = sender(&ReliableConfig {
             congestion: CongestionControl::None,
             ..ReliableConfig::default()
         });
@@ -1024,12 +1333,12 @@ mod tests {
         }
         assert_eq!(send_all(&mut s, t0), vec![0, 1, 2, 3]);
         // Acking 2 and 3 selectively does not move the window's left edge.
-        let mut a = ack(0, &[(2, 3)]);
+        let mut a = ack(&s, 0, &[(2, 3)]);
         a.window = 4;
         s.on_ack(t0, &a).unwrap();
         // 0 is resent on that evidence, but no new sequence number may be used.
         assert!(send_all(&mut s, t0).iter().all(|&seq| seq < 4));
-        let mut a = ack(4, &[]);
+        let mut a = ack(&s, 4, &[]);
         a.window = 4;
         s.on_ack(t0, &a).unwrap();
         assert_eq!(send_all(&mut s, t0), vec![4, 5, 6, 7]);
@@ -1038,7 +1347,7 @@ mod tests {
     #[test]
     fn consecutive_timeouts_give_up_after_max_retries() {
         let t0 = Instant::now();
-        let mut s = Sender::new(&ReliableConfig {
+        let mut s = sender(&ReliableConfig {
             max_retries: 2,
             ..ReliableConfig::default()
         });
@@ -1069,13 +1378,12 @@ mod tests {
     #[test]
     fn an_ack_beyond_what_was_sent_is_refused() {
         let t0 = Instant::now();
-        let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        let mut s = sender(&config(Arq::SelectiveRepeat));
         s.push(MessageId(0), b"x").unwrap();
         send_all(&mut s, t0);
-        assert_eq!(s.on_ack(t0, &ack(5, &[])), Err(BadAck));
-        // A range beyond what was sent is ignored, not trusted.
-        let out = s.on_ack(t0, &ack(0, &[(0, 9)])).unwrap();
-        assert!(out.delivered.is_empty());
+        assert_eq!(s.on_ack(t0, &ack(&s, 5, &[])), Err(BadAck::Impossible));
+        // A range beyond what was sent cannot be checked against our tokens: refused too.
+        assert_eq!(s.on_ack(t0, &ack(&s, 0, &[(0, 9)])), Err(BadAck::WrongEcho));
     }
 
     /// A sender that learned (from one spurious resend) that the path reorders, then sent
@@ -1083,7 +1391,7 @@ mod tests {
     /// messages wait behind a receive window of four packets.
     fn evidence_after_a_spurious_resend(backlog: bool) -> (Sender, Instant) {
         let t0 = Instant::now();
-        let mut s = Sender::new(&ReliableConfig {
+        let mut s = sender(&ReliableConfig {
             congestion: CongestionControl::None,
             ..ReliableConfig::default()
         });
@@ -1091,13 +1399,13 @@ mod tests {
         s.push(MessageId(0), b"x").unwrap();
         s.push(MessageId(1), b"y").unwrap();
         send_all(&mut s, t0);
-        let mut a = ack(1, &[]);
+        let mut a = ack(&s, 1, &[]);
         a.window = 4;
         s.on_ack(t0 + Duration::from_millis(100), &a).unwrap();
         let deadline = s.poll_timeout().unwrap();
         s.on_timeout(deadline);
         assert_eq!(send_all(&mut s, deadline), vec![1]);
-        let mut a = ack(2, &[]);
+        let mut a = ack(&s, 2, &[]);
         a.window = 4;
         s.on_ack(deadline + Duration::from_millis(10), &a).unwrap();
         assert_eq!(s.counters.retransmits_spurious, 1);
@@ -1107,7 +1415,7 @@ mod tests {
             s.push(MessageId(2 + i), b"z").unwrap();
         }
         assert_eq!(send_all(&mut s, t1), vec![2, 3, 4, 5]);
-        let mut a = ack(2, &[(3, 3)]);
+        let mut a = ack(&s, 2, &[(3, 3)]);
         a.window = 4;
         assert_eq!(s.unsent.is_empty(), !backlog);
         s.on_ack(t1 + Duration::from_millis(100), &a).unwrap();
@@ -1133,7 +1441,7 @@ mod tests {
     #[test]
     fn the_congestion_window_counts_bytes_so_small_lines_fit_a_collapsed_window() {
         let t0 = Instant::now();
-        let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        let mut s = sender(&config(Arq::SelectiveRepeat));
         for i in 0..40 {
             s.push(MessageId(i), b"a chat line").unwrap();
         }
@@ -1145,53 +1453,59 @@ mod tests {
         let deadline = s.poll_timeout().unwrap();
         assert_eq!(s.on_timeout(deadline), TimeoutOutcome::Retransmit);
         // The loss window is one full-size datagram (1,200 bytes): in packets it would let one
-        // resend out; in bytes it holds every line (11 + 49 bytes of worst-case header each).
+        // resend out; in bytes it holds nineteen lines (11 + 54 bytes of worst-case header each;
+        // a packet goes while the flight is below the window).
+        let line = 11 + udpchat_core::max_data_overhead() as u64;
         let resent = send_all(&mut s, deadline);
-        assert_eq!(resent.len(), 20, "{resent:?}");
-        assert!(s.bytes_in_flight() <= 1200 + 60);
+        assert_eq!(resent.len() as u64, 1200u64.div_ceil(line), "{resent:?}");
+        assert_eq!(resent.len(), 19);
+        assert!(s.bytes_in_flight() <= 1200 + line);
     }
 
     #[test]
     fn a_chat_does_not_grow_its_congestion_window_but_a_backlog_does() {
         let t0 = Instant::now();
-        let mut chat = Sender::new(&config(Arq::SelectiveRepeat));
+        let mut chat = sender(&config(Arq::SelectiveRepeat));
         let initial = chat.congestion.window();
         let mut now = t0;
         for i in 0..200u64 {
             chat.push(MessageId(i), b"a line").unwrap();
             assert_eq!(send_all(&mut chat, now), vec![i]);
             now += Duration::from_millis(20);
-            chat.on_ack(now, &ack(i + 1, &[])).unwrap();
+            chat.on_ack(now, &ack(&chat, i + 1, &[])).unwrap();
         }
         assert_eq!(
             chat.congestion.window(),
             initial,
             "one line at a time earns no window"
         );
-        let mut bulk = Sender::new(&config(Arq::SelectiveRepeat));
+        let mut bulk = sender(&config(Arq::SelectiveRepeat));
         for i in 0..200u64 {
             bulk.push(MessageId(i), &[b'x'; 1000]).unwrap();
         }
         let sent = send_all(&mut bulk, t0);
-        bulk.on_ack(t0 + Duration::from_millis(20), &ack(sent.len() as u64, &[]))
-            .unwrap();
+        bulk.on_ack(
+            t0 + Duration::from_millis(20),
+            &ack(&bulk, sent.len() as u64, &[]),
+        )
+        .unwrap();
         assert!(bulk.congestion.window() > initial);
     }
 
     #[test]
     fn a_resend_acked_sooner_than_min_rtt_is_spurious() {
         let t0 = Instant::now();
-        let mut s = Sender::new(&config(Arq::SelectiveRepeat));
+        let mut s = sender(&config(Arq::SelectiveRepeat));
         s.push(MessageId(0), b"x").unwrap();
         s.push(MessageId(1), b"y").unwrap();
         send_all(&mut s, t0);
-        s.on_ack(t0 + Duration::from_millis(100), &ack(1, &[]))
+        s.on_ack(t0 + Duration::from_millis(100), &ack(&s, 1, &[]))
             .unwrap();
         let deadline = s.poll_timeout().unwrap();
         s.on_timeout(deadline);
         assert_eq!(send_all(&mut s, deadline), vec![1]);
         let out = s
-            .on_ack(deadline + Duration::from_millis(10), &ack(2, &[]))
+            .on_ack(deadline + Duration::from_millis(10), &ack(&s, 2, &[]))
             .unwrap();
         assert_eq!(out.delivered.len(), 1);
         assert_eq!(s.counters.retransmits_spurious, 1);
@@ -1201,15 +1515,44 @@ mod tests {
             "Karn's rule"
         );
     }
+    #[test]
+    fn a_peer_that_acknowledges_but_never_delivers_bounds_what_we_send() {
+        let t0 = Instant::now();
+        let config = ReliableConfig {
+            window: 4,
+            max_message: 10,
+            congestion: CongestionControl::None,
+            ..ReliableConfig::default()
+        };
+        assert_eq!(config.max_fragments(), 1);
+        let mut s = sender(&config);
+        for i in 0..20 {
+            s.push(MessageId(i), b"x").unwrap();
+        }
+        let mut sent = 0u64;
+        for round in 0..10 {
+            let now = t0 + Duration::from_millis(10 * round);
+            sent += send_all(&mut s, now).len() as u64;
+            // Everything received, nothing delivered.
+            let mut a = ack(&s, sent, &[]);
+            a.delivered = SeqNum(0);
+            a.window = 4;
+            s.on_ack(now, &a).unwrap();
+        }
+        assert_eq!(sent, 4 + 1, "window plus one message's fragments");
+        assert!(s.undelivered.len() <= 5);
+        assert!(!s.all_delivered());
+    }
+
     fn redundant(copies: u8) -> Sender {
-        Sender::new(&ReliableConfig {
+        sender(&ReliableConfig {
             redundancy: copies,
             ..ReliableConfig::default()
         })
     }
 
     fn seqs_of(copies: &[Outgoing]) -> Vec<u64> {
-        copies.iter().map(|c| c.seq).collect()
+        copies.iter().map(|c| c.seq.0).collect()
     }
 
     #[test]
@@ -1220,20 +1563,31 @@ mod tests {
             s.push(MessageId(i), b"a line").unwrap();
             assert_eq!(send_all(&mut s, t0), vec![i]);
         }
-        assert_eq!(seqs_of(&s.redundant_copies(t0, 3, 1200)), vec![2, 1]);
+        assert_eq!(
+            seqs_of(&s.redundant_copies(t0, SeqNum(3), 1200)),
+            vec![2, 1]
+        );
         // Only with the newest packet's first transmission.
-        assert!(s.redundant_copies(t0, 2, 1200).is_empty());
+        assert!(s.redundant_copies(t0, SeqNum(2), 1200).is_empty());
         // Acknowledged packets are not copied (and 0 and 1 are not yet overdue: 10 ms RTT).
         let t1 = t0 + Duration::from_millis(10);
-        s.on_ack(t1, &ack(0, &[(2, 2)])).unwrap();
-        assert_eq!(seqs_of(&s.redundant_copies(t1, 3, 1200)), vec![1, 0]);
+        s.on_ack(t1, &ack(&s, 0, &[(2, 2)])).unwrap();
+        assert_eq!(
+            seqs_of(&s.redundant_copies(t1, SeqNum(3), 1200)),
+            vec![1, 0]
+        );
         // Room is a hard limit: each copy is budgeted at its worst-case size.
-        let one = 6 + DATA_OVERHEAD;
-        assert_eq!(seqs_of(&s.redundant_copies(t1, 3, 2 * one - 1)), vec![1]);
+        let one = 6 + udpchat_core::max_data_overhead();
+        assert_eq!(
+            seqs_of(&s.redundant_copies(t1, SeqNum(3), 2 * one - 1)),
+            vec![1]
+        );
         // Packets sent two round trips ago are overdue: loss detection has them.
         let t2 = t0 + Duration::from_millis(20);
-        assert!(s.redundant_copies(t2, 3, 1200).is_empty());
-        assert!(redundant(0).redundant_copies(t0, 0, 1200).is_empty());
+        assert!(s.redundant_copies(t2, SeqNum(3), 1200).is_empty());
+        assert!(redundant(0)
+            .redundant_copies(t0, SeqNum(0), 1200)
+            .is_empty());
     }
 
     #[test]
@@ -1247,7 +1601,9 @@ mod tests {
         let sent = send_all(&mut s, t0);
         assert!(sent.len() < 20);
         let newest = *sent.last().unwrap();
-        assert!(s.redundant_copies(t0, newest, usize::MAX).is_empty());
+        assert!(s
+            .redundant_copies(t0, SeqNum(newest), usize::MAX)
+            .is_empty());
         // Application-limited, but a copy would take the flight past half the window.
         let mut s = redundant(3);
         for i in 0..5u64 {
@@ -1255,14 +1611,17 @@ mod tests {
         }
         assert_eq!(send_all(&mut s, t0).len(), 5);
         assert!(s.congestion.window() / 2 < s.bytes_in_flight() + 1000);
-        assert!(s.redundant_copies(t0, 4, usize::MAX).is_empty());
+        assert!(s.redundant_copies(t0, SeqNum(4), usize::MAX).is_empty());
         // With two in flight there is room under half the window for one copy.
         let mut s = redundant(3);
         for i in 0..2u64 {
             s.push(MessageId(i), &[b'x'; 1000]).unwrap();
         }
         send_all(&mut s, t0);
-        assert_eq!(seqs_of(&s.redundant_copies(t0, 1, usize::MAX)), vec![0]);
+        assert_eq!(
+            seqs_of(&s.redundant_copies(t0, SeqNum(1), usize::MAX)),
+            vec![0]
+        );
     }
 
     #[test]
@@ -1273,10 +1632,13 @@ mod tests {
         s.push(MessageId(1), b"two").unwrap();
         send_all(&mut s, t0);
         let before = s.bytes_in_flight();
-        s.copies_sent(t0, &[0], false);
-        assert_eq!(s.bytes_in_flight(), before + (3 + DATA_OVERHEAD) as u64);
+        s.copies_sent(t0, &[SeqNum(0)], false);
+        assert_eq!(
+            s.bytes_in_flight(),
+            before + (3 + udpchat_core::max_data_overhead()) as u64
+        );
         assert_eq!(s.counters.redundant_copies, 1);
-        s.on_ack(t0 + Duration::from_millis(50), &ack(2, &[]))
+        s.on_ack(t0 + Duration::from_millis(50), &ack(&s, 2, &[]))
             .unwrap();
         assert_eq!(s.bytes_in_flight(), 0);
         assert_eq!(s.in_flight(), 0);
@@ -1291,10 +1653,10 @@ mod tests {
         send_all(&mut s, t0);
         s.push(MessageId(1), b"one").unwrap();
         send_all(&mut s, t0 + ms(20));
-        s.copies_sent(t0 + ms(20), &[0], false);
+        s.copies_sent(t0 + ms(20), &[SeqNum(0)], false);
         // Seq 0 acked alone: its copy rode with seq 1, which this ack does not cover, so the
         // original triggered it. A clean sample.
-        s.on_ack(t0 + ms(60), &ack(1, &[])).unwrap();
+        s.on_ack(t0 + ms(60), &ack(&s, 1, &[])).unwrap();
         assert_eq!(s.rtt.latest(), Some(ms(60)));
         // A new pair: seq 2, then seq 3 carrying a copy of 2; one ack covers both. Seq 2 may
         // have arrived only as the copy: no sample from it; seq 3 (never copied) gives one.
@@ -1303,22 +1665,22 @@ mod tests {
         send_all(&mut s, t1);
         s.push(MessageId(3), b"three").unwrap();
         send_all(&mut s, t1 + ms(20));
-        s.copies_sent(t1 + ms(20), &[2], false);
-        s.on_ack(t1 + ms(90), &ack(4, &[])).unwrap();
+        s.copies_sent(t1 + ms(20), &[SeqNum(2)], false);
+        s.on_ack(t1 + ms(90), &ack(&s, 4, &[])).unwrap();
         assert_eq!(s.rtt.latest(), Some(ms(70)));
         // A tail copy travels alone: an ack of its packet is ambiguous...
         let t2 = t1 + ms(200);
         s.push(MessageId(4), b"four").unwrap();
         send_all(&mut s, t2);
-        s.copies_sent(t2 + ms(30), &[4], true);
-        s.on_ack(t2 + ms(100), &ack(5, &[])).unwrap();
+        s.copies_sent(t2 + ms(30), &[SeqNum(4)], true);
+        s.on_ack(t2 + ms(100), &ack(&s, 5, &[])).unwrap();
         assert_eq!(s.rtt.latest(), Some(ms(70)));
         // ...unless it comes sooner than the minimum RTT (60 ms) after the copy went out.
         let t3 = t2 + ms(200);
         s.push(MessageId(5), b"five").unwrap();
         send_all(&mut s, t3);
-        s.copies_sent(t3 + ms(50), &[5], true);
-        s.on_ack(t3 + ms(80), &ack(6, &[])).unwrap();
+        s.copies_sent(t3 + ms(50), &[SeqNum(5)], true);
+        s.on_ack(t3 + ms(80), &ack(&s, 6, &[])).unwrap();
         assert_eq!(s.rtt.latest(), Some(ms(80)));
         assert_eq!(s.counters.retransmits_spurious, 0);
     }

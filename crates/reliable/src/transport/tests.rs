@@ -117,6 +117,9 @@ fn an_ack_with_the_most_ranges_we_send_survives_the_wire() {
             .collect(),
         delay_us: 0,
         window: config.window,
+        delivered: SeqNum(0),
+        echo: 0,
+        ranges_delivered: false,
     };
     let packet = Packet::Ack {
         dst: ConnectionId(1),
@@ -536,6 +539,9 @@ fn hostile_acks_and_fragments_do_not_break_the_session() {
                 ranges: vec![],
                 delay_us: u64::MAX,
                 window: 0,
+                delivered: SeqNum(u64::MAX),
+                echo: 0,
+                ranges_delivered: false,
             },
         },
         1200,
@@ -549,6 +555,7 @@ fn hostile_acks_and_fragments_do_not_break_the_session() {
             message: 0,
             fragment: 5,
             fragments: 2,
+            token: 0,
             payload: vec![1, 2, 3],
             ack: None,
         }),
@@ -633,7 +640,7 @@ fn the_receive_window_bounds_what_is_in_flight() {
     // than a window past what B has received in order: B's reorder memory stays bounded.
     let mut worst = 0u64;
     let done = pair.run_until(Duration::from_secs(300), |p| {
-        let ahead = p.a.sender().next_seq() - p.b.receiver().cumulative().0;
+        let ahead = p.a.sender().next_seq().0 - p.b.receiver().cumulative().0;
         worst = worst.max(ahead);
         delivered_ids(&p.events_a).len() == 100
     });
@@ -889,33 +896,49 @@ fn hostile_packet(dst: ConnectionId) -> impl Strategy<Value = Packet> {
         }),
         0..20,
     );
-    let ack = (seq.clone(), ranges, any::<u64>(), any::<u32>()).prop_map(
-        |(cumulative, ranges, delay_us, window)| udpchat_core::Ack {
-            cumulative: SeqNum(cumulative),
-            ranges,
-            delay_us,
-            window,
-        },
-    );
+    let ack = (
+        seq.clone(),
+        ranges,
+        any::<u64>(),
+        any::<u32>(),
+        seq.clone(),
+        any::<u32>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(cumulative, ranges, delay_us, window, delivered, echo, ranges_delivered)| {
+                udpchat_core::Ack {
+                    cumulative: SeqNum(cumulative),
+                    ranges,
+                    delay_us,
+                    window,
+                    delivered: SeqNum(delivered),
+                    echo,
+                    ranges_delivered,
+                }
+            },
+        );
     let data = (
         seq.clone(),
         any::<u64>(),
         prop_oneof![0u32..4, any::<u32>()],
         prop_oneof![1u32..4, any::<u32>()],
+        any::<u32>(),
         proptest::collection::vec(any::<u8>(), 0..64),
         proptest::option::of(ack.clone()),
     )
-        .prop_map(move |(seq, message, fragment, fragments, payload, ack)| {
-            udpchat_core::Data {
+        .prop_map(
+            move |(seq, message, fragment, fragments, token, payload, ack)| udpchat_core::Data {
                 dst,
                 seq: SeqNum(seq),
                 message,
                 fragment,
                 fragments,
+                token,
                 payload,
                 ack,
-            }
-        });
+            },
+        );
     prop_oneof![
         data.clone().prop_map(Packet::Data),
         proptest::collection::vec(data, 1..4).prop_map(Packet::Bundle),
@@ -930,6 +953,7 @@ fn hostile_packet(dst: ConnectionId) -> impl Strategy<Value = Packet> {
     ]
 }
 
+// Fixed seeds, as above.
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 200,

@@ -1,5 +1,9 @@
 //! The tokio driver: the only place where an [`Endpoint`] meets a real socket and a real clock.
 //!
+//! It lives in a crate of its own so that `udpchat-reliable` (the sans-IO state machines) builds
+//! without a runtime: whoever embeds the transport elsewhere (the simulator, another event loop)
+//! does not pull in tokio.
+//!
 //! It is deliberately short and mode-agnostic, in the manner of quinn's driver around
 //! quinn-proto: one loop that waits for whichever comes first — a datagram on the socket
 //! (`handle_datagram`), an [`Input`] from the application (`send`, `close`), or the endpoint's
@@ -21,7 +25,7 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::endpoint::{Endpoint, Event, MessageId, NickError, SendError, Stats};
+use udpchat_reliable::{Endpoint, Event, MessageId, NickError, SendError, Stats};
 
 /// What the application asks of the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,9 +150,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::endpoint::MessageId;
-    use crate::raw::{RawConfig, RawEndpoint};
     use std::net::SocketAddr;
+    use udpchat_reliable::{RawConfig, RawEndpoint};
 
     /// Collects everything; closes its own chat once `want` messages have arrived.
     struct Collect {
