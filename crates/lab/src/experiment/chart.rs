@@ -127,12 +127,12 @@ pub fn delivery_series(results: &Results) -> Vec<Series> {
 /// The latency chart's series: p50, p90 and p99 per mode.
 pub fn latency_series(results: &Results) -> Vec<Series> {
     // A mode's three lines share its color; the median is the thickest.
-    let mut s = series_of(results, " p50", 3, |r| r.metrics.latency_p50_ms.mean);
+    let mut s = series_of(results, " p50", 3, |r| r.metrics.latency_p50_ms.pooled);
     s.extend(series_of(results, " p90", 2, |r| {
-        r.metrics.latency_p90_ms.mean
+        r.metrics.latency_p90_ms.pooled
     }));
     s.extend(series_of(results, " p99", 1, |r| {
-        r.metrics.latency_p99_ms.mean
+        r.metrics.latency_p99_ms.pooled
     }));
     s
 }

@@ -164,25 +164,40 @@ impl Recorder {
                 }
             }
             (Side::A, Event::Delivered { .. }) => self.acked += 1,
-            (Side::A, Event::Lost { .. }) => {}
+            // The session is established: connection setup ends, and latency counts from here
+            // for the messages written before it (see `super::metrics`).
+            (Side::A, Event::Lost { .. } | Event::Peer { .. }) => {}
             _ => return,
         }
         self.push(TraceEvent::App { side, event });
+    }
+
+    /// Records that message `i` is handed to A now, as the simulator's trace would.
+    fn send(&mut self, i: usize, text: &str, result: Result<u64, String>) {
+        let at = self.elapsed();
+        // Like the simulator's summary, latencies cover the messages A accepted.
+        if result.is_ok() {
+            self.sent_at[i] = Some(at);
+        }
+        let event = TraceEvent::Send {
+            side: Side::A,
+            text: text.to_owned(),
+            result,
+        };
+        self.trace.entries.push(TraceEntry { at, event });
     }
 
     fn delivered(&self) -> usize {
         self.first_delivery.iter().flatten().count()
     }
 
-    /// Each message's latency, send to first delivery; `None` if it never arrived.
+    /// Each accepted message's latency, send to first delivery, in sending order; `None` if it
+    /// never arrived.
     fn latencies(&self) -> Vec<Option<Duration>> {
         self.sent_at
             .iter()
             .zip(&self.first_delivery)
-            .map(|(s, d)| match (s, d) {
-                (Some(s), Some(d)) => Some(d.saturating_sub(*s)),
-                _ => None,
-            })
+            .filter_map(|(s, d)| s.map(|s| d.map(|d| d.saturating_sub(s))))
             .collect()
     }
 }
@@ -344,6 +359,10 @@ async fn drive(
     let mut next = 0usize;
     loop {
         let now = Instant::now();
+        // Events first: the session established (or a message delivered) by the datagram just
+        // handled is recorded before what the endpoints send in answer, as in the simulator.
+        a.take_events(rec);
+        b.take_events(rec);
         a.send_all(now, rec).await;
         b.send_all(now, rec).await;
         a.take_events(rec);
@@ -388,9 +407,10 @@ async fn drive(
         a.handle_due_timeout(now);
         b.handle_due_timeout(now);
         while schedule.due(next).is_some_and(|due| due <= now) {
-            rec.sent_at[next] = Some(rec.elapsed());
             // A refused message is simply never delivered; it counts against the ratio.
-            let _ = a.endpoint.send(now, &texts[next]);
+            let result = a.endpoint.send(now, &texts[next]);
+            let result = result.map(|id| id.0).map_err(|e| e.to_string());
+            rec.send(next, &texts[next], result);
             next += 1;
         }
     }
