@@ -258,7 +258,10 @@ fn json_output_has_the_documented_schema() {
                 continue;
             }
             let pooled = m["pooled"].as_f64().unwrap();
-            let (min, max) = (m["seed_min"].as_f64().unwrap(), m["seed_max"].as_f64().unwrap());
+            let (min, max) = (
+                m["seed_min"].as_f64().unwrap(),
+                m["seed_max"].as_f64().unwrap(),
+            );
             assert!(min <= max, "{name}: {m}");
             // A pooled median lies within the range of the seeds' own medians.
             if name == "latency_p50_ms" || name == "setup_ms" {
@@ -454,7 +457,15 @@ fn real_mode_runs_the_sweep_over_loopback_with_the_same_columns() {
 /// each theory its accepted range and verdict, as results.json has them.
 #[test]
 fn the_table_shows_setup_one_unit_per_column_and_theory_verdicts() {
-    let args = ["lab", "--loss", "0,30%", "--messages", "200", "--seeds", "2"];
+    let args = [
+        "lab",
+        "--loss",
+        "0,30%",
+        "--messages",
+        "200",
+        "--seeds",
+        "2",
+    ];
     let (code, table, stderr) = udpchat(&args);
     assert_eq!(code, 0, "{stderr}");
     let header = table

@@ -53,7 +53,10 @@ fn metrics(m: &RowMetrics) -> [(&'static str, Metric<'_>); 16] {
         ("latency_p99_ms", Pooled(&m.latency_p99_ms)),
         ("latency_max_ms", Pooled(&m.latency_max_ms)),
         ("datagrams_per_delivered", Mean(&m.datagrams_per_delivered)),
-        ("transmissions_per_message", Mean(&m.transmissions_per_message)),
+        (
+            "transmissions_per_message",
+            Mean(&m.transmissions_per_message),
+        ),
         ("retransmits_timeout", Mean(&m.retransmits_timeout)),
         ("retransmits_fast", Mean(&m.retransmits_fast)),
         ("retransmits_spurious", Mean(&m.retransmits_spurious)),

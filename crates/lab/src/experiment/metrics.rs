@@ -131,7 +131,11 @@ impl RunMetrics {
             .filter(|e| {
                 matches!(
                     &e.event,
-                    TraceEvent::Send { side: Side::A, result: Ok(_), .. }
+                    TraceEvent::Send {
+                        side: Side::A,
+                        result: Ok(_),
+                        ..
+                    }
                 )
             })
             .map(|e| e.at)
@@ -318,7 +322,10 @@ mod tests {
         assert_eq!(m.setup_ms, Some(1000.0));
         // From the handshake's end for the two written before it, from the send for the third.
         assert_eq!(m.latencies_ms, vec![20.0, 20.0, 20.0]);
-        assert_eq!((m.latency_min_ms, m.latency_max_ms), (Some(20.0), Some(20.0)));
+        assert_eq!(
+            (m.latency_min_ms, m.latency_max_ms),
+            (Some(20.0), Some(20.0))
+        );
         // Goodput still runs to the last delivery, at 1520 ms: 3 * 8 B * 8 bit / 1.52 s.
         let goodput = m.goodput_bps.unwrap();
         assert!((goodput - 192.0 / 1.52).abs() < 1e-9, "{goodput}");

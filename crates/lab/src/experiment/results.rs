@@ -80,7 +80,10 @@ impl RowMetrics {
         };
         let latencies: Vec<&[f64]> = runs.iter().map(|r| r.latencies_ms.as_slice()).collect();
         let latency = |q| Pooled::of(&latencies, q);
-        let setups: Vec<Vec<f64>> = runs.iter().map(|r| r.setup_ms.into_iter().collect()).collect();
+        let setups: Vec<Vec<f64>> = runs
+            .iter()
+            .map(|r| r.setup_ms.into_iter().collect())
+            .collect();
         let setups: Vec<&[f64]> = setups.iter().map(Vec::as_slice).collect();
         RowMetrics {
             delivery_ratio: est(&|r| Some(r.delivery_ratio)),

@@ -265,7 +265,11 @@ mod tests {
         // Four seeds with medians near 30 ms and one whose every message waited 2 s: the mean of
         // the medians is 424 ms, the pooled median stays among the others' samples.
         let normal: Vec<Vec<f64>> = (0..4)
-            .map(|s| (0..100).map(|i| 20.0 + f64::from(i % 21) + f64::from(s)).collect())
+            .map(|s| {
+                (0..100)
+                    .map(|i| 20.0 + f64::from(i % 21) + f64::from(s))
+                    .collect()
+            })
             .collect();
         let outlier: Vec<f64> = (0..100).map(|i| 2000.0 + f64::from(i)).collect();
         let mut seeds: Vec<&[f64]> = normal.iter().map(Vec::as_slice).collect();

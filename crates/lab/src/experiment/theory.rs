@@ -431,7 +431,10 @@ mod tests {
             .find(|c| c.check == CheckKind::TransmissionsPerMessage)
             .unwrap();
         assert!(t.ok && t.sigmas.unwrap() > 4.0, "{t:?}");
-        assert!(t.accepted_min < 1.25 && t.accepted_max.unwrap() > 1.5625, "{t:?}");
+        assert!(
+            t.accepted_min < 1.25 && t.accepted_max.unwrap() > 1.5625,
+            "{t:?}"
+        );
         assert!(within(t.measured, t.accepted_min, t.accepted_max));
         let text = t.describe();
         assert!(text.ends_with("accepted 1.179..1.681"), "{text}");
@@ -442,7 +445,11 @@ mod tests {
             Mode::Raw,
             &[run(5000, 4300, 5000, 16.0)],
         )) {
-            assert_eq!(c.ok, within(c.measured, c.accepted_min, c.accepted_max), "{c:?}");
+            assert_eq!(
+                c.ok,
+                within(c.measured, c.accepted_min, c.accepted_max),
+                "{c:?}"
+            );
         }
     }
 
