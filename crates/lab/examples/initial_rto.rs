@@ -34,7 +34,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Ok(delay_ms) = args.next().unwrap_or_else(|| "20".to_owned()).parse::<u64>() else {
+    let Ok(delay_ms) = args
+        .next()
+        .unwrap_or_else(|| "20".to_owned())
+        .parse::<u64>()
+    else {
         eprintln!("initial_rto: the delay is a whole number of milliseconds");
         return ExitCode::from(2);
     };

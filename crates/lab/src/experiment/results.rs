@@ -338,6 +338,45 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_handshake_shows_in_setup_and_does_not_set_the_latency() {
+        // At 20% loss each way a handshake succeeds at the first try with probability 0.64, so
+        // among 20 seeds some lose it (all twenty succeeding: 1.3e-4) and wait a second or more.
+        let config = ExperimentConfig {
+            losses: vec![Probability::new(0.2).unwrap()],
+            modes: vec![Mode::Reliable],
+            messages: 100,
+            seeds: 20,
+            ..ExperimentConfig::default()
+        };
+        let (points, runs) = run_sweep_with(&config, endpoints, 2, &|_, _| {}).unwrap();
+        let r = Results::new(&config, Engine::Simulator, &points, runs);
+        let row = &r.rows[0];
+        let slow = row
+            .runs
+            .iter()
+            .filter(|run| run.setup_ms.unwrap() > 1000.0)
+            .count();
+        assert!(slow > 0, "{:?}", row.metrics.setup_ms);
+        assert_eq!(
+            row.metrics.setup_ms.seed_max,
+            row.runs
+                .iter()
+                .filter_map(|r| r.setup_ms)
+                .max_by(f64::total_cmp)
+        );
+        // The typical connection is a round trip (40 ms), and so is the median setup.
+        let setup = row.metrics.setup_ms.pooled.unwrap();
+        assert!(setup < 100.0, "{setup}");
+        // Latency counts from the session's start: the median message takes about one link
+        // delay, whatever the slow seeds waited for their handshake.
+        let p50 = row.metrics.latency_p50_ms.pooled.unwrap();
+        assert!(p50 < 100.0, "{p50}");
+        // Counting from the session's start never makes a message faster than the link.
+        let min = row.metrics.latency_min_ms.pooled.unwrap();
+        assert!(min >= 15.0, "{min}");
+    }
+
+    #[test]
     fn json_is_deterministic_and_carries_what_a_rerun_needs() {
         let a = results(endpoints).to_json().unwrap();
         let b = results(endpoints).to_json().unwrap();
