@@ -123,33 +123,7 @@ impl RunMetrics {
             sender,
         } = record;
         let established = established(trace);
-        // The accepted messages' send times, in order, as the trace has them (the latencies are
-        // from these); a trace without them means the schedule was kept: message i at i * interval.
-        let sends: Vec<Duration> = trace
-            .entries
-            .iter()
-            .filter(|e| {
-                matches!(
-                    &e.event,
-                    TraceEvent::Send {
-                        side: Side::A,
-                        result: Ok(_),
-                        ..
-                    }
-                )
-            })
-            .map(|e| e.at)
-            .collect();
-        let deliveries: Vec<(Duration, Duration)> = summary
-            .latencies
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| {
-                let scheduled = interval * u32::try_from(i).unwrap_or(u32::MAX);
-                let sent = sends.get(i).copied().unwrap_or(scheduled);
-                l.map(|l| (sent, sent + l))
-            })
-            .collect();
+        let deliveries = deliveries(summary, trace, interval);
         let mut sorted: Vec<Duration> = deliveries
             .iter()
             .map(|&(sent, at)| at.saturating_sub(established.map_or(sent, |e| e.max(sent))))
@@ -157,48 +131,11 @@ impl RunMetrics {
         sorted.sort_unstable();
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
         let delivered = summary.delivered;
-
-        // The transfer is over once the last message went out, arrived, and was acknowledged (or
-        // given up on). Reliable endpoints then exchange keepalives until the run's time limit;
-        // that idle chatter is not a cost of the messages, so it is not counted.
-        let end = trace
-            .entries
-            .iter()
-            .filter(|e| match &e.event {
-                TraceEvent::Transmit { side, packet, .. } => {
-                    *side == Side::A
-                        && matches!(
-                            packet,
-                            PacketSummary::Data { .. } | PacketSummary::Raw { .. }
-                        )
-                }
-                TraceEvent::App { side, event } => matches!(
-                    (side, event),
-                    (Side::B, Event::Message { .. })
-                        | (Side::A, Event::Delivered { .. } | Event::Lost { .. })
-                ),
-                _ => false,
-            })
-            .map(|e| e.at)
-            .max()
-            .unwrap_or_default();
-        let (mut datagrams, mut data_transmissions, mut wire_bytes) = (0u64, 0u64, 0u64);
-        for entry in trace.entries.iter().take_while(|e| e.at <= end) {
-            if let TraceEvent::Transmit {
-                side, len, packet, ..
-            } = &entry.event
-            {
-                datagrams += 1;
-                wire_bytes += *len as u64;
-                let carries_data = matches!(
-                    packet,
-                    PacketSummary::Data { .. } | PacketSummary::Raw { .. }
-                );
-                if *side == Side::A && carries_data {
-                    data_transmissions += 1;
-                }
-            }
-        }
+        let Wire {
+            datagrams,
+            data_transmissions,
+            wire_bytes,
+        } = Wire::of(trace);
 
         let last_delivery = deliveries.iter().map(|&(_, at)| at).max();
         let payload_bits = (delivered * size as u64 * 8) as f64;
@@ -236,6 +173,93 @@ impl RunMetrics {
             cut_short: false,
             latencies_ms: sorted.iter().map(|&d| ms(Some(d)).unwrap_or(0.0)).collect(),
         }
+    }
+}
+
+/// Each delivered message's (send, delivery) times, in sending order. The send times are the
+/// accepted sends the trace records for A (the latencies are from these); a trace without them
+/// means the schedule was kept: message i at i * interval.
+fn deliveries(
+    summary: &DirectionSummary,
+    trace: &Trace,
+    interval: Duration,
+) -> Vec<(Duration, Duration)> {
+    let sends: Vec<Duration> = trace
+        .entries
+        .iter()
+        .filter(|e| {
+            matches!(
+                &e.event,
+                TraceEvent::Send {
+                    side: Side::A,
+                    result: Ok(_),
+                    ..
+                }
+            )
+        })
+        .map(|e| e.at)
+        .collect();
+    summary
+        .latencies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let scheduled = interval * u32::try_from(i).unwrap_or(u32::MAX);
+            let sent = sends.get(i).copied().unwrap_or(scheduled);
+            l.map(|l| (sent, sent + l))
+        })
+        .collect()
+}
+
+/// What went onto the links until the transfer was over.
+struct Wire {
+    datagrams: u64,
+    data_transmissions: u64,
+    wire_bytes: u64,
+}
+
+impl Wire {
+    fn of(trace: &Trace) -> Wire {
+        // The transfer is over once the last message went out, arrived, and was acknowledged (or
+        // given up on). Reliable endpoints then exchange keepalives until the run's time limit;
+        // that idle chatter is not a cost of the messages, so it is not counted.
+        let carries_data =
+            |p: &PacketSummary| matches!(p, PacketSummary::Data { .. } | PacketSummary::Raw { .. });
+        let end = trace
+            .entries
+            .iter()
+            .filter(|e| match &e.event {
+                TraceEvent::Transmit { side, packet, .. } => {
+                    *side == Side::A && carries_data(packet)
+                }
+                TraceEvent::App { side, event } => matches!(
+                    (side, event),
+                    (Side::B, Event::Message { .. })
+                        | (Side::A, Event::Delivered { .. } | Event::Lost { .. })
+                ),
+                _ => false,
+            })
+            .map(|e| e.at)
+            .max()
+            .unwrap_or_default();
+        let mut wire = Wire {
+            datagrams: 0,
+            data_transmissions: 0,
+            wire_bytes: 0,
+        };
+        for entry in trace.entries.iter().take_while(|e| e.at <= end) {
+            if let TraceEvent::Transmit {
+                side, len, packet, ..
+            } = &entry.event
+            {
+                wire.datagrams += 1;
+                wire.wire_bytes += *len as u64;
+                if *side == Side::A && carries_data(packet) {
+                    wire.data_transmissions += 1;
+                }
+            }
+        }
+        wire
     }
 }
 
