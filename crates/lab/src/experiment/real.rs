@@ -48,14 +48,16 @@ pub fn run_sweep_real(
         .map_err(|e| io_error("cannot start the async runtime", &e))?;
     // Endpoints are not `Send` (nor need they be): every run is a local task on this one thread.
     let local = tokio::task::LocalSet::new();
+    let runs = points.len() * config.modes.len() * seeds.len();
+    let start = std::rc::Rc::new(tokio::sync::Barrier::new(runs));
     let flat = local.block_on(&runtime, async {
         let mut handles = Vec::new();
         for point in &points {
             for &mode in &config.modes {
                 for &seed in &seeds {
-                    let (config, point) = (config.clone(), *point);
+                    let (config, point, start) = (config.clone(), *point, start.clone());
                     handles.push(tokio::task::spawn_local(async move {
-                        run_real(&config, &point, mode, seed).await
+                        run_real(&config, &point, mode, seed, &start).await
                     }));
                 }
             }
@@ -311,13 +313,22 @@ impl Schedule {
     }
 }
 
-/// One run over loopback.
-async fn run_real(
+/// What one run needs before its clock starts.
+struct Prepared {
+    link: ImpairmentConfig,
+    proxy: RunningProxy,
+    a: Peer,
+    b: Peer,
+    texts: Vec<String>,
+}
+
+/// Binds the sockets, starts the proxy and builds the endpoints of one run.
+async fn prepare(
     config: &ExperimentConfig,
     point: &SweepPoint,
     mode: Mode,
     seed: u64,
-) -> Result<RunMetrics, ExperimentError> {
+) -> Result<Prepared, ExperimentError> {
     let link = point.link(&config.link)?;
     let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let bind = |what: &'static str| async move {
@@ -336,8 +347,37 @@ async fn run_real(
         side,
         buf: vec![0u8; 65_536],
     };
-    let (mut a, mut b) = (peer(a, socket_a, Side::A), peer(b, socket_b, Side::B));
-    let texts: Vec<String> = (0..config.messages).map(|i| config.message(i)).collect();
+    Ok(Prepared {
+        link,
+        proxy,
+        a: peer(a, socket_a, Side::A),
+        b: peer(b, socket_b, Side::B),
+        texts: (0..config.messages).map(|i| config.message(i)).collect(),
+    })
+}
+
+/// One run over loopback. Every run of the sweep is prepared first and then they all start
+/// together (`start`): all runs share one thread, so a run whose clock started while the others
+/// were still binding sockets and building endpoints would charge their setup to its handshake
+/// (a hundred milliseconds and more of "connection setup" on a clean loopback link, in a debug
+/// build with a dozen runs).
+async fn run_real(
+    config: &ExperimentConfig,
+    point: &SweepPoint,
+    mode: Mode,
+    seed: u64,
+    start: &tokio::sync::Barrier,
+) -> Result<RunMetrics, ExperimentError> {
+    let prepared = prepare(config, point, mode, seed).await;
+    // Every run reaches the barrier exactly once, failed or not, so none waits forever.
+    start.wait().await;
+    let Prepared {
+        link,
+        proxy,
+        mut a,
+        mut b,
+        texts,
+    } = prepared?;
     let mut rec = Recorder::new(&texts);
     let schedule = Schedule::new(config, &link, rec.start);
     let cut_short = drive(&mut a, &mut b, &texts, &schedule, mode, &mut rec).await;
