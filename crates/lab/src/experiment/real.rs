@@ -11,7 +11,9 @@
 //! Runs are not bit-exact (the operating system schedules them), and they take real time: the
 //! messages' schedule plus whatever the transport needs to finish, at most [`REAL_TAIL`] after the
 //! last send. All runs of a sweep go concurrently as tasks on one thread; loopback traffic of a
-//! few hundred datagrams per second per run is far below what one core can carry.
+//! few hundred datagrams per second per run is far below what one core can carry. Every run is
+//! prepared (sockets, proxy, endpoints) before any starts its clock, so that no run counts the
+//! others' preparation as its own connection setup.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
