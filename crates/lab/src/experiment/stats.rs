@@ -16,8 +16,8 @@
 //! - Percentiles across seeds (latency, connection setup) are **pooled** ([`Pooled`]): the
 //!   percentile of every seed's samples taken together, as if the seeds were one long run. A mean
 //!   of per-seed percentiles is not robust: latency distributions have heavy tails, and one seed
-//!   whose handshake was lost four times once made the "mean of medians" 1,959 ms where every
-//!   other seed said about 30. Pooled, a seed weighs only its share of the samples: with `k` seeds
+//!   whose handshake was lost four times once made the "mean of medians" 1,959 ms where the
+//!   real-socket run of the same sweep said 67 (issue 11). Pooled, a seed weighs only its share of the samples: with `k` seeds
 //!   of equal size, whatever one seed's samples are, the pooled `q`-th percentile stays between
 //!   the other seeds' pooled `(qk-100)/(k-1)`-th and `qk/(k-1)`-th percentiles (for the median
 //!   over 5 seeds: between their 37.5th and 62.5th). And it keeps the meaning a percentile has
