@@ -11,8 +11,8 @@
 //!   stdout, in order (an excerpt: the rows of a table a paragraph talks about). Rewriting
 //!   replaces each with the output line of the same loss, pattern and mode.
 //! - `<!-- proxy: N datagrams through udpchat proxy --loss P --seed S -->`: the block is what
-//!   the proxy prints on stderr when stopped (Ctrl-C) after relaying N datagrams from one client
-//!   to a silent server. The test predicts which datagrams the seed drops (the same model and seed
+//!   the proxy prints on stderr, after the line with its (ephemeral) address, when stopped
+//!   (Ctrl-C) after relaying N datagrams from one client to a silent server. The test predicts which datagrams the seed drops (the same model and seed
 //!   derivation as the proxy) and waits for the last one to reach the server, so it knows the
 //!   proxy has handled all N before it stops it.
 //! - `<!-- example: simulate ARGS -->`: like `lines-of`, for the output of the library's
@@ -192,12 +192,13 @@ fn run_proxy(command: &str) -> String {
     proxy.interrupt();
     assert_eq!(proxy.exit_code(), 0);
     proxy.drain(Pipe::Stderr);
+    // Everything after the line naming the (ephemeral) ports, whatever the wording.
     let lines = proxy.history(Pipe::Stderr);
     let start = lines
         .iter()
-        .position(|l| l.contains("final counters"))
-        .unwrap_or_else(|| panic!("no final counters: {lines:?}"));
-    lines[start..].join("\n") + "\n"
+        .position(|l| l.starts_with("udpchat: listening on "))
+        .unwrap_or_else(|| panic!("no listening line: {lines:?}"));
+    lines[start + 1..].join("\n") + "\n"
 }
 
 /// The `simulate` example's output, if it has been built next to the binary.
