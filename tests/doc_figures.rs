@@ -15,10 +15,11 @@
 //!   (Ctrl-C) after relaying N datagrams from one client to a silent server. The test predicts which datagrams the seed drops (the same model and seed
 //!   derivation as the proxy) and waits for the last one to reach the server, so it knows the
 //!   proxy has handled all N before it stops it.
-//! - `<!-- example: simulate ARGS -->`: like `lines-of`, for the output of the library's
-//!   `simulate` example (`cargo run -p udpchat-lab --example simulate -- ARGS`). Checked when
-//!   the example is built (`cargo test` of udpchat-lab builds it; docs/regenerate.sh does),
-//!   skipped with a note otherwise.
+//! - `<!-- example: simulate ARGS -->`: the block is a run of consecutive lines of the output of
+//!   the library's `simulate` example (`cargo run -p udpchat-lab --example simulate -- ARGS`).
+//!   Rewriting keeps its length and where it starts (the first line's first three words: time,
+//!   side, event). Checked when the example is built (`cargo test` of udpchat-lab builds it;
+//!   docs/regenerate.sh does), skipped with a note otherwise.
 //!
 //! A `udpchat lab ... --out DIR` command writes into a temporary directory instead, and its files
 //! must equal those committed in DIR (results.json, results.csv and the charts).
@@ -268,6 +269,35 @@ fn excerpt(block: &[String], output: &str, command: &str) -> Vec<String> {
     block.to_vec()
 }
 
+/// Checks (or rewrites) a run of consecutive output lines; returns the block's new lines.
+fn slice(block: &[String], output: &str, command: &str) -> Vec<String> {
+    let out: Vec<&str> = output.lines().collect();
+    let first = block.first().map(String::as_str).unwrap_or_default();
+    let start = out.iter().position(|o| *o == first).or_else(|| {
+        let words = |l: &str| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        out.iter().position(|o| words(o) == words(first))
+    });
+    let found: Vec<String> = start
+        .map(|i| {
+            out[i..(i + block.len()).min(out.len())]
+                .iter()
+                .map(|l| (*l).to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        writing() || found == block,
+        "docs/lab.md quotes lines `{command}` no longer prints together:\n{}\nIt prints:\n{output}\n\
+         Run docs/regenerate.sh --write.",
+        block.join("\n")
+    );
+    if found.is_empty() {
+        block.to_vec()
+    } else {
+        found
+    }
+}
+
 #[test]
 fn every_figure_quoted_in_docs_lab_md_is_what_its_command_prints() {
     let path = repo().join("docs/lab.md");
@@ -300,7 +330,7 @@ fn every_figure_quoted_in_docs_lab_md_is_what_its_command_prints() {
             }
             "lines-of" => excerpt(&current, &run_udpchat(&block.command), &block.command),
             _ => match run_example(&block.command) {
-                Some(output) => excerpt(&current, &output, &block.command),
+                Some(output) => slice(&current, &output, &block.command),
                 None => current,
             },
         };
