@@ -235,7 +235,7 @@ fn a_junk_burst_is_counted_and_ignored_and_the_chat_goes_on() {
     assert_eq!(chat.next_line(Pipe::Stdout), "<sender> a real message");
     assert!(chat.is_running());
     chat.expect_stderr("(is the other side using --plain?)");
-    chat.expect_stderr("more ignored datagrams will be counted, not shown");
+    chat.expect_stderr("more ignored datagrams are counted, not shown, for up to 10 s");
 
     // Now that the sender is the peer, anyone else is ignored, even with a valid datagram.
     let stranger = udp_socket();
@@ -273,14 +273,16 @@ fn gaps_duplicates_and_reordering_are_reported_on_stderr_in_text_format() {
     for seq in [0, 1, 4, 2] {
         assert_eq!(chat.next_line(Pipe::Stdout), format!("<net> m{seq}"));
     }
+    // Numbered as people count, from 1: the wire's 2 and 3 are the third and fourth lines.
     chat.expect_stderr(&format!(
-        "gap: messages 2 to 3 from {from} have not arrived"
+        "gap: 2 messages from {from} have not arrived yet (#3–#4)"
     ));
     chat.expect_stderr(&format!(
-        "duplicate: message 4 from {from} arrived again (shown once)"
+        "duplicate: message #5 from {from} arrived twice (a duplicate datagram; shown once)"
     ));
     chat.expect_stderr(&format!(
-        "reordered: message 2 from {from} arrived after a later one"
+        "reordered: message #3 from {from} arrived late, after a later one: it is no longer \
+         missing"
     ));
     chat.close_stdin();
     assert_eq!(chat.exit_code(), 0);

@@ -211,12 +211,12 @@ fn raw_chat_between_the_screen_and_a_line_mode_peer() {
     // Typed on the screen: shown as sent (raw UDP cannot confirm), and received by alice.
     tmux.type_text("hello from the screen, 日本語 👍");
     tmux.keys(&["Enter"]);
-    tmux.wait_for_text("#0 bob: hello from the screen, 日本語 👍  · sent, unconfirmed");
+    tmux.wait_for_text("#1 bob: hello from the screen, 日本語 👍  · sent, unconfirmed");
     alice.expect_stdout("<bob> hello from the screen, 日本語 👍");
 
     // Alice answers: the screen shows her line and learns her nickname.
     alice.send_line("hi bob");
-    let screen = tmux.wait_for_text("#0 alice: hi bob");
+    let screen = tmux.wait_for_text("#1 alice: hi bob");
     assert!(
         screen.contains(&format!("alice @ {alice_addr}")),
         "{screen}"
@@ -227,7 +227,7 @@ fn raw_chat_between_the_screen_and_a_line_mode_peer() {
     tmux.type_text("/stats");
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for_text("── stats (raw mode) ──");
-    assert!(screen.contains("messages received   1"), "{screen}");
+    assert!(screen.contains("messages   sent 1  received 1"), "{screen}");
 
     // /quit leaves with exit code 0 and gives the terminal back in its normal (cooked) mode.
     tmux.type_text("/quit");
@@ -258,8 +258,9 @@ fn raw_gaps_duplicates_and_reordering_show_as_notices() {
     tmux.keys(&["Enter"]);
     let (_, screen_addr) = recv_datagram(&socket);
 
-    // mallory's messages 0 and 3 arrive, then 1 late, then 3 again: 1 and 2 look lost, then 1
-    // turns out reordered, and 3 is a duplicate.
+    // mallory's messages 0 and 3 arrive, then 1 late, then 3 again: 1 and 2 have not arrived,
+    // then 1 turns out reordered (the gap notice says so in place), and 3 is a duplicate. The
+    // screen counts from 1, so the wire's 0 is #1.
     for (seq, text) in [(0, "zero"), (3, "three"), (1, "one"), (3, "three")] {
         socket
             .send_to(&raw_datagram(seq, "mallory", text), screen_addr)
@@ -267,16 +268,55 @@ fn raw_gaps_duplicates_and_reordering_show_as_notices() {
     }
     let screen = tmux.wait_for_text("arrived twice");
     for expected in [
-        "#0 mallory: zero",
-        "[gap] 2 messages from mallory never arrived (#1–#2)",
-        "#3 mallory: three",
-        "[reordered] message #1 from mallory arrived late",
-        "[duplicate] message #3 from mallory arrived twice",
+        "#1 mallory: zero",
+        "[gap] 2 messages from mallory were missing (#2–#3): 1 arrived late, 1 has not arrived yet",
+        "#4 mallory: three",
+        "[reordered] message #2 from mallory arrived late",
+        "[duplicate] message #4 from mallory arrived twice",
     ] {
         assert!(screen.contains(expected), "{expected:?} missing:\n{screen}");
     }
     tmux.keys(&["C-c"]);
     assert_exited_and_restored(&tmux, 0, "mallory");
+}
+
+#[test]
+fn hostile_text_and_nicknames_show_escaped_on_the_screen() {
+    require_tmux();
+    let socket = udp_socket();
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &socket.local_addr().unwrap().to_string(),
+        ]),
+        120,
+        20,
+    );
+    tmux.wait_for_text("no connection (raw UDP)");
+    tmux.type_text("hello?");
+    tmux.keys(&["Enter"]);
+    let (_, screen_addr) = recv_datagram(&socket);
+    let nick = format!("eve\u{202e}{}", "e".repeat(40));
+    socket
+        .send_to(
+            &raw_datagram(0, &nick, "abc\u{202e}dcba\u{2028}<bob> fake"),
+            screen_addr,
+        )
+        .unwrap();
+    // The nickname is cut to 32 characters; the override and the separator show as escapes.
+    let shown = format!(
+        "#1 eve\\u{{202e}}{}…: abc\\u{{202e}}dcba\\u{{2028}}<bob> fake",
+        "e".repeat(28)
+    );
+    let screen = tmux.wait_for_text(&shown);
+    assert!(
+        !screen.contains('\u{202e}') && !screen.contains('\u{2028}'),
+        "{screen}"
+    );
+    tmux.keys(&["C-c"]);
+    assert_exited_and_restored(&tmux, 0, "hello?");
 }
 
 #[test]
@@ -408,7 +448,7 @@ fn reliable_lines_turn_delivered_in_place_with_their_rtt() {
         "updated in place, not repeated:\n{screen}"
     );
     assert!(screen.contains("sent 1 ✓1 ✗0"), "{screen}");
-    assert!(screen.contains("│ connected │"), "{screen}");
+    assert!(screen.contains("│ connected"), "{screen}");
     alice.expect_stdout("<bob> hello, reliably");
 
     alice.send_line("and back");
@@ -418,11 +458,12 @@ fn reliable_lines_turn_delivered_in_place_with_their_rtt() {
         "{screen}"
     );
 
-    // Alice leaves (end of her input): the screen says so and stays until bob leaves too.
+    // Alice leaves (end of her input): the screen says so, and what a line typed now would do,
+    // and stays until bob leaves too.
     alice.close_stdin();
     assert_eq!(alice.exit_code(), 0);
-    let screen = tmux.wait_for_text("the peer left");
-    assert!(screen.contains("│ closed │"), "{screen}");
+    let screen = tmux.wait_for_text("the peer left the chat, so the session ended");
+    assert!(screen.contains("│ peer left"), "{screen}");
     // /quit waits for nothing here (all acknowledged) and exits 0.
     tmux.type_text("/quit");
     tmux.keys(&["Enter"]);
@@ -466,7 +507,153 @@ fn reliable_lines_nobody_acknowledges_are_marked_lost_and_exit_3() {
     assert_exited_and_restored(&tmux, 3, "bob: into the void");
     let screen = tmux.screen();
     assert!(
-        screen.contains("udpchat: undelivered: message 0: into the void"),
+        screen.contains("udpchat: undelivered: message #1: into the void"),
         "{screen}"
     );
+}
+
+/// The status bar's rows of an 80×24 screen (the two above the input line), from a capture.
+fn status_rows_80x24(screen: &str) -> String {
+    let rows: Vec<&str> = screen.lines().collect();
+    // capture-pane prints the 24 rows; the input line is the last, the status bar above it.
+    rows[rows.len().saturating_sub(3)..rows.len().saturating_sub(1)].join("\n")
+}
+
+#[test]
+fn at_80_by_24_the_status_bar_shows_everything_and_an_unanswered_handshake_is_counted() {
+    require_tmux();
+    // A socket that never answers: the handshake is retried on its timer (1 s, then 2 s, ...).
+    let silent = udp_socket();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--mode",
+            "reliable",
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &silent_addr,
+            "--nick",
+            "bob",
+        ]),
+        80,
+        24,
+    );
+    tmux.wait_for_text(" RELIABLE ");
+    // Each Hello reaches the silent socket (which keeps them unread); the screen counts the
+    // ones after the first.
+    let screen = tmux.wait_for_text(&format!("no answer from {silent_addr} yet, retrying ("));
+    let status = status_rows_80x24(&screen);
+    for field in [
+        " RELIABLE ",
+        "bob",
+        &format!("→ {silent_addr}"),
+        "connecting: no answer, retry ",
+        "sent 0 ✓0 ✗0",
+        "rtt -",
+        "retransmits 0",
+        "no impairment",
+    ] {
+        assert!(status.contains(field), "{field:?} missing from\n{status}");
+    }
+    // Ctrl-C closes; nothing was typed, so nothing waits to be acknowledged and it leaves.
+    tmux.keys(&["C-c"]);
+    assert_exited_and_restored(&tmux, 0, "no answer from");
+}
+
+#[test]
+fn after_the_peer_left_a_new_line_opens_a_new_session_and_is_lost_if_nobody_answers() {
+    require_tmux();
+    let (mut alice, alice_addr) = Proc::chat(
+        "alice",
+        &[
+            "--mode", "reliable", "--bind", LOOPBACK, "--nick", "alice", "--ui", "line",
+        ],
+    );
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--mode",
+            "reliable",
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &alice_addr.to_string(),
+            "--nick",
+            "bob",
+            "--max-retries",
+            "2",
+            "--min-rto",
+            "50ms",
+            "--max-rto",
+            "100ms",
+        ]),
+        80,
+        24,
+    );
+    tmux.wait_for_text("│ connected");
+    alice.send_line("bye");
+    let screen = tmux.wait_for_text("alice: bye");
+    let status = status_rows_80x24(&screen);
+    for field in [
+        " RELIABLE ",
+        &format!("alice @ {alice_addr}"),
+        "│ connected",
+        "sent 0 ✓0 ✗0",
+    ] {
+        assert!(
+            status.contains(field),
+            "{field:?} missing from
+{status}"
+        );
+    }
+    alice.close_stdin();
+    assert_eq!(alice.exit_code(), 0);
+    let screen = tmux.wait_for_text("the peer left the chat, so the session ended");
+    assert!(
+        status_rows_80x24(&screen).contains("│ peer left"),
+        "{screen}"
+    );
+    // The transport opens a new session for the next line: the screen says so, and the line
+    // waits, then is marked lost when the new handshake goes unanswered.
+    tmux.type_text("still there?");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for_text(&format!("opening a new session to {alice_addr}"));
+    assert!(screen.contains("bob: still there?  "), "{screen}");
+    let screen = tmux.wait_for_text("bob: still there?  ✗ lost");
+    let status = status_rows_80x24(&screen);
+    assert!(status.contains("peer unreachable"), "{status}");
+    assert!(status.contains("sent 1 ✓0 ✗1"), "{status}");
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    assert_exited_and_restored(&tmux, 3, "opening a new session");
+    assert!(tmux
+        .screen()
+        .contains("udpchat: undelivered: message #1: still there?"));
+}
+
+#[test]
+fn at_40_by_12_mode_peer_state_and_count_still_show() {
+    require_tmux();
+    let peer = udp_socket();
+    let peer_addr = peer.local_addr().unwrap().to_string();
+    let tmux = Tmux::start(
+        &screen_command(&["--bind", LOOPBACK, "--peer", &peer_addr, "--nick", "bob"]),
+        40,
+        12,
+    );
+    tmux.wait_for_text(" RAW ");
+    tmux.type_text("hi");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for_text("sent 1");
+    let rows: Vec<&str> = screen.lines().collect();
+    let status = rows[rows.len() - 3..rows.len() - 1].join("\n");
+    for field in [" RAW ", peer_addr.as_str(), "raw UDP", "sent 1"] {
+        assert!(status.contains(field), "{field:?} missing from\n{status}");
+    }
+    for row in &rows {
+        assert!(row.chars().count() <= 40, "{row:?}");
+    }
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    assert_exited_and_restored(&tmux, 0, "bob: hi");
 }

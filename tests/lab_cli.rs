@@ -296,10 +296,18 @@ fn out_writes_well_formed_svg_charts_with_every_series() {
     let expected: [(&str, &[&str]); 3] = [
         (
             "delivery.svg",
-            &["raw", "reliable", "theory: 1-p", "delivered (%)"],
+            &["raw", "reliable", "theory: 1-p", "delivered / sent (%)"],
         ),
-        ("latency.svg", &["raw p50", "reliable p50", "reliable p99"]),
-        ("overhead.svg", &["raw", "reliable", "theory: 1/(1-p)"]),
+        ("latency.svg", &["raw", "reliable", "p50 (median)", "p99"]),
+        (
+            "overhead.svg",
+            &[
+                "raw",
+                "reliable",
+                "theory: 1/(1-p)",
+                "Data sends per message",
+            ],
+        ),
     ];
     for (file, series) in expected {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();

@@ -191,10 +191,14 @@ impl Proc {
         })
     }
 
-    /// Waits for the `udpchat: stats: ...` line on stderr and returns its counters.
+    /// Waits for the `udpchat: stats (MODE mode):` table on stderr, to its `end of stats` line,
+    /// and returns its counters (see [`parse_stats`]).
     pub fn expect_stats(&mut self) -> HashMap<String, u64> {
-        let line = self.expect_stderr("udpchat: stats: ");
-        parse_stats(&line)
+        let mut table = vec![self.expect_stderr(STATS_HEADING)];
+        while table.last().is_none_or(|l| l != STATS_END) {
+            table.push(self.next_line(Pipe::Stderr));
+        }
+        parse_stats(&table)
     }
 
     /// The process id, e.g. to send it a signal.
@@ -286,15 +290,44 @@ impl Drop for Proc {
     }
 }
 
-/// Parses `udpchat: stats: name=value ...` into its counters (non-numeric values are skipped).
-pub fn parse_stats(line: &str) -> HashMap<String, u64> {
-    let rest = line.split("stats:").nth(1).unwrap_or_default();
-    rest.split_whitespace()
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            Some((name.to_owned(), value.parse().ok()?))
-        })
-        .collect()
+/// How the `--stats` table starts and ends on stderr.
+pub const STATS_HEADING: &str = "udpchat: stats (";
+/// The last line of the `--stats` table.
+pub const STATS_END: &str = "udpchat: end of stats";
+
+/// Parses the first `--stats` table in `lines` (stderr lines) into its counters, named as the
+/// transport's `Stats` fields: the row `udpchat:   messages  sent 3  received 2` gives
+/// `messages_sent` and `messages_received`; a few rows use shorter words than the fields
+/// (`arrivals gaps` is `gaps`, `windows congestion` is `cwnd`). Non-numeric values (RTTs) are
+/// skipped; so are counters the mode does not show.
+pub fn parse_stats<'a>(lines: impl IntoIterator<Item = &'a String>) -> HashMap<String, u64> {
+    let field = |label: &str, word: &str| match (label, word) {
+        ("arrivals", word) => word.to_owned(),
+        ("windows", "congestion") => "cwnd".to_owned(),
+        ("windows", "peer") => "peer_window".to_owned(),
+        ("redundancy", "copies") => "redundant_copies".to_owned(),
+        ("redundancy", "repaired") => "repaired_by_copy".to_owned(),
+        (label, word) => format!("{label}_{word}"),
+    };
+    let mut counters = HashMap::new();
+    let rows = lines
+        .into_iter()
+        .skip_while(|l| !l.starts_with(STATS_HEADING))
+        .skip(1)
+        .take_while(|l| *l != STATS_END);
+    for row in rows {
+        let mut words = row.trim_start_matches("udpchat:").split_whitespace();
+        let Some(label) = words.next() else { continue };
+        let cells: Vec<&str> = words.collect();
+        for cell in cells.chunks(2) {
+            if let [word, value] = cell {
+                if let Ok(value) = value.parse() {
+                    counters.insert(field(label, word), value);
+                }
+            }
+        }
+    }
+    counters
 }
 
 /// A plain UDP socket on 127.0.0.1 with an ephemeral port, whose reads time out at the deadline.
@@ -304,12 +337,17 @@ pub fn udp_socket() -> UdpSocket {
     socket
 }
 
-/// Receives one datagram, failing at the deadline.
+/// Receives one datagram, failing at the deadline. A read interrupted by a signal (EINTR, seen
+/// while tmux clients come and go in the same test process) is retried, not a failure.
 pub fn recv_datagram(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     let mut buf = vec![0u8; 65_536];
-    let (len, from) = socket
-        .recv_from(&mut buf)
-        .unwrap_or_else(|e| panic!("no datagram within {DEADLINE:?}: {e}"));
+    let (len, from) = loop {
+        match socket.recv_from(&mut buf) {
+            Ok(received) => break received,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("no datagram within {DEADLINE:?}: {e}"),
+        }
+    };
     buf.truncate(len);
     (buf, from)
 }
@@ -361,4 +399,22 @@ pub fn predicted_drops(loss: f64, seed: u64, n: u64) -> BTreeSet<u64> {
             )
         })
         .collect()
+}
+
+/// Starts `udpchat proxy` towards `forward` (counters reported only at the end), with `args`
+/// after the listen/forward ones; returns it and the address it listens on.
+pub fn proxy(forward: &str, args: &[&str]) -> (Proc, SocketAddr) {
+    let mut full = vec![
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--forward",
+        forward,
+        "--stats-interval",
+        "0",
+    ];
+    full.extend_from_slice(args);
+    let mut proc = Proc::spawn("proxy", &full);
+    let addr = proc.listening_addr();
+    (proc, addr)
 }

@@ -9,13 +9,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use udpchat_bench::net::{LinkSpec, Net};
+use udpchat_bench::net::{net, LinkSpec};
+use udpchat_bench::simulator::{self, NullEndpoint};
 use udpchat_core::{decode, encode, Ack, AckRange, ConnectionId, Data, Packet, SeqNum};
 use udpchat_lab::impairment::ImpairmentConfig;
-use udpchat_lab::sim::{Scenario, Side, Simulator, ADDR_A, ADDR_B};
+use udpchat_lab::sim::{Side, Simulator, ADDR_A, ADDR_B};
 use udpchat_reliable::{
-    CongestionControl, Endpoint, Event, MessageId, RawConfig, RawEndpoint, ReliableConfig,
-    ReliableEndpoint, SendError, Stats,
+    CongestionControl, Endpoint, RawConfig, RawEndpoint, ReliableConfig, ReliableEndpoint,
 };
 
 fn data_packet(payload: usize) -> Packet {
@@ -132,74 +132,20 @@ fn raw(peer: std::net::SocketAddr) -> RawEndpoint {
     })
 }
 
-/// An endpoint that costs nothing: each `send` queues one fixed 64-byte datagram, arrivals are
-/// only counted. Driving it measures the simulators' own machinery (links, clock, bookkeeping)
-/// rather than the codec of the endpoints inside.
-#[derive(Debug)]
-struct NullEndpoint {
-    peer: std::net::SocketAddr,
-    queued: u32,
-    received: u64,
-}
-
-impl NullEndpoint {
-    fn new(peer: std::net::SocketAddr) -> NullEndpoint {
-        NullEndpoint {
-            peer,
-            queued: 0,
-            received: 0,
-        }
-    }
-}
-
-impl Endpoint for NullEndpoint {
-    fn send(&mut self, _now: Instant, _text: &str) -> Result<MessageId, SendError> {
-        self.queued += 1;
-        Ok(MessageId(0))
-    }
-    fn handle_datagram(&mut self, _now: Instant, _from: std::net::SocketAddr, _datagram: &[u8]) {
-        self.received += 1;
-    }
-    fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> Option<std::net::SocketAddr> {
-        self.queued = self.queued.checked_sub(1)?;
-        buf.clear();
-        buf.resize(64, 0);
-        Some(self.peer)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-    fn handle_timeout(&mut self, _now: Instant) {}
-    fn poll_event(&mut self) -> Option<Event> {
-        None
-    }
-    fn close(&mut self, _now: Instant) {}
-    fn is_closed(&self) -> bool {
-        true
-    }
-    fn peer(&self) -> Option<std::net::SocketAddr> {
-        Some(self.peer)
-    }
-    fn stats(&self) -> Stats {
-        Stats::default()
-    }
-}
-
-/// Runs `messages` datagrams each way through `Net`, one each way every 100 µs of virtual time;
-/// returns how many were delivered.
+/// Runs `messages` datagrams each way through the bench's links, one each way every 100 µs of
+/// virtual time; returns how many were delivered.
 fn net_run<A: Endpoint, B: Endpoint>(a: A, b: B, link: &ImpairmentConfig, messages: u32) -> u64 {
     let epoch = Instant::now();
-    let mut net = Net::new(epoch, LinkSpec::symmetric(link.clone(), 1), a, b);
+    let mut net = net(epoch, LinkSpec::symmetric(link.clone(), 1), a, b);
     let limit = epoch + Duration::from_secs(3600);
     for _ in 0..messages {
-        let now = net.now();
-        net.a.send(now, "ping from a").unwrap();
-        net.b.send(now, "ping from b").unwrap();
-        let next = now + Duration::from_micros(100);
-        while net.now() < next && net.advance(Some(next), limit) {}
+        net.send(Side::A, "ping from a").unwrap();
+        net.send(Side::B, "ping from b").unwrap();
+        let next = net.now() + Duration::from_micros(100);
+        while net.now() < next && net.advance_within(Some(next), limit) {}
         net.take_events();
     }
-    while net.advance(None, limit) {}
+    while net.advance_within(None, limit) {}
     net.wire(Side::A).delivered + net.wire(Side::B).delivered
 }
 
@@ -210,7 +156,7 @@ fn simulator_steps(c: &mut Criterion) {
         ..Default::default()
     };
 
-    // The benchmark harness: raw endpoints firing datagrams at each other, 10,000 each way.
+    // The bench's links, driven step by step by the workload: 10,000 datagrams each way.
     const MESSAGES: u32 = 10_000;
     group.throughput(Throughput::Elements(u64::from(2 * MESSAGES)));
     group.bench_function("bench Net, null endpoints: datagram events", |b| {
@@ -231,56 +177,69 @@ fn simulator_steps(c: &mut Criterion) {
         })
     });
 
-    // The lab's Simulator on the same traffic, trace and summary included. Fewer messages: its
-    // summary matches deliveries to sends by text, which grows with the run.
-    const LAB_MESSAGES: u32 = 2_000;
-    let scenario = |messages: u32| {
-        Scenario::new(1)
-            .links(link.clone())
-            .messages_every(
-                Side::A,
-                "a",
-                Duration::ZERO,
-                Duration::from_micros(100),
-                messages,
-            )
-            .messages_every(
-                Side::B,
-                "b",
-                Duration::ZERO,
-                Duration::from_micros(100),
-                messages,
-            )
-    };
-    group.throughput(Throughput::Elements(u64::from(2 * LAB_MESSAGES)));
+    group.finish();
+}
+
+/// The lab's Simulator running a scenario to its end, summary included: the `sim` workload of
+/// `udpchat-bench` (same scenario, same endpoints), with the trace off and on.
+fn lab_simulator(c: &mut Criterion) {
+    let mut group = c.benchmark_group("simulator");
+    const MESSAGES: u32 = 10_000;
+    group.throughput(Throughput::Elements(u64::from(2 * MESSAGES)));
     // Building the scenario (formatting its texts) is setup, not simulation: outside the timing.
-    group.bench_function("lab Simulator, null endpoints: datagram events", |b| {
-        b.iter_batched(
-            || scenario(LAB_MESSAGES),
-            |scenario| {
-                let out = Simulator::new(
-                    scenario,
-                    NullEndpoint::new(ADDR_B),
-                    NullEndpoint::new(ADDR_A),
-                )
-                .run();
-                assert_eq!(out.a.received, u64::from(LAB_MESSAGES));
-                out
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    group.bench_function("lab Simulator, raw endpoints: datagram events", |b| {
-        b.iter_batched(
-            || scenario(LAB_MESSAGES),
-            |scenario| {
-                let out = Simulator::new(scenario, raw(ADDR_B), raw(ADDR_A)).run();
-                assert_eq!(out.summary.a_to_b.delivered, u64::from(LAB_MESSAGES));
-                out
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    group.bench_function(
+        "lab Simulator, null endpoints, no trace: datagram events",
+        |b| {
+            b.iter_batched(
+                || simulator::scenario(MESSAGES),
+                |scenario| {
+                    let out = Simulator::new(
+                        scenario,
+                        NullEndpoint::new(ADDR_B),
+                        NullEndpoint::new(ADDR_A),
+                    )
+                    .without_trace()
+                    .run();
+                    assert_eq!(out.a.received, u64::from(MESSAGES));
+                    out
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
+    group.bench_function(
+        "lab Simulator, null endpoints, traced: datagram events",
+        |b| {
+            b.iter_batched(
+                || simulator::scenario(MESSAGES),
+                |scenario| {
+                    let out = Simulator::new(
+                        scenario,
+                        NullEndpoint::new(ADDR_B),
+                        NullEndpoint::new(ADDR_A),
+                    )
+                    .run();
+                    assert_eq!(out.a.received, u64::from(MESSAGES));
+                    out
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
+    group.bench_function(
+        "lab Simulator, raw endpoints, traced: datagram events",
+        |b| {
+            b.iter_batched(
+                || simulator::scenario(MESSAGES),
+                |scenario| {
+                    let out = Simulator::new(scenario, raw(ADDR_B), raw(ADDR_A)).run();
+                    assert_eq!(out.summary.a_to_b.delivered, u64::from(MESSAGES));
+                    out
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
     group.finish();
 }
 
@@ -290,6 +249,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = codec, ack_processing, simulator_steps
+    targets = codec, ack_processing, simulator_steps, lab_simulator
 }
 criterion_main!(benches);

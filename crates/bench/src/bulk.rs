@@ -17,7 +17,7 @@ use udpchat_lab::sim::Side;
 use udpchat_reliable::{Endpoint, Event};
 
 use crate::figures::bulk_figures;
-use crate::net::{LinkSpec, Net};
+use crate::net::{net, LinkSpec, Net};
 use crate::quic_endpoint::QuicIdentity;
 use crate::report::{LossModel, ResultRow, Workload};
 use crate::system::{build_pair, BuildError, System};
@@ -78,10 +78,9 @@ pub struct Transfer {
 /// Transfers `total` bytes from A to B over `net`.
 pub fn transfer<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>, total: usize) -> Transfer {
     let sizes = chunks(total);
-    let now = net.now();
     let mut refused = 0;
     for (index, len) in sizes.iter().enumerate() {
-        if net.a.send(now, &chunk_text(index, *len)).is_err() {
+        if net.send(Side::A, &chunk_text(index, *len)).is_err() {
             refused += 1;
         }
     }
@@ -92,7 +91,7 @@ pub fn transfer<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>, total: usize) -> 
         completed: None,
     };
     let mut next = 0usize;
-    while net.advance(None, limit) {
+    while net.advance_within(None, limit) {
         for (side, event) in net.take_events() {
             let (Side::B, Event::Message { text, .. }) = (side, event) else {
                 continue;
@@ -123,7 +122,7 @@ pub fn run(
 ) -> Result<ResultRow, BuildError> {
     let epoch = Instant::now();
     let (a, b) = build_pair(system, Workload::Bulk, epoch, seed, quic)?;
-    let mut net = Net::new(epoch, LinkSpec::symmetric(impairment(loss), seed), a, b);
+    let mut net = net(epoch, LinkSpec::symmetric(impairment(loss), seed), a, b);
     let outcome = transfer(&mut net, total);
     let mut row = ResultRow::new(system, Workload::Bulk, loss, LossModel::Independent);
     row.expected = total as u64;

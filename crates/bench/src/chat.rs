@@ -18,7 +18,7 @@ use udpchat_lab::sim::Side;
 use udpchat_reliable::{Endpoint, Event};
 
 use crate::figures::ChatTrace;
-use crate::net::{LinkSpec, Net};
+use crate::net::{net, LinkSpec, Net};
 use crate::quic_endpoint::QuicIdentity;
 use crate::report::{LossModel, ResultRow, Workload};
 use crate::system::{build_pair, BuildError, System};
@@ -91,7 +91,7 @@ pub fn run(
     let epoch = Instant::now();
     let (a, b) = build_pair(system, Workload::Chat, epoch, seed, quic)?;
     let spec = LinkSpec::symmetric(impairment(link), seed);
-    let trace = run_echo(&mut Net::new(epoch, spec, a, b), rounds);
+    let trace = run_echo(&mut net(epoch, spec, a, b), rounds);
     let mut row = ResultRow::new(system, Workload::Chat, link.loss, link.model);
     let figures = trace.figures();
     row.rtt_avg_ms = Some(figures.map(|f| f.avg_ms));
@@ -115,8 +115,7 @@ pub fn run(
 /// the start, at which the timed messages begin: 20 ms after the warm-up echo came back.
 fn warm_up<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>) -> Duration {
     const WARM_UP: &str = "warm-up";
-    let now = net.now();
-    let _ = net.a.send(now, WARM_UP);
+    let _ = net.send(Side::A, WARM_UP);
     let limit = net.at(Duration::from_secs(60));
     loop {
         for (side, event) in net.take_events() {
@@ -125,14 +124,13 @@ fn warm_up<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>) -> Duration {
             };
             match side {
                 Side::B => {
-                    let now = net.now();
-                    let _ = net.b.send(now, &text);
+                    let _ = net.send(Side::B, &text);
                 }
                 Side::A if text == WARM_UP => return net.elapsed() + INTERVAL,
                 Side::A => {}
             }
         }
-        if !net.advance(None, limit) {
+        if !net.advance_within(None, limit) {
             return net.elapsed();
         }
     }
@@ -152,8 +150,7 @@ pub fn run_echo<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>, rounds: usize) ->
             (trace.sent.len() < rounds).then(|| net.at(start + INTERVAL * trace.sent.len() as u32));
         if next_send.is_some_and(|t| t <= net.now()) {
             let index = trace.sent.len();
-            let now = net.now();
-            if net.a.send(now, &message_text(index)).is_ok() {
+            if net.send(Side::A, &message_text(index)).is_ok() {
                 trace.sent.push(net.elapsed());
             } else {
                 // Refused (the session ended): count it as sent and never echoed.
@@ -167,8 +164,7 @@ pub fn run_echo<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>, rounds: usize) ->
             };
             match side {
                 Side::B => {
-                    let now = net.now();
-                    let _ = net.b.send(now, &text);
+                    let _ = net.send(Side::B, &text);
                 }
                 Side::A => {
                     if let Some(index) = message_index(&text).filter(|i| *i < rounds) {
@@ -184,7 +180,7 @@ pub fn run_echo<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>, rounds: usize) ->
         if echoes_back == rounds {
             break;
         }
-        if !net.advance(next_send, limit) {
+        if !net.advance_within(next_send, limit) {
             break;
         }
     }

@@ -15,7 +15,7 @@ use udpchat_lab::sim::Side;
 use udpchat_reliable::{Endpoint, Event};
 
 use crate::chat::{impairment, message_text, ChatLink, INTERVAL};
-use crate::net::{LinkSpec, Net};
+use crate::net::{net, LinkSpec, Net};
 use crate::quic_endpoint::QuicIdentity;
 use crate::report::{LossModel, ResultRow, Workload};
 use crate::system::{build_pair, BuildError, System};
@@ -44,8 +44,7 @@ pub fn detect<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>, dark_after: Duratio
             .is_none()
             .then(|| net.at(INTERVAL * sent as u32));
         if next_send.is_some_and(|t| t <= net.now()) {
-            let now = net.now();
-            let _ = net.a.send(now, &message_text(sent));
+            let _ = net.send(Side::A, &message_text(sent));
             sent += 1;
             continue;
         }
@@ -53,8 +52,7 @@ pub fn detect<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>, dark_after: Duratio
             let since_dark = net.elapsed().saturating_sub(dark_after);
             match (side, event) {
                 (Side::B, Event::Message { text, .. }) => {
-                    let now = net.now();
-                    let _ = net.b.send(now, &text);
+                    let _ = net.send(Side::B, &text);
                 }
                 (Side::A, Event::PeerUnreachable) if found.sender.is_none() => {
                     found.sender = Some(since_dark);
@@ -68,7 +66,7 @@ pub fn detect<A: Endpoint, B: Endpoint>(net: &mut Net<A, B>, dark_after: Duratio
         if found.sender.is_some() && found.echo.is_some() {
             break;
         }
-        if !net.advance(next_send, limit) {
+        if !net.advance_within(next_send, limit) {
             break;
         }
     }
@@ -90,7 +88,7 @@ pub fn run(
     };
     let mut spec = LinkSpec::symmetric(impairment(link), seed);
     spec.dark_after = Some(dark_after);
-    let mut net = Net::new(epoch, spec, a, b);
+    let mut net = net(epoch, spec, a, b);
     let found = detect(&mut net, dark_after);
     let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
     let mut row = ResultRow::new(system, Workload::DeadPeer, 0.0, LossModel::Independent);

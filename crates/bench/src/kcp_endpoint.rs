@@ -261,7 +261,7 @@ impl Endpoint for KcpEndpoint {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::net::{LinkSpec, Net};
+    use crate::net::{net, LinkSpec};
     use udpchat_lab::impairment::ImpairmentConfig;
     use udpchat_lab::probability::Probability;
     use udpchat_lab::sim::{Side, ADDR_A, ADDR_B};
@@ -276,16 +276,16 @@ mod tests {
         };
         let a = KcpEndpoint::new(profile, ADDR_B, epoch);
         let b = KcpEndpoint::new(profile, ADDR_A, epoch);
-        let mut net = Net::new(epoch, LinkSpec::symmetric(link, 7), a, b);
+        let mut net = net(epoch, LinkSpec::symmetric(link, 7), a, b);
         let sent: Vec<String> = (0..200)
             .map(|i| format!("message {i}: {}", "k".repeat(i * 37 % 3000)))
             .collect();
         for text in &sent {
-            net.a.send(epoch, text).unwrap();
+            net.send(Side::A, text).unwrap();
         }
         let mut received = Vec::new();
         let limit = epoch + Duration::from_secs(600);
-        while received.len() < sent.len() && net.advance(None, limit) {
+        while received.len() < sent.len() && net.advance_within(None, limit) {
             for (side, event) in net.take_events() {
                 if let (Side::B, Event::Message { text, .. }) = (side, event) {
                     received.push(text);

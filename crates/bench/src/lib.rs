@@ -3,8 +3,8 @@
 //! The anchors are both sans-IO, like our transport, so the comparison needs no sockets and no
 //! real time: [`kcp_endpoint::KcpEndpoint`] and [`quic_endpoint::QuicEndpoint`] put the `kcp`
 //! crate and `quinn-proto` behind udpchat's own [`udpchat_reliable::Endpoint`] surface, and
-//! [`net::Net`] joins any two such endpoints with the lab's [`udpchat_lab::Impairment`] links
-//! (same seeds for every system) on a virtual clock. The workloads ([`chat`], [`bulk`],
+//! [`net::net`] joins any two such endpoints on the lab's simulator (the same
+//! [`udpchat_lab::Impairment`] links, the same seeds for every system, one virtual clock). The workloads ([`chat`], [`bulk`],
 //! [`dead_peer`], and [`loopback`] on real sockets) produce [`report::ResultRow`]s, with the
 //! figures computed in [`figures`]; the binary `udpchat-bench` prints them as tables or JSON.
 //!
@@ -23,6 +23,7 @@ pub mod net;
 pub mod quic_endpoint;
 pub mod report;
 pub mod run;
+pub mod simulator;
 pub mod system;
 
 /// The address events name when the peer's is not known yet.

@@ -1,7 +1,7 @@
 //! `udpchat-bench`: udpchat's reliable mode next to KCP and QUIC, on the same links.
 //!
 //! ```text
-//! udpchat-bench [--quick] [--workload chat|bulk|dead-peer|loopback|all] [--format table|json]
+//! udpchat-bench [--quick] [--workload chat|bulk|dead-peer|loopback|sim|all] [--format table|json]
 //!               [--seed N]
 //! ```
 //! Tables (or one JSON document) go to stdout; progress goes to stderr.
@@ -23,7 +23,9 @@ enum WorkloadArg {
     DeadPeer,
     /// Real sockets on 127.0.0.1: messages per second, vs raw UDP.
     Loopback,
-    /// All four.
+    /// The lab's simulator itself, with null endpoints: datagram events per second.
+    Sim,
+    /// All five.
     All,
 }
 
@@ -41,8 +43,8 @@ enum Format {
 #[derive(Debug, Parser)]
 #[command(name = "udpchat-bench", version)]
 struct Args {
-    /// Smaller sizes (200 chat round trips, 1 MB bulk, 20,000 loopback messages): under a
-    /// minute in a release build.
+    /// Smaller sizes (200 chat round trips, 1 MB bulk, 20,000 loopback messages, 50,000 sim
+    /// messages each way): under a minute in a release build.
     #[arg(long)]
     quick: bool,
     /// Which workload to run.
@@ -63,11 +65,13 @@ fn main() -> Result<()> {
         WorkloadArg::Bulk => vec![Workload::Bulk],
         WorkloadArg::DeadPeer => vec![Workload::DeadPeer],
         WorkloadArg::Loopback => vec![Workload::Loopback],
+        WorkloadArg::Sim => vec![Workload::Sim],
         WorkloadArg::All => vec![
             Workload::Chat,
             Workload::Bulk,
             Workload::DeadPeer,
             Workload::Loopback,
+            Workload::Sim,
         ],
     };
     let plan = Plan {

@@ -481,7 +481,7 @@ impl Endpoint for QuicEndpoint {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::net::{LinkSpec, Net};
+    use crate::net::{net, LinkSpec};
     use std::time::Duration;
     use udpchat_lab::impairment::ImpairmentConfig;
     use udpchat_lab::probability::Probability;
@@ -500,22 +500,21 @@ mod tests {
         };
         let a = QuicEndpoint::client(&identity, ADDR_B, 3, epoch).unwrap();
         let b = QuicEndpoint::server(&identity, 4);
-        let mut net = Net::new(epoch, LinkSpec::symmetric(link, 11), a, b);
+        let mut net = net(epoch, LinkSpec::symmetric(link, 11), a, b);
         let sent: Vec<String> = (0..150)
             .map(|i| format!("message {i}: {}", "q".repeat(i * 131 % 20_000)))
             .collect();
         for text in &sent {
-            net.a.send(epoch, text).unwrap();
+            net.send(Side::A, text).unwrap();
         }
         let mut at_b = Vec::new();
         let mut echoed = Vec::new();
         let limit = epoch + Duration::from_secs(600);
-        while echoed.len() < sent.len() && net.advance(None, limit) {
+        while echoed.len() < sent.len() && net.advance_within(None, limit) {
             for (side, event) in net.take_events() {
                 match (side, event) {
                     (Side::B, Event::Message { text, .. }) => {
-                        let now = net.now();
-                        net.b.send(now, &text).unwrap();
+                        net.send(Side::B, &text).unwrap();
                         at_b.push(text);
                     }
                     (Side::A, Event::Message { text, .. }) => echoed.push(text),

@@ -5,8 +5,8 @@
 //! that ran), `quick`, `seed`, and `results`, an array of rows with `system`, `workload`, `loss`
 //! (a fraction), `link` (how the loss is drawn) and the figures that apply to the workload:
 //! `rtt_avg_ms`, `rtt_p50_ms`, `rtt_p99_ms`, `rtt_max_ms` (chat); `goodput_mbps`,
-//! `wire_bytes_per_byte` (bulk); `detect_ms`, `detect_echo_ms` (dead peer); `msgs_per_s` (loopback); plus the
-//! supporting counts below. A figure that does not apply to a row is absent, not zero; a figure
+//! `wire_bytes_per_byte` (bulk); `detect_ms`, `detect_echo_ms` (dead peer); `msgs_per_s` (loopback);
+//! `events_per_s` (sim); plus the supporting counts below. A figure that does not apply to a row is absent, not zero; a figure
 //! that applies but could not be measured (nothing delivered, nothing detected) is `null`.
 
 use std::fmt::Write as _;
@@ -27,6 +27,8 @@ pub enum Workload {
     DeadPeer,
     /// Real UDP sockets on 127.0.0.1.
     Loopback,
+    /// The lab's simulator itself, with endpoints that cost nothing.
+    Sim,
 }
 
 impl Workload {
@@ -37,6 +39,7 @@ impl Workload {
             Workload::Bulk => "bulk",
             Workload::DeadPeer => "dead-peer",
             Workload::Loopback => "loopback",
+            Workload::Sim => "sim",
         }
     }
 }
@@ -107,6 +110,9 @@ pub struct ResultRow {
     /// Loopback: application megabytes (10^6) delivered per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mb_per_s: Option<Option<f64>>,
+    /// Sim: datagram events (datagrams delivered) the simulator runs per second of wall clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_per_s: Option<Option<f64>>,
     /// Messages (chat, loopback) or bytes (bulk) the workload sent.
     pub expected: u64,
     /// How many of those arrived intact (echoes, for chat).
@@ -138,6 +144,7 @@ impl ResultRow {
             detect_echo_ms: None,
             msgs_per_s: None,
             mb_per_s: None,
+            events_per_s: None,
             expected: 0,
             delivered: 0,
             note: None,
@@ -213,91 +220,20 @@ impl Report {
             }
         }
         for workload in workloads {
-            let rows = self.results.iter().filter(|r| r.workload == workload);
-            let _ = writeln!(out);
-            match workload {
-                Workload::Chat => {
-                    let _ = writeln!(
-                        out,
-                        "chat: 64 B echoed every 20 ms, one-way 30 ms ± 15 ms (RTT ms)\n{:<12} {:>6} {:>12} {:>8} {:>8} {:>8} {:>8} {:>10}",
-                        "system", "loss", "link", "avg", "p50", "p99", "max", "echoed"
-                    );
-                    for r in rows {
-                        let _ = writeln!(
-                            out,
-                            "{:<12} {:>5.1}% {:>12} {:>8} {:>8} {:>8} {:>8} {:>10}",
-                            r.system.name(),
-                            r.loss * 100.0,
-                            link_name(r.link),
-                            cell(r.rtt_avg_ms, 1),
-                            cell(r.rtt_p50_ms, 1),
-                            cell(r.rtt_p99_ms, 1),
-                            cell(r.rtt_max_ms, 1),
-                            format!("{}/{}", r.delivered, r.expected),
-                        );
-                    }
-                }
-                Workload::Bulk => {
-                    let _ = writeln!(
-                        out,
-                        "bulk: one way, 20 ms one-way delay, 100 Mbit/s, 500 kB queue\n{:<12} {:>6} {:>12} {:>9} {:>10} {:>9} {:>9} {:>10}",
-                        "system", "loss", "time ms", "Mbit/s", "wire B/B", "ack B/B", "dgram/kB", "delivered"
-                    );
-                    for r in rows {
-                        let _ = writeln!(
-                            out,
-                            "{:<12} {:>5.1}% {:>12} {:>9} {:>10} {:>9} {:>9} {:>10}",
-                            r.system.name(),
-                            r.loss * 100.0,
-                            cell(r.completion_ms, 0),
-                            cell(r.goodput_mbps, 2),
-                            cell(r.wire_bytes_per_byte, 4),
-                            cell(r.reverse_bytes_per_byte, 4),
-                            cell(r.datagrams_per_kb, 3),
-                            r.delivered,
-                        );
-                    }
-                }
-                Workload::DeadPeer => {
-                    let _ = writeln!(
-                        out,
-                        "dead peer: chat traffic, then the link goes dark (ms until told)\n{:<12} {:>14} {:>14}",
-                        "system", "sender told", "echo side told"
-                    );
-                    for r in rows {
-                        let _ = writeln!(
-                            out,
-                            "{:<12} {:>14} {:>14}",
-                            r.system.name(),
-                            cell(r.detect_ms, 0),
-                            cell(r.detect_echo_ms, 0),
-                        );
-                    }
-                }
-                Workload::Loopback => {
-                    let _ = writeln!(
-                        out,
-                        "loopback: real UDP sockets on 127.0.0.1\n{:<12} {:>7} {:>12} {:>9} {:>16}",
-                        "system", "bytes", "msgs/s", "MB/s", "delivered"
-                    );
-                    for r in rows {
-                        let _ = writeln!(
-                            out,
-                            "{:<12} {:>7} {:>12} {:>9} {:>16}",
-                            r.system.name(),
-                            r.message_bytes.unwrap_or(0),
-                            cell(r.msgs_per_s, 0),
-                            cell(r.mb_per_s, 1),
-                            format!("{}/{}", r.delivered, r.expected),
-                        );
-                    }
-                }
-            }
-            for r in self
+            let rows: Vec<&ResultRow> = self
                 .results
                 .iter()
-                .filter(|r| r.workload == workload && r.note.is_some())
-            {
+                .filter(|r| r.workload == workload)
+                .collect();
+            let _ = writeln!(out);
+            match workload {
+                Workload::Chat => chat_table(&mut out, &rows),
+                Workload::Bulk => bulk_table(&mut out, &rows),
+                Workload::DeadPeer => dead_peer_table(&mut out, &rows),
+                Workload::Loopback => loopback_table(&mut out, &rows),
+                Workload::Sim => sim_table(&mut out, &rows),
+            }
+            for r in rows.iter().filter(|r| r.note.is_some()) {
                 let _ = writeln!(
                     out,
                     "  note: {} {:.1}% {}: {}",
@@ -309,6 +245,103 @@ impl Report {
             }
         }
         out
+    }
+}
+
+fn chat_table(out: &mut String, rows: &[&ResultRow]) {
+    let _ = writeln!(
+        out,
+        "chat: 64 B echoed every 20 ms, one-way 30 ms ± 15 ms (RTT ms)\n{:<12} {:>6} {:>12} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "system", "loss", "link", "avg", "p50", "p99", "max", "echoed"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>5.1}% {:>12} {:>8} {:>8} {:>8} {:>8} {:>10}",
+            r.system.name(),
+            r.loss * 100.0,
+            link_name(r.link),
+            cell(r.rtt_avg_ms, 1),
+            cell(r.rtt_p50_ms, 1),
+            cell(r.rtt_p99_ms, 1),
+            cell(r.rtt_max_ms, 1),
+            format!("{}/{}", r.delivered, r.expected),
+        );
+    }
+}
+
+fn bulk_table(out: &mut String, rows: &[&ResultRow]) {
+    let _ = writeln!(
+        out,
+        "bulk: one way, 20 ms one-way delay, 100 Mbit/s, 500 kB queue\n{:<12} {:>6} {:>12} {:>9} {:>10} {:>9} {:>9} {:>10}",
+        "system", "loss", "time ms", "Mbit/s", "wire B/B", "ack B/B", "dgram/kB", "delivered"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>5.1}% {:>12} {:>9} {:>10} {:>9} {:>9} {:>10}",
+            r.system.name(),
+            r.loss * 100.0,
+            cell(r.completion_ms, 0),
+            cell(r.goodput_mbps, 2),
+            cell(r.wire_bytes_per_byte, 4),
+            cell(r.reverse_bytes_per_byte, 4),
+            cell(r.datagrams_per_kb, 3),
+            r.delivered,
+        );
+    }
+}
+
+fn dead_peer_table(out: &mut String, rows: &[&ResultRow]) {
+    let _ = writeln!(
+        out,
+        "dead peer: chat traffic, then the link goes dark (ms until told)\n{:<12} {:>14} {:>14}",
+        "system", "sender told", "echo side told"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>14} {:>14}",
+            r.system.name(),
+            cell(r.detect_ms, 0),
+            cell(r.detect_echo_ms, 0),
+        );
+    }
+}
+
+fn loopback_table(out: &mut String, rows: &[&ResultRow]) {
+    let _ = writeln!(
+        out,
+        "loopback: real UDP sockets on 127.0.0.1\n{:<12} {:>7} {:>12} {:>9} {:>16}",
+        "system", "bytes", "msgs/s", "MB/s", "delivered"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>7} {:>12} {:>9} {:>16}",
+            r.system.name(),
+            r.message_bytes.unwrap_or(0),
+            cell(r.msgs_per_s, 0),
+            cell(r.mb_per_s, 1),
+            format!("{}/{}", r.delivered, r.expected),
+        );
+    }
+}
+
+fn sim_table(out: &mut String, rows: &[&ResultRow]) {
+    let _ = writeln!(
+        out,
+        "sim: the lab's simulator itself, trace off, one core (wall clock)\n{:<14} {:>14} {:>16}",
+        "system", "events/s", "datagrams"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<14} {:>14} {:>16}",
+            r.system.name(),
+            cell(r.events_per_s, 0),
+            format!("{}/{}", r.delivered, r.expected),
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`Plan`]: which workloads run at which sizes, and running them into a [`Report`].
 //!
 //! The full sizes are the (1,000 chat round trips, 10 MB bulk transfers, 200,000
-//! loopback messages); `--quick` shrinks each so that everything finishes in well under a minute
+//! loopback messages; 200,000 messages each way through the simulator for `sim`); `--quick` shrinks each so that everything finishes in well under a minute
 //! on two cores in a release build, keeping every link and setting the same.
 
 use std::time::Duration;
@@ -13,7 +13,7 @@ use crate::loopback::LoopbackError;
 use crate::quic_endpoint::{QuicIdentity, QuicSetupError};
 use crate::report::{Report, ResultRow, Versions, Workload};
 use crate::system::{BuildError, System};
-use crate::{bulk, chat, dead_peer, loopback};
+use crate::{bulk, chat, dead_peer, loopback, simulator};
 
 /// Why a run could not finish.
 #[derive(Debug, Error)]
@@ -40,6 +40,8 @@ pub struct Sizes {
     pub dark_after: Duration,
     /// Loopback messages per run.
     pub loopback_messages: u64,
+    /// Messages each way in the `sim` workload (one datagram each).
+    pub sim_messages: u32,
 }
 
 impl Sizes {
@@ -49,6 +51,7 @@ impl Sizes {
         bulk_bytes: 10_000_000,
         dark_after: Duration::from_secs(10),
         loopback_messages: 200_000,
+        sim_messages: 200_000,
     };
     /// Small enough for a quick look (and for CI).
     pub const QUICK: Sizes = Sizes {
@@ -56,6 +59,7 @@ impl Sizes {
         bulk_bytes: 1_000_000,
         dark_after: Duration::from_secs(5),
         loopback_messages: 20_000,
+        sim_messages: 50_000,
     };
 }
 
@@ -115,6 +119,7 @@ impl Plan {
                         push(row?, &mut results);
                     }
                 }
+                Workload::Sim => push(simulator::run(self.sizes.sim_messages), &mut results),
             }
         }
         Ok(Report {

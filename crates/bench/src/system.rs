@@ -34,6 +34,10 @@ pub enum System {
     /// Plain UDP datagrams, no reliability: the loopback ceiling.
     #[serde(rename = "raw-udp")]
     RawUdp,
+    /// Endpoints that only exchange datagrams: the `sim` workload, which measures the lab's
+    /// simulator itself ([`crate::simulator::NullEndpoint`]).
+    #[serde(rename = "null-endpoints")]
+    NullEndpoints,
 }
 
 impl System {
@@ -53,6 +57,7 @@ impl System {
             System::KcpDefault => "kcp-default",
             System::Quic => "quic",
             System::RawUdp => "raw-udp",
+            System::NullEndpoints => "null-endpoints",
         }
     }
 }
@@ -72,8 +77,9 @@ pub enum BuildError {
     /// udpchat refused its configuration.
     #[error("udpchat configuration refused: {0}")]
     Udpchat(#[from] udpchat_reliable::transport::ConfigError),
-    /// This system has no sans-IO endpoint (raw UDP only runs over real sockets).
-    #[error("{0} does not run in the simulator")]
+    /// This system is not a transport of the comparison (raw UDP only runs over real sockets;
+    /// null endpoints only measure the simulator).
+    #[error("{0} is not one of the compared transports")]
     NotSimulated(System),
 }
 
@@ -92,7 +98,9 @@ pub fn udpchat_config(workload: Workload) -> ReliableConfig {
             redundancy: CHAT_REDUNDANCY,
             ..ReliableConfig::default()
         },
-        Workload::Bulk | Workload::DeadPeer | Workload::Loopback => ReliableConfig::default(),
+        Workload::Bulk | Workload::DeadPeer | Workload::Loopback | Workload::Sim => {
+            ReliableConfig::default()
+        }
     }
 }
 
@@ -127,6 +135,6 @@ pub fn build_pair(
             Box::new(QuicEndpoint::client(quic, ADDR_B, seed, epoch)?),
             Box::new(QuicEndpoint::server(quic, seed ^ 0x5eed)),
         ),
-        System::RawUdp => return Err(BuildError::NotSimulated(system)),
+        System::RawUdp | System::NullEndpoints => return Err(BuildError::NotSimulated(system)),
     })
 }

@@ -7,7 +7,14 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SYSTEMS: [&str; 5] = ["udpchat", "kcp-fast", "kcp-default", "quic", "raw-udp"];
+const SYSTEMS: [&str; 6] = [
+    "udpchat",
+    "kcp-fast",
+    "kcp-default",
+    "quic",
+    "raw-udp",
+    "null-endpoints",
+];
 
 fn figure_keys(workload: &str) -> &'static [&'static str] {
     match workload {
@@ -15,11 +22,12 @@ fn figure_keys(workload: &str) -> &'static [&'static str] {
         "bulk" => &["goodput_mbps", "wire_bytes_per_byte", "completion_ms"],
         "dead-peer" => &["detect_ms", "detect_echo_ms"],
         "loopback" => &["msgs_per_s", "mb_per_s", "message_bytes"],
+        "sim" => &["events_per_s"],
         other => panic!("unknown workload {other}"),
     }
 }
 
-const ALL_FIGURES: [&str; 12] = [
+const ALL_FIGURES: [&str; 13] = [
     "rtt_avg_ms",
     "rtt_p50_ms",
     "rtt_p99_ms",
@@ -32,6 +40,7 @@ const ALL_FIGURES: [&str; 12] = [
     "msgs_per_s",
     "mb_per_s",
     "message_bytes",
+    "events_per_s",
 ];
 
 #[test]
@@ -82,8 +91,8 @@ fn quick_json_has_the_documented_schema() {
     for system in ["udpchat", "raw-udp"] {
         assert!(seen.contains(&("loopback".to_owned(), system.to_owned())));
     }
-    // 4 systems x 6 chat links, 4 x 4 bulk losses, 4 dead-peer, 2 x 2 loopback.
-    assert_eq!(results.len(), 24 + 16 + 4 + 4);
+    // 4 systems x 6 chat links, 4 x 4 bulk losses, 4 dead-peer, 2 x 2 loopback, 1 sim.
+    assert_eq!(results.len(), 24 + 16 + 4 + 4 + 1);
 
     let rows = |workload: &str| {
         results
@@ -105,6 +114,12 @@ fn quick_json_has_the_documented_schema() {
             assert!(row["msgs_per_s"].as_f64().unwrap() > 0.0);
         }
     }
+    // The simulator's own rate: every datagram of its workload is one event, and it has a rate.
+    let sim = rows("sim");
+    assert_eq!(sim.len(), 1);
+    assert_eq!(sim[0]["system"], "null-endpoints");
+    assert_eq!(sim[0]["delivered"], sim[0]["expected"], "{}", sim[0]);
+    assert!(sim[0]["events_per_s"].as_f64().unwrap() > 0.0);
     // Every system that detects a dead peer says so after the darkness began.
     let udpchat = rows("dead-peer")
         .into_iter()

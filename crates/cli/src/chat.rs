@@ -6,11 +6,17 @@
 //! one `match` arm that builds a `Box<dyn Endpoint>`; everything after it is shared, so a new
 //! mode or a wrapper around the endpoint (such as the lab's impairment) changes nothing else.
 //!
+//! A `--peer` that is the chat's own socket (the default `--bind 0.0.0.0:2323` with
+//! `--peer 127.0.0.1:2323`) is refused as a usage error: every line would come straight back
+//! and read as if the peer had written it.
+//!
 //! On stderr, the first line is always `udpchat: listening on ADDR (MODE mode)` with the address
 //! actually bound, so scripts and tests that bind port 0 learn the port from it.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, ValueEnum};
@@ -22,7 +28,8 @@ use udpchat_reliable::{driver, Endpoint, Input, RawConfig, RawEndpoint};
 use crate::address::{check_families, dual_stack, parse_destination};
 use crate::lines;
 use crate::link_args::{ChatImpairment, ChatImpairmentArgs};
-use crate::output::{Format, Output};
+use crate::notice::canonical;
+use crate::output::{report_undelivered, Format, Output};
 use crate::reliable_args::{usage, ReliableArgs, Undelivered};
 use crate::tui;
 
@@ -78,6 +85,11 @@ pub struct ChatArgs {
     /// The lab's impairment flags (--loss, --delay, ...; see docs/lab.md).
     #[command(flatten)]
     pub impairment: ChatImpairmentArgs,
+
+    /// Line interface: also report each delivered message on stderr (reliable mode), with its
+    /// round-trip time.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 impl ChatArgs {
@@ -147,46 +159,26 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
         Some(text) => Some(resolve_peer(text, args.bind)?),
         None => None,
     };
+    // Checked before binding (a fixed port) and after (port 0 becomes a real port).
+    refuse_self_talk(args.bind, peer);
     let socket = UdpSocket::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let local = socket
         .local_addr()
         .context("cannot read the bound address")?;
-
-    let mut endpoint: Box<dyn Endpoint> = match args.mode {
-        Mode::Raw => Box::new(RawEndpoint::new(RawConfig {
-            nick: args.nick.clone().unwrap_or_else(default_nick),
-            peer,
-            max_datagram: args.max_datagram,
-            plain: args.plain,
-        })),
-        Mode::Reliable => Box::new(
-            args.reliable
-                .endpoint(
-                    args.nick.clone().unwrap_or_else(default_nick),
-                    peer,
-                    args.max_datagram,
-                )
-                .unwrap_or_else(|usage| usage.exit()),
-        ),
-    };
-
-    // The lab's impairment, if asked for, wraps whichever endpoint the mode built.
+    refuse_self_talk(local, peer);
+    // Settled once: the endpoint sends it and the screen shows it.
+    let nick = args.nick.clone().unwrap_or_else(default_nick);
     let impairment = args.impairment.resolve();
-    if let Some(impairment) = &impairment {
-        endpoint = Box::new(impairment.wrap(endpoint));
-    }
+    let mut endpoint = endpoint(&args, nick.clone(), peer, impairment.as_ref());
 
     // A person at a terminal gets the chat screen (crate::tui), which shows the addresses itself
-    // and takes Ctrl-C as a key; everything below is the line interface.
+    // and takes Ctrl-C as a key; everything else is the line interface.
     if ui == tui::Ui::Tui {
         let info = tui::SessionInfo {
-            mode: match args.mode {
-                Mode::Raw => tui::Mode::Raw,
-                Mode::Reliable => tui::Mode::Reliable,
-            },
-            nick: args.nick.clone().unwrap_or_else(default_nick),
+            mode: args.mode,
+            nick,
             local,
             peer,
             plain: args.plain,
@@ -194,47 +186,152 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
         };
         return tui::chat(&mut endpoint, &socket, info, args.stats).await;
     }
+    let session = LineSession {
+        local,
+        peer,
+        impairment,
+    };
+    line_chat(&args, endpoint, &socket, session).await
+}
 
+/// The endpoint for `args.mode`, wrapped in the lab's impairment if one was asked for.
+fn endpoint(
+    args: &ChatArgs,
+    nick: String,
+    peer: Option<SocketAddr>,
+    impairment: Option<&ChatImpairment>,
+) -> Box<dyn Endpoint> {
+    let endpoint: Box<dyn Endpoint> = match args.mode {
+        Mode::Raw => Box::new(RawEndpoint::new(RawConfig {
+            nick,
+            peer,
+            max_datagram: args.max_datagram,
+            plain: args.plain,
+        })),
+        Mode::Reliable => Box::new(
+            args.reliable
+                .endpoint(nick, peer, args.max_datagram)
+                .unwrap_or_else(|usage| usage.exit()),
+        ),
+    };
+    match impairment {
+        Some(impairment) => Box::new(impairment.wrap(endpoint)),
+        None => endpoint,
+    }
+}
+
+/// What the line interface says about the session before the first line.
+struct LineSession {
+    local: SocketAddr,
+    peer: Option<SocketAddr>,
+    impairment: Option<ChatImpairment>,
+}
+
+/// The line interface: stdin lines out, messages on stdout, notices on stderr.
+async fn line_chat(
+    args: &ChatArgs,
+    mut endpoint: Box<dyn Endpoint>,
+    socket: &UdpSocket,
+    session: LineSession,
+) -> Result<ExitCode> {
     // Ctrl-C is caught from here on: before the first line, so whoever reads it may interrupt.
     let (input, mut inputs) = mpsc::channel(64);
     tokio::spawn(close_on_ctrl_c(interrupts()?, input.clone()));
+    print_banner(args, &session);
 
+    let mut output =
+        Output::new(args.format, args.mode, session.peer.is_some(), args.verbose).plain(args.plain);
+    if args.mode == Mode::Reliable {
+        output = output.watching(session.peer);
+        let (lines_in, lines_out) = mpsc::channel(64);
+        lines::spawn_stdin_reader(lines_in);
+        let quiet = output.quiet_requests();
+        tokio::spawn(counters_before_lines(
+            lines_out,
+            input.clone(),
+            quiet.clone(),
+        ));
+        tokio::spawn(counters_now_and_then(input, quiet));
+    } else {
+        lines::spawn_stdin_reader(input);
+    }
+    let mut tracked = Undelivered::new(&mut output);
+    let local = session.local;
+    driver::run(&mut endpoint, socket, &mut inputs, &mut tracked)
+        .await
+        .with_context(|| format!("the socket on {local} keeps failing"))?;
+    let lost = tracked.lost().to_vec();
+    output.flush();
+    if args.stats {
+        output.print_stats(&endpoint.stats());
+    }
+    Ok(report_undelivered(&lost))
+}
+
+/// The first lines on stderr: the address bound (scripts read the port from it), the peer,
+/// the impairment.
+fn print_banner(args: &ChatArgs, session: &LineSession) {
     let flavour = if args.plain { ", plain" } else { "" };
     eprintln!(
-        "udpchat: listening on {local} ({} mode{flavour})",
+        "udpchat: listening on {} ({} mode{flavour})",
+        session.local,
         args.mode.name()
     );
-    match peer {
-        Some(peer) => eprintln!("udpchat: talking to {peer}"),
-        None => eprintln!("udpchat: no --peer: waiting for someone to write first"),
+    match (session.peer, args.mode) {
+        // Reliable mode says "connected to" once the handshake is done.
+        (Some(peer), Mode::Reliable) => eprintln!("udpchat: connecting to {peer}"),
+        (Some(peer), Mode::Raw) => eprintln!("udpchat: talking to {peer}"),
+        (None, _) => eprintln!("udpchat: no --peer: waiting for someone to write first"),
     }
-    for line in impairment.iter().flat_map(ChatImpairment::describe) {
+    for line in session.impairment.iter().flat_map(ChatImpairment::describe) {
         eprintln!("udpchat: {line}");
     }
     for warning in args.impairment.warnings() {
         eprintln!("udpchat: warning: {warning}");
     }
+}
 
-    lines::spawn_stdin_reader(input);
+/// How often the line UI asks for the counters in reliable mode, to see whether a handshake is
+/// being retried (the transport reports only its end); the chat screen refreshes as often.
+const WATCH_INTERVAL: std::time::Duration = tui::app::STATS_INTERVAL;
 
-    let mut output = Output::new(args.format);
-    let mut tracked = Undelivered::new(&mut output);
-    driver::run(&mut endpoint, &socket, &mut inputs, &mut tracked)
-        .await
-        .with_context(|| format!("the socket on {local} keeps failing"))?;
-    let lost = tracked.lost().to_vec();
-    if args.stats {
-        output.print_stats(&endpoint.stats());
+/// Passes the stdin lines on to the driver, each preceded by a request for the counters, so
+/// that a line that opens a new session has the counters from just before it to count its
+/// handshake's retries from (see `Output::watching`). Ends when either side does.
+async fn counters_before_lines(
+    mut lines: mpsc::Receiver<Input>,
+    driver: mpsc::Sender<Input>,
+    quiet: Arc<AtomicU32>,
+) {
+    while let Some(input) = lines.recv().await {
+        if matches!(input, Input::Line(_)) {
+            quiet.fetch_add(1, Ordering::SeqCst);
+            if driver.send(Input::Stats).await.is_err() {
+                return;
+            }
+        }
+        if driver.send(input).await.is_err() {
+            return;
+        }
     }
-    if lost.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+}
+
+/// Asks for the counters every [`WATCH_INTERVAL`] while the chat runs, so the line UI can say
+/// that a handshake goes unanswered.
+async fn counters_now_and_then(driver: mpsc::Sender<Input>, quiet: Arc<AtomicU32>) {
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    loop {
+        tick.tick().await;
+        quiet.fetch_add(1, Ordering::SeqCst);
+        // A full channel: the driver is busy, ask next time. A closed one: the chat is over.
+        match driver.try_send(Input::Stats) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                quiet.fetch_sub(1, Ordering::SeqCst);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
     }
-    // Reliable mode gave up on these: say which, and exit 3 (never 0 having lost a message).
-    eprintln!("udpchat: {} message(s) were not delivered:", lost.len());
-    for (id, text) in &lost {
-        eprintln!("udpchat: undelivered: message {}: {text}", id.0);
-    }
-    Ok(ExitCode::from(3))
 }
 
 /// Ctrl-C, as a stream of signals. Both kinds have `recv() -> Option<()>`.
@@ -299,6 +396,41 @@ fn resolve_peer(text: &str, bind: SocketAddr) -> Result<SocketAddr> {
     }
 }
 
+/// Exits with a usage error (code 2) if `peer` is the socket bound at `bind` itself: every line
+/// would come straight back and be shown as if a peer had written it.
+fn refuse_self_talk(bind: SocketAddr, peer: Option<SocketAddr>) {
+    let Some(peer) = peer else { return };
+    if is_own_address(bind, peer, is_local_ip) {
+        let (peer, port) = (canonical(peer), bind.port());
+        usage(&format!(
+            "--peer {peer} is this chat's own address (--bind {bind}), so your lines would \
+             come back to you as if from a peer; give the other side's address. To try udpchat \
+             on one machine, give each side its own port: --bind 127.0.0.1:{other} --peer \
+             127.0.0.1:{port} here, --bind 127.0.0.1:{port} --peer 127.0.0.1:{other} there",
+            other = port.wrapping_add(1).max(1),
+        ))
+        .exit()
+    }
+}
+
+/// True if datagrams sent to `peer` arrive at a socket bound to `bind`: the same port, and the
+/// same address or, when `bind` is the unspecified address (which receives on every address of
+/// the machine), an address of this machine (`is_local` decides; IPv4-mapped addresses count
+/// as IPv4). Port 0 is never a peer's port, so an unbound port 0 matches nothing.
+fn is_own_address(bind: SocketAddr, peer: SocketAddr, is_local: impl Fn(IpAddr) -> bool) -> bool {
+    if bind.port() != peer.port() || bind.port() == 0 {
+        return false;
+    }
+    let (ours, theirs) = (bind.ip().to_canonical(), peer.ip().to_canonical());
+    ours == theirs || (ours.is_unspecified() && (theirs.is_loopback() || is_local(theirs)))
+}
+
+/// Whether `ip` is an address of this machine: only then can a socket be bound to it. Binding
+/// port 0 there sends nothing and the probe socket is closed at once.
+fn is_local_ip(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
 /// The login name, as chat programs have always defaulted to.
 fn default_nick() -> String {
     ["USER", "USERNAME"]
@@ -351,6 +483,27 @@ mod tests {
         assert!(resolve_peer("[::1]:9", "0.0.0.0:0".parse().unwrap()).is_err());
         assert!(resolve_peer("127.0.0.1:9", "[::1]:0".parse().unwrap()).is_err());
         assert!(resolve_peer("no-port-here", "0.0.0.0:0".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn talking_to_yourself_is_recognised() {
+        let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        let local = |ip: IpAddr| ip == a("192.0.2.7:0").ip();
+        let own = |bind: &str, peer: &str| is_own_address(a(bind), a(peer), local);
+        assert!(own("0.0.0.0:2323", "127.0.0.1:2323"));
+        assert!(own("0.0.0.0:2323", "127.0.0.2:2323"));
+        assert!(own("0.0.0.0:2323", "192.0.2.7:2323"));
+        assert!(own("127.0.0.1:2323", "127.0.0.1:2323"));
+        assert!(own("[::]:2323", "[::ffff:127.0.0.1]:2323"));
+        assert!(own("[::]:2323", "[::1]:2323"));
+        // Another port, another machine, or a socket bound to one address only: someone else.
+        assert!(!own("0.0.0.0:2323", "127.0.0.1:2324"));
+        assert!(!own("0.0.0.0:2323", "192.0.2.8:2323"));
+        assert!(!own("127.0.0.1:2323", "127.0.0.2:2323"));
+        assert!(!own("0.0.0.0:0", "127.0.0.1:0"));
+        // The real probe: loopback is ours, a documentation address is not.
+        assert!(is_local_ip(a("127.0.0.1:0").ip()));
+        assert!(!is_local_ip(a("192.0.2.1:0").ip()));
     }
 
     #[test]

@@ -27,10 +27,7 @@ pub fn spawn_stdin_reader(input: mpsc::Sender<Input>) {
             let next = match item {
                 Ok(next) => next,
                 Err(ReadError::TooLong { len }) => {
-                    eprintln!(
-                        "udpchat: not sent: a line of {len} bytes is longer than the {MAX_LINE} \
-                         bytes read"
-                    );
+                    eprintln!("udpchat: not sent: {}", too_long(len));
                     continue;
                 }
                 Err(ReadError::NotUtf8) => {
@@ -50,6 +47,11 @@ pub fn spawn_stdin_reader(input: mpsc::Sender<Input>) {
         // End of input; if the chat already ended, there is nobody to tell.
         let _ = input.blocking_send(Input::Close);
     });
+}
+
+/// Why a line of `len` bytes was not sent, as one sentence.
+fn too_long(len: usize) -> String {
+    format!("the line has {len} bytes, over the limit of {MAX_LINE} bytes (1 MiB)")
 }
 
 /// Why a line could not become an [`Input`].
@@ -194,6 +196,14 @@ mod tests {
                 Ok(Input::Close),
                 line("/other")
             ]
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_is_explained_in_one_sentence() {
+        assert_eq!(
+            too_long(1_048_586),
+            "the line has 1048586 bytes, over the limit of 1048576 bytes (1 MiB)"
         );
     }
 

@@ -8,13 +8,17 @@
 
 mod address;
 mod chat;
+mod docs;
 mod lab;
 mod lines;
 mod link_args;
+mod notice;
 mod output;
 mod proxy;
 mod reliable_args;
+mod stats;
 mod tui;
+mod untrusted;
 
 use std::process::ExitCode;
 
@@ -40,6 +44,10 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Lossy-network experiments: raw vs reliable over a loss sweep, with tables, charts, theory.
     Lab(lab::LabArgs),
+    /// Print a shell completion script for udpchat (bash, zsh, fish, powershell or elvish).
+    Completions(docs::CompletionsArgs),
+    /// Print a manual page (roff, for `man`): udpchat(1), or udpchat-SUBCOMMAND(1).
+    Man(docs::ManArgs),
 }
 
 impl Command {
@@ -50,6 +58,7 @@ impl Command {
             Command::Chat(args) => args.check(),
             Command::Proxy(args) => args.check(),
             Command::Lab(args) => args.check(),
+            Command::Completions(_) | Command::Man(_) => Ok(()),
         }
     }
 }
@@ -104,6 +113,8 @@ fn main() -> ExitCode {
         Command::Chat(args) => chat::run(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Lab(args) => lab::run(args),
+        Command::Completions(args) => docs::completions(&args, Cli::command()),
+        Command::Man(args) => docs::man(&args, Cli::command()),
     };
     result.unwrap_or_else(|error| {
         // `{:#}` puts the whole context chain on one line.

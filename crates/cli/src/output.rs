@@ -4,23 +4,43 @@
 //! per message line (`<address> text` in plain mode, where there is no nick), in `json` format
 //! one JSON object per line for *every* event (`message`, `gap`, `duplicate`, `reordered`,
 //! `peer`, `dropped`, ...), tagged by its `event` field. stderr carries diagnostics, always as
-//! text lines starting `udpchat:`; in `text` format that includes the gap, duplicate and
-//! reordered reports, so stdout stays exactly what the other side wrote.
+//! text lines starting `udpchat:`, worded by [`crate::notice`] as the chat screen words them;
+//! in `text` format that includes the gap, duplicate and reordered reports, so stdout stays
+//! exactly what the other side wrote. `delivered` reports only come with `--verbose`: a line
+//! each would bury everything else.
 //!
-//! Text from the network is shown safely: control characters (a terminal escape sequence, say)
-//! are printed escaped, and a message with several lines prints each under the sender's name, so
-//! no datagram can fake a line from someone else. Ignored datagrams are reported one by one only
-//! up to [`DROPS_SHOWN`], so a flood of junk cannot flood the terminal; they are always counted.
+//! Text from the network is shown safely ([`crate::untrusted`]): control, bidi and invisible
+//! format characters are printed escaped, nicknames are cut to 32 characters, and a message with
+//! several lines prints each under the sender's name, so no datagram can fake a line from
+//! someone else. JSON numbers messages from 0 as the transport does; text counts from 1.
+//!
+//! Counters (`/stats`, `--stats`) are printed as a small table of what the mode has
+//! ([`crate::stats`]). In reliable mode the line UI also says what the handshake does, which the
+//! transport only reports at its end: it asks for the counters now and then and before each
+//! line, and [`HandshakeWatch`] turns them into "no answer from ADDR yet, retrying (N)" and
+//! "opening a new session to ADDR" (see "How a chat ends" in the README).
+//!
+//! The network decides how many notices there are, so the text notices go through the
+//! [`Limiter`]: ten of a kind per ten seconds, then a count. JSON keeps every gap, duplicate and
+//! reordered event (a script may count them; each is one line for one datagram, like a message),
+//! and only its ignored-datagram reports are limited, with the counts on stderr.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use clap::ValueEnum;
-use udpchat_reliable::{Event, SendError, Sink, Stats};
+use udpchat_reliable::{Event, MessageId, SendError, Sink, Stats};
 
-/// Ignored datagrams reported individually before they are only counted.
-pub const DROPS_SHOWN: u32 = 10;
+use crate::chat::Mode;
+use crate::notice::{
+    self, canonical, Context, Flood, HandshakeWatch, Limiter, Notice, NoticeKind, Verdict,
+};
+use crate::untrusted;
 
 /// How received messages are printed on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,126 +55,282 @@ pub enum Format {
 #[derive(Debug)]
 pub struct Output {
     format: Format,
-    drops_reported: u32,
+    mode: Mode,
+    peer_given: bool,
+    verbose: bool,
+    /// Raw mode's `--plain` (no sequence numbers, so fewer counters to show).
+    plain: bool,
+    limiter: Limiter,
+    /// Reliable mode: the handshakes, followed from the counters (see [`Output::watching`]).
+    handshake: Option<HandshakeWatch>,
+    /// The peer's address, once known, for the handshake notices.
+    peer: Option<SocketAddr>,
+    /// Counter requests that are not the user's (`/stats`): the chat's own, to follow the
+    /// handshake. Each one answered is taken off; those answers print no table.
+    quiet_requests: Arc<AtomicU32>,
 }
 
 impl Output {
-    /// Output in `format`.
-    pub fn new(format: Format) -> Self {
+    /// Output in `format` for a chat in `mode`; `peer_given` if `--peer` was, `verbose` to
+    /// report every delivery.
+    pub fn new(format: Format, mode: Mode, peer_given: bool, verbose: bool) -> Self {
         Output {
             format,
-            drops_reported: 0,
+            mode,
+            peer_given,
+            verbose,
+            plain: false,
+            limiter: Limiter::default(),
+            handshake: None,
+            peer: None,
+            quiet_requests: Arc::default(),
         }
     }
 
-    /// Prints the counters to stderr as one `udpchat: stats: name=value ...` line.
+    /// Reliable mode: says what the handshakes do, which the transport reports only at their
+    /// end: "no answer from ADDR yet, retrying (N)", and "opening a new session" for a line sent
+    /// after the session ended. `peer` is `--peer`, if given (a session opens at once). The
+    /// chat must ask for the counters before every line and now and then, counting each such
+    /// request in [`Output::quiet_requests`].
+    pub fn watching(self, peer: Option<SocketAddr>) -> Self {
+        Output {
+            handshake: Some(HandshakeWatch::new(peer.is_some())),
+            peer,
+            ..self
+        }
+    }
+
+    /// The count of counter requests the chat makes for itself (see [`Output::watching`]).
+    pub fn quiet_requests(&self) -> Arc<AtomicU32> {
+        Arc::clone(&self.quiet_requests)
+    }
+
+    fn peer_text(&self) -> String {
+        self.peer
+            .map_or_else(|| "the peer".into(), |a| canonical(a).to_string())
+    }
+
+    /// What a line accepted by the transport prints: a note if it opens a new session.
+    fn accepted_lines(&mut self) -> Printed {
+        let mut out = Printed::default();
+        if self
+            .handshake
+            .as_mut()
+            .is_some_and(HandshakeWatch::accepted)
+        {
+            out.err(notice::reopen_text(&self.peer_text()));
+        }
+        out
+    }
+
+    /// What counters print: the table if the user asked for them, else a retry note if a
+    /// handshake was resent since the last counters.
+    fn stats_lines(&mut self, stats: &Stats) -> (Printed, bool) {
+        let mut out = Printed::default();
+        if let Some(retries) = self
+            .handshake
+            .as_mut()
+            .and_then(|watch| watch.counters(stats.datagrams_sent))
+        {
+            out.err(notice::no_answer_text(&self.peer_text(), retries));
+        }
+        let quiet = self
+            .quiet_requests
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        (out, !quiet)
+    }
+
+    /// The same, for raw mode's `--plain` if `plain`.
+    pub fn plain(self, plain: bool) -> Self {
+        Output { plain, ..self }
+    }
+
+    /// Prints the counters the mode has to stderr, as a small table (see [`crate::stats`]).
     pub fn print_stats(&self, stats: &Stats) {
-        eprintln!("udpchat: stats: {}", stats_line(stats));
+        print_stats_table(stats, self.mode, self.plain);
     }
 
-    fn stdout(&self, line: &str) {
-        // A closed stdout (the reader went away) must not end or crash the chat: ignore it.
-        let _ = writeln!(io::stdout().lock(), "{line}");
+    /// Says how many notices were held back and not yet counted aloud (at the end of the chat).
+    pub fn flush(&mut self) {
+        let mut out = Printed::default();
+        self.flush_into(&mut out);
+        out.print();
     }
 
-    /// Whether to report this dropped datagram (the first [`DROPS_SHOWN`] are), saying once
-    /// when the rest will only be counted.
-    fn report_drop(&mut self) -> bool {
-        self.drops_reported = self.drops_reported.saturating_add(1);
-        if self.drops_reported == DROPS_SHOWN + 1 {
-            eprintln!(
-                "udpchat: more ignored datagrams will be counted, not shown (/stats shows counts)"
-            );
+    fn flush_into(&mut self, out: &mut Printed) {
+        for summary in self.limiter.flush() {
+            out.err(summary.text());
         }
-        self.drops_reported <= DROPS_SHOWN
     }
 
-    fn text(&mut self, event: Event) {
-        match event {
-            Event::Message {
-                from, nick, text, ..
-            } => {
-                let who = if nick.is_empty() {
-                    canonical(from).to_string()
-                } else {
-                    nick
-                };
-                let who = escape_controls(&who);
-                for line in text.split('\n') {
-                    self.stdout(&format!("<{who}> {}", escape_controls(line)));
+    /// What `event`, arriving at `now`, prints.
+    fn lines(&mut self, event: Event, now: Instant) -> Printed {
+        let mut out = Printed::default();
+        if let Event::Peer { addr } = event {
+            self.peer = Some(addr);
+        }
+        if let Some((answered, retries)) = self.handshake.as_mut().and_then(|w| w.event(&event)) {
+            out.err(notice::attempt_end_text(
+                &self.peer_text(),
+                retries,
+                answered,
+            ));
+        }
+        match self.format {
+            Format::Text => self.text(event, now, &mut out),
+            Format::Json => self.json(event, now, &mut out),
+        }
+        out
+    }
+
+    /// Whether to show a notice of `flood` at `now`; adds what the [`Limiter`] has to say.
+    fn admit(&mut self, flood: Flood, now: Instant, out: &mut Printed) -> bool {
+        let (summary, verdict) = self.limiter.admit(flood, now);
+        if let Some(summary) = summary {
+            out.err(summary.text());
+        }
+        match verdict {
+            Verdict::Show => true,
+            Verdict::Held { count } => {
+                if count == 1 {
+                    out.err(flood.first_held_text());
                 }
-            }
-            Event::Gap { from, first, last } => {
-                let from = canonical(from);
-                if first == last {
-                    eprintln!("udpchat: gap: message {first} from {from} has not arrived");
-                } else {
-                    eprintln!(
-                        "udpchat: gap: messages {first} to {last} from {from} have not arrived"
-                    );
-                }
-            }
-            Event::Duplicate { from, seq } => eprintln!(
-                "udpchat: duplicate: message {seq} from {} arrived again (shown once)",
-                canonical(from)
-            ),
-            Event::Reordered { from, seq } => eprintln!(
-                "udpchat: reordered: message {seq} from {} arrived after a later one",
-                canonical(from)
-            ),
-            Event::Peer { addr } => {
-                eprintln!("udpchat: talking to {} (they wrote first)", canonical(addr));
-            }
-            Event::Delivered { id, rtt } => match rtt {
-                Some(rtt) => eprintln!(
-                    "udpchat: delivered: message {} (round trip {:.1} ms)",
-                    id.0,
-                    rtt.as_secs_f64() * 1000.0
-                ),
-                None => eprintln!("udpchat: delivered: message {}", id.0),
-            },
-            Event::Lost { id } => {
-                eprintln!("udpchat: lost: message {} was not delivered", id.0);
-            }
-            Event::PeerUnreachable => eprintln!("udpchat: the peer stopped answering"),
-            Event::PeerRestarted => {
-                eprintln!("udpchat: the peer restarted: its numbering starts afresh");
-            }
-            Event::PeerClosed => eprintln!("udpchat: the peer closed the chat"),
-            Event::Closed => {}
-            Event::Dropped {
-                from,
-                cause: _,
-                detail,
-            } => {
-                if self.report_drop() {
-                    eprintln!(
-                        "udpchat: ignored a datagram from {}: {}",
-                        canonical(from),
-                        escape_controls(&detail)
-                    );
-                }
+                false
             }
         }
     }
 
-    fn json(&mut self, event: Event) {
-        if matches!(event, Event::Dropped { .. }) && !self.report_drop() {
+    fn describe(&self, event: &Event) -> Option<Notice> {
+        let cx = Context {
+            mode: self.mode,
+            peer_given: self.peer_given,
+            name: &|addr| canonical(addr).to_string(),
+        };
+        notice::describe(event, &cx)
+    }
+
+    fn text(&mut self, event: Event, now: Instant, out: &mut Printed) {
+        if let Event::Message {
+            from, nick, text, ..
+        } = &event
+        {
+            let who = if nick.is_empty() {
+                canonical(*from).to_string()
+            } else {
+                untrusted::nick(nick)
+            };
+            for line in text.split('\n') {
+                out.lines.push((
+                    Stream::Stdout,
+                    format!("<{who}> {}", untrusted::escape(line)),
+                ));
+            }
             return;
         }
-        match serde_json::to_string(&canonical_event(event)) {
-            Ok(line) => self.stdout(&line),
-            Err(e) => eprintln!("udpchat: cannot print an event as JSON: {e}"),
+        let Some(notice) = self.describe(&event) else {
+            return;
+        };
+        let shown = match (&event, notice.kind) {
+            // The chat's end needs no line of its own, only the counts still owed.
+            (Event::Closed, _) => {
+                self.flush_into(out);
+                false
+            }
+            (_, NoticeKind::Delivered) => self.verbose,
+            _ => notice.flood.is_none_or(|flood| self.admit(flood, now, out)),
+        };
+        if shown {
+            out.err(line_text(&notice));
         }
+    }
+
+    fn json(&mut self, event: Event, now: Instant, out: &mut Printed) {
+        if matches!(event, Event::Dropped { .. }) && !self.admit(Flood::Dropped, now, out) {
+            return;
+        }
+        if matches!(event, Event::Closed) {
+            self.flush_into(out);
+        }
+        match serde_json::to_string(&canonical_event(event)) {
+            Ok(line) => out
+                .lines
+                .push((Stream::Stdout, untrusted::escape_json(line))),
+            Err(e) => out.err(format!("cannot print an event as JSON: {e}")),
+        }
+    }
+}
+
+/// Which stream a line goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// The lines one event prints, in order; kept apart from the printing so tests can read them.
+#[derive(Debug, Default)]
+struct Printed {
+    lines: Vec<(Stream, String)>,
+}
+
+impl Printed {
+    /// A diagnostic: `udpchat: ` and the text, on stderr.
+    fn err(&mut self, text: String) {
+        self.lines
+            .push((Stream::Stderr, format!("udpchat: {text}")));
+    }
+
+    fn print(self) {
+        for (stream, line) in self.lines {
+            // A closed stdout or stderr (the reader went away) must not end or crash the chat.
+            let _ = match stream {
+                Stream::Stdout => writeln!(io::stdout().lock(), "{line}"),
+                Stream::Stderr => writeln!(io::stderr().lock(), "{line}"),
+            };
+        }
+    }
+}
+
+/// Names the messages reliable mode did not deliver, on stderr, and returns the exit code: 3 if
+/// there were any (a reliable chat never exits 0 having lost a message), else success. The line
+/// UI and the chat screen (after restoring the terminal) say it in these same words.
+pub fn report_undelivered(undelivered: &[(MessageId, String)]) -> ExitCode {
+    if undelivered.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "udpchat: {} message(s) were not delivered:",
+        undelivered.len()
+    );
+    for (id, text) in undelivered {
+        eprintln!(
+            "udpchat: undelivered: message #{}: {}",
+            notice::number(id.0),
+            untrusted::escape(text)
+        );
+    }
+    ExitCode::from(EXIT_UNDELIVERED)
+}
+
+/// Exit code when messages were left undelivered in reliable mode.
+pub const EXIT_UNDELIVERED: u8 = 3;
+
+/// A notice as the line UI prints it after `udpchat: `.
+pub fn line_text(notice: &Notice) -> String {
+    match notice.kind.tag() {
+        Some(tag) => format!("{tag}: {}", notice.text),
+        None => notice.text.clone(),
     }
 }
 
 impl Sink for Output {
     fn event(&mut self, event: Event) {
-        match self.format {
-            Format::Text => self.text(event),
-            Format::Json => self.json(event),
-        }
+        self.lines(event, Instant::now()).print();
+    }
+
+    fn accepted(&mut self, _id: MessageId, _line: &str) {
+        self.accepted_lines().print();
     }
 
     fn refused(&mut self, _line: &str, error: &SendError) {
@@ -166,28 +342,23 @@ impl Sink for Output {
     }
 
     fn stats(&mut self, stats: &Stats) {
-        self.print_stats(stats);
-    }
-}
-
-/// `name=value` for every counter that has a value, in alphabetical order. Built from the
-/// serialized form, so counters added to [`Stats`] later show up by themselves.
-pub fn stats_line(stats: &Stats) -> String {
-    let mut line = String::new();
-    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(stats) {
-        for (name, value) in fields {
-            if !value.is_null() {
-                let sep = if line.is_empty() { "" } else { " " };
-                let _ = write!(line, "{sep}{name}={value}");
-            }
+        let (notes, asked) = self.stats_lines(stats);
+        notes.print();
+        if asked {
+            self.print_stats(stats);
         }
     }
-    line
 }
 
-/// An IPv4 peer seen through a dual-stack IPv6 socket is shown as IPv4.
-fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+/// Prints the counters `mode` has to stderr as a table, each line starting `udpchat: `, in one
+/// write so that nothing else printed meanwhile can land inside it.
+pub fn print_stats_table(stats: &Stats, mode: Mode, plain: bool) {
+    let mut text = String::new();
+    for line in crate::stats::lines(stats, mode, plain) {
+        let _ = writeln!(text, "udpchat: {line}");
+    }
+    // A closed stderr must not end the chat.
+    let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
 fn canonical_event(event: Event) -> Event {
@@ -199,7 +370,7 @@ fn canonical_event(event: Event) -> Event {
             text,
         } => Event::Message {
             from: canonical(from),
-            nick,
+            nick: untrusted::truncate_nick(&nick).into_owned(),
             seq,
             text,
         },
@@ -219,6 +390,10 @@ fn canonical_event(event: Event) -> Event {
         Event::Peer { addr } => Event::Peer {
             addr: canonical(addr),
         },
+        Event::TurnedAway { from, peer } => Event::TurnedAway {
+            from: canonical(from),
+            peer: canonical(peer),
+        },
         Event::Dropped {
             from,
             cause,
@@ -232,33 +407,11 @@ fn canonical_event(event: Event) -> Event {
     }
 }
 
-/// Control characters printed as escapes (`\u{1b}`), so text from the network cannot drive the
-/// terminal; tabs stay.
-fn escape_controls(text: &str) -> String {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
-        return text.to_owned();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() && c != '\t' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(escape_controls("plain\ttext"), "plain\ttext");
-        assert_eq!(escape_controls("\u{1b}[2Jboo\r"), "\\u{1b}[2Jboo\\r");
-    }
+    use std::net::SocketAddr;
 
     #[test]
     fn mapped_ipv4_addresses_are_shown_as_ipv4() {
@@ -266,20 +419,6 @@ mod tests {
         assert_eq!(canonical(mapped).to_string(), "10.0.0.1:2323");
         let v6: SocketAddr = "[::1]:2323".parse().unwrap();
         assert_eq!(canonical(v6), v6);
-    }
-
-    #[test]
-    fn stats_line_lists_counters_and_skips_missing_values() {
-        let stats = Stats {
-            messages_sent: 3,
-            dropped_checksum: 2,
-            ..Stats::default()
-        };
-        let line = stats_line(&stats);
-        assert!(line.starts_with("bytes_received=0 "), "{line}");
-        assert!(line.contains(" messages_sent=3 "), "{line}");
-        assert!(line.contains(" dropped_checksum=2 "), "{line}");
-        assert!(!line.contains("rtt_min"), "{line}");
     }
 
     #[test]
@@ -297,5 +436,290 @@ mod tests {
                 "event": "message", "from": "127.0.0.1:9", "nick": "bob", "seq": 4, "text": "hi"
             })
         );
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// What `events` print, one `(stdout?, line)` per line, all at the same instant.
+    fn printed(output: &mut Output, events: Vec<Event>) -> Vec<(bool, String)> {
+        let now = Instant::now();
+        events
+            .into_iter()
+            .flat_map(|event| output.lines(event, now).lines)
+            .map(|(stream, line)| (stream == Stream::Stdout, line))
+            .collect()
+    }
+
+    fn message(nick: &str, text: &str) -> Event {
+        Event::Message {
+            from: addr(9),
+            nick: nick.into(),
+            seq: Some(0),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn text_from_the_network_is_escaped_and_long_nicknames_are_cut() {
+        let mut out = Output::new(Format::Text, Mode::Raw, true, false);
+        let long = "n".repeat(40);
+        let lines = printed(
+            &mut out,
+            vec![
+                message("alice", "abc\u{202e}dcba"),
+                message("alice", "x\u{2028}<bob> after LS\n<bob> second line"),
+                message(&long, "\u{1b}[31mred\u{9b}"),
+            ],
+        );
+        let expected = [
+            "<alice> abc\\u{202e}dcba".to_owned(),
+            "<alice> x\\u{2028}<bob> after LS".to_owned(),
+            "<alice> <bob> second line".to_owned(),
+            format!("<{}…> \\u{{1b}}[31mred\\u{{9b}}", "n".repeat(32)),
+        ];
+        assert_eq!(
+            lines,
+            expected.map(|line| (true, line)).to_vec(),
+            "each line under the sender's name, nothing raw"
+        );
+    }
+
+    #[test]
+    fn json_escapes_c1_controls_and_keeps_the_text() {
+        let mut out = Output::new(Format::Json, Mode::Raw, true, false);
+        let text = "a\u{85}<bob> after NEL \u{9b}31m";
+        let lines = printed(&mut out, vec![message(&"é".repeat(40), text)]);
+        assert_eq!(lines.len(), 1);
+        let (stdout, line) = &lines[0];
+        assert!(stdout);
+        assert!(
+            !line.contains('\u{85}') && !line.contains('\u{9b}'),
+            "{line}"
+        );
+        assert!(
+            line.contains("\\u0085") && line.contains("\\u009b"),
+            "{line}"
+        );
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(value["text"], text);
+        assert_eq!(value["nick"], format!("{}…", "é".repeat(32)));
+    }
+
+    #[test]
+    fn deliveries_are_reported_only_when_verbose_and_numbered_from_one() {
+        let delivered = || Event::Delivered {
+            id: MessageId(22),
+            rtt: Some(std::time::Duration::from_micros(18_200)),
+        };
+        let mut quiet = Output::new(Format::Text, Mode::Reliable, true, false);
+        assert_eq!(printed(&mut quiet, vec![delivered()]), vec![]);
+        let lost = printed(&mut quiet, vec![Event::Lost { id: MessageId(0) }]);
+        assert_eq!(
+            lost,
+            vec![(false, "udpchat: lost: message #1 was not delivered".into())]
+        );
+        let mut verbose = Output::new(Format::Text, Mode::Reliable, true, true);
+        assert_eq!(
+            printed(&mut verbose, vec![delivered()]),
+            vec![(
+                false,
+                "udpchat: delivered: message #23 (round trip 18.2 ms)".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn the_peer_is_announced_once_and_in_the_words_of_the_mode() {
+        let peer = || Event::Peer { addr: addr(7) };
+        let mut with_peer = Output::new(Format::Text, Mode::Reliable, true, false);
+        assert_eq!(
+            printed(&mut with_peer, vec![peer()]),
+            vec![(false, "udpchat: connected to 127.0.0.1:7".into())]
+        );
+        let mut listener = Output::new(Format::Text, Mode::Raw, false, false);
+        assert_eq!(
+            printed(&mut listener, vec![peer()]),
+            vec![(
+                false,
+                "udpchat: talking to 127.0.0.1:7 (they wrote first)".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_flood_of_notices_prints_ten_of_each_kind_then_counts() {
+        let mut out = Output::new(Format::Text, Mode::Raw, true, false);
+        let mut events = Vec::new();
+        for seq in 0..1000u64 {
+            events.push(Event::Gap {
+                from: addr(9),
+                first: seq * 3,
+                last: seq * 3,
+            });
+            events.push(Event::Duplicate { from: addr(9), seq });
+            events.push(Event::Reordered { from: addr(9), seq });
+            events.push(Event::PeerRestarted);
+            events.push(Event::Dropped {
+                from: addr(9),
+                cause: udpchat_reliable::DropCause::Malformed,
+                detail: "junk".into(),
+            });
+        }
+        events.push(Event::Closed);
+        let lines = printed(&mut out, events);
+        let shown = crate::notice::SHOWN_PER_WINDOW as usize;
+        // Per kind: the shown ones, the line saying the rest are counted, the count at the end.
+        assert_eq!(lines.len(), 5 * (shown + 2), "{lines:#?}");
+        let has = |text: &str| lines.iter().any(|(_, line)| line == text);
+        assert!(has(
+            "udpchat: more gap notices are counted, not shown, for up to 10 s (/stats has the \
+             counts)"
+        ));
+        assert!(has(
+            "udpchat: 990 more gap notices were not shown (/stats has the counts)"
+        ));
+        assert!(has(
+            "udpchat: 990 more ignored datagrams were not shown (/stats has the counts)"
+        ));
+        assert!(lines.iter().all(|(stdout, _)| !stdout));
+    }
+
+    #[test]
+    fn json_keeps_every_gap_event_and_limits_only_ignored_datagrams() {
+        let mut out = Output::new(Format::Json, Mode::Raw, true, false);
+        let mut events = Vec::new();
+        for seq in 0..100u64 {
+            events.push(Event::Gap {
+                from: addr(9),
+                first: seq * 2,
+                last: seq * 2,
+            });
+            events.push(Event::Dropped {
+                from: addr(9),
+                cause: udpchat_reliable::DropCause::Malformed,
+                detail: "junk".into(),
+            });
+        }
+        let lines = printed(&mut out, events);
+        let stdout = |kind: &str| {
+            lines
+                .iter()
+                .filter(|(out, line)| *out && line.contains(&format!("\"event\":\"{kind}\"")))
+                .count()
+        };
+        assert_eq!(stdout("gap"), 100);
+        assert_eq!(stdout("dropped"), crate::notice::SHOWN_PER_WINDOW as usize);
+        let notes: Vec<_> = lines.iter().filter(|(out, _)| !out).collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let mut end = Printed::default();
+        out.flush_into(&mut end);
+        assert_eq!(
+            end.lines,
+            vec![(
+                Stream::Stderr,
+                "udpchat: 90 more ignored datagrams were not shown (/stats has the counts)".into()
+            )]
+        );
+    }
+
+    fn sent(datagrams_sent: u64) -> Stats {
+        Stats {
+            datagrams_sent,
+            ..Stats::default()
+        }
+    }
+
+    /// The stderr lines of a `(notes, table wanted)` answer to counters.
+    fn notes(answer: (Printed, bool)) -> (Vec<String>, bool) {
+        let (printed, asked) = answer;
+        (printed.lines.into_iter().map(|(_, l)| l).collect(), asked)
+    }
+
+    #[test]
+    fn the_line_ui_counts_unanswered_handshakes_and_says_how_they_ended() {
+        let peer = addr(4000);
+        let mut out = Output::new(Format::Text, Mode::Reliable, true, false).watching(Some(peer));
+        let quiet = out.quiet_requests();
+        quiet.fetch_add(1, Ordering::SeqCst);
+        // The first Hello is no retry; the chat's own request prints no table.
+        assert_eq!(notes(out.stats_lines(&sent(1))), (vec![], false));
+        quiet.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(
+            notes(out.stats_lines(&sent(3))),
+            (
+                vec!["udpchat: no answer from 127.0.0.1:4000 yet, retrying (2)".into()],
+                false
+            )
+        );
+        // The user's /stats: the table, and no repeated note.
+        assert_eq!(notes(out.stats_lines(&sent(3))), (vec![], true));
+        let answered = printed(&mut out, vec![Event::Peer { addr: peer }]);
+        assert_eq!(
+            answered,
+            vec![
+                (
+                    false,
+                    "udpchat: 127.0.0.1:4000 answered after 2 retries".into()
+                ),
+                (false, "udpchat: connected to 127.0.0.1:4000".into())
+            ]
+        );
+        // Connected, the datagrams are data: no more notes.
+        quiet.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(notes(out.stats_lines(&sent(50))), (vec![], false));
+
+        // The peer leaves; the next line opens a new session, counted from just before it.
+        let left = printed(&mut out, vec![Event::PeerClosed]);
+        assert!(
+            left[0]
+                .1
+                .contains("a line you send now opens a new session"),
+            "{left:?}"
+        );
+        quiet.fetch_add(1, Ordering::SeqCst);
+        out.stats_lines(&sent(60));
+        let reopened: Vec<_> = out
+            .accepted_lines()
+            .lines
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        assert_eq!(
+            reopened,
+            vec![format!(
+                "udpchat: {}",
+                notice::reopen_text("127.0.0.1:4000")
+            )]
+        );
+        assert!(
+            out.accepted_lines().lines.is_empty(),
+            "only the first line reopens"
+        );
+        quiet.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(
+            notes(out.stats_lines(&sent(62))).0,
+            vec!["udpchat: no answer from 127.0.0.1:4000 yet, retrying (1)".to_owned()]
+        );
+        let gave_up = printed(
+            &mut out,
+            vec![Event::Lost { id: MessageId(3) }, Event::PeerUnreachable],
+        );
+        assert_eq!(
+            gave_up[1],
+            (
+                false,
+                "udpchat: no answer from 127.0.0.1:4000: gave up after 1 retry".into()
+            )
+        );
+        assert!(gave_up[2].1.contains("stopped answering"), "{gave_up:?}");
+    }
+
+    #[test]
+    fn raw_mode_watches_no_handshake() {
+        let mut out = Output::new(Format::Text, Mode::Raw, true, false);
+        assert_eq!(notes(out.stats_lines(&sent(10))), (vec![], true));
+        assert!(out.accepted_lines().lines.is_empty());
     }
 }

@@ -4,9 +4,11 @@
 //! the lab's impairment model (`udpchat_lab::proxy`); this module only turns flags into a
 //! [`ProxyConfig`], prints, and handles signals. On stderr, the first line is
 //! `udpchat: listening on ADDR (proxy to FORWARD)` with the address actually bound (as `chat`
-//! prints it), then one line per direction describing its impairment, and the seed. Counters
-//! are printed every `--stats-interval` and once more at the end; SIGINT (Ctrl-C) or SIGTERM
-//! end the proxy cleanly with exit code 0.
+//! prints it), then one line per direction describing its impairment, the seed, and the bounds
+//! on clients and memory. Counters are printed every `--stats-interval` and once more at the end
+//! (with a line saying what they mean); failures the proxy survives are printed as warnings, at
+//! most one per kind every 10 s. SIGINT (Ctrl-C) or SIGTERM end the proxy cleanly with exit
+//! code 0.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -15,13 +17,20 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use udpchat_lab::parse::parse_duration;
-use udpchat_lab::proxy::{Proxy, ProxyConfig, ProxyStats};
+use udpchat_lab::proxy::{format_size, Proxy, ProxyConfig, ProxyReport, ProxyStats};
 
 use crate::address::{check_families, parse_destination};
 use crate::link_args::ImpairmentArgs;
 
 /// The flags of `udpchat proxy`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Counters, in datagrams, per direction (up: client -> forward): each one \
+received, and each duplicate, is forwarded (sent on), dropped_* (by the impairment, or by the \
+bounds above: dropped_memory, dropped_forgotten), a send_error (the system refused to send it: \
+lost), or still held. A failed socket call is a warning (at most one per kind every 10 s), never \
+an exit. See docs/lab.md."
+)]
 pub struct ProxyArgs {
     /// Address clients send to (e.g. 127.0.0.1:4000; port 0 picks a free port, printed on stderr).
     #[arg(long, value_name = "ADDR")]
@@ -37,6 +46,23 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "S", default_value = "10", value_parser = parse_interval,
           allow_hyphen_values = true)]
     pub stats_interval: Duration,
+
+    /// Most clients remembered at once, each with its own socket towards --forward (1 to 4096);
+    /// a new client beyond that makes the proxy forget the one heard from least recently. If the
+    /// system refuses a socket first (open-file limit, `ulimit -n`), the proxy lowers the bound
+    /// to what it holds.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub max_clients: u16,
+
+    /// Most bytes of datagrams held (delayed) per direction, e.g. 32MiB, 500kb, 65536; beyond
+    /// it datagrams are dropped (counted as dropped_memory). --limit still bounds their number.
+    #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size)]
+    pub max_held: u64,
+
+    /// Most bytes of datagrams held by both directions together.
+    #[arg(long, value_name = "SIZE", default_value = "48MiB", value_parser = parse_size)]
+    pub max_held_total: u64,
 
     /// The link's impairments (both directions unless overridden with --up/--down).
     #[command(flatten)]
@@ -69,6 +95,9 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
         down: args.impairment.down_config(),
         seed,
         stats_interval: (!args.stats_interval.is_zero()).then_some(args.stats_interval),
+        max_clients: usize::from(args.max_clients),
+        max_held_bytes: args.max_held,
+        max_held_bytes_total: args.max_held_total,
         ..ProxyConfig::new(args.listen, forward)
     };
     // Signals are caught before the first line is printed, so whoever reads that line may stop
@@ -87,22 +116,68 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
         config.down.describe()
     );
     eprintln!("udpchat proxy: seed {seed} (pass --seed {seed} to replay the same fates)");
+    eprintln!(
+        "udpchat proxy: at most {} clients at once, {} held per direction, {} in all",
+        config.max_clients,
+        format_size(config.max_held_bytes),
+        format_size(config.max_held_bytes_total)
+    );
     for warning in args.impairment.warnings() {
         eprintln!("udpchat proxy: warning: {warning}");
     }
+    if args.max_held > args.max_held_total {
+        eprintln!(
+            "udpchat proxy: warning: --max-held {} is above --max-held-total {}: the total bounds \
+             each direction too",
+            format_size(args.max_held),
+            format_size(args.max_held_total)
+        );
+    }
 
     let stats = proxy
-        .run(shutdown, |stats| print_stats("counters", stats))
+        .run(shutdown, |report| match report {
+            ProxyReport::Counters(stats) => print_stats("counters", stats),
+            ProxyReport::Problem(problem) => eprintln!("udpchat proxy: warning: {problem}"),
+        })
         .await?;
     print_stats("final counters", &stats);
+    eprintln!("udpchat proxy: {}", ProxyStats::LEGEND);
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_stats(title: &str, stats: &ProxyStats) {
-    eprintln!("udpchat proxy: {title}:");
+    eprintln!("udpchat proxy: {title} (datagrams):");
     for line in stats.to_string().lines() {
         eprintln!("udpchat proxy: {line}");
     }
+}
+
+/// A positive byte count: a bare number of bytes, or a number with a unit, decimal (`b`, `kb`,
+/// `mb`, `gb`, as `--queue` takes them) or binary (`kib`, `mib`, `gib`), in any case.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => 0,
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| {
+            format!("expected a positive size such as 32MiB, 500kb or 65536 (bytes), got {text:?}")
+        })
 }
 
 /// Completes on the first SIGINT or SIGTERM (Ctrl-C on Windows). Registered at once, so a signal
@@ -155,6 +230,34 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use clap::Parser;
+    use udpchat_lab::proxy::{
+        DEFAULT_MAX_CLIENTS, DEFAULT_MAX_HELD_BYTES, DEFAULT_MAX_HELD_BYTES_TOTAL,
+    };
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ProxyArgs,
+    }
+
+    #[test]
+    fn the_flags_default_to_the_library_defaults() {
+        let cli =
+            Cli::try_parse_from(["proxy", "--listen", "127.0.0.1:0", "--forward", "x:9"]).unwrap();
+        assert_eq!(usize::from(cli.args.max_clients), DEFAULT_MAX_CLIENTS);
+        assert_eq!(cli.args.max_held, DEFAULT_MAX_HELD_BYTES);
+        assert_eq!(cli.args.max_held_total, DEFAULT_MAX_HELD_BYTES_TOTAL);
+        for bad in [
+            &["--max-clients", "0"][..],
+            &["--max-clients", "5000"],
+            &["--max-held", "0"],
+        ] {
+            let mut argv = vec!["proxy", "--listen", "127.0.0.1:0", "--forward", "x:9"];
+            argv.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn intervals_are_seconds_unless_a_unit_says_otherwise() {
@@ -163,6 +266,19 @@ mod tests {
         assert_eq!(parse_interval("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_interval("-1").is_err());
         assert!(parse_interval("soon").is_err());
+    }
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        assert_eq!(parse_size("65536").unwrap(), 65_536);
+        assert_eq!(parse_size("1500b").unwrap(), 1_500);
+        assert_eq!(parse_size("500kb").unwrap(), 500_000);
+        assert_eq!(parse_size("32MiB").unwrap(), DEFAULT_MAX_HELD_BYTES);
+        assert_eq!(parse_size("48mib").unwrap(), DEFAULT_MAX_HELD_BYTES_TOTAL);
+        assert_eq!(parse_size("1 GiB").unwrap(), 1 << 30);
+        for bad in ["0", "0mib", "-1", "lots", "12 parsecs", "99999999999gib"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -127,6 +127,32 @@ mod tests {
     }
 
     #[test]
+    fn raw_text_that_is_not_utf8_decodes_with_replacement_characters() {
+        let packet = Packet::Raw(RawMessage {
+            seq: 3,
+            nick: "al??".into(),
+            text: "bad ?? here".into(),
+        });
+        let mut d = encode(&packet, 1200).unwrap();
+        let body_end = d.len() - 4;
+        for i in 0..body_end - 1 {
+            if &d[i..i + 2] == b"??" {
+                d[i..i + 2].copy_from_slice(&[0xff, 0xfe]);
+            }
+        }
+        let crc = crc32fast::hash(&d[..body_end]);
+        d[body_end..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&d).unwrap(),
+            Packet::Raw(RawMessage {
+                seq: 3,
+                nick: "al\u{fffd}\u{fffd}".into(),
+                text: "bad \u{fffd}\u{fffd} here".into(),
+            })
+        );
+    }
+
+    #[test]
     fn layout_is_magic_version_body_crc() {
         let d = hello_datagram();
         assert_eq!(&d[..2], b"UC");

@@ -36,10 +36,24 @@ pub struct ConnectionId(pub u64);
 pub struct RawMessage {
     /// Per-sender sequence number, from 0, so the receiver can see gaps, duplicates and reordering.
     pub seq: u64,
-    /// Sender's nickname.
+    /// Sender's nickname. Decoded leniently, like `text`.
+    #[serde(deserialize_with = "lossy_string")]
     pub nick: String,
-    /// The line, without its newline.
+    /// The line, without its newline. Bytes that are not UTF-8 are decoded as U+FFFD, so a
+    /// message from a sloppy sender is shown (marked) instead of dropped whole.
+    #[serde(deserialize_with = "lossy_string")]
     pub text: String,
+}
+
+/// A string field decoded with invalid UTF-8 replaced by U+FFFD. The wire form is the same as a
+/// strict `String` (a length and the bytes), so only decoding changes. Replacement can triple
+/// the size of the bad bytes, which stays bounded by the datagram.
+fn lossy_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let bytes: serde_bytes::ByteBuf = serde::Deserialize::deserialize(deserializer)?;
+    Ok(match String::from_utf8(bytes.into_vec()) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 /// Opens a reliable session.

@@ -23,107 +23,35 @@
 //! 100 Mbit/s each way with a 500 kB tail-drop queue; it prints completion time, goodput and the
 //! sender's wire bytes per delivered byte.
 //!
-//! Both run the lab's [`Impairment`] links in virtual time, seeded exactly like the simulator
-//! and `udpchat-bench` (`derive_seed(seed, 0)` and `(seed, 1)`; seed 1 reproduces the bench's
-//! udpchat rows), with [`ReliableConfig::default`] (only the congestion controller and the window
-//! can be changed), so the figures are reproducible to the microsecond. The echo is why this is
-//! not a [`udpchat_lab::sim::Scenario`]: B's sends depend on arrivals. `docs/protocol.md`
-//! ("Latency and throughput, measured") holds the figures and what they mean.
+//! Both run on the lab's [`Simulator`] in virtual time, seeded exactly like the lab and
+//! `udpchat-bench` (seed 1 reproduces the bench's udpchat rows), with [`ReliableConfig::default`]
+//! (only the congestion controller, the window and the redundancy can be changed), so the figures
+//! are reproducible to the microsecond. The echo is why the scenario holds no messages and the
+//! workload drives the simulator step by step ([`Simulator::advance_within`]): B's sends depend
+//! on arrivals. `docs/protocol.md` ("Latency and throughput, measured") holds the figures and
+//! what they mean.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use udpchat_lab::impairment::{derive_seed, Impairment, ImpairmentConfig};
+use udpchat_lab::impairment::ImpairmentConfig;
 use udpchat_lab::parse::{parse_probability, BitRate, QueueLimit};
-use udpchat_lab::sim::{ADDR_A, ADDR_B};
+use udpchat_lab::sim::{Scenario, Side, Simulator, ADDR_B};
 use udpchat_lab::Probability;
 use udpchat_reliable::{
     CongestionControl, Endpoint, Event, ReliableConfig, ReliableEndpoint, Stats,
 };
 
-/// Two endpoints, two impaired links, a virtual clock.
-struct Net {
-    a: ReliableEndpoint,
-    b: ReliableEndpoint,
-    a_to_b: Impairment<()>,
-    b_to_a: Impairment<()>,
-    epoch: Instant,
-    now: Instant,
-    events: Vec<(bool, Event)>,
-}
+/// Two reliable endpoints on the lab's simulator, trace off: the workload drives it step by step.
+type Net = Simulator<ReliableEndpoint, ReliableEndpoint>;
 
-impl Net {
-    fn new(config: &ReliableConfig, link: ImpairmentConfig, seed: u64) -> Net {
-        let epoch = Instant::now();
-        let a = ReliableEndpoint::new(config.clone(), Some(ADDR_B), seed);
-        let b = ReliableEndpoint::new(config.clone(), None, seed ^ 0x5eed);
-        let (Ok(a), Ok(b)) = (a, b) else {
-            unreachable!("main validated the configuration")
-        };
-        Net {
-            a,
-            b,
-            a_to_b: Impairment::new(link.clone(), derive_seed(seed, 0)),
-            b_to_a: Impairment::new(link, derive_seed(seed, 1)),
-            epoch,
-            now: epoch,
-            events: Vec::new(),
-        }
-    }
-
-    fn elapsed(&self) -> Duration {
-        self.now - self.epoch
-    }
-
-    fn flush(&mut self) {
-        let now = self.now;
-        while let Some(t) = self.a.poll_transmit_owned(now) {
-            self.a_to_b.offer(now, (), t.payload);
-        }
-        while let Some(t) = self.b.poll_transmit_owned(now) {
-            self.b_to_a.offer(now, (), t.payload);
-        }
-        while let Some(e) = self.a.poll_event() {
-            self.events.push((true, e));
-        }
-        while let Some(e) = self.b.poll_event() {
-            self.events.push((false, e));
-        }
-    }
-
-    /// Jumps to the earliest of `until` and the next thing that can happen, and does it.
-    fn advance(&mut self, until: Option<Instant>, limit: Instant) -> bool {
-        self.flush();
-        let next = [
-            until,
-            self.a.poll_timeout(),
-            self.b.poll_timeout(),
-            self.a_to_b.next_release(),
-            self.b_to_a.next_release(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let Some(next) = next.filter(|&n| n <= limit) else {
-            return false;
-        };
-        self.now = self.now.max(next);
-        let now = self.now;
-        while let Some(r) = self.a_to_b.poll(now) {
-            self.b.handle_datagram(now, ADDR_A, &r.bytes);
-        }
-        while let Some(r) = self.b_to_a.poll(now) {
-            self.a.handle_datagram(now, ADDR_B, &r.bytes);
-        }
-        if self.a.poll_timeout().is_some_and(|t| t <= now) {
-            self.a.handle_timeout(now);
-        }
-        if self.b.poll_timeout().is_some_and(|t| t <= now) {
-            self.b.handle_timeout(now);
-        }
-        self.flush();
-        true
-    }
+fn net(config: &ReliableConfig, link: ImpairmentConfig, seed: u64) -> Net {
+    let a = ReliableEndpoint::new(config.clone(), Some(ADDR_B), seed);
+    let b = ReliableEndpoint::new(config.clone(), None, seed ^ 0x5eed);
+    let (Ok(a), Ok(b)) = (a, b) else {
+        unreachable!("main validated the configuration")
+    };
+    Simulator::new(Scenario::new(seed).links(link), a, b).without_trace()
 }
 
 const ROUNDS: usize = 1000;
@@ -139,53 +67,53 @@ fn chat(
     link: ImpairmentConfig,
     seed: u64,
 ) -> (Vec<Option<Duration>>, Stats, Stats) {
-    let mut net = Net::new(config, link, seed);
-    let limit = net.epoch + Duration::from_secs(120);
+    let mut net = net(config, link, seed);
+    let limit = net.at(Duration::from_secs(120));
     // Warm-up: one echo, untimed.
-    let _ = net.a.send(net.now, "warm-up");
+    let _ = net.send(Side::A, "warm-up");
     let mut start = None;
-    while start.is_none() && net.advance(None, limit) {
-        for (at_a, e) in std::mem::take(&mut net.events) {
+    while start.is_none() && net.advance_within(None, limit) {
+        for (side, e) in net.take_events() {
             if let Event::Message { text, .. } = e {
-                if at_a {
-                    start = Some(net.now + INTERVAL);
+                if side == Side::A {
+                    start = Some(net.now() + INTERVAL);
                 } else {
-                    let _ = net.b.send(net.now, &text);
+                    let _ = net.send(Side::B, &text);
                 }
             }
         }
     }
     let Some(start) = start else {
-        return (vec![None; ROUNDS], net.a.stats(), net.b.stats());
+        return (vec![None; ROUNDS], net.a().stats(), net.b().stats());
     };
     let mut sent: Vec<Instant> = Vec::new();
     let mut rtt = vec![None; ROUNDS];
     let mut back = 0;
     while back < ROUNDS {
         let next_send = (sent.len() < ROUNDS).then(|| start + INTERVAL * sent.len() as u32);
-        if next_send.is_some_and(|t| t <= net.now) {
-            let _ = net.a.send(net.now, &text(sent.len()));
-            sent.push(net.now);
+        if next_send.is_some_and(|t| t <= net.now()) {
+            let _ = net.send(Side::A, &text(sent.len()));
+            sent.push(net.now());
             continue;
         }
-        for (at_a, e) in std::mem::take(&mut net.events) {
+        for (side, e) in net.take_events() {
             let Event::Message { text, .. } = e else {
                 continue;
             };
-            if !at_a {
-                let _ = net.b.send(net.now, &text);
+            if side == Side::B {
+                let _ = net.send(Side::B, &text);
             } else if let Some(i) = text.get(..8).and_then(|s| s.parse::<usize>().ok()) {
                 if i < ROUNDS && rtt[i].is_none() {
-                    rtt[i] = Some(net.now - sent[i]);
+                    rtt[i] = Some(net.now() - sent[i]);
                     back += 1;
                 }
             }
         }
-        if back < ROUNDS && !net.advance(next_send, limit) {
+        if back < ROUNDS && !net.advance_within(next_send, limit) {
             break;
         }
     }
-    (rtt, net.a.stats(), net.b.stats())
+    (rtt, net.a().stats(), net.b().stats())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -272,23 +200,23 @@ fn run_bulk(config: &ReliableConfig, loss: Probability, seeds: u64) {
         ..ImpairmentConfig::default()
     };
     for seed in 1..=seeds {
-        let mut net = Net::new(config, link.clone(), seed);
+        let mut net = net(config, link.clone(), seed);
         let chunk = "b".repeat(CHUNK);
         for _ in 0..TOTAL / CHUNK {
-            let _ = net.a.send(net.now, &chunk);
+            let _ = net.send(Side::A, &chunk);
         }
-        let limit = net.epoch + Duration::from_secs(600);
+        let limit = net.at(Duration::from_secs(600));
         let mut got = 0usize;
-        while got < TOTAL / CHUNK && net.advance(None, limit) {
-            for (at_a, e) in std::mem::take(&mut net.events) {
-                if let (false, Event::Message { .. }) = (at_a, e) {
+        while got < TOTAL / CHUNK && net.advance_within(None, limit) {
+            for (side, e) in net.take_events() {
+                if let (Side::B, Event::Message { .. }) = (side, e) {
                     got += 1;
                 }
             }
         }
         let secs = net.elapsed().as_secs_f64();
         let delivered = (got * CHUNK) as f64;
-        let a = net.a.stats();
+        let a = net.a().stats();
         println!(
             "bulk loss {loss} cc {:?} seed {seed}: {} of {} chunks in {secs:.2} s = {:.1} Mbit/s; wire bytes/byte {:.4} (1/(1-p) = {:.4}); resends {} timeout {} fast {} spurious; cwnd {} ; ack datagrams back {}",
             config.congestion,
@@ -301,7 +229,7 @@ fn run_bulk(config: &ReliableConfig, loss: Probability, seeds: u64) {
             a.retransmits_fast,
             a.retransmits_spurious,
             a.cwnd,
-            net.b.stats().datagrams_sent,
+            net.b().stats().datagrams_sent,
         );
     }
 }

@@ -106,6 +106,17 @@ impl<E: Endpoint> Endpoint for ImpairedEndpoint<E> {
         .min()
     }
 
+    fn timer_name(&self) -> Option<&'static str> {
+        // The inner endpoint's timer when it is the earliest (ties go to it: it fires too);
+        // otherwise a datagram the impairment held is due.
+        let due = self.poll_timeout()?;
+        if self.inner.poll_timeout() == Some(due) {
+            self.inner.timer_name()
+        } else {
+            Some("impairment release")
+        }
+    }
+
     fn handle_timeout(&mut self, now: Instant) {
         self.release_incoming(now);
         // Our timeout may have been an impairment's release: only wake the inner endpoint when
@@ -165,6 +176,7 @@ mod tests {
         ep.send(t0, "hi").unwrap();
         assert!(ep.poll_transmit_owned(t0).is_none());
         assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_millis(40)));
+        assert_eq!(ep.timer_name(), Some("impairment release"));
         ep.close(t0);
         assert!(!ep.is_closed(), "closed with a datagram still on the wire");
         let later = t0 + Duration::from_millis(40);
@@ -176,6 +188,14 @@ mod tests {
         );
         assert!(ep.is_closed());
         assert_eq!(ep.outgoing_stats().forwarded, 1);
+    }
+
+    #[test]
+    fn the_inner_endpoints_timer_keeps_its_name() {
+        let t0 = Instant::now();
+        let inner = LineEndpoint::new(Some(addr(2))).heartbeat(t0, Duration::from_millis(10), 1);
+        let ep = ImpairedEndpoint::new(inner, ImpairmentConfig::default(), None, 1);
+        assert_eq!(ep.timer_name(), Some("heartbeat"));
     }
 
     #[test]

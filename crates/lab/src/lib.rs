@@ -10,13 +10,15 @@
 //!   traffic, with no change to the driver.
 //!
 //! [`parse`] turns what people type (`20%`, `30ms`, `1mbit`) into these types; the binary's
-//! flags (clap) call it, and the lab itself does not depend on clap.
+//! flags (clap) call it, and the lab itself does not depend on clap. [`pcap`] writes what any of
+//! them sees as a capture for Wireshark.
 
 pub mod experiment;
 pub mod gilbert;
 pub mod impaired;
 pub mod impairment;
 pub mod parse;
+pub mod pcap;
 pub mod probability;
 pub mod proxy;
 pub mod sim;

@@ -6,7 +6,15 @@
 //! (virtual) times. [`Simulator::run`] jumps the clock straight to the next thing that can happen
 //! (a scheduled send, an endpoint timer, a datagram leaving a link), so a simulated minute takes
 //! milliseconds, and it records everything in a [`Trace`]: sends, transmissions, drops with their
-//! cause, duplicates, corruption, deliveries, timers and application events.
+//! cause, duplicates, corruption, deliveries, timers (named, where the endpoint names them) and
+//! application events.
+//!
+//! This is the one driver of virtual time in the workspace outside the transport crate (whose
+//! test pair cannot depend on the lab). A workload whose sends depend on what arrives (an echo, a
+//! benchmark) drives the same machine step by step: [`Simulator::advance`],
+//! [`Simulator::take_events`], [`Simulator::send`]. The trace is optional
+//! ([`Simulator::without_trace`]): without it a step decodes nothing and allocates nothing per
+//! datagram, which is what lets the simulator run millions of datagram events per second.
 //!
 //! Nothing here reads the clock except once, for an arbitrary epoch that only offsets from it are
 //! ever measured against, and all randomness comes from the scenario's seed (one derived stream
@@ -16,17 +24,17 @@
 //! The run stops when nothing more can happen (no timer, nothing in flight, nothing left to send),
 //! when both endpoints have closed and the links are empty, or at the scenario's time limit.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde::{Serialize, Serializer};
 use udpchat_core::Packet;
-use udpchat_reliable::{Endpoint, Event};
+use udpchat_reliable::{Endpoint, Event, MessageId, SendError};
 
 use crate::impairment::{
-    derive_seed, DropCause, Fate, Impairment, ImpairmentConfig, ImpairmentStats,
+    derive_seed, DropCause, Fate, Impairment, ImpairmentConfig, ImpairmentStats, Verdict,
 };
 
 /// Endpoint A's (virtual) address.
@@ -58,6 +66,14 @@ impl Side {
             Side::B => Link::BToA,
         }
     }
+
+    /// This side's (virtual) address.
+    pub fn addr(self) -> SocketAddr {
+        match self {
+            Side::A => ADDR_A,
+            Side::B => ADDR_B,
+        }
+    }
 }
 
 impl fmt::Display for Side {
@@ -77,6 +93,16 @@ pub enum Link {
     AToB,
     /// From B to A.
     BToA,
+}
+
+impl Link {
+    /// 0 for A->B, 1 for B->A: where per-link bookkeeping sits in arrays.
+    fn index(self) -> usize {
+        match self {
+            Link::AToB => 0,
+            Link::BToA => 1,
+        }
+    }
 }
 
 impl fmt::Display for Link {
@@ -120,6 +146,14 @@ pub struct Scenario {
     /// Most clock steps before the run is stopped (guards against an endpoint whose timer never
     /// moves forward). Default 10 million.
     pub max_steps: u64,
+    /// Largest datagram the path carries, in bytes: a larger one is dropped, as a router does
+    /// with "don't fragment" set. Default none (no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<usize>,
+    /// From this time after the start, both links are dark: every datagram on them is lost
+    /// (the peer vanished). Default never.
+    #[serde(serialize_with = "opt_nanos", skip_serializing_if = "Option::is_none")]
+    pub dark_after: Option<Duration>,
 }
 
 impl Scenario {
@@ -133,6 +167,8 @@ impl Scenario {
             close_at: None,
             time_limit: Duration::from_secs(600),
             max_steps: 10_000_000,
+            mtu: None,
+            dark_after: None,
         }
     }
 
@@ -349,6 +385,27 @@ pub enum TraceEvent {
     Timer {
         /// Whose.
         side: Side,
+        /// Which timer, where the endpoint names it ([`Endpoint::timer_name`]).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timer: Option<&'static str>,
+    },
+    /// The path MTU ([`Scenario::mtu`]) stopped a datagram larger than it.
+    TooLarge {
+        /// Which link.
+        link: Link,
+        /// Which datagram.
+        datagram: u64,
+        /// Its size in bytes.
+        len: usize,
+        /// The path MTU.
+        mtu: usize,
+    },
+    /// The link was dark ([`Scenario::dark_after`]): the datagram is lost.
+    Dark {
+        /// Which link.
+        link: Link,
+        /// Which datagram.
+        datagram: u64,
     },
     /// The scenario told `side` to close.
     Close {
@@ -403,7 +460,17 @@ impl fmt::Display for TraceEvent {
                 }
                 Ok(())
             }
-            TraceEvent::Timer { side } => write!(f, "{side} timer"),
+            TraceEvent::Timer { side, timer } => match timer {
+                Some(timer) => write!(f, "{side} timer {timer}"),
+                None => write!(f, "{side} timer"),
+            },
+            TraceEvent::TooLarge {
+                link,
+                datagram,
+                len,
+                mtu,
+            } => write!(f, "{link} too-large d{datagram} ({len}B > mtu {mtu}B)"),
+            TraceEvent::Dark { link, datagram } => write!(f, "{link} dark d{datagram}"),
             TraceEvent::Close { side } => write!(f, "{side} close"),
             TraceEvent::App { side, event } => {
                 // Event's JSON form is stable and complete; reuse it rather than a second format.
@@ -582,14 +649,20 @@ pub struct Outcome<A, B> {
 }
 
 /// Per-direction bookkeeping that turns application events into a [`DirectionSummary`].
+///
+/// Messages are kept by index, in sending order. A delivery names its message only by its text,
+/// so the text → index lookup is built at the first delivery of a message, from the texts kept
+/// until then: a run whose endpoints deliver no messages (a datagram-level benchmark) never
+/// hashes a text, and a text is never copied.
 #[derive(Debug, Default)]
 struct Tally {
     /// Accepted messages, in sending order: send time, first delivery time.
     messages: Vec<(Duration, Option<Duration>)>,
-    /// Per text, the accepted messages not yet delivered, oldest first.
-    undelivered: HashMap<String, VecDeque<usize>>,
-    /// Every text accepted, to tell a duplicate from a stranger.
-    texts: HashSet<String>,
+    /// The texts of the accepted messages, by index, until `by_text` is built (then empty).
+    texts: Vec<String>,
+    /// Per text, the accepted messages not yet delivered, oldest first. Every text ever accepted
+    /// keeps its entry (empty once delivered), which tells a duplicate from a stranger.
+    by_text: Option<HashMap<String, VecDeque<usize>>>,
     send_failed: u64,
     duplicated: u64,
     reordered: u64,
@@ -598,27 +671,33 @@ struct Tally {
 }
 
 impl Tally {
-    fn sent(&mut self, text: &str, at: Duration) {
+    fn sent(&mut self, text: String, at: Duration) {
         let index = self.messages.len();
         self.messages.push((at, None));
-        self.undelivered
-            .entry(text.to_owned())
-            .or_default()
-            .push_back(index);
-        self.texts.insert(text.to_owned());
+        match &mut self.by_text {
+            Some(by_text) => by_text.entry(text).or_default().push_back(index),
+            None => self.texts.push(text),
+        }
     }
 
     fn delivered(&mut self, text: &str, at: Duration) {
-        let index = self.undelivered.get_mut(text).and_then(VecDeque::pop_front);
-        match index {
-            Some(index) => {
+        let texts = &mut self.texts;
+        let by_text = self.by_text.get_or_insert_with(|| {
+            let mut by_text: HashMap<String, VecDeque<usize>> = HashMap::new();
+            for (index, text) in texts.drain(..).enumerate() {
+                by_text.entry(text).or_default().push_back(index);
+            }
+            by_text
+        });
+        match by_text.get_mut(text).map(VecDeque::pop_front) {
+            Some(Some(index)) => {
                 self.messages[index].1 = Some(at);
                 match self.highest_delivered {
                     Some(highest) if index < highest => self.reordered += 1,
                     _ => self.highest_delivered = Some(index),
                 }
             }
-            None if self.texts.contains(text) => self.duplicated += 1,
+            Some(None) => self.duplicated += 1,
             None => self.unmatched += 1,
         }
     }
@@ -644,13 +723,41 @@ impl Tally {
     }
 }
 
-/// Runs a [`Scenario`] between two endpoints.
+/// Counters of one direction, as the wire sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WireCounters {
+    /// Datagrams the sending endpoint handed out (unroutable ones included).
+    pub datagrams: u64,
+    /// Their bytes (UDP payload; IP and UDP headers are not counted).
+    pub bytes: u64,
+    /// Datagrams larger than the path MTU ([`Scenario::mtu`]), dropped.
+    pub dropped_mtu: u64,
+    /// Datagrams lost because the link was dark ([`Scenario::dark_after`]).
+    pub dropped_dark: u64,
+    /// Datagrams handed to the receiving endpoint (copies included).
+    pub delivered: u64,
+}
+
+/// Most spare datagram buffers kept for reuse: enough for any burst the links release at once
+/// in practice, and a bound on what a burst can leave allocated.
+const SPARE_BUFFERS: usize = 1024;
+
+/// Two endpoints, two impaired links and one virtual clock: the one driver of virtual time.
+///
+/// Run a [`Scenario`] to its end with [`Simulator::run`], or drive it step by step when the
+/// application's actions depend on what arrives (an echo, say): [`Simulator::advance`] (or
+/// [`Simulator::advance_within`]) moves the clock to the next thing that can happen,
+/// [`Simulator::take_events`] hands out what the applications were told, and
+/// [`Simulator::send`] sends from the application side at the current time. Both ways share the
+/// same steps, in the same order, so a scenario gives the same trace either way.
 #[derive(Debug)]
 pub struct Simulator<A, B> {
     a: A,
     b: B,
     a_to_b: Impairment<u64>,
     b_to_a: Impairment<u64>,
+    mtu: Option<usize>,
+    dark_at: Option<Instant>,
     epoch: Instant,
     now: Instant,
     pending: VecDeque<ScheduledMessage>,
@@ -658,10 +765,19 @@ pub struct Simulator<A, B> {
     closed_called: bool,
     time_limit: Duration,
     max_steps: u64,
+    steps: u64,
     next_datagram: u64,
-    trace: Trace,
-    tally_a_to_b: Tally,
-    tally_b_to_a: Tally,
+    /// `None` when tracing is off: nothing is then decoded or recorded per datagram.
+    trace: Option<Trace>,
+    /// Application events not yet taken, when someone can take them (not in [`Simulator::run`]).
+    events: Vec<(Side, Event)>,
+    keep_events: bool,
+    /// Spare datagram buffers: a datagram's bytes come back here once delivered, so the steady
+    /// state allocates nothing per datagram.
+    spare: Vec<Vec<u8>>,
+    /// Per link ([`Link::index`]): wire counters and message tallies.
+    wire: [WireCounters; 2],
+    tally: [Tally; 2],
 }
 
 impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
@@ -682,6 +798,8 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
             b,
             a_to_b: Impairment::new(scenario.a_to_b, derive_seed(scenario.seed, 0)),
             b_to_a: Impairment::new(scenario.b_to_a, derive_seed(scenario.seed, 1)),
+            mtu: scenario.mtu,
+            dark_at: scenario.dark_after.map(|d| epoch + d),
             epoch,
             now: epoch,
             pending: messages.into(),
@@ -689,16 +807,145 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
             closed_called: false,
             time_limit: scenario.time_limit,
             max_steps: scenario.max_steps,
+            steps: 0,
             next_datagram: 0,
-            trace: Trace::default(),
-            tally_a_to_b: Tally::default(),
-            tally_b_to_a: Tally::default(),
+            trace: Some(Trace::default()),
+            events: Vec::new(),
+            keep_events: true,
+            spare: Vec::new(),
+            wire: [WireCounters::default(); 2],
+            tally: [Tally::default(), Tally::default()],
         }
     }
 
-    /// Runs until idle, closed, or a limit; returns the trace and summary.
+    /// Turns the trace off: nothing is decoded or recorded per datagram, and the outcome's trace
+    /// is empty. The summary, the counters and the application events are unaffected.
+    pub fn without_trace(mut self) -> Simulator<A, B> {
+        self.trace = None;
+        self
+    }
+
+    /// Endpoint A.
+    pub fn a(&self) -> &A {
+        &self.a
+    }
+
+    /// Endpoint B.
+    pub fn b(&self) -> &B {
+        &self.b
+    }
+
+    /// Endpoint A, to act on it directly (what it sends is picked up at the next step).
+    pub fn a_mut(&mut self) -> &mut A {
+        &mut self.a
+    }
+
+    /// Endpoint B, to act on it directly.
+    pub fn b_mut(&mut self) -> &mut B {
+        &mut self.b
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.epoch
+    }
+
+    /// The instant `offset` after the start.
+    pub fn at(&self, offset: Duration) -> Instant {
+        self.epoch + offset
+    }
+
+    /// Clock steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// What went over the wire from `side`.
+    pub fn wire(&self, side: Side) -> WireCounters {
+        self.wire[side.outgoing().index()]
+    }
+
+    /// The trace so far, if tracing is on.
+    pub fn trace(&self) -> Option<&Trace> {
+        self.trace.as_ref()
+    }
+
+    /// The application events that came out since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<(Side, Event)> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Sends `text` from `side`'s application now, exactly as a scheduled message would be sent:
+    /// traced, and counted in the summary.
+    pub fn send(&mut self, side: Side, text: &str) -> Result<MessageId, SendError> {
+        self.send_owned(side, text.to_owned())
+    }
+
+    /// When the next thing can happen (a scheduled send or close, an endpoint timer, a datagram
+    /// leaving a link), after putting what the endpoints want to send on the links; `None` if
+    /// nothing ever will unless an application acts.
+    pub fn next_wakeup(&mut self) -> Option<Instant> {
+        self.flush();
+        self.wakeup()
+    }
+
+    /// One step of virtual time, no further than `until`: puts what the endpoints want to send
+    /// on the links, then, if something can happen at or before `until`, jumps the clock there,
+    /// does everything due (in the order of [`Simulator::run`]), collects what the endpoints
+    /// produce and returns true. Otherwise the clock stops at `until` (it never goes backwards),
+    /// what the endpoints hand out at that time is collected, and it returns false.
+    pub fn advance(&mut self, until: Instant) -> bool {
+        self.flush();
+        match self.wakeup().filter(|&next| next <= until) {
+            Some(next) => {
+                self.step_and_flush(next);
+                true
+            }
+            None => {
+                self.steps += 1;
+                self.now = self.now.max(until);
+                self.flush();
+                false
+            }
+        }
+    }
+
+    /// The step of a workload that reacts to what arrives: advances to the earlier of
+    /// `next_action` (the application's own next move, if any) and the next thing that can
+    /// happen, but never past `limit`. Returns true if the clock moved to a time for the
+    /// application to look at; false if nothing could happen by `limit` (the clock is then at
+    /// `limit`) or ever (the clock stays).
+    pub fn advance_within(&mut self, next_action: Option<Instant>, limit: Instant) -> bool {
+        if let Some(at) = next_action.filter(|&at| at <= limit) {
+            self.advance(at);
+            return true;
+        }
+        self.flush();
+        match self.wakeup() {
+            Some(next) if next <= limit => {
+                self.step_and_flush(next);
+                true
+            }
+            None if next_action.is_none() => false,
+            _ => {
+                self.now = self.now.max(limit);
+                false
+            }
+        }
+    }
+
+    /// Runs until idle, closed, or a limit; returns the trace and summary. It may follow steps
+    /// taken by hand (the summary then counts them too); application events not yet taken are
+    /// dropped (the trace, if on, has them).
     pub fn run(mut self) -> Outcome<A, B> {
-        let mut steps = 0u64;
+        // Nobody can take events from a run to the end: do not keep them.
+        self.keep_events = false;
+        self.events.clear();
         let stop = loop {
             self.flush();
             if self.closed_called
@@ -709,45 +956,47 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
             {
                 break StopReason::Closed;
             }
-            let Some(next) = self.next_wakeup() else {
+            let Some(next) = self.wakeup() else {
                 break StopReason::Idle;
             };
             if next > self.epoch + self.time_limit {
                 self.now = self.epoch + self.time_limit;
                 break StopReason::TimeLimit;
             }
-            steps += 1;
-            if steps > self.max_steps {
+            self.steps += 1;
+            if self.steps > self.max_steps {
                 break StopReason::StepLimit;
             }
-            // A timer in the past fires now: the clock never goes backwards.
-            self.now = self.now.max(next);
-            self.step();
+            self.step(next);
         };
         let summary = Summary {
             duration: self.now - self.epoch,
             stop,
-            a_to_b: self.tally_a_to_b.summary(self.a_to_b.stats().clone()),
-            b_to_a: self.tally_b_to_a.summary(self.b_to_a.stats().clone()),
+            a_to_b: self.tally[0].summary(self.a_to_b.stats().clone()),
+            b_to_a: self.tally[1].summary(self.b_to_a.stats().clone()),
         };
         Outcome {
-            trace: self.trace,
+            trace: self.trace.unwrap_or_default(),
             summary,
             a: self.a,
             b: self.b,
         }
     }
 
-    fn elapsed(&self) -> Duration {
-        self.now - self.epoch
-    }
-
     fn record(&mut self, event: TraceEvent) {
-        let at = self.elapsed();
-        self.trace.entries.push(TraceEntry { at, event });
+        if let Some(trace) = &mut self.trace {
+            let at = self.now - self.epoch;
+            trace.entries.push(TraceEntry { at, event });
+        }
     }
 
-    fn next_wakeup(&self) -> Option<Instant> {
+    fn is_dark(&self) -> bool {
+        self.dark_at.is_some_and(|at| self.now >= at)
+    }
+
+    /// The earliest wake-up, as things stand (what the endpoints want to send must already be on
+    /// the links).
+    fn wakeup(&self) -> Option<Instant> {
         let close = match (self.closed_called, self.close_at) {
             (false, Some(at)) => Some(self.epoch + at),
             _ => None,
@@ -765,34 +1014,22 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
         .min()
     }
 
-    /// Does everything due at `self.now`, in a fixed order so runs are reproducible: link
-    /// deliveries (A->B, then B->A), timers (A, then B), scheduled sends, then closing.
-    fn step(&mut self) {
+    fn step_and_flush(&mut self, next: Instant) {
+        self.steps += 1;
+        self.step(next);
+        self.flush();
+    }
+
+    /// Jumps the clock to `next` (a timer in the past fires now: the clock never goes backwards)
+    /// and does everything due, in a fixed order so runs are reproducible: link deliveries
+    /// (A->B, then B->A), timers (A, then B), scheduled sends, then closing.
+    fn step(&mut self, next: Instant) {
+        self.now = self.now.max(next);
+        self.deliver(Link::AToB);
+        self.deliver(Link::BToA);
+        self.fire_timer(Side::A);
+        self.fire_timer(Side::B);
         let now = self.now;
-        while let Some(released) = self.a_to_b.poll(now) {
-            self.record(TraceEvent::Delivered {
-                link: Link::AToB,
-                datagram: released.tag,
-                late: released.late,
-            });
-            self.b.handle_datagram(now, ADDR_A, &released.bytes);
-        }
-        while let Some(released) = self.b_to_a.poll(now) {
-            self.record(TraceEvent::Delivered {
-                link: Link::BToA,
-                datagram: released.tag,
-                late: released.late,
-            });
-            self.a.handle_datagram(now, ADDR_B, &released.bytes);
-        }
-        if self.a.poll_timeout().is_some_and(|t| t <= now) {
-            self.record(TraceEvent::Timer { side: Side::A });
-            self.a.handle_timeout(now);
-        }
-        if self.b.poll_timeout().is_some_and(|t| t <= now) {
-            self.record(TraceEvent::Timer { side: Side::B });
-            self.b.handle_timeout(now);
-        }
         while self
             .pending
             .front()
@@ -801,21 +1038,8 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
             let Some(message) = self.pending.pop_front() else {
                 break;
             };
-            let result = match message.from {
-                Side::A => self.a.send(now, &message.text),
-                Side::B => self.b.send(now, &message.text),
-            };
-            let elapsed = self.elapsed();
-            let tally = self.tally_mut(message.from.outgoing());
-            match &result {
-                Ok(_) => tally.sent(&message.text, elapsed),
-                Err(_) => tally.send_failed += 1,
-            }
-            self.record(TraceEvent::Send {
-                side: message.from,
-                text: message.text,
-                result: result.map(|id| id.0).map_err(|e| e.to_string()),
-            });
+            // A refusal is recorded in the trace and the summary; the scenario goes on.
+            let _ = self.send_owned(message.from, message.text);
         }
         if !self.closed_called && self.close_at.is_some_and(|at| self.epoch + at <= now) {
             self.closed_called = true;
@@ -826,38 +1050,131 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
         }
     }
 
-    fn tally_mut(&mut self, link: Link) -> &mut Tally {
-        match link {
-            Link::AToB => &mut self.tally_a_to_b,
-            Link::BToA => &mut self.tally_b_to_a,
+    /// Hands every datagram due out of `link` to the endpoint at its end.
+    fn deliver(&mut self, link: Link) {
+        let now = self.now;
+        let dark = self.is_dark();
+        loop {
+            let released = match link {
+                Link::AToB => self.a_to_b.poll(now),
+                Link::BToA => self.b_to_a.poll(now),
+            };
+            let Some(released) = released else { break };
+            let datagram = released.tag;
+            if dark {
+                self.wire[link.index()].dropped_dark += 1;
+                self.record(TraceEvent::Dark { link, datagram });
+            } else {
+                self.wire[link.index()].delivered += 1;
+                self.record(TraceEvent::Delivered {
+                    link,
+                    datagram,
+                    late: released.late,
+                });
+                match link {
+                    Link::AToB => self.b.handle_datagram(now, ADDR_A, &released.bytes),
+                    Link::BToA => self.a.handle_datagram(now, ADDR_B, &released.bytes),
+                }
+            }
+            self.recycle(released.bytes);
+        }
+    }
+
+    /// Calls `side`'s `handle_timeout` if its timer is due, naming the timer in the trace.
+    fn fire_timer(&mut self, side: Side) {
+        let now = self.now;
+        let due = match side {
+            Side::A => self.a.poll_timeout(),
+            Side::B => self.b.poll_timeout(),
+        }
+        .is_some_and(|t| t <= now);
+        if !due {
+            return;
+        }
+        if self.trace.is_some() {
+            let timer = match side {
+                Side::A => self.a.timer_name(),
+                Side::B => self.b.timer_name(),
+            };
+            self.record(TraceEvent::Timer { side, timer });
+        }
+        match side {
+            Side::A => self.a.handle_timeout(now),
+            Side::B => self.b.handle_timeout(now),
+        }
+    }
+
+    /// Sends `text` from `side` now; traces and tallies the attempt.
+    fn send_owned(&mut self, side: Side, text: String) -> Result<MessageId, SendError> {
+        let now = self.now;
+        let result = match side {
+            Side::A => self.a.send(now, &text),
+            Side::B => self.b.send(now, &text),
+        };
+        let at = self.elapsed();
+        let traced = self.trace.is_some().then(|| text.clone());
+        let tally = &mut self.tally[side.outgoing().index()];
+        match &result {
+            Ok(_) => tally.sent(text, at),
+            Err(_) => tally.send_failed += 1,
+        }
+        if let Some(text) = traced {
+            self.record(TraceEvent::Send {
+                side,
+                text,
+                result: result.as_ref().map(|id| id.0).map_err(|e| e.to_string()),
+            });
+        }
+        result
+    }
+
+    fn recycle(&mut self, buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(buffer);
         }
     }
 
     /// Moves every datagram the endpoints want to send onto the links and collects their events.
     fn flush(&mut self) {
-        for side in [Side::A, Side::B] {
-            loop {
-                let now = self.now;
-                let transmit = match side {
-                    Side::A => self.a.poll_transmit_owned(now),
-                    Side::B => self.b.poll_transmit_owned(now),
-                };
-                let Some(transmit) = transmit else { break };
-                self.carry(side, transmit.destination, transmit.payload);
+        self.flush_side(Side::A);
+        self.flush_side(Side::B);
+    }
+
+    fn flush_side(&mut self, side: Side) {
+        loop {
+            let now = self.now;
+            let mut buffer = self.spare.pop().unwrap_or_default();
+            let to = match side {
+                Side::A => self.a.poll_transmit(now, &mut buffer),
+                Side::B => self.b.poll_transmit(now, &mut buffer),
+            };
+            let Some(to) = to else {
+                self.recycle(buffer);
+                break;
+            };
+            self.carry(side, to, buffer);
+        }
+        loop {
+            let event = match side {
+                Side::A => self.a.poll_event(),
+                Side::B => self.b.poll_event(),
+            };
+            let Some(event) = event else { break };
+            if let Event::Message { text, .. } = &event {
+                let at = self.elapsed();
+                // A message seen by `side` travelled on the other side's outgoing link.
+                self.tally[side.other().outgoing().index()].delivered(text, at);
             }
-            loop {
-                let event = match side {
-                    Side::A => self.a.poll_event(),
-                    Side::B => self.b.poll_event(),
-                };
-                let Some(event) = event else { break };
-                if let Event::Message { text, .. } = &event {
-                    let at = self.elapsed();
-                    // A message seen by `side` travelled on the other side's outgoing link.
-                    let text = text.clone();
-                    self.tally_mut(side.other().outgoing()).delivered(&text, at);
-                }
+            if !self.keep_events {
                 self.record(TraceEvent::App { side, event });
+            } else {
+                if self.trace.is_some() {
+                    self.record(TraceEvent::App {
+                        side,
+                        event: event.clone(),
+                    });
+                }
+                self.events.push((side, event));
             }
         }
     }
@@ -866,26 +1183,51 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
     fn carry(&mut self, side: Side, to: SocketAddr, payload: Vec<u8>) {
         let datagram = self.next_datagram;
         self.next_datagram += 1;
-        self.record(TraceEvent::Transmit {
-            side,
-            datagram,
-            len: payload.len(),
-            packet: PacketSummary::of(&payload),
-        });
-        let expected = match side {
-            Side::A => ADDR_B,
-            Side::B => ADDR_A,
-        };
-        if to != expected {
+        let link = side.outgoing();
+        let wire = &mut self.wire[link.index()];
+        wire.datagrams += 1;
+        wire.bytes += payload.len() as u64;
+        if self.trace.is_some() {
+            self.record(TraceEvent::Transmit {
+                side,
+                datagram,
+                len: payload.len(),
+                packet: PacketSummary::of(&payload),
+            });
+        }
+        if to != side.other().addr() {
             self.record(TraceEvent::Unroutable { side, datagram, to });
+            self.recycle(payload);
             return;
         }
-        let link = side.outgoing();
+        if let Some(mtu) = self.mtu.filter(|&mtu| payload.len() > mtu) {
+            self.wire[link.index()].dropped_mtu += 1;
+            self.record(TraceEvent::TooLarge {
+                link,
+                datagram,
+                len: payload.len(),
+                mtu,
+            });
+            self.recycle(payload);
+            return;
+        }
+        if self.is_dark() {
+            self.wire[link.index()].dropped_dark += 1;
+            self.record(TraceEvent::Dark { link, datagram });
+            self.recycle(payload);
+            return;
+        }
         let now = self.now;
         let verdict = match link {
             Link::AToB => self.a_to_b.offer(now, datagram, payload),
             Link::BToA => self.b_to_a.offer(now, datagram, payload),
         };
+        if self.trace.is_some() {
+            self.record_verdict(link, datagram, verdict);
+        }
+    }
+
+    fn record_verdict(&mut self, link: Link, datagram: u64, verdict: Verdict) {
         if verdict.duplicate.is_some() {
             self.record(TraceEvent::Duplicated { link, datagram });
         }
@@ -1102,5 +1444,192 @@ mod tests {
         let text = Simulator::new(scenario, a, b).run().summary.to_string();
         assert!(text.contains("A->B"), "{text}");
         assert!(text.contains("delivered"), "{text}");
+    }
+
+    #[test]
+    fn advance_stops_at_until_and_the_clock_never_goes_back() {
+        let scenario = Scenario::new(1).links(ImpairmentConfig {
+            delay: ms(30),
+            ..Default::default()
+        });
+        let (a, b) = pair();
+        let epoch = Instant::now();
+        let mut sim = Simulator::starting_at(epoch, scenario, a, b);
+        sim.send(Side::A, "hello").unwrap();
+        // The datagram is on the link until 30 ms: nothing is due by 10 ms.
+        assert!(!sim.advance(epoch + ms(10)));
+        assert_eq!(sim.elapsed(), ms(10));
+        assert!(sim.take_events().is_empty());
+        // An earlier `until` does not move the clock back.
+        assert!(!sim.advance(epoch + ms(5)));
+        assert_eq!(sim.elapsed(), ms(10));
+        // The arrival is due before 100 ms: the clock stops there, not at `until`.
+        assert!(sim.advance(epoch + ms(100)));
+        assert_eq!(sim.elapsed(), ms(30));
+        assert_eq!(sim.wire(Side::A).delivered, 1);
+        // Nothing more can happen.
+        assert_eq!(sim.next_wakeup(), None);
+        assert!(!sim.advance_within(None, epoch + ms(1000)));
+        assert_eq!(
+            sim.elapsed(),
+            ms(30),
+            "an idle run does not jump to the limit"
+        );
+    }
+
+    #[test]
+    fn events_are_taken_once_in_the_order_they_happened() {
+        let scenario = Scenario::new(1)
+            .links(ImpairmentConfig {
+                delay: ms(10),
+                ..Default::default()
+            })
+            .messages_every(Side::A, "a", ms(0), ms(1), 3)
+            .message(ms(2), Side::B, "b-0");
+        let (a, b) = pair();
+        let epoch = Instant::now();
+        let mut sim = Simulator::starting_at(epoch, scenario, a, b);
+        let mut seen = Vec::new();
+        while sim.advance(epoch + Duration::from_secs(1)) {
+            for (side, event) in sim.take_events() {
+                if let Event::Message { text, .. } = event {
+                    seen.push((side, text, sim.elapsed()));
+                }
+            }
+        }
+        let expected = [
+            (Side::B, "a-0", ms(10)),
+            (Side::B, "a-1", ms(11)),
+            // Both arrive at 12 ms; A's events are collected before B's.
+            (Side::A, "b-0", ms(12)),
+            (Side::B, "a-2", ms(12)),
+        ];
+        let expected: Vec<(Side, String, Duration)> = expected
+            .iter()
+            .map(|(side, text, at)| (*side, (*text).to_owned(), *at))
+            .collect();
+        assert_eq!(seen, expected);
+        assert!(sim.take_events().is_empty());
+    }
+
+    #[test]
+    fn application_sends_are_traced_and_counted_like_scheduled_ones() {
+        let epoch = Instant::now();
+        let scenario = Scenario::new(1).message(ms(0), Side::A, "scheduled");
+        let a = LineEndpoint::new(Some(ADDR_B));
+        let b = LineEndpoint::new(Some(ADDR_A)).echoing();
+        let mut sim = Simulator::starting_at(epoch, scenario, a, b);
+        // B answers each message it gets from its application, at the time it gets it.
+        while sim.advance_within(None, epoch + ms(1000)) {
+            for (side, event) in sim.take_events() {
+                if let (Side::B, Event::Message { text, .. }) = (side, event) {
+                    sim.send(Side::B, &format!("re: {text}")).unwrap();
+                }
+            }
+        }
+        let out = sim.run();
+        assert_eq!(out.summary.a_to_b.delivered, 1);
+        assert_eq!(
+            (out.summary.b_to_a.sent, out.summary.b_to_a.delivered),
+            (1, 1)
+        );
+        // The endpoint's own echo is a message nobody's application sent.
+        assert_eq!(out.summary.b_to_a.unmatched, 1);
+        let text = out.trace.to_text();
+        assert!(text.contains("B send #1 \"re: scheduled\""), "{text}");
+        assert!(text.contains("A send #0 \"scheduled\""), "{text}");
+    }
+
+    #[test]
+    fn stepping_by_hand_gives_the_same_trace_as_run() {
+        let scenario = || {
+            Scenario::new(5)
+                .links(ImpairmentConfig {
+                    loss: Probability::new(0.2).unwrap(),
+                    delay: ms(10),
+                    jitter: ms(8),
+                    duplicate: Probability::new(0.1).unwrap(),
+                    ..Default::default()
+                })
+                .messages_every(Side::A, "a", ms(0), ms(3), 50)
+                .messages_every(Side::B, "b", ms(1), ms(7), 20)
+        };
+        let epoch = Instant::now();
+        let endpoints = || {
+            (
+                LineEndpoint::new(Some(ADDR_B)),
+                LineEndpoint::new(Some(ADDR_A))
+                    .echoing()
+                    .heartbeat(epoch, ms(40), 5),
+            )
+        };
+        let (a, b) = endpoints();
+        let whole = Simulator::starting_at(epoch, scenario(), a, b).run();
+        let (a, b) = endpoints();
+        let mut sim = Simulator::starting_at(epoch, scenario(), a, b);
+        let mut steps = 0;
+        while sim.advance_within(None, epoch + Duration::from_secs(60)) {
+            steps += 1;
+        }
+        let stepped = sim.run();
+        assert_eq!(stepped.trace.to_text(), whole.trace.to_text());
+        assert_eq!(stepped.summary, whole.summary);
+        assert!(steps > 50);
+    }
+
+    #[test]
+    fn timers_are_named_in_the_trace_where_the_endpoint_names_them() {
+        let epoch = Instant::now();
+        let mut scenario = Scenario::new(1);
+        scenario.time_limit = ms(2500);
+        let a = LineEndpoint::new(Some(ADDR_B)).heartbeat(epoch, ms(1000), 2);
+        let b = LineEndpoint::new(Some(ADDR_A));
+        let trace = Simulator::starting_at(epoch, scenario, a, b).run().trace;
+        let text = trace.to_text();
+        assert_eq!(text.matches("A timer heartbeat\n").count(), 2, "{text}");
+        let json = trace.to_json_lines();
+        assert_eq!(json.matches(r#""timer":"heartbeat""#).count(), 2, "{json}");
+    }
+
+    #[test]
+    fn without_a_trace_the_summary_and_counters_are_the_same() {
+        let scenario = || {
+            Scenario::new(9)
+                .links(ImpairmentConfig {
+                    loss: Probability::new(0.3).unwrap(),
+                    delay: ms(5),
+                    jitter: ms(5),
+                    ..Default::default()
+                })
+                .messages_every(Side::A, "a", ms(0), ms(1), 200)
+        };
+        let (a, b) = pair();
+        let traced = Simulator::new(scenario(), a, b).run();
+        let (a, b) = pair();
+        let bare = Simulator::new(scenario(), a, b).without_trace().run();
+        assert!(bare.trace.entries.is_empty());
+        assert!(!traced.trace.entries.is_empty());
+        assert_eq!(bare.summary, traced.summary);
+    }
+
+    #[test]
+    fn the_path_mtu_and_a_dark_link_drop_what_they_should() {
+        let epoch = Instant::now();
+        let mut scenario = Scenario::new(1)
+            .message(ms(0), Side::A, "fits")
+            .message(ms(0), Side::A, "x".repeat(300))
+            .message(ms(20), Side::A, "too late");
+        scenario.mtu = Some(200);
+        scenario.dark_after = Some(ms(10));
+        let (a, b) = pair();
+        let out = Simulator::starting_at(epoch, scenario, a, b).run();
+        let text = out.trace.to_text();
+        assert!(
+            text.contains("A->B too-large d1 (302B > mtu 200B)"),
+            "{text}"
+        );
+        assert!(text.contains("A->B dark d2"), "{text}");
+        assert_eq!(out.summary.a_to_b.delivered, 1);
+        assert_eq!(out.summary.a_to_b.lost, 2);
     }
 }

@@ -106,6 +106,10 @@ impl Endpoint for LineEndpoint {
         self.next_beat
     }
 
+    fn timer_name(&self) -> Option<&'static str> {
+        self.next_beat.map(|_| "heartbeat")
+    }
+
     fn handle_timeout(&mut self, now: Instant) {
         let Some(due) = self.next_beat else { return };
         if due > now {

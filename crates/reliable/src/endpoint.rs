@@ -94,6 +94,17 @@ pub enum Event {
     /// Reliable mode: the peer closed the session (it left). Messages of ours it had not
     /// acknowledged are reported `Lost` just before.
     PeerClosed,
+    /// Reliable mode: someone other than the peer tried to open a session, and was refused
+    /// because this endpoint already talks to `peer` (a listener is taken by the first `Hello`;
+    /// with `--peer`, only that address is taken). Its `Hello` is also reported as `Dropped`
+    /// and counted in `dropped_foreign`, as every one after it; this event comes once per
+    /// address, for the first few addresses, so the application can say who was turned away.
+    TurnedAway {
+        /// Who was turned away.
+        from: SocketAddr,
+        /// Who we talk to instead.
+        peer: SocketAddr,
+    },
 }
 
 /// Why a datagram was dropped: one value per `dropped_*` counter of [`Stats`].

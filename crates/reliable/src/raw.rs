@@ -279,7 +279,7 @@ impl Endpoint for RawEndpoint {
         self.stats.bytes_received += datagram.len() as u64;
         if let Some(peer) = self.peer {
             if from != peer {
-                let detail = format!("from {from}, not from the peer {peer}");
+                let detail = format!("it is not from the peer {peer}");
                 return self.drop_datagram(from, DropCause::Foreign, detail);
             }
         }

@@ -11,7 +11,7 @@
 
 use std::io::{self, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossterm::event::{
@@ -109,6 +109,25 @@ where
 
 type Term = Terminal<CrosstermBackend<Stdout>>;
 
+/// The chat screen's side of the loop: the model and what it knows about the driver.
+struct Screen {
+    model: Model,
+    /// Lines, nicknames, stats requests and the close request, to the driver.
+    inputs: mpsc::Sender<Input>,
+    /// The terminal still sends events (it was not hung up).
+    terminal_open: bool,
+    /// The driver returned: the session is over, and nobody reads `inputs`.
+    driver_done: bool,
+}
+
+/// What one wake-up of the loop leads to.
+enum Step {
+    /// Do this, if anything, and go on.
+    Go(Option<Effect>),
+    /// Leave the loop.
+    Leave,
+}
+
 async fn chat_loop<E>(
     terminal: &mut Term,
     endpoint: &mut E,
@@ -118,7 +137,6 @@ async fn chat_loop<E>(
 where
     E: Endpoint + ?Sized,
 {
-    let mut model = Model::new(info);
     let mut cache = view::HistoryCache::default();
     let (inputs, mut driver_inputs) = mpsc::channel::<Input>(64);
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
@@ -129,102 +147,140 @@ where
         driver::run(endpoint, socket, &mut driver_inputs, &mut sink).await
     };
     tokio::pin!(driver);
+    let mut screen = Screen {
+        model: Model::new(info),
+        inputs,
+        terminal_open: true,
+        driver_done: false,
+    };
     let mut terminal_events = EventStream::new();
-    let mut terminal_open = true;
-    let mut driver_done = false;
     let mut tick = tokio::time::interval(STATS_INTERVAL);
     let mut signals = Signals::new();
 
     loop {
         let mut viewport = Viewport::default();
         terminal
-            .draw(|frame| viewport = view::draw(frame, &model, &mut cache))
+            .draw(|frame| viewport = view::draw(frame, &screen.model, &mut cache))
             .context("cannot draw the screen")?;
-        model.set_viewport(viewport);
+        screen.model.set_viewport(viewport);
 
-        let effect = tokio::select! {
-            finished = &mut driver, if !driver_done => {
-                driver_done = true;
-                while let Ok(report) = reports.try_recv() {
-                    apply(&mut model, report);
-                }
-                finished.context("the socket keeps failing")?;
-                if model.leaving() || !terminal_open {
-                    break;
-                }
-                // The session ended by itself (the peer left or became unreachable): keep the
-                // screen so the user can read what happened, until they leave.
-                model.notice(
-                    NoticeKind::Info,
-                    "the session is over: press Ctrl-C or type /quit to leave".into(),
-                );
-                None
+        let step = tokio::select! {
+            finished = &mut driver, if !screen.driver_done => {
+                screen.apply_reports(None, &mut reports);
+                screen.driver_finished(finished)?
             }
-            report = reports.recv(), if !driver_done => {
-                if let Some(report) = report {
-                    apply(&mut model, report);
-                    while let Ok(report) = reports.try_recv() {
-                        apply(&mut model, report);
-                    }
-                }
-                None
+            report = reports.recv(), if !screen.driver_done => {
+                screen.apply_reports(report, &mut reports);
+                Step::Go(None)
             }
-            event = terminal_events.next(), if terminal_open => match event {
-                Some(Ok(event)) => action_for(&event).and_then(|action| model.handle(action)),
+            event = terminal_events.next(), if screen.terminal_open => match event {
+                Some(Ok(event)) => Step::Go(action_for(&event).and_then(|a| screen.model.handle(a))),
                 // The terminal went away (hung up): close as if the user had left.
                 Some(Err(_)) | None => {
-                    terminal_open = false;
-                    Some(Effect::Close)
+                    screen.terminal_open = false;
+                    Step::Go(Some(Effect::Close))
                 }
             },
-            _ = tick.tick(), if !driver_done => {
+            _ = tick.tick(), if !screen.driver_done => {
                 // A full channel means the driver is busy; the next tick will ask again.
-                let _ = inputs.try_send(Input::Stats);
-                None
+                let _ = screen.inputs.try_send(Input::Stats);
+                Step::Go(None)
             }
-            signal = signals.next() => match signal {
-                SignalKind::Interrupt => model.handle(Action::Interrupt),
+            signal = signals.next() => Step::Go(match signal {
+                SignalKind::Interrupt => screen.model.handle(Action::Interrupt),
                 SignalKind::Terminate => Some(Effect::Exit),
-            },
+            }),
         };
-        match effect {
-            None => {}
-            Some(Effect::Send(_) | Effect::SetNick(_)) if driver_done => {
-                model.notice(NoticeKind::Error, "the session is over".into());
-            }
-            // The driver answers through the sink: accepted (with its id) or refused. Never
-            // `send().await` here: the driver runs in this very task, polled only by the select
-            // above, so waiting for room in its channel would wait forever. Every poll empties
-            // the channel, except once the driver closes and stops reading it.
-            Some(Effect::Send(text)) => {
-                let sent = inputs.try_send(Input::Line(text));
-                if sent.is_err() {
-                    model.notice(NoticeKind::Error, "not sent: the chat is closing".into());
-                }
-            }
-            Some(Effect::SetNick(nick)) => {
-                let sent = inputs.try_send(Input::Nick(nick));
-                if sent.is_err() {
-                    model.notice(NoticeKind::Error, "the chat is closing".into());
-                }
-            }
-            // A closing or finished driver takes no more input: show the last counters.
-            Some(Effect::RefreshStats) if driver_done || inputs.try_send(Input::Stats).is_err() => {
-                let stats = model.stats().clone();
-                model.set_stats(stats);
-            }
-            Some(Effect::RefreshStats) => {}
-            Some(Effect::Close) if driver_done => break,
-            Some(Effect::Close) => {
-                // The driver closes the endpoint and returns once it has closed.
-                let _ = inputs.try_send(Input::Close);
-            }
-            Some(Effect::Exit) => break,
+        let leave = match step {
+            Step::Leave => true,
+            Step::Go(None) => false,
+            Step::Go(Some(effect)) => screen.perform(effect),
+        };
+        if leave {
+            break;
         }
     }
     Ok(Summary {
-        undelivered: model.undelivered(),
+        undelivered: screen.model.undelivered(),
     })
+}
+
+impl Screen {
+    /// Applies `first` and every report waiting behind it, at the current time.
+    fn apply_reports(
+        &mut self,
+        first: Option<Report>,
+        reports: &mut mpsc::UnboundedReceiver<Report>,
+    ) {
+        self.model.set_now(Instant::now());
+        if let Some(report) = first {
+            apply(&mut self.model, report);
+        }
+        while let Ok(report) = reports.try_recv() {
+            apply(&mut self.model, report);
+        }
+    }
+
+    /// The driver returned (its reports already applied): leave if the user was leaving, else
+    /// keep the screen so the user can read what happened, until they leave.
+    fn driver_finished(&mut self, finished: io::Result<()>) -> Result<Step> {
+        self.driver_done = true;
+        finished.context("the socket keeps failing")?;
+        if self.model.leaving() || !self.terminal_open {
+            return Ok(Step::Leave);
+        }
+        self.model.notice(
+            NoticeKind::Info,
+            "the session is over: press Ctrl-C or type /quit to leave".into(),
+        );
+        Ok(Step::Go(None))
+    }
+
+    /// Does what the model asked; true to leave the loop.
+    fn perform(&mut self, effect: Effect) -> bool {
+        match effect {
+            Effect::Send(_) | Effect::SetNick(_) if self.driver_done => {
+                self.model
+                    .notice(NoticeKind::Error, "the session is over".into());
+            }
+            // The driver answers through the sink: accepted (with its id) or refused. Never
+            // `send().await` here: the driver runs in this very task, polled only by the select
+            // in `chat_loop`, so waiting for room in its channel would wait forever. Every poll
+            // empties the channel, except once the driver closes and stops reading it.
+            Effect::Send(text) => {
+                // Counters first, taken just before the line is sent: if the line opens a new
+                // session, the model counts the handshake's retries from them (see
+                // `Model::record_send`). The driver takes inputs in order, so nothing of the
+                // line's own can be in them.
+                let _ = self.inputs.try_send(Input::Stats);
+                if self.inputs.try_send(Input::Line(text)).is_err() {
+                    self.model
+                        .notice(NoticeKind::Error, "not sent: the chat is closing".into());
+                }
+            }
+            Effect::SetNick(nick) => {
+                if self.inputs.try_send(Input::Nick(nick)).is_err() {
+                    self.model
+                        .notice(NoticeKind::Error, "the chat is closing".into());
+                }
+            }
+            // A closing or finished driver takes no more input: show the last counters.
+            Effect::RefreshStats
+                if self.driver_done || self.inputs.try_send(Input::Stats).is_err() =>
+            {
+                let stats = self.model.stats().clone();
+                self.model.set_stats(stats);
+            }
+            Effect::RefreshStats => {}
+            Effect::Close if self.driver_done => return true,
+            Effect::Close => {
+                // The driver closes the endpoint and returns once it has closed.
+                let _ = self.inputs.try_send(Input::Close);
+            }
+            Effect::Exit => return true,
+        }
+        false
+    }
 }
 
 fn apply(model: &mut Model, report: Report) {

@@ -23,12 +23,9 @@ use clap::ValueEnum;
 use tokio::net::UdpSocket;
 use udpchat_reliable::Endpoint;
 
-use crate::output::{stats_line, Format};
+use crate::output::{print_stats_table, report_undelivered, Format};
 
-pub use model::{Mode, SessionInfo};
-
-/// Exit code when messages were left undelivered in reliable mode.
-pub const EXIT_UNDELIVERED: u8 = 3;
+pub use model::SessionInfo;
 
 /// Which interface `udpchat chat` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,7 +51,7 @@ fn choose_for(ui: Option<Ui>, format: Format, terminals: bool) -> Result<Ui, cla
     let usage = |message: &str| {
         clap::Error::raw(
             clap::error::ErrorKind::ArgumentConflict,
-            format!("{message}\n"),
+            message.to_string(),
         )
     };
     match (ui, format) {
@@ -72,7 +69,7 @@ fn choose_for(ui: Option<Ui>, format: Format, terminals: bool) -> Result<Ui, cla
 
 /// Runs the chat screen until the session ends, then, on the restored terminal, lists the
 /// messages that were not delivered (reliable mode) and the counters if `print_stats`.
-/// Returns exit code [`EXIT_UNDELIVERED`] if any message was not delivered, else success.
+/// Returns exit code 3 if any message was not delivered, else success.
 pub async fn chat<E>(
     endpoint: &mut E,
     socket: &UdpSocket,
@@ -82,23 +79,13 @@ pub async fn chat<E>(
 where
     E: Endpoint + ?Sized,
 {
-    let mode = info.mode;
+    let (mode, plain) = (info.mode, info.plain);
     let summary = app::run(endpoint, socket, info).await?;
     if print_stats {
-        eprintln!("udpchat: stats: {}", stats_line(&endpoint.stats()));
+        print_stats_table(&endpoint.stats(), mode, plain);
     }
-    if mode == Mode::Reliable && !summary.undelivered.is_empty() {
-        // The same words as the line interface, so scripts read both alike.
-        eprintln!(
-            "udpchat: {} message(s) were not delivered:",
-            summary.undelivered.len()
-        );
-        for (id, text) in &summary.undelivered {
-            eprintln!("udpchat: undelivered: message {}: {text}", id.0);
-        }
-        return Ok(ExitCode::from(EXIT_UNDELIVERED));
-    }
-    Ok(ExitCode::SUCCESS)
+    // Raw mode waits for no acknowledgement, so it has nothing undelivered to name.
+    Ok(report_undelivered(&summary.undelivered))
 }
 
 #[cfg(test)]

@@ -14,38 +14,39 @@
 //! history being trimmed at the front or cleared, so a late ack for a line no longer on screen
 //! is recognised and only counted.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use udpchat_reliable::{DropCause, Event, MessageId, NickError, SendError, Stats};
+use udpchat_reliable::{Event, MessageId, NickError, SendError, Stats};
 
 use super::commands::{self, Command, Input, COMMAND_SUMMARY};
 use super::input::LineEditor;
+use crate::chat::Mode;
+use crate::notice::{self, Context, Flood, HandshakeWatch, Limiter, Notice, Verdict};
+pub use crate::notice::{canonical, NoticeKind};
+use crate::untrusted;
 
 /// The most history entries kept; older ones are dropped, so a long chat uses bounded memory.
 pub const HISTORY_LIMIT: usize = 5_000;
 
+/// The most bytes of text the history keeps (messages can be up to 1 MiB each in reliable
+/// mode, so the entry count alone would not bound memory); older entries go first.
+pub const HISTORY_BYTES: usize = 8 << 20;
+
+/// Gap notices kept open to be rewritten when a late message turns up; the oldest is
+/// forgotten first (its notice stays as it was).
+pub const OPEN_GAPS: usize = 64;
+
 /// Lines moved per mouse-wheel step.
 pub const WHEEL_LINES: usize = 3;
 
-/// Which transport the chat runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Plain datagrams: nothing acknowledged or resent.
-    Raw,
-    /// udpchat's own reliable transport over UDP.
-    Reliable,
-}
-
-impl Mode {
-    /// The name shown in the status bar.
-    pub fn label(self) -> &'static str {
-        match self {
-            Mode::Raw => "RAW",
-            Mode::Reliable => "RELIABLE",
-        }
+/// The name of `mode` in the status bar and the greeting.
+pub fn mode_label(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Raw => "RAW",
+        Mode::Reliable => "RELIABLE",
     }
 }
 
@@ -78,9 +79,11 @@ pub enum ConnState {
     Connected,
     /// Closing: waiting for outstanding messages to be acknowledged.
     Closing,
-    /// The peer stopped answering.
+    /// The peer stopped answering: the session ended. The next line opens a new one.
     Unreachable,
-    /// The session is over.
+    /// Reliable mode: the peer closed the session (it left). The next line opens a new one.
+    PeerLeft,
+    /// Our side closed: the chat is over.
     Closed,
 }
 
@@ -94,7 +97,18 @@ impl ConnState {
             (ConnState::Connected, Mode::Reliable) => "connected",
             (ConnState::Closing, _) => "closing",
             (ConnState::Unreachable, _) => "peer unreachable",
+            (ConnState::PeerLeft, _) => "peer left",
             (ConnState::Closed, _) => "closed",
+        }
+    }
+
+    /// The same in as few letters as still read well, for a narrow status bar.
+    pub fn short_label(self, mode: Mode) -> &'static str {
+        match (self, mode) {
+            (ConnState::Waiting, _) => "waiting",
+            (ConnState::Connected, Mode::Raw) => "raw UDP",
+            (ConnState::Unreachable, _) => "unreachable",
+            (state, mode) => state.label(mode),
         }
     }
 }
@@ -113,23 +127,6 @@ pub enum Delivery {
     },
     /// Reliable mode: the transport gave up on it.
     Lost,
-}
-
-/// What kind of notice a history line is, for its mark and colour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NoticeKind {
-    /// Something the user asked for, or news about the session.
-    Info,
-    /// Raw mode: peer messages that never arrived.
-    Gap,
-    /// Raw mode: a peer message that arrived twice.
-    Duplicate,
-    /// Raw mode: a peer message that arrived after a later one.
-    Reordered,
-    /// Datagrams that were ignored (junk, foreign, stale).
-    Dropped,
-    /// Something went wrong.
-    Error,
 }
 
 /// One entry of the history.
@@ -287,6 +284,34 @@ pub struct Model {
     leaving: bool,
     /// `/stats` was asked for: show the table when the fresh counters arrive.
     stats_wanted: bool,
+    /// Reliable mode: the text of each of my messages not delivered (yet), for the exit report.
+    undelivered: BTreeMap<MessageId, String>,
+    /// Bytes of text in `history` (see [`HISTORY_BYTES`]).
+    history_bytes: usize,
+    /// The time, as the runtime last said (see [`Model::set_now`]), for the [`Limiter`].
+    now: Instant,
+    limiter: Limiter,
+    /// For each flood being held back: the absolute index of the notice that counts it.
+    held: HashMap<Flood, u64>,
+    /// Gap notices that a late message may still make untrue, oldest first.
+    open_gaps: VecDeque<OpenGap>,
+    /// Reliable mode: what the handshakes are doing, from the counters.
+    handshake: HandshakeWatch,
+    /// The notice counting the retries of the handshake in progress, by absolute index.
+    retry_notice: Option<u64>,
+}
+
+/// A gap notice still open: which messages it names and how many of them turned up since.
+#[derive(Debug, Clone)]
+struct OpenGap {
+    from: SocketAddr,
+    first: u64,
+    last: u64,
+    arrived: u128,
+    /// The name the notice used, so its rewrites use the same.
+    who: String,
+    /// Absolute history index of the notice.
+    index: u64,
 }
 
 impl Model {
@@ -300,11 +325,11 @@ impl Model {
         let greeting = match info.peer {
             Some(peer) => format!(
                 "{} mode, sending to {peer}. Type a message and press Enter; /help for commands.",
-                info.mode.label()
+                mode_label(info.mode)
             ),
             None => format!(
                 "{} mode, listening on {}: waiting for someone to write first. /help for commands.",
-                info.mode.label(),
+                mode_label(info.mode),
                 info.local
             ),
         };
@@ -326,6 +351,14 @@ impl Model {
             input: LineEditor::new(),
             leaving: false,
             stats_wanted: false,
+            undelivered: BTreeMap::new(),
+            history_bytes: 0,
+            now: Instant::now(),
+            limiter: Limiter::default(),
+            held: HashMap::new(),
+            open_gaps: VecDeque::new(),
+            handshake: HandshakeWatch::new(conn == ConnState::Connecting),
+            retry_notice: None,
         };
         model.notice(NoticeKind::Info, greeting);
         model
@@ -388,6 +421,14 @@ impl Model {
     /// My messages neither delivered nor lost yet (reliable mode).
     pub fn unconfirmed(&self) -> usize {
         self.outstanding.len()
+    }
+
+    /// While connecting: how many times the handshake was resent without an answer.
+    pub fn handshake_retries(&self) -> u64 {
+        match self.conn {
+            ConnState::Connecting => self.handshake.retries(),
+            _ => 0,
+        }
     }
 
     /// The round-trip time to show: the transport's smoothed RTT, else the last sample.
@@ -509,6 +550,7 @@ impl Model {
             Command::Clear => {
                 self.first_index += self.history.len() as u64;
                 self.history.clear();
+                self.history_bytes = 0;
                 self.scroll = Scroll::Follow;
                 None
             }
@@ -617,6 +659,9 @@ impl Model {
                     Mode::Raw => Delivery::Unconfirmed,
                     Mode::Reliable => Delivery::Sending,
                 };
+                if self.info.mode == Mode::Reliable {
+                    self.undelivered.insert(id, text.clone());
+                }
                 let index = self.push(Entry::Mine {
                     nick: self.info.nick.clone(),
                     id,
@@ -625,6 +670,9 @@ impl Model {
                 });
                 if self.info.mode == Mode::Reliable {
                     self.outstanding.insert(id, index);
+                    if self.handshake.accepted() {
+                        self.reopen();
+                    }
                 }
             }
             Err(e) => self.notice(
@@ -632,6 +680,37 @@ impl Model {
                 format!("not sent: {e} (↑ brings the line back)"),
             ),
         }
+    }
+
+    /// A line was accepted after the session ended: the transport opens a new session to the
+    /// same address for it (see "How a chat ends" in the README). The runtime asks for the
+    /// counters just before every line, so the watch counts this handshake's retries from them.
+    fn reopen(&mut self) {
+        self.conn = ConnState::Connecting;
+        self.retry_notice = None;
+        let text = notice::reopen_text(&self.peer_text());
+        self.notice(NoticeKind::Info, text);
+    }
+
+    /// While connecting, turns the counters into news: one notice, updated in place, says how
+    /// many times the handshake was retried without an answer.
+    fn count_retries(&mut self) {
+        let Some(retries) = self.handshake.counters(self.stats.datagrams_sent) else {
+            return;
+        };
+        let text = notice::no_answer_text(&self.peer_text(), retries);
+        let updated = self
+            .retry_notice
+            .is_some_and(|index| self.set_notice_text(index, text.clone()));
+        if !updated {
+            self.retry_notice = Some(self.add_notice(NoticeKind::Info, text));
+        }
+    }
+
+    /// The peer's address as the notices write it.
+    fn peer_text(&self) -> String {
+        self.peer
+            .map_or_else(|| "the peer".into(), |a| canonical(a).to_string())
     }
 
     /// Records the outcome of a nickname change.
@@ -663,33 +742,30 @@ impl Model {
     /// `/stats` asked for them.
     pub fn set_stats(&mut self, stats: Stats) {
         self.stats = stats;
+        self.count_retries();
         if std::mem::take(&mut self.stats_wanted) {
             let table = self.stats_table();
             self.push(table);
         }
     }
 
-    /// Reliable mode: my messages that were lost or are still unacknowledged, by id.
+    /// Reliable mode: my messages that were lost or are still unacknowledged, by id; kept
+    /// apart from the history, which may have trimmed them away.
     pub fn undelivered(&self) -> Vec<(MessageId, String)> {
-        let mut missing: Vec<(MessageId, String)> = self
-            .history
+        self.undelivered
             .iter()
-            .filter_map(|entry| match entry {
-                Entry::Mine {
-                    id,
-                    text,
-                    delivery: Delivery::Lost | Delivery::Sending,
-                    ..
-                } => Some((*id, text.clone())),
-                _ => None,
-            })
-            .collect();
-        missing.sort_by_key(|(id, _)| *id);
-        missing
+            .map(|(id, text)| (*id, text.clone()))
+            .collect()
     }
 
     /// Shows a notice in the history (for the runtime's own news, such as an I/O error).
     pub fn notice(&mut self, kind: NoticeKind, text: String) {
+        self.add_notice(kind, text);
+    }
+
+    /// Adds a notice, folding it into the last entry if that is the same notice; returns the
+    /// absolute index of the entry that shows it.
+    fn add_notice(&mut self, kind: NoticeKind, text: String) -> u64 {
         if let Some(Entry::Notice {
             kind: last_kind,
             text: last_text,
@@ -698,87 +774,92 @@ impl Model {
         {
             if *last_kind == kind && *last_text == text {
                 *repeat = repeat.saturating_add(1);
-                return;
+                return self.first_index + self.history.len() as u64 - 1;
             }
         }
         self.push(Entry::Notice {
             kind,
             text,
             repeat: 1,
-        });
+        })
     }
 
-    /// Applies one event from the transport.
+    /// Tells the model the time, for limiting notices; the runtime calls it before applying
+    /// what the transport reported.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// Applies one event from the transport: first what it changes ([`Model::update`]), then
+    /// what it says, in the words [`notice::describe`] gives the line UI too.
     pub fn apply_event(&mut self, event: Event) {
-        match event {
-            Event::Message {
-                from,
-                nick,
-                seq,
-                text,
-            } => {
-                if self.peer.is_none() {
-                    self.peer = Some(from);
+        let Event::Message {
+            from,
+            nick,
+            seq,
+            text,
+        } = event
+        else {
+            let notice = self.describe(&event);
+            self.update(&event);
+            if let Some(index) = notice.and_then(|notice| self.show(notice)) {
+                if let Event::Gap { from, first, last } = event {
+                    self.open_gap(from, first, last, index);
                 }
-                if !nick.is_empty() && self.peer == Some(from) {
-                    self.peer_nick = Some(nick.clone());
-                }
-                if matches!(self.conn, ConnState::Waiting | ConnState::Connecting) {
-                    self.conn = ConnState::Connected;
-                }
-                let nick = if nick.is_empty() {
-                    canonical(from).to_string()
-                } else {
-                    nick
-                };
-                self.push(Entry::Peer { nick, seq, text });
             }
-            Event::Gap { from, first, last } => {
-                let count = last.saturating_sub(first).saturating_add(1);
-                let which = if first == last {
-                    format!("#{first}")
-                } else {
-                    format!("#{first}–#{last}")
-                };
-                let noun = if count == 1 { "message" } else { "messages" };
-                let text = format!(
-                    "{count} {noun} from {} never arrived ({which})",
-                    self.name_of(from)
-                );
-                self.notice(NoticeKind::Gap, text);
+            return;
+        };
+        if self.peer.is_none() {
+            self.peer = Some(from);
+        }
+        let nick = if nick.is_empty() {
+            canonical(from).to_string()
+        } else {
+            let nick = untrusted::nick(&nick);
+            if self.peer == Some(from) {
+                self.peer_nick = Some(nick.clone());
             }
-            Event::Duplicate { from, seq } => {
-                let text = format!(
-                    "message #{seq} from {} arrived twice (a duplicate datagram)",
-                    self.name_of(from)
-                );
-                self.notice(NoticeKind::Duplicate, text);
+            nick
+        };
+        if matches!(self.conn, ConnState::Waiting | ConnState::Connecting) {
+            self.conn = ConnState::Connected;
+        }
+        self.push(Entry::Peer { nick, seq, text });
+    }
+
+    fn describe(&self, event: &Event) -> Option<Notice> {
+        let name = |addr| self.name_of(addr);
+        let cx = Context {
+            mode: self.info.mode,
+            peer_given: self.info.peer.is_some(),
+            name: &name,
+        };
+        notice::describe(event, &cx)
+    }
+
+    /// What an event other than a message changes: the session's state, the counts, the marks
+    /// of my messages, and the gap notices a late message makes untrue.
+    fn update(&mut self, event: &Event) {
+        if let Some((answered, retries)) = self.handshake.event(event) {
+            // The retry notice says how the handshake ended instead of "retrying".
+            if let Some(index) = self.retry_notice.take() {
+                let text = notice::attempt_end_text(&self.peer_text(), retries, answered);
+                self.set_notice_text(index, text);
             }
-            Event::Reordered { from, seq } => {
-                let text = format!(
-                    "message #{seq} from {} arrived late, after a later one (reordered)",
-                    self.name_of(from)
-                );
-                self.notice(NoticeKind::Reordered, text);
-            }
+        }
+        match *event {
             Event::Peer { addr } => {
-                let changed = self.peer != Some(addr);
-                self.peer = Some(addr);
-                if changed {
+                if self.peer != Some(addr) {
                     self.peer_nick = None;
                 }
+                self.peer = Some(addr);
                 if !matches!(self.conn, ConnState::Closing | ConnState::Closed) {
                     self.conn = ConnState::Connected;
                 }
-                let shown = canonical(addr);
-                let text = match self.info.mode {
-                    Mode::Raw => format!("talking to {shown}"),
-                    Mode::Reliable => format!("connected to {shown}"),
-                };
-                self.notice(NoticeKind::Info, text);
             }
             Event::Delivered { id, rtt } => {
                 self.delivered += 1;
+                self.undelivered.remove(&id);
                 if rtt.is_some() {
                     self.last_rtt = rtt;
                 }
@@ -788,50 +869,112 @@ impl Model {
                 self.lost += 1;
                 self.settle(id, Delivery::Lost);
             }
+            Event::Reordered { from, seq } => self.late_arrival(from, seq),
             Event::PeerUnreachable => {
-                self.conn = ConnState::Unreachable;
-                self.notice(
-                    NoticeKind::Error,
-                    "the peer stopped answering: the session is over".into(),
-                );
+                if self.conn != ConnState::Closed {
+                    self.conn = ConnState::Unreachable;
+                }
             }
             Event::PeerRestarted => {
                 self.peer_nick = None;
-                self.notice(
-                    NoticeKind::Info,
-                    "the peer restarted: a new session began".into(),
-                );
+                // The numbers start again: the old gaps can no longer be matched.
+                self.open_gaps.clear();
             }
-            Event::PeerClosed => {
-                self.conn = ConnState::Closed;
-                self.notice(
-                    NoticeKind::Info,
-                    "the peer left: the session is over".into(),
-                );
+            Event::PeerClosed if self.conn != ConnState::Closed => {
+                self.conn = ConnState::PeerLeft;
             }
-            Event::Closed => {
-                self.conn = ConnState::Closed;
-                self.notice(NoticeKind::Info, "session closed".into());
+            Event::PeerClosed => {}
+            Event::Closed => self.conn = ConnState::Closed,
+            Event::Message { .. }
+            | Event::Gap { .. }
+            | Event::Duplicate { .. }
+            | Event::TurnedAway { .. }
+            | Event::Dropped { .. } => {}
+        }
+    }
+
+    /// Puts a notice in the history unless the [`Limiter`] holds it back (then the flood's
+    /// counting notice goes up by one instead); returns the index of a notice shown.
+    /// Deliveries and losses are not notices here: the message's own mark shows them.
+    fn show(&mut self, notice: Notice) -> Option<u64> {
+        if matches!(notice.kind, NoticeKind::Delivered | NoticeKind::Lost) {
+            return None;
+        }
+        if let Some(flood) = notice.flood {
+            let (summary, verdict) = self.limiter.admit(flood, self.now);
+            if summary.is_some() {
+                // The last window's counting notice already shows its final count: leave it.
+                self.held.remove(&flood);
             }
-            Event::Dropped {
-                from,
-                cause,
-                detail,
-            } => {
-                let why = match cause {
-                    DropCause::Checksum => "bad checksum",
-                    DropCause::Malformed => "not a udpchat datagram",
-                    DropCause::Foreign => "not from our peer",
-                    DropCause::Stale => "stale or unexpected",
-                };
-                self.notice(
-                    NoticeKind::Dropped,
-                    format!(
-                        "ignored a datagram from {}: {why} ({detail})",
-                        canonical(from)
-                    ),
-                );
+            if let Verdict::Held { count } = verdict {
+                self.count_held(flood, count);
+                return None;
             }
+        }
+        Some(self.add_notice(notice.kind, notice.text))
+    }
+
+    /// Shows that `count` notices of `flood` were held back in this window, updating one
+    /// notice in place rather than adding a line per notice.
+    fn count_held(&mut self, flood: Flood, count: u64) {
+        let text = flood.held_text(count);
+        let updated = match self.held.get(&flood) {
+            Some(&index) => self.set_notice_text(index, text.clone()),
+            None => false,
+        };
+        if !updated {
+            let index = self.add_notice(flood.kind(), text);
+            self.held.insert(flood, index);
+        }
+    }
+
+    /// Replaces the words of the notice at absolute `index`; false if it is gone.
+    fn set_notice_text(&mut self, index: u64, new: String) -> bool {
+        let Some(offset) = index
+            .checked_sub(self.first_index)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
+            return false;
+        };
+        let Some(Entry::Notice { text, .. }) = self.history.get_mut(offset) else {
+            return false;
+        };
+        self.history_bytes = self.history_bytes - text.len() + new.len();
+        *text = new;
+        true
+    }
+
+    fn open_gap(&mut self, from: SocketAddr, first: u64, last: u64, index: u64) {
+        if self.open_gaps.len() >= OPEN_GAPS {
+            self.open_gaps.pop_front();
+        }
+        self.open_gaps.push_back(OpenGap {
+            from,
+            first,
+            last,
+            arrived: 0,
+            who: self.name_of(from),
+            index,
+        });
+    }
+
+    /// A message that a gap notice said had not arrived did: rewrite that notice, so the
+    /// history never states what is no longer true.
+    fn late_arrival(&mut self, from: SocketAddr, seq: u64) {
+        let Some(at) = self
+            .open_gaps
+            .iter()
+            .position(|g| g.from == from && (g.first..=g.last).contains(&seq))
+        else {
+            return;
+        };
+        let gap = &mut self.open_gaps[at];
+        gap.arrived += 1;
+        let text = notice::gap_text(&gap.who, gap.first, gap.last, gap.arrived);
+        let complete = gap.arrived > u128::from(gap.last.saturating_sub(gap.first));
+        let index = gap.index;
+        if !self.set_notice_text(index, text) || complete {
+            self.open_gaps.remove(at);
         }
     }
 
@@ -852,71 +995,46 @@ impl Model {
         }
     }
 
-    /// Appends an entry, trimming the oldest beyond [`HISTORY_LIMIT`]; returns its absolute index.
+    /// Appends an entry, trimming the oldest beyond [`HISTORY_LIMIT`] entries or
+    /// [`HISTORY_BYTES`] bytes (the newest entry always stays); returns its absolute index.
     fn push(&mut self, entry: Entry) -> u64 {
-        if self.history.len() >= HISTORY_LIMIT {
-            self.history.pop_front();
+        self.history_bytes += entry_bytes(&entry);
+        self.history.push_back(entry);
+        while self.history.len() > HISTORY_LIMIT
+            || (self.history_bytes > HISTORY_BYTES && self.history.len() > 1)
+        {
+            let Some(gone) = self.history.pop_front() else {
+                break;
+            };
+            self.history_bytes -= entry_bytes(&gone);
             self.first_index += 1;
             if let Scroll::Top(top) = self.scroll {
                 self.scroll = Scroll::Top(top.saturating_sub(1));
             }
         }
-        self.history.push_back(entry);
         self.first_index + self.history.len() as u64 - 1
     }
 
+    /// The counters the mode has, as the line UI shows them (see [`crate::stats`]).
     fn stats_table(&self) -> Entry {
-        let s = &self.stats;
-        let mut rows = vec![
-            ("messages sent".to_string(), s.messages_sent.to_string()),
-            ("messages received".into(), s.messages_received.to_string()),
-        ];
-        if self.info.mode == Mode::Reliable {
-            rows.extend([
-                (
-                    "messages delivered".into(),
-                    s.messages_delivered.to_string(),
-                ),
-                ("messages lost".into(), s.messages_lost.to_string()),
-            ]);
-        }
-        rows.extend([
-            ("datagrams sent".into(), s.datagrams_sent.to_string()),
-            (
-                "datagrams received".into(),
-                s.datagrams_received.to_string(),
-            ),
-            ("bytes sent".into(), s.bytes_sent.to_string()),
-            ("bytes received".into(), s.bytes_received.to_string()),
-            ("gaps (missing)".into(), s.gaps.to_string()),
-            ("duplicates".into(), s.duplicates.to_string()),
-            ("reordered".into(), s.reordered.to_string()),
-            ("dropped: checksum".into(), s.dropped_checksum.to_string()),
-            ("dropped: malformed".into(), s.dropped_malformed.to_string()),
-            ("dropped: foreign".into(), s.dropped_foreign.to_string()),
-            ("dropped: stale".into(), s.dropped_stale.to_string()),
-        ]);
-        if self.info.mode == Mode::Reliable {
-            rows.extend([
-                (
-                    "retransmits: timeout".into(),
-                    s.retransmits_timeout.to_string(),
-                ),
-                ("retransmits: fast".into(), s.retransmits_fast.to_string()),
-                (
-                    "retransmits: spurious".into(),
-                    s.retransmits_spurious.to_string(),
-                ),
-                ("rtt min".into(), opt_ms(s.rtt_min)),
-                ("rtt smoothed".into(), opt_ms(s.rtt_smoothed)),
-                ("rtt variation".into(), opt_ms(s.rtt_var)),
-                ("congestion window".into(), s.cwnd.to_string()),
-                ("peer window".into(), s.peer_window.to_string()),
-            ]);
-        }
+        let rows = crate::stats::rows(&self.stats, self.info.mode, self.info.plain)
+            .into_iter()
+            .map(|(label, cells)| (label.to_owned(), crate::stats::cells(&cells)))
+            .collect();
         Entry::Table {
-            title: format!("stats ({} mode)", self.info.mode.label().to_lowercase()),
+            title: format!("stats ({} mode)", mode_label(self.info.mode).to_lowercase()),
             rows,
+        }
+    }
+}
+
+/// The bytes of text an entry holds, for [`HISTORY_BYTES`].
+fn entry_bytes(entry: &Entry) -> usize {
+    match entry {
+        Entry::Mine { nick, text, .. } | Entry::Peer { nick, text, .. } => nick.len() + text.len(),
+        Entry::Notice { text, .. } => text.len(),
+        Entry::Table { title, rows } => {
+            title.len() + rows.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
         }
     }
 }
@@ -952,18 +1070,6 @@ fn help_table() -> Entry {
     }
 }
 
-/// `addr` as people write it: an IPv4 peer reached through an IPv6 socket (`[::ffff:1.2.3.4]`)
-/// is shown as plain IPv4.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
-}
-
 /// A duration in milliseconds as people read it: `0.4 ms`, `12 ms`, `1530 ms`.
 pub fn format_ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
@@ -976,14 +1082,11 @@ pub fn format_ms(d: Duration) -> String {
     out
 }
 
-fn opt_ms(d: Option<Duration>) -> String {
-    d.map_or_else(|| "-".to_string(), format_ms)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use udpchat_reliable::DropCause;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
@@ -1187,7 +1290,7 @@ mod tests {
             last_notice(&m),
             (
                 NoticeKind::Gap,
-                "2 messages from alice never arrived (#1–#2)".into(),
+                "2 messages from alice have not arrived yet (#2–#3)".into(),
                 1
             )
         );
@@ -1196,21 +1299,24 @@ mod tests {
             first: 5,
             last: 5,
         });
-        assert_eq!(last_notice(&m).1, "1 message from alice never arrived (#5)");
+        assert_eq!(
+            last_notice(&m).1,
+            "message #6 from alice has not arrived yet"
+        );
         m.apply_event(Event::Duplicate {
             from: addr(4000),
             seq: 3,
         });
         let (kind, text, _) = last_notice(&m);
         assert_eq!(kind, NoticeKind::Duplicate);
-        assert!(text.contains("#3") && text.contains("alice") && text.contains("twice"));
+        assert!(text.contains("#4") && text.contains("alice") && text.contains("twice"));
         m.apply_event(Event::Reordered {
             from: addr(4000),
             seq: 1,
         });
         let (kind, text, _) = last_notice(&m);
         assert_eq!(kind, NoticeKind::Reordered);
-        assert!(text.contains("#1") && text.contains("late"));
+        assert!(text.contains("#2") && text.contains("late"));
         // A stranger is named by address.
         m.apply_event(Event::Gap {
             from: addr(6000),
@@ -1224,17 +1330,180 @@ mod tests {
     fn repeated_identical_notices_fold_into_one_line() {
         let mut m = model(Mode::Raw);
         for _ in 0..1000 {
-            m.apply_event(Event::Dropped {
-                from: addr(9),
-                cause: DropCause::Checksum,
-                detail: "crc mismatch".into(),
-            });
+            m.notice(NoticeKind::Error, "socket: no route".into());
         }
         assert_eq!(m.history().len(), 2, "greeting + one folded notice");
-        let (kind, text, repeat) = last_notice(&m);
-        assert_eq!(kind, NoticeKind::Dropped);
-        assert!(text.contains("bad checksum"));
-        assert_eq!(repeat, 1000);
+        assert_eq!(
+            last_notice(&m),
+            (NoticeKind::Error, "socket: no route".into(), 1000)
+        );
+    }
+
+    fn dropped(port: u16) -> Event {
+        Event::Dropped {
+            from: addr(port),
+            cause: DropCause::Checksum,
+            detail: format!("bad checksum {port}"),
+        }
+    }
+
+    #[test]
+    fn a_flood_of_notices_shows_ten_then_counts_the_rest_in_one_line() {
+        let mut m = model(Mode::Raw);
+        let t0 = Instant::now();
+        m.set_now(t0);
+        for i in 0..1000 {
+            m.apply_event(dropped(i));
+            m.apply_event(Event::Gap {
+                from: addr(4000),
+                first: u64::from(i) * 2,
+                last: u64::from(i) * 2,
+            });
+        }
+        let count = |m: &Model, kind| {
+            m.history()
+                .filter(|e| matches!(e, Entry::Notice { kind: k, .. } if *k == kind))
+                .count()
+        };
+        let shown = notice::SHOWN_PER_WINDOW as usize;
+        assert_eq!(count(&m, NoticeKind::Dropped), shown + 1);
+        assert_eq!(count(&m, NoticeKind::Gap), shown + 1);
+        let texts: Vec<String> = m
+            .history()
+            .filter_map(|e| match e {
+                Entry::Notice { text, .. } if text.contains("were not shown") => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "990 more ignored datagrams were not shown (/stats has the counts)",
+                "990 more gap notices were not shown (/stats has the counts)"
+            ]
+        );
+        // A new window shows again, and counts in a new line.
+        m.set_now(t0 + notice::WINDOW);
+        for i in 0..(shown as u16 + 3) {
+            m.apply_event(dropped(i));
+        }
+        assert_eq!(count(&m, NoticeKind::Dropped), 2 * (shown + 1));
+        assert_eq!(
+            last_notice(&m).1,
+            "3 more ignored datagrams were not shown (/stats has the counts)"
+        );
+    }
+
+    #[test]
+    fn the_history_is_bounded_in_bytes_too() {
+        let mut m = model(Mode::Raw);
+        let big = "x".repeat(1 << 20);
+        for seq in 0..20 {
+            m.apply_event(Event::Message {
+                from: addr(4000),
+                nick: "alice".into(),
+                seq: Some(seq),
+                text: big.clone(),
+            });
+        }
+        let kept = m.history().len();
+        assert!(kept < 10, "{kept} entries of 1 MiB kept");
+        assert!(m.history_bytes <= HISTORY_BYTES);
+        let Some(Entry::Peer { seq, .. }) = m.history().last() else {
+            panic!("the newest message stays");
+        };
+        assert_eq!(*seq, Some(19));
+        // A message larger than the whole budget is still shown, alone.
+        m.apply_event(Event::Message {
+            from: addr(4000),
+            nick: "alice".into(),
+            seq: Some(20),
+            text: "y".repeat(HISTORY_BYTES + 1),
+        });
+        assert_eq!(m.history().len(), 1);
+    }
+
+    #[test]
+    fn a_gap_notice_is_rewritten_when_late_messages_turn_up() {
+        let mut m = model(Mode::Raw);
+        m.apply_event(Event::Gap {
+            from: addr(4000),
+            first: 1,
+            last: 2,
+        });
+        let gap_at = m.history().len() - 1;
+        let gap_text = |m: &Model| match m.history().nth(gap_at) {
+            Some(Entry::Notice { text, .. }) => text.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            gap_text(&m),
+            "2 messages from 127.0.0.1:4000 have not arrived yet (#2–#3)"
+        );
+        // A late message from someone else, or outside the gap, changes nothing.
+        m.apply_event(Event::Reordered {
+            from: addr(5000),
+            seq: 1,
+        });
+        m.apply_event(Event::Reordered {
+            from: addr(4000),
+            seq: 7,
+        });
+        assert!(gap_text(&m).ends_with("have not arrived yet (#2–#3)"));
+        m.apply_event(Event::Reordered {
+            from: addr(4000),
+            seq: 2,
+        });
+        assert_eq!(
+            gap_text(&m),
+            "2 messages from 127.0.0.1:4000 were missing (#2–#3): 1 arrived late, \
+             1 has not arrived yet"
+        );
+        assert!(last_notice(&m)
+            .1
+            .contains("#3 from 127.0.0.1:4000 arrived late"));
+        m.apply_event(Event::Reordered {
+            from: addr(4000),
+            seq: 1,
+        });
+        assert_eq!(
+            gap_text(&m),
+            "2 messages from 127.0.0.1:4000 were missing (#2–#3), and all arrived late"
+        );
+        assert!(m.open_gaps.is_empty());
+    }
+
+    #[test]
+    fn nicknames_from_the_network_are_cut_and_escaped() {
+        let mut m = model(Mode::Raw);
+        m.apply_event(Event::Message {
+            from: addr(4000),
+            nick: format!("\u{202e}{}", "n".repeat(40)),
+            seq: Some(0),
+            text: "hi".into(),
+        });
+        let shown = format!("\\u{{202e}}{}…", "n".repeat(31));
+        assert_eq!(m.peer_nick(), Some(shown.as_str()));
+        assert!(matches!(m.history().last(), Some(Entry::Peer { nick, .. }) if *nick == shown));
+        m.apply_event(Event::Duplicate {
+            from: addr(4000),
+            seq: 0,
+        });
+        assert!(last_notice(&m).1.contains(&shown));
+    }
+
+    #[test]
+    fn undelivered_messages_are_remembered_after_the_history_trimmed_them() {
+        let mut m = model(Mode::Reliable);
+        m.record_send("early".into(), Ok(MessageId(0)));
+        m.record_send("acked".into(), Ok(MessageId(1)));
+        m.apply_event(Event::Delivered {
+            id: MessageId(1),
+            rtt: None,
+        });
+        type_line(&mut m, "/clear");
+        assert_eq!(m.history().len(), 0);
+        assert_eq!(m.undelivered(), vec![(MessageId(0), "early".into())]);
     }
 
     #[test]
@@ -1247,7 +1516,98 @@ mod tests {
         assert_eq!(m.conn(), ConnState::Unreachable);
         m.apply_event(Event::Closed);
         assert_eq!(m.conn(), ConnState::Closed);
-        assert_eq!(last_notice(&m).1, "session closed");
+        assert_eq!(last_notice(&m).1, "the session closed");
+    }
+
+    #[test]
+    fn after_the_peer_left_the_next_line_opens_a_new_session_and_says_so() {
+        let mut m = model(Mode::Reliable);
+        m.apply_event(Event::Peer { addr: addr(4000) });
+        m.apply_event(Event::PeerClosed);
+        assert_eq!(m.conn(), ConnState::PeerLeft);
+        let (kind, text, _) = last_notice(&m);
+        assert_eq!(kind, NoticeKind::Info);
+        assert!(
+            text.contains("a line you send now opens a new session"),
+            "{text}"
+        );
+        // The runtime hands over the counters taken just before the line: 7 datagrams so far.
+        m.set_stats(Stats {
+            datagrams_sent: 7,
+            ..Stats::default()
+        });
+        m.record_send("anyone?".into(), Ok(MessageId(0)));
+        assert_eq!(m.conn(), ConnState::Connecting);
+        assert!(last_notice(&m)
+            .1
+            .starts_with("opening a new session to 127.0.0.1:4000 for this line"));
+        assert_eq!(mine(&m), vec![("anyone?".into(), Delivery::Sending)]);
+        // One Hello is no retry; three more are.
+        m.set_stats(Stats {
+            datagrams_sent: 8,
+            ..Stats::default()
+        });
+        assert_eq!(m.handshake_retries(), 0);
+        m.set_stats(Stats {
+            datagrams_sent: 11,
+            ..Stats::default()
+        });
+        assert_eq!(m.handshake_retries(), 3);
+        assert_eq!(
+            last_notice(&m).1,
+            "no answer from 127.0.0.1:4000 yet, retrying (3)"
+        );
+        m.set_stats(Stats {
+            datagrams_sent: 12,
+            ..Stats::default()
+        });
+        let notices = m
+            .history()
+            .filter(|e| matches!(e, Entry::Notice { text, .. } if text.starts_with("no answer")))
+            .count();
+        assert_eq!(notices, 1, "one notice, updated in place");
+        assert_eq!(
+            last_notice(&m).1,
+            "no answer from 127.0.0.1:4000 yet, retrying (4)"
+        );
+        // The transport gives up: the line is lost, the notice says how it ended.
+        m.apply_event(Event::Lost { id: MessageId(0) });
+        m.apply_event(Event::PeerUnreachable);
+        assert_eq!(m.conn(), ConnState::Unreachable);
+        assert_eq!(mine(&m), vec![("anyone?".into(), Delivery::Lost)]);
+        assert!(m.history().any(|e| matches!(e, Entry::Notice { text, .. }
+            if text == "no answer from 127.0.0.1:4000: gave up after 4 retries")));
+        assert_eq!(m.handshake_retries(), 0);
+    }
+
+    #[test]
+    fn a_peer_that_answers_late_is_reported_as_such() {
+        let mut m = model(Mode::Reliable);
+        m.set_stats(Stats {
+            datagrams_sent: 3,
+            ..Stats::default()
+        });
+        assert_eq!(m.handshake_retries(), 2);
+        m.apply_event(Event::Peer { addr: addr(4000) });
+        assert_eq!(m.conn(), ConnState::Connected);
+        assert_eq!(m.handshake_retries(), 0);
+        assert!(m.history().any(|e| matches!(e, Entry::Notice { text, .. }
+            if text == "127.0.0.1:4000 answered after 2 retries")));
+        // Connected, the counters mean data, not Hellos: no more retry notices.
+        m.set_stats(Stats {
+            datagrams_sent: 30,
+            ..Stats::default()
+        });
+        assert!(!m.history().any(|e| matches!(e, Entry::Notice { text, .. }
+            if text.contains("retrying"))));
+    }
+
+    #[test]
+    fn after_our_own_close_the_session_stays_closed() {
+        let mut m = model(Mode::Reliable);
+        m.apply_event(Event::Closed);
+        m.apply_event(Event::PeerClosed);
+        assert_eq!(m.conn(), ConnState::Closed);
     }
 
     #[test]
@@ -1340,17 +1700,21 @@ mod tests {
                 .map(|(_, v)| v.clone())
                 .unwrap()
         };
-        assert_eq!(get("messages sent"), "12");
-        assert_eq!(get("retransmits: timeout"), "3");
-        assert_eq!(get("rtt smoothed"), "12 ms");
+        assert_eq!(get("messages"), "sent 12  received 0  delivered 0  lost 0");
+        assert_eq!(get("retransmits"), "timeout 3  fast 2  spurious 0");
+        assert_eq!(get("rtt"), "min -  smoothed 12.4ms  variation -");
         let mut raw = model(Mode::Raw);
         type_line(&mut raw, "/stats");
         raw.set_stats(Stats::default());
         let Some(Entry::Table { rows, .. }) = raw.history().last() else {
             panic!("no table");
         };
-        assert!(rows.iter().all(|(k, _)| !k.starts_with("retransmits")));
-        assert!(rows.iter().any(|(k, _)| k == "gaps (missing)"));
+        assert!(rows
+            .iter()
+            .all(|(k, _)| k != "retransmits" && k != "rtt" && k != "windows"));
+        assert!(rows
+            .iter()
+            .any(|(k, v)| k == "arrivals" && v.starts_with("gaps 0")));
     }
 
     #[test]

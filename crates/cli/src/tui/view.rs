@@ -2,7 +2,10 @@
 //!
 //! The layout is computed by hand rather than by ratatui's constraint solver so that tiny
 //! terminals degrade in a chosen order: the input line is the last thing to go (one row shows
-//! only it), then the status bar (two rows), and the history gets whatever is left. Every entry
+//! only it), then the status bar (two rows), and the history gets whatever is left. The status
+//! bar is responsive too: one row when its fields fit, two on a terminal of ten rows or more
+//! when they do not, and within a row the least important fields shorten, then go, in an order
+//! fixed by rank (see [`status_lines`]), so mode, peer, state and counts stay to the last. Every entry
 //! is turned into styled segments and wrapped by `wrap.rs`, so the number of screen lines is
 //! known and scrolling can be exact. Each of my messages ends with its delivery mark, which is
 //! where the difference between raw UDP and the reliable transport shows, line by line.
@@ -15,9 +18,11 @@ use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
 use super::model::{
-    canonical, format_ms, ConnState, Delivery, Entry, Mode, Model, NoticeKind, Scroll, Viewport,
+    canonical, format_ms, ConnState, Delivery, Entry, Model, NoticeKind, Scroll, Viewport,
 };
 use super::wrap::{sanitize, wrap};
+use crate::chat::Mode;
+use crate::notice::number;
 
 /// The prompt before the input line.
 const PROMPT: &str = "> ";
@@ -30,8 +35,13 @@ struct Areas {
     input: Rect,
 }
 
-fn split(area: Rect) -> Areas {
-    let row = |y: u16| Rect::new(area.x, y, area.width, 1);
+/// Terminals at least this tall may give the status bar a second row when one row cannot hold
+/// every field; smaller ones keep the rows for the history.
+pub const TWO_ROW_STATUS_HEIGHT: u16 = 10;
+
+/// Splits `area` into history, a status bar of `status_rows` rows (1 or 2) and the input line.
+fn split(area: Rect, status_rows: u16) -> Areas {
+    let rows = |y: u16, height: u16| Rect::new(area.x, y, area.width, height);
     let empty = Rect::new(area.x, area.y, area.width, 0);
     match area.height {
         0 => Areas {
@@ -42,31 +52,34 @@ fn split(area: Rect) -> Areas {
         1 => Areas {
             history: empty,
             status: empty,
-            input: row(area.y),
+            input: rows(area.y, 1),
         },
         2 => Areas {
             history: empty,
-            status: row(area.y),
-            input: row(area.y + 1),
+            status: rows(area.y, 1),
+            input: rows(area.y + 1, 1),
         },
-        h => Areas {
-            history: Rect::new(area.x, area.y, area.width, h - 2),
-            status: row(area.y + h - 2),
-            input: row(area.y + h - 1),
-        },
+        h => {
+            let status_rows = status_rows.clamp(1, h - 2);
+            let history = h - 1 - status_rows;
+            Areas {
+                history: rows(area.y, history),
+                status: rows(area.y + history, status_rows),
+                input: rows(area.y + h - 1, 1),
+            }
+        }
     }
 }
 
 /// Draws the whole screen; returns what the history area measured, for
 /// [`Model::set_viewport`]. `cache` keeps wrapped entries from one frame to the next.
 pub fn draw(frame: &mut Frame<'_>, model: &Model, cache: &mut HistoryCache) -> Viewport {
-    let areas = split(frame.area());
+    let area = frame.area();
+    let status = status_lines(model, area.width, area.height >= TWO_ROW_STATUS_HEIGHT);
+    let areas = split(area, u16::try_from(status.len()).unwrap_or(1));
     let viewport = draw_history(frame, model, cache, areas.history);
     if areas.status.height > 0 {
-        frame.render_widget(
-            Paragraph::new(status_line(model)).style(bar_style()),
-            areas.status,
-        );
+        frame.render_widget(Paragraph::new(status).style(bar_style()), areas.status);
     }
     if areas.input.height > 0 && areas.input.width > 0 {
         draw_input(frame, model, areas.input);
@@ -169,7 +182,6 @@ fn fingerprint(entry: &Entry) -> u64 {
 }
 
 fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'static>>) {
-    let dim = Style::default().fg(Color::DarkGray);
     match entry {
         Entry::Mine {
             nick,
@@ -177,52 +189,21 @@ fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'st
             text,
             delivery,
         } => {
-            let seq = if numbered {
-                format!("#{} ", id.0)
-            } else {
-                String::new()
-            };
-            let nick = sanitize(nick);
-            let text = sanitize(text);
+            let seq = numbered.then_some(id.0);
             let (mark, mark_style) = delivery_mark(*delivery);
-            out.extend(wrap(
-                &[
-                    (&seq, dim),
-                    (
-                        &nick,
-                        Style::default()
-                            .fg(Color::Cyan)
-                            .add_modifier(Modifier::BOLD),
-                    ),
-                    (": ", Style::default()),
-                    (&text, Style::default()),
-                    ("  ", Style::default()),
-                    (&mark, mark_style),
-                ],
+            let speaker = Style::default().fg(Color::Cyan);
+            out.extend(message_lines(
+                seq,
+                (nick, speaker),
+                text,
+                Some((&mark, mark_style)),
                 width,
             ));
         }
         Entry::Peer { nick, seq, text } => {
-            let seq = match seq {
-                Some(seq) if numbered => format!("#{seq} "),
-                _ => String::new(),
-            };
-            let nick = sanitize(nick);
-            let text = sanitize(text);
-            out.extend(wrap(
-                &[
-                    (&seq, dim),
-                    (
-                        &nick,
-                        Style::default()
-                            .fg(Color::Magenta)
-                            .add_modifier(Modifier::BOLD),
-                    ),
-                    (": ", Style::default()),
-                    (&text, Style::default()),
-                ],
-                width,
-            ));
+            let seq = seq.filter(|_| numbered);
+            let speaker = Style::default().fg(Color::Magenta);
+            out.extend(message_lines(seq, (nick, speaker), text, None, width));
         }
         Entry::Notice { kind, text, repeat } => {
             let (label, style) = notice_label(*kind);
@@ -241,23 +222,51 @@ fn entry_lines(numbered: bool, entry: &Entry, width: u16, out: &mut Vec<Line<'st
                 width,
             ));
         }
-        Entry::Table { title, rows } => {
-            let heading = Style::default().add_modifier(Modifier::BOLD);
-            out.extend(wrap(&[("── ", dim), (title, heading), (" ──", dim)], width));
-            let name_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
-            for (name, value) in rows {
-                let pad = " ".repeat(name_width - name.width() + 2);
-                out.extend(wrap(
-                    &[
-                        ("  ", Style::default()),
-                        (name, dim),
-                        (&pad, Style::default()),
-                        (value, Style::default()),
-                    ],
-                    width,
-                ));
-            }
-        }
+        Entry::Table { title, rows } => table_lines(title, rows, width, out),
+    }
+}
+
+/// One message: its number (`#3 `, counted from 1) if shown, the speaker, the text and, for
+/// mine, the delivery mark.
+fn message_lines(
+    seq: Option<u64>,
+    (nick, speaker): (&str, Style),
+    text: &str,
+    mark: Option<(&str, Style)>,
+    width: u16,
+) -> Vec<Line<'static>> {
+    let dim = Style::default().fg(Color::DarkGray);
+    let seq = seq.map_or_else(String::new, |seq| format!("#{} ", number(seq)));
+    let nick = sanitize(nick);
+    let text = sanitize(text);
+    let mut segments = vec![
+        (seq.as_str(), dim),
+        (nick.as_str(), speaker.add_modifier(Modifier::BOLD)),
+        (": ", Style::default()),
+        (text.as_str(), Style::default()),
+    ];
+    if let Some((mark, style)) = mark {
+        segments.extend([("  ", Style::default()), (mark, style)]);
+    }
+    wrap(&segments, width)
+}
+
+fn table_lines(title: &str, rows: &[(String, String)], width: u16, out: &mut Vec<Line<'static>>) {
+    let dim = Style::default().fg(Color::DarkGray);
+    let heading = Style::default().add_modifier(Modifier::BOLD);
+    out.extend(wrap(&[("── ", dim), (title, heading), (" ──", dim)], width));
+    let name_width = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
+    for (name, value) in rows {
+        let pad = " ".repeat(name_width - name.width() + 2);
+        out.extend(wrap(
+            &[
+                ("  ", Style::default()),
+                (name, dim),
+                (&pad, Style::default()),
+                (value, Style::default()),
+            ],
+            width,
+        ));
     }
 }
 
@@ -290,7 +299,10 @@ fn notice_label(kind: NoticeKind) -> (&'static str, Style) {
         NoticeKind::Gap => ("[gap] ", style.fg(Color::Yellow)),
         NoticeKind::Duplicate => ("[duplicate] ", style.fg(Color::Yellow)),
         NoticeKind::Reordered => ("[reordered] ", style.fg(Color::Yellow)),
+        NoticeKind::Restart => ("[restart] ", style.fg(Color::Yellow)),
         NoticeKind::Dropped => ("[dropped] ", style.fg(Color::DarkGray)),
+        NoticeKind::Delivered => ("[delivered] ", style.fg(Color::Green)),
+        NoticeKind::Lost => ("[lost] ", style.fg(Color::Red)),
         NoticeKind::Error => ("[error] ", style.fg(Color::Red)),
     }
 }
@@ -299,90 +311,222 @@ fn bar_style() -> Style {
     Style::default().bg(Color::Blue).fg(Color::White)
 }
 
-/// The status bar: the most important fields first, since a narrow terminal cuts the end.
-pub fn status_line(model: &Model) -> Line<'static> {
+/// The status bar at `width` columns, as one line or, when one line cannot hold every field
+/// and `two_rows` allows, two. Fields shrink and then disappear in a fixed order of importance
+/// (see [`status_fields`]): mode, peer, state and the sent/delivered/lost counts stay longest,
+/// so they are there at 80×24 and legible at 40 columns.
+pub fn status_lines(model: &Model, width: u16, two_rows: bool) -> Vec<Line<'static>> {
+    let width = usize::from(width);
+    let (identity, figures) = status_fields(model);
+    let all: Vec<Field> = identity.iter().chain(&figures).cloned().collect();
+    let (one_row, shrunk) = fitted(&all, width);
+    if !two_rows || shrunk == 0 {
+        return vec![one_row];
+    }
+    vec![fitted(&identity, width).0, fitted(&figures, width).0]
+}
+
+/// One field of the status bar: what separates it from the field before it, then its forms
+/// from the fullest to the shortest (an empty form hides the field), each with the rank at
+/// which the bar switches to it when short of room (lower ranks give way first).
+#[derive(Debug, Clone)]
+struct Field {
+    join: &'static str,
+    forms: Vec<(u8, Span<'static>)>,
+}
+
+impl Field {
+    /// A field with one form that never goes.
+    fn fixed(join: &'static str, span: Span<'static>) -> Field {
+        Field {
+            join,
+            forms: vec![(0, span)],
+        }
+    }
+
+    /// Adds a shorter form, used from `rank` on.
+    fn or(mut self, rank: u8, span: Span<'static>) -> Field {
+        self.forms.push((rank, span));
+        self
+    }
+
+    /// Adds "hidden" as the last form, from `rank` on.
+    fn or_hide(self, rank: u8) -> Field {
+        self.or(rank, Span::raw(""))
+    }
+}
+
+/// Fits `fields` into `width` columns: applies the shrinking steps in rank order until the line
+/// fits or nothing can shrink (then the terminal cuts its end); returns the line and how many
+/// steps it took.
+fn fitted(fields: &[Field], width: usize) -> (Line<'static>, usize) {
+    let mut chosen = vec![0usize; fields.len()];
+    let render = |chosen: &[usize]| {
+        let mut spans: Vec<Span<'static>> = Vec::new();
+        for (field, &form) in fields.iter().zip(chosen) {
+            let span = &field.forms[form].1;
+            if span.content.is_empty() {
+                continue;
+            }
+            // The first field shown on a line needs no separator, only a margin.
+            let join = if spans.is_empty() { " " } else { field.join };
+            if !(spans.is_empty() && span.content.starts_with(' ')) {
+                spans.push(Span::styled(join, bar_style()));
+            }
+            spans.push(span.clone());
+        }
+        Line::from(spans)
+    };
+    let mut steps = 0;
+    loop {
+        let line = render(&chosen);
+        if line.width() <= width {
+            return (line, steps);
+        }
+        let next = fields
+            .iter()
+            .zip(&chosen)
+            .enumerate()
+            .filter_map(|(i, (field, &form))| field.forms.get(form + 1).map(|(rank, _)| (*rank, i)))
+            .min();
+        match next {
+            Some((_, i)) => chosen[i] += 1,
+            None => return (line, steps),
+        }
+        steps += 1;
+    }
+}
+
+/// The status bar's fields, in two groups: who and where (mode, scrolling, me → peer, state),
+/// and the figures (counts, RTT, retransmissions, impairment). The ranks say what gives way
+/// first when room is short: the words "no impairment", then my own address, the long words,
+/// the impairment, the RTT and retransmissions, the peer's address when its name is known;
+/// the mode, the state and the counts only shorten.
+fn status_fields(model: &Model) -> (Vec<Field>, Vec<Field>) {
     let info = model.info();
     let bar = bar_style();
-    let sep = || Span::styled(" │ ", bar);
     let mode_style = match info.mode {
         Mode::Raw => Style::default().bg(Color::Yellow).fg(Color::Black),
         Mode::Reliable => Style::default().bg(Color::Green).fg(Color::Black),
+    }
+    .add_modifier(Modifier::BOLD);
+    let (long_mode, short_mode) = match (info.mode, info.plain) {
+        (Mode::Raw, true) => (" RAW plain ", " RAW·p "),
+        (Mode::Raw, false) => (" RAW ", " RAW "),
+        (Mode::Reliable, _) => (" RELIABLE ", " REL "),
     };
-    let conn_style = match model.conn() {
-        ConnState::Unreachable => bar.fg(Color::LightRed).add_modifier(Modifier::BOLD),
-        _ => bar,
-    };
-    let peer = match (model.peer().map(canonical), model.peer_nick()) {
-        (Some(addr), Some(nick)) => format!("{} @ {addr}", sanitize(nick)),
-        (Some(addr), None) => addr.to_string(),
-        (None, _) => "no peer yet".into(),
-    };
-    let counts = match info.mode {
-        Mode::Raw => format!("sent {} (unconfirmed)", model.sent()),
-        Mode::Reliable => format!(
-            "sent {} ✓{} ✗{}",
-            model.sent(),
-            model.delivered(),
-            model.lost()
-        ),
-    };
-    let mut spans = vec![
-        Span::styled(
-            if info.plain {
-                format!(" {} plain ", info.mode.label())
-            } else {
-                format!(" {} ", info.mode.label())
-            },
-            mode_style.add_modifier(Modifier::BOLD),
-        ),
-        Span::styled(
-            format!(
-                " {} {} → {peer}",
-                sanitize(model.nick()),
-                canonical(info.local)
-            ),
-            bar,
-        ),
-        sep(),
-        Span::styled(model.conn().label(info.mode).to_string(), conn_style),
-        sep(),
-    ];
+    let mut identity = vec![Field::fixed("", Span::styled(long_mode, mode_style))
+        .or(40, Span::styled(short_mode, mode_style))];
     if let Scroll::Top(_) = model.scroll() {
-        // First after the mode: a narrow terminal must still show why new lines do not appear.
-        spans.insert(
-            1,
-            Span::styled(
-                " ↑ scrolled (PgDn) ",
-                Style::default()
-                    .bg(Color::White)
-                    .fg(Color::Black)
-                    .add_modifier(Modifier::BOLD),
-            ),
+        // Right after the mode: a narrow terminal must still show why new lines do not appear.
+        let style = Style::default()
+            .bg(Color::White)
+            .fg(Color::Black)
+            .add_modifier(Modifier::BOLD);
+        identity.push(
+            Field::fixed("", Span::styled(" ↑ scrolled (PgDn) ", style))
+                .or(20, Span::styled(" ↑PgDn ", style)),
         );
     }
+    let me = sanitize(model.nick());
+    identity.push(
+        Field::fixed(
+            " ",
+            Span::styled(format!("{me} {} →", canonical(info.local)), bar),
+        )
+        .or(2, Span::styled(format!("{me} →"), bar))
+        .or_hide(5),
+    );
+    identity.push(peer_field(model));
+    identity.push(state_field(model));
+    (identity, figure_fields(model))
+}
+
+/// The peer: `alice @ 10.0.0.2:2323`, then `alice@10.0.0.2:2323`, then `alice` alone.
+fn peer_field(model: &Model) -> Field {
+    let bar = bar_style();
+    match (model.peer().map(canonical), model.peer_nick()) {
+        (Some(addr), Some(nick)) => {
+            let nick = sanitize(nick);
+            Field::fixed(" ", Span::styled(format!("{nick} @ {addr}"), bar))
+                .or(8, Span::styled(format!("{nick}@{addr}"), bar))
+                .or(30, Span::styled(nick, bar))
+        }
+        (Some(addr), None) => Field::fixed(" ", Span::styled(addr.to_string(), bar)),
+        (None, _) => Field::fixed(" ", Span::styled("no peer yet", bar)),
+    }
+}
+
+/// Where the session stands; while a handshake goes unanswered, how often it was retried.
+fn state_field(model: &Model) -> Field {
+    let mode = model.info().mode;
+    let bar = bar_style();
+    let style = match model.conn() {
+        ConnState::Unreachable | ConnState::PeerLeft => {
+            bar.fg(Color::LightRed).add_modifier(Modifier::BOLD)
+        }
+        _ => bar,
+    };
+    let state = model.conn();
+    match model.handshake_retries() {
+        0 => Field::fixed(SEPARATOR, Span::styled(state.label(mode), style))
+            .or(6, Span::styled(state.short_label(mode), style)),
+        retries => Field::fixed(
+            SEPARATOR,
+            Span::styled(format!("connecting: no answer, retry {retries}"), style),
+        )
+        .or(6, Span::styled(format!("no answer ({retries})"), style)),
+    }
+}
+
+/// Counts, RTT, retransmissions and impairment.
+fn figure_fields(model: &Model) -> Vec<Field> {
+    let info = model.info();
+    let bar = bar_style();
+    let mut fields = Vec::new();
+    fields.push(match info.mode {
+        Mode::Raw => Field::fixed(
+            SEPARATOR,
+            Span::styled(format!("sent {} (unconfirmed)", model.sent()), bar),
+        )
+        .or(7, Span::styled(format!("sent {}", model.sent()), bar)),
+        Mode::Reliable => Field::fixed(
+            SEPARATOR,
+            Span::styled(
+                format!(
+                    "sent {} ✓{} ✗{}",
+                    model.sent(),
+                    model.delivered(),
+                    model.lost()
+                ),
+                bar,
+            ),
+        ),
+    });
     if info.mode == Mode::Reliable {
         let rtt = model.rtt().map_or_else(|| "-".to_string(), format_ms);
-        spans.push(Span::styled(format!("rtt {rtt}"), bar));
-        spans.push(sep());
+        fields.push(Field::fixed(SEPARATOR, Span::styled(format!("rtt {rtt}"), bar)).or_hide(12));
+        let retransmits = model.retransmissions();
+        fields.push(
+            Field::fixed(
+                SEPARATOR,
+                Span::styled(format!("retransmits {retransmits}"), bar),
+            )
+            .or(3, Span::styled(format!("rtx {retransmits}"), bar))
+            .or_hide(11),
+        );
     }
-    spans.push(Span::styled(counts, bar));
-    if info.mode == Mode::Reliable {
-        spans.push(sep());
-        spans.push(Span::styled(
-            format!("retransmits {}", model.retransmissions()),
-            bar,
-        ));
-    }
-    spans.push(sep());
-    spans.push(Span::styled(
-        match &info.impairment {
-            Some(imp) => format!("impaired: {imp}"),
-            None => "no impairment".into(),
-        },
-        bar,
-    ));
-    Line::from(spans)
+    fields.push(match &info.impairment {
+        Some(imp) => {
+            Field::fixed(SEPARATOR, Span::styled(format!("impaired: {imp}"), bar)).or_hide(10)
+        }
+        None => Field::fixed(SEPARATOR, Span::styled("no impairment", bar)).or_hide(1),
+    });
+    fields
 }
+
+/// Between two fields of the status bar.
+const SEPARATOR: &str = " │ ";
 
 fn draw_input(frame: &mut Frame<'_>, model: &Model, area: Rect) {
     // The prompt goes first when the line gets too narrow for it.
@@ -565,27 +709,31 @@ mod tests {
             from: addr(4000),
             seq: 1,
         });
-        let rows = render(&mut m, 80, 10);
+        let rows = render(&mut m, 100, 10);
         let text = screen(&rows);
         assert!(
-            rows.contains(&"#0 bob: hello  · sent, unconfirmed".to_string()),
+            rows.contains(&"#1 bob: hello  · sent, unconfirmed".to_string()),
             "{text}"
         );
-        assert!(rows.contains(&"#0 alice: hi bob".to_string()), "{text}");
+        assert!(rows.contains(&"#1 alice: hi bob".to_string()), "{text}");
         assert!(
-            rows.contains(&"[gap] 2 messages from alice never arrived (#1–#2)".to_string()),
-            "{text}"
-        );
-        assert!(
-            rows.contains(&"#3 alice: did you get that?".to_string()),
-            "{text}"
-        );
-        assert!(
-            text.contains("[duplicate] message #3 from alice arrived twice"),
+            rows.contains(
+                &"[gap] 2 messages from alice were missing (#2–#3): 1 arrived late, 1 has not \
+                  arrived yet"
+                    .to_string()
+            ),
             "{text}"
         );
         assert!(
-            text.contains("[reordered] message #1 from alice arrived late"),
+            rows.contains(&"#4 alice: did you get that?".to_string()),
+            "{text}"
+        );
+        assert!(
+            text.contains("[duplicate] message #4 from alice arrived twice"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[reordered] message #2 from alice arrived late"),
             "{text}"
         );
         assert!(!text.contains("delivered"));
@@ -677,7 +825,18 @@ mod tests {
         peer_says(&mut m, 0, "evil\u{1b}]0;pwned\u{7}\u{1b}[2J");
         let text = screen(&render(&mut m, 60, 6));
         assert!(!text.contains('\u{1b}'));
-        assert!(text.contains("evil␛]0;pwned␇␛[2J"), "{text}");
+        assert!(
+            text.contains("evil\\u{1b}]0;pwned\\u{7}\\u{1b}[2J"),
+            "{text}"
+        );
+        let mut m = model(Mode::Raw);
+        peer_says(&mut m, 1, "abc\u{202e}dcba\u{2028}<bob> fake");
+        let text = screen(&render(&mut m, 60, 6));
+        assert!(!text.contains('\u{202e}') && !text.contains('\u{2028}'));
+        assert!(
+            text.contains("alice: abc\\u{202e}dcba\\u{2028}<bob> fake"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -688,11 +847,12 @@ mod tests {
         }
         // 8 rows: 6 of history, status, input.
         let rows = render(&mut m, 40, 8);
-        assert_eq!(rows[5], "#29 alice: line 29");
+        assert_eq!(rows[5], "#30 alice: line 29");
         m.handle(Action::PageUp);
         let rows = render(&mut m, 40, 8);
-        assert_eq!(rows[5], "#24 alice: line 24");
-        assert!(rows[6].contains("scrolled"), "{rows:#?}");
+        assert_eq!(rows[5], "#25 alice: line 24");
+        // 40 columns: the scroll mark is short, but there.
+        assert!(rows[6].contains("↑PgDn"), "{rows:#?}");
         for _ in 0..10 {
             m.handle(Action::PageUp);
         }
@@ -708,8 +868,8 @@ mod tests {
             m.handle(Action::PageDown);
         }
         let rows = render(&mut m, 40, 8);
-        assert_eq!(rows[5], "#30 alice: line 30");
-        assert!(!rows[6].contains("scrolled"));
+        assert_eq!(rows[5], "#31 alice: line 30");
+        assert!(!rows[6].contains("PgDn"));
     }
 
     #[test]
@@ -741,7 +901,132 @@ mod tests {
         });
         let text = screen(&render(&mut m, 60, 40));
         assert!(text.contains("── stats (reliable mode) ──"), "{text}");
-        assert!(text.contains("  messages sent          17"), "{text}");
+        assert!(
+            text.contains("  messages     sent 17  received 0  delivered 0  lost 0"),
+            "{text}"
+        );
+    }
+
+    /// A reliable chat in full swing: a known peer nickname, counts of each kind, an RTT,
+    /// retransmissions and an impairment.
+    fn busy_reliable() -> Model {
+        let mut m = model(Mode::Reliable);
+        peer_says(&mut m, 0, "hi");
+        for (id, text) in ["a", "b", "c"].iter().enumerate() {
+            m.record_send((*text).into(), Ok(MessageId(id as u64)));
+        }
+        m.apply_event(Event::Delivered {
+            id: MessageId(0),
+            rtt: Some(Duration::from_micros(6_600)),
+        });
+        m.apply_event(Event::Lost { id: MessageId(2) });
+        m.set_stats(Stats {
+            retransmits_timeout: 4,
+            retransmits_fast: 1,
+            rtt_smoothed: Some(Duration::from_micros(6_600)),
+            ..Stats::default()
+        });
+        m
+    }
+
+    /// The status bar's rows: those between the history and the input line, which both differ
+    /// from it; at most two.
+    fn status_rows(rows: &[String], count: usize) -> String {
+        rows[rows.len() - 1 - count..rows.len() - 1].join("\n")
+    }
+
+    #[test]
+    fn at_80_by_24_the_status_bar_takes_two_rows_and_shows_everything() {
+        let mut m = busy_reliable();
+        let rows = render(&mut m, 80, 24);
+        let status = status_rows(&rows, 2);
+        for field in [
+            " RELIABLE ",
+            "bob 127.0.0.1:2323 → alice @ 127.0.0.1:4000",
+            "│ connected",
+            "sent 3 ✓1 ✗1",
+            "rtt 6.6 ms",
+            "retransmits 5",
+            "impaired: loss 20%",
+        ] {
+            assert!(status.contains(field), "{field:?} missing from\n{status}");
+        }
+        assert!(rows[21].starts_with(" RELIABLE "), "{rows:#?}");
+        assert_eq!(rows[23], ">");
+        for row in &rows {
+            assert!(row.width() <= 80, "{row:?}");
+        }
+        let mut raw = model(Mode::Raw);
+        raw.record_send("x".into(), Ok(MessageId(0)));
+        let status = status_rows(&render(&mut raw, 80, 24), 2);
+        for field in [
+            " RAW ",
+            "127.0.0.1:4000",
+            "no connection (raw UDP)",
+            "sent 1",
+        ] {
+            assert!(status.contains(field), "{field:?} missing from\n{status}");
+        }
+    }
+
+    #[test]
+    fn at_40_by_12_mode_peer_state_and_counts_stay_legible() {
+        let mut m = busy_reliable();
+        let rows = render(&mut m, 40, 12);
+        let status = status_rows(&rows, 2);
+        for field in [" RELIABLE ", "alice", "connected", "sent 3 ✓1 ✗1"] {
+            assert!(status.contains(field), "{field:?} missing from\n{status}");
+        }
+        for row in &rows {
+            assert!(row.width() <= 40, "{row:?}");
+        }
+        // Without the peer's name yet, its address is what identifies it.
+        let mut fresh = model(Mode::Reliable);
+        let status = status_rows(&render(&mut fresh, 40, 12), 2);
+        for field in [" REL", "127.0.0.1:4000", "connecting", "sent 0 ✓0 ✗0"] {
+            assert!(status.contains(field), "{field:?} missing from\n{status}");
+        }
+        let mut raw = model(Mode::Raw);
+        let status = status_rows(&render(&mut raw, 40, 12), 2);
+        for field in [" RAW ", "127.0.0.1:4000", "raw UDP", "sent 0"] {
+            assert!(status.contains(field), "{field:?} missing from\n{status}");
+        }
+    }
+
+    #[test]
+    fn a_short_terminal_keeps_one_status_row_and_drops_the_least_important_first() {
+        let mut m = busy_reliable();
+        let wide = render(&mut m, 200, 6);
+        assert!(wide[4].contains("impaired: loss 20%"), "{wide:#?}");
+        // 80 columns, 6 rows: one row, so the impairment and my address give way first.
+        let rows = render(&mut m, 80, 6);
+        let status = &rows[4];
+        for field in [" RELIABLE ", "alice", "connected", "sent 3 ✓1 ✗1"] {
+            assert!(status.contains(field), "{field:?} missing from {status:?}");
+        }
+        assert!(!status.contains("impaired"), "{status:?}");
+        assert!(!status.contains("127.0.0.1:2323"), "{status:?}");
+    }
+
+    #[test]
+    fn the_status_bar_counts_unanswered_handshakes() {
+        let mut m = model(Mode::Reliable);
+        m.set_stats(Stats {
+            datagrams_sent: 4,
+            ..Stats::default()
+        });
+        let rows = render(&mut m, 100, 24);
+        let status = status_rows(&rows, 2);
+        assert!(
+            status.contains("connecting: no answer, retry 3"),
+            "{status}"
+        );
+        assert!(
+            screen(&rows).contains("* no answer from 127.0.0.1:4000 yet, retrying (3)"),
+            "{rows:#?}"
+        );
+        let narrow = status_rows(&render(&mut m, 40, 12), 2);
+        assert!(narrow.contains("no answer (3)"), "{narrow}");
     }
 
     #[test]
@@ -772,7 +1057,7 @@ mod tests {
         }
         // At 20x5 every part is there.
         let rows = render(&mut m, 20, 5);
-        assert!(rows[3].contains("RELIABLE"), "{rows:#?}");
+        assert!(rows[3].starts_with(" REL  alice"), "{rows:#?}");
         assert!(rows[4].starts_with("> 日本語 input"), "{rows:#?}");
         // One row: only the input line.
         let rows = render(&mut m, 20, 1);

@@ -8,7 +8,7 @@
 //!
 //! Text from the peer is untrusted: an escape sequence drawn into a cell would reach the terminal
 //! and could move the cursor or retitle the window. [`sanitize`] turns every control character
-//! into a visible stand-in before anything is drawn.
+//! into a visible escape before anything is drawn.
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -18,20 +18,11 @@ use unicode_width::UnicodeWidthStr;
 /// Cells of indent for the continuation lines of a wrapped entry (when the width allows).
 pub const HANGING_INDENT: usize = 2;
 
-/// Replaces control characters with visible stand-ins: C0 controls become their Unicode "control
-/// pictures" (ESC shows as `␛`), DEL as `␡`, C1 controls as `�`; a tab becomes a space. Line
-/// feeds are kept: [`wrap`] breaks the line there.
+/// Network text made safe to draw: every hazard escaped by the one rule of
+/// [`crate::untrusted::escape`] (`\u{1b}`, `\u{202e}`), and a tab made a space (a cell cannot
+/// hold a tab). Line feeds are kept: [`wrap`] breaks the line there.
 pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => '\n',
-            '\t' => ' ',
-            '\u{7f}' => '\u{2421}',
-            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
-            c if c.is_control() => '\u{fffd}',
-            c => c,
-        })
-        .collect()
+    crate::untrusted::escape(text).replace('\t', " ")
 }
 
 /// One grapheme and its style, the unit of wrapping.
@@ -81,39 +72,7 @@ pub fn wrap(segments: &[(&str, Style)], width: u16) -> Vec<Line<'static>> {
                 w => (grapheme, w),
             };
             if used + w > width {
-                // Break after the last space of this line, if that leaves something on it.
-                let current = lines.last_mut().map(std::mem::take).unwrap_or_default();
-                let first_cell = if lines.len() > 1 { indent } else { 0 };
-                let split = current
-                    .iter()
-                    .rposition(|c| c.grapheme == " ")
-                    .filter(|&i| i + 1 > first_cell && i + 1 < current.len())
-                    // The moved word must fit on the next line with the new grapheme.
-                    .filter(|&i| {
-                        let tail: usize = current[i + 1..].iter().map(|c| c.width).sum();
-                        indent + tail + w <= width
-                    });
-                let (head, tail) = match split {
-                    Some(i) => {
-                        let mut head = current;
-                        let tail = head.split_off(i + 1);
-                        (head, tail)
-                    }
-                    None => (current, Vec::new()),
-                };
-                if let Some(last) = lines.last_mut() {
-                    *last = head;
-                }
-                let mut next: Vec<Cell<'_>> = (0..indent)
-                    .map(|_| Cell {
-                        grapheme: " ",
-                        width: 1,
-                        style: Style::default(),
-                    })
-                    .collect();
-                next.extend(tail);
-                used = next.iter().map(|c| c.width).sum();
-                lines.push(next);
+                used = break_line(&mut lines, indent, width, w);
             }
             if let Some(line) = lines.last_mut() {
                 line.push(Cell {
@@ -126,6 +85,46 @@ pub fn wrap(segments: &[(&str, Style)], width: u16) -> Vec<Line<'static>> {
         }
     }
     lines.into_iter().map(to_line).collect()
+}
+
+/// Starts a new line because a grapheme `w` cells wide does not fit on the last one: the last
+/// line is broken after its last space (if that leaves something on it and the moved word fits
+/// on the next line with the new grapheme), and the next line starts with the hanging indent
+/// and the moved word. Returns the cells the new line already uses.
+fn break_line(lines: &mut Vec<Vec<Cell<'_>>>, indent: usize, width: usize, w: usize) -> usize {
+    let current = lines.last_mut().map(std::mem::take).unwrap_or_default();
+    let first_cell = if lines.len() > 1 { indent } else { 0 };
+    let split = current
+        .iter()
+        .rposition(|c| c.grapheme == " ")
+        .filter(|&i| i + 1 > first_cell && i + 1 < current.len())
+        // The moved word must fit on the next line with the new grapheme.
+        .filter(|&i| {
+            let tail: usize = current[i + 1..].iter().map(|c| c.width).sum();
+            indent + tail + w <= width
+        });
+    let (head, tail) = match split {
+        Some(i) => {
+            let mut head = current;
+            let tail = head.split_off(i + 1);
+            (head, tail)
+        }
+        None => (current, Vec::new()),
+    };
+    if let Some(last) = lines.last_mut() {
+        *last = head;
+    }
+    let mut next: Vec<Cell<'_>> = (0..indent)
+        .map(|_| Cell {
+            grapheme: " ",
+            width: 1,
+            style: Style::default(),
+        })
+        .collect();
+    next.extend(tail);
+    let used = next.iter().map(|c| c.width).sum();
+    lines.push(next);
+    used
 }
 
 /// Joins runs of equally styled cells into spans.
@@ -228,8 +227,12 @@ mod tests {
     fn control_characters_are_made_visible() {
         assert_eq!(
             sanitize("a\u{1b}[2Jb\u{7}\u{7f}\u{9b}\tc"),
-            "a␛[2Jb␇␡\u{fffd} c"
+            "a\\u{1b}[2Jb\\u{7}\\u{7f}\\u{9b} c"
         );
         assert_eq!(sanitize("ok\nok"), "ok\nok");
+        assert_eq!(
+            sanitize("abc\u{202e}dcba\u{2028}x"),
+            "abc\\u{202e}dcba\\u{2028}x"
+        );
     }
 }

@@ -91,6 +91,9 @@ impl<E: Endpoint> Endpoint for CauseRecorder<E> {
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
     }
+    fn timer_name(&self) -> Option<&'static str> {
+        self.inner.timer_name()
+    }
     fn handle_timeout(&mut self, now: Instant) {
         self.inner.handle_timeout(now);
     }
@@ -113,12 +116,37 @@ impl<E: Endpoint> Endpoint for CauseRecorder<E> {
 
 /// Draws the first `messages` messages A sent in `trace` (and everything on the wire until they
 /// were all delivered and acknowledged, or given up on). `causes` is A's [`CauseRecorder`]
-/// record (empty if there is none: resends are then labelled without a cause).
+/// record (empty if there is none: resends are then labelled without a cause). Timers that the
+/// endpoint names ([`Endpoint::timer_name`]) are shown as they fire ("A timer rto").
 pub fn render(trace: &Trace, messages: u64, causes: &[Option<ResendCause>]) -> String {
-    let entries = &trace.entries;
+    let (fates, texts) = fates_and_texts(trace);
+    let end = end_of_interest(trace, &texts, messages);
+    let mut ladder = Ladder {
+        messages,
+        causes,
+        fates: &fates,
+        texts: &texts,
+        sent_seqs: HashSet::new(),
+        a_sent: 0,
+        out: String::new(),
+    };
+    let _ = writeln!(
+        ladder.out,
+        "{:>10}  A{}B  what happened",
+        "time",
+        " ".repeat(ARROW)
+    );
+    for entry in trace.entries.iter().take_while(|e| e.at <= end) {
+        ladder.entry(entry.at, &entry.event);
+    }
+    ladder.out
+}
+
+/// What became of each datagram, by trace id, and the message id of each text A sent.
+fn fates_and_texts(trace: &Trace) -> (HashMap<u64, Fates>, HashMap<String, u64>) {
     let mut fates: HashMap<u64, Fates> = HashMap::new();
     let mut texts: HashMap<String, u64> = HashMap::new();
-    for entry in entries {
+    for entry in &trace.entries {
         match &entry.event {
             TraceEvent::Delivered { datagram, late, .. } => fates
                 .entry(*datagram)
@@ -148,118 +176,136 @@ pub fn render(trace: &Trace, messages: u64, causes: &[Option<ResendCause>]) -> S
             _ => {}
         }
     }
+    (fates, texts)
+}
 
-    let wanted = |packet: &PacketSummary| match packet {
-        PacketSummary::Data { message, .. } => *message < messages,
-        PacketSummary::Raw { seq } => *seq < messages,
-        _ => true,
-    };
-    let end = end_of_interest(trace, &texts, messages);
+/// The drawing in progress: what the first pass learnt, and the lines so far.
+struct Ladder<'a> {
+    messages: u64,
+    causes: &'a [Option<ResendCause>],
+    fates: &'a HashMap<u64, Fates>,
+    texts: &'a HashMap<String, u64>,
+    /// Sequence numbers already drawn, per side: a second one is a resend.
+    sent_seqs: HashSet<(Side, u64)>,
+    /// Index of the next A datagram in `causes`.
+    a_sent: usize,
+    out: String,
+}
 
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:>10}  A{}B  what happened",
-        "time",
-        " ".repeat(ARROW)
-    );
-    let mut sent_seqs: HashSet<(Side, u64)> = HashSet::new();
-    // Index of the next A datagram in `causes`.
-    let mut a_sent = 0usize;
-    for entry in entries.iter().take_while(|e| e.at <= end) {
-        let at = entry.at;
-        let cause = match &entry.event {
+impl Ladder<'_> {
+    /// Draws the line (if any) of one trace entry at `at`.
+    fn entry(&mut self, at: Duration, event: &TraceEvent) {
+        let cause = match event {
             TraceEvent::Transmit { side: Side::A, .. } => {
-                a_sent += 1;
-                causes.get(a_sent - 1).copied().flatten()
+                self.a_sent += 1;
+                self.causes.get(self.a_sent - 1).copied().flatten()
             }
             _ => None,
         };
-        match &entry.event {
+        match event {
             TraceEvent::Transmit {
                 side,
                 datagram,
                 packet,
                 ..
-            } if wanted(packet) => {
-                let mut label = label(packet);
-                let mut notes = Vec::new();
-                let seq = match packet {
-                    PacketSummary::Data { seq, .. } | PacketSummary::Raw { seq } => Some(*seq),
-                    _ => None,
-                };
-                if let Some(seq) = seq {
-                    if !sent_seqs.insert((*side, seq)) {
-                        label = format!("{label} RESEND");
-                        notes.push(match cause {
-                            Some(ResendCause::Timeout) => "retransmit (timeout)".to_owned(),
-                            Some(ResendCause::Fast) => "retransmit (fast)".to_owned(),
-                            None => "retransmit".to_owned(),
-                        });
-                    }
-                }
-                let empty = Fates::default();
-                let fate = fates.get(datagram).unwrap_or(&empty);
-                let lost = fate.arrivals.is_empty();
-                if let Some(&(arrived, late)) = fate.arrivals.first() {
-                    let mut note = format!("+{:.1}ms", (arrived - at).as_secs_f64() * 1000.0);
-                    if late {
-                        note.push_str(" late");
-                    }
-                    notes.push(note);
-                }
-                if fate.duplicated {
-                    notes.push("duplicated".to_owned());
-                }
-                if fate.corrupted {
-                    notes.push("corrupted: CRC drop".to_owned());
-                }
-                for cause in &fate.drops {
-                    notes.push(format!("dropped ({cause})"));
-                }
-                let arrow = arrow(
-                    *side,
-                    &label,
-                    lost,
-                    fate.corrupted && fate.arrivals.len() == 1,
-                );
-                let _ = writeln!(
-                    out,
-                    "{:>9.3}s  {}  {}",
-                    at.as_secs_f64(),
-                    arrow,
-                    notes.join(", ")
-                );
-            }
+            } if self.wanted(packet) => self.transmit(at, *side, *datagram, packet, cause),
             TraceEvent::App {
                 side: Side::B,
                 event: Event::Message { text, .. },
             } => {
-                if let Some(&id) = texts.get(text).filter(|&&id| id < messages) {
-                    let _ = writeln!(
-                        out,
-                        "{:>9.3}s  |{}|  B's app gets message #{id}",
-                        at.as_secs_f64(),
-                        " ".repeat(ARROW)
-                    );
+                let messages = self.messages;
+                if let Some(&id) = self.texts.get(text).filter(|&&id| id < messages) {
+                    self.note(at, &format!("B's app gets message #{id}"));
                 }
             }
             TraceEvent::App {
                 side: Side::A,
                 event: Event::Lost { id },
-            } if id.0 < messages => {
-                let _ = writeln!(
-                    out,
-                    "{:>9.3}s  |{}|  A gives up on message #{}",
-                    at.as_secs_f64(),
-                    " ".repeat(ARROW),
-                    id.0
-                );
+            } if id.0 < self.messages => {
+                self.note(at, &format!("A gives up on message #{}", id.0));
             }
+            TraceEvent::Timer {
+                side,
+                timer: Some(timer),
+            } => self.note(at, &format!("{side} timer {timer}")),
             _ => {}
         }
     }
-    out
+
+    /// Datagrams of the first `messages` messages, and every datagram that is not data.
+    fn wanted(&self, packet: &PacketSummary) -> bool {
+        match packet {
+            PacketSummary::Data { message, .. } => *message < self.messages,
+            PacketSummary::Raw { seq } => *seq < self.messages,
+            _ => true,
+        }
+    }
+
+    /// A line with no arrow: something an application or a timer did.
+    fn note(&mut self, at: Duration, what: &str) {
+        let _ = writeln!(
+            self.out,
+            "{:>9.3}s  |{}|  {what}",
+            at.as_secs_f64(),
+            " ".repeat(ARROW)
+        );
+    }
+
+    /// One datagram's arrow, with what became of it.
+    fn transmit(
+        &mut self,
+        at: Duration,
+        side: Side,
+        datagram: u64,
+        packet: &PacketSummary,
+        cause: Option<ResendCause>,
+    ) {
+        let mut label = label(packet);
+        let mut notes = Vec::new();
+        let seq = match packet {
+            PacketSummary::Data { seq, .. } | PacketSummary::Raw { seq } => Some(*seq),
+            _ => None,
+        };
+        if seq.is_some_and(|seq| !self.sent_seqs.insert((side, seq))) {
+            label = format!("{label} RESEND");
+            notes.push(match cause {
+                Some(ResendCause::Timeout) => "retransmit (timeout)".to_owned(),
+                Some(ResendCause::Fast) => "retransmit (fast)".to_owned(),
+                None => "retransmit".to_owned(),
+            });
+        }
+        let empty = Fates::default();
+        let fate = self.fates.get(&datagram).unwrap_or(&empty);
+        if let Some(&(arrived, late)) = fate.arrivals.first() {
+            let mut note = format!("+{:.1}ms", (arrived - at).as_secs_f64() * 1000.0);
+            if late {
+                note.push_str(" late");
+            }
+            notes.push(note);
+        }
+        if fate.duplicated {
+            notes.push("duplicated".to_owned());
+        }
+        if fate.corrupted {
+            notes.push("corrupted: CRC drop".to_owned());
+        }
+        for cause in &fate.drops {
+            notes.push(format!("dropped ({cause})"));
+        }
+        let arrow = arrow(
+            side,
+            &label,
+            fate.arrivals.is_empty(),
+            fate.corrupted && fate.arrivals.len() == 1,
+        );
+        let _ = writeln!(
+            self.out,
+            "{:>9.3}s  {}  {}",
+            at.as_secs_f64(),
+            arrow,
+            notes.join(", ")
+        );
+    }
 }
 
 /// The time by which the first `messages` messages were all settled: delivered to B's
@@ -367,6 +413,7 @@ mod tests {
     use crate::experiment::config::{ExperimentConfig, LossPattern, Mode, SweepPoint};
     use crate::experiment::run::{endpoints, simulate_with};
     use crate::probability::Probability;
+    use crate::sim::TraceEntry;
 
     fn ladder(mode: Mode, loss: f64, seed: u64, n: u64) -> String {
         let config = ExperimentConfig {
@@ -423,5 +470,31 @@ mod tests {
         for line in text.lines().skip(1) {
             assert_eq!(line.matches('|').count(), 2, "{line}");
         }
+    }
+
+    #[test]
+    fn named_timers_get_a_line_and_unnamed_ones_none() {
+        let at = Duration::from_millis(5);
+        let entry = |event| TraceEntry { at, event };
+        let trace = Trace {
+            entries: vec![
+                entry(TraceEvent::Timer {
+                    side: Side::A,
+                    timer: Some("rto"),
+                }),
+                entry(TraceEvent::Timer {
+                    side: Side::B,
+                    timer: None,
+                }),
+                entry(TraceEvent::App {
+                    side: Side::A,
+                    event: Event::Lost { id: MessageId(0) },
+                }),
+            ],
+        };
+        let text = render(&trace, 1, &[]);
+        assert!(text.contains("|  A timer rto\n"), "{text}");
+        assert!(!text.contains("B timer"), "{text}");
+        assert!(text.contains("A gives up on message #0"), "{text}");
     }
 }

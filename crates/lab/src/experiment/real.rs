@@ -246,7 +246,7 @@ impl RunningProxy {
     async fn finish(self) -> Result<ImpairmentStats, ExperimentError> {
         let _ = self.stop.send(());
         match self.task.await {
-            Ok(Ok(stats)) => Ok(stats.up),
+            Ok(Ok(stats)) => Ok(stats.up.model),
             Ok(Err(e)) => Err(io_error("the proxy failed", &e)),
             Err(e) => Err(io_error("the proxy task failed", &e)),
         }

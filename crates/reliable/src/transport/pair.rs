@@ -4,7 +4,9 @@
 //! thing that happens (a datagram arriving or a timer), so a minute of chat runs in microseconds
 //! and every run with the same seed is the same run. The link drops, duplicates, delays, reorders
 //! and corrupts with probabilities drawn from one ChaCha RNG. The lab's simulator is the grown-up
-//! version; this one exists so the transport can be tested on its own.
+//! version; this one exists so the transport can be tested on its own: the lab depends on this
+//! crate, so this crate's tests cannot use the lab's driver (issue 10 keeps this loop apart for
+//! that reason alone).
 
 #![allow(clippy::unwrap_used)]
 

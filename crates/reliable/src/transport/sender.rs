@@ -721,6 +721,12 @@ impl Sender {
             .min()
     }
 
+    /// The retransmission, loss-detection and tail-copy deadlines, in that order, each if armed:
+    /// the endpoint's timer table tells them apart (the earliest is [`Sender::poll_timeout`]).
+    pub fn deadlines(&self) -> [Option<Instant>; 3] {
+        [self.rto_deadline, self.loss_deadline, self.tail_deadline]
+    }
+
     /// Lets the retransmission timer fire if it is due.
     pub fn on_timeout(&mut self, now: Instant) -> TimeoutOutcome {
         if self.tail_deadline.is_some_and(|d| d <= now) {

@@ -1,0 +1,87 @@
+//! The harnesses behind udpchat's fuzz targets, shared by the targets (`fuzz_targets/`) and the
+//! seed-corpus generator (`examples/seed_corpus.rs`).
+//!
+//! Each target is a thin `fuzz_target!` around one `run` function here:
+//!
+//! - [`decode::run`]: arbitrary bytes into the envelope decoder; what it accepts must round-trip.
+//! - [`raw::run`]: a fuzzed sequence of operations against a `RawEndpoint`.
+//! - [`reliable::run`]: the same against a `ReliableEndpoint`, with packets built from fuzzed
+//!   fields around the ids and sequence numbers the session really uses, so the fuzzer spends its
+//!   time inside the state machine instead of failing the CRC.
+//! - [`pair::run`]: two reliable endpoints through a network the fuzzer controls (which datagram
+//!   arrives next, is lost, duplicated or corrupted): what one side shows is exactly what the
+//!   other sent.
+//!
+//! The endpoint inputs are read op by op from an [`arbitrary::Unstructured`] (a `Setup`, then
+//! `Op`s until the bytes run out) rather than as one derived struct, so that [`tape`] can write
+//! the same byte layout back and the seed corpus can hold meaningful sessions.
+
+pub mod decode;
+pub mod pair;
+pub mod raw;
+pub mod reliable;
+pub mod tape;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use arbitrary::{Arbitrary, Unstructured};
+
+/// Most operations one input runs: keeps every run short (libFuzzer's `-max_len` bounds it too).
+pub const MAX_OPS: usize = 256;
+
+/// The address the endpoint's peer talks from.
+pub const PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2000));
+
+/// A third party's address: one of four, so "the same stranger again" happens.
+pub fn stranger(n: u8) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::LOCALHOST,
+        3000 + u16::from(n % 4),
+    ))
+}
+
+/// Who a datagram comes from.
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// The peer's address.
+    Peer,
+    /// Somebody else.
+    Stranger(u8),
+}
+
+impl Who {
+    /// The source address.
+    pub fn addr(self) -> SocketAddr {
+        match self {
+            Who::Peer => PEER,
+            Who::Stranger(n) => stranger(n),
+        }
+    }
+}
+
+/// Bytes with an explicit length prefix (a `u16`, then that many bytes, or what is left), so the
+/// byte layout is easy to write back in [`tape`]. Arbitrary's own `Vec<u8>` takes its length
+/// from the end of the input, which would make seeds hard to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl<'a> Arbitrary<'a> for Bytes {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let len = usize::from(u16::arbitrary(u)?).min(u.len());
+        Ok(Bytes(u.bytes(len)?.to_vec()))
+    }
+}
+
+/// Reads a `Setup` and then operations until the input runs out (or [`MAX_OPS`]).
+pub fn read_input<'a, S: Arbitrary<'a>, O: Arbitrary<'a>>(data: &'a [u8]) -> Option<(S, Vec<O>)> {
+    let mut u = Unstructured::new(data);
+    let setup = S::arbitrary(&mut u).ok()?;
+    let mut ops = Vec::new();
+    while !u.is_empty() && ops.len() < MAX_OPS {
+        match O::arbitrary(&mut u) {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+    Some((setup, ops))
+}

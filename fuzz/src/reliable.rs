@@ -1,0 +1,825 @@
+//! The reliable endpoint, driven by a fuzzed peer.
+//!
+//! The fuzzer plays the peer (and strangers): each [`Op`] hands the endpoint a datagram (junk
+//! bytes, or a well-formed packet whose ids and sequence numbers are picked *relative to the
+//! session's real ones*: ours, the endpoint's current or an earlier id, the next sequence number,
+//! a little behind or ahead, or anything), lets time pass, fires the endpoint's timer, sends a
+//! line, or closes. After every op the harness drains what the endpoint transmits and reports,
+//! and checks what must hold whatever the peer does:
+//!
+//! - no panic, and every datagram it sends decodes and fits `max_datagram`, to its peer;
+//! - the counters agree with what was seen (datagrams in and out, messages sent, received,
+//!   delivered, lost), RTT figures are no longer than the time that passed, and no more is in
+//!   flight than was ever sent;
+//! - `Delivered`/`Lost` name only ids `send` returned, each at most once in all, and `Delivered`
+//!   only for a message whose data the endpoint actually transmitted;
+//! - no more `Message` events in a session than distinct data packets (sequence numbers) the
+//!   fuzzer sent in it: nothing is delivered twice or made up;
+//! - a timer that fired moves on: the deadline does not stay in the past (a driver would spin);
+//! - in the end, `close` finishes (`is_closed`) within bounded virtual time with nobody
+//!   answering, and then every message sent has been reported delivered or lost.
+//!
+//! Memory is bounded by libFuzzer's `-rss_limit_mb` and `-malloc_limit_mb` (see `run.sh`).
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+use arbitrary::Arbitrary;
+use udpchat_core::{
+    decode, encode, Ack, AckRange, ConnectionId, Data, Hello, Packet, RawMessage, SeqNum, Welcome,
+    MAX_BUNDLE, MAX_UDP_PAYLOAD,
+};
+use udpchat_reliable::{
+    Arq, CongestionControl, Delivery, Endpoint, Event, ReliableConfig, ReliableEndpoint,
+};
+
+use crate::tape::{Tape, Write};
+use crate::{Bytes, Who, PEER};
+
+/// The endpoint's configuration, from a few fuzzed knobs (always a valid one).
+#[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
+pub struct Setup {
+    /// Listen for anyone's `Hello` (no `--peer`), instead of opening to [`PEER`].
+    pub listener: bool,
+    /// 0: selective repeat, 1: go-back-N, 2: stop-and-wait (modulo 3).
+    pub arq: u8,
+    /// Unordered delivery.
+    pub unordered: bool,
+    /// No congestion control.
+    pub no_congestion: bool,
+    /// Redundant copies per datagram (modulo 4).
+    pub redundancy: u8,
+    /// Receive window: 1, 4, 64 or 512 packets (by the low two bits).
+    pub window: u8,
+    /// The smallest datagram size (128 bytes) instead of 1200: more fragments.
+    pub small_datagrams: bool,
+    /// Selective-ack ranges per ack: 1 + this modulo 8.
+    pub ack_ranges: u8,
+    /// The endpoint's random seed (its connection ids).
+    pub seed: u64,
+}
+
+impl Setup {
+    /// The configuration this setup stands for.
+    pub fn config(&self) -> ReliableConfig {
+        ReliableConfig {
+            nick: "fuzz".into(),
+            max_datagram: if self.small_datagrams { 128 } else { 1200 },
+            max_message: 4096,
+            window: [1, 4, 64, 512][usize::from(self.window & 3)],
+            arq: [Arq::SelectiveRepeat, Arq::GoBackN, Arq::StopAndWait][usize::from(self.arq % 3)],
+            congestion: if self.no_congestion {
+                CongestionControl::None
+            } else {
+                CongestionControl::NewReno
+            },
+            delivery: if self.unordered {
+                Delivery::Unordered
+            } else {
+                Delivery::Ordered
+            },
+            redundancy: self.redundancy % 4,
+            max_ack_ranges: 1 + usize::from(self.ack_ranges % 8),
+            ..ReliableConfig::default()
+        }
+    }
+}
+
+/// A connection id, picked relative to the session.
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdPick {
+    /// The endpoint's current id.
+    Endpoint,
+    /// One of the endpoint's earlier ids (the n-th most recent, modulo how many there were).
+    EndpointBefore(u8),
+    /// The fuzzer's own current id.
+    Mine,
+    /// A new id for the fuzzer (in a `Hello` or `Welcome` source: a new session).
+    Fresh(u64),
+    /// Any id at all.
+    Any(u64),
+}
+
+/// A sequence number or message number, picked relative to the fuzzer's own counter.
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqPick {
+    /// The next one (the counter advances).
+    Next,
+    /// The same as the last one used again.
+    Again,
+    /// A little behind the counter.
+    Behind(u8),
+    /// Ahead of the counter.
+    Ahead(u16),
+    /// Anything.
+    Any(u64),
+}
+
+/// An acknowledgement, relative to what the endpoint has sent.
+#[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
+pub struct AckPick {
+    /// Cumulative ack this far below the endpoint's next sequence number (0: everything).
+    pub behind: u8,
+    /// Or, if set, this cumulative ack instead.
+    pub absolute: Option<u64>,
+    /// How many of `ranges` to use (modulo 5).
+    pub count: u8,
+    /// Selective ranges above the cumulative ack, as (gap before, length) pairs.
+    pub ranges: [(u8, u8); 4],
+    /// Advertised receive window.
+    pub window: u32,
+    /// Ack delay, microseconds.
+    pub delay_us: u16,
+}
+
+/// A data packet's fields.
+#[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
+pub struct DataPick {
+    /// Whose connection it names.
+    pub dst: IdPick,
+    /// Its packet sequence number.
+    pub seq: SeqPick,
+    /// Its message number.
+    pub message: SeqPick,
+    /// Fragment index and count (count 0 and index ≥ count are allowed: near-valid).
+    pub fragment: u8,
+    /// Fragment count.
+    pub fragments: u8,
+    /// Payload: this many bytes (modulo 1200), ASCII or (if set) not UTF-8 at all.
+    pub len: u16,
+    /// A payload of bytes that are not UTF-8.
+    pub binary: bool,
+    /// A piggybacked ack.
+    pub ack: Option<AckPick>,
+}
+
+/// A well-formed packet, built from fuzzed fields.
+#[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
+pub enum Wire {
+    /// Handshake opening.
+    Hello {
+        /// Source id.
+        src: IdPick,
+        /// Nickname length (modulo 64).
+        nick: u8,
+        /// Offered window.
+        window: u32,
+    },
+    /// Handshake answer.
+    Welcome {
+        /// Source id.
+        src: IdPick,
+        /// Destination id.
+        dst: IdPick,
+        /// Offered window.
+        window: u32,
+    },
+    /// One data packet.
+    Data(DataPick),
+    /// A data packet plus `copies` (modulo 16) copies of earlier ones.
+    Bundle {
+        /// The first packet.
+        first: DataPick,
+        /// How many earlier packets come along (they go back from the first one's number).
+        copies: u8,
+    },
+    /// A standalone ack.
+    Ack {
+        /// Destination id.
+        dst: IdPick,
+        /// What it acknowledges.
+        ack: AckPick,
+    },
+    /// Keepalive probe.
+    Ping(IdPick),
+    /// Keepalive answer.
+    Pong(IdPick),
+    /// The peer leaves.
+    Close {
+        /// Destination id.
+        dst: IdPick,
+        /// Its final ack.
+        ack: Option<AckPick>,
+    },
+    /// A raw-mode line (reliable mode must drop it).
+    Raw(u64),
+}
+
+/// One thing that happens to the endpoint.
+#[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Arbitrary bytes arrive.
+    Junk(Who, Bytes),
+    /// A well-formed packet arrives.
+    Packet(Who, Wire),
+    /// Time passes, in milliseconds (up to a minute: idle timeouts happen).
+    Advance(u16),
+    /// Time jumps to the endpoint's next deadline, which fires.
+    Timer,
+    /// `handle_timeout` now, whether or not anything is due.
+    Poke,
+    /// The application sends a line: this many characters (modulo 3000: some lines are too
+    /// long) of the character picked by the second field (ASCII, 2-, 3- and 4-byte UTF-8, a
+    /// newline, a bidi override), so fragments split characters.
+    Send(u16, u8),
+    /// The application closes.
+    Close,
+}
+
+/// Reads one input: a [`Setup`], then [`Op`]s.
+pub fn read(data: &[u8]) -> Option<(Setup, Vec<Op>)> {
+    crate::read_input(data)
+}
+
+/// One fuzz input.
+pub fn run(data: &[u8]) {
+    let Some((setup, ops)) = read(data) else {
+        return;
+    };
+    let mut h = Harness::new(&setup);
+    for op in &ops {
+        h.apply(op);
+        h.after_op();
+    }
+    h.finish();
+}
+
+/// The endpoint under test and everything the harness knows about its session.
+struct Harness {
+    ep: ReliableEndpoint,
+    config: ReliableConfig,
+    start: Instant,
+    now: Instant,
+    // What the fuzzer-peer uses.
+    mine: ConnectionId,
+    next_seq: u64,
+    next_message: u64,
+    // What the endpoint did.
+    endpoint_ids: Vec<ConnectionId>,
+    endpoint_next_seq: u64,
+    transmitted_messages: HashSet<u64>,
+    // Bookkeeping for the invariants.
+    sent: u64,
+    fragments_sent: u64,
+    resolved: HashSet<u64>,
+    delivered: u64,
+    lost: u64,
+    received: u64,
+    fed: u64,
+    fed_bytes: u64,
+    out: u64,
+    out_bytes: u64,
+    session_seqs: BTreeSet<u64>,
+    session_messages: u64,
+}
+
+impl Harness {
+    fn new(setup: &Setup) -> Harness {
+        let config = setup.config();
+        let peer = (!setup.listener).then_some(PEER);
+        let ep = match ReliableEndpoint::new(config.clone(), peer, setup.seed) {
+            Ok(ep) => ep,
+            Err(e) => panic!("the harness built an invalid config: {e}"),
+        };
+        let start = Instant::now();
+        Harness {
+            endpoint_ids: vec![ep.local_id()],
+            ep,
+            config,
+            start,
+            now: start,
+            mine: ConnectionId(0x5EED_F00D),
+            next_seq: 0,
+            next_message: 0,
+            endpoint_next_seq: 0,
+            transmitted_messages: HashSet::new(),
+            sent: 0,
+            fragments_sent: 0,
+            resolved: HashSet::new(),
+            delivered: 0,
+            lost: 0,
+            received: 0,
+            fed: 0,
+            fed_bytes: 0,
+            out: 0,
+            out_bytes: 0,
+            session_seqs: BTreeSet::new(),
+            session_messages: 0,
+        }
+    }
+
+    fn id(&mut self, pick: IdPick) -> ConnectionId {
+        match pick {
+            IdPick::Endpoint => self.ep.local_id(),
+            IdPick::EndpointBefore(n) => {
+                let ids = &self.endpoint_ids;
+                ids[ids.len() - 1 - usize::from(n) % ids.len()]
+            }
+            IdPick::Mine => self.mine,
+            IdPick::Fresh(id) => {
+                self.mine = ConnectionId(id);
+                self.next_seq = 0;
+                self.next_message = 0;
+                self.mine
+            }
+            IdPick::Any(id) => ConnectionId(id),
+        }
+    }
+
+    fn seq(counter: &mut u64, pick: SeqPick) -> u64 {
+        match pick {
+            SeqPick::Next => {
+                let s = *counter;
+                *counter = counter.saturating_add(1);
+                s
+            }
+            SeqPick::Again => counter.saturating_sub(1),
+            SeqPick::Behind(n) => counter.saturating_sub(u64::from(n) + 1),
+            SeqPick::Ahead(n) => counter.saturating_add(u64::from(n) + 1),
+            SeqPick::Any(s) => s,
+        }
+    }
+
+    fn ack(&self, pick: &AckPick) -> Ack {
+        let cumulative = pick.absolute.unwrap_or(
+            self.endpoint_next_seq
+                .saturating_sub(u64::from(pick.behind)),
+        );
+        let mut ranges = Vec::new();
+        let mut at = cumulative;
+        for &(gap, len) in pick.ranges.iter().take(usize::from(pick.count % 5)) {
+            let first = at.saturating_add(u64::from(gap));
+            let last = first.saturating_add(u64::from(len));
+            ranges.push(AckRange {
+                first: SeqNum(first),
+                last: SeqNum(last),
+            });
+            at = last.saturating_add(1);
+        }
+        Ack {
+            cumulative: SeqNum(cumulative),
+            ranges,
+            delay_us: u64::from(pick.delay_us),
+            window: pick.window,
+        }
+    }
+
+    fn data(&mut self, pick: &DataPick) -> Data {
+        let dst = self.id(pick.dst);
+        let seq = Self::seq(&mut self.next_seq, pick.seq);
+        let message = Self::seq(&mut self.next_message, pick.message);
+        let first = if pick.binary { 0x80 } else { b'a' };
+        let payload = (0..usize::from(pick.len) % 1200)
+            .map(|i| first + (i % 26) as u8)
+            .collect();
+        Data {
+            dst,
+            seq: SeqNum(seq),
+            message,
+            fragment: u32::from(pick.fragment),
+            fragments: u32::from(pick.fragments),
+            payload,
+            ack: pick.ack.as_ref().map(|a| self.ack(a)),
+        }
+    }
+
+    fn packet(&mut self, wire: &Wire) -> Packet {
+        match wire {
+            Wire::Hello { src, nick, window } => Packet::Hello(Hello {
+                src: self.id(*src),
+                nick: "n".repeat(usize::from(nick % 64)),
+                window: *window,
+            }),
+            Wire::Welcome { src, dst, window } => Packet::Welcome(Welcome {
+                src: self.id(*src),
+                dst: self.id(*dst),
+                nick: "peer".into(),
+                window: *window,
+            }),
+            Wire::Data(pick) => Packet::Data(self.data(pick)),
+            Wire::Bundle { first, copies } => {
+                let first = self.data(first);
+                let mut items = vec![first.clone()];
+                for back in 1..=u64::from(copies % MAX_BUNDLE as u8) {
+                    let mut copy = first.clone();
+                    copy.seq = SeqNum(first.seq.0.saturating_sub(back));
+                    copy.message = first.message.saturating_sub(back);
+                    copy.ack = None;
+                    items.push(copy);
+                }
+                Packet::Bundle(items)
+            }
+            Wire::Ack { dst, ack } => Packet::Ack {
+                dst: self.id(*dst),
+                ack: self.ack(ack),
+            },
+            Wire::Ping(dst) => Packet::Ping { dst: self.id(*dst) },
+            Wire::Pong(dst) => Packet::Pong { dst: self.id(*dst) },
+            Wire::Close { dst, ack } => Packet::Close {
+                dst: self.id(*dst),
+                ack: ack.as_ref().map(|a| self.ack(a)),
+            },
+            Wire::Raw(seq) => Packet::Raw(RawMessage {
+                seq: *seq,
+                nick: "raw".into(),
+                text: "hi".into(),
+            }),
+        }
+    }
+
+    fn feed(&mut self, who: Who, datagram: &[u8]) {
+        // Whatever data this carries (even junk can be a valid datagram), the endpoint may
+        // deliver it: count its sequence numbers for the no-made-up-messages check.
+        match decode(datagram) {
+            Ok(Packet::Data(d)) => {
+                self.session_seqs.insert(d.seq.0);
+            }
+            Ok(Packet::Bundle(items)) => self.session_seqs.extend(items.iter().map(|d| d.seq.0)),
+            _ => {}
+        }
+        self.fed += 1;
+        self.fed_bytes += datagram.len() as u64;
+        self.ep.handle_datagram(self.now, who.addr(), datagram);
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Junk(who, bytes) => self.feed(*who, &bytes.0),
+            Op::Packet(who, wire) => {
+                let packet = self.packet(wire);
+                // Some fuzzed packets are too big for one datagram: then nothing is sent.
+                if let Ok(datagram) = encode(&packet, MAX_UDP_PAYLOAD) {
+                    self.feed(*who, &datagram);
+                }
+            }
+            Op::Advance(ms) => self.now += Duration::from_millis(u64::from(*ms)),
+            Op::Timer => {
+                if let Some(t) = self.ep.poll_timeout() {
+                    self.now = self.now.max(t);
+                    self.fire();
+                }
+            }
+            Op::Poke => self.ep.handle_timeout(self.now),
+            Op::Send(len, c) => {
+                let c = ['x', 'é', '€', '😀', '\n', '\u{202e}'][usize::from(*c) % 6];
+                let text = c.to_string().repeat(usize::from(*len) % 3000);
+                if let Ok(id) = self.ep.send(self.now, &text) {
+                    assert_eq!(id.0, self.sent, "message ids count from 0 in sending order");
+                    self.sent += 1;
+                    let fragments = text.len().div_ceil(self.config.fragment_payload()).max(1);
+                    self.fragments_sent += fragments as u64;
+                }
+            }
+            Op::Close => self.ep.close(self.now),
+        }
+    }
+
+    /// Fires the timer that is due now. A driver calls `handle_timeout` whenever the deadline has
+    /// passed, so a deadline that stays in the past after firing (and sending what it queued)
+    /// would make it spin at full CPU: the deadline must move past `now` within a few rounds.
+    fn fire(&mut self) {
+        for _ in 0..3 {
+            self.ep.handle_timeout(self.now);
+            self.drain_transmits();
+            match self.ep.poll_timeout() {
+                Some(t) if t <= self.now => {}
+                _ => return,
+            }
+        }
+        panic!(
+            "timer spin: after three rounds at {:?}, the {:?} timer is still due",
+            self.now - self.start,
+            self.ep.timer_name()
+        );
+    }
+
+    /// Takes every datagram the endpoint wants sent, and checks it.
+    fn drain_transmits(&mut self) {
+        let mut buf = Vec::new();
+        for _ in 0..100_000 {
+            let Some(to) = self.ep.poll_transmit(self.now, &mut buf) else {
+                return;
+            };
+            self.out += 1;
+            self.out_bytes += buf.len() as u64;
+            assert_eq!(
+                Some(to),
+                self.ep.peer(),
+                "sent somewhere other than the peer"
+            );
+            assert!(
+                buf.len() <= self.config.max_datagram,
+                "a datagram of {} bytes, above max_datagram",
+                buf.len()
+            );
+            let packet = match decode(&buf) {
+                Ok(p) => p,
+                Err(e) => panic!("the endpoint sent a datagram that does not decode: {e}"),
+            };
+            self.note_sent(&packet);
+        }
+        panic!("poll_transmit never ran dry: 100,000 datagrams for one op");
+    }
+
+    fn note_sent(&mut self, packet: &Packet) {
+        let data: Vec<&Data> = match packet {
+            Packet::Data(d) => vec![d],
+            Packet::Bundle(items) => items.iter().collect(),
+            _ => vec![],
+        };
+        for d in data {
+            self.transmitted_messages.insert(d.message);
+            self.endpoint_next_seq = self.endpoint_next_seq.max(d.seq.0.saturating_add(1));
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.ep.poll_event() {
+            match event {
+                Event::Delivered { id, rtt } => {
+                    assert!(id.0 < self.sent, "Delivered({}) was never sent", id.0);
+                    assert!(
+                        self.resolved.insert(id.0),
+                        "message {} reported delivered after it was resolved",
+                        id.0
+                    );
+                    assert!(
+                        self.transmitted_messages.contains(&id.0),
+                        "message {} reported delivered before any of its data went out",
+                        id.0
+                    );
+                    if let Some(rtt) = rtt {
+                        assert!(
+                            rtt <= self.now - self.start,
+                            "rtt {rtt:?} longer than the run"
+                        );
+                    }
+                    self.delivered += 1;
+                }
+                Event::Lost { id } => {
+                    assert!(id.0 < self.sent, "Lost({}) was never sent", id.0);
+                    assert!(
+                        self.resolved.insert(id.0),
+                        "message {} reported lost after it was resolved",
+                        id.0
+                    );
+                    self.lost += 1;
+                }
+                Event::Message { text, .. } => {
+                    assert!(
+                        text.len() <= 3 * self.config.max_message,
+                        "a message of {} bytes, above max_message",
+                        text.len()
+                    );
+                    self.received += 1;
+                    self.session_messages += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn after_op(&mut self) {
+        // Only a session's end changes the endpoint's id (restart, close or timeout; such ops
+        // deliver no data), and its receiver and packet numbering start afresh with it.
+        let id = self.ep.local_id();
+        if self.endpoint_ids.last() != Some(&id) {
+            self.endpoint_ids.push(id);
+            if self.endpoint_ids.len() > 32 {
+                self.endpoint_ids.remove(0);
+            }
+            self.endpoint_next_seq = 0;
+            self.session_seqs.clear();
+            self.session_messages = 0;
+        }
+        self.drain_transmits();
+        self.drain_events();
+        assert!(
+            self.session_messages <= self.session_seqs.len() as u64,
+            "{} messages delivered in a session from {} distinct data packets",
+            self.session_messages,
+            self.session_seqs.len()
+        );
+        self.check_stats();
+    }
+
+    fn check_stats(&self) {
+        let s = self.ep.stats();
+        let elapsed = self.now - self.start;
+        assert_eq!(s.datagrams_received, self.fed);
+        assert_eq!(s.bytes_received, self.fed_bytes);
+        assert_eq!(s.datagrams_sent, self.out);
+        assert_eq!(s.bytes_sent, self.out_bytes);
+        assert_eq!(s.messages_sent, self.sent);
+        assert_eq!(s.messages_received, self.received);
+        assert_eq!(s.messages_delivered, self.delivered);
+        assert_eq!(s.messages_lost, self.lost);
+        let per_datagram = 2 * MAX_BUNDLE as u64 + 1;
+        let dropped =
+            s.dropped_checksum + s.dropped_malformed + s.dropped_foreign + s.dropped_stale;
+        assert!(
+            dropped <= self.fed * per_datagram,
+            "{dropped} drops of {} datagrams",
+            self.fed
+        );
+        assert!(s.duplicates + s.reordered <= 2 * self.fed * MAX_BUNDLE as u64);
+        assert!(s.retransmits_timeout + s.retransmits_fast <= self.out);
+        assert!(s.retransmits_spurious <= s.retransmits_timeout + s.retransmits_fast);
+        for rtt in [s.rtt_min, s.rtt_smoothed, s.rtt_var].into_iter().flatten() {
+            assert!(rtt <= elapsed, "an RTT figure of {rtt:?} after {elapsed:?}");
+        }
+        assert!(
+            self.ep.in_flight() <= self.fragments_sent,
+            "{} packets in flight of {} ever sent",
+            self.ep.in_flight(),
+            self.fragments_sent
+        );
+    }
+
+    /// Closes with nobody answering: the close must finish, and account for every message.
+    fn finish(&mut self) {
+        self.ep.close(self.now);
+        let bound = self.now + self.config.linger + self.config.give_up_bound();
+        for _ in 0..100_000 {
+            self.after_op();
+            if self.ep.is_closed() {
+                break;
+            }
+            let Some(t) = self.ep.poll_timeout() else {
+                break;
+            };
+            self.now = self.now.max(t);
+            assert!(
+                self.now <= bound,
+                "still closing at {:?}",
+                self.now - self.start
+            );
+            self.fire();
+        }
+        self.after_op();
+        assert!(self.ep.is_closed(), "close never finished");
+        assert!(
+            self.ep.send(self.now, "late").is_err(),
+            "send accepted after close"
+        );
+        assert_eq!(
+            self.resolved.len() as u64,
+            self.sent,
+            "after close, {} of {} messages were reported neither delivered nor lost",
+            self.sent - self.resolved.len() as u64,
+            self.sent
+        );
+    }
+}
+
+/// Writes a [`Setup`] for the seed corpus.
+impl Write for Setup {
+    fn write(&self, t: &mut Tape) {
+        t.bool(self.listener)
+            .u8(self.arq)
+            .bool(self.unordered)
+            .bool(self.no_congestion)
+            .u8(self.redundancy)
+            .u8(self.window)
+            .bool(self.small_datagrams)
+            .u8(self.ack_ranges)
+            .u64(self.seed);
+    }
+}
+
+impl Write for IdPick {
+    fn write(&self, t: &mut Tape) {
+        match *self {
+            IdPick::Endpoint => t.variant(0, 5),
+            IdPick::EndpointBefore(n) => t.variant(1, 5).u8(n),
+            IdPick::Mine => t.variant(2, 5),
+            IdPick::Fresh(id) => t.variant(3, 5).u64(id),
+            IdPick::Any(id) => t.variant(4, 5).u64(id),
+        };
+    }
+}
+
+impl Write for SeqPick {
+    fn write(&self, t: &mut Tape) {
+        match *self {
+            SeqPick::Next => t.variant(0, 5),
+            SeqPick::Again => t.variant(1, 5),
+            SeqPick::Behind(n) => t.variant(2, 5).u8(n),
+            SeqPick::Ahead(n) => t.variant(3, 5).u16(n),
+            SeqPick::Any(s) => t.variant(4, 5).u64(s),
+        };
+    }
+}
+
+impl Write for u64 {
+    fn write(&self, t: &mut Tape) {
+        t.u64(*self);
+    }
+}
+
+impl Write for AckPick {
+    fn write(&self, t: &mut Tape) {
+        t.u8(self.behind);
+        self.absolute.write(t);
+        t.u8(self.count);
+        for (gap, len) in self.ranges {
+            t.u8(gap).u8(len);
+        }
+        t.u32(self.window).u16(self.delay_us);
+    }
+}
+
+impl Write for DataPick {
+    fn write(&self, t: &mut Tape) {
+        self.dst.write(t);
+        self.seq.write(t);
+        self.message.write(t);
+        t.u8(self.fragment)
+            .u8(self.fragments)
+            .u16(self.len)
+            .bool(self.binary);
+        self.ack.write(t);
+    }
+}
+
+impl Write for Wire {
+    fn write(&self, t: &mut Tape) {
+        const N: u32 = 9;
+        match self {
+            Wire::Hello { src, nick, window } => {
+                t.variant(0, N);
+                src.write(t);
+                t.u8(*nick).u32(*window);
+            }
+            Wire::Welcome { src, dst, window } => {
+                t.variant(1, N);
+                src.write(t);
+                dst.write(t);
+                t.u32(*window);
+            }
+            Wire::Data(d) => {
+                t.variant(2, N);
+                d.write(t);
+            }
+            Wire::Bundle { first, copies } => {
+                t.variant(3, N);
+                first.write(t);
+                t.u8(*copies);
+            }
+            Wire::Ack { dst, ack } => {
+                t.variant(4, N);
+                dst.write(t);
+                ack.write(t);
+            }
+            Wire::Ping(dst) => {
+                t.variant(5, N);
+                dst.write(t);
+            }
+            Wire::Pong(dst) => {
+                t.variant(6, N);
+                dst.write(t);
+            }
+            Wire::Close { dst, ack } => {
+                t.variant(7, N);
+                dst.write(t);
+                ack.write(t);
+            }
+            Wire::Raw(seq) => {
+                t.variant(8, N).u64(*seq);
+            }
+        }
+    }
+}
+
+impl Write for Op {
+    fn write(&self, t: &mut Tape) {
+        const N: u32 = 7;
+        match self {
+            Op::Junk(who, bytes) => {
+                t.variant(0, N);
+                who.write(t);
+                t.bytes(&bytes.0);
+            }
+            Op::Packet(who, wire) => {
+                t.variant(1, N);
+                who.write(t);
+                wire.write(t);
+            }
+            Op::Advance(ms) => {
+                t.variant(2, N).u16(*ms);
+            }
+            Op::Timer => {
+                t.variant(3, N);
+            }
+            Op::Poke => {
+                t.variant(4, N);
+            }
+            Op::Send(len, c) => {
+                t.variant(5, N).u16(*len).u8(*c);
+            }
+            Op::Close => {
+                t.variant(6, N);
+            }
+        }
+    }
+}
