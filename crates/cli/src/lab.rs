@@ -2,11 +2,13 @@
 //!
 //! The flags fill an [`ExperimentConfig`] (the library's one config struct for experiments, whose
 //! defaults are the ones shown in `--help`); the sweep runs in the deterministic simulator on all
-//! cores (or, with `--real`, over loopback sockets through the proxy); the results go to stdout as a table, JSON or CSV, and with `--out DIR` also to
-//! `results.json`, `results.csv` and three SVG charts. `--ladder N` instead draws the sequence
-//! diagram of one run's first N messages. A progress bar shows on stderr when a sweep takes more
-//! than a second and stderr is a terminal; warnings (results beyond theory's statistical bound)
-//! end the table, and go to stderr with the other formats.
+//! cores (or, with `--real`, over loopback sockets through the proxy); the results go to stdout as
+//! a table, JSON or CSV, and with `--out DIR` also to `results.json`, `results.csv` and three SVG
+//! charts (the directory is created and test-written before the sweep starts, so a bad one fails
+//! at once). `--ladder N` instead draws the sequence diagram of one run's first N messages. A
+//! progress bar shows on stderr when a sweep takes more than a second and stderr is a terminal;
+//! warnings (results outside the range theory accepts) end the table, and go to stderr with the
+//! other formats.
 
 use std::fs;
 use std::io::{IsTerminal, Write as _};
@@ -169,6 +171,10 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
     if let Some(n) = args.ladder {
         return draw_ladder(&config, n);
     }
+    // A directory that cannot be written is found now, not after a sweep of minutes.
+    if let Some(dir) = &args.out {
+        check_writable(dir)?;
+    }
 
     let progress = Progress::new();
     let started = Instant::now();
@@ -204,6 +210,17 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates `dir` if needed and proves it writable by writing and removing a small file in it.
+fn check_writable(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the output directory {}", dir.display()))?;
+    let probe = dir.join(".udpchat-write-check");
+    fs::write(&probe, b"udpchat lab checks it can write here\n")
+        .with_context(|| format!("cannot write in the output directory {}", dir.display()))?;
+    fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))?;
+    Ok(())
 }
 
 fn write_out(results: &Results, dir: &Path) -> Result<()> {

@@ -72,9 +72,16 @@ pub struct TheoryCheck {
     /// Where theory allows more than `expected` (transmissions: `1/s²` for lost acks), the
     /// largest value accepted before the tolerance is added.
     pub upper: Option<f64>,
-    /// `(measured - expected) / standard error`, where there is one.
+    /// `(measured - expected) / standard error`, where there is one. It may be large while the
+    /// check passes: for transmissions, `expected` is the floor `1/s` and the accepted range goes
+    /// up to `upper` plus its own tolerance.
     pub sigmas: Option<f64>,
-    /// True if the measurement is within the bound.
+    /// The smallest measurement accepted (tolerance included).
+    pub accepted_min: f64,
+    /// The largest measurement accepted (tolerance included); `None` for no upper bound (the
+    /// latency floor).
+    pub accepted_max: Option<f64>,
+    /// True if the measurement is within `accepted_min..=accepted_max`.
     pub ok: bool,
 }
 
@@ -114,8 +121,29 @@ impl TheoryCheck {
             (Some(z), None) => text.push_str(&format!(" ({z:+.1}σ)")),
             (None, _) => {}
         }
+        text.push_str(&format!(", accepted {}", self.accepted_range()));
         text
     }
+
+    /// The accepted range in the measurement's unit, e.g. `88.73%..91.27%`, `1.083..1.265`,
+    /// `>= 15.00 ms`.
+    pub fn accepted_range(&self) -> String {
+        let show = |v: f64| match self.check {
+            CheckKind::RawDelivery | CheckKind::ReliableDelivery => format!("{:.2}%", v * 100.0),
+            CheckKind::TransmissionsPerMessage => format!("{v:.3}"),
+            CheckKind::MinLatency => format!("{v:.2} ms"),
+        };
+        match self.accepted_max {
+            None => format!(">= {}", show(self.accepted_min)),
+            Some(max) if (max - self.accepted_min).abs() < 1e-12 => show(max),
+            Some(max) => format!("{}..{}", show(self.accepted_min), show(max)),
+        }
+    }
+}
+
+/// Whether `measured` lies in `min..=max`, give or take rounding.
+fn within(measured: f64, min: f64, max: Option<f64>) -> bool {
+    measured >= min - 1e-9 && max.is_none_or(|max| measured <= max + 1e-9)
 }
 
 /// The chance that one datagram carrying a message arrives intact, under `config`'s link at
@@ -183,6 +211,8 @@ pub fn check(
             tolerance: 0.0,
             upper: None,
             sigmas: None,
+            accepted_min: 1.0,
+            accepted_max: Some(1.0),
             ok: delivered == messages,
         });
     }
@@ -208,7 +238,8 @@ pub fn check(
         let upper = floor / s.max(f64::MIN_POSITIVE) + spurious as f64 / messages as f64;
         // The ceiling's own spread: geometric with success s², a wider law than the floor's.
         let upper_tolerance = Z * geometric_mean_se(s * s, messages);
-        c.ok = measured >= floor - c.tolerance - 1e-9 && measured <= upper + upper_tolerance + 1e-9;
+        c.accepted_max = Some(upper + upper_tolerance);
+        c.ok = within(measured, c.accepted_min, c.accepted_max);
         c.upper = Some(upper);
         checks.push(c);
     }
@@ -236,6 +267,8 @@ pub fn check(
             upper: None,
             sigmas: None,
             // A microsecond of slack for the float conversion, nothing more.
+            accepted_min: expected - 1e-6,
+            accepted_max: None,
             ok: measured + 1e-6 >= expected,
         });
     }
@@ -253,8 +286,10 @@ fn bounded(kind: CheckKind, formula: &str, expected: f64, measured: f64, se: f64
         tolerance,
         upper: None,
         sigmas: (se > 0.0 && se.is_finite()).then(|| diff / se),
+        accepted_min: expected - tolerance,
+        accepted_max: Some(expected + tolerance),
         // An exact theory (se = 0, e.g. no loss) allows only rounding.
-        ok: diff.abs() <= tolerance + 1e-9,
+        ok: within(measured, expected - tolerance, Some(expected + tolerance)),
     }
 }
 
@@ -272,6 +307,7 @@ mod tests {
             delivery_ratio: delivered as f64 / messages as f64,
             duplicates: 0,
             out_of_order: 0,
+            setup_ms: None,
             latency_min_ms: Some(min_ms),
             latency_p50_ms: Some(min_ms),
             latency_p90_ms: Some(min_ms),
@@ -289,6 +325,7 @@ mod tests {
             wire_bytes: 0,
             wire_per_byte: None,
             cut_short: false,
+            latencies_ms: vec![min_ms],
         }
     }
 
@@ -376,6 +413,44 @@ mod tests {
         assert!(gbn
             .iter()
             .all(|c| c.check != CheckKind::TransmissionsPerMessage));
+    }
+
+    #[test]
+    fn a_check_beyond_4_sigma_that_passes_says_which_range_accepts_it() {
+        let config = ExperimentConfig::default();
+        // 20% loss, 1000 messages: the floor is 1.25 (se 0.0177); 1.40 is +8.5σ above it, but
+        // lost acks allow up to 1.5625, so it passes, and the range shown says why.
+        let checks = check(
+            &config,
+            &point(0.2),
+            Mode::Reliable,
+            &[run(1000, 1000, 1400, 16.0)],
+        );
+        let t = checks
+            .iter()
+            .find(|c| c.check == CheckKind::TransmissionsPerMessage)
+            .unwrap();
+        assert!(t.ok && t.sigmas.unwrap() > 4.0, "{t:?}");
+        assert!(
+            t.accepted_min < 1.25 && t.accepted_max.unwrap() > 1.5625,
+            "{t:?}"
+        );
+        assert!(within(t.measured, t.accepted_min, t.accepted_max));
+        let text = t.describe();
+        assert!(text.ends_with("accepted 1.179..1.681"), "{text}");
+        // Every check's verdict is its measurement's place in its own range.
+        for c in checks.iter().chain(&check(
+            &config,
+            &point(0.1),
+            Mode::Raw,
+            &[run(5000, 4300, 5000, 16.0)],
+        )) {
+            assert_eq!(
+                c.ok,
+                within(c.measured, c.accepted_min, c.accepted_max),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]
