@@ -905,12 +905,15 @@ mod tests {
     use super::*;
     use crate::experiment::config::{ExperimentConfig, LossPattern, Mode, SweepPoint};
     use crate::experiment::run::{endpoints, simulate_with};
+    use crate::impairment::{DropCause, ImpairmentConfig};
     use crate::probability::Probability;
-    use crate::sim::TraceEntry;
+    use crate::sim::{Link, TraceEntry, ADDR_A};
 
-    fn ladder(mode: Mode, loss: f64, seed: u64, n: u64) -> String {
+    /// Draws the first `n` messages of a real simulated run of 20 messages.
+    fn ladder_with(mode: Mode, link: ImpairmentConfig, loss: f64, seed: u64, n: u64) -> String {
         let config = ExperimentConfig {
             messages: 20,
+            link,
             ..ExperimentConfig::default()
         };
         let point = SweepPoint {
@@ -929,12 +932,347 @@ mod tests {
         text
     }
 
+    fn ladder(mode: Mode, loss: f64, seed: u64, n: u64) -> String {
+        ladder_with(mode, ExperimentConfig::default().link, loss, seed, n)
+    }
+
+    /// The diagram's lines (without the header and the legend).
+    fn diagram(text: &str) -> Vec<&str> {
+        text.lines()
+            .skip(1)
+            .take_while(|l| *l != "legend:")
+            .collect()
+    }
+
+    /// The keys the legend explains (its first column).
+    fn legend_keys(text: &str) -> BTreeSet<String> {
+        text.lines()
+            .skip_while(|l| *l != "legend:")
+            .skip(1)
+            .filter(|l| !l[2..].starts_with(' '))
+            .map(|l| l.chars().skip(2).take(LEGEND_KEY).collect::<String>())
+            .map(|key| key.trim_end().to_owned())
+            .collect()
+    }
+
+    /// The legend keys that the diagram's lines call for, found by reading them.
+    fn marks_seen(text: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        for line in diagram(text) {
+            let column: String = line.chars().skip(12).take(ARROW + 2).collect();
+            let notes: String = line.chars().skip(12 + ARROW + 4).collect();
+            let mut see = |on: bool, key: &str| {
+                if on {
+                    seen.insert(key.to_owned());
+                }
+            };
+            see(column.contains("->|") || column.contains("|<-"), "->  <-");
+            see(column.contains("~>|") || column.contains("|<~"), "~>  <~");
+            see(column.contains("#>|") || column.contains("|<#"), "#>  <#");
+            see(column.contains('X'), "X");
+            see(column.contains(" data s"), "data s5 m4 1/2");
+            see(column.contains(" raw #"), "raw #3");
+            see(column.contains(" ack "), "ack 4 sack 6-7 …");
+            see(
+                column.contains(" hello ") || column.contains(" welcome "),
+                "hello, welcome",
+            );
+            see(
+                column.contains(" ping ") || column.contains(" pong "),
+                "ping, pong",
+            );
+            see(column.contains("RESEND"), "RESEND");
+            see(notes.contains("ms"), "+15.3ms");
+            see(notes.starts_with("dup:"), "dup");
+            see(notes.contains("corrupted"), "#>  <#");
+            see(notes.starts_with("… "), "…");
+            if let Some(name) = notes
+                .strip_prefix("A timer ")
+                .or(notes.strip_prefix("B timer "))
+            {
+                seen.insert(format!("timer {name}"));
+            }
+        }
+        seen
+    }
+
+    fn entry(ms: u64, event: TraceEvent) -> TraceEntry {
+        TraceEntry {
+            at: Duration::from_millis(ms),
+            event,
+        }
+    }
+
+    fn send(text: &str, id: u64) -> TraceEvent {
+        TraceEvent::Send {
+            side: Side::A,
+            text: text.to_owned(),
+            result: Ok(id),
+        }
+    }
+
+    fn transmit(side: Side, datagram: u64, packet: PacketSummary) -> TraceEvent {
+        TraceEvent::Transmit {
+            side,
+            datagram,
+            len: 40,
+            packet,
+        }
+    }
+
+    fn data(seq: u64) -> PacketSummary {
+        PacketSummary::Data {
+            seq,
+            message: seq,
+            fragment: 0,
+            fragments: 1,
+        }
+    }
+
+    fn ack(cumulative: u64, ranges: &[(u64, u64)]) -> PacketSummary {
+        PacketSummary::Ack {
+            cumulative,
+            ranges: ranges.to_vec(),
+        }
+    }
+
+    fn deliver(link: Link, datagram: u64, late: bool) -> TraceEvent {
+        TraceEvent::Delivered {
+            link,
+            datagram,
+            late,
+        }
+    }
+
+    fn drop(link: Link, datagram: u64) -> TraceEvent {
+        TraceEvent::Dropped {
+            link,
+            datagram,
+            cause: DropCause::Loss,
+        }
+    }
+
+    fn timer(side: Side, name: &'static str) -> TraceEvent {
+        TraceEvent::Timer {
+            side,
+            timer: Some(name),
+        }
+    }
+
+    fn app(side: Side, event: Event) -> TraceEvent {
+        TraceEvent::App { side, event }
+    }
+
+    fn got(text: &str) -> Event {
+        Event::Message {
+            from: ADDR_A,
+            nick: "a".to_owned(),
+            seq: None,
+            text: text.to_owned(),
+        }
+    }
+
+    /// Messages 0 and 1 are drawn, 2 to 4 are not. s0 is lost and resent after a timeout; B
+    /// answers s1 once, then acks packets of undrawn messages only (not drawn), then five acks
+    /// telling of s0 are lost (collapsed) before one gets through.
+    fn handcrafted() -> (Trace, Vec<Option<ResendCause>>) {
+        use Link::{AToB, BToA};
+        let (a, b) = (Side::A, Side::B);
+        let mut entries = vec![
+            entry(0, send("m0", 0)),
+            entry(0, send("m1", 1)),
+            entry(0, send("m2", 2)),
+            entry(0, send("m3", 3)),
+            entry(0, transmit(a, 0, data(0))),
+            entry(0, drop(AToB, 0)),
+            entry(0, transmit(a, 1, data(1))),
+            entry(0, transmit(a, 2, data(2))),
+            entry(0, transmit(a, 3, data(3))),
+            entry(20, deliver(AToB, 1, false)),
+            entry(20, app(b, got("m1"))),
+            entry(20, transmit(b, 4, ack(0, &[(1, 1)]))),
+            entry(21, deliver(AToB, 3, false)),
+            entry(21, transmit(b, 5, ack(0, &[(1, 1), (3, 3)]))),
+            entry(22, deliver(AToB, 2, true)),
+            entry(22, transmit(b, 6, ack(0, &[(1, 3)]))),
+            entry(30, timer(b, "delayed ack")),
+            entry(40, deliver(BToA, 4, false)),
+            entry(41, deliver(BToA, 5, false)),
+            entry(42, deliver(BToA, 6, false)),
+            entry(100, timer(a, "rto")),
+            entry(100, transmit(a, 7, data(0))),
+            entry(120, deliver(AToB, 7, true)),
+            entry(120, app(b, got("m0"))),
+        ];
+        for datagram in 8..13 {
+            entries.push(entry(120, transmit(b, datagram, ack(4, &[]))));
+            entries.push(entry(120, drop(BToA, datagram)));
+        }
+        entries.extend([
+            entry(125, timer(a, "loss")),
+            entry(130, transmit(b, 13, ack(4, &[]))),
+            entry(150, deliver(BToA, 13, false)),
+            entry(
+                150,
+                app(
+                    a,
+                    Event::Delivered {
+                        id: MessageId(0),
+                        rtt: None,
+                    },
+                ),
+            ),
+            entry(
+                150,
+                app(
+                    a,
+                    Event::Delivered {
+                        id: MessageId(1),
+                        rtt: None,
+                    },
+                ),
+            ),
+            entry(500, timer(a, "rto")),
+            entry(500, transmit(a, 14, data(4))),
+        ]);
+        let causes = vec![None, None, None, None, Some(ResendCause::Timeout), None];
+        (Trace { entries }, causes)
+    }
+
     #[test]
-    fn a_clean_raw_run_shows_one_arrow_and_one_delivery_per_message() {
+    fn a_handcrafted_trace_draws_the_chosen_packets_and_the_acks_that_answer_them() {
+        let (trace, causes) = handcrafted();
+        let text = render(&trace, 2, &causes);
+        let lines = diagram(&text);
+        let arrows: Vec<&str> = lines.iter().copied().filter(|l| l.contains("--")).collect();
+        let label = |l: &str| {
+            l[13..13 + ARROW]
+                .trim_matches(|c| "-<>~#X ".contains(c))
+                .to_owned()
+        };
+        let labels: Vec<String> = arrows.iter().map(|l| label(l)).collect();
+        assert_eq!(
+            labels,
+            [
+                "data s0 m0",
+                "data s1 m1",
+                "ack 0 sack 1",
+                "data s0 m0 RESEND",
+                "ack 4",
+                "ack 4",
+                "ack 4",
+            ],
+            "{text}"
+        );
+        // s0 first sent, lost; the resend arrives late, after a timeout.
+        assert!(
+            arrows[0].contains("X ") && arrows[0].ends_with("dropped (loss)"),
+            "{text}"
+        );
+        assert!(arrows[3].contains("~>|"), "{text}");
+        assert!(
+            arrows[3].ends_with("resent after a timeout, +20.0ms"),
+            "{text}"
+        );
+        // The acks of s2 and s3 alone are not drawn; neither are packets of messages 2 to 4.
+        let drawn = lines.concat();
+        assert!(!drawn.contains("sack 1,3") && !drawn.contains(" s2") && !drawn.contains(" m4"));
+        // The five lost acks of s0: the first, "… 3 more", the last; then the one that got through.
+        assert!(
+            arrows[4].contains("X-") && arrows[5].contains("X-"),
+            "{text}"
+        );
+        assert!(arrows[6].contains("|<-"), "{text}");
+        assert_eq!(
+            text.matches("… 3 more acks like these").count(),
+            1,
+            "{text}"
+        );
+        // Only the timer that caused a drawn datagram, inside the window, is drawn.
+        assert_eq!(drawn.matches("timer").count(), 1, "{text}");
+        assert!(
+            lines.iter().any(|l| l.ends_with("|  A timer rto")),
+            "{text}"
+        );
+        assert!(text.contains("B's app gets message #0") && text.contains("message #1"));
+    }
+
+    #[test]
+    fn the_legend_lists_exactly_the_marks_that_appear() {
+        let (trace, causes) = handcrafted();
+        let text = render(&trace, 2, &causes);
+        let keys = legend_keys(&text);
+        let expected: BTreeSet<String> = [
+            "data s5 m4 1/2",
+            "ack 4 sack 6-7 …",
+            "->  <-",
+            "~>  <~",
+            "X",
+            "+15.3ms",
+            "RESEND",
+            "…",
+            "timer rto",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        assert_eq!(keys, expected, "{text}");
+        assert_eq!(marks_seen(&text), expected, "{text}");
+    }
+
+    #[test]
+    fn on_real_runs_the_legend_matches_what_is_drawn() {
+        let rough = ImpairmentConfig {
+            duplicate: Probability::new(0.15).unwrap(),
+            corrupt: Probability::new(0.15).unwrap(),
+            ..ExperimentConfig::default().link
+        };
+        for mode in [Mode::Raw, Mode::Reliable] {
+            for seed in 1..4 {
+                let text = ladder_with(mode, rough.clone(), 0.3, seed, 6);
+                assert_eq!(
+                    legend_keys(&text),
+                    marks_seen(&text),
+                    "{mode} {seed}: {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn collapsing_keeps_short_runs_and_counts_what_it_hides() {
+        let ack_row = |ms: u64, cumulative: u64| Row {
+            at: Duration::from_millis(ms),
+            what: What::Arrow(Arrow {
+                side: Side::B,
+                packet: ack(cumulative, &[]),
+                label: format!("ack {cumulative}"),
+                resend: None,
+                tip: Tip::Arrived,
+                fate: "+20.0ms".to_owned(),
+                arrived: true,
+                duplicated: false,
+                corrupted: false,
+            }),
+        };
+        let mut rows: Vec<Row> = (0..3).map(|i| ack_row(i, 1)).collect();
+        rows.extend((3..10).map(|i| ack_row(i, 2)));
+        let lines: Vec<String> = collapse(rows).iter().map(Row::line).collect();
+        assert_eq!(lines.len(), 6, "{lines:#?}");
+        assert!(
+            lines[4].ends_with("… 5 more acks like these, until 0.008s"),
+            "{lines:#?}"
+        );
+        assert!(lines[3].starts_with("    0.003s") && lines[5].starts_with("    0.009s"));
+    }
+
+    #[test]
+    fn a_clean_raw_run_shows_one_arrow_and_one_delivery_per_message_and_no_acks() {
         let text = ladder(Mode::Raw, 0.0, 1, 3);
-        assert_eq!(text.matches("raw #").count(), 3, "{text}");
+        assert_eq!(text.matches("raw #").count(), 4, "{text}"); // three arrows and the legend
         assert_eq!(text.matches("B's app gets message").count(), 3, "{text}");
-        assert!(!text.contains("raw #3"), "{text}");
+        assert!(!diagram(&text).concat().contains("raw #3"), "{text}");
+        assert!(!diagram(&text).concat().contains("ack"), "{text}");
         assert!(text.contains("->|"), "{text}");
     }
 
@@ -942,12 +1280,10 @@ mod tests {
     fn losses_and_resends_are_marked_and_labelled() {
         // At 40% loss the first five messages see drops, and reliable mode resends them.
         let text = ladder(Mode::Reliable, 0.4, 3, 5);
-        assert!(text.contains("X"), "{text}");
         assert!(text.contains("dropped (loss)"), "{text}");
         assert!(text.contains("RESEND"), "{text}");
-        assert!(text.contains("retransmit ("), "{text}");
+        assert!(text.contains("fast resend") || text.contains("resent after a timeout"));
         assert!(text.contains("hello"), "{text}");
-        assert!(text.contains("<-"), "{text}");
         for id in 0..5 {
             assert!(
                 text.contains(&format!("B's app gets message #{id}\n")),
@@ -960,34 +1296,16 @@ mod tests {
     #[test]
     fn every_arrow_line_has_both_columns() {
         let text = ladder(Mode::Reliable, 0.3, 2, 4);
-        for line in text.lines().skip(1) {
+        for line in diagram(&text) {
             assert_eq!(line.matches('|').count(), 2, "{line}");
         }
     }
 
     #[test]
-    fn named_timers_get_a_line_and_unnamed_ones_none() {
-        let at = Duration::from_millis(5);
-        let entry = |event| TraceEntry { at, event };
-        let trace = Trace {
-            entries: vec![
-                entry(TraceEvent::Timer {
-                    side: Side::A,
-                    timer: Some("rto"),
-                }),
-                entry(TraceEvent::Timer {
-                    side: Side::B,
-                    timer: None,
-                }),
-                entry(TraceEvent::App {
-                    side: Side::A,
-                    event: Event::Lost { id: MessageId(0) },
-                }),
-            ],
-        };
-        let text = render(&trace, 1, &[]);
-        assert!(text.contains("|  A timer rto\n"), "{text}");
-        assert!(!text.contains("B timer"), "{text}");
-        assert!(text.contains("A gives up on message #0"), "{text}");
+    fn the_same_run_draws_the_same_ladder() {
+        assert_eq!(
+            ladder(Mode::Reliable, 0.3, 5, 6),
+            ladder(Mode::Reliable, 0.3, 5, 6)
+        );
     }
 }
