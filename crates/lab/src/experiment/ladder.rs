@@ -825,6 +825,7 @@ impl Row {
                     PacketSummary::Ack { .. } => Mark::Ack,
                     PacketSummary::Hello | PacketSummary::Welcome => Mark::Handshake,
                     PacketSummary::Ping | PacketSummary::Pong => Mark::Keepalive,
+                    // An opaque datagram is never picked; it would share the close's entry.
                     PacketSummary::Close | PacketSummary::Opaque => Mark::Close,
                 });
                 marks.insert(match arrow.tip {
