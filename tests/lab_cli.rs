@@ -4,8 +4,9 @@
 //! They check what a user relies on: the table shows raw delivery falling with loss while reliable
 //! stays at 100%; the same flags and seed give byte-identical `results.json` (and its `command`
 //! reproduces it); CSV parses; JSON has the documented schema; `--out` writes well-formed SVG with
-//! the expected series; `--modes` takes the ARQ schemes; `--ladder` draws the diagram; bad flags
-//! are usage errors.
+//! the expected series; `--modes` takes the ARQ schemes; `--ladder` draws the diagram with only
+//! the acks that answer its messages and a legend of its marks, and docs/lab.md shows exactly
+//! what its command prints; bad flags are usage errors.
 
 #![allow(clippy::unwrap_used)]
 
@@ -406,7 +407,87 @@ fn ladder_draws_the_first_messages_of_one_run() {
             "{text}"
         );
     }
-    assert!(!text.contains("message #4"), "{text}");
+    assert!(!text.contains("gets message #4"), "{text}");
+}
+
+/// The command docs/lab.md shows beside its ladder.
+const DOC_LADDER: &[&str] = &[
+    "lab", "--ladder", "8", "--loss", "20%", "--modes", "reliable",
+];
+
+/// The lines of a ladder's diagram: after the column header, before the legend.
+fn diagram_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .skip_while(|l| !l.trim_start().starts_with("time  A"))
+        .skip(1)
+        .take_while(|l| *l != "legend:")
+        .collect()
+}
+
+#[test]
+fn ladder_draws_only_the_acks_that_answer_the_chosen_messages_and_explains_its_marks() {
+    let (code, text, stderr) = udpchat(DOC_LADDER);
+    assert_eq!(code, 0, "{stderr}");
+    let lines = diagram_lines(&text);
+    assert!(!lines.is_empty(), "{text}");
+    // Each ack that reached A is drawn only if it told A about one of s0..s7 for the first time,
+    // so at most eight of them; the run's other acks (answering later messages) are not drawn.
+    let arrived_acks = lines
+        .iter()
+        .filter(|l| l.contains(" ack ") && (l.contains("|<-") || l.contains("|<~")))
+        .count();
+    assert!((1..=8).contains(&arrived_acks), "{text}");
+    assert!(!lines.iter().any(|l| l.contains(" m8")), "{text}");
+    // The legend follows the diagram and explains every arrow drawn, "late" included.
+    let legend: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "legend:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    let legend = legend.join("\n");
+    for (drawn, explained) in [
+        (
+            "~>|",
+            "  ~>  <~           arrived late: a datagram sent after it on the same link",
+        ),
+        ("|<-", "  ->  <-           arrived"),
+        ("X", "  X                lost on the link"),
+        (" ack ", "  ack 4 sack 6-7 … B's ack"),
+        (" data s", "  data s5 m4 1/2   A's data packet"),
+        (
+            "timer handshake",
+            "  timer handshake  A's hello went unanswered",
+        ),
+    ] {
+        assert!(lines.iter().any(|l| l.contains(drawn)), "{drawn}: {text}");
+        assert!(legend.contains(explained), "{explained}: {text}");
+    }
+    assert!(
+        !legend.contains("RESEND") && !legend.contains("dup"),
+        "{text}"
+    );
+    assert!(text.ends_with("fast retransmits\n") || text.ends_with("fast retransmits"));
+}
+
+#[test]
+fn the_ladder_in_docs_lab_md_is_what_its_command_prints() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/lab.md"))
+            .unwrap();
+    let command = format!("udpchat {}", DOC_LADDER.join(" "));
+    let after = doc
+        .split_once(&format!("```sh\n{command}\n```\n\n```text\n"))
+        .unwrap_or_else(|| panic!("docs/lab.md shows no ladder after `{command}`"))
+        .1;
+    let (shown, _) = after.split_once("```").unwrap();
+    let (code, text, stderr) = udpchat(DOC_LADDER);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        shown.trim_end(),
+        text.trim_end(),
+        "docs/lab.md's ladder is stale: regenerate it with `{command}`"
+    );
 }
 
 #[test]

@@ -232,8 +232,11 @@ pub enum PacketSummary {
     },
     /// A standalone acknowledgement.
     Ack {
-        /// Its cumulative ack.
+        /// Its cumulative ack: every sequence number below it was received.
         cumulative: u64,
+        /// Its selective acks above `cumulative`: inclusive `(first, last)` ranges, as sent.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ranges: Vec<(u64, u64)>,
     },
     /// Handshake, first half.
     Hello,
@@ -262,6 +265,7 @@ impl PacketSummary {
             },
             Ok(Packet::Ack { ack, .. }) => PacketSummary::Ack {
                 cumulative: ack.cumulative.0,
+                ranges: ack.ranges.iter().map(|r| (r.first.0, r.last.0)).collect(),
             },
             Ok(Packet::Hello(_)) => PacketSummary::Hello,
             Ok(Packet::Welcome(_)) => PacketSummary::Welcome,
@@ -296,7 +300,18 @@ impl fmt::Display for PacketSummary {
                 f,
                 "data seq={seq} msg={message} frag={fragment}/{fragments}"
             ),
-            PacketSummary::Ack { cumulative } => write!(f, "ack cum={cumulative}"),
+            PacketSummary::Ack { cumulative, ranges } => {
+                write!(f, "ack cum={cumulative}")?;
+                for (i, (first, last)) in ranges.iter().enumerate() {
+                    let sep = if i == 0 { " sack=" } else { "," };
+                    if first == last {
+                        write!(f, "{sep}{first}")?;
+                    } else {
+                        write!(f, "{sep}{first}-{last}")?;
+                    }
+                }
+                Ok(())
+            }
             PacketSummary::Hello => f.write_str("hello"),
             PacketSummary::Welcome => f.write_str("welcome"),
             PacketSummary::Ping => f.write_str("ping"),
