@@ -471,26 +471,6 @@ fn ladder_draws_only_the_acks_that_answer_the_chosen_messages_and_explains_its_m
 }
 
 #[test]
-fn the_ladder_in_docs_lab_md_is_what_its_command_prints() {
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/lab.md"))
-            .unwrap();
-    let command = format!("udpchat {}", DOC_LADDER.join(" "));
-    let after = doc
-        .split_once(&format!("```sh\n{command}\n```\n\n```text\n"))
-        .unwrap_or_else(|| panic!("docs/lab.md shows no ladder after `{command}`"))
-        .1;
-    let (shown, _) = after.split_once("```").unwrap();
-    let (code, text, stderr) = udpchat(DOC_LADDER);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        shown.trim_end(),
-        text.trim_end(),
-        "docs/lab.md's ladder is stale: regenerate it with `{command}`"
-    );
-}
-
-#[test]
 fn bad_flags_are_refused_with_a_reason() {
     let (code, _, stderr) = udpchat(&["lab", "--modes", "tcp"]);
     assert_eq!(code, 2, "{stderr}");
