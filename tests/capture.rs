@@ -2,6 +2,8 @@
 //! the proxy and the lab write to their capture files (read back with a small pcapng reader that
 //! checks the headers), and what `-vv` / `-v` print.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeSet;

@@ -8,6 +8,8 @@
 //! tshark is a Debian package that `.ci/run` installs. Without it the tests fail, saying so,
 //! unless `UDPCHAT_SKIP_TSHARK=1` is set: then each prints that it is skipped, and why.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

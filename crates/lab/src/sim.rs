@@ -1402,6 +1402,49 @@ mod tests {
     }
 
     #[test]
+    fn a_capture_sees_every_datagram_with_its_fate_and_changes_nothing() {
+        use std::sync::{Arc, Mutex};
+        let scenario = Scenario::new(4)
+            .links(ImpairmentConfig {
+                loss: Probability::new(0.3).unwrap(),
+                duplicate: Probability::new(0.2).unwrap(),
+                delay: ms(10),
+                ..Default::default()
+            })
+            .messages_every(Side::A, "m", Duration::ZERO, ms(5), 40);
+        let (a, b) = pair();
+        let plain = Simulator::new(scenario.clone(), a, b).run();
+        let seen: Arc<Mutex<Vec<(Duration, SocketAddr, String)>>> = Arc::default();
+        let sink = Arc::clone(&seen);
+        let (a, b) = pair();
+        let captured = Simulator::new(scenario, a, b)
+            .with_capture(Box::new(move |d| {
+                let comment = d.comment().unwrap();
+                sink.lock().unwrap().push((d.time, d.from, comment));
+            }))
+            .run();
+        assert_eq!(plain.trace, captured.trace, "capturing changes nothing");
+        let count = |f: &dyn Fn(&TraceEvent) -> bool| plain.trace.events().filter(|e| f(e)).count();
+        let transmitted = count(&|e| matches!(e, TraceEvent::Transmit { .. }));
+        let delivered = count(&|e| matches!(e, TraceEvent::Delivered { .. }));
+        let dropped = count(&|e| matches!(e, TraceEvent::Dropped { .. }));
+        let duplicated = count(&|e| matches!(e, TraceEvent::Duplicated { .. }));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), transmitted + delivered);
+        let with = |word: &str| seen.iter().filter(|(_, _, c)| c.contains(word)).count();
+        assert_eq!(with(" sent"), transmitted);
+        assert_eq!(with("delivered; d"), delivered);
+        assert_eq!(with("dropped (loss)"), dropped);
+        assert_eq!(with("duplicated"), duplicated);
+        assert!(dropped > 0 && duplicated > 0);
+        // Virtual time, in order; every datagram here goes from A to B or back.
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(seen
+            .iter()
+            .all(|(_, from, _)| *from == ADDR_A || *from == ADDR_B));
+    }
+
+    #[test]
     fn perfect_links_deliver_everything_with_the_configured_delay() {
         let scenario = Scenario::new(1)
             .links(ImpairmentConfig {
