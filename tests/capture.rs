@@ -292,10 +292,17 @@ fn a_capture_that_cannot_be_written_stops_with_one_warning_and_the_chat_goes_on(
             "/dev/full",
         ],
     );
-    for i in 0..100 {
-        alice.send_line(&format!("line {i} {}", "x".repeat(900)));
+    // Each line waited for (raw mode resends nothing, and a busy machine may drop a burst):
+    // about nine of these fill the writer's buffer, whose first flush fails.
+    let line = |i: usize| format!("line {i} {}", "x".repeat(900));
+    for i in 0..20 {
+        alice.send_line(&line(i));
+        bob.expect_stdout(&format!("<alice> {}", line(i)));
     }
-    bob.expect_stdout(&format!("<alice> line 99 {}", "x".repeat(900)));
+    alice.expect_stderr("capturing stopped");
+    // The chat goes on after the warning.
+    alice.send_line("still here");
+    bob.expect_stdout("<alice> still here");
     alice.close_stdin();
     assert_eq!(alice.exit_code(), 0);
     alice.drain(Pipe::Stderr);
@@ -333,4 +340,37 @@ fn a_capture_file_that_cannot_be_created_is_one_clear_error_at_the_start() {
         .history(Pipe::Stderr)
         .iter()
         .any(|l| l.starts_with("udpchat: cannot write the capture /nonexistent/dir/x.pcapng")));
+}
+
+#[test]
+fn rust_log_turns_the_proxy_trace_on_without_the_flag() {
+    let server = udp_socket();
+    let client = udp_socket();
+    let forward = server.local_addr().unwrap().to_string();
+    let mut proxy = Proc::spawn_with_env(
+        "proxy",
+        &[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--forward",
+            &forward,
+            "--stats-interval",
+            "0",
+        ],
+        &[("RUST_LOG", "udpchat::wire=debug")],
+    );
+    let proxy_addr = proxy.listening_addr();
+    client.send_to(b"ping", proxy_addr).unwrap();
+    recv_datagram(&server);
+    proxy.interrupt();
+    assert_eq!(proxy.exit_code(), 0);
+    proxy.drain(Pipe::Stderr);
+    let stderr = proxy.history(Pipe::Stderr);
+    let line = stderr
+        .iter()
+        .find(|l| l.contains("up #0 received"))
+        .unwrap_or_else(|| panic!("no trace line: {stderr:?}"));
+    assert!(line.contains(" 4 B, delayed 0.000 ms"), "{line}");
+    assert!(line.contains("not a udpchat datagram"), "{line}");
 }

@@ -523,3 +523,29 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+impl Proc {
+    /// Starts `udpchat` with `args` and these environment variables set.
+    pub fn spawn_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut command = Command::new(udpchat_bin());
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start udpchat: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = Stream::spawn(name, child.stdout.take().unwrap());
+        let stderr = Stream::spawn(name, child.stderr.take().unwrap());
+        Proc {
+            name: name.to_owned(),
+            child,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+}
