@@ -53,7 +53,7 @@ local DATA_FIELDS = {
   { "seq", "u64", info = "seq" },
   { "message", "u64", info = "msg" },
   { "fragment", "u32", info = "frag" },
-  { "fragments", "u32", info = "of" },
+  { "fragments", "u32", info = "/" },  -- "/" joins it to the previous word: frag=0/1
   { "token", "u32" },
   { "payload", "bytes" },
   { "ack", "option_ack" },
@@ -265,7 +265,9 @@ local function read_fields(ctx, fields, tree)
     local reader = READERS[kind]
     if reader == nil then fail(ctx, "no reader for field type " .. kind) end
     local value = reader(ctx, name, tree)
-    if field.info and value ~= nil then
+    if field.info == "/" and value ~= nil and #info > 0 then
+      info[#info] = info[#info] .. "/" .. tostring(value)
+    elseif field.info and value ~= nil then
       if kind == "string" then
         table.insert(info, field.info .. "=" .. string.format("%q", value))
       else
@@ -370,6 +372,8 @@ function udpchat.dissector(buf, pinfo, tree)
     if ctx.off ~= body_end then
       fail(ctx, (body_end - ctx.off) .. " trailing bytes after the body")
     end
+    -- A standalone Ack's words start with "ack" already.
+    words = (kind.name == "Ack") and words:gsub("^ack ", "") or words
     local info = kind.name .. (words ~= "" and (" " .. words) or "")
     if not good then info = info .. " [BAD CRC]" end
     pinfo.cols.info = info

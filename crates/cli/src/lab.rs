@@ -306,38 +306,22 @@ fn write_captures(config: &ExperimentConfig, base: &Path) -> Result<Vec<PathBuf>
     }
     let only = runs.len() == 1;
     let paths: Vec<PathBuf> = runs.iter().map(|r| capture_path(base, r, only)).collect();
-    // Every file is created before any run, so a bad path fails at once.
-    let mut writers = Vec::new();
-    for (run, path) in runs.iter().zip(&paths) {
-        let file = fs::File::create(path)
+    // Every file is created before any run, so a bad path fails at once; each is opened again
+    // by the run that writes it, so a big sweep does not hold a file open per run.
+    for path in &paths {
+        fs::File::create(path)
             .with_context(|| format!("cannot write the capture {}", path.display()))?;
-        let comment = format!(
-            "udpchat lab run: loss {} ({}), mode {}, seed {}; {} messages of {} B every {:?};              link {}; times are virtual, since the run's start",
-            run.point.loss,
-            run.point.pattern,
-            run.mode,
-            run.seed,
-            config.messages,
-            config.size,
-            config.interval,
-            config.link.describe()
-        );
-        let writer =
-            PcapWriter::with_comment(BufWriter::new(file), PcapFormat::PcapNg, Some(&comment))
-                .with_context(|| format!("cannot write the capture {}", path.display()))?;
-        writers.push(Mutex::new(Some(writer)));
     }
     let next = AtomicUsize::new(0);
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let worker = || loop {
         let index = next.fetch_add(1, Ordering::Relaxed);
-        let (Some(run), Some(slot)) = (runs.get(index), writers.get(index)) else {
+        let (Some(run), Some(path)) = (runs.get(index), paths.get(index)) else {
             return;
         };
-        let writer = slot.lock().ok().and_then(|mut w| w.take());
-        if let Err(e) = capture_run(config, run, writer) {
+        if let Err(e) = capture_run(config, run, path) {
             if let Ok(mut f) = failures.lock() {
-                f.push(format!("{}: {e:#}", paths[index].display()));
+                f.push(format!("{}: {e:#}", path.display()));
             }
         }
     };
@@ -355,15 +339,26 @@ fn write_captures(config: &ExperimentConfig, base: &Path) -> Result<Vec<PathBuf>
     Ok(paths)
 }
 
-/// Simulates one run with `writer` taking every datagram, then flushes it.
-fn capture_run(
-    config: &ExperimentConfig,
-    run: &CaptureRun,
-    writer: Option<PcapWriter<BufWriter<fs::File>>>,
-) -> Result<()> {
+/// Simulates one run with every datagram written to `path` (its comment naming the run), then
+/// flushes it.
+fn capture_run(config: &ExperimentConfig, run: &CaptureRun, path: &Path) -> Result<()> {
+    let comment = format!(
+        "udpchat lab run: loss {} ({}), mode {}, seed {}; {} messages of {} B every {:?}; \
+         link {}; times are virtual, since the run's start",
+        run.point.loss,
+        run.point.pattern,
+        run.mode,
+        run.seed,
+        config.messages,
+        config.size,
+        config.interval,
+        config.link.describe()
+    );
+    let file = BufWriter::new(fs::File::create(path)?);
+    let writer = PcapWriter::with_comment(file, PcapFormat::PcapNg, Some(&comment))?;
     let (a, b) = run::endpoints(run.mode, run.seed)?;
     let scenario = run::scenario(config, &run.point, run.seed)?;
-    let shared: SharedWriter = Arc::new(Mutex::new((writer, None)));
+    let shared: SharedWriter = Arc::new(Mutex::new((Some(writer), None)));
     let hook = Arc::clone(&shared);
     Simulator::new(scenario, a, b)
         .without_trace()
