@@ -11,6 +11,7 @@
 # Reproducible lines are the simulated workloads' (virtual time, seeded links) for every system
 # but quic-bbr (quinn-proto's BBR draws from the thread's own random generator); the loopback and
 # sim rows measure real time, so --check skips them, as the block says. Needs python3.
+# BENCH_OUT=DIR keeps the run's JSON documents in DIR instead of a temporary directory.
 set -eu
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -19,8 +20,13 @@ case "${1:-}" in
     *) echo "usage: docs/bench.sh [--check]" >&2; exit 2 ;;
 esac
 command -v python3 >/dev/null || { echo "docs/bench.sh needs python3" >&2; exit 2; }
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT INT TERM
+if [ -n "${BENCH_OUT:-}" ]; then
+    out=$BENCH_OUT
+    mkdir -p "$out"
+else
+    out=$(mktemp -d)
+    trap 'rm -rf "$out"' EXIT INT TERM
+fi
 cargo build --quiet --release -p udpchat-bench
 bench() { cargo run --quiet --release -p udpchat-bench -- --format json "$@" 2>/dev/null; }
 start=$(date +%s)

@@ -284,7 +284,7 @@ class Figure:
 
 
 def best(figures, smaller_is_better=True):
-    """The strongest of several figures, seed by seed."""
+    """The strongest of several figures: the best at seed 1, and the best of their means."""
     pick = min if smaller_is_better else max
     out = Figure.__new__(Figure)
     s1 = [f.seed1 for f in figures]
@@ -302,6 +302,15 @@ def verdict(per_view):
     if not any(oks):
         return "**missed**"
     return "**missed** (" + ", ".join(f"{label} {'met' if ok else 'missed'}" for label, ok in per_view) + ")"
+
+
+def ratio(a, b):
+    """a / b, at seed 1 and of the means."""
+    out = Figure.__new__(Figure)
+    div = lambda x, y: None if x is None or not y else x / y  # noqa: E731
+    out.seed1 = div(a.seed1, b.seed1)
+    out.mean = div(a.mean, b.mean)
+    return out
 
 
 def both(f, decimals, unit=""):
@@ -355,7 +364,8 @@ def targets(out, runs):
     v = views(lambda g: ok(g(u_p99), le, None if g(q_p99) is None else g(q_p99) / 2)
               and ok(g(u_max), le, None if g(q_max) is None else g(q_max) / 2))
     rows.append((["chat 10%: p99 and max ≤ half of QUIC's",
-                  f"p99 {both(u_p99, 1)} vs QUIC {both(q_p99, 1)}; max {both(u_max, 1)} vs {both(q_max, 1)}",
+                  f"p99 {both(u_p99, 1)} vs QUIC {both(q_p99, 1)}: {both(ratio(u_p99, q_p99), 2)} × QUIC's; "
+                  f"max {both(u_max, 1)} vs {both(q_max, 1)}: {both(ratio(u_max, q_max), 2)} ×",
                   verdict(v)], True))
     v = views(lambda g: ok(g(u_avg0), le, CHAT_LINK_RTT_MS * 1.05) and ok(g(u_avg0), ge, CHAT_LINK_RTT_MS * 0.95))
     rows.append(([f"chat 0%: average within 5% of the link's {CHAT_LINK_RTT_MS:.0f} ms",
@@ -376,7 +386,7 @@ def targets(out, runs):
                   "**met**" if met else "**missed**"], True))
     r64 = None if None in (loop[("udpchat", 64)], loop[("raw-udp", 64)]) else loop[("udpchat", 64)] / loop[("raw-udp", 64)]
     rows.append((["loopback 64 B: ≥ 50% of raw UDP's messages/s (wall clock)",
-                  f"{fmt(r64, 2)} × raw", "**met**" if ok(r64, ge, 0.5) else "**missed**"], False))
+                  f"{fmt(r64, 2)} × raw ({fmt(loop[('udpchat', 64)], 0)} vs {fmt(loop[('raw-udp', 64)], 0)} msgs/s)", "**met**" if ok(r64, ge, 0.5) else "**missed**"], False))
     rows.append((["simulator: ≥ 1 M datagram events/s (CPU time)", f"{fmt(sim, 0)} events/s",
                   "**met**" if ok(sim, ge, 1e6) else "**missed**"], False))
     out.add("#### Issue 6 targets")
@@ -391,7 +401,8 @@ def targets(out, runs):
               and ok(g(u_g[0.01]), ge, None if g(q_g[0.01]) is None else 5 * g(q_g[0.01]))
               and ok(g(u_w), le, lim))
     rows.append(([f"bulk 1%: ≥ 50 Mbit/s, ≥ 5 × QUIC-Cubic, wire B/B ≤ {lim:.4f}",
-                  f"{both(u_g[0.01], 2)} Mbit/s vs 5 × QUIC {both(q_g[0.01], 2)}; wire {both(u_w, 4)}",
+                  f"{both(u_g[0.01], 2)} Mbit/s, {both(ratio(u_g[0.01], q_g[0.01]), 2)} × QUIC-Cubic's "
+                  f"{both(q_g[0.01], 2)}; wire {both(u_w, 4)}",
                   verdict(v)], True))
     for loss in [0.001, 0.0]:
         strongest = best([q_g[loss], b_g[loss]], smaller_is_better=False)
@@ -407,10 +418,19 @@ def targets(out, runs):
     v = views(lambda g: ok(g(u_p99), le, None if g(sq_p99) is None else g(sq_p99) / 2)
               and ok(g(u_max), le, None if g(sq_max) is None else g(sq_max) / 2)
               and ok(g(u_p99), le, g(k_p99)) and ok(g(u_max), le, g(k_max)))
-    rows.append((["chat 10%, defaults: p99 and max ≤ 0.5 × QUIC's, ≤ KCP-fast's",
-                  f"p99 {both(u_p99, 1)} vs best QUIC {both(sq_p99, 1)}, KCP-fast {both(k_p99, 1)}; "
-                  f"max {both(u_max, 1)} vs {both(sq_max, 1)}, {both(k_max, 1)}",
+    rows.append((["chat 10%, defaults: p99 and max ≤ 0.5 × QUIC's (the better of quic and quic-bbr), ≤ KCP-fast's",
+                  f"p99 {both(u_p99, 1)}: {both(ratio(u_p99, sq_p99), 2)} × QUIC's {both(sq_p99, 1)}, "
+                  f"KCP-fast {both(k_p99, 1)}; max {both(u_max, 1)}: {both(ratio(u_max, sq_max), 2)} × "
+                  f"QUIC's {both(sq_max, 1)}, KCP-fast {both(k_max, 1)}",
                   verdict(v)], True))
+    r_p99, r_max = F("udpchat-redundancy3", "chat", "rtt_p99_ms", 0.1), F("udpchat-redundancy3", "chat", "rtt_max_ms", 0.1)
+    v = views(lambda g: ok(g(r_p99), le, None if g(sq_p99) is None else g(sq_p99) / 2)
+              and ok(g(r_max), le, None if g(sq_max) is None else g(sq_max) / 2)
+              and ok(g(r_p99), le, g(k_p99)) and ok(g(r_max), le, g(k_max)))
+    rows.append((["(not a target: the same test for the tuned `udpchat-redundancy3`)",
+                  f"p99 {both(r_p99, 1)}: {both(ratio(r_p99, sq_p99), 2)} × QUIC's; "
+                  f"max {both(r_max, 1)}: {both(ratio(r_max, sq_max), 2)} × QUIC's",
+                  verdict(v).replace("met", "would be met").replace("missed", "would be missed")], True))
     v = views(lambda g: ok(g(u_avg0), le, CHAT_LINK_RTT_MS * 1.03) and ok(g(u_avg0), ge, CHAT_LINK_RTT_MS * 0.97))
     rows.append(([f"chat 0%, defaults: average within 3% of the link's {CHAT_LINK_RTT_MS:.0f} ms",
                   both(u_avg0, 1, " ms"), verdict(v)], True))
@@ -419,10 +439,10 @@ def targets(out, runs):
                   "**met** (trivially)"], True))
     for size in [64, 1200]:
         u, r = loop[("udpchat", size)], loop[("raw-udp", size)]
-        ratio = None if None in (u, r) else u / r
+        share = None if None in (u, r) else u / r
         rows.append(([f"loopback {size} B: ≥ 0.9 × raw UDP's delivered rate (wall clock)",
-                      f"{fmt(ratio, 2)} × raw ({fmt(u, 0)} vs {fmt(r, 0)} msgs/s)",
-                      "**met**" if ok(ratio, ge, 0.9) else "**missed**"], False))
+                      f"{fmt(share, 2)} × raw ({fmt(u, 0)} vs {fmt(r, 0)} msgs/s)",
+                      "**met**" if ok(share, ge, 0.9) else "**missed**"], False))
     rows.append((["lab simulator, null endpoints: ≥ 5 M events/s (CPU time)", f"{fmt(sim, 0)} events/s",
                   "**met**" if ok(sim, ge, 5e6) else "**missed**"], False))
     out.add("#### Issue 14 targets")
