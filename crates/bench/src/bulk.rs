@@ -121,7 +121,7 @@ pub fn run(
     quic: &QuicIdentity,
 ) -> Result<ResultRow, BuildError> {
     let epoch = Instant::now();
-    let (a, b) = build_pair(system, Workload::Bulk, epoch, seed, quic)?;
+    let (a, b) = build_pair(system, epoch, seed, quic)?;
     let mut net = net(epoch, LinkSpec::symmetric(impairment(loss), seed), a, b);
     let outcome = transfer(&mut net, total);
     let mut row = ResultRow::new(system, Workload::Bulk, loss, LossModel::Independent);

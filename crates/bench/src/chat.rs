@@ -89,7 +89,7 @@ pub fn run(
     quic: &QuicIdentity,
 ) -> Result<ResultRow, BuildError> {
     let epoch = Instant::now();
-    let (a, b) = build_pair(system, Workload::Chat, epoch, seed, quic)?;
+    let (a, b) = build_pair(system, epoch, seed, quic)?;
     let spec = LinkSpec::symmetric(impairment(link), seed);
     let trace = run_echo(&mut net(epoch, spec, a, b), rounds);
     let mut row = ResultRow::new(system, Workload::Chat, link.loss, link.model);

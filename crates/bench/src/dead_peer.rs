@@ -81,7 +81,7 @@ pub fn run(
     quic: &QuicIdentity,
 ) -> Result<ResultRow, BuildError> {
     let epoch = Instant::now();
-    let (a, b) = build_pair(system, Workload::DeadPeer, epoch, seed, quic)?;
+    let (a, b) = build_pair(system, epoch, seed, quic)?;
     let link = ChatLink {
         loss: 0.0,
         model: LossModel::Independent,
@@ -117,7 +117,6 @@ pub fn run(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use udpchat_reliable::ReliableConfig;
 
     fn detection(system: System) -> Detection {
         let quic = QuicIdentity::generate().unwrap();
@@ -132,7 +131,7 @@ mod tests {
     #[test]
     fn udpchat_tells_both_sides_within_its_documented_bound() {
         let found = detection(System::Udpchat);
-        let config = ReliableConfig::default();
+        let config = crate::system::udpchat_cli_defaults();
         let bound = config.give_up_bound().max(config.idle_timeout);
         let sender = found.sender.unwrap();
         let echo = found.echo.unwrap();

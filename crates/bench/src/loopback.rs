@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use udpchat_reliable::{Endpoint, Event, ReliableConfig, ReliableEndpoint};
+use udpchat_reliable::{Endpoint, Event, ReliableEndpoint};
 
 use crate::report::{LossModel, ResultRow, Workload};
 use crate::system::System;
@@ -155,7 +155,8 @@ pub fn udpchat(size: usize, count: u64, seed: u64) -> Result<Throughput, Loopbac
     let a_socket = bind()?;
     let b_socket = bind()?;
     let b_addr = b_socket.local_addr()?;
-    let config = ReliableConfig::default();
+    // The plain `udpchat` row: what `udpchat chat --mode reliable` builds with no flags.
+    let config = crate::system::udpchat_config(System::Udpchat);
     let mut a = ReliableEndpoint::new(config.clone(), Some(b_addr), seed)?;
     let mut b = ReliableEndpoint::new(config, None, seed ^ 0x5eed)?;
     let stop = Arc::new(AtomicBool::new(false));

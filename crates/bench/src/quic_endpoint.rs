@@ -9,9 +9,11 @@
 //! lost packet holds back later messages exactly as it does in ours.
 //!
 //! Everything is quinn-proto's defaults ([`quinn_proto::TransportConfig::default`]: Cubic, 30 s
-//! idle timeout, MTU discovery on), with rustls on the `ring` provider and a self-signed
+//! idle timeout, MTU discovery on), or the same with quinn-proto's BBR as the congestion
+//! controller ([`QuicIdentity::with_controller`]), with rustls on the `ring` provider and a self-signed
 //! certificate from `rcgen` that the client trusts. The endpoint's randomness comes from the
-//! seed; TLS's own randomness (key shares, nonces) changes no sizes, so runs are reproducible.
+//! seed; TLS's own randomness (key shares, nonces) changes no sizes, and the certificate is
+//! Ed25519 (fixed-size, deterministic signatures), so runs are reproducible.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -19,9 +21,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use quinn_proto::congestion::BbrConfig;
+use quinn_proto::crypto::rustls::QuicClientConfig;
 use quinn_proto::{
     ClientConfig, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir,
-    EndpointConfig, ServerConfig, StreamEvent, StreamId, WriteError,
+    EndpointConfig, ServerConfig, StreamEvent, StreamId, TransportConfig, WriteError,
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -44,9 +48,9 @@ pub enum QuicSetupError {
     /// rustls refused the configuration.
     #[error("TLS configuration refused: {0}")]
     Tls(#[from] rustls::Error),
-    /// The client's certificate verifier could not be built.
-    #[error("cannot build the certificate verifier: {0}")]
-    Verifier(#[from] rustls::client::VerifierBuilderError),
+    /// The TLS configuration has no cipher suite QUIC can start with.
+    #[error("TLS configuration unusable for QUIC: {0}")]
+    CipherSuite(#[from] quinn_proto::crypto::rustls::NoInitialCipherSuite),
     /// quinn-proto refused to start the connection.
     #[error("cannot connect: {0}")]
     Connect(#[from] quinn_proto::ConnectError),
@@ -68,19 +72,68 @@ impl std::fmt::Debug for QuicIdentity {
 impl QuicIdentity {
     /// A fresh self-signed certificate for [`SERVER_NAME`], and quinn-proto's default
     /// transport configuration on both sides.
+    ///
+    /// The key is Ed25519 and the certificate's serial number fixed, so that every handshake
+    /// has the same size in every run: an ECDSA signature's DER encoding is 70 to 72 bytes
+    /// depending on the random nonce, and that byte or two moved the timing of everything
+    /// after the handshake on a rate-limited link (bulk at 0% loss measured 71.2 and
+    /// 73.7 Mbit/s in two runs). Ed25519 signatures are deterministic and always 64 bytes.
     pub fn generate() -> Result<QuicIdentity, QuicSetupError> {
-        let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])?;
-        let cert = CertificateDer::from(certified.cert.der().to_vec());
-        let key =
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+        let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        let mut params = rcgen::CertificateParams::new(vec![SERVER_NAME.to_owned()])?;
+        params.serial_number = Some(rcgen::SerialNumber::from(1u64));
+        let certified = params.self_signed(&key_pair)?;
+        let cert = CertificateDer::from(certified.der().to_vec());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
         let server = ServerConfig::with_single_cert(vec![cert.clone()], key)?;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert)?;
-        let client = ClientConfig::with_root_certificates(Arc::new(roots))?;
+        // What `ClientConfig::with_root_certificates` builds (ring, TLS 1.3 only, the roots
+        // above), except that session resumption is off: every connection of the bench is a
+        // first contact, as udpchat's are, whatever connections the process made before.
+        // Resumption would give later rows a shorter handshake than earlier ones, so a row's
+        // figures would depend on which workloads ran before it in the same process.
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tls.resumption = rustls::client::Resumption::disabled();
+        let client = ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
         Ok(QuicIdentity {
             server: Arc::new(server),
             client,
         })
+    }
+}
+
+/// quinn-proto's congestion controller for a QUIC system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuicController {
+    /// quinn-proto's default, Cubic (`TransportConfig::default()`).
+    Cubic,
+    /// quinn-proto's BBR ([`quinn_proto::congestion::BbrConfig::default`]).
+    Bbr,
+}
+
+impl QuicIdentity {
+    /// The same certificate and TLS setup, with `controller` as both sides' congestion
+    /// controller and every other transport setting at quinn-proto's default.
+    pub fn with_controller(&self, controller: QuicController) -> QuicIdentity {
+        let mut transport = TransportConfig::default();
+        if controller == QuicController::Bbr {
+            transport.congestion_controller_factory(Arc::new(BbrConfig::default()));
+        }
+        let transport = Arc::new(transport);
+        let mut server = ServerConfig::clone(&self.server);
+        server.transport_config(Arc::clone(&transport));
+        let mut client = self.client.clone();
+        client.transport_config(transport);
+        QuicIdentity {
+            server: Arc::new(server),
+            client,
+        }
     }
 }
 

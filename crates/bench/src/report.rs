@@ -251,13 +251,13 @@ impl Report {
 fn chat_table(out: &mut String, rows: &[&ResultRow]) {
     let _ = writeln!(
         out,
-        "chat: 64 B echoed every 20 ms, one-way 30 ms ± 15 ms (RTT ms)\n{:<12} {:>6} {:>12} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "chat: 64 B echoed every 20 ms, one-way 30 ms ± 15 ms (RTT ms)\n{:<19} {:>6} {:>12} {:>8} {:>8} {:>8} {:>8} {:>10}",
         "system", "loss", "link", "avg", "p50", "p99", "max", "echoed"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<12} {:>5.1}% {:>12} {:>8} {:>8} {:>8} {:>8} {:>10}",
+            "{:<19} {:>5.1}% {:>12} {:>8} {:>8} {:>8} {:>8} {:>10}",
             r.system.name(),
             r.loss * 100.0,
             link_name(r.link),
@@ -273,13 +273,13 @@ fn chat_table(out: &mut String, rows: &[&ResultRow]) {
 fn bulk_table(out: &mut String, rows: &[&ResultRow]) {
     let _ = writeln!(
         out,
-        "bulk: one way, 20 ms one-way delay, 100 Mbit/s, 500 kB queue\n{:<12} {:>6} {:>12} {:>9} {:>10} {:>9} {:>9} {:>10}",
+        "bulk: one way, 20 ms one-way delay, 100 Mbit/s, 500 kB queue\n{:<19} {:>6} {:>12} {:>9} {:>10} {:>9} {:>9} {:>10}",
         "system", "loss", "time ms", "Mbit/s", "wire B/B", "ack B/B", "dgram/kB", "delivered"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<12} {:>5.1}% {:>12} {:>9} {:>10} {:>9} {:>9} {:>10}",
+            "{:<19} {:>5.1}% {:>12} {:>9} {:>10} {:>9} {:>9} {:>10}",
             r.system.name(),
             r.loss * 100.0,
             cell(r.completion_ms, 0),
@@ -295,13 +295,13 @@ fn bulk_table(out: &mut String, rows: &[&ResultRow]) {
 fn dead_peer_table(out: &mut String, rows: &[&ResultRow]) {
     let _ = writeln!(
         out,
-        "dead peer: chat traffic, then the link goes dark (ms until told)\n{:<12} {:>14} {:>14}",
+        "dead peer: chat traffic, then the link goes dark (ms until told)\n{:<19} {:>14} {:>14}",
         "system", "sender told", "echo side told"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<12} {:>14} {:>14}",
+            "{:<19} {:>14} {:>14}",
             r.system.name(),
             cell(r.detect_ms, 0),
             cell(r.detect_echo_ms, 0),
@@ -312,13 +312,13 @@ fn dead_peer_table(out: &mut String, rows: &[&ResultRow]) {
 fn loopback_table(out: &mut String, rows: &[&ResultRow]) {
     let _ = writeln!(
         out,
-        "loopback: real UDP sockets on 127.0.0.1\n{:<12} {:>7} {:>12} {:>9} {:>16}",
+        "loopback: real UDP sockets on 127.0.0.1\n{:<19} {:>7} {:>12} {:>9} {:>16}",
         "system", "bytes", "msgs/s", "MB/s", "delivered"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<12} {:>7} {:>12} {:>9} {:>16}",
+            "{:<19} {:>7} {:>12} {:>9} {:>16}",
             r.system.name(),
             r.message_bytes.unwrap_or(0),
             cell(r.msgs_per_s, 0),

@@ -74,7 +74,8 @@ pub struct Plan {
     pub quick: bool,
     /// Seed of every link (and of the endpoints' own randomness).
     pub seed: u64,
-    /// Simulated systems to run (raw UDP always runs on loopback, as the ceiling).
+    /// Simulated systems to run, of those each workload has ([`System::for_workload`]); raw
+    /// UDP always runs on loopback, as the ceiling.
     pub systems: Vec<System>,
 }
 
@@ -89,10 +90,14 @@ impl Plan {
             results.push(row);
         };
         for workload in &self.workloads {
+            let systems: Vec<System> = System::for_workload(*workload)
+                .into_iter()
+                .filter(|system| self.systems.contains(system))
+                .collect();
             match workload {
                 Workload::Chat => {
                     for link in chat::links() {
-                        for &system in &self.systems {
+                        for &system in &systems {
                             let row =
                                 chat::run(system, link, self.sizes.chat_rounds, self.seed, &quic)?;
                             push(row, &mut results);
@@ -101,7 +106,7 @@ impl Plan {
                 }
                 Workload::Bulk => {
                     for loss in bulk::LOSSES {
-                        for &system in &self.systems {
+                        for &system in &systems {
                             let row =
                                 bulk::run(system, loss, self.sizes.bulk_bytes, self.seed, &quic)?;
                             push(row, &mut results);
@@ -109,7 +114,7 @@ impl Plan {
                     }
                 }
                 Workload::DeadPeer => {
-                    for &system in &self.systems {
+                    for &system in &systems {
                         let row = dead_peer::run(system, self.sizes.dark_after, self.seed, &quic)?;
                         push(row, &mut results);
                     }

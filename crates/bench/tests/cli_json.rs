@@ -7,11 +7,13 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SYSTEMS: [&str; 6] = [
+const SYSTEMS: [&str; 8] = [
     "udpchat",
+    "udpchat-redundancy3",
     "kcp-fast",
     "kcp-default",
     "quic",
+    "quic-bbr",
     "raw-udp",
     "null-endpoints",
 ];
@@ -82,17 +84,26 @@ fn quick_json_has_the_documented_schema() {
         }
         seen.insert((workload.to_owned(), system.to_owned()));
     }
-    // Every simulated system in every simulated workload, and both loopback systems.
+    // Every simulated system in every simulated workload (QUIC with Cubic and with BBR), the
+    // tuned udpchat in chat only, and both loopback systems.
     for workload in ["chat", "bulk", "dead-peer"] {
-        for system in ["udpchat", "kcp-fast", "kcp-default", "quic"] {
-            assert!(seen.contains(&(workload.to_owned(), system.to_owned())));
+        for system in ["udpchat", "kcp-fast", "kcp-default", "quic", "quic-bbr"] {
+            assert!(
+                seen.contains(&(workload.to_owned(), system.to_owned())),
+                "{workload} {system}"
+            );
         }
+        assert_eq!(
+            seen.contains(&(workload.to_owned(), "udpchat-redundancy3".to_owned())),
+            workload == "chat",
+            "{workload}"
+        );
     }
     for system in ["udpchat", "raw-udp"] {
         assert!(seen.contains(&("loopback".to_owned(), system.to_owned())));
     }
-    // 4 systems x 6 chat links, 4 x 4 bulk losses, 4 dead-peer, 2 x 2 loopback, 1 sim.
-    assert_eq!(results.len(), 24 + 16 + 4 + 4 + 1);
+    // 6 systems x 6 chat links, 5 x 4 bulk losses, 5 dead-peer, 2 x 2 loopback, 1 sim.
+    assert_eq!(results.len(), 36 + 20 + 5 + 4 + 1);
 
     let rows = |workload: &str| {
         results
@@ -126,6 +137,11 @@ fn quick_json_has_the_documented_schema() {
         .find(|r| r["system"] == "udpchat")
         .unwrap();
     assert!(udpchat["detect_ms"].as_f64().unwrap() > 0.0);
+    let bbr = rows("dead-peer")
+        .into_iter()
+        .find(|r| r["system"] == "quic-bbr")
+        .unwrap();
+    assert!(bbr["detect_ms"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
