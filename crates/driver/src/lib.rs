@@ -295,18 +295,15 @@ mod tests {
             b_tx.send(Input::Finish).await.unwrap();
         };
         let both = async {
-            tokio::join!(
-                run(&mut alice, &a_sock, &mut a_rx, &mut a_sink),
-                async {
-                    // Bob takes Alice's Hello first, so he has a peer before his lines (they
-                    // would be refused before).
-                    let mut hello = [0u8; 2048];
-                    let (len, from) = b_sock.recv_from(&mut hello).await.unwrap();
-                    bob.handle_datagram(Instant::now(), from, &hello[..len]);
-                    bob_lines.await;
-                    run(&mut bob, &b_sock, &mut b_rx, &mut b_sink).await
-                },
-            )
+            tokio::join!(run(&mut alice, &a_sock, &mut a_rx, &mut a_sink), async {
+                // Bob takes Alice's Hello first, so he has a peer before his lines (they
+                // would be refused before).
+                let mut hello = [0u8; 2048];
+                let (len, from) = b_sock.recv_from(&mut hello).await.unwrap();
+                bob.handle_datagram(Instant::now(), from, &hello[..len]);
+                bob_lines.await;
+                run(&mut bob, &b_sock, &mut b_rx, &mut b_sink).await
+            },)
         };
         let (a, b) = tokio::time::timeout(std::time::Duration::from_secs(20), both)
             .await
@@ -318,7 +315,10 @@ mod tests {
         assert_eq!(a_sink.texts(), want("b"));
         assert!(a_sink.events.contains(&Event::PeerFinished));
         assert!(b_sink.events.contains(&Event::PeerFinished));
-        assert!(!a_sink.events.iter().any(|e| matches!(e, Event::Lost { .. })));
+        assert!(!a_sink
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Lost { .. })));
         assert!(alice.is_closed() && bob.is_closed());
     }
 

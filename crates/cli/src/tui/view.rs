@@ -1011,10 +1011,13 @@ mod tests {
     #[test]
     fn the_status_bar_counts_unanswered_handshakes() {
         let mut m = model(Mode::Reliable);
-        m.set_stats(Stats {
-            datagrams_sent: 4,
-            ..Stats::default()
-        });
+        for tries in 1..=3 {
+            m.apply_event(udpchat_reliable::Event::NoAnswer {
+                to: "127.0.0.1:4000".parse().unwrap(),
+                tries,
+                next_in: std::time::Duration::from_secs(1),
+            });
+        }
         let rows = render(&mut m, 100, 24);
         let status = status_rows(&rows, 2);
         assert!(
