@@ -63,7 +63,8 @@ pub enum Event {
         addr: SocketAddr,
         /// The peer's nickname, where the mode learns it with the session (reliable mode: in
         /// the handshake). Raw mode learns it with each message instead. Unchecked text from
-        /// the network.
+        /// the network. Left out of the JSON when unknown.
+        #[serde(skip_serializing_if = "Option::is_none")]
         nick: Option<String>,
     },
     /// One of our messages reached the peer's application: its transport handed it over (in
