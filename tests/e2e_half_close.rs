@@ -4,6 +4,8 @@
 //! never delivered; a nickname changes mid-session; a chat whose datagrams come back to it says
 //! it is talking to itself.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeSet;

@@ -941,6 +941,9 @@ fn hostile_packet(dst: ConnectionId) -> impl Strategy<Value = Packet> {
         );
     prop_oneof![
         data.clone().prop_map(Packet::Data),
+        // Session control in the data stream: a flood of them must stay bounded.
+        data.clone().prop_map(Packet::Fin),
+        data.clone().prop_map(Packet::Nick),
         proptest::collection::vec(data, 1..4).prop_map(Packet::Bundle),
         ack.clone().prop_map(move |ack| Packet::Ack { dst, ack }),
         Just(Packet::Ping { dst }),
