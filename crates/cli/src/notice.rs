@@ -188,7 +188,7 @@ fn describe_session(event: &Event) -> Option<Notice> {
             ),
             None,
         ),
-        // The transport reports it once.
+        // Once per attempt of ours given up, else once.
         Event::TalkingToSelf { from } => (
             NoticeKind::Error,
             format!(
@@ -341,7 +341,8 @@ impl HandshakeWatch {
                 return None;
             }
             Event::Peer { .. } => true,
-            Event::PeerUnreachable | Event::PeerClosed => {
+            // Our own Hello came back: the transport gave the attempt up.
+            Event::PeerUnreachable | Event::PeerClosed | Event::TalkingToSelf { .. } => {
                 self.ended = true;
                 false
             }

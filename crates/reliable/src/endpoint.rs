@@ -130,8 +130,8 @@ pub enum Event {
     },
     /// Reliable mode: a `Hello` carrying our own connection id arrived from `from`: our own
     /// datagrams come back to us (the peer address is our own, or a relay points back at us).
-    /// It is not answered, so we never chat with ourselves; the next one is reported again only
-    /// after a session or a restart of the endpoint.
+    /// It is not answered, so we never chat with ourselves, and the handshake to that address
+    /// is given up (its messages reported `Lost`); a line sent later tries again.
     TalkingToSelf {
         /// Where our own `Hello` came back from.
         from: SocketAddr,

@@ -887,6 +887,10 @@ impl Model {
             Event::Closed => self.conn = ConnState::Closed,
             Event::NickChanged { ref new, .. } => self.peer_nick = Some(untrusted::nick(new)),
             // The notice says it; the session goes on (we may still send), or was given up.
+            // The transport gave the handshake up: nobody is there but us.
+            Event::TalkingToSelf { .. } if self.conn == ConnState::Connecting => {
+                self.conn = ConnState::Unreachable;
+            }
             Event::PeerFinished | Event::NoAnswer { .. } | Event::TalkingToSelf { .. } => {}
             Event::Message { .. }
             | Event::Gap { .. }

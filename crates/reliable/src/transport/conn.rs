@@ -438,19 +438,21 @@ impl ReliableEndpoint {
     }
 
     /// One of our own `Hello`s came back (from `from`): our datagrams loop back to us. Never
-    /// answered (we would chat with ourselves); reported once; a handshake to that address is
-    /// given up at once, since only our own echo will ever answer it: its queued messages are
-    /// reported lost, as when a peer is unreachable.
+    /// answered (we would chat with ourselves). A handshake to that address is given up at
+    /// once, since only our own echo will ever answer it: its queued messages are reported
+    /// lost, as when a peer is unreachable. Reported for each attempt given up (each is one we
+    /// made), and otherwise once, so replayed copies cannot flood the application.
     fn own_hello(&mut self, now: Instant, from: SocketAddr) {
         self.drop_datagram(
             from,
             DropCause::Foreign,
             "our own Hello came back: our datagrams loop back to us".into(),
         );
-        if !std::mem::replace(&mut self.self_talk_reported, true) {
+        let give_up = self.state.handshake().is_some() && Some(from) == self.peer_addr;
+        if !std::mem::replace(&mut self.self_talk_reported, true) || give_up {
             self.events.push_back(Event::TalkingToSelf { from });
         }
-        if self.state.handshake().is_some() && Some(from) == self.peer_addr {
+        if give_up {
             let lost = self.end_session(false);
             self.report_lost(lost);
             self.session_over(now, CloseReason::PeerUnreachable);

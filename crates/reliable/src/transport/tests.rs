@@ -1600,4 +1600,48 @@ fn our_own_hello_coming_back_is_talking_to_ourselves() {
         .any(|e| matches!(e, Event::Peer { .. } | Event::Message { .. })));
     assert!(events.contains(&Event::Lost { id: MessageId(0) }));
     assert!(!a.is_established());
+    // A later line tries again, and is told again.
+    a.send(start, "still me?").unwrap();
+    while let Some(t) = a.poll_transmit_owned(start) {
+        a.handle_datagram(start, me, &t.payload);
+    }
+    let again: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert!(
+        again.contains(&Event::TalkingToSelf { from: me }),
+        "{again:?}"
+    );
+    assert!(again.contains(&Event::Lost { id: MessageId(1) }));
+}
+
+/// `/quit` or Ctrl-C after the end of input with a half-close is the full close: the chat
+/// leaves within the linger time, and the peer's lines we never got are reported lost by the
+/// peer, never delivered.
+#[test]
+fn close_during_a_half_close_is_the_full_close() {
+    let config = ReliableConfig {
+        linger: Duration::from_secs(2),
+        ..patient()
+    };
+    let mut pair = Pair::new(config, Link::lossy(0.1, 0.0, 0.1, 0.0), 12);
+    send_all(&mut pair, Side::A, &lines("a", 5));
+    let now = pair.now;
+    pair.a.finish(now);
+    assert!(pair.run_until(Duration::from_secs(60), |p| peer_finished(&p.events_b) == 1));
+    send_all(&mut pair, Side::B, &lines("b", 300));
+    let now = pair.now;
+    pair.a.close(now);
+    assert!(pair.run_until(Duration::from_secs(120), |p| p.a.is_closed()
+        && Pair::count(&p.events_b, |e| matches!(e, Event::PeerClosed)) == 1));
+    assert!(pair.elapsed() < Duration::from_secs(120));
+    let shown = Pair::messages(&pair.events_a);
+    let delivered = delivered_ids(&pair.events_b);
+    let lost = Pair::count(&pair.events_b, |e| matches!(e, Event::Lost { .. }));
+    assert!(lost > 0, "B still had lines when A left");
+    assert_eq!(delivered.len() + lost, 300);
+    for id in &delivered {
+        assert!(
+            shown.contains(&format!("b line {}", id.0)),
+            "{id:?} delivered, not shown"
+        );
+    }
 }
