@@ -1645,3 +1645,39 @@ fn close_during_a_half_close_is_the_full_close() {
         );
     }
 }
+
+/// Unordered delivery hands messages over as they complete, so the peer's `Fin` may be
+/// complete before lines sent ahead of it: the peer counts as finished only once everything
+/// before its `Fin` has been delivered too.
+#[test]
+fn with_unordered_delivery_the_peer_finishes_only_after_all_it_sent() {
+    for seed in 0..4 {
+        let config = ReliableConfig {
+            delivery: Delivery::Unordered,
+            ..patient()
+        };
+        let mut pair = Pair::new(config, Link::lossy(0.3, 0.05, 0.3, 0.0), seed);
+        let from_a = lines("a", 40);
+        send_all(&mut pair, Side::A, &from_a);
+        let now = pair.now;
+        pair.a.finish(now);
+        let finished_with_all = pair.run_until(Duration::from_secs(300), |p| {
+            peer_finished(&p.events_b) == 1
+        });
+        assert!(finished_with_all, "seed {seed}");
+        // Everything A sent was delivered before B was told that A finished.
+        let mut got = Pair::messages(&pair.events_b);
+        got.sort();
+        let mut want = from_a.clone();
+        want.sort();
+        assert_eq!(got, want, "seed {seed}");
+        let now = pair.now;
+        pair.b.finish(now);
+        assert!(pair.run_until(Duration::from_secs(300), |p| p.a.is_closed()
+            && p.b.is_closed()));
+        assert_eq!(
+            Pair::count(&pair.events_a, |e| matches!(e, Event::Lost { .. })),
+            0
+        );
+    }
+}
