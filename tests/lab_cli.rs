@@ -4,8 +4,9 @@
 //! They check what a user relies on: the table shows raw delivery falling with loss while reliable
 //! stays at 100%; the same flags and seed give byte-identical `results.json` (and its `command`
 //! reproduces it); CSV parses; JSON has the documented schema; `--out` writes well-formed SVG with
-//! the expected series; `--modes` takes the ARQ schemes; `--ladder` draws the diagram; bad flags
-//! are usage errors.
+//! the expected series; `--modes` takes the ARQ schemes; `--ladder` draws the diagram with only
+//! the acks that answer its messages and a legend of its marks, and docs/lab.md shows exactly
+//! what its command prints; bad flags are usage errors.
 
 #![allow(clippy::unwrap_used)]
 
@@ -164,7 +165,11 @@ fn csv_output_parses_with_one_record_per_point_and_mode() {
         "seeds",
         "delivery_ratio",
         "delivery_ratio_ci95",
+        "setup_ms",
+        "setup_ms_seed_max",
         "latency_p99_ms",
+        "latency_p99_ms_seed_min",
+        "latency_p99_ms_seed_max",
         "retransmits_fast",
         "goodput_kbps",
         "wire_per_byte",
@@ -186,6 +191,13 @@ fn csv_output_parses_with_one_record_per_point_and_mode() {
             assert_eq!(ratio, 1.0);
         }
         assert_eq!(&record[column("seeds")], "2");
+        // Raw mode has no handshake, so no setup time; reliable mode always has one.
+        let setup = &record[column("setup_ms")];
+        if &record[column("mode")] == "raw" {
+            assert_eq!(setup, "");
+        } else {
+            assert!(setup.parse::<f64>().unwrap() > 0.0, "{setup}");
+        }
     }
 }
 
@@ -193,7 +205,7 @@ fn csv_output_parses_with_one_record_per_point_and_mode() {
 fn json_output_has_the_documented_schema() {
     let text = lab(&["--format", "json"]);
     let json: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(json["schema"], "udpchat-lab-results/1");
+    assert_eq!(json["schema"], "udpchat-lab-results/2");
     assert!(json["version"].is_string());
     assert_eq!(json["engine"], "simulator");
     assert!(json["command"]
@@ -218,10 +230,6 @@ fn json_output_has_the_documented_schema() {
             "delivery_ratio",
             "duplicates",
             "out_of_order",
-            "latency_p50_ms",
-            "latency_p90_ms",
-            "latency_p99_ms",
-            "latency_max_ms",
             "datagrams_per_delivered",
             "transmissions_per_message",
             "retransmits_timeout",
@@ -235,6 +243,32 @@ fn json_output_has_the_documented_schema() {
             assert!(m["ci95"].is_number(), "{name}: {m}");
             assert_eq!(m["values"].as_array().unwrap().len(), 2, "{name}");
         }
+        // Times are percentiles of both seeds' samples pooled, with the per-seed values beside.
+        for name in [
+            "setup_ms",
+            "latency_min_ms",
+            "latency_p50_ms",
+            "latency_p90_ms",
+            "latency_p99_ms",
+            "latency_max_ms",
+        ] {
+            let m = &metrics[name];
+            assert_eq!(m["values"].as_array().unwrap().len(), 2, "{name}");
+            if name == "setup_ms" && row["mode"] == "raw" {
+                assert!(m["pooled"].is_null(), "{name}: {m}");
+                continue;
+            }
+            let pooled = m["pooled"].as_f64().unwrap();
+            let (min, max) = (
+                m["seed_min"].as_f64().unwrap(),
+                m["seed_max"].as_f64().unwrap(),
+            );
+            assert!(min <= max, "{name}: {m}");
+            // A pooled median lies within the range of the seeds' own medians.
+            if name == "latency_p50_ms" || name == "setup_ms" {
+                assert!(min <= pooled && pooled <= max, "{name}: {m}");
+            }
+        }
         let runs = row["runs"].as_array().unwrap();
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0]["seed"], 1);
@@ -244,6 +278,13 @@ fn json_output_has_the_documented_schema() {
                 "{check}"
             );
             assert!(check["expected"].is_number() && check["measured"].is_number());
+            // The accepted range is in the JSON, and the verdict is the measurement's place in it.
+            let measured = check["measured"].as_f64().unwrap();
+            let within = measured >= check["accepted_min"].as_f64().unwrap() - 1e-9
+                && check["accepted_max"]
+                    .as_f64()
+                    .is_none_or(|max| measured <= max + 1e-9);
+            assert_eq!(check["ok"].as_bool(), Some(within), "{check}");
         }
     }
     assert!(json["warnings"].is_array());
@@ -334,7 +375,7 @@ fn modes_take_the_arq_schemes_and_show_what_each_costs() {
     // One packet per round trip cannot keep up with a message every 10 ms: stop-and-wait's
     // median latency is far above selective repeat's, even on a perfect link.
     let p50 = |loss, mode| {
-        at(loss, mode)["metrics"]["latency_p50_ms"]["mean"]
+        at(loss, mode)["metrics"]["latency_p50_ms"]["pooled"]
             .as_f64()
             .unwrap()
     };
@@ -366,7 +407,67 @@ fn ladder_draws_the_first_messages_of_one_run() {
             "{text}"
         );
     }
-    assert!(!text.contains("message #4"), "{text}");
+    assert!(!text.contains("gets message #4"), "{text}");
+}
+
+/// The command docs/lab.md shows beside its ladder.
+const DOC_LADDER: &[&str] = &[
+    "lab", "--ladder", "8", "--loss", "20%", "--modes", "reliable",
+];
+
+/// The lines of a ladder's diagram: after the column header, before the legend.
+fn diagram_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .skip_while(|l| !l.trim_start().starts_with("time  A"))
+        .skip(1)
+        .take_while(|l| *l != "legend:")
+        .collect()
+}
+
+#[test]
+fn ladder_draws_only_the_acks_that_answer_the_chosen_messages_and_explains_its_marks() {
+    let (code, text, stderr) = udpchat(DOC_LADDER);
+    assert_eq!(code, 0, "{stderr}");
+    let lines = diagram_lines(&text);
+    assert!(!lines.is_empty(), "{text}");
+    // Each ack that reached A is drawn only if it told A about one of s0..s7 for the first time,
+    // so at most eight of them; the run's other acks (answering later messages) are not drawn.
+    let arrived_acks = lines
+        .iter()
+        .filter(|l| l.contains(" ack ") && (l.contains("|<-") || l.contains("|<~")))
+        .count();
+    assert!((1..=8).contains(&arrived_acks), "{text}");
+    assert!(!lines.iter().any(|l| l.contains(" m8")), "{text}");
+    // The legend follows the diagram and explains every arrow drawn, "late" included.
+    let legend: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "legend:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    let legend = legend.join("\n");
+    for (drawn, explained) in [
+        (
+            "~>|",
+            "  ~>  <~           arrived late: a datagram sent after it on the same link",
+        ),
+        ("|<-", "  ->  <-           arrived"),
+        ("X", "  X                lost on the link"),
+        (" ack ", "  ack 4 sack 6-7 … B's ack"),
+        (" data s", "  data s5 m4 1/2   A's data packet"),
+        (
+            "timer handshake",
+            "  timer handshake  A's hello went unanswered",
+        ),
+    ] {
+        assert!(lines.iter().any(|l| l.contains(drawn)), "{drawn}: {text}");
+        assert!(legend.contains(explained), "{explained}: {text}");
+    }
+    assert!(
+        !legend.contains("RESEND") && !legend.contains("dup"),
+        "{text}"
+    );
+    assert!(text.ends_with("fast retransmits\n") || text.ends_with("fast retransmits"));
 }
 
 #[test]
@@ -416,6 +517,80 @@ fn real_mode_runs_the_sweep_over_loopback_with_the_same_columns() {
             _ => assert!(delivered < 1.0, "{row}"),
         }
         // The proxy's 20 ms ± 5 ms delay is real.
-        assert!(row["metrics"]["latency_min_ms"]["mean"].as_f64().unwrap() >= 15.0);
+        assert!(row["metrics"]["latency_min_ms"]["pooled"].as_f64().unwrap() >= 15.0);
     }
+}
+
+/// The table shows connection setup in its own column (`-` for raw mode, which has none), every
+/// time in milliseconds whatever its size (no `s` suffix in a column headed `ms`), and beside
+/// each theory its accepted range and verdict, as results.json has them.
+#[test]
+fn the_table_shows_setup_one_unit_per_column_and_theory_verdicts() {
+    let args = [
+        "lab",
+        "--loss",
+        "0,30%",
+        "--messages",
+        "200",
+        "--seeds",
+        "2",
+    ];
+    let (code, table, stderr) = udpchat(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let header = table
+        .lines()
+        .find(|l| l.starts_with("loss"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(header.contains("setup ms med/max"), "{header}");
+    assert!(header.contains("latency p50/p90/p99/max ms"), "{header}");
+    assert!(header.contains("accepted range, verdict"), "{header}");
+    for loss in ["0%", "30%"] {
+        let raw = table_row(&table, loss, "raw");
+        assert_eq!(raw[5], "-", "{table}");
+        let reliable = table_row(&table, loss, "reliable");
+        let (median, max) = reliable[5].split_once('/').unwrap();
+        assert!(median.parse::<f64>().unwrap() <= max.parse::<f64>().unwrap());
+        for latency in reliable[6].split('/') {
+            latency
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("{latency:?} is not a number of ms: {table}"));
+        }
+        // Every row's theory ends with its verdict; a passing check shows `[range] ok`.
+        for row in [raw, reliable] {
+            let theory = row[row.len() - 3..].join(" ");
+            assert!(
+                theory.contains('[') && theory.ends_with("] ok"),
+                "{theory}: {table}"
+            );
+        }
+    }
+}
+
+/// `--out` is checked before the sweep: a directory that cannot be made fails at once, with
+/// nothing printed on stdout (the table would come after the sweep), exit code 1.
+#[test]
+fn an_unwritable_out_directory_fails_before_the_sweep() {
+    let (code, stdout, stderr) = udpchat(&["lab", "--out", "/proc/nope/results"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "the sweep ran: {stdout}");
+    assert!(stderr.contains("/proc/nope/results"), "{stderr}");
+    assert!(!stderr.contains("runs in"), "{stderr}");
+    // A path that is a file, not a directory, likewise.
+    let file = temp_dir("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let (code, stdout, stderr) = udpchat(&["lab", "--out", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "the sweep ran: {stdout}");
+    assert!(stderr.contains("output directory"), "{stderr}");
+    let _ = std::fs::remove_file(file);
+    // A directory that can be written keeps no trace of the check.
+    let dir = temp_dir("checked");
+    lab(&["--out", dir.to_str().unwrap()]);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -418,3 +418,134 @@ pub fn proxy(forward: &str, args: &[&str]) -> (Proc, SocketAddr) {
     let addr = proc.listening_addr();
     (proc, addr)
 }
+
+// ---- Added by the capture tests (capture, tshark): a pcapng reader. ----
+
+/// One packet of a pcapng file written by udpchat: time, IP/UDP ends, UDP payload, comment.
+#[derive(Debug, Clone)]
+pub struct CapturedPacket {
+    /// Nanoseconds since the epoch of the capture (the Unix epoch, or the run's start).
+    pub nanos: u64,
+    /// Source address and port.
+    pub from: SocketAddr,
+    /// Destination address and port.
+    pub to: SocketAddr,
+    /// The UDP payload: the datagram.
+    pub payload: Vec<u8>,
+    /// The packet comment, if any.
+    pub comment: Option<String>,
+}
+
+/// A pcapng file read back: the section comment, and the packets. Panics (failing the test)
+/// on anything malformed: block lengths, the byte-order magic, the link type, the nanosecond
+/// resolution, the IPv4 header checksum or UDP lengths.
+pub fn read_pcapng(file: &[u8]) -> (Option<String>, Vec<CapturedPacket>) {
+    let u16le = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    let u32le = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let u16be = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+    let options = |body: &[u8], mut at: usize| {
+        let mut found = Vec::new();
+        while at + 4 <= body.len() {
+            let (code, len) = (u16le(body, at), usize::from(u16le(body, at + 2)));
+            if code == 0 {
+                break;
+            }
+            found.push((code, body[at + 4..at + 4 + len].to_vec()));
+            at += 4 + len.next_multiple_of(4);
+        }
+        found
+    };
+    let comment_of = |opts: Vec<(u16, Vec<u8>)>| {
+        opts.into_iter()
+            .find(|(c, _)| *c == 1)
+            .map(|(_, v)| String::from_utf8(v).unwrap())
+    };
+    let (mut at, mut section_comment, mut packets) = (0, None, Vec::new());
+    assert_eq!(
+        u32le(file, 0),
+        0x0a0d_0d0a,
+        "a pcapng file starts with a section header"
+    );
+    while at < file.len() {
+        let (kind, total) = (u32le(file, at), u32le(file, at + 4) as usize);
+        assert_eq!(total % 4, 0, "block length");
+        assert_eq!(
+            u32le(file, at + total - 4) as usize,
+            total,
+            "trailing block length"
+        );
+        let body = &file[at + 8..at + total - 4];
+        match kind {
+            0x0a0d_0d0a => {
+                assert_eq!(u32le(body, 0), 0x1a2b_3c4d, "byte-order magic");
+                section_comment = comment_of(options(body, 16));
+            }
+            1 => {
+                assert_eq!(u16le(body, 0), 101, "LINKTYPE_RAW");
+                assert!(options(body, 8).contains(&(9, vec![9])), "nanoseconds");
+            }
+            6 => {
+                let nanos = (u64::from(u32le(body, 4)) << 32) | u64::from(u32le(body, 8));
+                let len = u32le(body, 12) as usize;
+                assert_eq!(len, u32le(body, 16) as usize, "captured = original length");
+                let ip = &body[20..20 + len];
+                assert_eq!(ip[0], 0x45, "IPv4, 20-byte header");
+                assert_eq!(usize::from(u16be(ip, 2)), len, "IP total length");
+                let sum = ip[..20]
+                    .chunks(2)
+                    .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                    .sum::<u32>();
+                assert_eq!((sum & 0xffff) + (sum >> 16), 0xffff, "IPv4 header checksum");
+                let addr = |at: usize, port: u16| {
+                    SocketAddr::from((<[u8; 4]>::try_from(&ip[at..at + 4]).unwrap(), port))
+                };
+                let udp = &ip[20..];
+                assert_eq!(usize::from(u16be(udp, 4)), udp.len(), "UDP length");
+                packets.push(CapturedPacket {
+                    nanos,
+                    from: addr(12, u16be(udp, 0)),
+                    to: addr(16, u16be(udp, 2)),
+                    payload: udp[8..].to_vec(),
+                    comment: comment_of(options(body, 20 + len.next_multiple_of(4))),
+                });
+            }
+            other => panic!("unexpected pcapng block type {other:#x}"),
+        }
+        at += total;
+    }
+    (section_comment, packets)
+}
+
+/// A fresh, empty directory for one test's files, under the system's temporary directory.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("udpchat-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Proc {
+    /// Starts `udpchat` with `args` and these environment variables set.
+    pub fn spawn_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut command = Command::new(udpchat_bin());
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start udpchat: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = Stream::spawn(name, child.stdout.take().unwrap());
+        let stderr = Stream::spawn(name, child.stderr.take().unwrap());
+        Proc {
+            name: name.to_owned(),
+            child,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+}

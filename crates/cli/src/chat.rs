@@ -86,9 +86,17 @@ pub struct ChatArgs {
     pub impairment: ChatImpairmentArgs,
 
     /// Line interface: also report each delivered message on stderr (reliable mode), with its
-    /// round-trip time.
-    #[arg(short, long)]
-    pub verbose: bool,
+    /// round-trip time. Twice (-vv): also trace every datagram sent and received on stderr, one
+    /// line each (kind, numbers, size; dropped ones with the reason). RUST_LOG, when set, filters
+    /// the trace instead (e.g. RUST_LOG=udpchat::wire=debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Write every datagram sent and received to FILE, a pcapng capture for Wireshark (wall-clock
+    /// times; the udpchat dissector is in wireshark/). A disk error stops the capture with one
+    /// warning; the chat goes on.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 impl ChatArgs {
@@ -142,6 +150,9 @@ pub fn run(args: ChatArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let tracing = crate::trace::init("udpchat", args.verbose >= 2);
+    let screen = tui::choose(args.ui, args.format).is_ok_and(|ui| ui == tui::Ui::Tui);
+    crate::trace::check_screen(screen, tracing);
     runtime.block_on(chat(args))
 }
 
@@ -170,7 +181,12 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
     // Settled once: the endpoint sends it and the screen shows it.
     let nick = args.nick.clone().unwrap_or_else(default_nick);
     let impairment = args.impairment.resolve();
-    let mut endpoint = endpoint(&args, nick.clone(), peer, impairment.as_ref());
+    let (mut endpoint, capture) = crate::trace::tap(
+        endpoint(&args, nick.clone(), peer, impairment.as_ref()),
+        local,
+        args.pcap.as_deref(),
+        ui == tui::Ui::Tui,
+    )?;
 
     // A person at a terminal gets the chat screen (crate::tui), which shows the addresses itself
     // and takes Ctrl-C as a key; everything else is the line interface.
@@ -183,7 +199,11 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
             plain: args.plain,
             impairment: impairment.as_ref().map(ChatImpairment::label),
         };
-        return tui::chat(&mut endpoint, &socket, info, args.stats).await;
+        let result = tui::chat(&mut endpoint, &socket, info, args.stats).await;
+        // Dropping the endpoint finishes the capture; its warnings waited for the screen to go.
+        drop(endpoint);
+        crate::trace::show_warnings(capture);
+        return result;
     }
     let session = LineSession {
         local,
@@ -238,8 +258,13 @@ async fn line_chat(
     tokio::spawn(close_on_ctrl_c(interrupts()?, input.clone()));
     print_banner(args, &session);
 
-    let mut output =
-        Output::new(args.format, args.mode, session.peer.is_some(), args.verbose).plain(args.plain);
+    let mut output = Output::new(
+        args.format,
+        args.mode,
+        session.peer.is_some(),
+        args.verbose > 0,
+    )
+    .plain(args.plain);
     if args.mode == Mode::Reliable {
         output = output.watching(session.peer);
     }

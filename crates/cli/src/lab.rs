@@ -2,17 +2,21 @@
 //!
 //! The flags fill an [`ExperimentConfig`] (the library's one config struct for experiments, whose
 //! defaults are the ones shown in `--help`); the sweep runs in the deterministic simulator on all
-//! cores (or, with `--real`, over loopback sockets through the proxy); the results go to stdout as a table, JSON or CSV, and with `--out DIR` also to
-//! `results.json`, `results.csv` and three SVG charts. `--ladder N` instead draws the sequence
-//! diagram of one run's first N messages. A progress bar shows on stderr when a sweep takes more
-//! than a second and stderr is a terminal; warnings (results beyond theory's statistical bound)
-//! end the table, and go to stderr with the other formats.
+//! cores (or, with `--real`, over loopback sockets through the proxy); the results go to stdout as
+//! a table, JSON or CSV, and with `--out DIR` also to `results.json`, `results.csv` and three SVG
+//! charts (the directory is created and test-written before the sweep starts, so a bad one fails
+//! at once). `--ladder N` instead draws the sequence diagram of one run's first N messages. A
+//! progress bar shows on stderr when a sweep takes more than a second and stderr is a terminal;
+//! warnings (results outside the range theory accepts) end the table, and go to stderr with the
+//! other formats.
 
 use std::fs;
+use std::io::BufWriter;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -20,8 +24,11 @@ use clap::{value_parser, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udpchat_lab::experiment::{
     chart, export, ladder, real, run, table, Engine, ExperimentConfig, LossPattern, Mode, Results,
+    SweepPoint,
 };
 use udpchat_lab::parse::{parse_duration, parse_probability, parse_seed, ParseError};
+use udpchat_lab::pcap::{Format as PcapFormat, PcapError, PcapWriter};
+use udpchat_lab::sim::Simulator;
 use udpchat_lab::Probability;
 
 use crate::link_args::{LinkArgs, LINK_HEADING, LOSS_HELP, SEED_HELP};
@@ -91,6 +98,13 @@ pub struct LabArgs {
     /// plus at most 30 s for transports still resending), same columns.
     #[arg(long)]
     pub real: bool,
+    /// Also write each run's datagrams to a pcapng capture for Wireshark, each with its fate on
+    /// the link as the packet comment, in virtual time (Wireshark shows 1970-01-01 plus the run's
+    /// time). A sweep of one run writes FILE itself; several write one file each, named FILE's
+    /// stem plus the run: run.pcapng becomes run-loss10pct-indep-reliable-seed1.pcapng. Each
+    /// file's comment names its run. Simulator only.
+    #[arg(long, value_name = "FILE", conflicts_with = "real")]
+    pub pcap: Option<PathBuf>,
     /// The link's other knobs, each direction (the same flags as chat's and proxy's). Last: the
     /// flattened struct's help heading applies to every flag declared after it.
     #[command(flatten)]
@@ -166,8 +180,17 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
     for warning in args.link.warnings_for(&directions) {
         eprintln!("udpchat lab: warning: {warning}");
     }
+    if let Some(path) = &args.pcap {
+        for written in write_captures(&config, path)? {
+            eprintln!("udpchat: wrote {}", written.display());
+        }
+    }
     if let Some(n) = args.ladder {
         return draw_ladder(&config, n);
+    }
+    // A directory that cannot be written is found now, not after a sweep of minutes.
+    if let Some(dir) = &args.out {
+        check_writable(dir)?;
     }
 
     let progress = Progress::new();
@@ -206,6 +229,17 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Creates `dir` if needed and proves it writable by writing and removing a small file in it.
+fn check_writable(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the output directory {}", dir.display()))?;
+    let probe = dir.join(".udpchat-write-check");
+    fs::write(&probe, b"udpchat lab checks it can write here\n")
+        .with_context(|| format!("cannot write in the output directory {}", dir.display()))?;
+    fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))?;
+    Ok(())
+}
+
 fn write_out(results: &Results, dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = results.to_json().context("cannot encode the results")?;
@@ -221,6 +255,149 @@ fn write_out(results: &Results, dir: &Path) -> Result<()> {
     written.extend(chart::write_charts(results, dir)?);
     for path in written {
         eprintln!("udpchat: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// One run of the sweep, as captures name it.
+struct CaptureRun {
+    point: SweepPoint,
+    mode: Mode,
+    seed: u64,
+}
+
+impl CaptureRun {
+    /// The run's part of a file name: `loss10pct-indep-reliable-seed1`.
+    fn label(&self) -> String {
+        let pattern = match self.point.pattern {
+            LossPattern::Independent => "indep".to_owned(),
+            LossPattern::Bursts { mean_burst } => format!("burst{mean_burst}"),
+        };
+        let loss = self.point.loss.to_string().replace('%', "pct");
+        let raw = format!("loss{loss}-{pattern}-{}-seed{}", self.mode, self.seed);
+        raw.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+}
+
+/// Where run `run` is captured: `base` itself when it is the only run, else `base`'s stem, a
+/// dash and the run's label, with `base`'s extension (`.pcapng` if it has none).
+fn capture_path(base: &Path, run: &CaptureRun, only: bool) -> PathBuf {
+    if only {
+        return base.to_owned();
+    }
+    let stem = base
+        .file_stem()
+        .map_or_else(|| "capture".into(), |s| s.to_string_lossy().into_owned());
+    let ext = base
+        .extension()
+        .map_or_else(|| "pcapng".into(), |e| e.to_string_lossy().into_owned());
+    base.with_file_name(format!("{stem}-{}.{ext}", run.label()))
+}
+
+/// A capture being written by the simulator's callback: the writer, and the first error.
+type SharedWriter = Arc<Mutex<(Option<PcapWriter<BufWriter<fs::File>>>, Option<PcapError>)>>;
+
+/// Runs every run of the sweep again with a capture (the runs are deterministic, so these are
+/// the very runs the table reports), one file each, on all cores; returns the files written.
+fn write_captures(config: &ExperimentConfig, base: &Path) -> Result<Vec<PathBuf>> {
+    let points = config.points()?;
+    let mut runs = Vec::new();
+    for point in &points {
+        for &mode in &config.modes {
+            for &seed in &config.seed_list() {
+                runs.push(CaptureRun {
+                    point: *point,
+                    mode,
+                    seed,
+                });
+            }
+        }
+    }
+    let only = runs.len() == 1;
+    let paths: Vec<PathBuf> = runs.iter().map(|r| capture_path(base, r, only)).collect();
+    // Every file is created before any run, so a bad path fails at once; each is opened again
+    // by the run that writes it, so a big sweep does not hold a file open per run.
+    for path in &paths {
+        fs::File::create(path)
+            .with_context(|| format!("cannot write the capture {}", path.display()))?;
+    }
+    let next = AtomicUsize::new(0);
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let worker = || loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let (Some(run), Some(path)) = (runs.get(index), paths.get(index)) else {
+            return;
+        };
+        if let Err(e) = capture_run(config, run, path) {
+            if let Ok(mut f) = failures.lock() {
+                f.push(format!("{}: {e:#}", path.display()));
+            }
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 1..threads.min(runs.len()) {
+            scope.spawn(worker);
+        }
+        worker();
+    });
+    let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(first) = failures.first() {
+        anyhow::bail!("cannot write the capture {first}");
+    }
+    Ok(paths)
+}
+
+/// Simulates one run with every datagram written to `path` (its comment naming the run), then
+/// flushes it.
+fn capture_run(config: &ExperimentConfig, run: &CaptureRun, path: &Path) -> Result<()> {
+    let comment = format!(
+        "udpchat lab run: loss {} ({}), mode {}, seed {}; {} messages of {} B every {:?}; \
+         link {}; times are virtual, since the run's start",
+        run.point.loss,
+        run.point.pattern,
+        run.mode,
+        run.seed,
+        config.messages,
+        config.size,
+        config.interval,
+        config.link.describe()
+    );
+    let file = BufWriter::new(fs::File::create(path)?);
+    let writer = PcapWriter::with_comment(file, PcapFormat::PcapNg, Some(&comment))?;
+    let (a, b) = run::endpoints(run.mode, run.seed)?;
+    let scenario = run::scenario(config, &run.point, run.seed)?;
+    let shared: SharedWriter = Arc::new(Mutex::new((Some(writer), None)));
+    let hook = Arc::clone(&shared);
+    Simulator::new(scenario, a, b)
+        .without_trace()
+        .with_capture(Box::new(move |datagram| {
+            if let Ok(mut state) = hook.lock() {
+                let (writer, error) = &mut *state;
+                if error.is_none() {
+                    if let Some(Err(e)) = writer.as_mut().map(|w| w.write(datagram)) {
+                        *error = Some(e);
+                    }
+                }
+            }
+        }))
+        .run();
+    let mut state = shared
+        .lock()
+        .map_err(|_| anyhow::anyhow!("a capture's writer panicked"))?;
+    if let Some(e) = state.1.take() {
+        return Err(e.into());
+    }
+    if let Some(writer) = state.0.take() {
+        writer.into_inner()?;
     }
     Ok(())
 }

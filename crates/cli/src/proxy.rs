@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use udpchat_lab::capture::CaptureFile;
 use udpchat_lab::parse::parse_duration;
 use udpchat_lab::proxy::{format_size, Proxy, ProxyConfig, ProxyReport, ProxyStats};
 
@@ -64,6 +65,18 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "SIZE", default_value = "48MiB", value_parser = parse_size)]
     pub max_held_total: u64,
 
+    /// Write every datagram to FILE, a pcapng capture for Wireshark (wall-clock times): once as
+    /// it reaches the proxy, its comment saying what the impairment does with it (dropped and
+    /// why, delayed, duplicated, corrupted), and once as it leaves ("delivered"). A disk error
+    /// stops the capture with one warning; the proxy goes on.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
+
+    /// Trace every datagram on stderr, one line each: direction, addresses, size, fate, kind
+    /// and numbers. RUST_LOG, when set, filters the trace instead (RUST_LOG=udpchat::wire=debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     /// The link's impairments (both directions unless overridden with --up/--down).
     #[command(flatten)]
     pub impairment: ImpairmentArgs,
@@ -84,6 +97,7 @@ pub fn run(args: ProxyArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    crate::trace::init("udpchat proxy", args.verbose >= 1);
     runtime.block_on(proxy(args))
 }
 
@@ -103,7 +117,12 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
     // Signals are caught before the first line is printed, so whoever reads that line may stop
     // the proxy at once and still get the final counters.
     let shutdown = shutdown_signal()?;
-    let proxy = Proxy::bind(config.clone()).await?;
+    let mut proxy = Proxy::bind(config.clone()).await?;
+    if let Some(path) = &args.pcap {
+        let capture = CaptureFile::create(path, "udpchat proxy", true)
+            .with_context(|| format!("cannot write the capture {}", path.display()))?;
+        proxy = proxy.capture(capture);
+    }
     let local = proxy.local_addr()?;
 
     eprintln!("udpchat: listening on {local} (proxy to {forward})");

@@ -19,6 +19,8 @@
 //! unreachable, or no route) is reported to the sink and the loop goes on, as UDP would. Only a
 //! socket that fails to receive many times in a row with no success in between is treated as
 //! broken, so a dead socket cannot spin the loop forever.
+//!
+//! [`Tapped`] wraps an endpoint to capture (`--pcap`) and trace (`-vv`) every datagram it moves.
 
 use std::future::pending;
 use std::io;
@@ -28,6 +30,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use udpchat_reliable::{Endpoint, Event, MessageId, NickError, SendError, Stats};
+
+mod tap;
+pub use tap::Tapped;
 
 /// What the application asks of the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]

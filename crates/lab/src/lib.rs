@@ -11,8 +11,10 @@
 //!
 //! [`parse`] turns what people type (`20%`, `30ms`, `1mbit`) into these types; the binary's
 //! flags (clap) call it, and the lab itself does not depend on clap. [`pcap`] writes what any of
-//! them sees as a capture for Wireshark.
+//! them sees as a capture for Wireshark ([`capture`] does it off the hot path for real traffic),
+//! and [`wire`] describes a datagram in one line for live traces.
 
+pub mod capture;
 pub mod experiment;
 pub mod gilbert;
 pub mod impaired;
@@ -22,6 +24,7 @@ pub mod pcap;
 pub mod probability;
 pub mod proxy;
 pub mod sim;
+pub mod wire;
 
 #[cfg(test)]
 mod impairment_properties;

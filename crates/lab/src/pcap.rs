@@ -169,11 +169,25 @@ pub struct PcapWriter<W: Write> {
 
 impl<W: Write> PcapWriter<W> {
     /// Starts a capture: writes the file header(s) to `out`.
-    pub fn new(mut out: W, format: Format) -> Result<Self, PcapError> {
+    pub fn new(out: W, format: Format) -> Result<Self, PcapError> {
+        PcapWriter::with_comment(out, format, None)
+    }
+
+    /// Like [`PcapWriter::new`], with a comment on the whole capture (pcapng's section comment,
+    /// `shb_comment`: Wireshark shows it under Statistics > Capture File Properties, and
+    /// `capinfos` prints it). Classic pcap has nowhere to put it.
+    pub fn with_comment(
+        mut out: W,
+        format: Format,
+        comment: Option<&str>,
+    ) -> Result<Self, PcapError> {
+        if let Some(c) = comment.filter(|c| c.len() > usize::from(u16::MAX)) {
+            return Err(PcapError::CommentTooLong { len: c.len() });
+        }
         let mut head = Vec::new();
         match format {
             Format::PcapNg => {
-                section_header(&mut head);
+                section_header(&mut head, comment);
                 interface_description(&mut head);
             }
             Format::Pcap => classic_header(&mut head),
@@ -357,12 +371,15 @@ const IDB: u32 = 0x0000_0001;
 const EPB: u32 = 0x0000_0006;
 
 /// The Section Header Block: little-endian, version 1.0, length unknown, written by udpchat.
-fn section_header(out: &mut Vec<u8>) {
+fn section_header(out: &mut Vec<u8>, comment: Option<&str>) {
     let mut body = Vec::new();
     body.extend_from_slice(&0x1a2b_3c4d_u32.to_le_bytes());
     body.extend_from_slice(&1u16.to_le_bytes());
     body.extend_from_slice(&0u16.to_le_bytes());
     body.extend_from_slice(&(-1i64).to_le_bytes());
+    if let Some(comment) = comment {
+        option(&mut body, OPT_COMMENT, comment.as_bytes());
+    }
     option(&mut body, 4, b"udpchat"); // shb_userappl
     option(&mut body, OPT_END, &[]);
     block(out, SHB, &body);

@@ -25,6 +25,13 @@
 //!   [`PROBLEM_REPORT_INTERVAL`], and the proxy goes on. Only the listen socket failing again
 //!   and again ([`LISTEN_FAILURES_FATAL`] times in a row) ends it.
 //!
+//! With a capture ([`Proxy::capture`]) every datagram is written to a pcap file twice, as
+//! `tcpdump -i lo` would see it: when it reaches the proxy (its comment says what the impairment
+//! does with it: dropped and why, delayed by how much, duplicated, corrupted) and when it leaves
+//! ("delivered", from the proxy's socket on that side). Both records carry the direction and the
+//! datagram's offer number (`up #17`), so the two can be matched. The same events are logged at
+//! debug level under the target [`crate::wire::TARGET`] (`udpchat proxy -v`), one line each.
+//!
 //! One task does everything: it owns the impairments, the listen socket and every upstream
 //! socket, and sleeps until a socket is readable or the next datagram is due. Owning the sockets
 //! in one place is what makes forgetting a client close its socket at once (a task per client
@@ -45,7 +52,13 @@ use thiserror::Error;
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 
-use crate::impairment::{derive_seed, Fate, Impairment, ImpairmentConfig, ImpairmentStats};
+use crate::capture::CaptureFile;
+use crate::impairment::{
+    derive_seed, Fate, Impairment, ImpairmentConfig, ImpairmentStats, Verdict,
+};
+use crate::pcap::{Datagram, PacketFate};
+use crate::sim::verdict_words;
+use crate::wire::{describe, TARGET};
 
 /// Largest datagram the proxy relays (the largest UDP payload there is).
 const MAX_DATAGRAM: usize = 65_536;
@@ -407,6 +420,16 @@ impl HeldBytes {
     }
 }
 
+impl Way {
+    /// As counters and captures name it.
+    fn name(self) -> &'static str {
+        match self {
+            Way::Up => "up",
+            Way::Down => "down",
+        }
+    }
+}
+
 /// One client, and the socket that speaks for it towards the forward address.
 #[derive(Debug)]
 struct Client<S> {
@@ -521,14 +544,21 @@ impl<T: Clone> Direction<T> {
         }
     }
 
-    /// Offers a datagram to the model if the byte bound has room for it; counts it otherwise.
-    /// A duplicate copy is admitted with its original, so the bound can be passed by at most
-    /// one datagram (64 KiB).
-    fn offer(&mut self, budget: &mut HeldBytes, way: Way, now: Instant, tag: T, bytes: &[u8]) {
+    /// Offers a datagram to the model if the byte bound has room for it (and returns the
+    /// model's verdict); counts it otherwise. A duplicate copy is admitted with its original, so
+    /// the bound can be passed by at most one datagram (64 KiB).
+    fn offer(
+        &mut self,
+        budget: &mut HeldBytes,
+        way: Way,
+        now: Instant,
+        tag: T,
+        bytes: &[u8],
+    ) -> Option<Verdict> {
         let len = bytes.len() as u64;
         if !budget.admits(way, len) {
             self.dropped_memory += 1;
-            return;
+            return None;
         }
         let verdict = self.model.offer(now, tag, bytes.to_vec());
         let held = [Some(verdict.original), verdict.duplicate]
@@ -537,6 +567,7 @@ impl<T: Clone> Direction<T> {
             .filter(|fate| matches!(fate, Fate::Scheduled { .. }))
             .count() as u64;
         budget.add(way, len * held);
+        Some(verdict)
     }
 
     fn stats(&self, held_bytes: u64) -> DirectionStats {
@@ -580,11 +611,18 @@ struct Relay {
     log: ProblemLog,
     /// Problems to report, drained by the loop after each event.
     problems: Vec<ProxyProblem>,
+    /// Where every datagram is written, if anywhere.
+    capture: Option<CaptureFile>,
+    /// The listen socket's address, as captures show it.
+    listen_addr: SocketAddr,
 }
 
 impl Relay {
-    fn new(config: &ProxyConfig, listen: UdpSocket) -> Relay {
+    fn new(config: &ProxyConfig, listen: UdpSocket, capture: Option<CaptureFile>) -> Relay {
+        let listen_addr = listen.local_addr().unwrap_or(config.listen);
         Relay {
+            capture,
+            listen_addr,
             listen,
             forward: config.forward,
             up: Direction::new(config.up.clone(), derive_seed(config.seed, 0)),
@@ -623,6 +661,71 @@ impl Relay {
         }
     }
 
+    /// True if datagrams are captured or traced: only then are their words worked out.
+    fn watched(&self) -> bool {
+        self.capture.is_some() || tracing::enabled!(target: TARGET, tracing::Level::DEBUG)
+    }
+
+    /// Captures and traces one datagram seen at `now` going `way`.
+    #[allow(clippy::too_many_arguments)] // one call per place a datagram is seen, all named
+    fn saw(
+        &self,
+        now: Instant,
+        way: Way,
+        from: SocketAddr,
+        to: SocketAddr,
+        bytes: &[u8],
+        fate: Option<PacketFate>,
+        note: &str,
+    ) {
+        let datagram = Datagram {
+            time: Duration::ZERO,
+            from,
+            to,
+            payload: bytes,
+            fate,
+            note: Some(note),
+        };
+        if let Some(capture) = &self.capture {
+            capture.record(now, &datagram);
+        }
+        tracing::debug!(
+            target: TARGET,
+            "{way} {from} -> {to} {len} B, {words}: {packet}",
+            way = way.name(),
+            len = bytes.len(),
+            words = datagram.comment().unwrap_or_default(),
+            packet = describe(bytes),
+        );
+    }
+
+    /// Captures and traces what the impairment decided for a datagram that arrived going `way`.
+    fn saw_arrival(
+        &self,
+        now: Instant,
+        way: Way,
+        (from, to): (SocketAddr, SocketAddr),
+        bytes: &[u8],
+        verdict: Option<Verdict>,
+    ) {
+        match verdict {
+            Some(v) => {
+                let label = format!("{} #{} received", way.name(), v.index);
+                let (fate, note) = verdict_words(now, &label, &v);
+                self.saw(now, way, from, to, bytes, Some(fate), &note);
+            }
+            None => self.saw(
+                now,
+                way,
+                from,
+                to,
+                bytes,
+                None,
+                "dropped (the proxy's memory bound, --max-held)",
+            ),
+        }
+    }
+
     /// A datagram from a client: find or open its upstream socket, then offer it up.
     async fn on_client_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
         let id = match self.clients.touch(from, now) {
@@ -631,11 +734,19 @@ impl Relay {
                 Some(id) => id,
                 None => {
                     self.up.no_socket += 1;
+                    if self.watched() {
+                        let note = "dropped (no socket towards --forward could be opened)";
+                        self.saw(now, Way::Up, from, self.listen_addr, bytes, None, note);
+                    }
                     return;
                 }
             },
         };
-        self.up.offer(&mut self.budget, Way::Up, now, id, bytes);
+        let verdict = self.up.offer(&mut self.budget, Way::Up, now, id, bytes);
+        if self.watched() {
+            let ends = (from, self.listen_addr);
+            self.saw_arrival(now, Way::Up, ends, bytes, verdict);
+        }
     }
 
     /// Opens an upstream socket for a new client. When the system has no file to spare (its
@@ -688,8 +799,13 @@ impl Relay {
         match received {
             Ok(len) => {
                 let bytes = buf.get(..len).unwrap_or(buf);
-                self.down
+                let verdict = self
+                    .down
                     .offer(&mut self.budget, Way::Down, now, addr, bytes);
+                if self.watched() {
+                    let local = self.upstream_addr(id);
+                    self.saw_arrival(now, Way::Down, (self.forward, local), bytes, verdict);
+                }
             }
             // Nobody listening at the forward address (yet): an ICMP error for an earlier
             // send, already counted there.
@@ -727,15 +843,69 @@ impl Relay {
         Ok(())
     }
 
+    /// The address of client `id`'s socket towards the forward address, as captures show it.
+    fn upstream_addr(&self, id: u64) -> SocketAddr {
+        let unknown = SocketAddr::new(self.listen_addr.ip(), 0);
+        self.clients
+            .get(id)
+            .and_then(|c| c.socket.local_addr().ok())
+            .unwrap_or(unknown)
+    }
+
+    /// Captures and traces a datagram leaving going `way` (`sent`: whether the system took it).
+    fn saw_departure(
+        &self,
+        now: Instant,
+        way: Way,
+        (from, to): (SocketAddr, SocketAddr),
+        released: &crate::impairment::Released<impl Sized>,
+        sent: Result<(), &str>,
+    ) {
+        let mut note = format!("{} #{} sent on", way.name(), released.index);
+        if released.late {
+            note.push_str(", late (after one that arrived later)");
+        }
+        match sent {
+            Ok(()) => self.saw(
+                now,
+                way,
+                from,
+                to,
+                &released.bytes,
+                Some(PacketFate::Delivered),
+                &note,
+            ),
+            Err(why) => {
+                let note = format!("lost: {why}; {note}");
+                self.saw(now, way, from, to, &released.bytes, None, &note);
+            }
+        }
+    }
+
     /// Sends every datagram whose time has come, both ways.
     async fn release_due(&mut self, now: Instant) {
+        let watched = self.watched();
         while let Some(released) = self.up.model.poll(now) {
             self.budget.remove(Way::Up, released.bytes.len() as u64);
+            // Only worked out when watched: it asks the system for the socket's address.
+            let ends = watched.then(|| (self.upstream_addr(released.tag), self.forward));
             let Some(client) = self.clients.get(released.tag) else {
                 self.up.dropped_forgotten += 1;
+                if let Some(ends) = ends {
+                    let why = "its client was forgotten (dropped_forgotten)";
+                    self.saw_departure(now, Way::Up, ends, &released, Err(why));
+                }
                 continue;
             };
-            if let Err(e) = client.socket.send(&released.bytes).await {
+            let result = client.socket.send(&released.bytes).await;
+            if let Some(ends) = ends {
+                let why = result
+                    .as_ref()
+                    .err()
+                    .map(|_| "the system refused to send it");
+                self.saw_departure(now, Way::Up, ends, &released, why.map_or(Ok(()), Err));
+            }
+            if let Err(e) = result {
                 self.up.send_failed += 1;
                 let forward = self.forward;
                 self.problem(ProblemKind::SendUp, now, || {
@@ -746,7 +916,16 @@ impl Relay {
         while let Some(released) = self.down.model.poll(now) {
             self.budget.remove(Way::Down, released.bytes.len() as u64);
             let to = released.tag;
-            if let Err(e) = self.listen.send_to(&released.bytes, to).await {
+            let result = self.listen.send_to(&released.bytes, to).await;
+            if watched {
+                let why = result
+                    .as_ref()
+                    .err()
+                    .map(|_| "the system refused to send it");
+                let ends = (self.listen_addr, to);
+                self.saw_departure(now, Way::Down, ends, &released, why.map_or(Ok(()), Err));
+            }
+            if let Err(e) = result {
                 self.down.send_failed += 1;
                 self.problem(ProblemKind::SendDown, now, || {
                     format!("cannot send to client {to} ({e}): the datagram is lost")
@@ -761,6 +940,7 @@ impl Relay {
 pub struct Proxy {
     config: ProxyConfig,
     listen: UdpSocket,
+    capture: Option<CaptureFile>,
 }
 
 impl Proxy {
@@ -772,7 +952,18 @@ impl Proxy {
                 addr: config.listen,
                 source,
             })?;
-        Ok(Proxy { config, listen })
+        Ok(Proxy {
+            config,
+            listen,
+            capture: None,
+        })
+    }
+
+    /// Writes every datagram, both ways, with its fate, to `capture` (see the module
+    /// documentation).
+    pub fn capture(mut self, capture: CaptureFile) -> Proxy {
+        self.capture = Some(capture);
+        self
     }
 
     /// The address actually bound (with the real port if the config said port 0).
@@ -788,8 +979,12 @@ impl Proxy {
         F: Future<Output = ()>,
         R: FnMut(ProxyReport<'_>),
     {
-        let Proxy { config, listen } = self;
-        let mut relay = Relay::new(&config, listen);
+        let Proxy {
+            config,
+            listen,
+            capture,
+        } = self;
+        let mut relay = Relay::new(&config, listen, capture);
         // One buffer per source: both receives are pending at once in the select below.
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut upstream_buf = vec![0u8; MAX_DATAGRAM];
@@ -1111,7 +1306,7 @@ mod tests {
         let mut c = ProxyConfig::new(loopback(), server.local_addr().unwrap());
         config(&mut c);
         let listen = UdpSocket::bind(loopback()).await.unwrap();
-        Relay::new(&c, listen)
+        Relay::new(&c, listen, None)
     }
 
     #[tokio::test]

@@ -21,6 +21,13 @@
 //! per link), so the same scenario and seed give the same trace, byte for byte, on every machine.
 //! Endpoints with randomness of their own should be seeded from [`Scenario::seed`] too.
 //!
+//! [`Simulator::with_capture`] hands every datagram to a callback as a [`Datagram`] for a pcap
+//! file ([`crate::pcap`]), stamped with virtual time since the start: once when it is sent (its
+//! comment says what the link does with it: dropped and why, delayed by how much, duplicated,
+//! corrupted) and once more for each copy that arrives ("delivered"). Both records name the
+//! trace's datagram number (`d17`), so the two can be matched. Capturing draws nothing from the
+//! seed, so a captured run is the same run.
+//!
 //! The run stops when nothing more can happen (no timer, nothing in flight, nothing left to send),
 //! when both endpoints have closed and the links are empty, or at the scenario's time limit.
 
@@ -36,6 +43,19 @@ use udpchat_reliable::{Endpoint, Event, MessageId, SendError};
 use crate::impairment::{
     derive_seed, DropCause, Fate, Impairment, ImpairmentConfig, ImpairmentStats, Verdict,
 };
+use crate::pcap::{Datagram, PacketFate};
+
+/// Where [`Simulator::with_capture`] sends each datagram.
+pub type CaptureFn = Box<dyn FnMut(&Datagram<'_>) + Send>;
+
+/// The capture callback, with a `Debug` of its own (closures have none).
+struct CaptureHook(CaptureFn);
+
+impl fmt::Debug for CaptureHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CaptureHook")
+    }
+}
 
 /// Endpoint A's (virtual) address.
 pub const ADDR_A: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 2323);
@@ -232,8 +252,11 @@ pub enum PacketSummary {
     },
     /// A standalone acknowledgement.
     Ack {
-        /// Its cumulative ack.
+        /// Its cumulative ack: every sequence number below it was received.
         cumulative: u64,
+        /// Its selective acks above `cumulative`: inclusive `(first, last)` ranges, as sent.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ranges: Vec<(u64, u64)>,
     },
     /// Handshake, first half.
     Hello,
@@ -264,6 +287,7 @@ impl PacketSummary {
             },
             Ok(Packet::Ack { ack, .. }) => PacketSummary::Ack {
                 cumulative: ack.cumulative.0,
+                ranges: ack.ranges.iter().map(|r| (r.first.0, r.last.0)).collect(),
             },
             Ok(Packet::Hello(_)) => PacketSummary::Hello,
             Ok(Packet::Welcome(_)) => PacketSummary::Welcome,
@@ -298,7 +322,18 @@ impl fmt::Display for PacketSummary {
                 f,
                 "data seq={seq} msg={message} frag={fragment}/{fragments}"
             ),
-            PacketSummary::Ack { cumulative } => write!(f, "ack cum={cumulative}"),
+            PacketSummary::Ack { cumulative, ranges } => {
+                write!(f, "ack cum={cumulative}")?;
+                for (i, (first, last)) in ranges.iter().enumerate() {
+                    let sep = if i == 0 { " sack=" } else { "," };
+                    if first == last {
+                        write!(f, "{sep}{first}")?;
+                    } else {
+                        write!(f, "{sep}{first}-{last}")?;
+                    }
+                }
+                Ok(())
+            }
             PacketSummary::Hello => f.write_str("hello"),
             PacketSummary::Welcome => f.write_str("welcome"),
             PacketSummary::Ping => f.write_str("ping"),
@@ -780,6 +815,8 @@ pub struct Simulator<A, B> {
     /// Per link ([`Link::index`]): wire counters and message tallies.
     wire: [WireCounters; 2],
     tally: [Tally; 2],
+    /// Every datagram and its fate, for a pcap file; `None` unless asked for.
+    capture: Option<CaptureHook>,
 }
 
 impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
@@ -817,6 +854,34 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
             spare: Vec::new(),
             wire: [WireCounters::default(); 2],
             tally: [Tally::default(), Tally::default()],
+            capture: None,
+        }
+    }
+
+    /// Hands every datagram to `capture`, with virtual time since the start, when it is sent
+    /// (its fate on the link as comment) and when each copy arrives (see the module
+    /// documentation). The run itself is unchanged.
+    pub fn with_capture(mut self, capture: CaptureFn) -> Simulator<A, B> {
+        self.capture = Some(CaptureHook(capture));
+        self
+    }
+
+    /// Writes one datagram to the capture, if there is one.
+    fn capture(&mut self, link: Link, payload: &[u8], fate: Option<PacketFate>, note: &str) {
+        let time = self.now - self.epoch;
+        if let Some(CaptureHook(capture)) = &mut self.capture {
+            let (from, to) = match link {
+                Link::AToB => (ADDR_A, ADDR_B),
+                Link::BToA => (ADDR_B, ADDR_A),
+            };
+            capture(&Datagram {
+                time,
+                from,
+                to,
+                payload,
+                fate,
+                note: Some(note),
+            });
         }
     }
 
@@ -1063,6 +1128,17 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
             };
             let Some(released) = released else { break };
             let datagram = released.tag;
+            if self.capture.is_some() {
+                let (fate, note) = match (dark, released.late) {
+                    (true, _) => (None, format!("dropped (the link went dark); d{datagram}")),
+                    (false, true) => (
+                        Some(PacketFate::Delivered),
+                        format!("d{datagram} arrived late (after one sent later)"),
+                    ),
+                    (false, false) => (Some(PacketFate::Delivered), format!("d{datagram} arrived")),
+                };
+                self.capture(link, &released.bytes, fate, &note);
+            }
             if dark {
                 self.wire[link.index()].dropped_dark += 1;
                 self.record(TraceEvent::Dark { link, datagram });
@@ -1198,11 +1274,16 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
             });
         }
         if to != side.other().addr() {
+            // Not on either link: it shows nowhere in a capture between A and B.
             self.record(TraceEvent::Unroutable { side, datagram, to });
             self.recycle(payload);
             return;
         }
         if let Some(mtu) = self.mtu.filter(|&mtu| payload.len() > mtu) {
+            if self.capture.is_some() {
+                let note = format!("dropped (larger than the path MTU, {mtu} B); d{datagram} sent");
+                self.capture(link, &payload, None, &note);
+            }
             self.wire[link.index()].dropped_mtu += 1;
             self.record(TraceEvent::TooLarge {
                 link,
@@ -1214,16 +1295,26 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
             return;
         }
         if self.is_dark() {
+            if self.capture.is_some() {
+                let note = format!("dropped (the link is dark); d{datagram} sent");
+                self.capture(link, &payload, None, &note);
+            }
             self.wire[link.index()].dropped_dark += 1;
             self.record(TraceEvent::Dark { link, datagram });
             self.recycle(payload);
             return;
         }
         let now = self.now;
+        // The capture needs the bytes after the link has them: a copy, only when capturing.
+        let captured = self.capture.is_some().then(|| payload.clone());
         let verdict = match link {
             Link::AToB => self.a_to_b.offer(now, datagram, payload),
             Link::BToA => self.b_to_a.offer(now, datagram, payload),
         };
+        if let Some(bytes) = captured {
+            let (fate, note) = verdict_words(now, &format!("d{datagram} sent"), &verdict);
+            self.capture(link, &bytes, Some(fate), &note);
+        }
         if self.trace.is_some() {
             self.record_verdict(link, datagram, verdict);
         }
@@ -1261,6 +1352,39 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
     }
 }
 
+/// A link's verdict on a datagram offered at `now` as a capture's fate and note: the original's
+/// fate, then `label`, then what else happened (corruption, reordering, the copy's fate). The
+/// proxy words its verdicts the same way.
+pub(crate) fn verdict_words(now: Instant, label: &str, verdict: &Verdict) -> (PacketFate, String) {
+    let mut note = label.to_owned();
+    let fate = |f: &Fate, note: &mut String| match *f {
+        Fate::Dropped { cause } => PacketFate::Dropped(cause),
+        Fate::Scheduled {
+            release,
+            corrupted_bits,
+            sent_ahead,
+        } => {
+            if corrupted_bits > 0 {
+                note.push_str(&format!("; corrupted ({corrupted_bits} bits flipped)"));
+            }
+            if sent_ahead {
+                note.push_str("; sent ahead of those queued (reordered)");
+            }
+            PacketFate::Delayed(release.saturating_duration_since(now))
+        }
+    };
+    let original = fate(&verdict.original, &mut note);
+    if let Some(copy) = &verdict.duplicate {
+        let mut copy_note = String::new();
+        let copy_fate = fate(copy, &mut copy_note);
+        note.push_str(&format!(
+            "; {}: copy {copy_fate}{copy_note}",
+            PacketFate::Duplicated
+        ));
+    }
+    (original, note)
+}
+
 fn nanos<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u128(d.as_nanos())
 }
@@ -1292,6 +1416,49 @@ mod tests {
             LineEndpoint::new(Some(ADDR_B)),
             LineEndpoint::new(Some(ADDR_A)),
         )
+    }
+
+    #[test]
+    fn a_capture_sees_every_datagram_with_its_fate_and_changes_nothing() {
+        use std::sync::{Arc, Mutex};
+        let scenario = Scenario::new(4)
+            .links(ImpairmentConfig {
+                loss: Probability::new(0.3).unwrap(),
+                duplicate: Probability::new(0.2).unwrap(),
+                delay: ms(10),
+                ..Default::default()
+            })
+            .messages_every(Side::A, "m", Duration::ZERO, ms(5), 40);
+        let (a, b) = pair();
+        let plain = Simulator::new(scenario.clone(), a, b).run();
+        let seen: Arc<Mutex<Vec<(Duration, SocketAddr, String)>>> = Arc::default();
+        let sink = Arc::clone(&seen);
+        let (a, b) = pair();
+        let captured = Simulator::new(scenario, a, b)
+            .with_capture(Box::new(move |d| {
+                let comment = d.comment().unwrap();
+                sink.lock().unwrap().push((d.time, d.from, comment));
+            }))
+            .run();
+        assert_eq!(plain.trace, captured.trace, "capturing changes nothing");
+        let count = |f: &dyn Fn(&TraceEvent) -> bool| plain.trace.events().filter(|e| f(e)).count();
+        let transmitted = count(&|e| matches!(e, TraceEvent::Transmit { .. }));
+        let delivered = count(&|e| matches!(e, TraceEvent::Delivered { .. }));
+        let dropped = count(&|e| matches!(e, TraceEvent::Dropped { .. }));
+        let duplicated = count(&|e| matches!(e, TraceEvent::Duplicated { .. }));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), transmitted + delivered);
+        let with = |word: &str| seen.iter().filter(|(_, _, c)| c.contains(word)).count();
+        assert_eq!(with(" sent"), transmitted);
+        assert_eq!(with("delivered; d"), delivered);
+        assert_eq!(with("dropped (loss)"), dropped);
+        assert_eq!(with("duplicated"), duplicated);
+        assert!(dropped > 0 && duplicated > 0);
+        // Virtual time, in order; every datagram here goes from A to B or back.
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(seen
+            .iter()
+            .all(|(_, from, _)| *from == ADDR_A || *from == ADDR_B));
     }
 
     #[test]

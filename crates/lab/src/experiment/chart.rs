@@ -2,9 +2,10 @@
 //!
 //! Three files, loss on the x axis of every plot:
 //! - `delivery.svg`: delivered messages (%), with raw mode's theory `1-p`;
-//! - `latency.svg`: three small multiples, p50, p90 and p99 of the latency from send to delivery
-//!   (ms, one shared log scale, since reliable modes under loss reach hundreds of times the link
-//!   delay), one line per mode in each, rather than nine or twelve lines on one plot;
+//! - `latency.svg`: three small multiples, p50, p90 and p99 of the latency to delivery (from the
+//!   send, or the session's start if later; percentiles of all seeds' messages pooled, so without
+//!   intervals) (ms, one shared log scale, since reliable modes under loss reach hundreds of times
+//!   the link delay), one line per mode in each, rather than nine or twelve lines on one plot;
 //! - `overhead.svg`: two plots. Data sends per message (first sends and resends, the measure the
 //!   theory is about) with its floor `1/(1-p)` and the `1/(1-p)²` that lost acks allow; and every
 //!   datagram both ways (data, acks, handshake) per delivered message, which has no closed form.
@@ -33,7 +34,7 @@ use thiserror::Error;
 
 use super::config::{LossPattern, Mode, SweepPoint};
 use super::results::{Results, Row, RowMetrics};
-use super::stats::Estimate;
+use super::stats::{Estimate, Pooled};
 use super::theory::datagram_success;
 
 /// Why a chart could not be written. The I/O error is its source, not part of its message, so
@@ -233,12 +234,30 @@ fn measured_style(results: &Results, row: &Row) -> Style {
     }
 }
 
+/// A metric a chart can draw: its value and, where there is one, its 95% half-width.
+trait Measure {
+    fn value_and_ci95(&self) -> Option<(f64, Option<f64>)>;
+}
+
+impl Measure for Estimate {
+    fn value_and_ci95(&self) -> Option<(f64, Option<f64>)> {
+        self.mean.map(|mean| (mean, self.ci95))
+    }
+}
+
+impl Measure for Pooled {
+    /// A percentile of all seeds' samples pooled has no interval (the seeds' range is not one).
+    fn value_and_ci95(&self) -> Option<(f64, Option<f64>)> {
+        self.pooled.map(|pooled| (pooled, None))
+    }
+}
+
 /// One measured series per mode and pattern (patterns outer, as the rows come), with
 /// `scale * metric` as y and its interval.
-fn measured(
+fn measured<M: Measure>(
     results: &Results,
     scale: f64,
-    metric: impl Fn(&RowMetrics) -> &Estimate,
+    metric: impl Fn(&RowMetrics) -> &M,
 ) -> Vec<Series> {
     let mut series: Vec<Series> = Vec::new();
     for row in &results.rows {
@@ -254,12 +273,11 @@ fn measured(
                 series.len() - 1
             }
         };
-        let estimate = metric(&row.metrics);
-        if let Some(mean) = estimate.mean {
+        if let Some((value, ci95)) = metric(&row.metrics).value_and_ci95() {
             series[index].points.push(Point {
                 x: row.loss * 100.0,
-                y: mean * scale,
-                ci95: estimate.ci95.map(|h| h * scale),
+                y: value * scale,
+                ci95: ci95.map(|h| h * scale),
             });
         }
     }
@@ -398,7 +416,7 @@ pub fn delivery_chart(results: &Results) -> Chart {
 
 /// `latency.svg`: p50, p90 and p99 side by side on one log scale.
 pub fn latency_chart(results: &Results) -> Chart {
-    type Metric = fn(&RowMetrics) -> &Estimate;
+    type Metric = fn(&RowMetrics) -> &Pooled;
     let percentiles: [(&str, Metric); 3] = [
         ("p50 (median)", |m| &m.latency_p50_ms),
         ("p90", |m| &m.latency_p90_ms),
@@ -408,7 +426,7 @@ pub fn latency_chart(results: &Results) -> Chart {
         .into_iter()
         .map(|(title, metric)| Panel {
             title: title.to_owned(),
-            y_label: "send to delivery (ms, log scale)".to_owned(),
+            y_label: "to delivery (ms, log scale)".to_owned(),
             log: true,
             ceiling: None,
             series: measured(results, 1.0, metric),

@@ -11,7 +11,9 @@
 //! Runs are not bit-exact (the operating system schedules them), and they take real time: the
 //! messages' schedule plus whatever the transport needs to finish, at most [`REAL_TAIL`] after the
 //! last send. All runs of a sweep go concurrently as tasks on one thread; loopback traffic of a
-//! few hundred datagrams per second per run is far below what one core can carry.
+//! few hundred datagrams per second per run is far below what one core can carry. Every run is
+//! prepared (sockets, proxy, endpoints) before any starts its clock, so that no run counts the
+//! others' preparation as its own connection setup.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -48,14 +50,16 @@ pub fn run_sweep_real(
         .map_err(|e| io_error("cannot start the async runtime", &e))?;
     // Endpoints are not `Send` (nor need they be): every run is a local task on this one thread.
     let local = tokio::task::LocalSet::new();
+    let runs = points.len() * config.modes.len() * seeds.len();
+    let start = std::rc::Rc::new(tokio::sync::Barrier::new(runs));
     let flat = local.block_on(&runtime, async {
         let mut handles = Vec::new();
         for point in &points {
             for &mode in &config.modes {
                 for &seed in &seeds {
-                    let (config, point) = (config.clone(), *point);
+                    let (config, point, start) = (config.clone(), *point, start.clone());
                     handles.push(tokio::task::spawn_local(async move {
-                        run_real(&config, &point, mode, seed).await
+                        run_real(&config, &point, mode, seed, &start).await
                     }));
                 }
             }
@@ -164,25 +168,40 @@ impl Recorder {
                 }
             }
             (Side::A, Event::Delivered { .. }) => self.acked += 1,
-            (Side::A, Event::Lost { .. }) => {}
+            // The session is established: connection setup ends, and latency counts from here
+            // for the messages written before it (see `super::metrics`).
+            (Side::A, Event::Lost { .. } | Event::Peer { .. }) => {}
             _ => return,
         }
         self.push(TraceEvent::App { side, event });
+    }
+
+    /// Records that message `i` is handed to A now, as the simulator's trace would.
+    fn send(&mut self, i: usize, text: &str, result: Result<u64, String>) {
+        let at = self.elapsed();
+        // Like the simulator's summary, latencies cover the messages A accepted.
+        if result.is_ok() {
+            self.sent_at[i] = Some(at);
+        }
+        let event = TraceEvent::Send {
+            side: Side::A,
+            text: text.to_owned(),
+            result,
+        };
+        self.trace.entries.push(TraceEntry { at, event });
     }
 
     fn delivered(&self) -> usize {
         self.first_delivery.iter().flatten().count()
     }
 
-    /// Each message's latency, send to first delivery; `None` if it never arrived.
+    /// Each accepted message's latency, send to first delivery, in sending order; `None` if it
+    /// never arrived.
     fn latencies(&self) -> Vec<Option<Duration>> {
         self.sent_at
             .iter()
             .zip(&self.first_delivery)
-            .map(|(s, d)| match (s, d) {
-                (Some(s), Some(d)) => Some(d.saturating_sub(*s)),
-                _ => None,
-            })
+            .filter_map(|(s, d)| s.map(|s| d.map(|d| d.saturating_sub(s))))
             .collect()
     }
 }
@@ -296,13 +315,22 @@ impl Schedule {
     }
 }
 
-/// One run over loopback.
-async fn run_real(
+/// What one run needs before its clock starts.
+struct Prepared {
+    link: ImpairmentConfig,
+    proxy: RunningProxy,
+    a: Peer,
+    b: Peer,
+    texts: Vec<String>,
+}
+
+/// Binds the sockets, starts the proxy and builds the endpoints of one run.
+async fn prepare(
     config: &ExperimentConfig,
     point: &SweepPoint,
     mode: Mode,
     seed: u64,
-) -> Result<RunMetrics, ExperimentError> {
+) -> Result<Prepared, ExperimentError> {
     let link = point.link(&config.link)?;
     let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let bind = |what: &'static str| async move {
@@ -321,8 +349,37 @@ async fn run_real(
         side,
         buf: vec![0u8; 65_536],
     };
-    let (mut a, mut b) = (peer(a, socket_a, Side::A), peer(b, socket_b, Side::B));
-    let texts: Vec<String> = (0..config.messages).map(|i| config.message(i)).collect();
+    Ok(Prepared {
+        link,
+        proxy,
+        a: peer(a, socket_a, Side::A),
+        b: peer(b, socket_b, Side::B),
+        texts: (0..config.messages).map(|i| config.message(i)).collect(),
+    })
+}
+
+/// One run over loopback. Every run of the sweep is prepared first and then they all start
+/// together (`start`): all runs share one thread, so a run whose clock started while the others
+/// were still binding sockets and building endpoints would charge their setup to its handshake
+/// (a hundred milliseconds and more of "connection setup" on a clean loopback link, in a debug
+/// build with a dozen runs).
+async fn run_real(
+    config: &ExperimentConfig,
+    point: &SweepPoint,
+    mode: Mode,
+    seed: u64,
+    start: &tokio::sync::Barrier,
+) -> Result<RunMetrics, ExperimentError> {
+    let prepared = prepare(config, point, mode, seed).await;
+    // Every run reaches the barrier exactly once, failed or not, so none waits forever.
+    start.wait().await;
+    let Prepared {
+        link,
+        proxy,
+        mut a,
+        mut b,
+        texts,
+    } = prepared?;
     let mut rec = Recorder::new(&texts);
     let schedule = Schedule::new(config, &link, rec.start);
     let cut_short = drive(&mut a, &mut b, &texts, &schedule, mode, &mut rec).await;
@@ -344,6 +401,10 @@ async fn drive(
     let mut next = 0usize;
     loop {
         let now = Instant::now();
+        // Events first: the session established (or a message delivered) by the datagram just
+        // handled is recorded before what the endpoints send in answer, as in the simulator.
+        a.take_events(rec);
+        b.take_events(rec);
         a.send_all(now, rec).await;
         b.send_all(now, rec).await;
         a.take_events(rec);
@@ -388,9 +449,10 @@ async fn drive(
         a.handle_due_timeout(now);
         b.handle_due_timeout(now);
         while schedule.due(next).is_some_and(|due| due <= now) {
-            rec.sent_at[next] = Some(rec.elapsed());
             // A refused message is simply never delivered; it counts against the ratio.
-            let _ = a.endpoint.send(now, &texts[next]);
+            let result = a.endpoint.send(now, &texts[next]);
+            let result = result.map(|id| id.0).map_err(|e| e.to_string());
+            rec.send(next, &texts[next], result);
             next += 1;
         }
     }

@@ -11,11 +11,14 @@ use serde::Serialize;
 use super::config::{ExperimentConfig, LossPattern, Mode, SweepPoint};
 use super::metrics::RunMetrics;
 use super::run::SweepRuns;
-use super::stats::{Estimate, CONFIDENCE};
+use super::stats::{Estimate, Pooled, CONFIDENCE};
 use super::theory::{self, TheoryCheck, Z};
 
-/// The JSON schema's name and version; bumped when a field changes meaning or goes away.
-pub const SCHEMA: &str = "udpchat-lab-results/1";
+/// The JSON schema's name and version; bumped when a field changes meaning or goes away. Version
+/// 2: latency is from the later of send and session establishment, connection setup has its own
+/// metric, latency percentiles are pooled across seeds, and theory checks state their accepted
+/// range.
+pub const SCHEMA: &str = "udpchat-lab-results/2";
 
 /// Where the runs happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,7 +30,9 @@ pub enum Engine {
     Real,
 }
 
-/// Each metric of a row, as the mean across seeds with its interval.
+/// Each metric of a row across seeds: counts and ratios as the mean with its interval
+/// ([`Estimate`]), times as percentiles of all seeds' samples pooled ([`Pooled`]; see
+/// [`super::stats`] for why).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RowMetrics {
     /// Fraction of messages delivered.
@@ -36,16 +41,19 @@ pub struct RowMetrics {
     pub duplicates: Estimate,
     /// Out-of-order deliveries per run.
     pub out_of_order: Estimate,
-    /// Smallest latency, ms.
-    pub latency_min_ms: Estimate,
-    /// Median latency, ms.
-    pub latency_p50_ms: Estimate,
-    /// 90th percentile latency, ms.
-    pub latency_p90_ms: Estimate,
-    /// 99th percentile latency, ms.
-    pub latency_p99_ms: Estimate,
-    /// Largest latency, ms.
-    pub latency_max_ms: Estimate,
+    /// Connection setup (start to A's session established), ms: the median of the seeds' setup
+    /// times, with their range; every value `None` for raw mode.
+    pub setup_ms: Pooled,
+    /// Smallest latency of all seeds' messages, ms.
+    pub latency_min_ms: Pooled,
+    /// Median latency of all seeds' messages pooled, ms.
+    pub latency_p50_ms: Pooled,
+    /// 90th percentile latency, pooled, ms.
+    pub latency_p90_ms: Pooled,
+    /// 99th percentile latency, pooled, ms.
+    pub latency_p99_ms: Pooled,
+    /// Largest latency of all seeds' messages, ms.
+    pub latency_max_ms: Pooled,
     /// Datagrams (both ways) per delivered message.
     pub datagrams_per_delivered: Estimate,
     /// Data transmissions per message sent.
@@ -70,15 +78,23 @@ impl RowMetrics {
         let count = |f: &dyn Fn(&RunMetrics) -> u64| {
             Estimate::of(runs.iter().map(|r| Some(f(r) as f64)).collect())
         };
+        let latencies: Vec<&[f64]> = runs.iter().map(|r| r.latencies_ms.as_slice()).collect();
+        let latency = |q| Pooled::of(&latencies, q);
+        let setups: Vec<Vec<f64>> = runs
+            .iter()
+            .map(|r| r.setup_ms.into_iter().collect())
+            .collect();
+        let setups: Vec<&[f64]> = setups.iter().map(Vec::as_slice).collect();
         RowMetrics {
             delivery_ratio: est(&|r| Some(r.delivery_ratio)),
             duplicates: count(&|r| r.duplicates),
             out_of_order: count(&|r| r.out_of_order),
-            latency_min_ms: est(&|r| r.latency_min_ms),
-            latency_p50_ms: est(&|r| r.latency_p50_ms),
-            latency_p90_ms: est(&|r| r.latency_p90_ms),
-            latency_p99_ms: est(&|r| r.latency_p99_ms),
-            latency_max_ms: est(&|r| r.latency_max_ms),
+            setup_ms: Pooled::of(&setups, 50.0),
+            latency_min_ms: latency(0.0),
+            latency_p50_ms: latency(50.0),
+            latency_p90_ms: latency(90.0),
+            latency_p99_ms: latency(99.0),
+            latency_max_ms: latency(100.0),
             datagrams_per_delivered: est(&|r| r.datagrams_per_delivered),
             transmissions_per_message: est(&|r| Some(r.transmissions_per_message)),
             retransmits_timeout: count(&|r| r.retransmits_timeout),
@@ -319,6 +335,45 @@ mod tests {
             "{:#?}",
             r.warnings
         );
+    }
+
+    #[test]
+    fn a_lost_handshake_shows_in_setup_and_does_not_set_the_latency() {
+        // At 20% loss each way a handshake succeeds at the first try with probability 0.64, so
+        // among 20 seeds some lose it (all twenty succeeding: 1.3e-4) and wait a second or more.
+        let config = ExperimentConfig {
+            losses: vec![Probability::new(0.2).unwrap()],
+            modes: vec![Mode::Reliable],
+            messages: 100,
+            seeds: 20,
+            ..ExperimentConfig::default()
+        };
+        let (points, runs) = run_sweep_with(&config, endpoints, 2, &|_, _| {}).unwrap();
+        let r = Results::new(&config, Engine::Simulator, &points, runs);
+        let row = &r.rows[0];
+        let slow = row
+            .runs
+            .iter()
+            .filter(|run| run.setup_ms.unwrap() > 1000.0)
+            .count();
+        assert!(slow > 0, "{:?}", row.metrics.setup_ms);
+        assert_eq!(
+            row.metrics.setup_ms.seed_max,
+            row.runs
+                .iter()
+                .filter_map(|r| r.setup_ms)
+                .max_by(f64::total_cmp)
+        );
+        // The typical connection is a round trip (40 ms), and so is the median setup.
+        let setup = row.metrics.setup_ms.pooled.unwrap();
+        assert!(setup < 100.0, "{setup}");
+        // Latency counts from the session's start: the median message takes about one link
+        // delay, whatever the slow seeds waited for their handshake.
+        let p50 = row.metrics.latency_p50_ms.pooled.unwrap();
+        assert!(p50 < 100.0, "{p50}");
+        // Counting from the session's start never makes a message faster than the link.
+        let min = row.metrics.latency_min_ms.pooled.unwrap();
+        assert!(min >= 15.0, "{min}");
     }
 
     #[test]

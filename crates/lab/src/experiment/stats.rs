@@ -1,5 +1,6 @@
 //! The statistics the experiment runner needs, and nothing more: percentiles of one run's
-//! latencies, and the mean and confidence interval of a metric across seeds.
+//! latencies, percentiles of all seeds' samples pooled, and the mean and confidence interval of a
+//! metric across seeds.
 //!
 //! - Percentiles use the **nearest-rank** method: the q-th percentile of n sorted samples is the
 //!   sample at rank `ceil(q/100 * n)` (1-based). It is always a value that was measured, never an
@@ -9,7 +10,21 @@
 //!   with `s` the sample standard deviation. Each seed is an independent replication of the whole
 //!   run, so the per-seed values are i.i.d.; with the handful of seeds an experiment uses (5 by
 //!   default), the normal approximation would be too narrow (1.96 against t's 2.776 at 4 degrees
-//!   of freedom). One seed gives no interval.
+//!   of freedom). One seed gives no interval. Counts and ratios (delivery, transmissions per
+//!   message, goodput) are aggregated this way: every seed's value is an average over its own
+//!   thousand messages, close to normal, and one seed cannot stray far.
+//! - Percentiles across seeds (latency, connection setup) are **pooled** ([`Pooled`]): the
+//!   percentile of every seed's samples taken together, as if the seeds were one long run. A mean
+//!   of per-seed percentiles is not robust: latency distributions have heavy tails, and one seed
+//!   whose handshake was lost four times once made the "mean of medians" 1,959 ms where the
+//!   real-socket run of the same sweep said 67 (issue 11). Pooled, a seed weighs only its share of the samples: with `k` seeds
+//!   of equal size, whatever one seed's samples are, the pooled `q`-th percentile stays between
+//!   the other seeds' pooled `(qk-100)/(k-1)`-th and `qk/(k-1)`-th percentiles (for the median
+//!   over 5 seeds: between their 37.5th and 62.5th). And it keeps the meaning a percentile has
+//!   for one run ("99% of all the messages sent took at most this long"). The per-seed values
+//!   and their range are kept beside it, to show how much the seeds disagree; it is not a
+//!   confidence interval (with 5 seeds the only distribution-free interval for a median is
+//!   min..max, at 94%).
 
 use serde::Serialize;
 
@@ -92,6 +107,45 @@ impl Estimate {
         match (self.mean, self.ci95) {
             (Some(m), Some(h)) => Some((m - h, m + h)),
             _ => None,
+        }
+    }
+}
+
+/// A percentile across seeds: of all the seeds' samples pooled, with each seed's own beside it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pooled {
+    /// The nearest-rank percentile of every seed's samples taken together; `None` if there were
+    /// none.
+    pub pooled: Option<f64>,
+    /// The smallest of the per-seed values: how far the seeds disagree (not an interval).
+    pub seed_min: Option<f64>,
+    /// The largest of the per-seed values.
+    pub seed_max: Option<f64>,
+    /// The same percentile of each seed's samples alone, in seed order; `None` where a seed had
+    /// no sample.
+    pub values: Vec<Option<f64>>,
+}
+
+impl Pooled {
+    /// The `q`-th percentile of `per_seed` (each seed's samples, in any order) pooled, and of
+    /// each seed alone.
+    pub fn of(per_seed: &[&[f64]], q: f64) -> Pooled {
+        let sorted = |xs: &[f64]| {
+            let mut v = xs.to_vec();
+            v.sort_unstable_by(f64::total_cmp);
+            v
+        };
+        let values: Vec<Option<f64>> = per_seed
+            .iter()
+            .map(|xs| percentile(&sorted(xs), q))
+            .collect();
+        let all = sorted(&per_seed.concat());
+        let present = values.iter().flatten().copied();
+        Pooled {
+            pooled: percentile(&all, q),
+            seed_min: present.clone().min_by(f64::total_cmp),
+            seed_max: present.max_by(f64::total_cmp),
+            values,
         }
     }
 }
@@ -189,6 +243,48 @@ mod tests {
         let rate = covered as f64 / trials as f64;
         // 95% nominal; the binomial standard error over 2000 trials is 0.5%.
         assert!((0.93..=0.97).contains(&rate), "coverage {rate}");
+    }
+
+    #[test]
+    fn pooled_percentiles_are_of_all_samples_together() {
+        let a: Vec<f64> = (1..=5).map(f64::from).collect();
+        let b: Vec<f64> = (6..=10).map(f64::from).collect();
+        let p = Pooled::of(&[&a, &b], 50.0);
+        // 1..=10 pooled: the 5th of ten. Each seed alone: 3 and 8.
+        assert_eq!(p.pooled, Some(5.0));
+        assert_eq!(p.values, vec![Some(3.0), Some(8.0)]);
+        assert_eq!((p.seed_min, p.seed_max), (Some(3.0), Some(8.0)));
+        let none = Pooled::of(&[&[], &a], 99.0);
+        assert_eq!(none.values, vec![None, Some(5.0)]);
+        assert_eq!(none.pooled, Some(5.0));
+        assert_eq!(Pooled::of(&[], 50.0).pooled, None);
+    }
+
+    #[test]
+    fn one_outlier_seed_cannot_dominate_a_pooled_median() {
+        // Four seeds with medians near 30 ms and one whose every message waited 2 s: the mean of
+        // the medians is 424 ms, the pooled median stays among the others' samples.
+        let normal: Vec<Vec<f64>> = (0..4)
+            .map(|s| {
+                (0..100)
+                    .map(|i| 20.0 + f64::from(i % 21) + f64::from(s))
+                    .collect()
+            })
+            .collect();
+        let outlier: Vec<f64> = (0..100).map(|i| 2000.0 + f64::from(i)).collect();
+        let mut seeds: Vec<&[f64]> = normal.iter().map(Vec::as_slice).collect();
+        seeds.push(&outlier);
+        let p = Pooled::of(&seeds, 50.0);
+        let medians: Vec<f64> = p.values.iter().flatten().copied().collect();
+        let mean_of_medians = medians.iter().sum::<f64>() / medians.len() as f64;
+        assert!(mean_of_medians > 400.0, "{mean_of_medians}");
+        let pooled = p.pooled.unwrap();
+        // Bounded by the other seeds' 62.5th percentile (see the module documentation).
+        let mut others: Vec<f64> = normal.concat();
+        others.sort_unstable_by(f64::total_cmp);
+        assert!(pooled <= percentile(&others, 62.5).unwrap(), "{pooled}");
+        assert!(pooled < 45.0, "{pooled}");
+        assert_eq!(p.seed_max, Some(2049.0));
     }
 
     #[test]

@@ -1,36 +1,59 @@
 //! The terminal table: one line per point and mode, columns sized to their contents.
 //!
-//! Values are means across seeds; with more than one seed the interesting ones carry `±` the 95%
-//! half-width, so a reader sees at once whether two numbers differ. The `theory` column shows the
-//! closed form beside each result and how many standard errors away the measurement is; any
-//! failed check is marked `!` and spelled out under the table.
+//! Counts and ratios are means across seeds; with more than one seed the interesting ones carry
+//! `±` the 95% half-width, so a reader sees at once whether two numbers differ. Latencies are
+//! percentiles of all seeds' messages pooled, and connection setup the median and the largest of
+//! the seeds' setup times; every time is in milliseconds, whatever its size, so a column reads in
+//! one unit. The `theory` column shows the closed form beside each result, how many standard
+//! errors away the measurement is, the range the check accepts and its verdict (`ok`, or
+//! `warning`, marked `!` and spelled out under the table): table, results.json and the warnings
+//! all say the same.
 
 use std::fmt::Write as _;
 
 use super::config::LossPattern;
 use super::results::{Engine, Results, Row};
-use super::stats::Estimate;
+use super::stats::{Estimate, Pooled};
 use super::theory::CheckKind;
 use crate::probability::Probability;
 
-/// The table's columns, and which of them are right-aligned (the numbers).
-const HEADER: [&str; 12] = [
+/// The table's columns (the setup column's title depends on the number of seeds: see
+/// [`header`]), and which of them are right-aligned (the numbers).
+const HEADER: [&str; 13] = [
     "loss",
     "mode",
     "delivered",
     "dup",
     "ooo",
+    "setup ms",
     "latency p50/p90/p99/max ms",
     "dgrams/msg",
     "tx/msg",
     "retx rto/fast/spur",
     "goodput kbit/s",
     "wire B/B",
-    "theory",
+    "theory: σ from it, accepted range, verdict",
 ];
-const RIGHT: [bool; 12] = [
-    true, false, true, true, true, true, true, true, true, true, true, false,
+const RIGHT: [bool; 13] = [
+    true, false, true, true, true, true, true, true, true, true, true, true, false,
 ];
+/// The setup column's index in [`HEADER`].
+const SETUP: usize = 5;
+
+/// The header line: with several seeds, setup shows the median and the largest seed's.
+fn header(seeds: usize) -> Vec<String> {
+    HEADER
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if i == SETUP && seeds > 1 {
+                "setup ms med/max".to_owned()
+            } else {
+                (*h).to_owned()
+            }
+        })
+        .collect()
+}
 
 /// Renders `results` as a table with a heading and, if any, the warnings.
 pub fn render(results: &Results) -> String {
@@ -40,8 +63,9 @@ pub fn render(results: &Results) -> String {
         .patterns
         .iter()
         .any(|p| *p != LossPattern::Independent);
-    let mut lines: Vec<Vec<String>> = vec![HEADER.iter().map(|h| (*h).to_owned()).collect()];
-    lines.extend(results.rows.iter().map(|row| row_cells(row, bursts)));
+    let seeds = results.seeds.len();
+    let mut lines: Vec<Vec<String>> = vec![header(seeds)];
+    lines.extend(results.rows.iter().map(|row| row_cells(row, bursts, seeds)));
     out.push_str(&align(&lines));
     if !results.warnings.is_empty() {
         let _ = writeln!(out);
@@ -76,7 +100,8 @@ fn heading(results: &Results) -> String {
     if results.seeds.len() > 1 {
         let _ = writeln!(
             out,
-            "means over seeds, ± 95% confidence half-widths (Student's t); theory: σ = standard errors"
+            "means over seeds, ± 95% confidence half-widths (Student's t); latency: percentiles of \
+             all seeds' messages pooled, from send or connection setup, whichever is later"
         );
     }
     let _ = writeln!(out);
@@ -84,7 +109,7 @@ fn heading(results: &Results) -> String {
 }
 
 /// One row's cells, in [`HEADER`]'s order.
-fn row_cells(row: &Row, bursts: bool) -> Vec<String> {
+fn row_cells(row: &Row, bursts: bool, seeds: usize) -> Vec<String> {
     let m = &row.metrics;
     let loss = if bursts {
         format!("{} {}", percent(row.loss), pattern_short(row.pattern))
@@ -102,6 +127,7 @@ fn row_cells(row: &Row, bursts: bool) -> Vec<String> {
         ),
         plain(&m.duplicates, 1),
         plain(&m.out_of_order, 1),
+        setup_cell(&m.setup_ms, seeds),
         [
             &m.latency_p50_ms,
             &m.latency_p90_ms,
@@ -109,7 +135,7 @@ fn row_cells(row: &Row, bursts: bool) -> Vec<String> {
             &m.latency_max_ms,
         ]
         .iter()
-        .map(|e| e.mean.map_or_else(|| "-".to_owned(), latency))
+        .map(|e| e.pooled.map_or_else(|| "-".to_owned(), ms))
         .collect::<Vec<_>>()
         .join("/"),
         plain(&m.datagrams_per_delivered, 3),
@@ -186,14 +212,23 @@ fn pattern_short(pattern: LossPattern) -> String {
     }
 }
 
-/// Milliseconds, compact: `20.3`, `2230`, or whole seconds with a unit past ten seconds.
-fn latency(v: f64) -> String {
-    if v >= 10_000.0 {
-        format!("{:.0}s", v / 1000.0)
-    } else if v >= 100.0 {
+/// Milliseconds, always (the unit is in the header): `20.3`, `2230`, `22134`; a decimal only
+/// where it is not noise.
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
+    }
+}
+
+/// Connection setup: `-` without a handshake; else the median over seeds and, with several, the
+/// slowest seed's.
+fn setup_cell(setup: &Pooled, seeds: usize) -> String {
+    match (setup.pooled, setup.seed_max) {
+        (None, _) => "-".to_owned(),
+        (Some(median), Some(max)) if seeds > 1 => format!("{}/{}", ms(median), ms(max)),
+        (Some(median), _) => ms(median),
     }
 }
 
@@ -233,28 +268,30 @@ fn count(e: &Estimate) -> String {
     }
 }
 
-/// The theory beside the result: the closed form's value and the distance in σ; failed checks
-/// are prefixed with `!`.
+/// The theory beside the result: the closed form's value, the distance in σ, the range the check
+/// accepts and the verdict; failed checks are prefixed with `!`.
 fn theory_cell(row: &Row) -> String {
     let mut parts = Vec::new();
     for c in &row.theory {
         let flag = if c.ok { "" } else { "!" };
+        let verdict = if c.ok { "ok" } else { "warning" };
+        let accepted = c.accepted_range();
         let text = match c.check {
             CheckKind::RawDelivery => Some(format!(
-                "{flag}{}={:.2}%{}",
+                "{flag}{}={:.2}%{} [{accepted}] {verdict}",
                 c.formula,
                 c.expected * 100.0,
                 sigmas(c.sigmas)
             )),
             CheckKind::TransmissionsPerMessage => Some(format!(
-                "{flag}{}={:.3}{}",
+                "{flag}{}={:.3}{} [{accepted}] {verdict}",
                 c.formula,
                 c.expected,
                 sigmas(c.sigmas)
             )),
             // Shown only when they fail: passing, they would say the same on every line.
             CheckKind::ReliableDelivery | CheckKind::MinLatency if !c.ok => {
-                Some(format!("!{}", c.describe()))
+                Some(format!("!{} {verdict}", c.describe()))
             }
             CheckKind::ReliableDelivery | CheckKind::MinLatency => None,
         };

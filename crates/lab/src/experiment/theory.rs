@@ -72,9 +72,16 @@ pub struct TheoryCheck {
     /// Where theory allows more than `expected` (transmissions: `1/s²` for lost acks), the
     /// largest value accepted before the tolerance is added.
     pub upper: Option<f64>,
-    /// `(measured - expected) / standard error`, where there is one.
+    /// `(measured - expected) / standard error`, where there is one. It may be large while the
+    /// check passes: for transmissions, `expected` is the floor `1/s` and the accepted range goes
+    /// up to `upper` plus its own tolerance.
     pub sigmas: Option<f64>,
-    /// True if the measurement is within the bound.
+    /// The smallest measurement accepted (tolerance included).
+    pub accepted_min: f64,
+    /// The largest measurement accepted (tolerance included); `None` for no upper bound (the
+    /// latency floor).
+    pub accepted_max: Option<f64>,
+    /// True if the measurement is within `accepted_min..=accepted_max`.
     pub ok: bool,
 }
 
@@ -114,8 +121,29 @@ impl TheoryCheck {
             (Some(z), None) => text.push_str(&format!(" ({z:+.1}σ)")),
             (None, _) => {}
         }
+        text.push_str(&format!(", accepted {}", self.accepted_range()));
         text
     }
+
+    /// The accepted range in the measurement's unit, e.g. `88.73%..91.27%`, `1.083..1.265`,
+    /// `>= 15.00 ms`.
+    pub fn accepted_range(&self) -> String {
+        let show = |v: f64| match self.check {
+            CheckKind::RawDelivery | CheckKind::ReliableDelivery => format!("{:.2}%", v * 100.0),
+            CheckKind::TransmissionsPerMessage => format!("{v:.3}"),
+            CheckKind::MinLatency => format!("{v:.2} ms"),
+        };
+        match self.accepted_max {
+            None => format!(">= {}", show(self.accepted_min)),
+            Some(max) if (max - self.accepted_min).abs() < 1e-12 => show(max),
+            Some(max) => format!("{}..{}", show(self.accepted_min), show(max)),
+        }
+    }
+}
+
+/// Whether `measured` lies in `min..=max`, give or take rounding.
+fn within(measured: f64, min: f64, max: Option<f64>) -> bool {
+    measured >= min - 1e-9 && max.is_none_or(|max| measured <= max + 1e-9)
 }
 
 /// The chance that one datagram carrying a message arrives intact, under `config`'s link at
@@ -148,98 +176,145 @@ pub fn check(
     mode: Mode,
     runs: &[RunMetrics],
 ) -> Vec<TheoryCheck> {
-    let mut checks = Vec::new();
     let messages: u64 = runs.iter().map(|r| r.messages).sum();
     if messages == 0 {
-        return checks;
+        return Vec::new();
     }
-    let delivered: u64 = runs.iter().map(|r| r.delivered).sum();
-    let delivery = delivered as f64 / messages as f64;
-    let s = datagram_success(config, point);
-    let closed_form = config.link.rate.is_none();
-    let plain = config.link.duplicate.is_zero() && config.link.corrupt.is_zero();
-
-    if mode == Mode::Raw && closed_form {
-        let se = binomial_se(s, messages) * burst_inflation(config, point).sqrt();
-        checks.push(bounded(
-            CheckKind::RawDelivery,
-            if plain { "1-p" } else { "s" },
-            s,
-            delivery,
-            se,
-        ));
-    }
-    // A run stopped by its time limit while still resending has no final count to check.
-    let finished = runs.iter().all(|r| !r.cut_short);
+    let cx = Measured {
+        config,
+        point,
+        runs,
+        messages,
+        s: datagram_success(config, point),
+        closed_form: config.link.rate.is_none(),
+        plain: config.link.duplicate.is_zero() && config.link.corrupt.is_zero(),
+        // A run stopped by its time limit while still resending has no final count to check.
+        finished: runs.iter().all(|r| !r.cut_short),
+    };
     // On a dead link (nothing can get through) no transport can deliver, so there is nothing to
     // hold a reliable one to.
-    let alive = s > 0.0;
-    if mode != Mode::Raw && finished && alive {
-        checks.push(TheoryCheck {
-            check: CheckKind::ReliableDelivery,
-            formula: "100%".to_owned(),
-            expected: 1.0,
-            measured: delivery,
-            tolerance: 0.0,
-            upper: None,
-            sigmas: None,
-            ok: delivered == messages,
-        });
+    let alive = cx.s > 0.0;
+    [
+        (mode == Mode::Raw && cx.closed_form).then(|| raw_delivery(&cx)),
+        (mode != Mode::Raw && cx.finished && alive).then(|| reliable_delivery(&cx)),
+        (mode.is_selective()
+            && point.pattern == LossPattern::Independent
+            && cx.closed_form
+            && cx.finished
+            && alive)
+            .then(|| transmissions_per_message(&cx)),
+        min_latency(&cx),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// What every check reads: the point, its runs and the success probability of one datagram.
+struct Measured<'a> {
+    config: &'a ExperimentConfig,
+    point: &'a SweepPoint,
+    runs: &'a [RunMetrics],
+    messages: u64,
+    s: f64,
+    closed_form: bool,
+    plain: bool,
+    finished: bool,
+}
+
+impl Measured<'_> {
+    fn delivered(&self) -> u64 {
+        self.runs.iter().map(|r| r.delivered).sum()
     }
-    if mode.is_selective()
-        && point.pattern == LossPattern::Independent
-        && closed_form
-        && finished
-        && alive
-    {
-        let transmissions: u64 = runs.iter().map(|r| r.data_transmissions).sum();
-        let measured = transmissions as f64 / messages as f64;
-        let se = geometric_mean_se(s, messages);
-        let floor = 1.0 / s;
-        let mut c = bounded(
-            CheckKind::TransmissionsPerMessage,
-            if plain { "1/(1-p)" } else { "1/s" },
-            floor,
-            measured,
-            se,
-        );
-        // Resends the sender itself found needless (an ack overtaken by jitter, say) come on top.
-        let spurious: u64 = runs.iter().map(|r| r.retransmits_spurious).sum();
-        let upper = floor / s.max(f64::MIN_POSITIVE) + spurious as f64 / messages as f64;
-        // The ceiling's own spread: geometric with success s², a wider law than the floor's.
-        let upper_tolerance = Z * geometric_mean_se(s * s, messages);
-        c.ok = measured >= floor - c.tolerance - 1e-9 && measured <= upper + upper_tolerance + 1e-9;
-        c.upper = Some(upper);
-        checks.push(c);
+    fn delivery(&self) -> f64 {
+        self.delivered() as f64 / self.messages as f64
     }
-    let min_latency = runs
+}
+
+/// Raw mode delivers a datagram's success probability `1-p` (or `s`), within its spread.
+fn raw_delivery(cx: &Measured<'_>) -> TheoryCheck {
+    let se = binomial_se(cx.s, cx.messages) * burst_inflation(cx.config, cx.point).sqrt();
+    bounded(
+        CheckKind::RawDelivery,
+        if cx.plain { "1-p" } else { "s" },
+        cx.s,
+        cx.delivery(),
+        se,
+    )
+}
+
+/// A reliable mode delivers everything.
+fn reliable_delivery(cx: &Measured<'_>) -> TheoryCheck {
+    TheoryCheck {
+        check: CheckKind::ReliableDelivery,
+        formula: "100%".to_owned(),
+        expected: 1.0,
+        measured: cx.delivery(),
+        tolerance: 0.0,
+        upper: None,
+        sigmas: None,
+        accepted_min: 1.0,
+        accepted_max: Some(1.0),
+        ok: cx.delivered() == cx.messages,
+    }
+}
+
+/// Each message goes out at least `1/(1-p)` times, and at most `1/(1-p)²` (lost acks) plus the
+/// resends the sender itself found needless.
+fn transmissions_per_message(cx: &Measured<'_>) -> TheoryCheck {
+    let transmissions: u64 = cx.runs.iter().map(|r| r.data_transmissions).sum();
+    let measured = transmissions as f64 / cx.messages as f64;
+    let se = geometric_mean_se(cx.s, cx.messages);
+    let floor = 1.0 / cx.s;
+    let mut c = bounded(
+        CheckKind::TransmissionsPerMessage,
+        if cx.plain { "1/(1-p)" } else { "1/s" },
+        floor,
+        measured,
+        se,
+    );
+    // Resends the sender itself found needless (an ack overtaken by jitter, say) come on top.
+    let spurious: u64 = cx.runs.iter().map(|r| r.retransmits_spurious).sum();
+    let upper = floor / cx.s.max(f64::MIN_POSITIVE) + spurious as f64 / cx.messages as f64;
+    // The ceiling's own spread: geometric with success s², a wider law than the floor's.
+    let upper_tolerance = Z * geometric_mean_se(cx.s * cx.s, cx.messages);
+    c.accepted_max = Some(upper + upper_tolerance);
+    c.ok = within(measured, c.accepted_min, c.accepted_max);
+    c.upper = Some(upper);
+    c
+}
+
+/// No message arrives sooner than the link's delay less its jitter (or at all, with reordering).
+fn min_latency(cx: &Measured<'_>) -> Option<TheoryCheck> {
+    let measured = cx
+        .runs
         .iter()
         .filter_map(|r| r.latency_min_ms)
-        .min_by(f64::total_cmp);
-    if let Some(measured) = min_latency {
-        let floor = if config.link.reorder.is_zero() {
-            config.link.delay.saturating_sub(config.link.jitter)
+        .min_by(f64::total_cmp)?;
+    let link = &cx.config.link;
+    let floor = if link.reorder.is_zero() {
+        link.delay.saturating_sub(link.jitter)
+    } else {
+        std::time::Duration::ZERO
+    };
+    let expected = floor.as_secs_f64() * 1000.0;
+    Some(TheoryCheck {
+        check: CheckKind::MinLatency,
+        formula: if link.jitter.is_zero() {
+            "delay".to_owned()
         } else {
-            std::time::Duration::ZERO
-        };
-        let expected = floor.as_secs_f64() * 1000.0;
-        checks.push(TheoryCheck {
-            check: CheckKind::MinLatency,
-            formula: if config.link.jitter.is_zero() {
-                "delay".to_owned()
-            } else {
-                "delay-jitter".to_owned()
-            },
-            expected,
-            measured,
-            tolerance: 0.0,
-            upper: None,
-            sigmas: None,
-            // A microsecond of slack for the float conversion, nothing more.
-            ok: measured + 1e-6 >= expected,
-        });
-    }
-    checks
+            "delay-jitter".to_owned()
+        },
+        expected,
+        measured,
+        tolerance: 0.0,
+        upper: None,
+        sigmas: None,
+        // A microsecond of slack for the float conversion, nothing more.
+        accepted_min: expected - 1e-6,
+        accepted_max: None,
+        ok: measured + 1e-6 >= expected,
+    })
 }
 
 fn bounded(kind: CheckKind, formula: &str, expected: f64, measured: f64, se: f64) -> TheoryCheck {
@@ -253,8 +328,10 @@ fn bounded(kind: CheckKind, formula: &str, expected: f64, measured: f64, se: f64
         tolerance,
         upper: None,
         sigmas: (se > 0.0 && se.is_finite()).then(|| diff / se),
+        accepted_min: expected - tolerance,
+        accepted_max: Some(expected + tolerance),
         // An exact theory (se = 0, e.g. no loss) allows only rounding.
-        ok: diff.abs() <= tolerance + 1e-9,
+        ok: within(measured, expected - tolerance, Some(expected + tolerance)),
     }
 }
 
@@ -272,6 +349,7 @@ mod tests {
             delivery_ratio: delivered as f64 / messages as f64,
             duplicates: 0,
             out_of_order: 0,
+            setup_ms: None,
             latency_min_ms: Some(min_ms),
             latency_p50_ms: Some(min_ms),
             latency_p90_ms: Some(min_ms),
@@ -289,6 +367,7 @@ mod tests {
             wire_bytes: 0,
             wire_per_byte: None,
             cut_short: false,
+            latencies_ms: vec![min_ms],
         }
     }
 
@@ -376,6 +455,44 @@ mod tests {
         assert!(gbn
             .iter()
             .all(|c| c.check != CheckKind::TransmissionsPerMessage));
+    }
+
+    #[test]
+    fn a_check_beyond_4_sigma_that_passes_says_which_range_accepts_it() {
+        let config = ExperimentConfig::default();
+        // 20% loss, 1000 messages: the floor is 1.25 (se 0.0177); 1.40 is +8.5σ above it, but
+        // lost acks allow up to 1.5625, so it passes, and the range shown says why.
+        let checks = check(
+            &config,
+            &point(0.2),
+            Mode::Reliable,
+            &[run(1000, 1000, 1400, 16.0)],
+        );
+        let t = checks
+            .iter()
+            .find(|c| c.check == CheckKind::TransmissionsPerMessage)
+            .unwrap();
+        assert!(t.ok && t.sigmas.unwrap() > 4.0, "{t:?}");
+        assert!(
+            t.accepted_min < 1.25 && t.accepted_max.unwrap() > 1.5625,
+            "{t:?}"
+        );
+        assert!(within(t.measured, t.accepted_min, t.accepted_max));
+        let text = t.describe();
+        assert!(text.ends_with("accepted 1.179..1.681"), "{text}");
+        // Every check's verdict is its measurement's place in its own range.
+        for c in checks.iter().chain(&check(
+            &config,
+            &point(0.1),
+            Mode::Raw,
+            &[run(5000, 4300, 5000, 16.0)],
+        )) {
+            assert_eq!(
+                c.ok,
+                within(c.measured, c.accepted_min, c.accepted_max),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]
