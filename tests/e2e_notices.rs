@@ -238,7 +238,8 @@ fn reliable_deliveries_are_reported_only_with_verbose_and_counted_from_one() {
         about_peer,
         [
             &format!("udpchat: connecting to {bob_addr}"),
-            &format!("udpchat: connected to {bob_addr}")
+            // Named from the handshake, before bob wrote anything.
+            &format!("udpchat: connected to bob at {bob_addr}")
         ],
         "{stderr:#?}"
     );

@@ -203,7 +203,11 @@ fn after_the_peer_left_the_line_ui_says_the_next_line_opens_a_new_session() {
             "--stats",
         ],
     );
-    bob.expect_stderr(&format!("udpchat: connected to {alice_addr}"));
+    // Named from the handshake: alice's default nickname (`$USER`, else "anon") comes first.
+    let connected = format!(" at {alice_addr}");
+    bob.expect(Pipe::Stderr, "the connected line", |l| {
+        l.starts_with("udpchat: connected to ") && l.ends_with(&connected)
+    });
     alice.close_stdin();
     assert_eq!(alice.exit_code(), 0);
     bob.expect_stderr("udpchat: the peer left the chat, so the session ended");

@@ -160,7 +160,7 @@ fn expected(packet: &Packet) -> Vec<(&'static str, String)> {
             out.push(("udpchat.nick", w.nick.clone()));
             out.push(("udpchat.window", n(u64::from(w.window))));
         }
-        Packet::Data(d) => data(&mut out, d),
+        Packet::Data(d) | Packet::Fin(d) | Packet::Nick(d) => data(&mut out, d),
         Packet::Ack { dst, ack: a } => {
             out.push(("udpchat.dst", n(dst.0)));
             ack(&mut out, a);
@@ -313,6 +313,8 @@ fn tshark_decodes_every_packet_kind_and_field_as_udpchat_does() {
         },
         Packet::Close { dst: a, ack: None },
         Packet::Bundle(vec![data(20, true), data(18, false), data(19, false)]),
+        Packet::Fin(data(21, false)),
+        Packet::Nick(data(22, true)),
     ];
     let dir = scratch_dir("tshark-kinds");
     let file = dir.join("kinds.pcapng");
@@ -361,6 +363,8 @@ fn tshark_decodes_every_packet_kind_and_field_as_udpchat_does() {
             "Close",
             "Close",
             "Bundle",
+            "Fin",
+            "Nick",
             "bad checksum"
         ]
     );

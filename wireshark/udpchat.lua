@@ -1,4 +1,4 @@
--- udpchat.lua: a Wireshark dissector for the udpchat wire format (docs/protocol.md, version 2).
+-- udpchat.lua: a Wireshark dissector for the udpchat wire format (docs/protocol.md, version 3).
 --
 -- Install: see wireshark/README.md (copy into your personal Lua plugins folder, or run
 -- `wireshark -X lua_script:wireshark/udpchat.lua`). It registers on UDP port 2323 (udpchat's
@@ -34,6 +34,7 @@ local DEFAULT_PORT = 2323
 -- depend on it in dissect_body).
 local SUPPORTED_VERSIONS = {
   [2] = "2 (token, delivered, echo)",
+  [3] = "3 (Fin, Nick)",  -- version 2's kinds, and Fin (9) and Nick (10)
 }
 
 -- The Ack structure, in field order (docs/protocol.md "Packet fields").
@@ -70,6 +71,9 @@ local KINDS = {
   [6] = { name = "Pong",    fields = { { "dst", "conn" } } },
   [7] = { name = "Close",   fields = { { "dst", "conn" }, { "ack", "option_ack" } } },
   [8] = { name = "Bundle",  fields = { { "bundle", "bundle" } } },
+  -- Session control in the data stream: a Data packet under its own kind.
+  [9] = { name = "Fin",     fields = DATA_FIELDS },
+  [10] = { name = "Nick",   fields = DATA_FIELDS },
 }
 
 local MAX_BUNDLE = 16

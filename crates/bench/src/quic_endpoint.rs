@@ -260,7 +260,10 @@ impl QuicEndpoint {
             match event {
                 quinn_proto::Event::Connected => {
                     if let Some(peer) = self.peer {
-                        self.events.push_back(Event::Peer { addr: peer });
+                        self.events.push_back(Event::Peer {
+                            addr: peer,
+                            nick: None,
+                        });
                     }
                 }
                 quinn_proto::Event::Stream(StreamEvent::Opened { dir: Dir::Bi }) => {

@@ -15,8 +15,6 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, ValueEnum};
@@ -269,18 +267,14 @@ async fn line_chat(
     .plain(args.plain);
     if args.mode == Mode::Reliable {
         output = output.watching(session.peer);
-        let (lines_in, lines_out) = mpsc::channel(64);
-        lines::spawn_stdin_reader(lines_in);
-        let quiet = output.quiet_requests();
-        tokio::spawn(counters_before_lines(
-            lines_out,
-            input.clone(),
-            quiet.clone(),
-        ));
-        tokio::spawn(counters_now_and_then(input, quiet));
-    } else {
-        lines::spawn_stdin_reader(input);
     }
+    // End of input closes the chat, or with --half-close only finishes our side of it.
+    let at_end = if args.reliable.half_close {
+        Input::Finish
+    } else {
+        Input::Close
+    };
+    lines::spawn_stdin_reader(input, at_end);
     let mut tracked = Undelivered::new(&mut output);
     let local = session.local;
     driver::run(&mut endpoint, socket, &mut inputs, &mut tracked)
@@ -314,49 +308,6 @@ fn print_banner(args: &ChatArgs, session: &LineSession) {
     }
     for warning in args.impairment.warnings() {
         eprintln!("udpchat: warning: {warning}");
-    }
-}
-
-/// How often the line UI asks for the counters in reliable mode, to see whether a handshake is
-/// being retried (the transport reports only its end); the chat screen refreshes as often.
-const WATCH_INTERVAL: std::time::Duration = tui::app::STATS_INTERVAL;
-
-/// Passes the stdin lines on to the driver, each preceded by a request for the counters, so
-/// that a line that opens a new session has the counters from just before it to count its
-/// handshake's retries from (see `Output::watching`). Ends when either side does.
-async fn counters_before_lines(
-    mut lines: mpsc::Receiver<Input>,
-    driver: mpsc::Sender<Input>,
-    quiet: Arc<AtomicU32>,
-) {
-    while let Some(input) = lines.recv().await {
-        if matches!(input, Input::Line(_)) {
-            quiet.fetch_add(1, Ordering::SeqCst);
-            if driver.send(Input::Stats).await.is_err() {
-                return;
-            }
-        }
-        if driver.send(input).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Asks for the counters every [`WATCH_INTERVAL`] while the chat runs, so the line UI can say
-/// that a handshake goes unanswered.
-async fn counters_now_and_then(driver: mpsc::Sender<Input>, quiet: Arc<AtomicU32>) {
-    let mut tick = tokio::time::interval(WATCH_INTERVAL);
-    loop {
-        tick.tick().await;
-        quiet.fetch_add(1, Ordering::SeqCst);
-        // A full channel: the driver is busy, ask next time. A closed one: the chat is over.
-        match driver.try_send(Input::Stats) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                quiet.fetch_sub(1, Ordering::SeqCst);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
-        }
     }
 }
 
@@ -469,7 +420,7 @@ fn default_nick() -> String {
 /// Longest nickname, in bytes: long enough for names, short enough to leave room for text.
 const MAX_NICK: usize = 32;
 
-fn parse_nick(text: &str) -> Result<String, String> {
+pub(crate) fn parse_nick(text: &str) -> Result<String, String> {
     if text.is_empty() || text.len() > MAX_NICK {
         return Err(format!("a nickname is 1 to {MAX_NICK} bytes"));
     }

@@ -5,8 +5,11 @@
 //! A thread blocked in `read` simply ends with the process. Lines are read with a bound, so a
 //! newline-free stream cannot grow memory without limit.
 //!
-//! Each line is one message, without its `\n` or `\r\n`. Two lines are commands: `/quit` ends
-//! the chat like end of input, `/stats` prints the counters. A line starting with `//` is sent
+//! Each line is one message, without its `\n` or `\r\n`. Three lines are commands: `/nick NAME`
+//! changes the nickname (raw mode, and reliable mode within the session), `/quit` ends
+//! the chat at once (a full close), `/stats` prints the counters. The end of input closes the
+//! chat too, or with `--half-close` only finishes our side of it (see "How a chat ends" in the
+//! README). A line starting with `//` is sent
 //! with one `/` removed, so `//quit` sends the text `/quit`.
 
 use std::io::{self, BufRead};
@@ -18,8 +21,9 @@ use udpchat_driver::Input;
 /// skipped with a message.
 pub const MAX_LINE: usize = 1 << 20;
 
-/// Starts the thread that reads stdin until end of file or `/quit`, then sends [`Input::Close`].
-pub fn spawn_stdin_reader(input: mpsc::Sender<Input>) {
+/// Starts the thread that reads stdin until end of file, then sends `at_end` ([`Input::Close`],
+/// or [`Input::Finish`] for a half-close), or until `/quit` ([`Input::Close`]).
+pub fn spawn_stdin_reader(input: mpsc::Sender<Input>, at_end: Input) {
     std::thread::spawn(move || {
         let stdin = io::stdin();
         let mut reader = stdin.lock();
@@ -34,6 +38,10 @@ pub fn spawn_stdin_reader(input: mpsc::Sender<Input>) {
                     eprintln!("udpchat: not sent: the line is not valid UTF-8");
                     continue;
                 }
+                Err(ReadError::BadNick(why)) => {
+                    eprintln!("udpchat: nickname not changed: {why}");
+                    continue;
+                }
                 Err(ReadError::Io(e)) => {
                     eprintln!("udpchat: cannot read stdin: {e}");
                     break;
@@ -45,7 +53,7 @@ pub fn spawn_stdin_reader(input: mpsc::Sender<Input>) {
             }
         }
         // End of input; if the chat already ended, there is nobody to tell.
-        let _ = input.blocking_send(Input::Close);
+        let _ = input.blocking_send(at_end);
     });
 }
 
@@ -64,6 +72,8 @@ pub enum ReadError {
     },
     /// Not valid UTF-8.
     NotUtf8,
+    /// `/nick` with a name that is not one; why.
+    BadNick(String),
     /// stdin failed.
     Io(io::Error),
 }
@@ -97,6 +107,12 @@ impl<R: BufRead> Iterator for Lines<R> {
         let Ok(text) = String::from_utf8(line) else {
             return Some(Err(ReadError::NotUtf8));
         };
+        if let Some(nick) = text.strip_prefix("/nick ") {
+            return Some(match crate::chat::parse_nick(nick.trim()) {
+                Ok(nick) => Ok(Input::Nick(nick)),
+                Err(why) => Err(ReadError::BadNick(why)),
+            });
+        }
         Some(Ok(match text.as_str() {
             "/quit" => Input::Close,
             "/stats" => Input::Stats,
@@ -195,6 +211,14 @@ mod tests {
                 line("/quit"),
                 Ok(Input::Close),
                 line("/other")
+            ]
+        );
+        assert_eq!(
+            inputs(b"/nick al\n//nick al\n/nick a b\n", 100),
+            vec![
+                Ok(Input::Nick("al".into())),
+                line("/nick al"),
+                Err("BadNick(\"a nickname has no spaces or control characters\")".into()),
             ]
         );
     }

@@ -114,7 +114,17 @@ pub fn describe(event: &Event, cx: &Context<'_>) -> Option<Notice> {
             ),
             Some(Flood::Reordered),
         ),
-        Event::Peer { addr } => notice(NoticeKind::Info, peer_text(*addr, cx), Some(Flood::Peer)),
+        Event::Peer { addr, nick } => notice(
+            NoticeKind::Info,
+            peer_text(*addr, nick.as_deref(), cx),
+            Some(Flood::Peer),
+        ),
+        // A handshake is retried at most `max_retries` times per attempt: no flood.
+        Event::NoAnswer { to, tries, .. } => notice(
+            NoticeKind::Info,
+            no_answer_text(&canonical(*to).to_string(), u64::from(*tries)),
+            None,
+        ),
         Event::Delivered { id, rtt } => notice(
             NoticeKind::Delivered,
             match rtt {
@@ -161,6 +171,32 @@ fn describe_session(event: &Event) -> Option<Notice> {
             None,
         ),
         Event::Closed => (NoticeKind::Info, "the session closed".to_owned(), None),
+        // Once per session: the peer sends one Fin.
+        Event::PeerFinished => (
+            NoticeKind::Info,
+            "the peer finished sending: everything it sent has arrived; you can go on sending              until your own input ends"
+                .to_owned(),
+            None,
+        ),
+        // Each change is one the peer made and sent in its session, acknowledged like a line.
+        Event::NickChanged { old, new } => (
+            NoticeKind::Info,
+            format!(
+                "{} is now known as {}",
+                crate::untrusted::nick(old),
+                crate::untrusted::nick(new)
+            ),
+            None,
+        ),
+        // Once per attempt of ours given up, else once.
+        Event::TalkingToSelf { from } => (
+            NoticeKind::Error,
+            format!(
+                "this chat is talking to itself: its own datagrams come back from {} (is --peer                  this chat's own address, or does a relay point back at it?)",
+                canonical(*from)
+            ),
+            None,
+        ),
         // The transport names each refused address once (and at most 16), so no flood limit.
         Event::TurnedAway { from, peer } => (
             NoticeKind::Error,
@@ -185,12 +221,17 @@ fn describe_session(event: &Event) -> Option<Notice> {
     Some(Notice { kind, text, flood })
 }
 
-fn peer_text(addr: SocketAddr, cx: &Context<'_>) -> String {
+fn peer_text(addr: SocketAddr, nick: Option<&str>, cx: &Context<'_>) -> String {
     let addr = canonical(addr);
+    // Reliable mode learns the nickname in the handshake: name the peer at once.
+    let who = match nick.filter(|n| !n.is_empty()) {
+        Some(nick) => format!("{} at {addr}", crate::untrusted::nick(nick)),
+        None => addr.to_string(),
+    };
     match (cx.mode, cx.peer_given) {
-        (Mode::Reliable, true) => format!("connected to {addr}"),
-        (Mode::Reliable, false) => format!("connected to {addr} (they wrote first)"),
-        (Mode::Raw, _) => format!("talking to {addr} (they wrote first)"),
+        (Mode::Reliable, true) => format!("connected to {who}"),
+        (Mode::Reliable, false) => format!("connected to {who} (they wrote first)"),
+        (Mode::Raw, _) => format!("talking to {who} (they wrote first)"),
     }
 }
 
@@ -232,9 +273,8 @@ pub fn reopen_text(to: &str) -> String {
     )
 }
 
-/// A handshake to `to` that has gone unanswered: resent `retries` times so far. The transport
-/// has no event for this; both interfaces count the retries from its counters (see
-/// [`HandshakeWatch`]).
+/// A handshake to `to` that has gone unanswered: resent `retries` times so far (the transport's
+/// [`Event::NoAnswer`]).
 pub fn no_answer_text(to: &str, retries: u64) -> String {
     format!("no answer from {to} yet, retrying ({retries})")
 }
@@ -249,60 +289,44 @@ pub fn attempt_end_text(to: &str, retries: u64, answered: bool) -> String {
     }
 }
 
-/// Reliable mode: follows the handshakes from the counters, since the transport reports only
-/// their end (`Peer` when connected, `PeerUnreachable` when it gave up). While a session is
-/// being opened only `Hello`s go out (data waits for the handshake), so `datagrams_sent` since
-/// the attempt began counts the `Hello`s, and every one after the first is a retry. An attempt
-/// begins at start-up with `--peer` (nothing sent yet) and with the first line sent after a
-/// session ended (from the counters taken just before that line).
+/// Reliable mode: follows the handshakes from the transport's events: [`Event::NoAnswer`] for
+/// each retry, `Peer` when the peer answered, `PeerUnreachable` when the transport gave up.
+/// It also remembers that a session ended, so that the next line accepted is known to open a
+/// new one (the transport keeps the peer's address and `send` starts a new handshake).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HandshakeWatch {
-    /// `datagrams_sent` before the attempt in progress, if one is.
-    attempt: Option<u64>,
-    /// Retries of that attempt reported so far.
+    /// An attempt is in progress.
+    connecting: bool,
+    /// Its retries so far.
     retries: u64,
     /// A session ended and no line has reopened one since.
     ended: bool,
-    /// `datagrams_sent` in the latest counters.
-    sent: u64,
 }
 
 impl HandshakeWatch {
     /// A watch for a reliable chat; `connecting` if it opens a session at once (`--peer`).
     pub fn new(connecting: bool) -> Self {
         HandshakeWatch {
-            attempt: connecting.then_some(0),
+            connecting,
             ..HandshakeWatch::default()
         }
     }
 
     /// Retries of the attempt in progress (0 when none is).
     pub fn retries(&self) -> u64 {
-        if self.attempt.is_some() {
+        if self.connecting {
             self.retries
         } else {
             0
         }
     }
 
-    /// New counters; returns the new retry count if it went up while connecting.
-    pub fn counters(&mut self, datagrams_sent: u64) -> Option<u64> {
-        self.sent = datagrams_sent;
-        let baseline = self.attempt?;
-        let retries = datagrams_sent.saturating_sub(baseline).saturating_sub(1);
-        (retries > self.retries).then(|| {
-            self.retries = retries;
-            retries
-        })
-    }
-
-    /// A line was accepted; true if it opens a new session (the last one had ended). Give the
-    /// counters taken just before it to [`HandshakeWatch::counters`] first.
+    /// A line was accepted; true if it opens a new session (the last one had ended).
     pub fn accepted(&mut self) -> bool {
         if !std::mem::take(&mut self.ended) {
             return false;
         }
-        self.attempt = Some(self.sent);
+        self.connecting = true;
         self.retries = 0;
         true
     }
@@ -311,19 +335,25 @@ impl HandshakeWatch {
     /// after how many retries) if it had needed retries.
     pub fn event(&mut self, event: &Event) -> Option<(bool, u64)> {
         let answered = match event {
+            Event::NoAnswer { tries, .. } => {
+                self.connecting = true;
+                self.retries = u64::from(*tries);
+                return None;
+            }
             Event::Peer { .. } => true,
-            Event::PeerUnreachable | Event::PeerClosed => {
+            // Our own Hello came back: the transport gave the attempt up.
+            Event::PeerUnreachable | Event::PeerClosed | Event::TalkingToSelf { .. } => {
                 self.ended = true;
                 false
             }
             Event::Closed => {
-                self.attempt = None;
+                self.connecting = false;
                 return None;
             }
             _ => return None,
         };
-        self.attempt.take()?;
-        (self.retries > 0).then_some((answered, self.retries))
+        let retries = std::mem::take(&mut self.retries);
+        (std::mem::take(&mut self.connecting) && retries > 0).then_some((answered, retries))
     }
 }
 
@@ -597,10 +627,22 @@ mod tests {
     #[test]
     fn the_peer_is_announced_once_in_words_that_fit_the_mode() {
         let from = addr(7);
-        let event = || Event::Peer { addr: from };
+        let event = || Event::Peer {
+            addr: from,
+            nick: None,
+        };
         assert_eq!(
             text(event(), &cx(Mode::Reliable, true)),
             "connected to 127.0.0.1:7"
+        );
+        // Reliable mode names the peer as soon as the handshake is done.
+        let named = Event::Peer {
+            addr: from,
+            nick: Some("bob".into()),
+        };
+        assert_eq!(
+            text(named, &cx(Mode::Reliable, true)),
+            "connected to bob at 127.0.0.1:7"
         );
         assert_eq!(
             text(event(), &cx(Mode::Reliable, false)),
@@ -610,6 +652,60 @@ mod tests {
             text(event(), &cx(Mode::Raw, false)),
             "talking to 127.0.0.1:7 (they wrote first)"
         );
+    }
+
+    #[test]
+    fn half_close_nickname_retry_and_self_talk_notices() {
+        let reliable = cx(Mode::Reliable, true);
+        assert!(text(Event::PeerFinished, &reliable).starts_with("the peer finished sending"));
+        assert_eq!(
+            text(
+                Event::NickChanged {
+                    old: "alice".into(),
+                    new: "al".into()
+                },
+                &reliable
+            ),
+            "alice is now known as al"
+        );
+        assert_eq!(
+            text(
+                Event::NoAnswer {
+                    to: addr(9),
+                    tries: 3,
+                    next_in: Duration::from_secs(8)
+                },
+                &reliable
+            ),
+            "no answer from 127.0.0.1:9 yet, retrying (3)"
+        );
+        assert!(text(Event::TalkingToSelf { from: addr(9) }, &reliable)
+            .starts_with("this chat is talking to itself"));
+    }
+
+    #[test]
+    fn the_handshake_watch_follows_the_transport_s_retries() {
+        let mut watch = HandshakeWatch::new(true);
+        let retry = |tries| Event::NoAnswer {
+            to: addr(9),
+            tries,
+            next_in: Duration::from_secs(1),
+        };
+        assert_eq!(watch.event(&retry(1)), None);
+        assert_eq!(watch.event(&retry(2)), None);
+        assert_eq!(watch.retries(), 2);
+        let peer = Event::Peer {
+            addr: addr(9),
+            nick: None,
+        };
+        assert_eq!(watch.event(&peer), Some((true, 2)));
+        assert_eq!(watch.retries(), 0);
+        // The session ends; the next line opens a new one, which the transport gives up on.
+        assert_eq!(watch.event(&Event::PeerClosed), None);
+        assert!(watch.accepted());
+        assert!(!watch.accepted());
+        assert_eq!(watch.event(&retry(1)), None);
+        assert_eq!(watch.event(&Event::PeerUnreachable), Some((false, 1)));
     }
 
     #[test]

@@ -15,10 +15,10 @@
 //! someone else. JSON numbers messages from 0 as the transport does; text counts from 1.
 //!
 //! Counters (`/stats`, `--stats`) are printed as a small table of what the mode has
-//! ([`crate::stats`]). In reliable mode the line UI also says what the handshake does, which the
-//! transport only reports at its end: it asks for the counters now and then and before each
-//! line, and [`HandshakeWatch`] turns them into "no answer from ADDR yet, retrying (N)" and
-//! "opening a new session to ADDR" (see "How a chat ends" in the README).
+//! ([`crate::stats`]). In reliable mode the line UI also says what the handshake does: each retry
+//! is the transport's `NoAnswer` event ("no answer from ADDR yet, retrying (N)"), and
+//! [`HandshakeWatch`] adds how an attempt that needed retries ended and "opening a new session
+//! to ADDR" for a line sent after a session ended (see "How a chat ends" in the README).
 //!
 //! The network decides how many notices there are, so the text notices go through the
 //! [`Limiter`]: ten of a kind per ten seconds, then a count. JSON keeps every gap, duplicate and
@@ -29,13 +29,11 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::ValueEnum;
 use udpchat_driver::Sink;
-use udpchat_reliable::{Event, MessageId, SendError, Stats};
+use udpchat_reliable::{Event, MessageId, NickError, SendError, Stats};
 
 use crate::chat::Mode;
 use crate::notice::{
@@ -62,13 +60,11 @@ pub struct Output {
     /// Raw mode's `--plain` (no sequence numbers, so fewer counters to show).
     plain: bool,
     limiter: Limiter,
-    /// Reliable mode: the handshakes, followed from the counters (see [`Output::watching`]).
+    /// Reliable mode: the handshakes, followed from the transport's events (see
+    /// [`Output::watching`]).
     handshake: Option<HandshakeWatch>,
     /// The peer's address, once known, for the handshake notices.
     peer: Option<SocketAddr>,
-    /// Counter requests that are not the user's (`/stats`): the chat's own, to follow the
-    /// handshake. Each one answered is taken off; those answers print no table.
-    quiet_requests: Arc<AtomicU32>,
 }
 
 impl Output {
@@ -84,26 +80,19 @@ impl Output {
             limiter: Limiter::default(),
             handshake: None,
             peer: None,
-            quiet_requests: Arc::default(),
         }
     }
 
-    /// Reliable mode: says what the handshakes do, which the transport reports only at their
-    /// end: "no answer from ADDR yet, retrying (N)", and "opening a new session" for a line sent
-    /// after the session ended. `peer` is `--peer`, if given (a session opens at once). The
-    /// chat must ask for the counters before every line and now and then, counting each such
-    /// request in [`Output::quiet_requests`].
+    /// Reliable mode: says how a handshake that needed retries ended ("ADDR answered after N
+    /// retries"; each retry is the transport's `NoAnswer` event), and "opening a new session"
+    /// for a line sent after the session ended. `peer` is `--peer`, if given (a session opens
+    /// at once).
     pub fn watching(self, peer: Option<SocketAddr>) -> Self {
         Output {
             handshake: Some(HandshakeWatch::new(peer.is_some())),
             peer,
             ..self
         }
-    }
-
-    /// The count of counter requests the chat makes for itself (see [`Output::watching`]).
-    pub fn quiet_requests(&self) -> Arc<AtomicU32> {
-        Arc::clone(&self.quiet_requests)
     }
 
     fn peer_text(&self) -> String {
@@ -122,24 +111,6 @@ impl Output {
             out.err(notice::reopen_text(&self.peer_text()));
         }
         out
-    }
-
-    /// What counters print: the table if the user asked for them, else a retry note if a
-    /// handshake was resent since the last counters.
-    fn stats_lines(&mut self, stats: &Stats) -> (Printed, bool) {
-        let mut out = Printed::default();
-        if let Some(retries) = self
-            .handshake
-            .as_mut()
-            .and_then(|watch| watch.counters(stats.datagrams_sent))
-        {
-            out.err(notice::no_answer_text(&self.peer_text(), retries));
-        }
-        let quiet = self
-            .quiet_requests
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        (out, !quiet)
     }
 
     /// The same, for raw mode's `--plain` if `plain`.
@@ -168,7 +139,7 @@ impl Output {
     /// What `event`, arriving at `now`, prints.
     fn lines(&mut self, event: Event, now: Instant) -> Printed {
         let mut out = Printed::default();
-        if let Event::Peer { addr } = event {
+        if let Event::Peer { addr, .. } = event {
             self.peer = Some(addr);
         }
         if let Some((answered, retries)) = self.handshake.as_mut().and_then(|w| w.event(&event)) {
@@ -338,16 +309,19 @@ impl Sink for Output {
         eprintln!("udpchat: not sent: {error}");
     }
 
+    fn nick(&mut self, nick: &str, result: Result<(), NickError>) {
+        match result {
+            Ok(()) => eprintln!("udpchat: you are now {nick}: your next lines carry that name"),
+            Err(e) => eprintln!("udpchat: nickname not changed: {e}"),
+        }
+    }
+
     fn socket_error(&mut self, error: &io::Error) {
         eprintln!("udpchat: socket error (the chat goes on): {error}");
     }
 
     fn stats(&mut self, stats: &Stats) {
-        let (notes, asked) = self.stats_lines(stats);
-        notes.print();
-        if asked {
-            self.print_stats(stats);
-        }
+        self.print_stats(stats);
     }
 }
 
@@ -388,8 +362,21 @@ fn canonical_event(event: Event) -> Event {
             from: canonical(from),
             seq,
         },
-        Event::Peer { addr } => Event::Peer {
+        Event::Peer { addr, nick } => Event::Peer {
             addr: canonical(addr),
+            nick: nick.map(|n| untrusted::truncate_nick(&n).into_owned()),
+        },
+        Event::NickChanged { old, new } => Event::NickChanged {
+            old: untrusted::truncate_nick(&old).into_owned(),
+            new: untrusted::truncate_nick(&new).into_owned(),
+        },
+        Event::NoAnswer { to, tries, next_in } => Event::NoAnswer {
+            to: canonical(to),
+            tries,
+            next_in,
+        },
+        Event::TalkingToSelf { from } => Event::TalkingToSelf {
+            from: canonical(from),
         },
         Event::TurnedAway { from, peer } => Event::TurnedAway {
             from: canonical(from),
@@ -533,7 +520,10 @@ mod tests {
 
     #[test]
     fn the_peer_is_announced_once_and_in_the_words_of_the_mode() {
-        let peer = || Event::Peer { addr: addr(7) };
+        let peer = || Event::Peer {
+            addr: addr(7),
+            nick: None,
+        };
         let mut with_peer = Output::new(Format::Text, Mode::Reliable, true, false);
         assert_eq!(
             printed(&mut with_peer, vec![peer()]),
@@ -625,38 +615,35 @@ mod tests {
         );
     }
 
-    fn sent(datagrams_sent: u64) -> Stats {
-        Stats {
-            datagrams_sent,
-            ..Stats::default()
-        }
-    }
-
-    /// The stderr lines of a `(notes, table wanted)` answer to counters.
-    fn notes(answer: (Printed, bool)) -> (Vec<String>, bool) {
-        let (printed, asked) = answer;
-        (printed.lines.into_iter().map(|(_, l)| l).collect(), asked)
-    }
-
     #[test]
-    fn the_line_ui_counts_unanswered_handshakes_and_says_how_they_ended() {
+    fn the_line_ui_reports_handshake_retries_and_says_how_they_ended() {
         let peer = addr(4000);
         let mut out = Output::new(Format::Text, Mode::Reliable, true, false).watching(Some(peer));
-        let quiet = out.quiet_requests();
-        quiet.fetch_add(1, Ordering::SeqCst);
-        // The first Hello is no retry; the chat's own request prints no table.
-        assert_eq!(notes(out.stats_lines(&sent(1))), (vec![], false));
-        quiet.fetch_add(1, Ordering::SeqCst);
+        let retry = |tries| Event::NoAnswer {
+            to: peer,
+            tries,
+            next_in: std::time::Duration::from_secs(2),
+        };
         assert_eq!(
-            notes(out.stats_lines(&sent(3))),
-            (
-                vec!["udpchat: no answer from 127.0.0.1:4000 yet, retrying (2)".into()],
-                false
-            )
+            printed(&mut out, vec![retry(1), retry(2)]),
+            vec![
+                (
+                    false,
+                    "udpchat: no answer from 127.0.0.1:4000 yet, retrying (1)".into()
+                ),
+                (
+                    false,
+                    "udpchat: no answer from 127.0.0.1:4000 yet, retrying (2)".into()
+                ),
+            ]
         );
-        // The user's /stats: the table, and no repeated note.
-        assert_eq!(notes(out.stats_lines(&sent(3))), (vec![], true));
-        let answered = printed(&mut out, vec![Event::Peer { addr: peer }]);
+        let answered = printed(
+            &mut out,
+            vec![Event::Peer {
+                addr: peer,
+                nick: Some("bob".into()),
+            }],
+        );
         assert_eq!(
             answered,
             vec![
@@ -664,14 +651,10 @@ mod tests {
                     false,
                     "udpchat: 127.0.0.1:4000 answered after 2 retries".into()
                 ),
-                (false, "udpchat: connected to 127.0.0.1:4000".into())
+                (false, "udpchat: connected to bob at 127.0.0.1:4000".into())
             ]
         );
-        // Connected, the datagrams are data: no more notes.
-        quiet.fetch_add(1, Ordering::SeqCst);
-        assert_eq!(notes(out.stats_lines(&sent(50))), (vec![], false));
-
-        // The peer leaves; the next line opens a new session, counted from just before it.
+        // The peer leaves; the next line opens a new session.
         let left = printed(&mut out, vec![Event::PeerClosed]);
         assert!(
             left[0]
@@ -679,8 +662,6 @@ mod tests {
                 .contains("a line you send now opens a new session"),
             "{left:?}"
         );
-        quiet.fetch_add(1, Ordering::SeqCst);
-        out.stats_lines(&sent(60));
         let reopened: Vec<_> = out
             .accepted_lines()
             .lines
@@ -698,29 +679,27 @@ mod tests {
             out.accepted_lines().lines.is_empty(),
             "only the first line reopens"
         );
-        quiet.fetch_add(1, Ordering::SeqCst);
-        assert_eq!(
-            notes(out.stats_lines(&sent(62))).0,
-            vec!["udpchat: no answer from 127.0.0.1:4000 yet, retrying (1)".to_owned()]
-        );
         let gave_up = printed(
             &mut out,
-            vec![Event::Lost { id: MessageId(3) }, Event::PeerUnreachable],
+            vec![
+                retry(1),
+                Event::Lost { id: MessageId(3) },
+                Event::PeerUnreachable,
+            ],
         );
         assert_eq!(
-            gave_up[1],
+            gave_up[2],
             (
                 false,
                 "udpchat: no answer from 127.0.0.1:4000: gave up after 1 retry".into()
             )
         );
-        assert!(gave_up[2].1.contains("stopped answering"), "{gave_up:?}");
+        assert!(gave_up[3].1.contains("stopped answering"), "{gave_up:?}");
     }
 
     #[test]
     fn raw_mode_watches_no_handshake() {
         let mut out = Output::new(Format::Text, Mode::Raw, true, false);
-        assert_eq!(notes(out.stats_lines(&sent(10))), (vec![], true));
         assert!(out.accepted_lines().lines.is_empty());
     }
 }

@@ -79,6 +79,13 @@ pub struct ReliableArgs {
     #[arg(long, value_name = "N", value_parser = value_parser!(u8).range(0..MAX_BUNDLE as i64),
           allow_negative_numbers = true)]
     pub redundancy: Option<u8>,
+
+    /// At the end of input (Ctrl-D, the end of a piped file) finish sending but go on receiving
+    /// until the peer finishes too, then leave (a half-close, as TCP's FIN): two piped sides
+    /// exchange everything. /quit and Ctrl-C still close at once [default: off: the end of input
+    /// closes the chat, as /quit].
+    #[arg(long)]
+    pub half_close: bool,
 }
 
 /// `--arq` values.
@@ -113,6 +120,7 @@ impl ReliableArgs {
             || self.linger.is_some()
             || self.window.is_some()
             || self.redundancy.is_some()
+            || self.half_close
     }
 
     /// The transport configuration these flags describe.
@@ -283,6 +291,7 @@ mod tests {
             linger: Some(Duration::from_secs(1)),
             window: Some(32),
             redundancy: Some(3),
+            half_close: true,
         };
         assert!(args.any_given());
         let config = args.config("me".into(), 1200).unwrap();

@@ -100,5 +100,7 @@ pub fn packet() -> impl Strategy<Value = Packet> {
         (cid(), proptest::option::of(ack())).prop_map(|(dst, ack)| Packet::Close { dst, ack }),
         // Small bundles: the bit-flip property visits every bit of every case.
         vec(data(), 1..4).prop_map(Packet::Bundle),
+        data().prop_map(Packet::Fin),
+        data().prop_map(Packet::Nick),
     ]
 }

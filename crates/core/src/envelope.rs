@@ -14,8 +14,9 @@ use crate::MAX_UDP_PAYLOAD;
 /// First two bytes of every udpchat datagram: ASCII "UC".
 pub const MAGIC: [u8; 2] = *b"UC";
 /// Protocol version this build speaks.
-/// Version 2 added the data token and the ack's delivered point and echo (issue 11).
-pub const VERSION: u8 = 2;
+/// Version 2 added the data token and the ack's delivered point and echo (issue 11); version 3
+/// the `Fin` and `Nick` packets (a half-close, and a nickname change in the session).
+pub const VERSION: u8 = 3;
 /// Bytes before the body: magic and version.
 pub const HEADER_LEN: usize = 3;
 /// Bytes after the body: the CRC-32.
@@ -166,8 +167,8 @@ mod tests {
     #[test]
     fn golden_raw_datagram() {
         let expected = [
-            0x55, 0x43, 0x02, 0x00, 0x07, 0x05, b'a', b'l', b'i', b'c', b'e', 0x02, b'h', b'i',
-            0x4c, 0xdf, 0x2c, 0x01,
+            0x55, 0x43, 0x03, 0x00, 0x07, 0x05, b'a', b'l', b'i', b'c', b'e', 0x02, b'h', b'i',
+            0x23, 0x93, 0x89, 0x9a,
         ];
         assert_eq!(hello_datagram(), expected);
     }
@@ -199,7 +200,7 @@ mod tests {
         });
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0x55, 0x43, 0x02, // magic "UC", version 2
+            0x55, 0x43, 0x03, // magic "UC", version 3
             0x03, // Packet variant 3: Data
             0xfd, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // dst: 0xfd + u64 LE
             0x05, // seq = 5
@@ -216,9 +217,41 @@ mod tests {
             0x07, // delivered = 7
             0xfc, 0xfe, 0xca, 0xad, 0x0b, // echo: 0xfc + u32 LE
             0x00, // ranges_delivered: false
-            0x15, 0x97, 0xea, 0xbd, // CRC-32
+            0xb4, 0x07, 0xfd, 0x55, // CRC-32
         ];
         assert_eq!(encode(&packet, 1200).unwrap(), expected);
+    }
+
+    /// The third worked example of docs/protocol.md: a `Fin` (a half-close) is a `Data` packet
+    /// of one empty fragment under its own kind.
+    #[test]
+    fn golden_fin_datagram() {
+        let packet = Packet::Fin(crate::packet::Data {
+            dst: crate::packet::ConnectionId(0x0102_0304_0506_0708),
+            seq: crate::packet::SeqNum(6),
+            message: 4,
+            fragment: 0,
+            fragments: 1,
+            token: 0xcafe_f00d,
+            payload: Vec::new(),
+            ack: None,
+        });
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0x55, 0x43, 0x03, // magic "UC", version 3
+            0x09, // Packet variant 9: Fin
+            0xfd, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // dst: 0xfd + u64 LE
+            0x06, // seq = 6
+            0x04, // message = 4
+            0x00, // fragment = 0
+            0x01, // fragments = 1
+            0xfc, 0x0d, 0xf0, 0xfe, 0xca, // token: 0xfc + u32 LE
+            0x00, // payload: length 0
+            0x00, // ack: None
+            0x24, 0x61, 0x4f, 0x48, // CRC-32
+        ];
+        assert_eq!(encode(&packet, 1200).unwrap(), expected);
+        assert_eq!(decode(expected).unwrap(), packet);
     }
 
     #[test]

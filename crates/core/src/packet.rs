@@ -4,8 +4,10 @@
 //! (`Hello`/`Welcome`) that exchanges random connection ids, `Data` carrying one fragment of one
 //! message with a piggybacked `Ack`, standalone `Ack`s, `Ping`/`Pong` keepalives and `Close`.
 //! `Bundle` carries a new `Data` packet together with copies of recent unacknowledged ones (opt-in
-//! redundancy for chat latency under loss); it is the last variant, so the older ones keep their
-//! wire tags.
+//! redundancy for chat latency under loss). `Fin` and `Nick` are session control carried in the
+//! data stream: each is a `Data` packet under its own kind, sequenced, acknowledged and resent
+//! like a chat line, so the peer acts on it exactly once and in order with the lines around it
+//! (wire version 3). New kinds go last, so the older ones keep their wire tags.
 //! Field semantics are specified in `docs/protocol.md`.
 
 use serde::{Deserialize, Serialize};
@@ -193,6 +195,15 @@ pub enum Packet {
     /// original sequence numbers, so the receiver's duplicate filter needs no change. Between 1
     /// and [`MAX_BUNDLE`] packets; the decoder refuses other counts.
     Bundle(Vec<Data>),
+    /// The sender has finished sending (a half-close, as TCP's FIN): a `Data` packet of one
+    /// empty fragment, sequenced after the sender's last message, so a receiver that has
+    /// delivered it in order has everything the sender will ever send. The sender keeps
+    /// receiving and acknowledging. Never carried in a `Bundle`.
+    Fin(Data),
+    /// The sender's new nickname: a `Data` packet whose message is the nickname in UTF-8,
+    /// sequenced with the chat lines, so the receiver shows the new name from the right line
+    /// on. Never carried in a `Bundle`.
+    Nick(Data),
 }
 
 /// The kind of a packet, for counters and traces.
@@ -216,6 +227,10 @@ pub enum PacketKind {
     Close,
     /// [`Packet::Bundle`]
     Bundle,
+    /// [`Packet::Fin`]
+    Fin,
+    /// [`Packet::Nick`]
+    Nick,
 }
 
 impl Packet {
@@ -231,6 +246,8 @@ impl Packet {
             Packet::Pong { .. } => PacketKind::Pong,
             Packet::Close { .. } => PacketKind::Close,
             Packet::Bundle(_) => PacketKind::Bundle,
+            Packet::Fin(_) => PacketKind::Fin,
+            Packet::Nick(_) => PacketKind::Nick,
         }
     }
 }

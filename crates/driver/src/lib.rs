@@ -11,7 +11,9 @@
 //! and every pending event to a [`Sink`]. It reads `Instant::now()`, which the state machines
 //! never do. When input ends (end of file, `/quit`, Ctrl-C in the binary) it calls `close` and
 //! keeps driving until the endpoint says it is closed, so whatever the mode promises to finish
-//! (nothing in raw mode; outstanding acks in reliable mode) gets finished.
+//! (nothing in raw mode; outstanding acks in reliable mode) gets finished. At end of input with
+//! a half-close ([`Input::Finish`]) it calls `finish` instead, and drives on while the peer
+//! still sends, until both sides have finished and the endpoint has closed.
 //!
 //! Socket errors do not end the chat: a failed send (e.g. `ECONNREFUSED` after an ICMP port
 //! unreachable, or no route) is reported to the sink and the loop goes on, as UDP would. Only a
@@ -44,6 +46,10 @@ pub enum Input {
     /// Stop sending and close; the driver returns once the endpoint has closed. A closed input
     /// channel means the same.
     Close,
+    /// We have finished sending (end of input with a half-close, [`Endpoint::finish`]): keep
+    /// receiving until the peer finishes too; the driver returns once the endpoint has closed.
+    /// A later [`Input::Close`] (Ctrl-C) still closes at once.
+    Finish,
 }
 
 /// Where the driver reports what happened. The binary prints; tests collect.
@@ -117,6 +123,7 @@ where
                 },
                 Some(Input::Nick(nick)) => sink.nick(&nick, endpoint.set_nick(&nick)),
                 Some(Input::Stats) => sink.stats(&endpoint.stats()),
+                Some(Input::Finish) => endpoint.finish(Instant::now()),
                 Some(Input::Close) | None => {
                     input_open = false;
                     endpoint.close(Instant::now());
@@ -254,12 +261,69 @@ mod tests {
         assert_eq!(
             b_sink.events[0],
             Event::Peer {
-                addr: a_sock.local_addr().unwrap()
+                addr: a_sock.local_addr().unwrap(),
+                nick: None,
             }
         );
         assert_eq!(a_sink.stats.len(), 1);
         assert_eq!(a_sink.stats[0].messages_sent, 3);
         assert_eq!(a_sink.events.last(), Some(&Event::Closed));
+        assert!(alice.is_closed() && bob.is_closed());
+    }
+
+    /// Both sides send, both finish (a half-close): each gets every line of the other's,
+    /// whichever finished first, and both drivers return.
+    #[tokio::test]
+    async fn with_a_half_close_both_sides_get_everything_then_return() {
+        use udpchat_reliable::{ReliableConfig, ReliableEndpoint};
+        let (a_sock, b_sock) = (loopback().await, loopback().await);
+        let mut alice = ReliableEndpoint::new(
+            ReliableConfig::default(),
+            Some(b_sock.local_addr().unwrap()),
+            1,
+        )
+        .unwrap();
+        let mut bob = ReliableEndpoint::new(ReliableConfig::default(), None, 2).unwrap();
+        let (a_tx, mut a_rx) = mpsc::channel(64);
+        let (b_tx, mut b_rx) = mpsc::channel(64);
+        for i in 0..20 {
+            a_tx.send(Input::Line(format!("a{i}"))).await.unwrap();
+        }
+        a_tx.send(Input::Finish).await.unwrap();
+        // Bob writes only once Alice's first line made her his peer, then finishes too.
+        let mut a_sink = Collect::new(0, None);
+        let mut b_sink = Collect::new(0, None);
+        let bob_lines = async {
+            for i in 0..20 {
+                b_tx.send(Input::Line(format!("b{i}"))).await.unwrap();
+            }
+            b_tx.send(Input::Finish).await.unwrap();
+        };
+        let both = async {
+            tokio::join!(run(&mut alice, &a_sock, &mut a_rx, &mut a_sink), async {
+                // Bob takes Alice's Hello first, so he has a peer before his lines (they
+                // would be refused before).
+                let mut hello = [0u8; 2048];
+                let (len, from) = b_sock.recv_from(&mut hello).await.unwrap();
+                bob.handle_datagram(Instant::now(), from, &hello[..len]);
+                bob_lines.await;
+                run(&mut bob, &b_sock, &mut b_rx, &mut b_sink).await
+            },)
+        };
+        let (a, b) = tokio::time::timeout(std::time::Duration::from_secs(20), both)
+            .await
+            .expect("both drivers should return");
+        a.unwrap();
+        b.unwrap();
+        let want = |p: &str| (0..20).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+        assert_eq!(b_sink.texts(), want("a"));
+        assert_eq!(a_sink.texts(), want("b"));
+        assert!(a_sink.events.contains(&Event::PeerFinished));
+        assert!(b_sink.events.contains(&Event::PeerFinished));
+        assert!(!a_sink
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Lost { .. })));
         assert!(alice.is_closed() && bob.is_closed());
     }
 

@@ -113,6 +113,10 @@ impl<E: Endpoint> Endpoint for Tapped<E> {
         self.inner.close(now);
     }
 
+    fn finish(&mut self, now: Instant) {
+        self.inner.finish(now);
+    }
+
     fn is_closed(&self) -> bool {
         self.inner.is_closed()
     }

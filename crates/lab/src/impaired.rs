@@ -134,6 +134,10 @@ impl<E: Endpoint> Endpoint for ImpairedEndpoint<E> {
         self.inner.close(now);
     }
 
+    fn finish(&mut self, now: Instant) {
+        self.inner.finish(now);
+    }
+
     /// Closed once the inner endpoint is and every delayed outgoing datagram has left.
     fn is_closed(&self) -> bool {
         self.inner.is_closed() && self.outgoing.is_empty()

@@ -277,7 +277,9 @@ impl PacketSummary {
     pub fn of(datagram: &[u8]) -> PacketSummary {
         match udpchat_core::decode(datagram) {
             Ok(Packet::Raw(m)) => PacketSummary::Raw { seq: m.seq },
-            Ok(Packet::Data(d)) => PacketSummary::Data {
+            // A Fin or Nick is a packet of the data stream under its own kind (its message is
+            // the transport's, not a line): summarised as the data it is sequenced with.
+            Ok(Packet::Data(d) | Packet::Fin(d) | Packet::Nick(d)) => PacketSummary::Data {
                 seq: d.seq.0,
                 message: d.message,
                 fragment: d.fragment,

@@ -59,6 +59,18 @@ pub fn describe(datagram: &[u8]) -> String {
             }
             Ok(())
         }
+        // Session control in the data stream: a data packet under its own kind (the nickname
+        // is the payload; its length is shown, as a line's).
+        Packet::Fin(d) => {
+            out.push_str("fin ");
+            data(&mut out, d);
+            Ok(())
+        }
+        Packet::Nick(d) => {
+            out.push_str("nick ");
+            data(&mut out, d);
+            Ok(())
+        }
         Packet::Bundle(items) => {
             let _ = write!(out, "bundle of {}:", items.len());
             for (i, d) in items.iter().enumerate() {

@@ -61,6 +61,11 @@ pub enum Event {
     Peer {
         /// The peer's address.
         addr: SocketAddr,
+        /// The peer's nickname, where the mode learns it with the session (reliable mode: in
+        /// the handshake). Raw mode learns it with each message instead. Unchecked text from
+        /// the network. Left out of the JSON when unknown.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nick: Option<String>,
     },
     /// One of our messages reached the peer's application: its transport handed it over (in
     /// order, where delivery is ordered), not only received it. Never reported on the word of an
@@ -98,6 +103,39 @@ pub enum Event {
     /// Reliable mode: the peer closed the session (it left). Messages of ours it had not
     /// acknowledged are reported `Lost` just before.
     PeerClosed,
+    /// Reliable mode: the peer has finished sending (its half-close, a `Fin`, sequenced after
+    /// its last message): everything it sent has been delivered, before this event, and
+    /// nothing more comes in this session. We may go on sending until we finish too.
+    PeerFinished,
+    /// Reliable mode: the peer changed its nickname. Sequenced with its messages: the ones
+    /// before this event were written under `old`, the ones after under `new`.
+    NickChanged {
+        /// The name it had. Unchecked text from the network, as `new`.
+        old: String,
+        /// The name it has from now on.
+        new: String,
+    },
+    /// Reliable mode: our `Hello` to `to` has had no answer, and went out again: `tries` is the
+    /// number of times it has been resent so far in this attempt; the next try follows after
+    /// `next_in` unless an answer comes first. The attempt ends with `Peer` (answered) or
+    /// `PeerUnreachable` (given up).
+    NoAnswer {
+        /// Where the `Hello`s go.
+        to: SocketAddr,
+        /// Resends so far, from 1.
+        tries: u32,
+        /// The wait before the next resend (the backed-off retransmission timeout).
+        #[serde(serialize_with = "serialize_duration_ms")]
+        next_in: Duration,
+    },
+    /// Reliable mode: a `Hello` carrying our own connection id arrived from `from`: our own
+    /// datagrams come back to us (the peer address is our own, or a relay points back at us).
+    /// It is not answered, so we never chat with ourselves, and the handshake to that address
+    /// is given up (its messages reported `Lost`); a line sent later tries again.
+    TalkingToSelf {
+        /// Where our own `Hello` came back from.
+        from: SocketAddr,
+    },
     /// Reliable mode: someone other than the peer tried to open a session, and was refused
     /// because this endpoint already talks to `peer` (a listener is taken by the first `Hello`;
     /// with `--peer`, only that address is taken). Its `Hello` is also reported as `Dropped`
@@ -136,6 +174,10 @@ fn serialize_opt_duration_ms<S: serde::Serializer>(
     }
 }
 
+fn serialize_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_micros() as f64 / 1000.0)
+}
+
 /// Why a message could not be accepted for sending.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SendError {
@@ -158,8 +200,8 @@ pub enum SendError {
 /// Why the nickname could not be changed mid-session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum NickError {
-    /// This mode sends the nickname only at the start (reliable mode: in the handshake) or not
-    /// at all (`--plain`), so the peer would never see a change.
+    /// This mode does not send the nickname at all (`--plain`), so the peer would never see a
+    /// change.
     #[error("this mode cannot change the nickname mid-session; restart with --nick NAME")]
     Unsupported,
 }
@@ -274,6 +316,12 @@ pub trait Endpoint {
     fn poll_event(&mut self) -> Option<Event>;
     /// Starts closing: no more `send`s; finishes what the mode promises to finish.
     fn close(&mut self, now: Instant);
+    /// We have finished sending (a half-close, as TCP's FIN): no more `send`s, but the peer may
+    /// go on sending, and we go on receiving, until it finishes too; then the endpoint closes.
+    /// The default is [`Endpoint::close`]: a mode without a half-close closes.
+    fn finish(&mut self, now: Instant) {
+        self.close(now);
+    }
     /// True once closing has finished and there is nothing left to transmit.
     fn is_closed(&self) -> bool;
     /// Where datagrams go, once known.
@@ -314,6 +362,9 @@ impl<E: Endpoint + ?Sized> Endpoint for Box<E> {
     }
     fn close(&mut self, now: Instant) {
         (**self).close(now)
+    }
+    fn finish(&mut self, now: Instant) {
+        (**self).finish(now)
     }
     fn is_closed(&self) -> bool {
         (**self).is_closed()

@@ -157,7 +157,10 @@ impl RawEndpoint {
     fn learn_peer(&mut self, from: SocketAddr) {
         if self.peer.is_none() {
             self.peer = Some(from);
-            self.events.push_back(Event::Peer { addr: from });
+            self.events.push_back(Event::Peer {
+                addr: from,
+                nick: None,
+            });
         }
     }
 
@@ -432,7 +435,10 @@ mod tests {
         assert_eq!(
             events(&mut bob),
             vec![
-                Event::Peer { addr: addr(ALICE) },
+                Event::Peer {
+                    addr: addr(ALICE),
+                    nick: None
+                },
                 Event::Message {
                     from: addr(ALICE),
                     nick: "alice".into(),
@@ -684,7 +690,13 @@ mod tests {
             })
             .collect();
         assert_eq!(texts, vec!["café \u{fffd}\u{fffd} ok", "two\nlines", ""]);
-        assert_eq!(got[0], Event::Peer { addr: addr(ALICE) });
+        assert_eq!(
+            got[0],
+            Event::Peer {
+                addr: addr(ALICE),
+                nick: None
+            }
+        );
         // Numbered accounting does not apply to plain datagrams.
         assert_eq!(bob.stats().gaps + bob.stats().duplicates, 0);
     }

@@ -248,11 +248,6 @@ impl Screen {
             // in `chat_loop`, so waiting for room in its channel would wait forever. Every poll
             // empties the channel, except once the driver closes and stops reading it.
             Effect::Send(text) => {
-                // Counters first, taken just before the line is sent: if the line opens a new
-                // session, the model counts the handshake's retries from them (see
-                // `Model::record_send`). The driver takes inputs in order, so nothing of the
-                // line's own can be in them.
-                let _ = self.inputs.try_send(Input::Stats);
                 if self.inputs.try_send(Input::Line(text)).is_err() {
                     self.model
                         .notice(NoticeKind::Error, "not sent: the chat is closing".into());

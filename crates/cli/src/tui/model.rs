@@ -295,7 +295,7 @@ pub struct Model {
     held: HashMap<Flood, u64>,
     /// Gap notices that a late message may still make untrue, oldest first.
     open_gaps: VecDeque<OpenGap>,
-    /// Reliable mode: what the handshakes are doing, from the counters.
+    /// Reliable mode: what the handshakes are doing, from the transport's events.
     handshake: HandshakeWatch,
     /// The notice counting the retries of the handshake in progress, by absolute index.
     retry_notice: Option<u64>,
@@ -683,8 +683,7 @@ impl Model {
     }
 
     /// A line was accepted after the session ended: the transport opens a new session to the
-    /// same address for it (see "How a chat ends" in the README). The runtime asks for the
-    /// counters just before every line, so the watch counts this handshake's retries from them.
+    /// same address for it (see "How a chat ends" in the README).
     fn reopen(&mut self) {
         self.conn = ConnState::Connecting;
         self.retry_notice = None;
@@ -692,13 +691,9 @@ impl Model {
         self.notice(NoticeKind::Info, text);
     }
 
-    /// While connecting, turns the counters into news: one notice, updated in place, says how
-    /// many times the handshake was retried without an answer.
-    fn count_retries(&mut self) {
-        let Some(retries) = self.handshake.counters(self.stats.datagrams_sent) else {
-            return;
-        };
-        let text = notice::no_answer_text(&self.peer_text(), retries);
+    /// A handshake retry (the transport's `NoAnswer`, worded by `notice`): one notice, updated
+    /// in place, says how many times the handshake was retried without an answer.
+    fn count_retry(&mut self, text: String) {
         let updated = self
             .retry_notice
             .is_some_and(|index| self.set_notice_text(index, text.clone()));
@@ -724,14 +719,11 @@ impl Model {
                 );
             }
             Err(NickError::Unsupported) => {
-                let why = match self.info.mode {
-                    Mode::Reliable => "the nickname travels in the reliable handshake",
-                    Mode::Raw => "plain datagrams carry no nickname",
-                };
                 self.notice(
                     NoticeKind::Error,
                     format!(
-                        "cannot change the nickname mid-session: {why}; restart with --nick {nick}"
+                        "cannot change the nickname: plain datagrams carry no nickname; restart \
+                         without --plain and with --nick {nick}"
                     ),
                 );
             }
@@ -742,7 +734,6 @@ impl Model {
     /// `/stats` asked for them.
     pub fn set_stats(&mut self, stats: Stats) {
         self.stats = stats;
-        self.count_retries();
         if std::mem::take(&mut self.stats_wanted) {
             let table = self.stats_table();
             self.push(table);
@@ -802,6 +793,10 @@ impl Model {
         else {
             let notice = self.describe(&event);
             self.update(&event);
+            if let (Event::NoAnswer { .. }, Some(notice)) = (&event, &notice) {
+                self.count_retry(notice.text.clone());
+                return;
+            }
             if let Some(index) = notice.and_then(|notice| self.show(notice)) {
                 if let Event::Gap { from, first, last } = event {
                     self.open_gap(from, first, last, index);
@@ -848,9 +843,14 @@ impl Model {
             }
         }
         match *event {
-            Event::Peer { addr } => {
+            Event::Peer { addr, ref nick } => {
                 if self.peer != Some(addr) {
                     self.peer_nick = None;
+                }
+                // Reliable mode knows the nickname from the handshake: the status bar shows it
+                // at once, not only with the first message.
+                if let Some(nick) = nick.as_deref().filter(|n| !n.is_empty()) {
+                    self.peer_nick = Some(untrusted::nick(nick));
                 }
                 self.peer = Some(addr);
                 if !matches!(self.conn, ConnState::Closing | ConnState::Closed) {
@@ -885,6 +885,13 @@ impl Model {
             }
             Event::PeerClosed => {}
             Event::Closed => self.conn = ConnState::Closed,
+            Event::NickChanged { ref new, .. } => self.peer_nick = Some(untrusted::nick(new)),
+            // The notice says it; the session goes on (we may still send), or was given up.
+            // The transport gave the handshake up: nobody is there but us.
+            Event::TalkingToSelf { .. } if self.conn == ConnState::Connecting => {
+                self.conn = ConnState::Unreachable;
+            }
+            Event::PeerFinished | Event::NoAnswer { .. } | Event::TalkingToSelf { .. } => {}
             Event::Message { .. }
             | Event::Gap { .. }
             | Event::Duplicate { .. }
@@ -1510,7 +1517,10 @@ mod tests {
     fn connection_state_follows_the_events() {
         let mut m = model(Mode::Reliable);
         assert_eq!(m.conn(), ConnState::Connecting);
-        m.apply_event(Event::Peer { addr: addr(4000) });
+        m.apply_event(Event::Peer {
+            addr: addr(4000),
+            nick: None,
+        });
         assert_eq!(m.conn(), ConnState::Connected);
         m.apply_event(Event::PeerUnreachable);
         assert_eq!(m.conn(), ConnState::Unreachable);
@@ -1522,7 +1532,10 @@ mod tests {
     #[test]
     fn after_the_peer_left_the_next_line_opens_a_new_session_and_says_so() {
         let mut m = model(Mode::Reliable);
-        m.apply_event(Event::Peer { addr: addr(4000) });
+        m.apply_event(Event::Peer {
+            addr: addr(4000),
+            nick: None,
+        });
         m.apply_event(Event::PeerClosed);
         assert_eq!(m.conn(), ConnState::PeerLeft);
         let (kind, text, _) = last_notice(&m);
@@ -1531,36 +1544,23 @@ mod tests {
             text.contains("a line you send now opens a new session"),
             "{text}"
         );
-        // The runtime hands over the counters taken just before the line: 7 datagrams so far.
-        m.set_stats(Stats {
-            datagrams_sent: 7,
-            ..Stats::default()
-        });
         m.record_send("anyone?".into(), Ok(MessageId(0)));
         assert_eq!(m.conn(), ConnState::Connecting);
         assert!(last_notice(&m)
             .1
             .starts_with("opening a new session to 127.0.0.1:4000 for this line"));
         assert_eq!(mine(&m), vec![("anyone?".into(), Delivery::Sending)]);
-        // One Hello is no retry; three more are.
-        m.set_stats(Stats {
-            datagrams_sent: 8,
-            ..Stats::default()
-        });
+        // The transport reports each retry.
         assert_eq!(m.handshake_retries(), 0);
-        m.set_stats(Stats {
-            datagrams_sent: 11,
-            ..Stats::default()
-        });
+        for tries in 1..=3 {
+            m.apply_event(no_answer(tries));
+        }
         assert_eq!(m.handshake_retries(), 3);
         assert_eq!(
             last_notice(&m).1,
             "no answer from 127.0.0.1:4000 yet, retrying (3)"
         );
-        m.set_stats(Stats {
-            datagrams_sent: 12,
-            ..Stats::default()
-        });
+        m.apply_event(no_answer(4));
         let notices = m
             .history()
             .filter(|e| matches!(e, Entry::Notice { text, .. } if text.starts_with("no answer")))
@@ -1583,23 +1583,34 @@ mod tests {
     #[test]
     fn a_peer_that_answers_late_is_reported_as_such() {
         let mut m = model(Mode::Reliable);
-        m.set_stats(Stats {
-            datagrams_sent: 3,
-            ..Stats::default()
-        });
+        m.apply_event(no_answer(1));
+        m.apply_event(no_answer(2));
         assert_eq!(m.handshake_retries(), 2);
-        m.apply_event(Event::Peer { addr: addr(4000) });
+        m.apply_event(Event::Peer {
+            addr: addr(4000),
+            nick: Some("bob".into()),
+        });
         assert_eq!(m.conn(), ConnState::Connected);
         assert_eq!(m.handshake_retries(), 0);
+        // Named as soon as the handshake is done, before any message.
+        assert_eq!(m.peer_nick.as_deref(), Some("bob"));
         assert!(m.history().any(|e| matches!(e, Entry::Notice { text, .. }
             if text == "127.0.0.1:4000 answered after 2 retries")));
-        // Connected, the counters mean data, not Hellos: no more retry notices.
-        m.set_stats(Stats {
-            datagrams_sent: 30,
-            ..Stats::default()
+        // The peer renames itself mid-session.
+        m.apply_event(Event::NickChanged {
+            old: "bob".into(),
+            new: "robert".into(),
         });
-        assert!(!m.history().any(|e| matches!(e, Entry::Notice { text, .. }
-            if text.contains("retrying"))));
+        assert_eq!(m.peer_nick.as_deref(), Some("robert"));
+        assert_eq!(last_notice(&m).1, "bob is now known as robert");
+    }
+
+    fn no_answer(tries: u32) -> Event {
+        Event::NoAnswer {
+            to: addr(4000),
+            tries,
+            next_in: Duration::from_secs(1),
+        }
     }
 
     #[test]

@@ -1009,12 +1009,26 @@ mod tests {
     }
 
     #[test]
+    fn the_status_bar_names_the_peer_as_soon_as_the_handshake_is_done() {
+        let mut m = model(Mode::Reliable);
+        m.apply_event(udpchat_reliable::Event::Peer {
+            addr: "127.0.0.1:4000".parse().unwrap(),
+            nick: Some("bob".into()),
+        });
+        let status = status_rows(&render(&mut m, 80, 24), 2);
+        assert!(status.contains("bob @ 127.0.0.1:4000"), "{status}");
+    }
+
+    #[test]
     fn the_status_bar_counts_unanswered_handshakes() {
         let mut m = model(Mode::Reliable);
-        m.set_stats(Stats {
-            datagrams_sent: 4,
-            ..Stats::default()
-        });
+        for tries in 1..=3 {
+            m.apply_event(udpchat_reliable::Event::NoAnswer {
+                to: "127.0.0.1:4000".parse().unwrap(),
+                tries,
+                next_in: std::time::Duration::from_secs(1),
+            });
+        }
         let rows = render(&mut m, 100, 24);
         let status = status_rows(&rows, 2);
         assert!(

@@ -317,7 +317,10 @@ mod tests {
                 ms(at),
                 TraceEvent::App {
                     side: Side::A,
-                    event: Event::Peer { addr: ADDR_B },
+                    event: Event::Peer {
+                        addr: ADDR_B,
+                        nick: None,
+                    },
                 },
             ));
         }

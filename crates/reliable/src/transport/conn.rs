@@ -17,8 +17,20 @@
 //! reported lost, its partial data discarded, both sides take fresh ids, and the new session
 //! starts from sequence number 0, so nothing of the old one can be mixed in.
 //!
-//! **States.** Idle, Handshaking, Established, Closing and Closed, each with its own data, and
-//! one place that changes them and refuses moves the protocol does not have (`conn/state.rs`).
+//! **States.** Idle, Handshaking, Established, HalfClosed, Closing and Closed, each with its own
+//! data, and one place that changes them and refuses moves the protocol does not have
+//! (`conn/state.rs`).
+//!
+//! **Half-close and nickname changes.** Session control that must take effect at a point in the
+//! conversation travels in the data stream, as a message under its own packet kind: `Fin` (we
+//! have finished sending, [`Endpoint::finish`]) and `Nick` (our new nickname,
+//! [`Endpoint::set_nick`]). Each is sequenced, acknowledged and resent like a chat line, so the
+//! peer acts on it once, after the lines sent before it. Their message numbers count down from
+//! `u64::MAX`, so the application's own messages stay numbered 0, 1, 2, … with no holes, and
+//! their deliveries and losses are the transport's business, never reported as a message's.
+//! A `Fin` counts once it and everything before it has been delivered: then the peer has
+//! finished ([`Event::PeerFinished`]). When both sides have finished and everything we sent is
+//! acknowledged, the session closes with `Close`, as after `close`, but with no linger deadline.
 //!
 //! **Timers.** The handshake is resent on the retransmission timeout; data has its own timeout
 //! and fast retransmit (see [`Sender`]); acks may wait `max_ack_delay`; a `Ping` goes out after
@@ -33,26 +45,27 @@
 //! them: [`Sender::redundant_copies`]). The receiver takes each packet of a bundle as if it had
 //! arrived alone, so a copy that arrives before its original simply is that packet.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use udpchat_core::{
-    decode, encode_into, Ack, ConnectionId, Data, DecodeError, Hello, Packet, PacketKind, Welcome,
+    decode, encode_into, Ack, ConnectionId, Data, DecodeError, Hello, Packet, PacketKind, SeqNum,
+    Welcome,
 };
 
 use super::config::{ConfigError, ReliableConfig};
 use super::fragment::Fragment;
 use super::receiver::{Arrival, Receiver};
 use super::sender::{BadAck, Outgoing, Sender, TimeoutOutcome};
-use crate::endpoint::{DropCause, Endpoint, Event, MessageId, SendError, Stats};
+use crate::endpoint::{DropCause, Endpoint, Event, MessageId, NickError, SendError, Stats};
 
 mod state;
 mod timer;
 
-use state::{CloseReason, Established, Handshake, Next, RestartProbe, Session, State};
+use state::{CloseReason, Established, Handshake, Next, RestartProbe, Session, Side, State};
 use timer::{Timer, TimerTable};
 
 /// How many retired connection ids (ours and the peer's) we remember to tell stale from foreign.
@@ -70,6 +83,15 @@ const RESTART_PROBE_RTOS: u32 = 3;
 /// For how many distinct addresses a refused `Hello` is reported as [`Event::TurnedAway`]: a
 /// few tell the user what happened; a flood from many source ports is only counted.
 const TURNED_AWAY_REPORTS: usize = 16;
+
+/// Where the peer's `Fin` is: not seen, delivered at this sequence number but not yet counted
+/// (in unordered delivery, data sent before it may still be missing), or reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerFin {
+    NotYet,
+    Delivered(SeqNum),
+    Reported,
+}
 
 /// Control packets waiting to go out; built with the ids current at transmission time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +131,18 @@ pub struct ReliableEndpoint {
     last_sent: Option<Instant>,
     /// The addresses already reported as [`Event::TurnedAway`] (at most [`TURNED_AWAY_REPORTS`]).
     turned_away: Vec<SocketAddr>,
+    /// Our session control messages in the data stream (`Fin`, `Nick`) by message number, until
+    /// delivered or lost: sent under their own packet kind, never reported as messages.
+    control_out: BTreeMap<u64, PacketKind>,
+    /// The next control message's number, counted down from `u64::MAX`.
+    next_control: u64,
+    /// The peer's control messages that arrived and wait to be delivered in order: their kind
+    /// and their packet's sequence number. At most a receive window of them.
+    control_in: BTreeMap<u64, (PacketKind, SeqNum)>,
+    /// The peer's `Fin` in this session.
+    peer_fin: PeerFin,
+    /// Our own `Hello` came back to us, and was reported ([`Event::TalkingToSelf`]).
+    self_talk_reported: bool,
 }
 
 impl ReliableEndpoint {
@@ -143,6 +177,11 @@ impl ReliableEndpoint {
             next_message: 0,
             last_sent: None,
             turned_away: Vec::new(),
+            control_out: BTreeMap::new(),
+            next_control: u64::MAX,
+            control_in: BTreeMap::new(),
+            peer_fin: PeerFin::NotYet,
+            self_talk_reported: false,
         };
         if peer.is_some() {
             endpoint.start_handshake(false);
@@ -210,16 +249,51 @@ impl ReliableEndpoint {
             now,
         )));
         self.peer_addr = Some(from);
-        self.peer_nick = peer.nick;
+        let old = std::mem::replace(&mut self.peer_nick, peer.nick.clone());
         self.sender.set_peer_window(peer.window);
         if !restart {
-            self.events.push_back(Event::Peer { addr: from });
+            self.events.push_back(Event::Peer {
+                addr: from,
+                nick: Some(peer.nick),
+            });
+        } else if old != peer.nick {
+            self.events.push_back(Event::NickChanged {
+                old,
+                new: peer.nick,
+            });
+        }
+    }
+
+    /// Our input is over (`finish` was called, or `close`): a session that ends now leaves
+    /// nothing for us to do, so the endpoint closes rather than waits for a new one.
+    fn finishing(&self) -> bool {
+        self.state.is_closing()
+            || matches!(self.state.half_closed(), Some(Side::Local | Side::Both))
+    }
+
+    /// Queues a control message (`Fin`, `Nick`) in the data stream; false if it does not fit.
+    fn push_control(&mut self, kind: PacketKind, bytes: &[u8]) -> bool {
+        let id = self.next_control;
+        if self.sender.push(MessageId(id), bytes).is_err() {
+            return false;
+        }
+        self.next_control -= 1;
+        self.control_out.insert(id, kind);
+        true
+    }
+
+    /// A new session replaced one in which we had finished: our `Fin` goes again, unless it
+    /// was never sent (then it moved to the new session with the rest of the unsent data).
+    fn refinish_after_restart(&mut self) {
+        let fin_queued = self.control_out.values().any(|k| *k == PacketKind::Fin);
+        if self.state.half_closed() == Some(Side::Local) && !fin_queued {
+            self.push_control(PacketKind::Fin, &[]);
         }
     }
 
     /// The session is over without `close`: → Idle, or, if we were closing, → Closed.
     fn session_over(&mut self, now: Instant, why: CloseReason) {
-        if self.state.is_closing() {
+        if self.finishing() {
             self.finish_close(now, why);
         } else {
             self.state.move_to(Next::Idle);
@@ -265,6 +339,8 @@ impl ReliableEndpoint {
         Self::retire(&mut self.retired_local, self.local_id);
         self.local_id = ConnectionId(self.rng.next_u64());
         self.receiver = Receiver::new(&self.config);
+        self.control_in.clear();
+        self.peer_fin = PeerFin::NotYet;
         self.control.retain(|c| matches!(c, Control::Close(..)));
         if keep_unsent {
             self.sender.restart_session()
@@ -275,6 +351,10 @@ impl ReliableEndpoint {
 
     fn report_lost(&mut self, lost: Vec<MessageId>) {
         for id in lost {
+            // A control message is the transport's own: the application never sent it.
+            if self.control_out.remove(&id.0).is_some() {
+                continue;
+            }
             self.stats.messages_lost += 1;
             self.events.push_back(Event::Lost { id });
         }
@@ -288,6 +368,10 @@ impl ReliableEndpoint {
     }
 
     fn on_hello(&mut self, now: Instant, from: SocketAddr, hello: Hello) {
+        if hello.src == self.local_id || self.retired_local.contains(&hello.src) {
+            self.own_hello(now, from);
+            return;
+        }
         if self.retired_peer.contains(&hello.src) {
             self.drop_datagram(
                 from,
@@ -327,6 +411,7 @@ impl ReliableEndpoint {
                 self.report_lost(lost);
                 self.events.push_back(Event::PeerRestarted);
                 self.established(now, from, hello.src, peer);
+                self.refinish_after_restart();
                 self.control.push_back(Control::Welcome);
             }
             Some(_) => {
@@ -349,6 +434,28 @@ impl ReliableEndpoint {
                 self.established(now, from, hello.src, peer);
                 self.control.push_back(Control::Welcome);
             }
+        }
+    }
+
+    /// One of our own `Hello`s came back (from `from`): our datagrams loop back to us. Never
+    /// answered (we would chat with ourselves). A handshake to that address is given up at
+    /// once, since only our own echo will ever answer it: its queued messages are reported
+    /// lost, as when a peer is unreachable. Reported for each attempt given up (each is one we
+    /// made), and otherwise once, so replayed copies cannot flood the application.
+    fn own_hello(&mut self, now: Instant, from: SocketAddr) {
+        self.drop_datagram(
+            from,
+            DropCause::Foreign,
+            "our own Hello came back: our datagrams loop back to us".into(),
+        );
+        let give_up = self.state.handshake().is_some() && Some(from) == self.peer_addr;
+        if !std::mem::replace(&mut self.self_talk_reported, true) || give_up {
+            self.events.push_back(Event::TalkingToSelf { from });
+        }
+        if give_up {
+            let lost = self.end_session(false);
+            self.report_lost(lost);
+            self.session_over(now, CloseReason::PeerUnreachable);
         }
     }
 
@@ -523,6 +630,9 @@ impl ReliableEndpoint {
         match self.sender.on_ack(now, ack) {
             Ok(outcome) => {
                 for (id, rtt) in outcome.delivered {
+                    if self.control_out.remove(&id.0).is_some() {
+                        continue;
+                    }
                     self.stats.messages_delivered += 1;
                     self.events.push_back(Event::Delivered { id, rtt });
                 }
@@ -569,13 +679,7 @@ impl ReliableEndpoint {
                 }
                 self.stats.dropped_malformed += u64::from(malformed);
                 for (number, bytes) in messages {
-                    self.stats.messages_received += 1;
-                    self.events.push_back(Event::Message {
-                        from,
-                        nick: self.peer_nick.clone(),
-                        seq: Some(number),
-                        text: String::from_utf8_lossy(&bytes).into_owned(),
-                    });
+                    self.delivered_message(from, number, bytes);
                 }
                 true
             }
@@ -593,6 +697,68 @@ impl ReliableEndpoint {
                 );
                 false
             }
+        }
+    }
+
+    /// Hands one message of the peer's, complete and in order, to the application: a chat line
+    /// as `Message`; a control message acted on.
+    fn delivered_message(&mut self, from: SocketAddr, number: u64, bytes: Vec<u8>) {
+        match self.control_in.remove(&number) {
+            Some((PacketKind::Fin, seq)) => self.peer_fin = PeerFin::Delivered(seq),
+            Some((PacketKind::Nick, _)) => {
+                let new = String::from_utf8_lossy(&bytes).into_owned();
+                let old = std::mem::replace(&mut self.peer_nick, new.clone());
+                self.events.push_back(Event::NickChanged { old, new });
+            }
+            _ => {
+                self.stats.messages_received += 1;
+                self.events.push_back(Event::Message {
+                    from,
+                    nick: self.peer_nick.clone(),
+                    seq: Some(number),
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                });
+            }
+        }
+    }
+
+    /// Takes a `Fin` or `Nick`: noted by message number, then taken as data, so it is
+    /// delivered in order with the rest. At most a receive window of them wait at once (a
+    /// sender cannot have more in flight).
+    fn on_control_data(&mut self, now: Instant, from: SocketAddr, kind: PacketKind, data: Data) {
+        let message = data.message;
+        let fresh = !self.control_in.contains_key(&message);
+        if fresh && self.control_in.len() >= self.config.window as usize {
+            self.drop_datagram(
+                from,
+                DropCause::Malformed,
+                format!("{kind:?} beyond the receive window"),
+            );
+            return;
+        }
+        self.control_in.insert(message, (kind, data.seq));
+        if !self.on_data(now, from, data, false) && fresh {
+            self.control_in.remove(&message);
+        }
+    }
+
+    /// The peer's `Fin` counts once everything before it has been delivered: then the peer
+    /// has finished, and if we had too, the session closes once all we sent is acknowledged.
+    fn check_peer_finished(&mut self) {
+        let PeerFin::Delivered(seq) = self.peer_fin else {
+            return;
+        };
+        if self.receiver.delivered() <= seq {
+            return;
+        }
+        self.peer_fin = PeerFin::Reported;
+        self.events.push_back(Event::PeerFinished);
+        // Tell the peer soon that its Fin arrived: it may be waiting for just that to close.
+        self.receiver.request_ack();
+        match self.state.half_closed() {
+            Some(Side::Local) => self.state.move_to(Next::HalfClosed(Side::Both)),
+            None if !self.state.is_closing() => self.state.move_to(Next::HalfClosed(Side::Peer)),
+            _ => {}
         }
     }
 
@@ -626,9 +792,14 @@ impl ReliableEndpoint {
         if let Some(ack) = &ack {
             self.on_ack(now, from, ack);
         }
+        // Both had finished: the peer's Close is the session's normal end, not the peer
+        // leaving in the middle.
+        let both_finished = self.state.half_closed() == Some(Side::Both);
         let lost = self.end_session(false);
         self.report_lost(lost);
-        self.events.push_back(Event::PeerClosed);
+        if !both_finished {
+            self.events.push_back(Event::PeerClosed);
+        }
         self.session_over(now, CloseReason::PeerClosed);
     }
 
@@ -653,7 +824,8 @@ impl ReliableEndpoint {
     }
 
     fn check_close_done(&mut self, now: Instant) {
-        if self.state.is_closing() && self.sender.all_delivered() {
+        let done = self.state.is_closing() || self.state.half_closed() == Some(Side::Both);
+        if done && self.sender.all_delivered() {
             self.finish_close(now, CloseReason::Finished);
         }
     }
@@ -714,13 +886,20 @@ impl ReliableEndpoint {
         }
         let peer_id = session.peer_id;
         if let Some(out) = self.sender.next_packet(now) {
-            return Some(Packet::Data(data_packet(peer_id, out)));
+            let kind = self.control_out.get(&out.fragment.message).copied();
+            let data = data_packet(peer_id, out);
+            return Some(match kind {
+                Some(PacketKind::Fin) => Packet::Fin(data),
+                Some(PacketKind::Nick) => Packet::Nick(data),
+                _ => Packet::Data(data),
+            });
         }
         // The sender's budget counts each copy at its worst-case size, envelope included, so
         // only the bundle's count byte needs room of its own.
         let tail = self
             .sender
             .tail_copies(now, self.config.max_datagram.saturating_sub(1));
+        let tail = self.without_control(tail);
         if !tail.is_empty() {
             let seqs: Vec<_> = tail.iter().map(|c| c.seq).collect();
             self.sender.copies_sent(now, &seqs, true);
@@ -741,7 +920,7 @@ impl ReliableEndpoint {
     fn piggyback_ack(&self, now: Instant, packet: &mut Packet) -> bool {
         let carrier = match packet {
             Packet::Ack { .. } => return true,
-            Packet::Data(data) => Some(data),
+            Packet::Data(data) | Packet::Fin(data) | Packet::Nick(data) => Some(data),
             Packet::Bundle(items) => items.first_mut(),
             _ => None,
         };
@@ -760,7 +939,7 @@ impl ReliableEndpoint {
     /// covers them (trimming here would break the echo).
     fn shrink(packet: &mut Packet, acked: bool) -> bool {
         match packet {
-            Packet::Data(data) => {
+            Packet::Data(data) | Packet::Fin(data) | Packet::Nick(data) => {
                 data.ack = None;
                 false
             }
@@ -781,6 +960,7 @@ impl ReliableEndpoint {
         // its payload plus `udpchat_core::max_data_overhead()`, which is what the sender budgets.
         let room = self.config.max_datagram.saturating_sub(len + 1);
         let copies = self.sender.redundant_copies(now, data.seq, room);
+        let copies = self.without_control(copies);
         if copies.is_empty() {
             return None;
         }
@@ -795,6 +975,15 @@ impl ReliableEndpoint {
         }
         self.sender.copies_sent(now, &seqs, false);
         Some(bundle)
+    }
+
+    /// Redundant copies, less those of control messages: a `Bundle` holds only `Data`, and
+    /// a control message is rare enough to rely on resends alone.
+    fn without_control(&self, copies: Vec<Outgoing>) -> Vec<Outgoing> {
+        copies
+            .into_iter()
+            .filter(|c| !self.control_out.contains_key(&c.fragment.message))
+            .collect()
     }
 
     /// `poll_transmit`: the next packet, sized to fit, encoded once into `buf`.
@@ -863,6 +1052,11 @@ impl ReliableEndpoint {
                 }
             }
             Packet::Bundle(items) => self.on_bundle(now, from, items),
+            Packet::Fin(data) | Packet::Nick(data) => {
+                if self.in_session(now, from, data.dst, kind) {
+                    self.on_control_data(now, from, kind, data);
+                }
+            }
             Packet::Ack { dst, ack } => {
                 if self.in_session(now, from, dst, kind) {
                     self.on_ack(now, from, &ack);
@@ -886,6 +1080,7 @@ impl ReliableEndpoint {
                 }
             }
         }
+        self.check_peer_finished();
         self.check_close_done(now);
     }
 
@@ -988,7 +1183,7 @@ impl ReliableEndpoint {
             // Nobody answered our greeting: it was a stray datagram. Listen again (or, if we
             // were closing, there is nobody to wait for).
             self.control.retain(|c| *c != Control::Hello);
-            if self.state.is_closing() {
+            if self.finishing() {
                 self.finish_close(now, CloseReason::Finished);
             } else {
                 self.state.move_to(Next::Idle);
@@ -1004,6 +1199,15 @@ impl ReliableEndpoint {
                 handshake.resent = true;
             }
             self.control.push_back(Control::Hello);
+            // A greeting is the transport's own guess (a listener answering stray traffic):
+            // nobody asked for it, so its silence is no news.
+            if let (false, Some(to)) = (greeting, self.peer_addr) {
+                self.events.push_back(Event::NoAnswer {
+                    to,
+                    tries: tries + 1,
+                    next_in: self.sender.rtt.rto(),
+                });
+            }
         }
     }
 }
@@ -1033,7 +1237,7 @@ fn data_packet(dst: ConnectionId, out: Outgoing) -> Data {
 impl Endpoint for ReliableEndpoint {
     fn send(&mut self, now: Instant, text: &str) -> Result<MessageId, SendError> {
         let _ = now;
-        if self.state.is_closed() || self.state.is_closing() {
+        if self.state.is_closed() || self.finishing() {
             return Err(SendError::Closed);
         }
         if text.len() > self.config.max_message {
@@ -1100,6 +1304,39 @@ impl Endpoint for ReliableEndpoint {
             self.check_close_done(now);
         }
         self.arm_timers();
+    }
+
+    fn finish(&mut self, now: Instant) {
+        if self.state.is_closed() || self.state.is_closing() {
+            return;
+        }
+        match self.state.half_closed() {
+            Some(Side::Local | Side::Both) => return,
+            Some(Side::Peer) => self.state.move_to(Next::HalfClosed(Side::Both)),
+            None if self.state.is_idle() => {
+                // No session: nobody to wait for.
+                self.finish_close(now, CloseReason::Finished);
+                self.arm_timers();
+                return;
+            }
+            None => self.state.move_to(Next::HalfClosed(Side::Local)),
+        }
+        self.push_control(PacketKind::Fin, &[]);
+        self.receiver.request_ack();
+        self.check_close_done(now);
+        self.arm_timers();
+    }
+
+    fn set_nick(&mut self, nick: &str) -> Result<(), NickError> {
+        self.config.nick = nick.to_owned();
+        // In a session the change travels in it, sequenced with our lines (after our Fin the
+        // peer shows nothing more of ours, so there is no point); otherwise the next Hello
+        // carries the new name.
+        if self.state.session().is_some() && !self.finishing() {
+            self.push_control(PacketKind::Nick, nick.as_bytes());
+            self.arm_timers();
+        }
+        Ok(())
     }
 
     fn is_closed(&self) -> bool {

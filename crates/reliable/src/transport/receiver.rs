@@ -252,6 +252,12 @@ impl Receiver {
         self.received.cumulative()
     }
 
+    /// Every packet below this has been delivered to the application (what `Ack::delivered`
+    /// says): a control message of the peer's counts once everything before it is delivered.
+    pub fn delivered(&self) -> SeqNum {
+        self.delivered
+    }
+
     /// True when an acknowledgement should go out now.
     pub fn wants_ack_now(&self) -> bool {
         self.ack_now

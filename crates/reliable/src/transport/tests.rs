@@ -941,6 +941,9 @@ fn hostile_packet(dst: ConnectionId) -> impl Strategy<Value = Packet> {
         );
     prop_oneof![
         data.clone().prop_map(Packet::Data),
+        // Session control in the data stream: a flood of them must stay bounded.
+        data.clone().prop_map(Packet::Fin),
+        data.clone().prop_map(Packet::Nick),
         proptest::collection::vec(data, 1..4).prop_map(Packet::Bundle),
         ack.clone().prop_map(move |ack| Packet::Ack { dst, ack }),
         Just(Packet::Ping { dst }),
@@ -1366,4 +1369,315 @@ fn an_endpoint_with_a_fixed_peer_names_the_stranger_it_refused() {
     pair.inject(Side::A, carol, &forged_hello(0xCA20));
     assert_eq!(turned_away(&pair.events_a), vec![(carol, addr_b)]);
     assert!(pair.run_until(Duration::from_secs(10), |p| p.a.is_established()));
+}
+
+fn named(nick: &str) -> ReliableConfig {
+    ReliableConfig {
+        nick: nick.into(),
+        ..patient()
+    }
+}
+
+fn peer_finished(events: &[(std::time::Instant, Event)]) -> usize {
+    Pair::count(events, |e| matches!(e, Event::PeerFinished))
+}
+
+/// Issue 11: two sides that both have lines to send, one finishing long before the other,
+/// exchange everything when each half-closes at the end of its input.
+#[test]
+fn with_half_close_both_sides_exchange_everything_under_loss() {
+    for seed in 0..6 {
+        let a = ReliableEndpoint::new(named("alice"), Some(addr(2000)), seed ^ 0xA).unwrap();
+        let b = ReliableEndpoint::new(named("bob"), None, seed ^ 0xB).unwrap();
+        let mut pair = Pair::with(a, b, Link::lossy(0.2, 0.05, 0.1, 0.02), seed);
+        let (from_a, early_b, late_b) = (lines("a", 40), lines("b", 30), lines("late b", 30));
+        send_all(&mut pair, Side::A, &from_a);
+        let now = pair.now;
+        pair.a.finish(now);
+        assert_eq!(pair.a.send(now, "too late"), Err(SendError::Closed));
+        assert!(pair.run_until(Duration::from_secs(60), |p| p.b.is_established()));
+        send_all(&mut pair, Side::B, &early_b);
+        // B learns that A finished only after every line of A's was shown to it.
+        assert!(
+            pair.run_until(Duration::from_secs(300), |p| peer_finished(&p.events_b)
+                == 1)
+        );
+        assert_eq!(Pair::messages(&pair.events_b), from_a, "seed {seed}");
+        // B keeps sending after A finished, then finishes too.
+        send_all(&mut pair, Side::B, &late_b);
+        let now = pair.now;
+        pair.b.finish(now);
+        assert!(
+            pair.run_until(Duration::from_secs(600), |p| p.a.is_closed()
+                && p.b.is_closed()),
+            "seed {seed}: both should close"
+        );
+        let all_b: Vec<String> = early_b.iter().chain(&late_b).cloned().collect();
+        assert_eq!(Pair::messages(&pair.events_a), all_b, "seed {seed}: B→A");
+        assert_eq!(peer_finished(&pair.events_a), 1, "seed {seed}");
+        for events in [&pair.events_a, &pair.events_b] {
+            assert_eq!(Pair::count(events, |e| matches!(e, Event::Lost { .. })), 0);
+            assert_eq!(Pair::count(events, |e| matches!(e, Event::PeerClosed)), 0);
+            assert!(matches!(events.last(), Some((_, Event::Closed))));
+        }
+        // Every application message was reported delivered, and nothing else (the Fins are
+        // the transport's own).
+        let ids = |n: u64| (0..n).map(MessageId).collect::<Vec<_>>();
+        let (mut da, mut db) = (delivered_ids(&pair.events_a), delivered_ids(&pair.events_b));
+        da.sort();
+        db.sort();
+        assert_eq!(da, ids(40), "seed {seed}");
+        assert_eq!(db, ids(60), "seed {seed}");
+    }
+}
+
+/// Without the half-close, the first side to finish closes: what the other had not sent yet
+/// is reported lost, never delivered (the central promise holds either way).
+#[test]
+fn a_full_close_while_the_peer_still_sends_reports_lost_never_delivered() {
+    let mut pair = Pair::new(patient(), Link::lossy(0.1, 0.05, 0.1, 0.0), 4);
+    send_all(&mut pair, Side::A, &lines("a", 5));
+    assert!(pair.run_until(Duration::from_secs(60), |p| p.b.is_established()));
+    let now = pair.now;
+    pair.a.close(now);
+    send_all(&mut pair, Side::B, &lines("b", 200));
+    assert!(pair.run_until(Duration::from_secs(600), |p| p.a.is_closed()
+        && Pair::count(&p.events_b, |e| matches!(e, Event::PeerClosed)) == 1));
+    let shown = Pair::messages(&pair.events_a);
+    let delivered = delivered_ids(&pair.events_b);
+    let lost = Pair::count(&pair.events_b, |e| matches!(e, Event::Lost { .. }));
+    assert!(lost > 0, "A left while B still had lines to send");
+    for id in &delivered {
+        assert!(
+            shown.contains(&format!("b line {}", id.0)),
+            "{id:?} delivered, not shown"
+        );
+    }
+    assert_eq!(delivered.len() + lost, 200);
+}
+
+#[test]
+fn finish_after_the_peer_finished_closes_once_all_is_acknowledged() {
+    let mut pair = Pair::new(patient(), Link::lossy(0.2, 0.0, 0.1, 0.0), 9);
+    send_all(&mut pair, Side::A, &lines("a", 3));
+    assert!(pair.run_until(Duration::from_secs(60), |p| p.b.is_established()));
+    let now = pair.now;
+    pair.b.finish(now); // B had nothing to say
+    assert!(
+        pair.run_until(Duration::from_secs(120), |p| peer_finished(&p.events_a)
+            == 1)
+    );
+    assert!(!pair.a.is_closed(), "A still has its input");
+    send_all(&mut pair, Side::A, &lines("more", 3));
+    let now = pair.now;
+    pair.a.finish(now);
+    assert!(pair.run_until(Duration::from_secs(300), |p| p.a.is_closed()
+        && p.b.is_closed()));
+    assert_eq!(Pair::messages(&pair.events_b).len(), 6);
+    assert_eq!(delivered_ids(&pair.events_a).len(), 6);
+}
+
+#[test]
+fn the_peer_event_names_the_peer_as_soon_as_the_handshake_is_done() {
+    let a = ReliableEndpoint::new(named("alice"), Some(addr(2000)), 1).unwrap();
+    let b = ReliableEndpoint::new(named("bob"), None, 2).unwrap();
+    let mut pair = Pair::with(a, b, Link::clean(10), 1);
+    assert!(pair.run_until(Duration::from_secs(5), |p| p.a.is_established()));
+    let peer = |events: &[(std::time::Instant, Event)]| {
+        events.iter().find_map(|(_, e)| match e {
+            Event::Peer { nick, .. } => Some(nick.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(peer(&pair.events_a), Some(Some("bob".to_owned())));
+    assert_eq!(peer(&pair.events_b), Some(Some("alice".to_owned())));
+}
+
+/// Issue 15: `/nick` mid-session in reliable mode travels in the session, sequenced with the
+/// lines, so the peer shows each line under the name it was written under.
+#[test]
+fn a_nickname_change_takes_effect_from_the_right_line_on() {
+    for seed in 0..4 {
+        let a = ReliableEndpoint::new(named("alice"), Some(addr(2000)), seed).unwrap();
+        let b = ReliableEndpoint::new(named("bob"), None, seed + 100).unwrap();
+        let mut pair = Pair::with(a, b, Link::lossy(0.25, 0.1, 0.2, 0.02), seed);
+        send_all(&mut pair, Side::A, &lines("before", 5));
+        pair.a.set_nick("alice2").unwrap();
+        send_all(&mut pair, Side::A, &lines("after", 5));
+        assert!(pair.run_until(Duration::from_secs(300), |p| {
+            delivered_ids(&p.events_a).len() == 10
+        }));
+        let mut seen = Vec::new();
+        for (_, e) in &pair.events_b {
+            match e {
+                Event::Message { nick, text, .. } => seen.push(format!("{nick}: {text}")),
+                Event::NickChanged { old, new } => seen.push(format!("{old} -> {new}")),
+                _ => {}
+            }
+        }
+        let mut want: Vec<String> = lines("before", 5)
+            .iter()
+            .map(|l| format!("alice: {l}"))
+            .collect();
+        want.push("alice -> alice2".into());
+        want.extend(lines("after", 5).iter().map(|l| format!("alice2: {l}")));
+        assert_eq!(seen, want, "seed {seed}");
+        // The change is the transport's own message: the application's stay numbered 0..10.
+        let mut ids = delivered_ids(&pair.events_a);
+        ids.sort();
+        assert_eq!(ids, (0..10).map(MessageId).collect::<Vec<_>>());
+        assert_eq!(pair.b.peer_nick(), "alice2");
+    }
+}
+
+/// Issue 15: each unanswered `Hello` is an event, so the interfaces need not guess.
+#[test]
+fn every_handshake_retry_is_reported_until_the_attempt_gives_up() {
+    let config = ReliableConfig::default();
+    let mut pair = Pair::new(config.clone(), Link::clean(10), 6);
+    pair.link_ab.loss = 1.0;
+    send_all(&mut pair, Side::A, &lines("hello?", 1));
+    assert!(pair.run_until(Duration::from_secs(600), |p| {
+        Pair::count(&p.events_a, |e| matches!(e, Event::PeerUnreachable)) == 1
+    }));
+    let tries: Vec<(u32, Duration)> = pair
+        .events_a
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::NoAnswer { to, tries, next_in } => {
+                assert_eq!(*to, addr(2000));
+                Some((*tries, *next_in))
+            }
+            _ => None,
+        })
+        .collect();
+    let counts: Vec<u32> = tries.iter().map(|t| t.0).collect();
+    assert_eq!(counts, (1..=config.max_retries).collect::<Vec<_>>());
+    // Backed off: each wait at least as long as the one before.
+    assert!(tries.windows(2).all(|w| w[0].1 <= w[1].1));
+    // An answered handshake reports no retry.
+    let mut clean = Pair::new(config, Link::clean(10), 6);
+    send_all(&mut clean, Side::A, &lines("hi", 1));
+    assert!(clean.run_until(Duration::from_secs(5), |p| p.a.is_established()));
+    assert_eq!(
+        Pair::count(&clean.events_a, |e| matches!(e, Event::NoAnswer { .. })),
+        0
+    );
+}
+
+/// Issue 15: a chat whose datagrams come back to itself says so, and does not chat with
+/// itself.
+#[test]
+fn our_own_hello_coming_back_is_talking_to_ourselves() {
+    let me = addr(1000);
+    let mut a = ReliableEndpoint::new(named("alice"), Some(me), 3).unwrap();
+    let start = std::time::Instant::now();
+    a.send(start, "echo?").unwrap();
+    let mut events = Vec::new();
+    // Everything it sends comes straight back, as from a relay pointing at us.
+    for _ in 0..20 {
+        let mut out = Vec::new();
+        while let Some(t) = a.poll_transmit_owned(start) {
+            out.push(t.payload);
+        }
+        for d in out {
+            a.handle_datagram(start, me, &d);
+        }
+        while let Some(e) = a.poll_event() {
+            events.push(e);
+        }
+    }
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::TalkingToSelf { .. }))
+            .count(),
+        1,
+        "{events:?}"
+    );
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::Peer { .. } | Event::Message { .. })));
+    assert!(events.contains(&Event::Lost { id: MessageId(0) }));
+    assert!(!a.is_established());
+    // A later line tries again, and is told again.
+    a.send(start, "still me?").unwrap();
+    while let Some(t) = a.poll_transmit_owned(start) {
+        a.handle_datagram(start, me, &t.payload);
+    }
+    let again: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert!(
+        again.contains(&Event::TalkingToSelf { from: me }),
+        "{again:?}"
+    );
+    assert!(again.contains(&Event::Lost { id: MessageId(1) }));
+}
+
+/// `/quit` or Ctrl-C after the end of input with a half-close is the full close: the chat
+/// leaves within the linger time, and the peer's lines we never got are reported lost by the
+/// peer, never delivered.
+#[test]
+fn close_during_a_half_close_is_the_full_close() {
+    let config = ReliableConfig {
+        linger: Duration::from_secs(2),
+        ..patient()
+    };
+    let mut pair = Pair::new(config, Link::lossy(0.1, 0.0, 0.1, 0.0), 12);
+    send_all(&mut pair, Side::A, &lines("a", 5));
+    let now = pair.now;
+    pair.a.finish(now);
+    assert!(pair.run_until(Duration::from_secs(60), |p| peer_finished(&p.events_b) == 1));
+    send_all(&mut pair, Side::B, &lines("b", 300));
+    let now = pair.now;
+    pair.a.close(now);
+    assert!(pair.run_until(Duration::from_secs(120), |p| p.a.is_closed()
+        && Pair::count(&p.events_b, |e| matches!(e, Event::PeerClosed)) == 1));
+    assert!(pair.elapsed() < Duration::from_secs(120));
+    let shown = Pair::messages(&pair.events_a);
+    let delivered = delivered_ids(&pair.events_b);
+    let lost = Pair::count(&pair.events_b, |e| matches!(e, Event::Lost { .. }));
+    assert!(lost > 0, "B still had lines when A left");
+    assert_eq!(delivered.len() + lost, 300);
+    for id in &delivered {
+        assert!(
+            shown.contains(&format!("b line {}", id.0)),
+            "{id:?} delivered, not shown"
+        );
+    }
+}
+
+/// Unordered delivery hands messages over as they complete, so the peer's `Fin` may be
+/// complete before lines sent ahead of it: the peer counts as finished only once everything
+/// before its `Fin` has been delivered too.
+#[test]
+fn with_unordered_delivery_the_peer_finishes_only_after_all_it_sent() {
+    for seed in 0..4 {
+        let config = ReliableConfig {
+            delivery: Delivery::Unordered,
+            ..patient()
+        };
+        let mut pair = Pair::new(config, Link::lossy(0.3, 0.05, 0.3, 0.0), seed);
+        let from_a = lines("a", 40);
+        send_all(&mut pair, Side::A, &from_a);
+        let now = pair.now;
+        pair.a.finish(now);
+        let finished_with_all = pair.run_until(Duration::from_secs(300), |p| {
+            peer_finished(&p.events_b) == 1
+        });
+        assert!(finished_with_all, "seed {seed}");
+        // Everything A sent was delivered before B was told that A finished.
+        let mut got = Pair::messages(&pair.events_b);
+        got.sort();
+        let mut want = from_a.clone();
+        want.sort();
+        assert_eq!(got, want, "seed {seed}");
+        let now = pair.now;
+        pair.b.finish(now);
+        assert!(pair.run_until(Duration::from_secs(300), |p| p.a.is_closed()
+            && p.b.is_closed()));
+        assert_eq!(
+            Pair::count(&pair.events_a, |e| matches!(e, Event::Lost { .. })),
+            0
+        );
+    }
 }

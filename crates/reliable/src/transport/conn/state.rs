@@ -17,13 +17,27 @@
 //! Established  -> Idle          unreachable, or the peer closed
 //! Handshaking  -> Closing       close: the session carries on until all is acknowledged
 //! Established  -> Closing
+//! Handshaking  -> HalfClosed(we)     finish: our Fin is queued after our last message
+//! Established  -> HalfClosed(we)
+//! Established  -> HalfClosed(peer)   the peer's Fin was delivered, and all it sent before it
+//! HalfClosed(we), HalfClosed(peer) -> HalfClosed(both)   the other side finished too
+//! HalfClosed   -> Established   the handshake completes, or a restart (see below)
+//! HalfClosed   -> Closing       close (/quit, Ctrl-C): the full close, as from Established
+//! HalfClosed(peer) -> Idle      unreachable, or the peer closed: the session is over
+//! HalfClosed(we), HalfClosed(both) -> Closed   all acknowledged (both), the peer closed, or
+//!                               it stopped answering: nothing is left for us to do
 //! Closing      -> Closed        all acknowledged, linger ran out, or the peer closed or vanished
-//! Idle         -> Closed        close with no session
+//! Idle         -> Closed        close or finish with no session
 //! ```
 //!
-//! `Closing` wraps the session it closes: a handshake still in progress may complete while
-//! closing (the messages queued before `close` then go out), and a restart may replace the
-//! session, as when open.
+//! `Closing` and `HalfClosed` wrap the session they close: a handshake still in progress may
+//! complete meanwhile (the messages queued before then go out), and a restart may replace the
+//! session, as when open. A restart ends a `HalfClosed(peer)`: the peer's new incarnation sends
+//! again. `HalfClosed(we)` and `HalfClosed(both)` become `HalfClosed(we)`: our input is still
+//! over (the endpoint sends its `Fin` again in the new session), the new peer's is not.
+//! `HalfClosed(both)` has no linger deadline, unlike `Closing`: both sides are still
+//! exchanging what they had queued, and a dead peer is caught by the idle timeout and the
+//! retransmission limit as in any open session.
 
 use std::time::Instant;
 
@@ -42,6 +56,9 @@ enum Inner {
     Idle,
     /// A session, being set up or up.
     Open(Session),
+    /// One side has finished sending (a half-close): the session carries on in the other
+    /// direction until that side finishes too.
+    HalfClosed { side: Side, session: Session },
     /// `close` was called during a session: it carries on until every message is acknowledged
     /// or `linger` passes; no new message is accepted.
     Closing { linger: Instant, session: Session },
@@ -133,6 +150,17 @@ impl Established {
     }
 }
 
+/// Which side of a half-closed session has finished sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    /// We have: our `Fin` is queued or sent; we still receive and acknowledge.
+    Local,
+    /// The peer has: its `Fin` was delivered, after everything it sent; we may still send.
+    Peer,
+    /// Both have: the session closes once everything we sent is acknowledged.
+    Both,
+}
+
 /// Why the endpoint closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CloseReason {
@@ -152,6 +180,7 @@ pub(super) enum Next {
     Handshaking(Handshake),
     /// A new session (or, from `Established`, a restart replacing the old one). Keeps `Closing`.
     Established(Established),
+    HalfClosed(Side),
     Closing {
         linger: Instant,
     },
@@ -172,17 +201,34 @@ impl State {
     /// so a debug build (every test, the fuzzers) stops on them, and a release build keeps its
     /// current state rather than take a network peer down with a panic.
     pub(super) fn move_to(&mut self, next: Next) {
-        use Inner::{Closed, Closing, Idle, Open};
+        use Inner::{Closed, Closing, HalfClosed, Idle, Open};
         let legal = matches!(
             (&self.inner, &next),
             // We open: a send with a known peer, --peer, or a listener's greeting.
             (Idle, Next::Handshaking(_))
                 // Their Hello or Welcome; from Established, their restart.
-                | (Idle | Open(_) | Closing { .. }, Next::Established(_))
+                | (Idle | Open(_) | HalfClosed { .. } | Closing { .. }, Next::Established(_))
                 // The session ended (unreachable, peer closed, an unanswered greeting).
                 | (Open(_), Next::Idle)
-                | (Open(_), Next::Closing { .. })
-                | (Idle | Closing { .. }, Next::Closed { .. })
+                | (HalfClosed { side: Side::Peer, .. }, Next::Idle)
+                // We finish; only an established session learns that the peer finished.
+                | (Open(_), Next::HalfClosed(Side::Local))
+                | (Open(Session::Established(_)), Next::HalfClosed(Side::Peer))
+                | (
+                    HalfClosed {
+                        side: Side::Local | Side::Peer,
+                        ..
+                    },
+                    Next::HalfClosed(Side::Both)
+                )
+                | (Open(_) | HalfClosed { .. }, Next::Closing { .. })
+                | (
+                    Idle | Closing { .. } | HalfClosed {
+                        side: Side::Local | Side::Both,
+                        ..
+                    },
+                    Next::Closed { .. }
+                )
         );
         debug_assert!(legal, "illegal move from {} to {next:?}", self.name());
         if !legal {
@@ -194,13 +240,28 @@ impl State {
                 linger,
                 session: Session::Established(e),
             },
-            (Open(session), Next::Closing { linger }) => Closing { linger, session },
+            (
+                HalfClosed {
+                    side: Side::Local | Side::Both,
+                    ..
+                },
+                Next::Established(e),
+            ) => HalfClosed {
+                side: Side::Local,
+                session: Session::Established(e),
+            },
+            (Open(session) | HalfClosed { session, .. }, Next::Closing { linger }) => {
+                Closing { linger, session }
+            }
+            (Open(session) | HalfClosed { session, .. }, Next::HalfClosed(side)) => {
+                HalfClosed { side, session }
+            }
             (_, Next::Idle) => Idle,
             (_, Next::Handshaking(h)) => Open(Session::Handshaking(h)),
             (_, Next::Established(e)) => Open(Session::Established(e)),
             (_, Next::Closed { why, final_ack }) => Closed { why, final_ack },
             // Refused above.
-            (current, Next::Closing { .. }) => current,
+            (current, Next::Closing { .. } | Next::HalfClosed(_)) => current,
         };
     }
 
@@ -213,6 +274,11 @@ impl State {
         match &self.inner {
             Inner::Idle => "idle",
             Inner::Open(s) => session(s),
+            Inner::HalfClosed { side, .. } => match side {
+                Side::Local => "half-closed (we finished sending)",
+                Side::Peer => "half-closed (the peer finished sending)",
+                Side::Both => "half-closed (both finished sending)",
+            },
             Inner::Closing { session: s, .. } => match s {
                 Session::Handshaking(_) => "closing (handshaking)",
                 Session::Established(_) => "closing (established)",
@@ -233,6 +299,14 @@ impl State {
     /// `close` was called and has not finished.
     pub(super) fn is_closing(&self) -> bool {
         matches!(self.inner, Inner::Closing { .. })
+    }
+
+    /// Which side has finished sending, while half-closed.
+    pub(super) fn half_closed(&self) -> Option<Side> {
+        match self.inner {
+            Inner::HalfClosed { side, .. } => Some(side),
+            _ => None,
+        }
     }
 
     /// When a close in progress gives up waiting for acknowledgements.
@@ -259,14 +333,18 @@ impl State {
     /// The session, open or closing.
     pub(super) fn session(&self) -> Option<&Session> {
         match &self.inner {
-            Inner::Open(s) | Inner::Closing { session: s, .. } => Some(s),
+            Inner::Open(s)
+            | Inner::HalfClosed { session: s, .. }
+            | Inner::Closing { session: s, .. } => Some(s),
             Inner::Idle | Inner::Closed { .. } => None,
         }
     }
 
     fn session_mut(&mut self) -> Option<&mut Session> {
         match &mut self.inner {
-            Inner::Open(s) | Inner::Closing { session: s, .. } => Some(s),
+            Inner::Open(s)
+            | Inner::HalfClosed { session: s, .. }
+            | Inner::Closing { session: s, .. } => Some(s),
             Inner::Idle | Inner::Closed { .. } => None,
         }
     }
@@ -348,6 +426,64 @@ mod tests {
         )));
         assert_eq!(state.peer_id(), Some(ConnectionId(8)));
         assert_eq!(state.established().map(|e| e.confirmed), Some(false));
+    }
+
+    #[test]
+    fn both_sides_finish_then_the_session_closes() {
+        let now = Instant::now();
+        let mut state = State::new();
+        state.move_to(Next::Handshaking(Handshake::new(false)));
+        state.move_to(Next::HalfClosed(Side::Local));
+        assert_eq!(state.half_closed(), Some(Side::Local));
+        // The handshake completes after we finished: still finished, now established.
+        state.move_to(established(now));
+        assert_eq!(state.half_closed(), Some(Side::Local));
+        assert_eq!(state.peer_id(), Some(ConnectionId(7)));
+        // The peer's Fin: both finished, the session closes once all is acknowledged.
+        state.move_to(Next::HalfClosed(Side::Both));
+        assert_eq!(state.linger(), None);
+        state.move_to(Next::Closed {
+            why: CloseReason::Finished,
+            final_ack: None,
+        });
+        assert!(state.is_closed());
+    }
+
+    #[test]
+    fn a_restart_reopens_what_the_peer_had_finished() {
+        let now = Instant::now();
+        let mut state = State::new();
+        state.move_to(established(now));
+        state.move_to(Next::HalfClosed(Side::Peer));
+        assert_eq!(state.name(), "half-closed (the peer finished sending)");
+        state.move_to(Next::Established(Established::new(
+            ConnectionId(8),
+            false,
+            now,
+        )));
+        assert_eq!(state.half_closed(), None);
+        assert_eq!(state.peer_id(), Some(ConnectionId(8)));
+    }
+
+    #[test]
+    #[should_panic(expected = "illegal move from handshaking")]
+    fn only_an_established_peer_can_finish() {
+        let mut state = State::new();
+        state.move_to(Next::Handshaking(Handshake::new(false)));
+        state.move_to(Next::HalfClosed(Side::Peer));
+    }
+
+    #[test]
+    #[should_panic(expected = "illegal move from half-closed (the peer finished sending)")]
+    fn a_session_the_peer_finished_does_not_close_itself_without_us() {
+        let now = Instant::now();
+        let mut state = State::new();
+        state.move_to(established(now));
+        state.move_to(Next::HalfClosed(Side::Peer));
+        state.move_to(Next::Closed {
+            why: CloseReason::PeerClosed,
+            final_ack: None,
+        });
     }
 
     #[test]
