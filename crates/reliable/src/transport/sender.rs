@@ -192,6 +192,9 @@ pub(crate) enum TimeoutOutcome {
     GiveUp,
 }
 
+/// The shortest wait between tail copies (RFC 9002's `kGranularity`).
+const TAIL_GRANULARITY: Duration = Duration::from_millis(1);
+
 /// Counters the sender keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct SenderCounters {
@@ -550,9 +553,13 @@ impl Sender {
     }
 
     /// Half a round trip: long enough that a steady conversation's next line usually comes
-    /// first (and carries the copies), short next to a retransmission timeout.
+    /// first (and carries the copies), short next to a retransmission timeout. At least a
+    /// millisecond (RFC 9002's timer granularity): a round trip measured as zero (a `Welcome` at
+    /// the instant the `Hello` left, in virtual time) would otherwise re-arm the timer at `now`,
+    /// and a driver would spin on it without time passing (found by the `reliable_endpoint`
+    /// fuzz target).
     fn tail_delay(&self) -> Duration {
-        self.rtt.srtt().unwrap_or_else(|| self.rtt.rto()) / 2
+        (self.rtt.srtt().unwrap_or_else(|| self.rtt.rto()) / 2).max(TAIL_GRANULARITY)
     }
 
     fn pick_copies(&self, now: Instant, skip: usize, room: usize) -> Vec<Outgoing> {
@@ -1175,6 +1182,26 @@ mod tests {
 
     fn sender(config: &ReliableConfig) -> Sender {
         Sender::new(config, 7)
+    }
+
+    #[test]
+    fn the_tail_copy_timer_moves_past_now_even_with_a_zero_round_trip() {
+        let mut s = sender(&ReliableConfig {
+            redundancy: 2,
+            ..ReliableConfig::default()
+        });
+        s.rtt.on_sample(Duration::ZERO, Duration::ZERO);
+        let now = Instant::now();
+        s.push(MessageId(0), b"hi").unwrap();
+        assert!(s.next_packet(now).is_some());
+        let [_, _, tail] = s.deadlines();
+        assert_eq!(tail, Some(now + TAIL_GRANULARITY));
+        s.on_timeout(now + TAIL_GRANULARITY);
+        let [_, _, tail] = s.deadlines();
+        assert!(
+            tail.is_some_and(|t| t > now + TAIL_GRANULARITY),
+            "the timer fired and stayed due: {tail:?}"
+        );
     }
 
     /// The ack an honest receiver would send after receiving everything below `cumulative`
