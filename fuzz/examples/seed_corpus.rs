@@ -389,11 +389,19 @@ fn pair_seeds() -> Vec<PairSeed> {
         window: 64,
     };
     let attack = vec![
+        // Alice's Hello goes out (after the first op), Bob's Welcome, the third-leg ack.
+        Op::Timer,
         Op::Deliver(Side::Bob, 0, Fault::None),
         Op::Deliver(Side::Alice, 0, Fault::None),
         Op::Deliver(Side::Bob, 0, Fault::None),
+        // A two-fragment line and a short one; the second fragment is lost, so Bob holds the
+        // short line behind a hole and acknowledges it selectively.
         Op::Send(Side::Alice, 150, 0),
         Op::Send(Side::Alice, 20, 1),
+        Op::Deliver(Side::Bob, 0, Fault::None),
+        Op::Drop(Side::Bob, 0),
+        Op::Deliver(Side::Bob, 0, Fault::None),
+        Op::Deliver(Side::Alice, 0, Fault::None),
         Op::ForgeAck(Side::Alice, forged(0, None, Some(1))),
         Op::ForgeAck(Side::Alice, forged(255, None, None)),
         Op::Drop(Side::Bob, 0),

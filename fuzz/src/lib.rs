@@ -26,6 +26,14 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use arbitrary::{Arbitrary, Unstructured};
 
+/// Prints what happens when `UDPCHAT_FUZZ_TRACE` is set (the `show` example runs an input).
+pub fn trace(line: impl FnOnce() -> String) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("UDPCHAT_FUZZ_TRACE").is_some()) {
+        eprintln!("{}", line());
+    }
+}
+
 /// A guessed 32-bit value (an ack's echo, a data token) from fuzzed bits, through SplitMix64's
 /// finaliser: the fuzzer picks the bits, not the value, so libFuzzer's comparison tracing
 /// cannot copy the value an endpoint compares against into the input (a real forger cannot

@@ -29,6 +29,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::tape::{Tape, Write};
+use crate::trace;
 use arbitrary::Arbitrary;
 use udpchat_core::{decode, encode, Ack, AckRange, ConnectionId, Hello, Packet, SeqNum};
 use udpchat_reliable::{
@@ -168,14 +169,6 @@ pub fn run(data: &[u8]) {
     }
     trace(|| "both close; the network delivers the rest".into());
     net.finish(&config);
-}
-
-/// Prints what happens when `UDPCHAT_FUZZ_TRACE` is set (`cargo run --example show -- --run`).
-fn trace(line: impl FnOnce() -> String) {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *ON.get_or_init(|| std::env::var_os("UDPCHAT_FUZZ_TRACE").is_some()) {
-        eprintln!("{}", line());
-    }
 }
 
 /// One endpoint, the datagrams on their way to it, and what it did.

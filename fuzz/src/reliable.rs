@@ -268,9 +268,11 @@ pub fn run(data: &[u8]) {
     };
     let mut h = Harness::new(&setup);
     for op in &ops {
+        crate::trace(|| format!("{:>8?} {op:?}", h.now - h.start));
         h.apply(op);
         h.after_op();
     }
+    crate::trace(|| "close with nobody answering".into());
     h.finish();
 }
 
@@ -311,6 +313,8 @@ struct Harness {
     /// When the first `Hello` from the peer's address came since the session last heard from
     /// the peer (a restart probe may have started then, not earlier).
     probe_start: Option<Instant>,
+    /// The session `probe_start` is about.
+    probe_session: ConnectionId,
 }
 
 /// One session of the endpoint, as the harness saw it go out and get acknowledged.
@@ -354,8 +358,9 @@ impl Harness {
             Err(e) => panic!("the harness built an invalid config: {e}"),
         };
         let start = Instant::now();
+        let first_id = ep.local_id();
         Harness {
-            endpoint_ids: vec![ep.local_id()],
+            endpoint_ids: vec![first_id],
             ep,
             config,
             start,
@@ -381,6 +386,7 @@ impl Harness {
             messages: HashMap::new(),
             fed_tokens: Some(HashMap::new()),
             probe_start: None,
+            probe_session: first_id,
         }
     }
 
@@ -749,6 +755,7 @@ impl Harness {
 
     fn drain_events(&mut self) {
         while let Some(event) = self.ep.poll_event() {
+            crate::trace(|| format!("  {event:?}"));
             match event {
                 Event::Delivered { id, rtt } => {
                     assert!(id.0 < self.sent, "Delivered({}) was never sent", id.0);
@@ -836,6 +843,7 @@ impl Harness {
         // deliver no data), and its receiver and packet numbering start afresh with it.
         let id = self.ep.local_id();
         if self.endpoint_ids.last() != Some(&id) {
+            crate::trace(|| format!("  new connection id {:016x}", id.0));
             self.endpoint_ids.push(id);
             if self.endpoint_ids.len() > 32 {
                 self.endpoint_ids.remove(0);
@@ -844,10 +852,15 @@ impl Harness {
             self.session_seqs.clear();
             self.session_messages = 0;
             self.fed_tokens = Some(HashMap::new());
-            self.probe_start = None;
         }
         self.drain_transmits();
         self.drain_events();
+        if self.probe_session != id {
+            // A new session has no restart probe (checked after its events: the session may
+            // have ended in a restart).
+            self.probe_session = id;
+            self.probe_start = None;
+        }
         assert!(
             self.session_messages <= self.session_seqs.len() as u64,
             "{} messages delivered in a session from {} distinct data packets",
