@@ -214,7 +214,9 @@ impl Peer {
     /// (which may start a restart probe) or a packet of the current session (which ends one).
     fn receive(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let local = self.ep.local_id();
-        let in_session = match decode(datagram) {
+        let packet = decode(datagram);
+        trace(|| format!("  {} gets {}", self.prefix, describe(&packet)));
+        let in_session = match packet {
             Ok(Packet::Hello(_)) => {
                 self.probe_start.get_or_insert(now);
                 false
@@ -514,6 +516,35 @@ impl Check {
             }
             _ => {}
         }
+    }
+}
+
+/// A datagram in a line of trace: its kind, ids and numbers, not its payload.
+fn describe(packet: &Result<Packet, udpchat_core::DecodeError>) -> String {
+    let data = |d: &udpchat_core::Data| {
+        format!(
+            "dst {:016x} seq {} message {} fragment {}/{}",
+            d.dst.0, d.seq.0, d.message, d.fragment, d.fragments
+        )
+    };
+    match packet {
+        Ok(Packet::Data(d)) => format!(
+            "Data {}{}",
+            data(d),
+            if d.ack.is_some() { " +ack" } else { "" }
+        ),
+        Ok(Packet::Bundle(items)) => {
+            let items: Vec<String> = items.iter().map(data).collect();
+            format!("Bundle [{}]", items.join("; "))
+        }
+        Ok(Packet::Hello(h)) => format!("Hello src {:016x}", h.src.0),
+        Ok(Packet::Welcome(w)) => format!("Welcome src {:016x} dst {:016x}", w.src.0, w.dst.0),
+        Ok(Packet::Ack { dst, ack }) => format!(
+            "Ack dst {:016x} cumulative {} delivered {} ranges {:?}",
+            dst.0, ack.cumulative.0, ack.delivered.0, ack.ranges
+        ),
+        Ok(p) => format!("{:?}", p.kind()),
+        Err(e) => format!("an undecodable datagram ({e})"),
     }
 }
 
