@@ -13,7 +13,7 @@ use udpchat_core::{
 };
 use udpchat_fuzz::pair;
 use udpchat_fuzz::raw;
-use udpchat_fuzz::reliable::{self, AckPick, DataPick, IdPick, SeqPick, Wire};
+use udpchat_fuzz::reliable::{self, AckPick, DataPick, EchoPick, IdPick, SeqPick, Wire};
 use udpchat_fuzz::tape::{Tape, Write};
 use udpchat_fuzz::{Bytes, Who};
 
@@ -82,6 +82,9 @@ fn datagrams() -> Vec<(&'static str, Vec<u8>)> {
         }],
         delay_us: 1000,
         window: 64,
+        delivered: SeqNum(2),
+        echo: 0x0bad_cafe,
+        ranges_delivered: false,
     };
     let data = Data {
         dst: ConnectionId(0x1234),
@@ -89,6 +92,7 @@ fn datagrams() -> Vec<(&'static str, Vec<u8>)> {
         message: 0,
         fragment: 0,
         fragments: 1,
+        token: 0xcafe_f00d,
         payload: b"hello".to_vec(),
         ack: Some(ack.clone()),
     };
@@ -172,6 +176,9 @@ fn ack_all() -> AckPick {
         ranges: [(0, 0); 4],
         window: 64,
         delay_us: 500,
+        undelivered: 0,
+        ranges_delivered: false,
+        echo: EchoPick::True,
     }
 }
 
@@ -203,6 +210,14 @@ fn reliable_seeds(datagrams: &[(&str, Vec<u8>)]) -> Vec<ReliableSeed> {
         }),
         Op::Send(20, 0),
         Op::Advance(10),
+        // A forger's ack first: everything delivered, with a guessed echo.
+        peer(Wire::Ack {
+            dst: IdPick::Endpoint,
+            ack: AckPick {
+                echo: EchoPick::Guess(1),
+                ..ack_all()
+            },
+        }),
         peer(Wire::Ack {
             dst: IdPick::Endpoint,
             ack: ack_all(),
@@ -313,7 +328,7 @@ fn raw_seeds(datagrams: &[(&str, Vec<u8>)]) -> Vec<RawSeed> {
 type PairSeed = (&'static str, pair::Setup, Vec<pair::Op>);
 
 fn pair_seeds() -> Vec<PairSeed> {
-    use pair::{Fault, Op, Side};
+    use pair::{Fault, Forged, Op, Side};
     let setup = pair::Setup {
         arq: 0,
         unordered: false,
@@ -323,8 +338,7 @@ fn pair_seeds() -> Vec<PairSeed> {
         seed: 11,
     };
     // A session with a duplicated, a lost and a corrupted datagram, two-fragment lines, a
-    // retransmission timer, and Alice leaving. (The corpus also holds, by hand, the input that
-    // showed issue 11's first defect: `issue11-delivered-not-shown`.)
+    // retransmission timer, and Alice leaving.
     let exchange = vec![
         Op::Deliver(Side::Bob, 0, Fault::None),
         Op::Deliver(Side::Alice, 0, Fault::Duplicate),
@@ -341,5 +355,72 @@ fn pair_seeds() -> Vec<PairSeed> {
         Op::Deliver(Side::Alice, 0, Fault::None),
         Op::Close(Side::Alice),
     ];
-    vec![("exchange", setup, exchange)]
+    // The fuzzer's minimised input for issue 11's first defect (wire version 1): a corrupted
+    // first fragment, the next line acknowledged selectively and reported delivered, then the
+    // receiver closes and drops it. Kept as its operations, so it survives layout changes.
+    let issue11 = (
+        pair::Setup {
+            arq: 0,
+            unordered: false,
+            redundancy: 255,
+            window: 122,
+            small_datagrams: true,
+            seed: 70_755_772_270_641_175,
+        },
+        vec![
+            Op::Send(Side::Alice, 53301, 94),
+            Op::Advance(43433),
+            Op::Deliver(Side::Bob, 248, Fault::None),
+            Op::Deliver(Side::Alice, 124, Fault::Duplicate),
+            Op::Send(Side::Bob, 48830, 190),
+            Op::Deliver(Side::Bob, 190, Fault::Flip(0)),
+            Op::Send(Side::Alice, 0, 0),
+        ],
+    );
+    // An attacker who knows the ids: acks with guessed echoes (one claiming everything
+    // delivered, one acknowledging nothing with echo 0, one with a range called delivered),
+    // and forged Hellos while the real peer keeps answering.
+    let forged = |behind, range, echo| Forged {
+        behind,
+        undelivered: 0,
+        range,
+        ranges_delivered: range.is_some(),
+        echo,
+        window: 64,
+    };
+    let attack = vec![
+        // Alice's Hello goes out (after the first op), Bob's Welcome, the third-leg ack.
+        Op::Timer,
+        Op::Deliver(Side::Bob, 0, Fault::None),
+        Op::Deliver(Side::Alice, 0, Fault::None),
+        Op::Deliver(Side::Bob, 0, Fault::None),
+        // A two-fragment line and a short one; the second fragment is lost, so Bob holds the
+        // short line behind a hole and acknowledges it selectively.
+        Op::Send(Side::Alice, 150, 0),
+        Op::Send(Side::Alice, 20, 1),
+        Op::Deliver(Side::Bob, 0, Fault::None),
+        Op::Drop(Side::Bob, 0),
+        Op::Deliver(Side::Bob, 0, Fault::None),
+        Op::Deliver(Side::Alice, 0, Fault::None),
+        Op::ForgeAck(Side::Alice, forged(0, None, Some(1))),
+        Op::ForgeAck(Side::Alice, forged(255, None, None)),
+        Op::Drop(Side::Bob, 0),
+        Op::ForgeAck(Side::Alice, forged(3, Some((1, 1)), Some(2))),
+        Op::ForgeHello(Side::Bob, 0xBAD),
+        Op::Deliver(Side::Bob, 0, Fault::None),
+        Op::Deliver(Side::Alice, 0, Fault::None),
+        Op::ForgeHello(Side::Alice, 0xBAD2),
+        Op::Advance(100),
+        Op::Timer,
+        Op::Deliver(Side::Alice, 0, Fault::None),
+        Op::Deliver(Side::Bob, 0, Fault::None),
+        Op::ForgeHello(Side::Alice, 0xBAD3),
+        Op::Advance(200),
+        Op::ForgeHello(Side::Bob, 0xBAD4),
+    ];
+    vec![
+        ("exchange", setup.clone(), exchange),
+        ("issue11-delivered-not-shown", issue11.0, issue11.1),
+        ("forged", setup, attack),
+    ]
 }

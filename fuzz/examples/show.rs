@@ -2,7 +2,8 @@
 //!
 //! `cargo +nightly run --example show -- reliable_endpoint artifacts/reliable_endpoint/crash-…`
 //! (from `fuzz/`); for `decode`, the mode and what `decode` returns. A `reliable_pair` input is
-//! also run, printing each op and event as it happens if `UDPCHAT_FUZZ_TRACE` is set.
+//! also run, printing each op and event as it happens if `UDPCHAT_FUZZ_TRACE` is set; so is a
+//! `reliable_endpoint` input.
 
 use std::fs;
 
@@ -14,7 +15,11 @@ fn main() {
     };
     let data = fs::read(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     match target.as_str() {
-        "reliable_endpoint" => println!("{:#?}", udpchat_fuzz::reliable::read(&data)),
+        "reliable_endpoint" => {
+            println!("{:#?}", udpchat_fuzz::reliable::read(&data));
+            // With UDPCHAT_FUZZ_TRACE=1, every op and event is printed as it happens.
+            udpchat_fuzz::reliable::run(&data);
+        }
         "raw_endpoint" => println!("{:#?}", udpchat_fuzz::raw::read(&data)),
         "reliable_pair" => {
             println!("{:#?}", udpchat_fuzz::pair::read(&data));

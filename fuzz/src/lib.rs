@@ -26,6 +26,25 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use arbitrary::{Arbitrary, Unstructured};
 
+/// Prints what happens when `UDPCHAT_FUZZ_TRACE` is set (the `show` example runs an input).
+pub fn trace(line: impl FnOnce() -> String) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("UDPCHAT_FUZZ_TRACE").is_some()) {
+        eprintln!("{}", line());
+    }
+}
+
+/// A guessed 32-bit value (an ack's echo, a data token) from fuzzed bits, through SplitMix64's
+/// finaliser: the fuzzer picks the bits, not the value, so libFuzzer's comparison tracing
+/// cannot copy the value an endpoint compares against into the input (a real forger cannot
+/// read it either).
+pub fn guess(bits: u64) -> u32 {
+    let mut z = bits.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as u32
+}
+
 /// Most operations one input runs: keeps every run short (libFuzzer's `-max_len` bounds it too).
 pub const MAX_OPS: usize = 256;
 

