@@ -229,7 +229,7 @@ impl Peer {
                 self.probe_start.get_or_insert(now);
                 false
             }
-            Ok(Packet::Data(d)) => d.dst == local,
+            Ok(Packet::Data(d) | Packet::Fin(d) | Packet::Nick(d)) => d.dst == local,
             Ok(Packet::Bundle(items)) => !items.is_empty() && items.iter().all(|d| d.dst == local),
             Ok(Packet::Ack { dst, .. } | Packet::Ping { dst } | Packet::Pong { dst }) => {
                 dst == local
@@ -443,7 +443,7 @@ fn carry(from: &mut Peer, to: &mut Peer, now: Instant) {
             from.next_seq = 0;
         }
         let data = match decode(&buf) {
-            Ok(Packet::Data(d)) => vec![d],
+            Ok(Packet::Data(d) | Packet::Fin(d) | Packet::Nick(d)) => vec![d],
             Ok(Packet::Bundle(items)) => items,
             _ => vec![],
         };

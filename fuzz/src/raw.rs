@@ -243,7 +243,7 @@ impl Harness {
                     }
                 }
                 Event::PeerRestarted => self.delivered_seqs.clear(),
-                Event::Peer { addr } => {
+                Event::Peer { addr, .. } => {
                     self.peers += 1;
                     assert!(self.config.peer.is_none(), "Peer event with a fixed peer");
                     assert_eq!(self.peers, 1, "the peer changed");
