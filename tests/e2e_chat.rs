@@ -11,20 +11,10 @@ mod support;
 use std::net::{SocketAddr, UdpSocket};
 
 use serde_json::{json, Value};
-use support::{recv_datagram, udp_socket, Pipe, Proc};
-use udpchat_core::{Packet, RawMessage, DEFAULT_MAX_DATAGRAM, VERSION};
+use support::{raw_datagram, recv_datagram, udp_socket, Pipe, Proc};
+use udpchat_core::{Packet, RawMessage, VERSION};
 
 const LOOPBACK: &str = "127.0.0.1:0";
-
-/// A framed raw-mode datagram, as a udpchat peer would send it.
-fn raw_datagram(seq: u64, nick: &str, text: &str) -> Vec<u8> {
-    let packet = Packet::Raw(RawMessage {
-        seq,
-        nick: nick.into(),
-        text: text.into(),
-    });
-    udpchat_core::encode(&packet, DEFAULT_MAX_DATAGRAM).unwrap()
-}
 
 /// Decodes a datagram a chat sent, which must be a raw-mode message.
 fn decode_raw(datagram: &[u8]) -> RawMessage {

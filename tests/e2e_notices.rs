@@ -14,19 +14,9 @@ mod support;
 use std::net::{SocketAddr, UdpSocket};
 
 use serde_json::Value;
-use support::{udp_socket, Pipe, Proc};
-use udpchat_core::{Packet, RawMessage, DEFAULT_MAX_DATAGRAM};
+use support::{raw_datagram, udp_socket, Pipe, Proc};
 
 const LOOPBACK: &str = "127.0.0.1:0";
-
-fn raw_datagram(seq: u64, nick: &str, text: &str) -> Vec<u8> {
-    let packet = Packet::Raw(RawMessage {
-        seq,
-        nick: nick.into(),
-        text: text.into(),
-    });
-    udpchat_core::encode(&packet, DEFAULT_MAX_DATAGRAM).unwrap()
-}
 
 /// CRC-32 (IEEE, reflected), as the envelope's trailer: to re-seal a datagram after changing
 /// its body, which the encoder would never produce.

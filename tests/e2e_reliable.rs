@@ -10,28 +10,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::{proxy, Pipe, Proc};
-
-/// Starts a reliable chat with JSON output, bound to a free loopback port.
-fn chat(name: &str, peer: Option<&str>, extra: &[&str]) -> (Proc, std::net::SocketAddr) {
-    let mut args = vec![
-        "--bind",
-        "127.0.0.1:0",
-        "--mode",
-        "reliable",
-        "--nick",
-        name,
-        "--format",
-        "json",
-        "--ui",
-        "line",
-    ];
-    if let Some(peer) = peer {
-        args.extend_from_slice(&["--peer", peer]);
-    }
-    args.extend_from_slice(extra);
-    Proc::chat(name, &args)
-}
+use support::{proxy, reliable_chat, Pipe, Proc};
 
 /// Reads `proc`'s JSON stdout until it has shown `received` messages and `delivered` delivery
 /// reports; returns the message texts in arrival order.
@@ -57,8 +36,8 @@ fn lines(who: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn two_reliable_chats_deliver_every_line_once_in_order_and_exit_0() {
-    let (mut bob, bob_addr) = chat("bob", None, &["--stats"]);
-    let (mut alice, _) = chat("alice", Some(&bob_addr.to_string()), &["--stats"]);
+    let (mut bob, bob_addr) = reliable_chat("bob", None, &["--stats"]);
+    let (mut alice, _) = reliable_chat("alice", Some(&bob_addr.to_string()), &["--stats"]);
     let from_alice = lines("alice", 20);
     let from_bob = lines("bob", 20);
     for line in &from_alice {
@@ -85,7 +64,7 @@ fn two_reliable_chats_deliver_every_line_once_in_order_and_exit_0() {
 #[test]
 fn five_hundred_lines_each_way_survive_a_proxy_that_loses_a_fifth() {
     const N: usize = 500;
-    let (mut bob, bob_addr) = chat("bob", None, &["--stats"]);
+    let (mut bob, bob_addr) = reliable_chat("bob", None, &["--stats"]);
     let (mut proxy, proxy_addr) = proxy(
         &bob_addr.to_string(),
         &[
@@ -105,7 +84,7 @@ fn five_hundred_lines_each_way_survive_a_proxy_that_loses_a_fifth() {
             "7",
         ],
     );
-    let (mut alice, _) = chat("alice", Some(&proxy_addr.to_string()), &["--stats"]);
+    let (mut alice, _) = reliable_chat("alice", Some(&proxy_addr.to_string()), &["--stats"]);
     let from_alice = lines("alice", N);
     let from_bob = lines("bob", N);
     alice.send_line(&from_alice[0]);
@@ -152,8 +131,8 @@ fn five_hundred_lines_each_way_survive_a_proxy_that_loses_a_fifth() {
 
 #[test]
 fn killing_the_receiver_makes_the_sender_exit_3_naming_what_was_lost() {
-    let (mut bob, bob_addr) = chat("bob", None, &[]);
-    let (mut alice, _) = chat(
+    let (mut bob, bob_addr) = reliable_chat("bob", None, &[]);
+    let (mut alice, _) = reliable_chat(
         "alice",
         Some(&bob_addr.to_string()),
         &["--linger", "1s", "--max-retries", "2"],

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{recv_datagram, udp_socket, udpchat_bin, Proc, DEADLINE};
-use udpchat_core::{Packet, RawMessage, DEFAULT_MAX_DATAGRAM};
+use support::{raw_datagram, recv_datagram, udp_socket, udpchat_bin, Proc, DEADLINE};
+use udpchat_core::Packet;
 
 const LOOPBACK: &str = "127.0.0.1:0";
 
@@ -173,16 +173,6 @@ fn assert_exited_and_restored(tmux: &Tmux, code: i32, chat_text: &str) {
         !screen.contains(chat_text),
         "the alternate screen was not left:\n{screen}"
     );
-}
-
-/// A framed raw-mode datagram, as a udpchat peer would send it.
-fn raw_datagram(seq: u64, nick: &str, text: &str) -> Vec<u8> {
-    let packet = Packet::Raw(RawMessage {
-        seq,
-        nick: nick.into(),
-        text: text.into(),
-    });
-    udpchat_core::encode(&packet, DEFAULT_MAX_DATAGRAM).unwrap()
 }
 
 #[test]

@@ -21,7 +21,7 @@ mod support;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 
-use support::{Pipe, Proc};
+use support::{reliable_chat, Pipe, Proc};
 use udpchat_core::{encode, Ack, ConnectionId, Data, Hello, Packet, SeqNum, MAGIC};
 
 /// Junk datagrams sent in all.
@@ -37,27 +37,6 @@ const RSS_GROWTH_BOUND: u64 = 64 << 20;
 /// At most this many lines on Bob's stdout: the legitimate traffic plus a bounded number of
 /// reports about junk, never one per junk datagram.
 const STDOUT_BOUND: usize = 1_000;
-
-/// Starts a reliable chat with JSON output and counters, bound to a free loopback port.
-fn chat(name: &str, peer: Option<&str>) -> (Proc, SocketAddr) {
-    let mut args = vec![
-        "--bind",
-        "127.0.0.1:0",
-        "--mode",
-        "reliable",
-        "--nick",
-        name,
-        "--format",
-        "json",
-        "--ui",
-        "line",
-        "--stats",
-    ];
-    if let Some(peer) = peer {
-        args.extend_from_slice(&["--peer", peer]);
-    }
-    Proc::chat(name, &args)
-}
 
 /// What a chat's JSON stdout showed so far.
 #[derive(Default)]
@@ -237,8 +216,8 @@ fn dropped(stats: &HashMap<String, u64>) -> u64 {
 
 #[test]
 fn a_junk_flood_at_a_live_chat_loses_no_line_and_no_memory() {
-    let (mut bob, bob_addr) = chat("bob", None);
-    let (mut alice, _) = chat("alice", Some(&bob_addr.to_string()));
+    let (mut bob, bob_addr) = reliable_chat("bob", None, &["--stats"]);
+    let (mut alice, _) = reliable_chat("alice", Some(&bob_addr.to_string()), &["--stats"]);
     let (mut at_bob, mut at_alice) = (Seen::default(), Seen::default());
 
     // The session is up (Bob learned Alice from her handshake) before the flood starts.

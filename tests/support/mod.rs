@@ -549,3 +549,35 @@ impl Proc {
         }
     }
 }
+
+/// A framed raw-mode datagram, as a udpchat peer would send it.
+pub fn raw_datagram(seq: u64, nick: &str, text: &str) -> Vec<u8> {
+    let packet = udpchat_core::Packet::Raw(udpchat_core::RawMessage {
+        seq,
+        nick: nick.into(),
+        text: text.into(),
+    });
+    udpchat_core::encode(&packet, udpchat_core::DEFAULT_MAX_DATAGRAM).unwrap()
+}
+
+/// Starts a reliable chat named `name` with JSON output on the line interface, bound to a free
+/// loopback port, towards `peer` if given, with `extra` flags; returns it and its address.
+pub fn reliable_chat(name: &str, peer: Option<&str>, extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = vec![
+        "--bind",
+        "127.0.0.1:0",
+        "--mode",
+        "reliable",
+        "--nick",
+        name,
+        "--format",
+        "json",
+        "--ui",
+        "line",
+    ];
+    if let Some(peer) = peer {
+        args.extend_from_slice(&["--peer", peer]);
+    }
+    args.extend_from_slice(extra);
+    Proc::chat(name, &args)
+}
