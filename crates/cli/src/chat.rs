@@ -119,9 +119,21 @@ impl ChatArgs {
             }
             Mode::Raw => {}
         }
-        tui::choose(self.ui, self.format).map_err(|e| crate::with_usage("chat", e))?;
-        Ok(())
+        let ui = tui::choose(self.ui, self.format).map_err(|e| crate::with_usage("chat", e))?;
+        check_half_close(ui, self.reliable.half_close).map_err(usage)
     }
+}
+
+/// `--half-close` acts at the end of input, which only the line interface has: the chat screen
+/// ends with /quit or Ctrl-D, both a full close. Refused there rather than parsed and ignored.
+fn check_half_close(ui: tui::Ui, half_close: bool) -> Result<(), &'static str> {
+    if half_close && ui == tui::Ui::Tui {
+        return Err(
+            "--half-close is for the line interface (--ui line, or piped input): the chat \
+             screen has no end of input, only /quit and Ctrl-D, which close at once",
+        );
+    }
+    Ok(())
 }
 
 /// How the chat's messages travel.
@@ -450,6 +462,13 @@ fn parse_max_datagram(text: &str) -> Result<usize, String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn half_close_is_refused_on_the_chat_screen_only() {
+        assert!(check_half_close(tui::Ui::Tui, true).is_err());
+        assert!(check_half_close(tui::Ui::Line, true).is_ok());
+        assert!(check_half_close(tui::Ui::Tui, false).is_ok());
+    }
 
     #[test]
     fn a_peer_name_resolves_to_the_family_of_the_socket() {
