@@ -43,13 +43,13 @@ use udpchat_reliable::{
 /// switch, so a future regression can be fuzzed around while it is being fixed.
 pub const DELIVERED_MEANS_SHOWN: bool = true;
 
-/// Check strict ordered delivery even for a line its sender already reported lost. Off while
-/// the defect in `artifacts-found/reliable_pair/stale-session-data-after-retired-welcome.md` is
-/// open: a packet of a session that ended can be taken into the next session when one side
-/// kept its connection id (its handshake never finished), and its line is then shown out of
-/// order. Off, that one case is let through (a lost line shown late, nothing else), so CI's
-/// short runs stay green while it is fixed; turn on with the fix (the input then passes).
-pub const DEAD_SESSION_DATA_REFUSED: bool = false;
+/// Check strict ordered delivery even for a line its sender already reported lost. It found a
+/// packet of a session that ended taken into the next session (one side kept its connection id
+/// because its handshake never finished, and the other accepted its `Welcome` under that
+/// retired id): `corpus/reliable_pair/stale-session-data-after-retired-welcome`. On since a
+/// `Welcome` from a retired id is refused. Off, that one case is let through (a lost line shown
+/// late, nothing else), should a regression need fuzzing around while it is fixed.
+pub const DEAD_SESSION_DATA_REFUSED: bool = true;
 
 /// Most datagrams waiting in one direction; beyond, the oldest is lost (a router's queue).
 const QUEUE: usize = 256;

@@ -50,7 +50,7 @@ use crate::{Bytes, Who, PEER};
 
 /// Check that a fired timer moves past `now` within three rounds even when the smoothed RTT is
 /// zero (a handshake answered in no virtual time). On since the fix of the defect in
-/// `artifacts-found/reliable_endpoint/tail-copy-timer-zero-rtt.md` (the tail-copy timer waits at
+/// `corpus/reliable_endpoint/tail-copy-timer-zero-rtt` (the tail-copy timer waits at
 /// least 1 ms); its input is in the corpus as a regression seed. Off, such a run may take up to
 /// 10,000 rounds (an endless spin still fails).
 pub const ZERO_RTT_TIMERS_MOVE_ON: bool = true;

@@ -523,6 +523,17 @@ impl ReliableEndpoint {
             self.drop_misaddressed(from, welcome.dst, PacketKind::Welcome);
             return;
         }
+        if self.state.handshake().is_some() && self.retired_peer.contains(&welcome.src) {
+            // As for a Hello: an id we retired belongs to a dead session. A peer still using it
+            // never learned that (its handshake never finished), and joining it now would take
+            // the dead session's delayed data, addressed to that id, into the new one.
+            self.drop_datagram(
+                from,
+                DropCause::Stale,
+                "Welcome from an earlier session".into(),
+            );
+            return;
+        }
         if let Some(&Handshake { sent, resent, .. }) = self.state.handshake() {
             // Karn's rule: only a Hello sent once gives an unambiguous first RTT sample.
             if let (Some(sent), false) = (sent, resent) {

@@ -1681,3 +1681,48 @@ fn with_unordered_delivery_the_peer_finishes_only_after_all_it_sent() {
         );
     }
 }
+
+/// A `Welcome` from the id of a session this endpoint retired is refused, as a `Hello` from one
+/// is: otherwise a peer that never learned its session died (its handshake never finished, so it
+/// kept its id) joins the next session under the old id, and the dead session's delayed data,
+/// addressed to that id, is taken into the new one (found by the `reliable_pair` fuzz target).
+#[test]
+fn a_welcome_from_a_retired_session_id_is_refused() {
+    let config = ReliableConfig::default();
+    let mut pair = Pair::new(config, Link::clean(10), 9);
+    send_all(&mut pair, Side::A, &lines("first", 1));
+    assert!(
+        pair.run_until(Duration::from_secs(30), |p| delivered_ids(&p.events_a)
+            .len()
+            == 1)
+    );
+    let old_a = pair.a.local_id();
+    // A falls silent: B's session dies and B retires A's id.
+    pair.link_ab.loss = 1.0;
+    pair.link_ba.loss = 1.0;
+    send_all(&mut pair, Side::B, &lines("anyone?", 1));
+    assert!(pair.run_until(Duration::from_secs(600), |p| {
+        Pair::count(&p.events_b, |e| matches!(e, Event::PeerUnreachable)) == 1
+    }));
+    // B opens a new session to the same address; a Welcome under A's old id answers it.
+    send_all(&mut pair, Side::B, &lines("again", 1));
+    pair.flush();
+    let peers_before = Pair::count(&pair.events_b, |e| matches!(e, Event::Peer { .. }));
+    let stale_before = pair.b.stats().dropped_stale;
+    let welcome = Packet::Welcome(udpchat_core::Welcome {
+        src: old_a,
+        dst: pair.b.local_id(),
+        nick: "ghost".into(),
+        window: 64,
+    });
+    let bytes = encode(&welcome, 1200).unwrap();
+    let from = pair.addr_a;
+    pair.inject(Side::B, from, &bytes);
+    pair.flush();
+    assert_eq!(
+        Pair::count(&pair.events_b, |e| matches!(e, Event::Peer { .. })),
+        peers_before,
+        "B joined a session under a retired id"
+    );
+    assert_eq!(pair.b.stats().dropped_stale, stale_before + 1);
+}
