@@ -395,6 +395,9 @@ impl<E: Endpoint> Endpoint for Vanishing<E> {
     fn close(&mut self, now: std::time::Instant) {
         self.inner.close(now);
     }
+    fn finish(&mut self, now: std::time::Instant) {
+        self.inner.finish(now);
+    }
     fn is_closed(&self) -> bool {
         self.dead || self.inner.is_closed()
     }

@@ -231,6 +231,10 @@ impl Endpoint for KcpEndpoint {
         self.events.pop_front()
     }
 
+    /// No half-close in this mode: finishing is closing.
+    fn finish(&mut self, now: Instant) {
+        self.close(now);
+    }
     fn close(&mut self, _now: Instant) {
         // KCP has no close handshake: the session simply stops.
         if !self.closed {

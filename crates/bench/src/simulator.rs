@@ -69,6 +69,7 @@ impl Endpoint for NullEndpoint {
         None
     }
     fn close(&mut self, _now: Instant) {}
+    fn finish(&mut self, _now: Instant) {}
     fn is_closed(&self) -> bool {
         true
     }

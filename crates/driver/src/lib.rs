@@ -374,6 +374,7 @@ mod tests {
             None
         }
         fn close(&mut self, _: Instant) {}
+        fn finish(&mut self, _: Instant) {}
         fn is_closed(&self) -> bool {
             self.closed
         }

@@ -129,6 +129,10 @@ impl Endpoint for LineEndpoint {
         self.events.pop_front()
     }
 
+    /// No half-close in this mode: finishing is closing.
+    fn finish(&mut self, now: Instant) {
+        self.close(now);
+    }
     fn close(&mut self, _now: Instant) {
         self.closing = true;
         self.next_beat = None;

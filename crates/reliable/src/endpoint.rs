@@ -318,10 +318,9 @@ pub trait Endpoint {
     fn close(&mut self, now: Instant);
     /// We have finished sending (a half-close, as TCP's FIN): no more `send`s, but the peer may
     /// go on sending, and we go on receiving, until it finishes too; then the endpoint closes.
-    /// The default is [`Endpoint::close`]: a mode without a half-close closes.
-    fn finish(&mut self, now: Instant) {
-        self.close(now);
-    }
+    /// A mode without a half-close closes. Required, not defaulted: a wrapper that forgot to
+    /// pass it on would silently turn a half-close into a full close.
+    fn finish(&mut self, now: Instant);
     /// True once closing has finished and there is nothing left to transmit.
     fn is_closed(&self) -> bool;
     /// Where datagrams go, once known.

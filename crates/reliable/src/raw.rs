@@ -307,6 +307,10 @@ impl Endpoint for RawEndpoint {
         self.events.pop_front()
     }
 
+    /// No half-close in this mode: finishing is closing.
+    fn finish(&mut self, now: Instant) {
+        self.close(now);
+    }
     fn close(&mut self, _now: Instant) {
         self.closing = true;
         self.report_closed_once();

@@ -122,6 +122,9 @@ impl<E: Endpoint> Endpoint for CauseRecorder<E> {
     fn close(&mut self, now: Instant) {
         self.inner.close(now);
     }
+    fn finish(&mut self, now: Instant) {
+        self.inner.finish(now);
+    }
     fn is_closed(&self) -> bool {
         self.inner.is_closed()
     }

@@ -258,6 +258,9 @@ mod tests {
         fn close(&mut self, now: Instant) {
             self.inner.close(now);
         }
+        fn finish(&mut self, now: Instant) {
+            self.inner.finish(now);
+        }
         fn is_closed(&self) -> bool {
             self.inner.is_closed()
         }
