@@ -279,12 +279,7 @@ impl PacketSummary {
             Ok(Packet::Raw(m)) => PacketSummary::Raw { seq: m.seq },
             // A Fin or Nick is a packet of the data stream under its own kind (its message is
             // the transport's, not a line): summarised as the data it is sequenced with.
-            Ok(Packet::Data(d) | Packet::Fin(d) | Packet::Nick(d)) => PacketSummary::Data {
-                seq: d.seq.0,
-                message: d.message,
-                fragment: d.fragment,
-                fragments: d.fragments,
-            },
+            Ok(Packet::Data(d) | Packet::Fin(d) | Packet::Nick(d)) => PacketSummary::data(&d),
             Ok(Packet::Ack { ack, .. }) => PacketSummary::Ack {
                 cumulative: ack.cumulative.0,
                 ranges: ack.ranges.iter().map(|r| (r.first.0, r.last.0)).collect(),
@@ -295,16 +290,19 @@ impl PacketSummary {
             Ok(Packet::Pong { .. }) => PacketSummary::Pong,
             Ok(Packet::Close { .. }) => PacketSummary::Close,
             // A bundle leads with its new packet; the copies behind it are not summarised.
-            Ok(Packet::Bundle(items)) => match items.first() {
-                Some(d) => PacketSummary::Data {
-                    seq: d.seq.0,
-                    message: d.message,
-                    fragment: d.fragment,
-                    fragments: d.fragments,
-                },
-                None => PacketSummary::Opaque,
-            },
+            Ok(Packet::Bundle(items)) => items
+                .first()
+                .map_or(PacketSummary::Opaque, PacketSummary::data),
             Err(_) => PacketSummary::Opaque,
+        }
+    }
+
+    fn data(d: &udpchat_core::Data) -> PacketSummary {
+        PacketSummary::Data {
+            seq: d.seq.0,
+            message: d.message,
+            fragment: d.fragment,
+            fragments: d.fragments,
         }
     }
 }
