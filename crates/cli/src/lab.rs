@@ -15,7 +15,7 @@ use std::io::BufWriter;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -329,27 +329,15 @@ fn write_captures(config: &ExperimentConfig, base: &Path) -> Result<Vec<PathBuf>
         fs::File::create(path)
             .with_context(|| format!("cannot write the capture {}", path.display()))?;
     }
-    let next = AtomicUsize::new(0);
-    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let worker = || loop {
-        let index = next.fetch_add(1, Ordering::Relaxed);
-        let (Some(run), Some(path)) = (runs.get(index), paths.get(index)) else {
-            return;
-        };
-        if let Err(e) = capture_run(config, run, path) {
-            if let Ok(mut f) = failures.lock() {
-                f.push(format!("{}: {e:#}", path.display()));
-            }
-        }
-    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 1..threads.min(runs.len()) {
-            scope.spawn(worker);
-        }
-        worker();
-    });
-    let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    let failures: Vec<String> = run::parallel(runs.len(), threads, |index| {
+        capture_run(config, &runs[index], &paths[index])
+            .err()
+            .map(|e| format!("{}: {e:#}", paths[index].display()))
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     if let Some(first) = failures.first() {
         anyhow::bail!("cannot write the capture {first}");
     }

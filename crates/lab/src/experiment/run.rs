@@ -172,45 +172,17 @@ where
         .flat_map(|p| (0..n_modes).flat_map(move |m| (0..n_seeds).map(move |s| (p, m, s))))
         .collect();
     let total = jobs.len();
-    let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<RunMetrics, ExperimentError>>>> =
-        Mutex::new(vec![None; total]);
-    let worker = || loop {
-        let index = next.fetch_add(1, Ordering::Relaxed);
-        let Some(&(p, m, s)) = jobs.get(index) else {
-            return;
-        };
+    let results = parallel(total, threads, |index| {
+        let (p, m, s) = jobs[index];
         let (mode, seed) = (config.modes[m], seeds[s]);
         let result = make(mode, seed)
             .and_then(|(a, b)| simulate_with(config, &points[p], seed, a, b))
             .map(|(_, metrics)| metrics);
-        if let Ok(mut slots) = results.lock() {
-            slots[index] = Some(result);
-        }
         progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-    };
-    let threads = threads.clamp(1, total.max(1));
-    thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(worker);
-        }
-        worker();
+        result
     });
-    let slots = results
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut flat = Vec::with_capacity(total);
-    for slot in slots {
-        // A slot is empty only if a worker panicked, which the scope has already propagated.
-        let Some(result) = slot else {
-            return Err(ExperimentError::Endpoint {
-                mode: config.modes[0],
-                reason: "a run did not finish".to_owned(),
-            });
-        };
-        flat.push(result?);
-    }
+    let flat = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     let mut flat = flat.into_iter();
     let runs = points
         .iter()
@@ -223,6 +195,37 @@ where
         })
         .collect();
     Ok((points, runs))
+}
+
+/// Calls `job(i)` for every `i` in `0..total` on up to `threads` threads (at least one), each
+/// taking the next index as it comes free, and returns the results in index order. A panic in a
+/// job propagates (the threads are scoped).
+pub fn parallel<T: Send>(total: usize, threads: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<T>>> = Mutex::new((0..total).map(|_| None).collect());
+    let worker = || loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        if index >= total {
+            return;
+        }
+        let result = job(index);
+        if let Ok(mut slots) = slots.lock() {
+            slots[index] = Some(result);
+        }
+    };
+    thread::scope(|scope| {
+        for _ in 1..threads.clamp(1, total.max(1)) {
+            scope.spawn(worker);
+        }
+        worker();
+    });
+    // Every slot is filled: a job that panicked has already propagated out of the scope.
+    slots
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Runs the whole sweep with each mode's own endpoints, on all available cores.
