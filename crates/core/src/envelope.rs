@@ -79,6 +79,11 @@ pub fn decode(datagram: &[u8]) -> Result<Packet, DecodeError> {
             supported: VERSION,
         });
     }
+    // An encrypted datagram shares the first three bytes; its kind byte can never start a plain
+    // body, so it is named for what it is rather than failing the CRC it does not carry.
+    if let Some(kind) = crate::sealed::sealed_kind(datagram) {
+        return Err(DecodeError::Sealed { kind: kind.name() });
+    }
     let (covered, trailer) = datagram.split_at(len - TRAILER_LEN);
     let received = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let computed = crc32fast::hash(covered);
@@ -298,6 +303,15 @@ mod tests {
         let crc = crc32fast::hash(&d);
         d.extend_from_slice(&crc.to_le_bytes());
         d
+    }
+
+    #[test]
+    fn an_encrypted_datagram_is_named_not_failed_on_its_checksum() {
+        let mut d = crate::sealed::SealedKind::Sealed.header().to_vec();
+        d.extend_from_slice(&[0u8; 32]);
+        let err = decode(&d).unwrap_err();
+        assert_eq!(err, DecodeError::Sealed { kind: "sealed" });
+        assert!(err.to_string().contains("--secret"), "{err}");
     }
 
     #[test]

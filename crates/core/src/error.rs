@@ -3,8 +3,8 @@
 
 use thiserror::Error;
 
-/// Why a received datagram was rejected. Checked in this order: length, magic, version,
-/// checksum, body, trailing bytes.
+/// Why a received datagram was rejected. Checked in this order: length, magic, version, encrypted
+/// kind, checksum, body, trailing bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
     /// Shorter than the fixed header and trailer.
@@ -44,6 +44,16 @@ pub enum DecodeError {
         computed: u32,
         /// CRC carried in the trailer.
         received: u32,
+    },
+    /// An encrypted udpchat datagram (`crate::sealed`): the sender runs with `--secret`, and
+    /// this endpoint does not. Named before the checksum, which encrypted datagrams do not carry.
+    #[error(
+        "an encrypted udpchat datagram ({kind}): the peer uses encryption (--secret); \
+         restart with --secret and the same passphrase"
+    )]
+    Sealed {
+        /// Which encrypted kind (`init`, `reply`, `reject`, `sealed`).
+        kind: &'static str,
     },
     /// The checksum matched but the body is not a valid packet.
     #[error("malformed packet body: {0}")]

@@ -11,6 +11,7 @@ pub mod codec;
 pub mod envelope;
 pub mod error;
 pub mod packet;
+pub mod sealed;
 
 pub use envelope::{decode, encode, encode_into, HEADER_LEN, MAGIC, TRAILER_LEN, VERSION};
 pub use error::{DecodeError, EncodeError};

@@ -12,9 +12,11 @@
 //! [`parse`] turns what people type (`20%`, `30ms`, `1mbit`) into these types; the binary's
 //! flags (clap) call it, and the lab itself does not depend on clap. [`pcap`] writes what any of
 //! them sees as a capture for Wireshark ([`capture`] does it off the hot path for real traffic),
-//! and [`wire`] describes a datagram in one line for live traces.
+//! and [`wire`] describes a datagram in one line for live traces. [`encrypted`] wraps a run's
+//! endpoints in `udpchat_secure` with keys from the seed.
 
 pub mod capture;
+pub mod encrypted;
 pub mod experiment;
 pub mod gilbert;
 pub mod impaired;

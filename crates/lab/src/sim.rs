@@ -268,6 +268,12 @@ pub enum PacketSummary {
     Pong,
     /// Close.
     Close,
+    /// An encrypted datagram (`--secret`): only its kind (`init`, `reply`, `reject`, `sealed`)
+    /// is in clear.
+    Encrypted {
+        /// The encrypted kind's name.
+        kind: &'static str,
+    },
     /// Not a valid udpchat datagram (plain mode, or corrupted).
     Opaque,
 }
@@ -275,6 +281,9 @@ pub enum PacketSummary {
 impl PacketSummary {
     /// Decodes `datagram` as far as a summary needs.
     pub fn of(datagram: &[u8]) -> PacketSummary {
+        if let Some(kind) = udpchat_core::sealed::sealed_kind(datagram) {
+            return PacketSummary::Encrypted { kind: kind.name() };
+        }
         match udpchat_core::decode(datagram) {
             Ok(Packet::Raw(m)) => PacketSummary::Raw { seq: m.seq },
             // A Fin or Nick is a packet of the data stream under its own kind (its message is
@@ -337,6 +346,7 @@ impl fmt::Display for PacketSummary {
             PacketSummary::Ping => f.write_str("ping"),
             PacketSummary::Pong => f.write_str("pong"),
             PacketSummary::Close => f.write_str("close"),
+            PacketSummary::Encrypted { kind } => write!(f, "encrypted {kind}"),
             PacketSummary::Opaque => f.write_str("opaque"),
         }
     }

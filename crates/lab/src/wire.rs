@@ -17,6 +17,9 @@ pub const TARGET: &str = "udpchat::wire";
 /// What `datagram` is, in one line: its kind and numbers (`data seq=5 msg=3 frag=0/1 2B ack
 /// cum=9 sack=11-12 delivered=7 win=512`), or why it is not a udpchat datagram.
 pub fn describe(datagram: &[u8]) -> String {
+    if let Some(text) = describe_encrypted(datagram) {
+        return text;
+    }
     let packet = match udpchat_core::decode(datagram) {
         Ok(packet) => packet,
         Err(e) => return format!("not a udpchat datagram ({e})"),
@@ -110,6 +113,27 @@ fn ack(out: &mut String, a: &Ack) {
         }
     }
     let _ = write!(out, " delivered={} win={}", a.delivered.0, a.window);
+}
+
+/// The clear part of an encrypted (`--secret`) datagram: its kind and ids, nothing else.
+fn describe_encrypted(datagram: &[u8]) -> Option<String> {
+    use udpchat_core::sealed::{sealed_kind, HandshakeFrame, SealedHeader, SealedKind};
+    let kind = sealed_kind(datagram)?;
+    Some(match kind {
+        SealedKind::Sealed => match SealedHeader::parse(datagram) {
+            Some(h) => format!(
+                "sealed dst={:016x} counter={} ({}B sealed)",
+                h.receiver,
+                h.counter,
+                datagram.len()
+            ),
+            None => format!("sealed, truncated ({}B)", datagram.len()),
+        },
+        _ => match HandshakeFrame::parse(datagram) {
+            Ok(f) => format!("{} initiator={:016x}", kind.name(), f.initiator),
+            Err(e) => format!("{}: {e}", kind.name()),
+        },
+    })
 }
 
 #[cfg(test)]

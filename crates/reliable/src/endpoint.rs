@@ -147,6 +147,36 @@ pub enum Event {
         /// Who we talk to instead.
         peer: SocketAddr,
     },
+    /// Encryption (`--secret`): the handshake with `peer` succeeded and proved that both sides
+    /// hold the passphrase; from now on every datagram is sealed. `sas` is the short
+    /// authentication string both sides show, for two people to compare by voice.
+    Secured {
+        /// Who the session is with.
+        peer: SocketAddr,
+        /// A few digits from the handshake hash; equal on both sides of an honest session.
+        sas: String,
+    },
+    /// Encryption (`--secret`): no encrypted session could be made with `peer`; the endpoint
+    /// has closed (nothing it held was sent).
+    HandshakeFailed {
+        /// Who the attempt was with.
+        peer: SocketAddr,
+        /// Why.
+        reason: HandshakeFailure,
+    },
+}
+
+/// Why an encrypted handshake failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandshakeFailure {
+    /// The peer's answer did not authenticate (or it said ours did not): it uses a different
+    /// passphrase, or is not udpchat.
+    WrongPassphrase,
+    /// The peer sends plain udpchat datagrams: it runs without `--secret`.
+    NotEncrypted,
+    /// The handshake went unanswered through every retry.
+    NoAnswer,
 }
 
 /// Why a datagram was dropped: one value per `dropped_*` counter of [`Stats`].
@@ -161,6 +191,10 @@ pub enum DropCause {
     Foreign,
     /// An earlier session's packet, or a kind this mode does not take (`dropped_stale`).
     Stale,
+    /// Encryption: a sealed datagram that had already arrived (`dropped_replayed`).
+    Replayed,
+    /// Encryption: failed authentication, or not encrypted at all (`dropped_unauthenticated`).
+    Unauthenticated,
 }
 
 fn serialize_opt_duration_ms<S: serde::Serializer>(
@@ -240,6 +274,10 @@ pub struct Stats {
     pub dropped_foreign: u64,
     /// Dropped: belonged to an earlier session, or a packet kind this mode does not take.
     pub dropped_stale: u64,
+    /// Dropped (encryption): a sealed datagram already received, or too old for the replay window.
+    pub dropped_replayed: u64,
+    /// Dropped (encryption): failed authentication (forged, damaged, wrong key) or plain.
+    pub dropped_unauthenticated: u64,
     /// Retransmissions after a retransmission timeout.
     pub retransmits_timeout: u64,
     /// Retransmissions on SACK evidence, before the timeout.
@@ -277,6 +315,8 @@ impl Stats {
             DropCause::Malformed => &mut self.dropped_malformed,
             DropCause::Foreign => &mut self.dropped_foreign,
             DropCause::Stale => &mut self.dropped_stale,
+            DropCause::Replayed => &mut self.dropped_replayed,
+            DropCause::Unauthenticated => &mut self.dropped_unauthenticated,
         };
         *counter += 1;
     }

@@ -19,7 +19,9 @@ pub mod endpoint;
 pub mod raw;
 pub mod transport;
 
-pub use endpoint::{DropCause, Endpoint, Event, MessageId, NickError, SendError, Stats, Transmit};
+pub use endpoint::{
+    DropCause, Endpoint, Event, HandshakeFailure, MessageId, NickError, SendError, Stats, Transmit,
+};
 pub use raw::{RawConfig, RawEndpoint};
 pub use transport::{
     Arq, ConfigError, CongestionControl, Delivery, ReliableConfig, ReliableEndpoint,

@@ -896,7 +896,9 @@ impl Model {
             | Event::Gap { .. }
             | Event::Duplicate { .. }
             | Event::TurnedAway { .. }
-            | Event::Dropped { .. } => {}
+            | Event::Dropped { .. }
+            | Event::Secured { .. }
+            | Event::HandshakeFailed { .. } => {}
         }
     }
 

@@ -353,7 +353,8 @@ fn picked_transmits(trace: &Trace, study: &Study) -> HashSet<usize> {
             PacketSummary::Ack { cumulative, ranges } => {
                 *side == Side::B && study.answers(*datagram, *cumulative, ranges, &mut learnt)
             }
-            PacketSummary::Opaque => false,
+            // The ladder reads numbers an encrypted datagram hides: never picked.
+            PacketSummary::Opaque | PacketSummary::Encrypted { .. } => false,
             PacketSummary::Hello
             | PacketSummary::Welcome
             | PacketSummary::Ping
@@ -828,8 +829,10 @@ impl Row {
                     PacketSummary::Ack { .. } => Mark::Ack,
                     PacketSummary::Hello | PacketSummary::Welcome => Mark::Handshake,
                     PacketSummary::Ping | PacketSummary::Pong => Mark::Keepalive,
-                    // An opaque datagram is never picked; it would share the close's entry.
-                    PacketSummary::Close | PacketSummary::Opaque => Mark::Close,
+                    // An opaque or encrypted datagram is never picked; it would share the close's entry.
+                    PacketSummary::Close
+                    | PacketSummary::Opaque
+                    | PacketSummary::Encrypted { .. } => Mark::Close,
                 });
                 marks.insert(match arrow.tip {
                     Tip::Arrived => Mark::Arrived,
