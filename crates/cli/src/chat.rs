@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use udpchat_core::{DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
 use udpchat_driver::{self as driver, Input};
 use udpchat_reliable::{Endpoint, RawConfig, RawEndpoint};
+use udpchat_secure::{SecureConfig, Secured, OVERHEAD};
 
 use crate::address::{check_families, dual_stack, parse_destination};
 use crate::lines;
@@ -30,6 +31,7 @@ use crate::link_args::{ChatImpairment, ChatImpairmentArgs};
 use crate::notice::canonical;
 use crate::output::{report_undelivered, Format, Output};
 use crate::reliable_args::{usage, ReliableArgs, Undelivered};
+use crate::secret::{SecretArgs, EXIT_HANDSHAKE_FAILED};
 use crate::tui;
 
 /// The flags of `udpchat chat`.
@@ -85,6 +87,10 @@ pub struct ChatArgs {
     #[command(flatten)]
     pub impairment: ChatImpairmentArgs,
 
+    /// Encryption: --secret and --secret-file (see README, "Encrypted chat").
+    #[command(flatten)]
+    pub secret: SecretArgs,
+
     /// Line interface: also report each delivered message on stderr (reliable mode), with its
     /// round-trip time. Twice (-vv): also trace every datagram sent and received on stderr, one
     /// line each (kind, numbers, size; dropped ones with the reason). RUST_LOG, when set, filters
@@ -107,6 +113,7 @@ impl ChatArgs {
         if let Some(peer) = &self.peer {
             check_families("--bind", self.bind, "--peer", peer).map_err(|m| usage(&m))?;
         }
+        self.secret.check(self.plain)?;
         match self.mode {
             Mode::Raw if self.reliable.any_given() => {
                 return Err(usage(
@@ -177,10 +184,15 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
         Mode::Reliable if args.plain => usage("--plain is raw mode only").exit(),
         _ => {}
     }
+    args.secret
+        .check(args.plain)
+        .unwrap_or_else(|usage| usage.exit());
     let peer = match &args.peer {
         Some(text) => Some(resolve_peer(text, args.bind)?),
         None => None,
     };
+    // Asked for (and derived) before the socket exists, so no datagram waits on a person typing.
+    let secure = args.secret.config()?;
     // Checked before binding (a fixed port) and after (port 0 becomes a real port).
     refuse_self_talk(args.bind, peer);
     let socket = UdpSocket::bind(args.bind)
@@ -194,7 +206,7 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
     let nick = args.nick.clone().unwrap_or_else(default_nick);
     let impairment = args.impairment.resolve();
     let (mut endpoint, capture) = crate::trace::tap(
-        endpoint(&args, nick.clone(), peer, impairment.as_ref()),
+        endpoint(&args, nick.clone(), peer, impairment.as_ref(), secure),
         local,
         args.pcap.as_deref(),
         ui == tui::Ui::Tui,
@@ -210,6 +222,7 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
             peer,
             plain: args.plain,
             impairment: impairment.as_ref().map(ChatImpairment::label),
+            encrypted: args.secret.enabled(),
         };
         let result = tui::chat(&mut endpoint, &socket, info, args.stats).await;
         // Dropping the endpoint finishes the capture; its warnings waited for the screen to go.
@@ -225,25 +238,36 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
     line_chat(&args, endpoint, &socket, session).await
 }
 
-/// The endpoint for `args.mode`, wrapped in the lab's impairment if one was asked for.
+/// The endpoint for `args.mode`, sealed with `secure` if given (so its datagrams leave
+/// `secure`'s overhead of room), and wrapped in the lab's impairment if one was asked for (which
+/// then acts on the sealed datagrams, as a network would).
 fn endpoint(
     args: &ChatArgs,
     nick: String,
     peer: Option<SocketAddr>,
     impairment: Option<&ChatImpairment>,
+    secure: Option<SecureConfig>,
 ) -> Box<dyn Endpoint> {
+    let max_datagram = match secure {
+        Some(_) => args.max_datagram.saturating_sub(OVERHEAD),
+        None => args.max_datagram,
+    };
     let endpoint: Box<dyn Endpoint> = match args.mode {
         Mode::Raw => Box::new(RawEndpoint::new(RawConfig {
             nick,
             peer,
-            max_datagram: args.max_datagram,
+            max_datagram,
             plain: args.plain,
         })),
         Mode::Reliable => Box::new(
             args.reliable
-                .endpoint(nick, peer, args.max_datagram)
+                .endpoint(nick, peer, max_datagram)
                 .unwrap_or_else(|usage| usage.exit()),
         ),
+    };
+    let endpoint: Box<dyn Endpoint> = match secure {
+        Some(config) => Box::new(Secured::new(endpoint, config)),
+        None => endpoint,
     };
     match impairment {
         Some(impairment) => Box::new(impairment.wrap(endpoint)),
@@ -297,7 +321,11 @@ async fn line_chat(
     if args.stats {
         output.print_stats(&endpoint.stats());
     }
-    Ok(report_undelivered(&lost))
+    let code = report_undelivered(&lost);
+    if output.handshake_failed() {
+        return Ok(ExitCode::from(EXIT_HANDSHAKE_FAILED));
+    }
+    Ok(code)
 }
 
 /// The first lines on stderr: the address bound (scripts read the port from it), the peer,
@@ -314,6 +342,15 @@ fn print_banner(args: &ChatArgs, session: &LineSession) {
         (Some(peer), Mode::Reliable) => eprintln!("udpchat: connecting to {peer}"),
         (Some(peer), Mode::Raw) => eprintln!("udpchat: talking to {peer}"),
         (None, _) => eprintln!("udpchat: no --peer: waiting for someone to write first"),
+    }
+    if args.secret.enabled() {
+        eprintln!(
+            "udpchat: encrypted (--secret): nothing is shown until the handshake proves the \
+             peer holds the same passphrase"
+        );
+    }
+    if let Some(warning) = args.secret.warning() {
+        eprintln!("udpchat: warning: {warning}");
     }
     for line in session.impairment.iter().flat_map(ChatImpairment::describe) {
         eprintln!("udpchat: {line}");

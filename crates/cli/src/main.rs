@@ -16,6 +16,7 @@ mod notice;
 mod output;
 mod proxy;
 mod reliable_args;
+mod secret;
 mod stats;
 mod trace;
 mod tui;

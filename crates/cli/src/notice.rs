@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use udpchat_reliable::Event;
+use udpchat_reliable::{Event, HandshakeFailure};
 
 use crate::chat::Mode;
 
@@ -207,6 +207,18 @@ fn describe_session(event: &Event) -> Option<Notice> {
             ),
             None,
         ),
+        // Once per session: the handshake happens once (a restarted peer's new one aside).
+        Event::Secured { peer, sas } => (
+            NoticeKind::Info,
+            secured_text(*peer, sas),
+            None,
+        ),
+        // Once: the endpoint closes after it.
+        Event::HandshakeFailed { peer, reason } => (
+            NoticeKind::Error,
+            handshake_failed_text(*peer, *reason),
+            None,
+        ),
         Event::Dropped { from, detail, .. } => (
             NoticeKind::Dropped,
             format!(
@@ -219,6 +231,33 @@ fn describe_session(event: &Event) -> Option<Notice> {
         _ => return None,
     };
     Some(Notice { kind, text, flood })
+}
+
+/// An encrypted session began: the code to compare. The code is ours (digits and a space), not
+/// the network's, so it needs no escaping.
+pub fn secured_text(peer: SocketAddr, sas: &str) -> String {
+    format!(
+        "encrypted: {} holds the same passphrase; compare this code with theirs (by voice): {sas}",
+        canonical(peer)
+    )
+}
+
+/// Why an encrypted handshake failed, in the words README's exit-code table uses.
+pub fn handshake_failed_text(peer: SocketAddr, reason: HandshakeFailure) -> String {
+    match reason {
+        HandshakeFailure::WrongPassphrase => {
+            "the handshake failed: the peer uses a different passphrase (or is not udpchat)"
+                .to_owned()
+        }
+        HandshakeFailure::NotEncrypted => format!(
+            "the handshake failed: the peer is not encrypted ({} runs without --secret)",
+            canonical(peer)
+        ),
+        HandshakeFailure::NoAnswer => format!(
+            "the handshake failed: no answer from {} (is udpchat running there, with --secret?)",
+            canonical(peer)
+        ),
+    }
 }
 
 fn peer_text(addr: SocketAddr, nick: Option<&str>, cx: &Context<'_>) -> String {

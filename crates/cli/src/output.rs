@@ -65,6 +65,8 @@ pub struct Output {
     handshake: Option<HandshakeWatch>,
     /// The peer's address, once known, for the handshake notices.
     peer: Option<SocketAddr>,
+    /// Encryption: the handshake failed (the chat then exits with its own code).
+    handshake_failed: bool,
 }
 
 impl Output {
@@ -80,7 +82,13 @@ impl Output {
             limiter: Limiter::default(),
             handshake: None,
             peer: None,
+            handshake_failed: false,
         }
+    }
+
+    /// Whether an encrypted handshake failed (`Event::HandshakeFailed`).
+    pub fn handshake_failed(&self) -> bool {
+        self.handshake_failed
     }
 
     /// Reliable mode: says how a handshake that needed retries ended ("ADDR answered after N
@@ -141,6 +149,9 @@ impl Output {
         let mut out = Printed::default();
         if let Event::Peer { addr, .. } = event {
             self.peer = Some(addr);
+        }
+        if let Event::HandshakeFailed { .. } = event {
+            self.handshake_failed = true;
         }
         if let Some((answered, retries)) = self.handshake.as_mut().and_then(|w| w.event(&event)) {
             out.err(notice::attempt_end_text(

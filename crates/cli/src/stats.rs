@@ -82,6 +82,16 @@ pub fn rows(stats: &Stats, mode: Mode, plain: bool) -> Vec<Row> {
             ("stale", n(stats.dropped_stale)),
         ],
     ));
+    // Encryption's own drops, when there were any (a plain chat never has them).
+    if stats.dropped_replayed > 0 || stats.dropped_unauthenticated > 0 {
+        rows.push((
+            "refused",
+            vec![
+                ("replayed", n(stats.dropped_replayed)),
+                ("unauthenticated", n(stats.dropped_unauthenticated)),
+            ],
+        ));
+    }
     if mode == Mode::Reliable {
         rows.extend(reliable_rows(stats));
     }

@@ -41,6 +41,8 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
 pub struct Summary {
     /// Reliable mode: my messages that were lost, or never acknowledged before the end.
     pub undelivered: Vec<(MessageId, String)>,
+    /// Encryption: the handshake failed.
+    pub handshake_failed: bool,
 }
 
 /// What the driver reports, passed from [`UiSink`] to the screen's loop.
@@ -202,6 +204,7 @@ where
     }
     Ok(Summary {
         undelivered: screen.model.undelivered(),
+        handshake_failed: screen.model.handshake_failed(),
     })
 }
 

@@ -69,7 +69,8 @@ fn choose_for(ui: Option<Ui>, format: Format, terminals: bool) -> Result<Ui, cla
 
 /// Runs the chat screen until the session ends, then, on the restored terminal, lists the
 /// messages that were not delivered (reliable mode) and the counters if `print_stats`.
-/// Returns exit code 3 if any message was not delivered, else success.
+/// Returns exit code 4 if the encrypted handshake failed, else 3 if any message was not
+/// delivered, else success.
 pub async fn chat<E>(
     endpoint: &mut E,
     socket: &UdpSocket,
@@ -85,7 +86,11 @@ where
         print_stats_table(&endpoint.stats(), mode, plain);
     }
     // Raw mode waits for no acknowledgement, so it has nothing undelivered to name.
-    Ok(report_undelivered(&summary.undelivered))
+    let code = report_undelivered(&summary.undelivered);
+    if summary.handshake_failed {
+        return Ok(ExitCode::from(crate::secret::EXIT_HANDSHAKE_FAILED));
+    }
+    Ok(code)
 }
 
 #[cfg(test)]

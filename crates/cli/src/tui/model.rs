@@ -66,6 +66,8 @@ pub struct SessionInfo {
     /// The impairment applied inside this chat, as a short string (`loss 20%, delay 50ms`), or
     /// `None` when the network is left alone.
     pub impairment: Option<String>,
+    /// `--secret`: the session is encrypted once the handshake succeeds.
+    pub encrypted: bool,
 }
 
 /// Where the session stands, for the status bar.
@@ -266,6 +268,10 @@ impl Viewport {
 pub struct Model {
     info: SessionInfo,
     conn: ConnState,
+    /// Encryption: the short authentication string of the session, once secured.
+    sas: Option<String>,
+    /// Encryption: the handshake failed; the chat exits with its own code.
+    handshake_failed: bool,
     peer: Option<SocketAddr>,
     peer_nick: Option<String>,
     history: VecDeque<Entry>,
@@ -337,6 +343,8 @@ impl Model {
             peer: info.peer,
             info,
             conn,
+            sas: None,
+            handshake_failed: false,
             peer_nick: None,
             history: VecDeque::new(),
             first_index: 0,
@@ -421,6 +429,16 @@ impl Model {
     /// My messages neither delivered nor lost yet (reliable mode).
     pub fn unconfirmed(&self) -> usize {
         self.outstanding.len()
+    }
+
+    /// Encryption: the session's short authentication string, once the handshake succeeded.
+    pub fn sas(&self) -> Option<&str> {
+        self.sas.as_deref()
+    }
+
+    /// Encryption: whether the handshake failed.
+    pub fn handshake_failed(&self) -> bool {
+        self.handshake_failed
     }
 
     /// While connecting: how many times the handshake was resent without an answer.
@@ -896,9 +914,12 @@ impl Model {
             | Event::Gap { .. }
             | Event::Duplicate { .. }
             | Event::TurnedAway { .. }
-            | Event::Dropped { .. }
-            | Event::Secured { .. }
-            | Event::HandshakeFailed { .. } => {}
+            | Event::Dropped { .. } => {}
+            Event::Secured { ref sas, .. } => self.sas = Some(sas.clone()),
+            Event::HandshakeFailed { .. } => {
+                self.handshake_failed = true;
+                self.conn = ConnState::Unreachable;
+            }
         }
     }
 
@@ -1109,6 +1130,7 @@ mod tests {
             peer: Some(addr(4000)),
             plain: false,
             impairment: None,
+            encrypted: false,
         })
     }
 
@@ -1260,6 +1282,7 @@ mod tests {
             peer: None,
             plain: false,
             impairment: None,
+            encrypted: false,
         });
         assert_eq!(m.conn(), ConnState::Waiting);
         m.apply_event(Event::Message {

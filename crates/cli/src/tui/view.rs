@@ -516,6 +516,7 @@ fn figure_fields(model: &Model) -> Vec<Field> {
             .or_hide(11),
         );
     }
+    fields.push(encryption_field(model));
     fields.push(match &info.impairment {
         Some(imp) => {
             Field::fixed(SEPARATOR, Span::styled(format!("impaired: {imp}"), bar)).or_hide(10)
@@ -523,6 +524,31 @@ fn figure_fields(model: &Model) -> Vec<Field> {
         None => Field::fixed(SEPARATOR, Span::styled("no impairment", bar)).or_hide(1),
     });
     fields
+}
+
+/// Encryption: "not encrypted", or the handshake's progress and then the code to compare. The
+/// code never hides: it is what two people read to each other.
+fn encryption_field(model: &Model) -> Field {
+    let bar = bar_style();
+    let warn = bar.fg(Color::LightRed).add_modifier(Modifier::BOLD);
+    let secure = bar.fg(Color::LightGreen).add_modifier(Modifier::BOLD);
+    if !model.info().encrypted {
+        return Field::fixed(SEPARATOR, Span::styled("not encrypted", bar)).or_hide(2);
+    }
+    match (model.sas(), model.handshake_failed()) {
+        (_, true) => Field::fixed(
+            SEPARATOR,
+            Span::styled("encryption: handshake failed", warn),
+        )
+        .or(9, Span::styled("handshake failed", warn)),
+        (Some(sas), false) => Field::fixed(
+            SEPARATOR,
+            Span::styled(format!("encrypted, code {sas}"), secure),
+        )
+        .or(9, Span::styled(format!("enc {sas}"), secure)),
+        (None, false) => Field::fixed(SEPARATOR, Span::styled("encrypted: handshake…", bar))
+            .or(9, Span::styled("enc…", bar)),
+    }
 }
 
 /// Between two fields of the status bar.
@@ -573,6 +599,7 @@ mod tests {
             peer: Some(addr(4000)),
             plain: false,
             impairment: Some("loss 20%".into()),
+            encrypted: false,
         })
     }
 
@@ -783,6 +810,27 @@ mod tests {
     }
 
     #[test]
+    fn status_bar_says_whether_the_chat_is_encrypted_and_shows_the_code() {
+        let mut plain = model(Mode::Raw);
+        let rows = render(&mut plain, 160, 4);
+        assert!(rows.iter().any(|r| r.contains("not encrypted")), "{rows:#?}");
+        let mut m = Model::new(SessionInfo {
+            encrypted: true,
+            ..plain.info().clone()
+        });
+        let rows = render(&mut m, 160, 4);
+        assert!(rows.iter().any(|r| r.contains("encrypted: handshake")), "{rows:#?}");
+        m.apply_event(Event::Secured {
+            peer: addr(4000),
+            sas: "123 456".into(),
+        });
+        let rows = render(&mut m, 160, 4);
+        assert!(rows.iter().any(|r| r.contains("encrypted, code 123 456")), "{rows:#?}");
+        let history = rows.join("\n");
+        assert!(history.contains("compare this code"), "{rows:#?}");
+    }
+
+    #[test]
     fn status_bar_without_a_peer_says_so() {
         let mut m = Model::new(SessionInfo {
             mode: Mode::Raw,
@@ -791,6 +839,7 @@ mod tests {
             peer: None,
             plain: false,
             impairment: None,
+            encrypted: false,
         });
         let rows = render(&mut m, 120, 4);
         assert!(rows[2].contains("no peer yet"), "{rows:#?}");
