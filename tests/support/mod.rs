@@ -307,6 +307,8 @@ pub fn parse_stats<'a>(lines: impl IntoIterator<Item = &'a String>) -> HashMap<S
         ("windows", "peer") => "peer_window".to_owned(),
         ("redundancy", "copies") => "redundant_copies".to_owned(),
         ("redundancy", "repaired") => "repaired_by_copy".to_owned(),
+        // Encryption's refusals are `dropped_*` counters too (`dropped_replayed`).
+        ("refused", word) => format!("dropped_{word}"),
         (label, word) => format!("{label}_{word}"),
     };
     let mut counters = HashMap::new();
