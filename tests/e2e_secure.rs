@@ -266,11 +266,12 @@ fn replayed_bit_flipped_and_forged_datagrams_are_dropped_counted_and_not_shown()
     // magic is not udpchat at all, and the truncated one is too short to be sealed.
     assert_eq!(stats["dropped_unauthenticated"], 3, "{stats:?}");
     assert_eq!(stats["dropped_malformed"], 2, "{stats:?}");
+    assert_eq!(bob.exit_code(), 0);
+    assert!(bob.drain(Pipe::Stdout).is_empty(), "nothing else shown");
     assert_eq!(
         bob.history(Pipe::Stdout),
         ["<alice> first line", "<alice> second line"]
     );
-    assert_eq!(bob.exit_code(), 0);
 }
 
 #[test]
@@ -287,7 +288,7 @@ fn a_different_passphrase_fails_on_both_sides_with_exit_code_4() {
     bob.expect_stderr(words);
     assert_eq!(alice.exit_code(), EXIT_HANDSHAKE_FAILED);
     assert_eq!(bob.exit_code(), EXIT_HANDSHAKE_FAILED);
-    assert!(bob.history(Pipe::Stdout).is_empty(), "nothing shown");
+    assert!(bob.drain(Pipe::Stdout).is_empty(), "nothing shown");
 }
 
 #[test]
@@ -300,11 +301,11 @@ fn an_unencrypted_peer_is_named_on_both_sides() {
         &[("UDPCHAT_SECRET", "pw")],
     );
     plain.expect_stderr("the peer uses encryption (--secret)");
-    assert!(plain.history(Pipe::Stdout).is_empty());
     encrypted.close_stdin();
     assert_eq!(encrypted.exit_code(), 0, "nothing was left to send");
     plain.close_stdin();
     assert_eq!(plain.exit_code(), 0);
+    assert!(plain.drain(Pipe::Stdout).is_empty(), "nothing shown");
 
     // An encrypted listener hears a plain chat's line and gives up with its own words.
     let (mut listener, listener_addr) = chat("alice", &["--secret"], &[("UDPCHAT_SECRET", "pw")]);
@@ -312,7 +313,7 @@ fn an_unencrypted_peer_is_named_on_both_sides() {
     talker.send_line("plain words");
     listener.expect_stderr("the handshake failed: the peer is not encrypted");
     assert_eq!(listener.exit_code(), EXIT_HANDSHAKE_FAILED);
-    assert!(listener.history(Pipe::Stdout).is_empty(), "never shown");
+    assert!(listener.drain(Pipe::Stdout).is_empty(), "never shown");
     talker.close_stdin();
     assert_eq!(talker.exit_code(), 0);
 }
@@ -352,4 +353,45 @@ fn a_passphrase_on_the_command_line_is_refused() {
     chat.expect_stderr("Usage: udpchat chat");
     assert_eq!(chat.exit_code(), 2);
     assert!(!chat.history(Pipe::Stderr).join("\n").contains("hunter2"));
+}
+
+#[test]
+fn the_lab_runs_encrypted_sessions_and_reports_their_overhead() {
+    let mut lab = Proc::spawn(
+        "lab",
+        &[
+            "lab",
+            "--encrypt",
+            "--loss",
+            "0",
+            "--messages",
+            "50",
+            "--seeds",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&lab.drain(Pipe::Stdout).join("\n")).unwrap();
+    assert_eq!(lab.exit_code(), 0);
+    let rows = json["encryption_overhead"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "raw and reliable");
+    for row in rows {
+        assert_eq!(row["encrypted_delivered"], 50, "{row}");
+        assert!(
+            row["encrypted_bytes"].as_u64() > row["plain_bytes"].as_u64(),
+            "{row}"
+        );
+    }
+    // Raw mode: 29 bytes more per line, plus the handshake (two 72-byte messages and a
+    // confirmation each way).
+    let raw = &rows[0];
+    assert_eq!(raw["mode"], "raw");
+    let extra = raw["encrypted_bytes"].as_u64().unwrap() - raw["plain_bytes"].as_u64().unwrap();
+    assert_eq!(extra, 50 * 29 + 2 * 72 + 2 * 36);
+
+    let mut refused = Proc::spawn("lab", &["lab", "--encrypt", "--real"]);
+    refused.expect_stderr("cannot be used with");
+    assert_eq!(refused.exit_code(), 2);
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{value_parser, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use udpchat_lab::encrypted;
 use udpchat_lab::experiment::{
     chart, export, ladder, real, run, table, Engine, ExperimentConfig, LossPattern, Mode, Results,
     SweepPoint,
@@ -105,6 +106,12 @@ pub struct LabArgs {
     /// file's comment names its run. Simulator only.
     #[arg(long, value_name = "FILE", conflicts_with = "real")]
     pub pcap: Option<PathBuf>,
+    /// Also run every session encrypted (`chat --secret`'s wrapper, keys and nonces from the
+    /// seed) and report what encryption costs: the table is the plain sweep's (its columns read
+    /// the packets, which encryption hides), and lines after it (a key `encryption_overhead` in
+    /// JSON) compare the encrypted runs' deliveries and bytes with it. Simulator only.
+    #[arg(long, conflicts_with_all = ["real", "ladder", "pcap"])]
+    pub encrypt: bool,
     /// The link's other knobs, each direction (the same flags as chat's and proxy's). Last: the
     /// flattened struct's help heading applies to every flag declared after it.
     #[command(flatten)]
@@ -196,19 +203,35 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
     let progress = Progress::new();
     let started = Instant::now();
     let report = |done, total| progress.update(done, total);
+    let mut overhead = None;
     let (engine, outcome) = if args.real {
         (Engine::Real, real::run_sweep_real(&config, &report))
+    } else if args.encrypt {
+        let (result, cost) = encrypted_sweep(&config, &report);
+        overhead = cost;
+        (Engine::Simulator, result)
     } else {
         (Engine::Simulator, run::run_sweep(&config, &report))
     };
     let (points, runs) = outcome.context("the experiment failed")?;
     progress.finish();
-    let results = Results::new(&config, engine, &points, runs);
+    let mut results = Results::new(&config, engine, &points, runs);
+    if args.encrypt {
+        results.command.push_str(" --encrypt");
+    }
 
-    match args.format {
-        Format::Table => emit(&table::render(&results))?,
-        Format::Json => emit(&results.to_json().context("cannot encode the results")?)?,
-        Format::Csv => emit(&export::to_csv(&results))?,
+    match (args.format, &overhead) {
+        (Format::Table, _) => emit(&table::render(&results))?,
+        (Format::Json, None) => emit(&results.to_json().context("cannot encode the results")?)?,
+        (Format::Json, Some(cost)) => emit(&with_overhead(&results, cost)?)?,
+        (Format::Csv, _) => emit(&export::to_csv(&results))?,
+    }
+    for line in overhead.iter().flatten().map(encrypted::Overhead::line) {
+        match args.format {
+            Format::Table => emit(&format!("{line}\n"))?,
+            Format::Json => {}
+            Format::Csv => eprintln!("udpchat lab: {line}"),
+        }
     }
     if args.format != Format::Table {
         for warning in &results.warnings {
@@ -227,6 +250,41 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--encrypt`: the sweep run plain and encrypted with the same seeds; the plain runs (the table's
+/// columns read packets, which the encrypted runs hide), and what encryption cost per mode.
+fn encrypted_sweep(
+    config: &ExperimentConfig,
+    report: &(dyn Fn(usize, usize) + Sync),
+) -> (
+    Result<(Vec<SweepPoint>, run::SweepRuns), run::ExperimentError>,
+    Option<Vec<encrypted::Overhead>>,
+) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (points, plain) = match run::run_sweep_with(config, run::endpoints, threads, report) {
+        Ok(done) => done,
+        Err(e) => return (Err(e), None),
+    };
+    match run::run_sweep_with(config, encrypted::endpoints, threads, report) {
+        Ok((_, sealed)) => {
+            let cost = encrypted::overhead(&config.modes, &plain, &sealed);
+            (Ok((points, plain)), Some(cost))
+        }
+        Err(e) => (Err(e), None),
+    }
+}
+
+/// The results' JSON with the encryption overhead added under `encryption_overhead`.
+fn with_overhead(results: &Results, cost: &[encrypted::Overhead]) -> Result<String> {
+    let json = results.to_json().context("cannot encode the results")?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(&json).context("cannot encode the results")?;
+    value["encryption_overhead"] =
+        serde_json::to_value(cost).context("cannot encode the overhead")?;
+    let mut text = serde_json::to_string_pretty(&value).context("cannot encode the results")?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// Creates `dir` if needed and proves it writable by writing and removing a small file in it.
