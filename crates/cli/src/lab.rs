@@ -252,15 +252,15 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A sweep's points and runs, or why it failed.
+type SweepOutcome = Result<(Vec<SweepPoint>, run::SweepRuns), run::ExperimentError>;
+
 /// `--encrypt`: the sweep run plain and encrypted with the same seeds; the plain runs (the table's
 /// columns read packets, which the encrypted runs hide), and what encryption cost per mode.
 fn encrypted_sweep(
     config: &ExperimentConfig,
     report: &(dyn Fn(usize, usize) + Sync),
-) -> (
-    Result<(Vec<SweepPoint>, run::SweepRuns), run::ExperimentError>,
-    Option<Vec<encrypted::Overhead>>,
-) {
+) -> (SweepOutcome, Option<Vec<encrypted::Overhead>>) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (points, plain) = match run::run_sweep_with(config, run::endpoints, threads, report) {
         Ok(done) => done,

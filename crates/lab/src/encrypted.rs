@@ -157,8 +157,8 @@ mod tests {
         };
         let (_, plain) = run::run_sweep_with(&config, run::endpoints, 1, &|_, _| {}).unwrap();
         let (_, sealed) = run::run_sweep_with(&config, endpoints, 1, &|_, _| {}).unwrap();
-        for m in 0..config.modes.len() {
-            assert_eq!(sealed[0][m][0].delivered, 50);
+        for mode in &sealed[0] {
+            assert_eq!(mode[0].delivered, 50);
         }
         let rows = overhead(&config.modes, &plain, &sealed);
         // Raw mode: 50 data datagrams plain; encrypted, the same 50 sealed (29 bytes more each)
