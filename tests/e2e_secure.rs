@@ -152,10 +152,13 @@ fn same_passphrase_converses_through_a_lossy_proxy_and_the_capture_reads_nothing
     }
 }
 
+/// Every datagram a relay forwarded, with its sender.
+type Log = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
+
 /// A relay between two chats that keeps every datagram it forwards.
 struct Relay {
     socket: UdpSocket,
-    log: Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>,
+    log: Log,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -167,7 +170,7 @@ impl Relay {
         socket
             .set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log: Log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, l, st) = (
             socket.try_clone().unwrap(),
