@@ -398,3 +398,74 @@ fn the_lab_runs_encrypted_sessions_and_reports_their_overhead() {
     refused.expect_stderr("cannot be used with");
     assert_eq!(refused.exit_code(), 2);
 }
+
+#[test]
+fn the_wireshark_dissector_shows_encrypted_kinds_and_their_clear_header() {
+    let found = std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        // The same rule as tests/tshark.rs: missing tshark fails unless skipping is asked for.
+        assert_eq!(
+            std::env::var("UDPCHAT_SKIP_TSHARK").as_deref(),
+            Ok("1"),
+            "tshark is not installed (.ci/run installs it); UDPCHAT_SKIP_TSHARK=1 skips"
+        );
+        return;
+    }
+    let dir = scratch_dir("secure-tshark");
+    let pcap = dir.join("chat.pcapng");
+    let env = [("UDPCHAT_SECRET", "pw")];
+    let (mut bob, bob_addr) = chat("bob", &["--secret"], &env);
+    let (mut alice, _) = chat(
+        "alice",
+        &[
+            "--secret",
+            "--peer",
+            &bob_addr.to_string(),
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+        &env,
+    );
+    alice.send_line("hidden words");
+    bob.expect_stdout("<alice> hidden words");
+    alice.close_stdin();
+    assert_eq!(alice.exit_code(), 0);
+    bob.close_stdin();
+    assert_eq!(bob.exit_code(), 0);
+    let lua = concat!(env!("CARGO_MANIFEST_DIR"), "/../../wireshark/udpchat.lua");
+    let output = std::process::Command::new("tshark")
+        .env("WIRESHARK_CONFIG_DIR", dir.join("config"))
+        .args(["-X", &format!("lua_script:{lua}"), "-r"])
+        .arg(&pcap)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "udpchat.kind_name",
+            "-e",
+            "udpchat.encrypted",
+        ])
+        .args(["-e", "udpchat.counter", "-e", "udpchat.crc.status"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && !stderr.to_lowercase().contains("lua"),
+        "{stderr}"
+    );
+    let rows: Vec<Vec<String>> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect();
+    assert_eq!(rows[0][..2], ["Init", "1"], "{rows:?}");
+    assert_eq!(rows[0][3], "good");
+    assert_eq!(rows[1][..2], ["Reply", "1"], "{rows:?}");
+    assert_eq!(rows[2][..3], ["Sealed", "1", "0"], "{rows:?}");
+    assert!(
+        rows[2..].iter().all(|r| r[0] == "Sealed" && r[1] == "1"),
+        "{rows:?}"
+    );
+}

@@ -15,7 +15,7 @@
 -- tables in the section "THE WIRE FORMAT" below: SUPPORTED_VERSIONS (the version byte), KINDS
 -- (one entry per Packet variant, by its bincode variant index: name and field list) and, for a
 -- field of a new type, a reader in READERS. A new kind is one line in KINDS; a new field name
--- gets its ProtoField in FIELDS.
+-- gets its ProtoField in FIELDS. Encrypted kinds (SEALED_KINDS) show their clear header only.
 
 local udpchat = Proto("udpchat", "udpchat chat protocol")
 
@@ -78,12 +78,26 @@ local KINDS = {
 
 local MAX_BUNDLE = 16
 
+-- ENCRYPTED KINDS (`chat --secret`, docs/protocol.md "Security"): the fourth byte, where no plain
+-- kind's varint can be. Only the clear header is shown; the rest is sealed. Handshake kinds keep
+-- a CRC-32; a Sealed datagram has none (its 16-byte AEAD tag covers header and ciphertext).
+local SEALED_KINDS = {
+  [0x80] = { name = "Init",   len = 72 },   -- initiator id, Noise message 1 (56), CRC
+  [0x81] = { name = "Reply",  len = 72 },   -- initiator id, Noise message 2 (56), CRC
+  [0x82] = { name = "Reject", len = 16 },   -- initiator id, CRC
+  [0x83] = { name = "Sealed" },             -- receiver id, counter, ciphertext, tag (16)
+}
+local SEALED_HEADER_LEN = 20
+local TAG_LEN = 16
+local EPOCH_BITS = 16  -- the counter's low 16 bits number datagrams within a key epoch
+
 ------------------------------------------------------------------------------------------------
 -- Fields (one ProtoField per field name used above, plus the envelope's)
 ------------------------------------------------------------------------------------------------
 
 local kind_names = {}
 for index, kind in pairs(KINDS) do kind_names[index] = kind.name end
+for index, kind in pairs(SEALED_KINDS) do kind_names[index] = kind.name end
 
 local FIELDS = {
   ["magic"]     = ProtoField.string("udpchat.magic", "Magic"),
@@ -91,6 +105,14 @@ local FIELDS = {
   ["kind"]      = ProtoField.uint32("udpchat.kind", "Kind", base.DEC, kind_names),
   ["kind_name"] = ProtoField.string("udpchat.kind_name", "Kind name"),
   ["crc"]       = ProtoField.uint32("udpchat.crc", "CRC-32", base.HEX),
+  ["encrypted"] = ProtoField.bool("udpchat.encrypted", "Encrypted (--secret)"),
+  ["initiator"] = ProtoField.uint64("udpchat.initiator", "Initiator session id", base.HEX),
+  ["receiver"]  = ProtoField.uint64("udpchat.receiver", "Receiver session id", base.HEX),
+  ["counter"]   = ProtoField.uint64("udpchat.counter", "Counter (AEAD nonce)", base.DEC),
+  ["epoch"]     = ProtoField.uint64("udpchat.epoch", "Key epoch", base.DEC),
+  ["noise"]     = ProtoField.bytes("udpchat.noise", "Noise handshake message"),
+  ["sealed"]    = ProtoField.bytes("udpchat.sealed", "Sealed (ciphertext)"),
+  ["tag"]       = ProtoField.bytes("udpchat.tag", "AEAD tag (Poly1305)"),
   ["crc.computed"] = ProtoField.uint32("udpchat.crc.computed", "CRC-32 computed", base.HEX),
   ["crc.status"] = ProtoField.string("udpchat.crc.status", "CRC-32 status"),
   ["seq"]       = ProtoField.uint64("udpchat.seq", "Sequence number", base.DEC),
@@ -334,18 +356,8 @@ local function looks_like_udpchat(buf)
     and SUPPORTED_VERSIONS[buf(2, 1):uint()] ~= nil
 end
 
-function udpchat.dissector(buf, pinfo, tree)
-  local len = buf:len()
-  if len < HEADER_LEN + 1 + TRAILER_LEN or buf(0, 2):string() ~= MAGIC then
-    return 0
-  end
-  pinfo.cols.protocol = "udpchat"
-  local root = tree:add(udpchat, buf(), "udpchat")
-  root:add(FIELDS["magic"], buf(0, 2))
-  local version = buf(2, 1):uint()
-  local vitem = root:add(FIELDS["version"], buf(2, 1))
-
-  local body_end = len - TRAILER_LEN
+-- The CRC-32 trailer of a handshake datagram (or a plain one), checked; true if good.
+local function add_crc(buf, root, body_end)
   local received = buf(body_end, 4):le_uint()
   local computed = crc32(buf(0, body_end):bytes())
   local crc_item = root:add(FIELDS["crc"], buf(body_end, 4), received)
@@ -356,6 +368,68 @@ function udpchat.dissector(buf, pinfo, tree)
     crc_item:add_proto_expert_info(ef_crc,
       string.format("CRC-32 0x%08x does not match the computed 0x%08x", received, computed))
   end
+  return good
+end
+
+-- An encrypted datagram: its clear header only.
+local function dissect_sealed(buf, pinfo, root, kind_byte)
+  local kind = SEALED_KINDS[kind_byte]
+  local len = buf:len()
+  root:add(FIELDS["kind"], buf(3, 1), kind_byte)
+  root:add(FIELDS["kind_name"], buf(3, 1), kind.name):set_generated()
+  root:add(FIELDS["encrypted"], buf(3, 1), true):set_generated()
+  local info
+  if kind.name == "Sealed" then
+    if len < SEALED_HEADER_LEN + TAG_LEN then
+      root:add_proto_expert_info(ef_malformed, "Sealed datagram shorter than a header and a tag")
+      pinfo.cols.info = "udpchat, malformed: short sealed datagram"
+      return len
+    end
+    local receiver = buf(4, 8):le_uint64()
+    local counter = buf(12, 8):le_uint64()
+    root:add_le(FIELDS["receiver"], buf(4, 8))
+    root:add_le(FIELDS["counter"], buf(12, 8))
+    root:add(FIELDS["epoch"], buf(12, 8), counter:rshift(EPOCH_BITS)):set_generated()
+    root:add(FIELDS["sealed"], buf(SEALED_HEADER_LEN, len - SEALED_HEADER_LEN - TAG_LEN))
+    root:add(FIELDS["tag"], buf(len - TAG_LEN, TAG_LEN))
+    info = string.format("Sealed dst=%s counter=%s (%d bytes sealed)",
+      receiver:tohex(), tostring(counter), len - SEALED_HEADER_LEN - TAG_LEN)
+  else
+    if len ~= kind.len then
+      root:add_proto_expert_info(ef_malformed,
+        string.format("%s of %d bytes (%d expected)", kind.name, len, kind.len))
+      pinfo.cols.info = "udpchat, malformed: " .. kind.name .. " of the wrong length"
+      return len
+    end
+    root:add_le(FIELDS["initiator"], buf(4, 8))
+    if len > 16 then root:add(FIELDS["noise"], buf(12, len - 16)) end
+    local good = add_crc(buf, root, len - TRAILER_LEN)
+    info = string.format("%s initiator=%s", kind.name, buf(4, 8):le_uint64():tohex())
+    if not good then info = info .. " [BAD CRC]" end
+  end
+  pinfo.cols.info = info
+  root:append_text(", " .. info)
+  return len
+end
+
+function udpchat.dissector(buf, pinfo, tree)
+  local len = buf:len()
+  if len < HEADER_LEN + 1 + TRAILER_LEN or buf(0, 2):string() ~= MAGIC then
+    return 0
+  end
+  pinfo.cols.protocol = "udpchat"
+  local root = tree:add(udpchat, buf(), "udpchat")
+  root:add(FIELDS["magic"], buf(0, 2))
+  local version = buf(2, 1):uint()
+  local vitem = root:add(FIELDS["version"], buf(2, 1))
+  local kind_byte = buf(3, 1):uint()
+  if version == 3 and SEALED_KINDS[kind_byte] ~= nil then
+    vitem:append_text(" [" .. SUPPORTED_VERSIONS[version] .. "]")
+    return dissect_sealed(buf, pinfo, root, kind_byte)
+  end
+
+  local body_end = len - TRAILER_LEN
+  local good = add_crc(buf, root, body_end)
 
   if SUPPORTED_VERSIONS[version] == nil then
     vitem:add_proto_expert_info(ef_version, "udpchat version " .. version .. " is not one this dissector knows")
