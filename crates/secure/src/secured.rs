@@ -23,6 +23,10 @@
 //! initiator says so to the responder with two `Reject`s (16 bytes each, smaller than the
 //! `Reply` that caused them) and both report [`HandshakeFailure::WrongPassphrase`].
 //!
+//! **A peer that lost its keys** (it restarted) cannot say so: nothing unauthenticated is answered.
+//! When the inner endpoint gives up on the peer (`Event::PeerUnreachable`, reliable mode), an
+//! initiator forgets the session, so the next line it sends brings a new handshake.
+//!
 //! **Bounds.** Nothing that does not authenticate is ever answered with more bytes than it
 //! carried: an `Init` (72 bytes) gets a `Reply` of 72, a `Reply` gets two `Reject`s of 16, and
 //! everything else gets nothing. New handshakes are answered at most [`HANDSHAKES_PER_SECOND`]
@@ -598,7 +602,20 @@ impl<E: Endpoint> Endpoint for Secured<E> {
     }
 
     fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front().or_else(|| self.inner.poll_event())
+        let event = self
+            .events
+            .pop_front()
+            .or_else(|| self.inner.poll_event())?;
+        if event == Event::PeerUnreachable && self.initiate_to.is_some() {
+            // The peer went silent: it may have restarted and lost our keys, and it cannot tell
+            // us (nothing unauthenticated is answered). A line sent now opens a new session
+            // (reliable mode says so), so it gets a new handshake too.
+            self.session = None;
+            self.session_init = None;
+            self.confirm = None;
+            self.started = false;
+        }
+        Some(event)
     }
 
     fn close(&mut self, now: Instant) {

@@ -355,6 +355,40 @@ fn no_answer_to_an_unauthenticated_datagram_is_larger_and_new_handshakes_are_rat
 }
 
 #[test]
+fn after_the_peer_lost_its_keys_a_new_line_brings_a_new_handshake() {
+    let reliable = |peer: Option<&str>, seed| {
+        let config = udpchat_reliable::ReliableConfig {
+            max_datagram: 1200 - OVERHEAD,
+            max_retries: 3,
+            ..udpchat_reliable::ReliableConfig::default()
+        };
+        udpchat_reliable::ReliableEndpoint::new(config, peer.map(addr), seed).unwrap()
+    };
+    let config = |seed| SecureConfig {
+        psk: psk("pw"),
+        seed: [seed; 32],
+    };
+    let mut pair = Pair::new(
+        Secured::new(reliable(Some(B), 1), config(1)),
+        Secured::new(reliable(None, 2), config(2)),
+    );
+    pair.a.send(pair.now, "before").unwrap();
+    pair.pass(Duration::from_secs(1));
+    assert_eq!(texts(&pair.b_events), ["before"]);
+    // bob restarts: a new process, no keys. alice's datagrams are refused until she gives up.
+    pair.b = Secured::new(reliable(None, 3), config(3));
+    pair.b_events.clear();
+    pair.a.send(pair.now, "lost").unwrap();
+    pair.pass(Duration::from_secs(60));
+    assert!(pair.a_events.contains(&Event::PeerUnreachable));
+    assert!(texts(&pair.b_events).is_empty());
+    pair.a.send(pair.now, "after").unwrap();
+    pair.pass(Duration::from_secs(5));
+    assert_eq!(texts(&pair.b_events), ["after"]);
+    assert_eq!(sas_of(&pair.a_events).len(), 2, "a second handshake");
+}
+
+#[test]
 fn a_listener_never_initiates() {
     let mut bob = secured("bob", None, "pw", 2);
     let now = Instant::now();
