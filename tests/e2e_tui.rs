@@ -647,3 +647,69 @@ fn at_40_by_12_mode_peer_state_and_count_still_show() {
     tmux.keys(&["Enter"]);
     assert_exited_and_restored(&tmux, 0, "bob: hi");
 }
+
+#[test]
+fn secret_asks_for_the_passphrase_unseen_and_the_status_bar_shows_the_code() {
+    require_tmux();
+    let (mut alice, alice_addr) = {
+        let args = [
+            "chat", "--bind", LOOPBACK, "--nick", "alice", "--ui", "line", "--secret",
+        ];
+        let mut proc = Proc::spawn_with_env("alice", &args, &[("UDPCHAT_SECRET", "zebra quartz")]);
+        let addr = proc.listening_addr();
+        (proc, addr)
+    };
+    let peer = alice_addr.to_string();
+    let command = screen_command(&[
+        "--bind", LOOPBACK, "--peer", &peer, "--nick", "bob", "--secret",
+    ]);
+    // No passphrase in the environment: the chat asks on the terminal.
+    let tmux = Tmux::start(&format!("env -u UDPCHAT_SECRET {command}"), 100, 20);
+    tmux.wait_for_text("passphrase (not shown):");
+    tmux.type_text("zebra quartz");
+    tmux.keys(&["Enter"]);
+    let line = alice.expect_stderr("compare this code");
+    let code = line.rsplit(": ").next().unwrap().to_owned();
+    let screen = tmux.wait_for_text(&format!("encrypted, code {code}"));
+    assert!(
+        !screen.contains("zebra"),
+        "the passphrase was echoed:\n{screen}"
+    );
+    tmux.type_text("sealed hello");
+    tmux.keys(&["Enter"]);
+    alice.expect_stdout("<bob> sealed hello");
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    assert_exited_and_restored(&tmux, 0, "sealed hello");
+    alice.close_stdin();
+    assert_eq!(alice.exit_code(), 0);
+}
+
+#[test]
+fn without_secret_the_status_bar_says_not_encrypted_and_a_wrong_passphrase_exits_4() {
+    require_tmux();
+    let (mut alice, alice_addr) = {
+        let args = [
+            "chat", "--bind", LOOPBACK, "--nick", "alice", "--ui", "line", "--secret",
+        ];
+        let mut proc = Proc::spawn_with_env("alice", &args, &[("UDPCHAT_SECRET", "one")]);
+        let addr = proc.listening_addr();
+        (proc, addr)
+    };
+    let plain = Tmux::start(&screen_command(&["--bind", LOOPBACK]), 100, 20);
+    plain.wait_for_text("not encrypted");
+    plain.type_text("/quit");
+    plain.keys(&["Enter"]);
+    assert_exited_and_restored(&plain, 0, "not encrypted");
+
+    let peer = alice_addr.to_string();
+    let command = screen_command(&["--bind", LOOPBACK, "--peer", &peer, "--secret"]);
+    let tmux = Tmux::start(&format!("UDPCHAT_SECRET=two {command}"), 100, 20);
+    tmux.wait_for_text("the peer uses a different passphrase");
+    tmux.wait_for_text("handshake failed");
+    alice.expect_stderr("the handshake failed: the peer uses a different passphrase");
+    assert_eq!(alice.exit_code(), 4);
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    assert_exited_and_restored(&tmux, 4, "different passphrase");
+}
