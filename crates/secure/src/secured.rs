@@ -681,8 +681,14 @@ impl TokenBucket {
         let per_token = Duration::from_secs(1) / self.rate.max(1);
         let earned = now.saturating_duration_since(last).as_nanos() / per_token.as_nanos().max(1);
         if earned > 0 {
-            self.tokens = (u128::from(self.tokens) + earned).min(u128::from(self.rate)) as u32;
-            self.last = Some(last + per_token * earned.min(u128::from(u32::MAX)) as u32);
+            let tokens = (u128::from(self.tokens) + earned).min(u128::from(self.rate));
+            self.tokens = u32::try_from(tokens).unwrap_or(self.rate);
+            // A full bucket starts counting afresh; else keep the fraction of a token earned.
+            self.last = Some(if self.tokens == self.rate {
+                now
+            } else {
+                last + per_token * u32::try_from(earned).unwrap_or(self.rate)
+            });
         }
         if self.tokens == 0 {
             return false;
