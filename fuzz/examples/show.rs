@@ -21,6 +21,10 @@ fn main() {
             udpchat_fuzz::reliable::run(&data);
         }
         "raw_endpoint" => println!("{:#?}", udpchat_fuzz::raw::read(&data)),
+        "secured" => {
+            println!("{:#?}", udpchat_fuzz::secured::read(&data));
+            udpchat_fuzz::secured::run(&data);
+        }
         "reliable_pair" => {
             println!("{:#?}", udpchat_fuzz::pair::read(&data));
             // With UDPCHAT_FUZZ_TRACE=1, every op and event is printed as it happens.

@@ -11,6 +11,9 @@
 //! - [`pair::run`]: two reliable endpoints through a network the fuzzer controls (which datagram
 //!   arrives next, is lost, duplicated or corrupted): what one side shows is exactly what the
 //!   other sent.
+//! - [`secured::run`]: two encrypted raw endpoints (`--secret`) through a network the fuzzer runs,
+//!   and an attacker who replays, flips, truncates and forges: only alice's lines are shown, once
+//!   each, and no unauthenticated datagram is answered with more bytes than it carried.
 //!
 //! The endpoint inputs are read op by op from an [`arbitrary::Unstructured`] (a `Setup`, then
 //! `Op`s until the bytes run out) rather than as one derived struct, so that [`tape`] can write
@@ -20,6 +23,7 @@ pub mod decode;
 pub mod pair;
 pub mod raw;
 pub mod reliable;
+pub mod secured;
 pub mod tape;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
