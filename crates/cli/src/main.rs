@@ -17,6 +17,7 @@ mod output;
 mod proxy;
 mod reliable_args;
 mod stats;
+mod tcp_chat;
 mod trace;
 mod tui;
 mod untrusted;

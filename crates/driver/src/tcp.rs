@@ -184,6 +184,8 @@ pub struct Ending {
     pub unacked_bytes: Option<u64>,
     /// The kernel's figures at the end.
     pub kernel: KernelView,
+    /// Our counters at the end.
+    pub counters: Stats,
 }
 
 impl Ending {
@@ -232,6 +234,7 @@ where
             lines_unwritten: early.queued_lines(),
             unacked_bytes: None,
             kernel: KernelView::NotConnected,
+            counters: early.stats.clone(),
         };
         sink.ended(&ending);
         sink.event(udpchat_reliable::Event::Closed);

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::ValueEnum;
 use tokio::net::UdpSocket;
+use udpchat_driver::tcp::{Listening, TcpConfig, TcpStats};
 use udpchat_reliable::Endpoint;
 
 use crate::output::{print_stats_table, report_undelivered, Format};
@@ -86,6 +87,31 @@ where
     }
     // Raw mode waits for no acknowledgement, so it has nothing undelivered to name.
     Ok(report_undelivered(&summary.undelivered))
+}
+
+/// The chat screen for TCP mode: as [`chat`], then how the connection ended and, if lines
+/// written may not have arrived, exit code 3.
+pub async fn tcp_chat(
+    listening: Listening,
+    config: TcpConfig,
+    info: SessionInfo,
+    print_stats: bool,
+) -> Result<ExitCode> {
+    let plain = info.plain;
+    let summary = app::run_tcp(listening, config, info).await?;
+    // The user may leave before the connection has ended (Ctrl-C twice): nothing to report.
+    let Some(ending) = summary.tcp_ending else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    eprintln!("udpchat: {}", crate::notice::tcp_ending_text(&ending));
+    if print_stats {
+        let stats = TcpStats {
+            counters: ending.counters.clone(),
+            kernel: ending.kernel.clone(),
+        };
+        crate::output::print_tcp_stats_table(&stats, plain);
+    }
+    Ok(crate::tcp_chat::report(&ending))
 }
 
 #[cfg(test)]

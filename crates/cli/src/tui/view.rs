@@ -23,6 +23,7 @@ use super::model::{
 use super::wrap::{sanitize, wrap};
 use crate::chat::Mode;
 use crate::notice::number;
+use udpchat_driver::tcp::KernelView;
 
 /// The prompt before the input line.
 const PROMPT: &str = "> ";
@@ -289,6 +290,10 @@ pub fn delivery_mark(delivery: Delivery) -> (String, Style) {
             "✗ lost".into(),
             Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
         ),
+        Delivery::Kernel => (
+            "· sent to the kernel".into(),
+            Style::default().fg(Color::DarkGray),
+        ),
     }
 }
 
@@ -408,12 +413,15 @@ fn status_fields(model: &Model) -> (Vec<Field>, Vec<Field>) {
     let mode_style = match info.mode {
         Mode::Raw => Style::default().bg(Color::Yellow).fg(Color::Black),
         Mode::Reliable => Style::default().bg(Color::Green).fg(Color::Black),
+        Mode::Tcp => Style::default().bg(Color::Magenta).fg(Color::Black),
     }
     .add_modifier(Modifier::BOLD);
     let (long_mode, short_mode) = match (info.mode, info.plain) {
         (Mode::Raw, true) => (" RAW plain ", " RAW·p "),
         (Mode::Raw, false) => (" RAW ", " RAW "),
         (Mode::Reliable, _) => (" RELIABLE ", " REL "),
+        (Mode::Tcp, true) => (" TCP plain ", " TCP·p "),
+        (Mode::Tcp, false) => (" TCP ", " TCP "),
     };
     let mut identity = vec![Field::fixed("", Span::styled(long_mode, mode_style))
         .or(40, Span::styled(short_mode, mode_style))];
@@ -502,7 +510,15 @@ fn figure_fields(model: &Model) -> Vec<Field> {
                 bar,
             ),
         ),
+        Mode::Tcp => Field::fixed(
+            SEPARATOR,
+            Span::styled(format!("sent {} (to the kernel)", model.sent()), bar),
+        )
+        .or(7, Span::styled(format!("sent {}", model.sent()), bar)),
     });
+    if info.mode == Mode::Tcp {
+        fields.push(kernel_field(model));
+    }
     if info.mode == Mode::Reliable {
         let rtt = model.rtt().map_or_else(|| "-".to_string(), format_ms);
         fields.push(Field::fixed(SEPARATOR, Span::styled(format!("rtt {rtt}"), bar)).or_hide(12));
@@ -523,6 +539,43 @@ fn figure_fields(model: &Model) -> Vec<Field> {
         None => Field::fixed(SEPARATOR, Span::styled("no impairment", bar)).or_hide(1),
     });
     fields
+}
+
+/// TCP mode: what the kernel knows (`TCP_INFO`), or why it cannot say.
+fn kernel_field(model: &Model) -> Field {
+    let bar = bar_style();
+    match model.kernel() {
+        KernelView::Known(info) => Field::fixed(
+            SEPARATOR,
+            Span::styled(
+                format!(
+                    "kernel: rtt {} ±{} cwnd {} rtx {} unacked {}",
+                    format_ms(info.rtt),
+                    format_ms(info.rttvar),
+                    info.cwnd,
+                    info.retransmits,
+                    info.unacked
+                ),
+                bar,
+            ),
+        )
+        .or(
+            11,
+            Span::styled(
+                format!("rtt {} rtx {}", format_ms(info.rtt), info.retransmits),
+                bar,
+            ),
+        )
+        .or_hide(12),
+        other => Field::fixed(
+            SEPARATOR,
+            Span::styled(
+                format!("TCP_INFO: {}", crate::stats::kernel_note(other)),
+                bar,
+            ),
+        )
+        .or_hide(12),
+    }
 }
 
 /// Between two fields of the status bar.

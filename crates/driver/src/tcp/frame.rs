@@ -113,7 +113,11 @@ impl FrameReader {
         }
         let decoded = udpchat_core::decode(&self.buf[LEN_PREFIX..end]);
         self.buf.drain(..end);
-        Some(decoded.map(|packet| (packet, end)).map_err(FrameError::from))
+        Some(
+            decoded
+                .map(|packet| (packet, end))
+                .map_err(FrameError::from),
+        )
     }
 }
 
@@ -219,7 +223,9 @@ mod tests {
     #[test]
     fn frames_survive_any_split_of_the_stream() {
         let mut stream = Vec::new();
-        let sent: Vec<Packet> = (0..5).map(|i| data(i, &"x".repeat(i as usize * 300))).collect();
+        let sent: Vec<Packet> = (0..5)
+            .map(|i| data(i, &"x".repeat(i as usize * 300)))
+            .collect();
         for packet in &sent {
             encode_frame(packet, &mut stream).unwrap();
         }

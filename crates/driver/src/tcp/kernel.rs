@@ -160,7 +160,9 @@ pub fn parse_answer(answer: &[u8]) -> Result<TcpInfo, KernelInfoError> {
     };
     let short = KernelInfoError::Malformed("too short");
     let len = u32_at(answer, 0).ok_or(KernelInfoError::Malformed("no header"))? as usize;
-    let message = answer.get(..len).ok_or(KernelInfoError::Malformed("cut off"))?;
+    let message = answer
+        .get(..len)
+        .ok_or(KernelInfoError::Malformed("cut off"))?;
     match u16_at(message, 4) {
         Some(NLMSG_ERROR) => {
             let errno = u32_at(message, NLMSG_HEADER).ok_or(short)? as i32;
@@ -290,7 +292,10 @@ mod tests {
         assert!(parse_answer(&[]).is_err());
         let mut listener = answer(&[0u8; 232]);
         listener[NLMSG_HEADER + 1] = TCP_LISTEN;
-        assert!(matches!(parse_answer(&listener), Err(KernelInfoError::Gone)));
+        assert!(matches!(
+            parse_answer(&listener),
+            Err(KernelInfoError::Gone)
+        ));
         assert!(parse_answer(&answer(&[0u8; 50])).is_err());
         let mut cut = answer(&[0u8; 232]);
         cut.truncate(100);

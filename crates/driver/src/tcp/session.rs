@@ -58,7 +58,11 @@ impl Outgoing {
     fn wrote(&mut self, n: usize) {
         self.buf.drain(..n);
         self.written += n as u64;
-        while self.line_ends.front().is_some_and(|&end| end <= self.written) {
+        while self
+            .line_ends
+            .front()
+            .is_some_and(|&end| end <= self.written)
+        {
             self.line_ends.pop_front();
             self.lines_written += 1;
         }
@@ -300,9 +304,11 @@ impl Session {
         // Chat lines are small: Nagle's algorithm would hold one back while an earlier one is
         // unacknowledged, adding a round trip for nothing.
         let _ = stream.set_nodelay(true);
-        let broken = options::apply(&stream, config).err().map(|e| EndReason::Failed {
-            error: format!("cannot set --tcp-user-timeout: {e}"),
-        });
+        let broken = options::apply(&stream, config)
+            .err()
+            .map(|e| EndReason::Failed {
+                error: format!("cannot set --tcp-user-timeout: {e}"),
+            });
         early.connected = true;
         let nick = early.encoder.nick(&early.nick.clone());
         if !nick.is_empty() {
@@ -357,7 +363,9 @@ impl Session {
                 }
                 continue;
             }
-            let reading = input_open && self.early.has_room() && self.early.goodbye.is_none()
+            let reading = input_open
+                && self.early.has_room()
+                && self.early.goodbye.is_none()
                 && self.peer_goodbye != Some(Goodbye::Close);
             tokio::select! {
                 read = self.reader.read(&mut buf), if !self.peer_eof => match read {
@@ -419,8 +427,7 @@ impl Session {
     /// Queues our goodbye frame; the write side is shut down once it is written. A close also
     /// starts the linger: how long we wait for the peer to close its side.
     fn say_goodbye(&mut self, goodbye: Goodbye) {
-        if self.early.goodbye == Some(Goodbye::Close) || (self.shut && goodbye == Goodbye::Finish)
-        {
+        if self.early.goodbye == Some(Goodbye::Close) || (self.shut && goodbye == Goodbye::Finish) {
             return;
         }
         if self.early.goodbye.is_none() {
@@ -479,6 +486,7 @@ impl Session {
             lines_unwritten: self.early.out.unwritten_lines(),
             unacked_bytes,
             kernel,
+            counters: self.early.stats.clone(),
         }
     }
 
