@@ -192,7 +192,8 @@ impl Ending {
     /// True if lines we wrote may not have arrived: some were never handed to the kernel, the
     /// kernel still held unacknowledged bytes at the end, or the connection broke (reset, time
     /// out, error) after lines were written. Exit code 3, as reliable mode's undelivered lines.
-    /// Where the kernel's figures are not available, a clean ending is taken at its word.
+    /// Where the kernel's figures are not available, a clean ending is taken at its word, and
+    /// a vanished peer is not (nobody can say what it read).
     pub fn at_risk(&self) -> bool {
         let unacked = self.unacked_bytes.is_some_and(|n| n > 0);
         let broke = matches!(
@@ -202,7 +203,9 @@ impl Ending {
                 | EndReason::Failed { .. }
                 | EndReason::BadStream { .. }
         );
-        self.lines_unwritten > 0 || (self.lines_written > 0 && (unacked || broke))
+        // A peer that vanished, when the kernel cannot say what it acknowledged: unknown.
+        let unknown = self.reason == EndReason::PeerVanished && self.unacked_bytes.is_none();
+        self.lines_unwritten > 0 || (self.lines_written > 0 && (unacked || broke || unknown))
     }
 }
 
@@ -372,6 +375,7 @@ mod tests {
         assert_eq!(a_end.lines_written, 2);
         assert!(!a_end.at_risk() && !b_end.at_risk(), "{a_end:?} {b_end:?}");
         assert_eq!(a.stats[0].counters.messages_sent, 1);
+        #[cfg(target_os = "linux")]
         #[cfg(target_os = "linux")]
         assert_eq!(a_end.unacked_bytes, Some(0));
         // Asked before the connection existed: the kernel had nothing to say yet.

@@ -477,7 +477,17 @@ impl Session {
         let written = self.early.out.written;
         let unacked_bytes = match &kernel {
             KernelView::Known(info) => Some(written.saturating_sub(info.bytes_acked)),
-            KernelView::Closed => Some(0),
+            // Gone after a graceful close (FINs exchanged both ways) means all acknowledged;
+            // after a reset it means nothing: the kernel threw the connection away.
+            KernelView::Closed
+                if matches!(
+                    reason,
+                    EndReason::Closed | EndReason::BothFinished | EndReason::PeerLeft
+                ) =>
+            {
+                Some(0)
+            }
+            KernelView::Closed => None,
             KernelView::NotConnected | KernelView::Unavailable { .. } => None,
         };
         Ending {
