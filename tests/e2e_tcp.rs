@@ -170,6 +170,9 @@ fn a_peer_killed_with_our_line_unread_gives_exit_code_3() {
     // reached Bob's program, and Alice must not say it did.
     signal(&bob, "STOP");
     alice.send_line("you will never read this");
+    // Lines are taken in order: once /stats counts it, the line was accepted.
+    alice.send_line("/stats");
+    assert_eq!(alice.expect_stats().get("messages_sent"), Some(&1));
     signal(&bob, "KILL");
     alice.expect_stderr("may not have arrived");
     assert_eq!(alice.exit_code(), 3);
