@@ -36,6 +36,13 @@ fn lines_cross_both_ways_in_text_and_json_a_long_paste_too() {
     assert_eq!(value["seq"], 0);
     bob.send_line("hello alice");
     alice.expect_stdout("<bob> hello alice");
+    // What the kernel knows, as a JSON event too.
+    bob.send_line("/stats");
+    let stats = bob.expect(Pipe::Stdout, "the stats event", |l| l.contains("tcp_stats"));
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["counters"]["messages_sent"], 1);
+    #[cfg(target_os = "linux")]
+    assert_eq!(stats["kernel"]["status"], "known", "{stats}");
     // A paste of 10 kB: one frame, far beyond one UDP datagram of 1200 bytes.
     let paste: String = (0..10_000)
         .map(|i| char::from(b'a' + (i % 26) as u8))
@@ -234,4 +241,39 @@ fn what_tcp_mode_cannot_do_is_refused_with_the_reason() {
     let mut udp = Proc::spawn("udp", &["chat", "--tcp-user-timeout", "5s"]);
     udp.expect_stderr("--tcp-user-timeout needs --mode tcp");
     assert_eq!(udp.exit_code(), 2);
+}
+
+#[test]
+fn with_a_half_close_both_sides_get_everything_then_exit() {
+    let (mut bob, bob_addr) = tcp_chat("bob", &["--half-close"]);
+    let (mut alice, _) = tcp_chat("alice", &["--half-close", "--peer", &bob_addr.to_string()]);
+    let lines = |who: &str| (0..200).map(|i| format!("{who} {i}\n")).collect::<String>();
+    alice.send_bytes(lines("a").as_bytes());
+    // Alice finishes first: Bob is told, and may still write to her.
+    alice.close_stdin();
+    bob.expect_stderr("the peer finished sending");
+    bob.send_bytes(lines("b").as_bytes());
+    bob.close_stdin();
+    for i in 0..200 {
+        bob.expect_stdout(&format!("<alice> a {i}"));
+        alice.expect_stdout(&format!("<bob> b {i}"));
+    }
+    alice.expect_stderr("both sides finished sending");
+    bob.expect_stderr("both sides finished sending");
+    assert_eq!(alice.exit_code(), 0);
+    assert_eq!(bob.exit_code(), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_closes_with_a_goodbye_and_the_peer_says_so() {
+    let (mut bob, bob_addr) = tcp_chat("bob", &[]);
+    let (mut alice, _) = tcp_chat("alice", &["--peer", &bob_addr.to_string()]);
+    alice.send_line("before ctrl-c");
+    bob.expect_stdout("<alice> before ctrl-c");
+    alice.interrupt();
+    alice.expect_stderr("interrupted, closing");
+    bob.expect_stderr("the peer left");
+    assert_eq!(alice.exit_code(), 0);
+    assert_eq!(bob.exit_code(), 0);
 }

@@ -327,10 +327,18 @@ impl Sink for Output {
 }
 
 /// TCP mode's reports: the counters with the kernel's figures, and how the connection ended
-/// (on stderr; in `json` format also as a `tcp_ended` event on stdout).
+/// (on stderr; in `json` format also as `tcp_stats` and `tcp_ended` events on stdout).
 impl TcpSink for Output {
     fn tcp_stats(&mut self, stats: &TcpStats) {
         self.print_tcp_stats(stats);
+        // JSON also gets the figures as an event, for scripts (the table is for people).
+        if self.format == Format::Json {
+            let mut value = serde_json::to_value(stats).unwrap_or_default();
+            value["event"] = "tcp_stats".into();
+            let mut out = Printed::default();
+            out.lines.push((Stream::Stdout, value.to_string()));
+            out.print();
+        }
     }
 
     fn ended(&mut self, ending: &Ending) {

@@ -177,7 +177,7 @@ pub struct Ending {
     pub reason: EndReason,
     /// Lines we handed to the kernel.
     pub lines_written: u64,
-    /// Lines accepted but never handed to the kernel (queued here when it ended).
+    /// Lines never handed to the kernel: queued here when it ended, or typed and not yet taken.
     pub lines_unwritten: u64,
     /// Bytes we handed to the kernel that the peer had not acknowledged at the end, where the
     /// kernel says (`TCP_INFO`); `None` where it cannot.
@@ -217,6 +217,18 @@ pub trait TcpSink: Sink {
     fn ended(&mut self, ending: &Ending);
 }
 
+/// Lines that were typed but never taken (they wait in the channel when the connection ends):
+/// they never left udpchat either.
+fn untaken_lines(input: &mut mpsc::Receiver<Input>) -> u64 {
+    let mut lines = 0;
+    while let Ok(command) = input.try_recv() {
+        if matches!(command, Input::Line(_)) {
+            lines += 1;
+        }
+    }
+    lines
+}
+
 /// Runs a TCP chat on `listening` until it ends, taking lines and commands from `input` and
 /// reporting to `sink`. Returns how it ended; an error only if the listening socket fails.
 pub async fn run<S>(
@@ -229,23 +241,23 @@ where
     S: TcpSink + ?Sized,
 {
     let mut early = session::Early::new(config);
-    let Some(connection) = connect::establish(&listening, config, input, sink, &mut early).await?
-    else {
-        let ending = Ending {
+    let connection = connect::establish(&listening, config, input, sink, &mut early).await?;
+    let mut ending = match connection {
+        Some(connection) => {
+            session::Session::new(connection, config, early, listening)
+                .run(input, sink)
+                .await
+        }
+        None => Ending {
             reason: EndReason::NeverConnected,
             lines_written: 0,
             lines_unwritten: early.queued_lines(),
             unacked_bytes: None,
             kernel: KernelView::NotConnected,
             counters: early.stats.clone(),
-        };
-        sink.ended(&ending);
-        sink.event(udpchat_reliable::Event::Closed);
-        return Ok(ending);
+        },
     };
-    let ending = session::Session::new(connection, config, early, listening)
-        .run(input, sink)
-        .await;
+    ending.lines_unwritten += untaken_lines(input);
     sink.ended(&ending);
     sink.event(udpchat_reliable::Event::Closed);
     Ok(ending)
