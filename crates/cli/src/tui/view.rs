@@ -836,6 +836,64 @@ mod tests {
     }
 
     #[test]
+    fn tcp_mode_marks_lines_as_handed_to_the_kernel_and_shows_its_figures() {
+        use udpchat_driver::tcp::{EndReason, Ending, TcpInfo, TcpStats};
+        let mut m = model(Mode::Tcp);
+        m.apply_event(Event::Peer {
+            addr: addr(4000),
+            nick: None,
+        });
+        m.record_send("hello".into(), Ok(MessageId(0)));
+        let rows = render(&mut m, 200, 8);
+        let text = rows.join("\n");
+        assert!(text.contains("hello  · sent to the kernel"), "{text}");
+        for absent in ["✓", "✗", "… sending"] {
+            assert!(!text.contains(absent), "{absent:?} in {text}");
+        }
+        let status = &rows[6];
+        assert!(status.contains(" TCP "), "{status}");
+        assert!(status.contains("connected (kernel TCP)"), "{status}");
+        assert!(status.contains("sent 1 (to the kernel)"), "{status}");
+        assert!(status.contains("TCP_INFO: no connection yet"), "{status}");
+        let info = TcpInfo {
+            rtt: Duration::from_micros(1_500),
+            rttvar: Duration::from_micros(700),
+            rto: Duration::from_millis(201),
+            retransmits: 3,
+            cwnd: 10,
+            unacked: 2,
+            send_queue: 20,
+            bytes_acked: 5,
+        };
+        m.set_tcp_stats(TcpStats {
+            counters: Stats::default(),
+            kernel: KernelView::Known(info),
+        });
+        let status = render(&mut m, 200, 8)[6].clone();
+        assert!(
+            status.contains("kernel: rtt 1.5 ms ±0.7 ms cwnd 10 rtx 3 unacked 2"),
+            "{status}"
+        );
+        // The line stays as it was: no mark ever settles it.
+        assert_eq!(m.undelivered(), vec![]);
+        m.tcp_ended(Ending {
+            reason: EndReason::Reset,
+            lines_written: 1,
+            lines_unwritten: 0,
+            unacked_bytes: None,
+            kernel: KernelView::Closed,
+            counters: Stats::default(),
+        });
+        let text = render(&mut m, 200, 12).join("\n");
+        assert!(text.contains("reset the connection"), "{text}");
+        assert!(
+            text.contains("1 line(s) written may not have arrived"),
+            "{text}"
+        );
+        assert!(m.tcp_ending().is_some_and(Ending::at_risk));
+    }
+
+    #[test]
     fn status_bar_without_a_peer_says_so() {
         let mut m = Model::new(SessionInfo {
             mode: Mode::Raw,
