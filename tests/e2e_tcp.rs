@@ -78,7 +78,7 @@ fn both_sides_with_a_peer_make_one_connection() {
     let b_addr = format!("127.0.0.1:{b_port}");
     // Alice starts first: Bob is not up, so her attempts are refused and retried.
     let (mut alice, a_addr) = tcp_chat("alice", &["--peer", &b_addr]);
-    alice.expect_stderr("no answer from");
+    alice.expect_stderr("cannot connect to");
     let bob_args = [
         "chat",
         "--mode",

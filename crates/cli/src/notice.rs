@@ -119,6 +119,15 @@ pub fn describe(event: &Event, cx: &Context<'_>) -> Option<Notice> {
             peer_text(*addr, nick.as_deref(), cx),
             Some(Flood::Peer),
         ),
+        // TCP mode: a connect attempt was refused or went unanswered; retried with backoff.
+        Event::NoAnswer { to, tries, .. } if cx.mode == Mode::Tcp => notice(
+            NoticeKind::Info,
+            format!(
+                "cannot connect to {} yet (refused or unanswered), retrying ({tries})",
+                canonical(*to)
+            ),
+            None,
+        ),
         // A handshake is retried at most `max_retries` times per attempt: no flood.
         Event::NoAnswer { to, tries, .. } => notice(
             NoticeKind::Info,

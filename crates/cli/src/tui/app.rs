@@ -27,7 +27,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use udpchat_driver::tcp::{self, Ending, Listening, TcpConfig, TcpSink, TcpStats};
+use udpchat_driver::tcp::{self, Ending, KernelView, Listening, TcpConfig, TcpSink, TcpStats};
 use udpchat_driver::{self as driver, Input, Sink};
 use udpchat_reliable::{Endpoint, Event, MessageId, NickError, SendError, Stats};
 
@@ -39,12 +39,15 @@ use super::view;
 pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the chat screen leaves behind for the caller, once the terminal is restored.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     /// Reliable mode: my messages that were lost, or never acknowledged before the end.
     pub undelivered: Vec<(MessageId, String)>,
     /// TCP mode: how the connection ended, if it did while the screen was up.
     pub tcp_ending: Option<Ending>,
+    /// TCP mode: lines handed to the kernel, and its last figures, for a user who left before
+    /// the connection ended.
+    pub tcp_last: (u64, KernelView),
 }
 
 /// What the driver reports, passed from [`UiSink`] to the screen's loop.
@@ -240,6 +243,7 @@ where
     Ok(Summary {
         undelivered: screen.model.undelivered(),
         tcp_ending: screen.model.tcp_ending().cloned(),
+        tcp_last: (screen.model.sent(), screen.model.kernel().clone()),
     })
 }
 

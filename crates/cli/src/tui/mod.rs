@@ -99,9 +99,19 @@ pub async fn tcp_chat(
 ) -> Result<ExitCode> {
     let plain = info.plain;
     let summary = app::run_tcp(listening, config, info).await?;
-    // The user may leave before the connection has ended (Ctrl-C twice): nothing to report.
+    // The user left before the connection ended (Ctrl-C twice): all there is to go on is the
+    // kernel's last figures, from the status bar's last refresh.
     let Some(ending) = summary.tcp_ending else {
-        return Ok(ExitCode::SUCCESS);
+        let (sent, kernel) = summary.tcp_last;
+        let settled = kernel.info().is_some_and(|info| info.send_queue == 0);
+        if sent == 0 || settled {
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!(
+            "udpchat: you left before the connection ended: of the {sent} line(s) you wrote, \
+             some may not have arrived (the kernel had not said all were acknowledged)"
+        );
+        return Ok(ExitCode::from(crate::output::EXIT_UNDELIVERED));
     };
     eprintln!("udpchat: {}", crate::notice::tcp_ending_text(&ending));
     if print_stats {

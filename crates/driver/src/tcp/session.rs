@@ -17,6 +17,10 @@ use super::frame::{encode_frame, FrameError, FrameReader, LineError, LineReader}
 use super::{EndReason, Ending, KernelView, TcpConfig, TcpSink, TcpStats, LINGER, MAX_QUEUED};
 use crate::Input;
 
+/// How often the end of a graceful session asks the kernel whether our last bytes were
+/// acknowledged (a round trip on a LAN is well below it; on loopback the first ask says yes).
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -353,7 +357,7 @@ impl Session {
         let mut input_open = true;
         loop {
             if let Some(reason) = self.over() {
-                return self.ending(reason);
+                return self.ending(reason).await;
             }
             if self.early.out.buf.is_empty() && self.early.goodbye.is_some() && !self.shut {
                 self.shut = true;
@@ -470,8 +474,8 @@ impl Session {
         }
     }
 
-    fn ending(&self, reason: EndReason) -> Ending {
-        let kernel = KernelView::read(self.local, self.peer);
+    async fn ending(&self, reason: EndReason) -> Ending {
+        let kernel = self.settled_kernel(&reason).await;
         // Our data bytes the peer has not acknowledged: what we wrote, less what the kernel
         // counts acknowledged (the SYN is not counted there; an acknowledged FIN adds one).
         let written = self.early.out.written;
@@ -497,6 +501,29 @@ impl Session {
             unacked_bytes,
             kernel,
             counters: self.early.stats.clone(),
+        }
+    }
+
+    /// The kernel's figures at the end. After a graceful ending, our last bytes (and FIN) may
+    /// still be on their way: nothing more will come from the peer to say they arrived, so ask
+    /// the kernel again, every [`SETTLE_POLL`], until it says they were acknowledged or
+    /// [`LINGER`] has passed. Only then is "unacknowledged" a fact worth an exit code.
+    async fn settled_kernel(&self, reason: &EndReason) -> KernelView {
+        let graceful = matches!(
+            reason,
+            EndReason::Closed | EndReason::BothFinished | EndReason::PeerLeft
+        );
+        let deadline = Instant::now() + LINGER;
+        loop {
+            let kernel = KernelView::read(self.local, self.peer);
+            let pending = match &kernel {
+                KernelView::Known(info) => info.bytes_acked < self.early.out.written,
+                _ => false,
+            };
+            if !graceful || !pending || Instant::now() >= deadline {
+                return kernel;
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
         }
     }
 
