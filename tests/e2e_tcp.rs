@@ -277,3 +277,20 @@ fn ctrl_c_closes_with_a_goodbye_and_the_peer_says_so() {
     assert_eq!(alice.exit_code(), 0);
     assert_eq!(bob.exit_code(), 0);
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_after_a_half_close_leaves_at_once() {
+    let (mut bob, bob_addr) = tcp_chat("bob", &[]);
+    let (mut alice, _) = tcp_chat("alice", &["--half-close", "--peer", &bob_addr.to_string()]);
+    alice.send_line("last words");
+    alice.close_stdin();
+    bob.expect_stdout("<alice> last words");
+    bob.expect_stderr("the peer finished sending");
+    // Alice still reads what Bob sends, until Ctrl-C.
+    bob.send_line("are you still there?");
+    alice.expect_stdout("<bob> are you still there?");
+    alice.interrupt();
+    alice.expect_stderr("we left before the peer finished sending");
+    assert_eq!(alice.exit_code(), 0);
+}

@@ -276,6 +276,9 @@ pub fn tcp_ending_text(ending: &udpchat_driver::tcp::Ending) -> String {
         EndReason::BothFinished => {
             "both sides finished sending, and the connection closed".to_owned()
         }
+        EndReason::LeftEarly => {
+            "we left before the peer finished sending (what it sends now is not read)".to_owned()
+        }
         EndReason::PeerVanished => "the peer's side of the connection closed without a \
          goodbye: its program ended or was killed (its kernel closed the connection for it)"
             .to_owned(),

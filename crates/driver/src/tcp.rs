@@ -148,6 +148,8 @@ pub enum EndReason {
     PeerLeft,
     /// Both sides finished sending (half-close each), and the connection closed.
     BothFinished,
+    /// We had finished sending (half-close), then closed (Ctrl-C) before the peer finished.
+    LeftEarly,
     /// The peer's side closed with no goodbye frame: its program ended or was killed.
     PeerVanished,
     /// The peer's kernel reset the connection: it discarded data its program never read (the

@@ -367,9 +367,10 @@ impl Session {
                 }
                 continue;
             }
+            // After our half-close, input is still read: a Ctrl-C (Close) must still leave.
             let reading = input_open
                 && self.early.has_room()
-                && self.early.goodbye.is_none()
+                && self.early.goodbye != Some(Goodbye::Close)
                 && self.peer_goodbye != Some(Goodbye::Close);
             tokio::select! {
                 read = self.reader.read(&mut buf), if !self.peer_eof => match read {
@@ -432,6 +433,11 @@ impl Session {
     /// starts the linger: how long we wait for the peer to close its side.
     fn say_goodbye(&mut self, goodbye: Goodbye) {
         if self.early.goodbye == Some(Goodbye::Close) || (self.shut && goodbye == Goodbye::Finish) {
+            return;
+        }
+        // A close after our half-close: no frame can follow the Fin, so we simply stop.
+        if self.early.goodbye == Some(Goodbye::Finish) && goodbye == Goodbye::Close {
+            self.broken = Some(EndReason::LeftEarly);
             return;
         }
         if self.early.goodbye.is_none() {
@@ -511,7 +517,10 @@ impl Session {
     async fn settled_kernel(&self, reason: &EndReason) -> KernelView {
         let graceful = matches!(
             reason,
-            EndReason::Closed | EndReason::BothFinished | EndReason::PeerLeft
+            EndReason::Closed
+                | EndReason::BothFinished
+                | EndReason::PeerLeft
+                | EndReason::LeftEarly
         );
         let deadline = Instant::now() + LINGER;
         loop {
