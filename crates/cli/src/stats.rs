@@ -197,9 +197,9 @@ pub fn tcp_rows(stats: &TcpStats, plain: bool) -> Vec<Row> {
             rows.push((
                 "kernel rtt",
                 vec![
-                    ("smoothed", ms(Some(info.rtt))),
-                    ("variation", ms(Some(info.rttvar))),
-                    ("rto", ms(Some(info.rto))),
+                    ("smoothed", kernel_time(info.rtt)),
+                    ("variation", kernel_time(info.rttvar)),
+                    ("rto", kernel_time(info.rto)),
                 ],
             ));
             rows.push((
@@ -215,6 +215,16 @@ pub fn tcp_rows(stats: &TcpStats, plain: bool) -> Vec<Row> {
         other => rows.push(("kernel", vec![("TCP_INFO", kernel_note(other))])),
     }
     rows
+}
+
+/// A time the kernel counts in microseconds: below a millisecond (loopback, a LAN) in whole
+/// microseconds, so it does not read as zero; above, in milliseconds with one decimal.
+pub fn kernel_time(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{}µs", d.as_micros())
+    } else {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    }
 }
 
 /// Why there are no kernel figures, in a few words.

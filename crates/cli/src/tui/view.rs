@@ -23,6 +23,7 @@ use super::model::{
 use super::wrap::{sanitize, wrap};
 use crate::chat::Mode;
 use crate::notice::number;
+use crate::stats::kernel_time;
 use udpchat_driver::tcp::KernelView;
 
 /// The prompt before the input line.
@@ -550,8 +551,8 @@ fn kernel_field(model: &Model) -> Field {
             Span::styled(
                 format!(
                     "kernel: rtt {} ±{} cwnd {} rtx {} unacked {}",
-                    format_ms(info.rtt),
-                    format_ms(info.rttvar),
+                    kernel_time(info.rtt),
+                    kernel_time(info.rttvar),
                     info.cwnd,
                     info.retransmits,
                     info.unacked
@@ -562,7 +563,7 @@ fn kernel_field(model: &Model) -> Field {
         .or(
             11,
             Span::styled(
-                format!("rtt {} rtx {}", format_ms(info.rtt), info.retransmits),
+                format!("rtt {} rtx {}", kernel_time(info.rtt), info.retransmits),
                 bar,
             ),
         )
@@ -871,7 +872,7 @@ mod tests {
         });
         let status = render(&mut m, 200, 8)[6].clone();
         assert!(
-            status.contains("kernel: rtt 1.5 ms ±0.7 ms cwnd 10 rtx 3 unacked 2"),
+            status.contains("kernel: rtt 1.5ms ±700µs cwnd 10 rtx 3 unacked 2"),
             "{status}"
         );
         // The line stays as it was: no mark ever settles it.
