@@ -294,3 +294,25 @@ fn ctrl_c_after_a_half_close_leaves_at_once() {
     alice.expect_stderr("we left before the peer finished sending");
     assert_eq!(alice.exit_code(), 0);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_user_timeout_is_taken_and_announced() {
+    let (mut bob, bob_addr) = tcp_chat("bob", &[]);
+    let (mut alice, _) = tcp_chat(
+        "alice",
+        &["--tcp-user-timeout", "30s", "--peer", &bob_addr.to_string()],
+    );
+    alice.expect_stderr("--tcp-user-timeout 30s: the kernel gives the connection up");
+    alice.send_line("with a deadline");
+    bob.expect_stdout("<alice> with a deadline");
+    alice.close_stdin();
+    assert_eq!(alice.exit_code(), 0);
+    assert_eq!(bob.exit_code(), 0);
+    let mut zero = Proc::spawn(
+        "zero",
+        &["chat", "--mode", "tcp", "--tcp-user-timeout", "0s"],
+    );
+    zero.expect_stderr("must be more than 0");
+    assert_eq!(zero.exit_code(), 2);
+}

@@ -700,8 +700,27 @@ mod options {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_user_timeout_reaches_the_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let config = TcpConfig {
+            peer: None,
+            nick: "n".into(),
+            plain: false,
+            user_timeout: Some(std::time::Duration::from_secs(7)),
+        };
+        options::apply(&stream, &config).unwrap();
+        let set = socket2::SockRef::from(&stream).tcp_user_timeout().unwrap();
+        assert_eq!(set, Some(std::time::Duration::from_secs(7)));
+    }
 
     #[test]
     fn a_line_counts_as_written_once_the_kernel_took_its_last_byte() {
