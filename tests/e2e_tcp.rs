@@ -316,3 +316,13 @@ fn a_user_timeout_is_taken_and_announced() {
     zero.expect_stderr("must be more than 0");
     assert_eq!(zero.exit_code(), 2);
 }
+
+#[test]
+fn a_listener_refuses_lines_until_someone_connects() {
+    let (mut bob, _) = tcp_chat("bob", &[]);
+    bob.send_line("anyone?");
+    bob.expect_stderr("not sent: nobody has connected yet");
+    bob.close_stdin();
+    bob.expect_stderr("the chat ended before anyone connected");
+    assert_eq!(bob.exit_code(), 0);
+}

@@ -254,6 +254,17 @@ fn peer_text(addr: SocketAddr, nick: Option<&str>, cx: &Context<'_>) -> String {
     }
 }
 
+/// Why a line was not sent, in the words of the mode: TCP mode has nobody to send to until
+/// someone connects (nobody "writes first" there).
+pub fn refusal(mode: Mode, error: &udpchat_reliable::SendError) -> String {
+    match (mode, error) {
+        (Mode::Tcp, udpchat_reliable::SendError::NoPeer) => {
+            "nobody has connected yet: give --peer, or wait until someone connects".to_owned()
+        }
+        _ => error.to_string(),
+    }
+}
+
 /// What TCP mode can and cannot say about a line, for the banner, the greeting and `/mode`.
 pub const TCP_HONESTY: &str =
     "tcp mode: a line you write is handed to the kernel (· sent to the kernel); TCP delivers \

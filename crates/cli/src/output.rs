@@ -307,7 +307,7 @@ impl Sink for Output {
     }
 
     fn refused(&mut self, _line: &str, error: &SendError) {
-        eprintln!("udpchat: not sent: {error}");
+        eprintln!("udpchat: not sent: {}", notice::refusal(self.mode, error));
     }
 
     fn nick(&mut self, nick: &str, result: Result<(), NickError>) {

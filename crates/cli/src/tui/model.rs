@@ -698,7 +698,10 @@ impl Model {
             }
             Err(e) => self.notice(
                 NoticeKind::Error,
-                format!("not sent: {e} (↑ brings the line back)"),
+                format!(
+                    "not sent: {} (↑ brings the line back)",
+                    notice::refusal(self.info.mode, &e)
+                ),
             ),
         }
     }
