@@ -151,6 +151,16 @@ pub fn describe(event: &Event, cx: &Context<'_>) -> Option<Notice> {
             format!("message #{} was not delivered", number(id.0)),
             None,
         ),
+        // TCP mode: a frame (or a --plain line) was skipped; the stream has no datagrams.
+        Event::Dropped { from, detail, .. } if cx.mode == Mode::Tcp => notice(
+            NoticeKind::Dropped,
+            format!(
+                "ignored a frame from {}: {}",
+                canonical(*from),
+                crate::untrusted::escape(detail)
+            ),
+            Some(Flood::Dropped),
+        ),
         // TCP mode: the peer's Close frame; the connection ends with it (no new session).
         Event::PeerClosed if cx.mode == Mode::Tcp => notice(
             NoticeKind::Info,
