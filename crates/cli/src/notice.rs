@@ -907,4 +907,51 @@ mod tests {
         );
         assert_eq!(limiter.flush(), vec![], "said once");
     }
+
+    #[test]
+    fn tcp_mode_words_retries_endings_and_what_may_be_missing() {
+        use udpchat_driver::tcp::{EndReason, Ending, KernelView};
+        let tcp = cx(Mode::Tcp, true);
+        let retry = Event::NoAnswer {
+            to: "[::ffff:127.0.0.1]:2323".parse().unwrap(),
+            tries: 2,
+            next_in: Duration::from_millis(500),
+        };
+        assert_eq!(
+            text(retry, &tcp),
+            "cannot connect to 127.0.0.1:2323 yet (refused or unanswered), retrying (2)"
+        );
+        let ending = |reason, written, unwritten, unacked| Ending {
+            reason,
+            lines_written: written,
+            lines_unwritten: unwritten,
+            unacked_bytes: unacked,
+            kernel: KernelView::Closed,
+            counters: Default::default(),
+        };
+        // Clean: nothing to say, whatever was written.
+        assert_eq!(
+            tcp_at_risk_text(&ending(EndReason::Closed, 5, 0, Some(0))),
+            None
+        );
+        assert_eq!(
+            tcp_at_risk_text(&ending(EndReason::LingerExpired, 5, 1, Some(30))),
+            Some(
+                "6 line(s) written may not have arrived: 1 line(s) never left udpchat (the \
+                 kernel had not taken them); the kernel still had 30 byte(s) we wrote \
+                 unacknowledged by the peer"
+                    .to_owned()
+            )
+        );
+        let reset = ending(EndReason::Reset, 2, 0, None);
+        assert!(tcp_at_risk_text(&reset)
+            .unwrap()
+            .ends_with("the connection broke after they were written"));
+        // A reset with nothing written of ours: nothing of ours can be missing.
+        assert_eq!(
+            tcp_at_risk_text(&ending(EndReason::Reset, 0, 0, None)),
+            None
+        );
+        assert!(tcp_ending_text(&reset).contains("reset the connection"));
+    }
 }
