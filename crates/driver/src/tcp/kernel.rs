@@ -3,9 +3,10 @@
 //! TCP tells the application nothing per message: a `write` returns once the kernel has the
 //! bytes. The kernel does keep figures (smoothed RTT, its variation, congestion window,
 //! retransmissions, bytes not yet acknowledged), the ones `ss -ti` prints. The usual way to read
-//! them is `getsockopt(TCP_INFO)` into a C struct, which needs `unsafe`, and no crate at our MSRV
-//! offers it safely (rustix 1.1, nix and socket2 0.6 have no `TCP_INFO` getter;
-//! `tcp-info-sys` generates its struct with bindgen at build time). So we ask the way `ss` does:
+//! them is `getsockopt(TCP_INFO)` into a C struct, which needs `unsafe`, and we found no crate
+//! at our MSRV that offers it safely: rustix 1.1 (`net::sockopt`) and socket2 0.6 have no
+//! `TCP_INFO` getter, nor has nix's `sockopt` list; `tcp-info-sys` builds its struct with
+//! bindgen (libclang) at build time, Linux only. So we ask the way `ss` does:
 //! one `SOCK_DIAG_BY_FAMILY` request on a netlink socket (opened with socket2) for exactly our
 //! connection's addresses and ports, and read `tcp_info` out of the answer's `INET_DIAG_INFO`
 //! attribute by byte offset, every read bounds-checked. The request and the answer are plain
