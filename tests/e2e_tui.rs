@@ -713,3 +713,51 @@ fn without_secret_the_status_bar_says_not_encrypted_and_a_wrong_passphrase_exits
     tmux.keys(&["Enter"]);
     assert_exited_and_restored(&tmux, 4, "different passphrase");
 }
+
+#[test]
+fn tcp_chat_on_the_screen_marks_lines_as_handed_to_the_kernel() {
+    require_tmux();
+    let (mut alice, alice_addr) = Proc::chat(
+        "alice",
+        &[
+            "--mode", "tcp", "--bind", LOOPBACK, "--nick", "alice", "--ui", "line",
+        ],
+    );
+    let tmux = Tmux::start(
+        &screen_command(&[
+            "--mode",
+            "tcp",
+            "--bind",
+            LOOPBACK,
+            "--peer",
+            &alice_addr.to_string(),
+            "--nick",
+            "bob",
+        ]),
+        160,
+        24,
+    );
+    let screen = tmux.wait_for_text("connected (kernel TCP)");
+    assert!(screen.contains(" TCP "), "{screen}");
+    tmux.type_text("over tcp");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for_text("bob: over tcp  · sent to the kernel");
+    alice.expect_stdout("<bob> over tcp");
+    alice.send_line("hi bob");
+    tmux.wait_for_text("alice: hi bob");
+    // The status bar's refresh brings the kernel's figures (Linux TCP_INFO).
+    #[cfg(target_os = "linux")]
+    tmux.wait_for_text("kernel: rtt");
+    tmux.type_text("/stats");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for_text("── stats (tcp mode) ──");
+    assert!(screen.contains("frames"), "{screen}");
+    let screen = screen.replace('\n', " ");
+    assert!(!screen.contains("✓") && !screen.contains("✗"), "{screen}");
+    // /quit: a goodbye, the peer closes, the screen leaves with exit code 0.
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    assert_exited_and_restored(&tmux, 0, "over tcp");
+    alice.expect_stderr("the peer left");
+    assert_eq!(alice.exit_code(), 0);
+}

@@ -47,7 +47,8 @@ pub struct ChatArgs {
     pub peer: Option<String>,
 
     /// Transport: raw sends each line as one datagram and never resends; reliable delivers every
-    /// line exactly once and in order, or says which ones it could not (exit code 3).
+    /// line exactly once and in order, or says which ones it could not (exit code 3); tcp uses the
+    /// kernel's TCP, which says only that a line was handed to the kernel (see README, TCP mode).
     #[arg(long, value_enum, default_value_t = Mode::Raw)]
     pub mode: Mode,
 
@@ -56,7 +57,8 @@ pub struct ChatArgs {
     pub nick: Option<String>,
 
     /// Bare UTF-8 datagrams, no framing and no sequence numbers: talks to `nc -u`, socat or a
-    /// Python socket. Received datagrams are shown as `<address> text`.
+    /// Python socket. Received datagrams are shown as `<address> text`. With --mode tcp: bare
+    /// newline-terminated lines, so `nc HOST 2323` can join.
     #[arg(long)]
     pub plain: bool,
 
@@ -65,7 +67,8 @@ pub struct ChatArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Largest datagram to send, in bytes (64-65507); longer lines are refused.
+    /// Largest datagram to send, in bytes (64-65507); longer lines are refused. UDP modes only:
+    /// TCP mode sends each line as one frame of up to 65507 bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DATAGRAM,
           value_parser = parse_max_datagram, allow_negative_numbers = true)]
     pub max_datagram: usize,
@@ -98,6 +101,12 @@ pub struct ChatArgs {
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// TCP mode, Linux: give the connection up when written data stays unacknowledged this long
+    /// (TCP_USER_TIMEOUT, e.g. 30s). Without it the kernel retransmits for about 15 minutes
+    /// before a write fails; with keepalive off, an idle chat never notices a dead peer.
+    #[arg(long, value_name = "DURATION", value_parser = udpchat_lab::parse::parse_duration)]
+    pub tcp_user_timeout: Option<std::time::Duration>,
+
     /// Write every datagram sent and received to FILE, a pcapng capture for Wireshark (wall-clock
     /// times; the udpchat dissector is in wireshark/). A disk error stops the capture with one
     /// warning; the chat goes on.
@@ -114,17 +123,30 @@ impl ChatArgs {
             check_families("--bind", self.bind, "--peer", peer).map_err(|m| usage(&m))?;
         }
         self.secret.check(self.plain)?;
+        if self.mode == Mode::Tcp {
+            if self.secret.enabled() {
+                // Encryption seals datagrams (crates/secure); TCP mode has no sealed framing yet.
+                return Err(usage(
+                    "--secret works in raw and reliable mode; tcp mode is not encrypted yet",
+                ));
+            }
+            crate::tcp_chat::check(self)?;
+        } else if self.tcp_user_timeout.is_some() {
+            return Err(usage("--tcp-user-timeout needs --mode tcp"));
+        }
         match self.mode {
             Mode::Raw if self.reliable.any_given() => {
                 return Err(usage(
                     "the reliable-mode flags (--arq, --cc, ...) need --mode reliable",
                 ))
             }
-            Mode::Reliable if self.plain => return Err(usage("--plain is raw mode only")),
+            Mode::Reliable if self.plain => {
+                return Err(usage("--plain is for raw and tcp mode, not reliable"))
+            }
             Mode::Reliable => {
                 self.reliable.config(String::new(), self.max_datagram)?;
             }
-            Mode::Raw => {}
+            Mode::Raw | Mode::Tcp => {}
         }
         let ui = tui::choose(self.ui, self.format).map_err(|e| crate::with_usage("chat", e))?;
         check_half_close(ui, self.reliable.half_close).map_err(usage)
@@ -152,13 +174,17 @@ pub enum Mode {
     /// Our own transport on UDP: handshake, acks, retransmission, ordering, flow and congestion
     /// control, fragmentation. Every line arrives exactly once, in order, or is reported lost.
     Reliable,
+    /// The kernel's TCP: one connection, each line a length-prefixed frame. The kernel delivers
+    /// in order or the connection breaks, and tells the application nothing per line.
+    Tcp,
 }
 
 impl Mode {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Mode::Raw => "raw",
             Mode::Reliable => "reliable",
+            Mode::Tcp => "tcp",
         }
     }
 }
@@ -181,7 +207,10 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
         Mode::Raw if args.reliable.any_given() => {
             usage("the reliable-mode flags (--arq, --cc, ...) need --mode reliable").exit()
         }
-        Mode::Reliable if args.plain => usage("--plain is raw mode only").exit(),
+        Mode::Reliable if args.plain => {
+            usage("--plain is for raw and tcp mode, not reliable").exit()
+        }
+        Mode::Tcp => return crate::tcp_chat::run(args, ui).await,
         _ => {}
     }
     args.secret
@@ -259,7 +288,8 @@ fn endpoint(
             max_datagram,
             plain: args.plain,
         })),
-        Mode::Reliable => Box::new(
+        // TCP mode never builds an endpoint: `chat` hands it to `tcp_chat` first.
+        Mode::Reliable | Mode::Tcp => Box::new(
             args.reliable
                 .endpoint(nick, peer, max_datagram)
                 .unwrap_or_else(|usage| usage.exit()),
@@ -340,7 +370,7 @@ fn print_banner(args: &ChatArgs, session: &LineSession) {
     match (session.peer, args.mode) {
         // Reliable mode says "connected to" once the handshake is done.
         (Some(peer), Mode::Reliable) => eprintln!("udpchat: connecting to {peer}"),
-        (Some(peer), Mode::Raw) => eprintln!("udpchat: talking to {peer}"),
+        (Some(peer), Mode::Raw | Mode::Tcp) => eprintln!("udpchat: talking to {peer}"),
         (None, _) => eprintln!("udpchat: no --peer: waiting for someone to write first"),
     }
     if args.secret.enabled() {
@@ -362,13 +392,13 @@ fn print_banner(args: &ChatArgs, session: &LineSession) {
 
 /// Ctrl-C, as a stream of signals. Both kinds have `recv() -> Option<()>`.
 #[cfg(unix)]
-type Interrupts = tokio::signal::unix::Signal;
+pub(crate) type Interrupts = tokio::signal::unix::Signal;
 #[cfg(windows)]
-type Interrupts = tokio::signal::windows::CtrlC;
+pub(crate) type Interrupts = tokio::signal::windows::CtrlC;
 
 /// Catches Ctrl-C from now on: registered at once, unlike `tokio::signal::ctrl_c()`, which only
 /// registers when first polled, so a Ctrl-C right after start-up is not missed.
-fn interrupts() -> Result<Interrupts> {
+pub(crate) fn interrupts() -> Result<Interrupts> {
     #[cfg(unix)]
     let interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     #[cfg(windows)]
@@ -377,7 +407,7 @@ fn interrupts() -> Result<Interrupts> {
 }
 
 /// First Ctrl-C: close like end of input. A second one: leave at once.
-async fn close_on_ctrl_c(mut interrupts: Interrupts, input: mpsc::Sender<Input>) {
+pub(crate) async fn close_on_ctrl_c(mut interrupts: Interrupts, input: mpsc::Sender<Input>) {
     if interrupts.recv().await.is_none() {
         return;
     }
@@ -390,7 +420,7 @@ async fn close_on_ctrl_c(mut interrupts: Interrupts, input: mpsc::Sender<Input>)
 }
 
 /// Resolves `text` (HOST:PORT) to an address the socket bound at `bind` can send to.
-fn resolve_peer(text: &str, bind: SocketAddr) -> Result<SocketAddr> {
+pub(crate) fn resolve_peer(text: &str, bind: SocketAddr) -> Result<SocketAddr> {
     let candidates: Vec<SocketAddr> = text
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve --peer {text} (expected HOST:PORT)"))?
@@ -424,7 +454,7 @@ fn resolve_peer(text: &str, bind: SocketAddr) -> Result<SocketAddr> {
 
 /// Exits with a usage error (code 2) if `peer` is the socket bound at `bind` itself: every line
 /// would come straight back and be shown as if a peer had written it.
-fn refuse_self_talk(bind: SocketAddr, peer: Option<SocketAddr>) {
+pub(crate) fn refuse_self_talk(bind: SocketAddr, peer: Option<SocketAddr>) {
     let Some(peer) = peer else { return };
     if is_own_address(bind, peer, is_local_ip) {
         let (peer, port) = (canonical(peer), bind.port());
@@ -458,7 +488,7 @@ fn is_local_ip(ip: IpAddr) -> bool {
 }
 
 /// The login name, as chat programs have always defaulted to.
-fn default_nick() -> String {
+pub(crate) fn default_nick() -> String {
     ["USER", "USERNAME"]
         .iter()
         .filter_map(|var| std::env::var(var).ok())

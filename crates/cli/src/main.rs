@@ -18,6 +18,7 @@ mod proxy;
 mod reliable_args;
 mod secret;
 mod stats;
+mod tcp_chat;
 mod trace;
 mod tui;
 mod untrusted;

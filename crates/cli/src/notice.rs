@@ -119,6 +119,15 @@ pub fn describe(event: &Event, cx: &Context<'_>) -> Option<Notice> {
             peer_text(*addr, nick.as_deref(), cx),
             Some(Flood::Peer),
         ),
+        // TCP mode: a connect attempt was refused or went unanswered; retried with backoff.
+        Event::NoAnswer { to, tries, .. } if cx.mode == Mode::Tcp => notice(
+            NoticeKind::Info,
+            format!(
+                "cannot connect to {} yet (refused or unanswered), retrying ({tries})",
+                canonical(*to)
+            ),
+            None,
+        ),
         // A handshake is retried at most `max_retries` times per attempt: no flood.
         Event::NoAnswer { to, tries, .. } => notice(
             NoticeKind::Info,
@@ -140,6 +149,22 @@ pub fn describe(event: &Event, cx: &Context<'_>) -> Option<Notice> {
         Event::Lost { id } => notice(
             NoticeKind::Lost,
             format!("message #{} was not delivered", number(id.0)),
+            None,
+        ),
+        // TCP mode: a frame (or a --plain line) was skipped; the stream has no datagrams.
+        Event::Dropped { from, detail, .. } if cx.mode == Mode::Tcp => notice(
+            NoticeKind::Dropped,
+            format!(
+                "ignored a frame from {}: {}",
+                canonical(*from),
+                crate::untrusted::escape(detail)
+            ),
+            Some(Flood::Dropped),
+        ),
+        // TCP mode: the peer's Close frame; the connection ends with it (no new session).
+        Event::PeerClosed if cx.mode == Mode::Tcp => notice(
+            NoticeKind::Info,
+            "the peer left: it said goodbye and closes the connection".to_owned(),
             None,
         ),
         _ => describe_session(event),
@@ -174,7 +199,8 @@ fn describe_session(event: &Event) -> Option<Notice> {
         // Once per session: the peer sends one Fin.
         Event::PeerFinished => (
             NoticeKind::Info,
-            "the peer finished sending: everything it sent has arrived; you can go on sending              until your own input ends"
+            "the peer finished sending: everything it sent has arrived; you can go on sending \
+             until your own input ends"
                 .to_owned(),
             None,
         ),
@@ -192,7 +218,8 @@ fn describe_session(event: &Event) -> Option<Notice> {
         Event::TalkingToSelf { from } => (
             NoticeKind::Error,
             format!(
-                "this chat is talking to itself: its own datagrams come back from {} (is --peer                  this chat's own address, or does a relay point back at it?)",
+                "this chat is talking to itself: its own datagrams come back from {} (is --peer \
+                 this chat's own address, or does a relay point back at it?)",
                 canonical(*from)
             ),
             None,
@@ -271,7 +298,90 @@ fn peer_text(addr: SocketAddr, nick: Option<&str>, cx: &Context<'_>) -> String {
         (Mode::Reliable, true) => format!("connected to {who}"),
         (Mode::Reliable, false) => format!("connected to {who} (they wrote first)"),
         (Mode::Raw, _) => format!("talking to {who} (they wrote first)"),
+        (Mode::Tcp, true) => format!("connected to {who} (one TCP connection)"),
+        (Mode::Tcp, false) => format!("{who} connected (one TCP connection)"),
     }
+}
+
+/// Why a line was not sent, in the words of the mode: TCP mode has nobody to send to until
+/// someone connects (nobody "writes first" there).
+pub fn refusal(mode: Mode, error: &udpchat_reliable::SendError) -> String {
+    match (mode, error) {
+        (Mode::Tcp, udpchat_reliable::SendError::NoPeer) => {
+            "nobody has connected yet: give --peer, or wait until someone connects".to_owned()
+        }
+        _ => error.to_string(),
+    }
+}
+
+/// What TCP mode can and cannot say about a line, for the banner, the greeting and `/mode`.
+pub const TCP_HONESTY: &str =
+    "tcp mode: a line you write is handed to the kernel (· sent to the kernel); TCP delivers \
+     in order or breaks the connection, and never says when the peer's program read a line, \
+     so no line is marked delivered or lost. /stats shows what the kernel knows (TCP_INFO)";
+
+/// How a TCP session ended, in one sentence.
+pub fn tcp_ending_text(ending: &udpchat_driver::tcp::Ending) -> String {
+    use udpchat_driver::tcp::EndReason;
+    match &ending.reason {
+        EndReason::NeverConnected => "the chat ended before anyone connected".to_owned(),
+        EndReason::Closed => {
+            "the connection closed: we said goodbye and the peer closed its side".to_owned()
+        }
+        EndReason::LingerExpired => format!(
+            "the connection closed without the peer closing its side within {} s",
+            udpchat_driver::tcp::LINGER.as_secs()
+        ),
+        EndReason::PeerLeft => "the peer left, and the connection closed".to_owned(),
+        EndReason::BothFinished => {
+            "both sides finished sending, and the connection closed".to_owned()
+        }
+        EndReason::LeftEarly => {
+            "we left before the peer finished sending (what it sends now is not read)".to_owned()
+        }
+        EndReason::PeerVanished => "the peer's side of the connection closed without a \
+         goodbye: its program ended or was killed (its kernel closed the connection for it)"
+            .to_owned(),
+        EndReason::Reset => "the peer's kernel reset the connection: its program ended with \
+         data unread, or the host restarted, and what it had not read was thrown away"
+            .to_owned(),
+        EndReason::TimedOut => "the kernel gave the connection up: what we wrote stayed \
+         unacknowledged too long (--tcp-user-timeout, or the kernel's own retransmission \
+         limit)"
+            .to_owned(),
+        EndReason::Failed { error } => format!("the connection failed: {error}"),
+        EndReason::BadStream { error } => format!(
+            "the peer sent something that is not udpchat's TCP framing ({error}), so the \
+             connection was dropped (is it a --plain peer? then use --plain here too)"
+        ),
+    }
+}
+
+/// Which lines written may not have arrived, and why; `None` if none (see `Ending::at_risk`).
+pub fn tcp_at_risk_text(ending: &udpchat_driver::tcp::Ending) -> Option<String> {
+    if !ending.at_risk() {
+        return None;
+    }
+    let mut why = Vec::new();
+    if ending.lines_unwritten > 0 {
+        why.push(format!(
+            "{} line(s) never left udpchat (the kernel had not taken them)",
+            ending.lines_unwritten
+        ));
+    }
+    if let Some(bytes) = ending.unacked_bytes.filter(|&b| b > 0) {
+        why.push(format!(
+            "the kernel still had {bytes} byte(s) we wrote unacknowledged by the peer"
+        ));
+    }
+    if why.is_empty() {
+        why.push("the connection broke after they were written".to_owned());
+    }
+    Some(format!(
+        "{} line(s) written may not have arrived: {}",
+        ending.lines_written + ending.lines_unwritten,
+        why.join("; ")
+    ))
 }
 
 /// A gap of messages `first..=last` from `who`, of which `arrived` turned up late since: raw
@@ -835,5 +945,52 @@ mod tests {
             }]
         );
         assert_eq!(limiter.flush(), vec![], "said once");
+    }
+
+    #[test]
+    fn tcp_mode_words_retries_endings_and_what_may_be_missing() {
+        use udpchat_driver::tcp::{EndReason, Ending, KernelView};
+        let tcp = cx(Mode::Tcp, true);
+        let retry = Event::NoAnswer {
+            to: "[::ffff:127.0.0.1]:2323".parse().unwrap(),
+            tries: 2,
+            next_in: Duration::from_millis(500),
+        };
+        assert_eq!(
+            text(retry, &tcp),
+            "cannot connect to 127.0.0.1:2323 yet (refused or unanswered), retrying (2)"
+        );
+        let ending = |reason, written, unwritten, unacked| Ending {
+            reason,
+            lines_written: written,
+            lines_unwritten: unwritten,
+            unacked_bytes: unacked,
+            kernel: KernelView::Closed,
+            counters: Default::default(),
+        };
+        // Clean: nothing to say, whatever was written.
+        assert_eq!(
+            tcp_at_risk_text(&ending(EndReason::Closed, 5, 0, Some(0))),
+            None
+        );
+        assert_eq!(
+            tcp_at_risk_text(&ending(EndReason::LingerExpired, 5, 1, Some(30))),
+            Some(
+                "6 line(s) written may not have arrived: 1 line(s) never left udpchat (the \
+                 kernel had not taken them); the kernel still had 30 byte(s) we wrote \
+                 unacknowledged by the peer"
+                    .to_owned()
+            )
+        );
+        let reset = ending(EndReason::Reset, 2, 0, None);
+        assert!(tcp_at_risk_text(&reset)
+            .unwrap()
+            .ends_with("the connection broke after they were written"));
+        // A reset with nothing written of ours: nothing of ours can be missing.
+        assert_eq!(
+            tcp_at_risk_text(&ending(EndReason::Reset, 0, 0, None)),
+            None
+        );
+        assert!(tcp_ending_text(&reset).contains("reset the connection"));
     }
 }

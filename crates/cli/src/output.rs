@@ -32,6 +32,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::ValueEnum;
+use udpchat_driver::tcp::{Ending, TcpSink, TcpStats};
 use udpchat_driver::Sink;
 use udpchat_reliable::{Event, MessageId, NickError, SendError, Stats};
 
@@ -317,7 +318,7 @@ impl Sink for Output {
     }
 
     fn refused(&mut self, _line: &str, error: &SendError) {
-        eprintln!("udpchat: not sent: {error}");
+        eprintln!("udpchat: not sent: {}", notice::refusal(self.mode, error));
     }
 
     fn nick(&mut self, nick: &str, result: Result<(), NickError>) {
@@ -336,11 +337,56 @@ impl Sink for Output {
     }
 }
 
+/// TCP mode's reports: the counters with the kernel's figures, and how the connection ended
+/// (on stderr; in `json` format also as `tcp_stats` and `tcp_ended` events on stdout).
+impl TcpSink for Output {
+    fn tcp_stats(&mut self, stats: &TcpStats) {
+        self.print_tcp_stats(stats);
+        // JSON also gets the figures as an event, for scripts (the table is for people).
+        if self.format == Format::Json {
+            let mut value = serde_json::to_value(stats).unwrap_or_default();
+            value["event"] = "tcp_stats".into();
+            let mut out = Printed::default();
+            out.lines.push((Stream::Stdout, value.to_string()));
+            out.print();
+        }
+    }
+
+    fn ended(&mut self, ending: &Ending) {
+        let mut out = Printed::default();
+        if self.format == Format::Json {
+            let mut value = serde_json::to_value(ending).unwrap_or_default();
+            value["event"] = "tcp_ended".into();
+            out.lines.push((Stream::Stdout, value.to_string()));
+        }
+        out.err(notice::tcp_ending_text(ending));
+        out.print();
+    }
+}
+
+impl Output {
+    /// Prints TCP mode's counters and the kernel's figures to stderr, as a table.
+    pub fn print_tcp_stats(&self, stats: &TcpStats) {
+        print_tcp_stats_table(stats, self.plain);
+    }
+}
+
+/// Prints TCP mode's counters and the kernel's figures to stderr, as a table.
+pub fn print_tcp_stats_table(stats: &TcpStats, plain: bool) {
+    write_table(crate::stats::tcp_lines(stats, plain));
+}
+
 /// Prints the counters `mode` has to stderr as a table, each line starting `udpchat: `, in one
 /// write so that nothing else printed meanwhile can land inside it.
 pub fn print_stats_table(stats: &Stats, mode: Mode, plain: bool) {
+    write_table(crate::stats::lines(stats, mode, plain));
+}
+
+/// Prints the lines of a table to stderr, each starting `udpchat: `, in one write so that
+/// nothing else printed meanwhile can land inside it.
+fn write_table(lines: Vec<String>) {
     let mut text = String::new();
-    for line in crate::stats::lines(stats, mode, plain) {
+    for line in lines {
         let _ = writeln!(text, "udpchat: {line}");
     }
     // A closed stderr must not end the chat.

@@ -83,7 +83,8 @@ pub struct ReliableArgs {
     /// At the end of input (Ctrl-D, the end of a piped file) finish sending but go on receiving
     /// until the peer finishes too, then leave (a half-close, as TCP's FIN): two piped sides
     /// exchange everything. /quit and Ctrl-C still close at once [default: off: the end of input
-    /// closes the chat, as /quit].
+    /// closes the chat, as /quit]. Also in tcp mode, the one flag of these it takes: a Fin frame,
+    /// then the write side is shut down.
     #[arg(long)]
     pub half_close: bool,
 }

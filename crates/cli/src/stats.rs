@@ -20,6 +20,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use udpchat_driver::tcp::{KernelView, TcpStats};
 use udpchat_reliable::Stats;
 
 use crate::chat::Mode;
@@ -34,6 +35,12 @@ pub fn rows(stats: &Stats, mode: Mode, plain: bool) -> Vec<Row> {
         ("sent", n(stats.messages_sent)),
         ("received", n(stats.messages_received)),
     ];
+    // TCP mode's unit on the wire is a frame in a byte stream, not a datagram.
+    let unit = if mode == Mode::Tcp {
+        "frames"
+    } else {
+        "datagrams"
+    };
     if mode == Mode::Reliable {
         messages.push(("delivered", n(stats.messages_delivered)));
         messages.push(("lost", n(stats.messages_lost)));
@@ -41,7 +48,7 @@ pub fn rows(stats: &Stats, mode: Mode, plain: bool) -> Vec<Row> {
     let mut rows: Vec<Row> = vec![
         ("messages", messages),
         (
-            "datagrams",
+            unit,
             vec![
                 ("sent", n(stats.datagrams_sent)),
                 ("received", n(stats.datagrams_received)),
@@ -65,6 +72,7 @@ pub fn rows(stats: &Stats, mode: Mode, plain: bool) -> Vec<Row> {
                 ("reordered", n(stats.reordered)),
             ],
         )),
+        Mode::Tcp => {}
         Mode::Reliable => rows.push((
             "arrivals",
             vec![
@@ -161,7 +169,10 @@ pub fn cells(cells: &[(&'static str, String)]) -> String {
 /// the rows with their labels aligned, and a last line that says where the table ends (so a
 /// reader of a running chat's stderr knows it has the whole table).
 pub fn lines(stats: &Stats, mode: Mode, plain: bool) -> Vec<String> {
-    let rows = rows(stats, mode, plain);
+    framed(rows(stats, mode, plain), mode, plain)
+}
+
+fn framed(rows: Vec<Row>, mode: Mode, plain: bool) -> Vec<String> {
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     let mut out = vec![format!("stats ({} mode):", mode_name(mode, plain))];
     for (label, row) in &rows {
@@ -179,7 +190,66 @@ fn mode_name(mode: Mode, plain: bool) -> &'static str {
         (Mode::Raw, true) => "raw, plain",
         (Mode::Raw, false) => "raw",
         (Mode::Reliable, _) => "reliable",
+        (Mode::Tcp, true) => "tcp, plain",
+        (Mode::Tcp, false) => "tcp",
     }
+}
+
+/// TCP mode's rows: our counters, then what the kernel knows (`TCP_INFO`), or why it cannot
+/// say. The kernel's figures are its own: RTT and its variation, the retransmission timeout,
+/// segments retransmitted, the congestion window and the unacknowledged segments (all in
+/// segments), and the send queue in bytes.
+pub fn tcp_rows(stats: &TcpStats, plain: bool) -> Vec<Row> {
+    let mut rows = rows(&stats.counters, Mode::Tcp, plain);
+    let n = |v: u32| v.to_string();
+    match &stats.kernel {
+        KernelView::Known(info) => {
+            rows.push((
+                "kernel rtt",
+                vec![
+                    ("smoothed", kernel_time(info.rtt)),
+                    ("variation", kernel_time(info.rttvar)),
+                    ("rto", kernel_time(info.rto)),
+                ],
+            ));
+            rows.push((
+                "kernel",
+                vec![
+                    ("retransmits", n(info.retransmits)),
+                    ("cwnd", n(info.cwnd)),
+                    ("unacked", n(info.unacked)),
+                    ("send-queue", format!("{}B", info.send_queue)),
+                ],
+            ));
+        }
+        other => rows.push(("kernel", vec![("TCP_INFO", kernel_note(other))])),
+    }
+    rows
+}
+
+/// A time the kernel counts in microseconds: below a millisecond (loopback, a LAN) in whole
+/// microseconds, so it does not read as zero; above, in milliseconds with one decimal.
+pub fn kernel_time(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{}µs", d.as_micros())
+    } else {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    }
+}
+
+/// Why there are no kernel figures, in a few words.
+pub fn kernel_note(view: &KernelView) -> String {
+    match view {
+        KernelView::Known(_) => "known".to_owned(),
+        KernelView::NotConnected => "no connection yet".to_owned(),
+        KernelView::Closed => "the connection is closed".to_owned(),
+        KernelView::Unavailable { reason } => reason.clone(),
+    }
+}
+
+/// [`tcp_rows`] as the line UI prints them (see [`lines`]).
+pub fn tcp_lines(stats: &TcpStats, plain: bool) -> Vec<String> {
+    framed(tcp_rows(stats, plain), Mode::Tcp, plain)
 }
 
 #[cfg(test)]
@@ -254,5 +324,56 @@ mod tests {
         assert!(printed.contains(&"  retransmits  timeout 0  fast 2  spurious 0".to_owned()));
         assert!(printed.contains(&"  rtt          min -  smoothed 12.3ms  variation -".to_owned()));
         assert_eq!(printed.last().map(String::as_str), Some(END));
+    }
+
+    #[test]
+    fn tcp_mode_shows_frames_and_the_kernels_figures_or_why_not() {
+        let info = udpchat_driver::tcp::TcpInfo {
+            rtt: Duration::from_micros(1_250),
+            rttvar: Duration::from_micros(500),
+            rto: Duration::from_millis(201),
+            retransmits: 2,
+            cwnd: 10,
+            unacked: 1,
+            send_queue: 40,
+            bytes_acked: 100,
+        };
+        let known = TcpStats {
+            counters: Stats::default(),
+            kernel: KernelView::Known(info),
+        };
+        let table = tcp_rows(&known, false);
+        assert_eq!(
+            labels(&table),
+            [
+                "messages",
+                "frames",
+                "bytes",
+                "dropped",
+                "kernel rtt",
+                "kernel"
+            ]
+        );
+        for udp_only in ["delivered", "lost", "gaps", "congestion"] {
+            assert!(!words(&table).contains(&udp_only), "{udp_only}");
+        }
+        let printed = tcp_lines(&known, false);
+        assert_eq!(printed[0], "stats (tcp mode):");
+        assert!(
+            printed.contains(
+                &"  kernel      retransmits 2  cwnd 10  unacked 1  send-queue 40B".to_owned()
+            ),
+            "{printed:#?}"
+        );
+        let elsewhere = TcpStats {
+            counters: Stats::default(),
+            kernel: KernelView::Unavailable {
+                reason: "not available on this platform".into(),
+            },
+        };
+        assert_eq!(
+            tcp_rows(&elsewhere, true).last().map(|(_, c)| cells(c)),
+            Some("TCP_INFO not available on this platform".to_owned())
+        );
     }
 }

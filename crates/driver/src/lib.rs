@@ -34,6 +34,8 @@ use udpchat_reliable::{Endpoint, Event, MessageId, NickError, SendError, Stats};
 mod tap;
 pub use tap::Tapped;
 
+pub mod tcp;
+
 /// What the application asks of the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {

@@ -9,6 +9,7 @@
 //! and reports through [`UiSink`]); a tick that asks the driver for fresh counters; or a signal.
 //! Every batch of changes is followed by one redraw.
 
+use std::future::Future;
 use std::io::{self, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use udpchat_driver::tcp::{self, Ending, KernelView, Listening, TcpConfig, TcpSink, TcpStats};
 use udpchat_driver::{self as driver, Input, Sink};
 use udpchat_reliable::{Endpoint, Event, MessageId, NickError, SendError, Stats};
 
@@ -37,12 +39,17 @@ use super::view;
 pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the chat screen leaves behind for the caller, once the terminal is restored.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     /// Reliable mode: my messages that were lost, or never acknowledged before the end.
     pub undelivered: Vec<(MessageId, String)>,
     /// Encryption: the handshake failed.
     pub handshake_failed: bool,
+    /// TCP mode: how the connection ended, if it did while the screen was up.
+    pub tcp_ending: Option<Ending>,
+    /// TCP mode: lines handed to the kernel, and its last figures, for a user who left before
+    /// the connection ended.
+    pub tcp_last: (u64, KernelView),
 }
 
 /// What the driver reports, passed from [`UiSink`] to the screen's loop.
@@ -54,6 +61,8 @@ enum Report {
     Nick(String, Result<(), NickError>),
     SocketError(String),
     Stats(Stats),
+    TcpStats(TcpStats),
+    Ended(Ending),
 }
 
 /// The driver's [`Sink`] for the chat screen: forwards every report to the screen's loop.
@@ -94,16 +103,51 @@ impl Sink for UiSink {
     }
 }
 
+impl TcpSink for UiSink {
+    fn tcp_stats(&mut self, stats: &TcpStats) {
+        self.report(Report::TcpStats(stats.clone()));
+    }
+    fn ended(&mut self, ending: &Ending) {
+        self.report(Report::Ended(ending.clone()));
+    }
+}
+
 /// Runs the chat screen over `endpoint` and `socket` until the session closes or the user
 /// leaves; restores the terminal before returning.
 pub async fn run<E>(endpoint: &mut E, socket: &UdpSocket, info: SessionInfo) -> Result<Summary>
 where
     E: Endpoint + ?Sized,
 {
+    on_terminal(info, |mut inputs, mut sink| async move {
+        driver::run(endpoint, socket, &mut inputs, &mut sink).await
+    })
+    .await
+}
+
+/// The same for TCP mode: the TCP driver on `listening`.
+pub async fn run_tcp(
+    listening: Listening,
+    config: TcpConfig,
+    info: SessionInfo,
+) -> Result<Summary> {
+    on_terminal(info, |mut inputs, mut sink| async move {
+        tcp::run(listening, &config, &mut inputs, &mut sink)
+            .await
+            .map(drop)
+    })
+    .await
+}
+
+/// Takes the terminal, runs the screen with the driver `driver` makes, gives the terminal back.
+async fn on_terminal<D, F>(info: SessionInfo, driver: D) -> Result<Summary>
+where
+    D: FnOnce(mpsc::Receiver<Input>, UiSink) -> F,
+    F: Future<Output = io::Result<()>>,
+{
     let guard = TerminalGuard::enter().context("cannot set up the terminal")?;
     let mut terminal =
         Terminal::new(CrosstermBackend::new(io::stdout())).context("cannot set up the terminal")?;
-    let result = chat_loop(&mut terminal, endpoint, socket, info).await;
+    let result = chat_loop(&mut terminal, driver, info).await;
     drop(terminal);
     drop(guard);
     result
@@ -130,24 +174,20 @@ enum Step {
     Leave,
 }
 
-async fn chat_loop<E>(
-    terminal: &mut Term,
-    endpoint: &mut E,
-    socket: &UdpSocket,
-    info: SessionInfo,
-) -> Result<Summary>
+async fn chat_loop<D, F>(terminal: &mut Term, driver: D, info: SessionInfo) -> Result<Summary>
 where
-    E: Endpoint + ?Sized,
+    D: FnOnce(mpsc::Receiver<Input>, UiSink) -> F,
+    F: Future<Output = io::Result<()>>,
 {
     let mut cache = view::HistoryCache::default();
-    let (inputs, mut driver_inputs) = mpsc::channel::<Input>(64);
+    let (inputs, driver_inputs) = mpsc::channel::<Input>(64);
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
-    let driver = async move {
-        let mut sink = UiSink {
+    let driver = driver(
+        driver_inputs,
+        UiSink {
             reports: reports_tx,
-        };
-        driver::run(endpoint, socket, &mut driver_inputs, &mut sink).await
-    };
+        },
+    );
     tokio::pin!(driver);
     let mut screen = Screen {
         model: Model::new(info),
@@ -205,6 +245,8 @@ where
     Ok(Summary {
         undelivered: screen.model.undelivered(),
         handshake_failed: screen.model.handshake_failed(),
+        tcp_ending: screen.model.tcp_ending().cloned(),
+        tcp_last: (screen.model.sent(), screen.model.kernel().clone()),
     })
 }
 
@@ -289,6 +331,8 @@ fn apply(model: &mut Model, report: Report) {
         Report::Nick(nick, result) => model.record_nick(&nick, result),
         Report::SocketError(error) => model.notice(NoticeKind::Error, format!("socket: {error}")),
         Report::Stats(stats) => model.set_stats(stats),
+        Report::TcpStats(stats) => model.set_tcp_stats(stats),
+        Report::Ended(ending) => model.tcp_ended(ending),
     }
 }
 

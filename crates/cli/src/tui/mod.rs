@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::ValueEnum;
 use tokio::net::UdpSocket;
+use udpchat_driver::tcp::{Listening, TcpConfig, TcpStats};
 use udpchat_reliable::Endpoint;
 
 use crate::output::{print_stats_table, report_undelivered, Format};
@@ -91,6 +92,41 @@ where
         return Ok(ExitCode::from(crate::secret::EXIT_HANDSHAKE_FAILED));
     }
     Ok(code)
+}
+
+/// The chat screen for TCP mode: as [`chat`], then how the connection ended and, if lines
+/// written may not have arrived, exit code 3.
+pub async fn tcp_chat(
+    listening: Listening,
+    config: TcpConfig,
+    info: SessionInfo,
+    print_stats: bool,
+) -> Result<ExitCode> {
+    let plain = info.plain;
+    let summary = app::run_tcp(listening, config, info).await?;
+    // The user left before the connection ended (Ctrl-C twice): all there is to go on is the
+    // kernel's last figures, from the status bar's last refresh.
+    let Some(ending) = summary.tcp_ending else {
+        let (sent, kernel) = summary.tcp_last;
+        let settled = kernel.info().is_some_and(|info| info.send_queue == 0);
+        if sent == 0 || settled {
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!(
+            "udpchat: you left before the connection ended: of the {sent} line(s) you wrote, \
+             some may not have arrived (the kernel had not said all were acknowledged)"
+        );
+        return Ok(ExitCode::from(crate::output::EXIT_UNDELIVERED));
+    };
+    eprintln!("udpchat: {}", crate::notice::tcp_ending_text(&ending));
+    if print_stats {
+        let stats = TcpStats {
+            counters: ending.counters.clone(),
+            kernel: ending.kernel.clone(),
+        };
+        crate::output::print_tcp_stats_table(&stats, plain);
+    }
+    Ok(crate::tcp_chat::report(&ending))
 }
 
 #[cfg(test)]

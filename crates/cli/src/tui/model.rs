@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use udpchat_driver::tcp::{Ending, KernelView, TcpStats};
 use udpchat_reliable::{Event, MessageId, NickError, SendError, Stats};
 
 use super::commands::{self, Command, Input, COMMAND_SUMMARY};
@@ -47,6 +48,7 @@ pub fn mode_label(mode: Mode) -> &'static str {
     match mode {
         Mode::Raw => "RAW",
         Mode::Reliable => "RELIABLE",
+        Mode::Tcp => "TCP",
     }
 }
 
@@ -97,6 +99,7 @@ impl ConnState {
             (ConnState::Connecting, _) => "connecting",
             (ConnState::Connected, Mode::Raw) => "no connection (raw UDP)",
             (ConnState::Connected, Mode::Reliable) => "connected",
+            (ConnState::Connected, Mode::Tcp) => "connected (kernel TCP)",
             (ConnState::Closing, _) => "closing",
             (ConnState::Unreachable, _) => "peer unreachable",
             (ConnState::PeerLeft, _) => "peer left",
@@ -129,6 +132,8 @@ pub enum Delivery {
     },
     /// Reliable mode: the transport gave up on it.
     Lost,
+    /// TCP mode: handed to the kernel; TCP never says more about one line.
+    Kernel,
 }
 
 /// One entry of the history.
@@ -305,6 +310,10 @@ pub struct Model {
     handshake: HandshakeWatch,
     /// The notice counting the retries of the handshake in progress, by absolute index.
     retry_notice: Option<u64>,
+    /// TCP mode: what the kernel last said about the connection.
+    kernel: KernelView,
+    /// TCP mode: how the connection ended, once it has.
+    tcp_ending: Option<Ending>,
 }
 
 /// A gap notice still open: which messages it names and how many of them turned up since.
@@ -326,7 +335,7 @@ impl Model {
         let conn = match (info.peer, info.mode) {
             (None, _) => ConnState::Waiting,
             (Some(_), Mode::Raw) => ConnState::Connected,
-            (Some(_), Mode::Reliable) => ConnState::Connecting,
+            (Some(_), Mode::Reliable | Mode::Tcp) => ConnState::Connecting,
         };
         let greeting = match info.peer {
             Some(peer) => format!(
@@ -367,8 +376,13 @@ impl Model {
             open_gaps: VecDeque::new(),
             handshake: HandshakeWatch::new(conn == ConnState::Connecting),
             retry_notice: None,
+            kernel: KernelView::NotConnected,
+            tcp_ending: None,
         };
         model.notice(NoticeKind::Info, greeting);
+        if model.info.mode == Mode::Tcp {
+            model.notice(NoticeKind::Info, notice::TCP_HONESTY.to_owned());
+        }
         model
     }
 
@@ -551,7 +565,7 @@ impl Model {
     fn run(&mut self, command: Command) -> Option<Effect> {
         match command {
             Command::Help => {
-                self.push(help_table());
+                self.push(help_table(self.info.mode));
                 None
             }
             Command::Quit => Some(self.leave()),
@@ -608,6 +622,12 @@ impl Model {
                 "udpchat's own transport over UDP: every message is acknowledged, resent if \
                  needed, and delivered once and in order, or reported lost",
                 "raw",
+            ),
+            Mode::Tcp => (
+                "tcp",
+                "the kernel's TCP: it delivers in order or breaks the connection, and never \
+                 says when a line was read, so a line is only marked as handed to the kernel",
+                "reliable",
             ),
         };
         format!(
@@ -676,6 +696,7 @@ impl Model {
                 let delivery = match self.info.mode {
                     Mode::Raw => Delivery::Unconfirmed,
                     Mode::Reliable => Delivery::Sending,
+                    Mode::Tcp => Delivery::Kernel,
                 };
                 if self.info.mode == Mode::Reliable {
                     self.undelivered.insert(id, text.clone());
@@ -695,7 +716,10 @@ impl Model {
             }
             Err(e) => self.notice(
                 NoticeKind::Error,
-                format!("not sent: {e} (↑ brings the line back)"),
+                format!(
+                    "not sent: {} (↑ brings the line back)",
+                    notice::refusal(self.info.mode, &e)
+                ),
             ),
         }
     }
@@ -756,6 +780,34 @@ impl Model {
             let table = self.stats_table();
             self.push(table);
         }
+    }
+
+    /// TCP mode: the counters and the kernel's figures; shows them as a table if `/stats`
+    /// asked for them.
+    pub fn set_tcp_stats(&mut self, stats: TcpStats) {
+        self.kernel = stats.kernel;
+        self.set_stats(stats.counters);
+    }
+
+    /// TCP mode: what the kernel last said.
+    pub fn kernel(&self) -> &KernelView {
+        &self.kernel
+    }
+
+    /// TCP mode: how the connection ended, and which lines may not have arrived.
+    pub fn tcp_ended(&mut self, ending: Ending) {
+        self.notice(NoticeKind::Info, notice::tcp_ending_text(&ending));
+        if let Some(text) = notice::tcp_at_risk_text(&ending) {
+            self.notice(NoticeKind::Error, text);
+        }
+        self.kernel = ending.kernel.clone();
+        self.stats = ending.counters.clone();
+        self.tcp_ending = Some(ending);
+    }
+
+    /// TCP mode: the ending, once known.
+    pub fn tcp_ending(&self) -> Option<&Ending> {
+        self.tcp_ending.as_ref()
     }
 
     /// Reliable mode: my messages that were lost or are still unacknowledged, by id; kept
@@ -1047,7 +1099,16 @@ impl Model {
 
     /// The counters the mode has, as the line UI shows them (see [`crate::stats`]).
     fn stats_table(&self) -> Entry {
-        let rows = crate::stats::rows(&self.stats, self.info.mode, self.info.plain)
+        let rows = if self.info.mode == Mode::Tcp {
+            let stats = TcpStats {
+                counters: self.stats.clone(),
+                kernel: self.kernel.clone(),
+            };
+            crate::stats::tcp_rows(&stats, self.info.plain)
+        } else {
+            crate::stats::rows(&self.stats, self.info.mode, self.info.plain)
+        };
+        let rows = rows
             .into_iter()
             .map(|(label, cells)| (label.to_owned(), crate::stats::cells(&cells)))
             .collect();
@@ -1069,8 +1130,8 @@ fn entry_bytes(entry: &Entry) -> usize {
     }
 }
 
-fn help_table() -> Entry {
-    let rows = [
+fn help_table(mode: Mode) -> Entry {
+    let mut rows = vec![
         ("Enter", "send the line (or run the /command)"),
         ("←/→ Home/End", "move in the line (Ctrl/Alt+←/→: by word)"),
         (
@@ -1091,6 +1152,12 @@ fn help_table() -> Entry {
         ("/clear", "empty the history"),
         ("//text", "send a line that starts with /"),
     ];
+    if mode == Mode::Tcp {
+        rows.push((
+            "· sent to the kernel",
+            "tcp mode's only mark: TCP never says when a line was read",
+        ));
+    }
     Entry::Table {
         title: format!("help — {COMMAND_SUMMARY}"),
         rows: rows

@@ -23,6 +23,8 @@ use super::model::{
 use super::wrap::{sanitize, wrap};
 use crate::chat::Mode;
 use crate::notice::number;
+use crate::stats::kernel_time;
+use udpchat_driver::tcp::KernelView;
 
 /// The prompt before the input line.
 const PROMPT: &str = "> ";
@@ -289,6 +291,10 @@ pub fn delivery_mark(delivery: Delivery) -> (String, Style) {
             "✗ lost".into(),
             Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
         ),
+        Delivery::Kernel => (
+            "· sent to the kernel".into(),
+            Style::default().fg(Color::DarkGray),
+        ),
     }
 }
 
@@ -408,12 +414,15 @@ fn status_fields(model: &Model) -> (Vec<Field>, Vec<Field>) {
     let mode_style = match info.mode {
         Mode::Raw => Style::default().bg(Color::Yellow).fg(Color::Black),
         Mode::Reliable => Style::default().bg(Color::Green).fg(Color::Black),
+        Mode::Tcp => Style::default().bg(Color::Magenta).fg(Color::Black),
     }
     .add_modifier(Modifier::BOLD);
     let (long_mode, short_mode) = match (info.mode, info.plain) {
         (Mode::Raw, true) => (" RAW plain ", " RAW·p "),
         (Mode::Raw, false) => (" RAW ", " RAW "),
         (Mode::Reliable, _) => (" RELIABLE ", " REL "),
+        (Mode::Tcp, true) => (" TCP plain ", " TCP·p "),
+        (Mode::Tcp, false) => (" TCP ", " TCP "),
     };
     let mut identity = vec![Field::fixed("", Span::styled(long_mode, mode_style))
         .or(40, Span::styled(short_mode, mode_style))];
@@ -502,7 +511,15 @@ fn figure_fields(model: &Model) -> Vec<Field> {
                 bar,
             ),
         ),
+        Mode::Tcp => Field::fixed(
+            SEPARATOR,
+            Span::styled(format!("sent {} (to the kernel)", model.sent()), bar),
+        )
+        .or(7, Span::styled(format!("sent {}", model.sent()), bar)),
     });
+    if info.mode == Mode::Tcp {
+        fields.push(kernel_field(model));
+    }
     if info.mode == Mode::Reliable {
         let rtt = model.rtt().map_or_else(|| "-".to_string(), format_ms);
         fields.push(Field::fixed(SEPARATOR, Span::styled(format!("rtt {rtt}"), bar)).or_hide(12));
@@ -548,6 +565,43 @@ fn encryption_field(model: &Model) -> Field {
         .or(9, Span::styled(format!("enc {sas}"), secure)),
         (None, false) => Field::fixed(SEPARATOR, Span::styled("encrypted: handshake…", bar))
             .or(9, Span::styled("enc…", bar)),
+    }
+}
+
+/// TCP mode: what the kernel knows (`TCP_INFO`), or why it cannot say.
+fn kernel_field(model: &Model) -> Field {
+    let bar = bar_style();
+    match model.kernel() {
+        KernelView::Known(info) => Field::fixed(
+            SEPARATOR,
+            Span::styled(
+                format!(
+                    "kernel: rtt {} ±{} cwnd {} rtx {} unacked {}",
+                    kernel_time(info.rtt),
+                    kernel_time(info.rttvar),
+                    info.cwnd,
+                    info.retransmits,
+                    info.unacked
+                ),
+                bar,
+            ),
+        )
+        .or(
+            11,
+            Span::styled(
+                format!("rtt {} rtx {}", kernel_time(info.rtt), info.retransmits),
+                bar,
+            ),
+        )
+        .or_hide(12),
+        other => Field::fixed(
+            SEPARATOR,
+            Span::styled(
+                format!("TCP_INFO: {}", crate::stats::kernel_note(other)),
+                bar,
+            ),
+        )
+        .or_hide(12),
     }
 }
 
@@ -837,6 +891,64 @@ mod tests {
         );
         let history = rows.join("\n");
         assert!(history.contains("compare this code"), "{rows:#?}");
+    }
+
+    #[test]
+    fn tcp_mode_marks_lines_as_handed_to_the_kernel_and_shows_its_figures() {
+        use udpchat_driver::tcp::{EndReason, Ending, TcpInfo, TcpStats};
+        let mut m = model(Mode::Tcp);
+        m.apply_event(Event::Peer {
+            addr: addr(4000),
+            nick: None,
+        });
+        m.record_send("hello".into(), Ok(MessageId(0)));
+        let rows = render(&mut m, 200, 8);
+        let text = rows.join("\n");
+        assert!(text.contains("hello  · sent to the kernel"), "{text}");
+        for absent in ["✓", "✗", "… sending"] {
+            assert!(!text.contains(absent), "{absent:?} in {text}");
+        }
+        let status = &rows[6];
+        assert!(status.contains(" TCP "), "{status}");
+        assert!(status.contains("connected (kernel TCP)"), "{status}");
+        assert!(status.contains("sent 1 (to the kernel)"), "{status}");
+        assert!(status.contains("TCP_INFO: no connection yet"), "{status}");
+        let info = TcpInfo {
+            rtt: Duration::from_micros(1_500),
+            rttvar: Duration::from_micros(700),
+            rto: Duration::from_millis(201),
+            retransmits: 3,
+            cwnd: 10,
+            unacked: 2,
+            send_queue: 20,
+            bytes_acked: 5,
+        };
+        m.set_tcp_stats(TcpStats {
+            counters: Stats::default(),
+            kernel: KernelView::Known(info),
+        });
+        let status = render(&mut m, 200, 8)[6].clone();
+        assert!(
+            status.contains("kernel: rtt 1.5ms ±700µs cwnd 10 rtx 3 unacked 2"),
+            "{status}"
+        );
+        // The line stays as it was: no mark ever settles it.
+        assert_eq!(m.undelivered(), vec![]);
+        m.tcp_ended(Ending {
+            reason: EndReason::Reset,
+            lines_written: 1,
+            lines_unwritten: 0,
+            unacked_bytes: None,
+            kernel: KernelView::Closed,
+            counters: Stats::default(),
+        });
+        let text = render(&mut m, 200, 12).join("\n");
+        assert!(text.contains("reset the connection"), "{text}");
+        assert!(
+            text.contains("1 line(s) written may not have arrived"),
+            "{text}"
+        );
+        assert!(m.tcp_ending().is_some_and(Ending::at_risk));
     }
 
     #[test]
