@@ -96,6 +96,7 @@ pub async fn run(args: ChatArgs, ui: tui::Ui) -> Result<ExitCode> {
             peer,
             plain: args.plain,
             impairment: None,
+            encrypted: false,
         };
         return tui::tcp_chat(listening, config, info, args.stats).await;
     }
