@@ -43,6 +43,9 @@ pub fn run_sweep_real(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(Vec<SweepPoint>, SweepRuns), ExperimentError> {
     let points = config.points()?;
+    if let Some(&mode) = config.modes.iter().find(|m| m.tcp_congestion().is_some()) {
+        return Err(ExperimentError::SimulatorOnly(mode));
+    }
     let seeds = config.seed_list();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
