@@ -861,12 +861,36 @@ mod tests {
     }
 
     #[test]
-    fn write_charts_writes_three_parsable_files() {
+    fn the_hol_chart_shows_the_ordered_modes_held_back_and_leaves_raw_out() {
+        let r = sweep(
+            &[Mode::Raw, Mode::Reliable, Mode::Unordered, Mode::Tcp],
+            &[LossPattern::Independent],
+            1,
+        );
+        let chart = hol_chart(&r);
+        let held = &chart.panels[0].series;
+        let names: Vec<&str> = held.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["reliable", "unordered", "tcp"]);
+        // At 20% loss the ordered modes hold messages back; unordered never does.
+        let at_20 = |name: &str| {
+            held.iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.points.iter().find(|p| p.x == 20.0))
+                .map(|p| p.y)
+                .unwrap()
+        };
+        assert!(at_20("reliable") > 10.0);
+        assert!(at_20("tcp") > 10.0);
+        assert_eq!(at_20("unordered"), 0.0);
+    }
+
+    #[test]
+    fn write_charts_writes_four_parsable_files() {
         let r = sweep(&[Mode::Raw], &[LossPattern::Independent], 2);
         let dir = std::env::temp_dir().join(format!("udpchat-chart-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let paths = write_charts(&r, &dir).unwrap();
-        assert_eq!(paths.len(), 3);
+        assert_eq!(paths.len(), 4);
         for p in &paths {
             let text = std::fs::read_to_string(p).unwrap();
             assert_eq!(
