@@ -902,9 +902,9 @@ impl Mark {
                  visible in a segment), acknowledging the other side's bytes below 1",
             ),
             Mark::TcpAck => (
-                "ack 67 sack 133-199",
-                "a TCP acknowledgement: every byte below 67 arrived, and bytes 133 to 198 (one \
-                 SACK block: smoltcp sends one, and its sender ignores them)",
+                "ack 67 sack x-y",
+                "a TCP acknowledgement: every byte below 67 arrived, and bytes x to y-1 (a SACK \
+                 block: smoltcp sends one, and its sender ignores them)",
             ),
             Mark::TcpFin => ("FIN", "TCP's half-close: this side has sent everything"),
             Mark::Handshake => (
