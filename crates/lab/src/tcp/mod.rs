@@ -24,6 +24,11 @@
 //! (the user timeout expires, or a reset arrives) every message whose bytes were not all
 //! acknowledged is reported [`Event::Lost`]: those certainly may never have been shown.
 //!
+//! **Counters** ([`Stats`]): datagrams and bytes, messages, drops by cause (a bad TCP checksum is
+//! counted before smoltcp, which drops such a segment silently), and resends, told apart by what
+//! ran the stack (a timer: a timeout; an arriving segment: duplicate ACKs). smoltcp exposes no
+//! RTT estimate or congestion window, so those fields stay empty.
+//!
 //! **Settings.** Nagle's algorithm is off: a chat line is small and should go now, not wait for
 //! the previous one's ACK (with Nagle on, every line written within an RTT of the last would wait
 //! a round trip). Everything else is smoltcp 0.12's default: delayed ACK 10 ms, minimum RTO
@@ -166,6 +171,8 @@ pub struct TcpEndpoint {
     finishing: bool,
     fin_sent: bool,
     peer_finished: bool,
+    /// We reset the connection ourselves (the peer's framing was broken).
+    aborted: bool,
 }
 
 impl std::fmt::Debug for TcpEndpoint {
@@ -259,6 +266,7 @@ impl TcpEndpoint {
             finishing: false,
             fin_sent: false,
             peer_finished: false,
+            aborted: false,
         })
     }
 
@@ -369,6 +377,7 @@ impl TcpEndpoint {
         if matches!(error, FrameError::TooLong { .. }) {
             // Framing is lost: nothing after this can be read, so the connection is of no use.
             self.socket().abort();
+            self.aborted = true;
         }
     }
 
@@ -440,11 +449,13 @@ impl TcpEndpoint {
                 || (self.finishing && listening_closed);
             if !orderly {
                 self.report_lost();
-                self.events.push_back(match cause {
+                match cause {
+                    // We reset it ourselves: the `Dropped` before says why.
+                    _ if self.aborted => {}
                     // Only a segment (a reset) closes the connection as one arrives.
-                    Cause::Arrival => Event::PeerClosed,
-                    _ => Event::PeerUnreachable,
-                });
+                    Cause::Arrival => self.events.push_back(Event::PeerClosed),
+                    Cause::App | Cause::Timer => self.events.push_back(Event::PeerUnreachable),
+                }
             }
             if self.finishing || !orderly {
                 self.events.push_back(Event::Closed);

@@ -213,3 +213,35 @@ fn a_corrupted_segment_is_counted_and_the_stream_recovers() {
     let dropped = outcome.a.stats().dropped_checksum + outcome.b.stats().dropped_checksum;
     assert!(dropped > 0);
 }
+
+/// A peer whose stream is not udpchat's frames (a length no datagram has) is reset, the
+/// reason reported once, and the connection ends without claiming the peer closed it.
+#[test]
+fn a_stream_of_garbage_is_refused_and_the_connection_reset() {
+    let scenario = Scenario::new(9);
+    let (a, b) = pair(TcpCongestion::Cubic, 9);
+    let mut sim = Simulator::new(scenario, a, b);
+    let until = sim.at(Duration::from_millis(200));
+    while sim.advance(until) {}
+    // Write raw bytes on A's socket, beneath the framing: a 4 GiB length prefix.
+    sim.a_mut().socket().send_slice(&[0xff; 8]).unwrap();
+    let now = sim.now();
+    sim.a_mut().pump(now, Cause::App);
+    let until = sim.at(Duration::from_secs(2));
+    while sim.advance(until) {}
+    let b_events: Vec<Event> = sim
+        .take_events()
+        .into_iter()
+        .filter_map(|(side, e)| (side == Side::B).then_some(e))
+        .collect();
+    assert!(b_events.iter().any(|e| matches!(
+        e,
+        Event::Dropped {
+            cause: udpchat_reliable::DropCause::Malformed,
+            ..
+        }
+    )));
+    assert!(b_events.iter().any(|e| matches!(e, Event::Closed)));
+    assert!(!b_events.iter().any(|e| matches!(e, Event::PeerClosed)));
+    assert!(sim.b().is_closed());
+}
