@@ -245,3 +245,28 @@ fn a_stream_of_garbage_is_refused_and_the_connection_reset() {
     assert!(!b_events.iter().any(|e| matches!(e, Event::PeerClosed)));
     assert!(sim.b().is_closed());
 }
+
+/// Both describers name a TCP segment's flags and numbers instead of calling it malformed, and
+/// still call bytes that are neither udpchat's nor TCP's what they are.
+#[test]
+fn the_describers_name_tcp_segments() {
+    let (mut a, _) = pair(TcpCongestion::Cubic, 1);
+    let mut syn = Vec::new();
+    a.poll_transmit(std::time::Instant::now(), &mut syn)
+        .unwrap();
+    let described = crate::wire::describe(&syn);
+    assert!(described.starts_with("tcp [S] seq="), "{described}");
+    assert!(described.contains(" len=0 win=65535"), "{described}");
+    match PacketSummary::of(&syn) {
+        PacketSummary::Tcp(s) => {
+            assert_eq!((s.flags.as_str(), s.ack, s.len), ("S", None, 0));
+            assert_eq!(format!("{}", PacketSummary::Tcp(s.clone())), described);
+        }
+        other => panic!("{other:?}"),
+    }
+    // One flipped bit breaks the TCP checksum: neither describer takes it for a segment.
+    let mut bad = syn.clone();
+    bad[4] ^= 0x10;
+    assert_eq!(PacketSummary::of(&bad), PacketSummary::Opaque);
+    assert!(crate::wire::describe(&bad).starts_with("not a udpchat datagram"));
+}
