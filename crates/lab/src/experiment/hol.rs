@@ -11,7 +11,7 @@
 //! exactly head-of-line blocking (by a loss, or by jitter that reordered datagrams).
 //!
 //! Raw mode hands each datagram over as it comes: nothing waits, and the measure does not apply
-//! (`None`). Caveats, both conservative: a datagram that had a copy corrupted on the link counts
+//! (`None`). Runs over real sockets (`--real`) record no arrivals, so they have no figure either. Caveats, both conservative: a datagram that had a copy corrupted on the link counts
 //! as never arrived (the trace does not say which copy was hit), and a redundancy bundle counts
 //! only its leading packet (as the trace summarises it). Either can make an arrival later than
 //! it was, so a wait shorter; the lab's modes use neither corruption nor redundancy by default.
@@ -36,8 +36,15 @@ pub struct HeadOfLine {
 }
 
 /// The head-of-line blocking of the run in `trace`; `None` when A sent no reliable data or TCP
-/// segments (raw mode: nothing is ever held back).
+/// segments (raw mode: nothing is ever held back), or when the trace does not record arrivals
+/// (`--real`: the proxy's deliveries happen in another task, unseen, so nothing can be said).
 pub fn measure(trace: &Trace) -> Option<HeadOfLine> {
+    let arrivals_recorded = trace
+        .events()
+        .any(|e| matches!(e, TraceEvent::Delivered { .. }));
+    if !arrivals_recorded {
+        return None;
+    }
     let kind = trace.events().find_map(|e| match e {
         TraceEvent::Transmit {
             side: Side::A,
