@@ -1,4 +1,5 @@
-//! The figures quoted in docs/lab.md are the program's: every output shown there follows a marker
+//! The figures quoted in docs/lab.md and docs/tcp-vs-udp.md are the program's: every output shown
+//! there follows a marker
 //! naming the command that produces it, and this test reruns each command with the binary cargo
 //! just built and compares. So the docs cannot drift from the program again (issue 15: the proxy
 //! example once showed `forwarded=71` where the program said 74).
@@ -102,7 +103,10 @@ fn run_udpchat(command: &str) -> String {
         .map(str::to_owned)
         .collect();
     let out = args.iter().position(|a| a == "--out").map(|i| i + 1);
-    let temp = std::env::temp_dir().join(format!("udpchat-docs-{}", std::process::id()));
+    // One directory per run: the documents' tests run in parallel in this process.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = std::env::temp_dir().join(format!("udpchat-docs-{}-{run}", std::process::id()));
     let committed = out.map(|i| {
         let dir = repo().join(&args[i]);
         let _ = std::fs::remove_dir_all(&temp);
@@ -226,7 +230,7 @@ fn run_example(command: &str) -> Option<String> {
 /// What identifies a table row (or the header) for rewriting an excerpt: its words up to the
 /// mode (`10% burst8 reliable`, `loss mode`); for other lines, the first two words.
 fn key(line: &str) -> Vec<&str> {
-    const MODES: [&str; 8] = [
+    const MODES: [&str; 10] = [
         "mode",
         "raw",
         "reliable",
@@ -235,6 +239,8 @@ fn key(line: &str) -> Vec<&str> {
         "go-back-n",
         "stop-and-wait",
         "no-cc",
+        "tcp",
+        "tcp-reno",
     ];
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.iter().position(|w| MODES.contains(w)) {
@@ -261,7 +267,7 @@ fn excerpt(block: &[String], output: &str, command: &str) -> Vec<String> {
         match out[at..].iter().position(|o| o == line) {
             Some(i) => at += i + 1,
             None => panic!(
-                "docs/lab.md quotes a line `{command}` no longer prints (in this order):\n\
+                "the document quotes a line `{command}` no longer prints (in this order):\n\
                  {line}\nIt prints:\n{output}\nRun docs/regenerate.sh --write."
             ),
         }
@@ -287,7 +293,7 @@ fn slice(block: &[String], output: &str, command: &str) -> Vec<String> {
         .unwrap_or_default();
     assert!(
         writing() || found == block,
-        "docs/lab.md quotes lines `{command}` no longer prints together:\n{}\nIt prints:\n{output}\n\
+        "the document quotes lines `{command}` no longer prints together:\n{}\nIt prints:\n{output}\n\
          Run docs/regenerate.sh --write.",
         block.join("\n")
     );
@@ -300,13 +306,25 @@ fn slice(block: &[String], output: &str, command: &str) -> Vec<String> {
 
 #[test]
 fn every_figure_quoted_in_docs_lab_md_is_what_its_command_prints() {
-    let path = repo().join("docs/lab.md");
+    check_document("docs/lab.md", 5);
+}
+
+/// The lesson's figures, tables and charts (docs/charts/tcp-vs-udp/) are the program's too.
+#[test]
+fn every_figure_quoted_in_docs_tcp_vs_udp_md_is_what_its_command_prints() {
+    check_document("docs/tcp-vs-udp.md", 3);
+}
+
+/// Checks (or, when writing, rewrites) every marked block of the document at `name`, which must
+/// have at least `min_blocks` of them.
+fn check_document(name: &str, min_blocks: usize) {
+    let path = repo().join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let found = blocks(&lines);
     assert!(
-        found.len() >= 5,
-        "docs/lab.md has {} marked blocks",
+        found.len() >= min_blocks,
+        "{name} has {} marked blocks",
         found.len()
     );
     // From the last block up, so that rewriting one does not move those before it.
@@ -322,7 +340,7 @@ fn every_figure_quoted_in_docs_lab_md_is_what_its_command_prints() {
                 let expected = current.join("\n") + "\n";
                 assert!(
                     writing() || output == expected,
-                    "docs/lab.md shows for `{}`:\n{expected}\nbut it prints:\n{output}\n\
+                    "{name} shows for `{}`:\n{expected}\nbut it prints:\n{output}\n\
                      Run docs/regenerate.sh --write.",
                     block.command
                 );

@@ -205,7 +205,7 @@ fn csv_output_parses_with_one_record_per_point_and_mode() {
 fn json_output_has_the_documented_schema() {
     let text = lab(&["--format", "json"]);
     let json: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(json["schema"], "udpchat-lab-results/2");
+    assert_eq!(json["schema"], "udpchat-lab-results/3");
     assert!(json["version"].is_string());
     assert_eq!(json["engine"], "simulator");
     assert!(json["command"]
@@ -269,9 +269,17 @@ fn json_output_has_the_documented_schema() {
                 assert!(min <= pooled && pooled <= max, "{name}: {m}");
             }
         }
+        // Head-of-line blocking applies to ordered delivery, not to raw mode.
+        let hol = &metrics["hol_blocked_ratio"];
+        assert_eq!(hol["values"].as_array().unwrap().len(), 2);
+        assert_eq!(hol["mean"].is_null(), row["mode"] == "raw", "{hol}");
+        for name in ["hol_wait_p50_ms", "hol_wait_max_ms"] {
+            assert!(metrics[name]["values"].is_array(), "{name}");
+        }
         let runs = row["runs"].as_array().unwrap();
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0]["seed"], 1);
+        assert!(runs[0]["hol_blocked"].is_null() == (row["mode"] == "raw"));
         for check in row["theory"].as_array().unwrap() {
             assert!(
                 check["check"].is_string() && check["ok"].is_boolean(),
@@ -294,7 +302,7 @@ fn json_output_has_the_documented_schema() {
 fn out_writes_well_formed_svg_charts_with_every_series() {
     let dir = temp_dir("svg");
     lab(&["--out", dir.to_str().unwrap()]);
-    let expected: [(&str, &[&str]); 3] = [
+    let expected: [(&str, &[&str]); 4] = [
         (
             "delivery.svg",
             &["raw", "reliable", "theory: 1-p", "delivered / sent (%)"],
@@ -308,6 +316,11 @@ fn out_writes_well_formed_svg_charts_with_every_series() {
                 "theory: 1/(1-p)",
                 "Data sends per message",
             ],
+        ),
+        // Raw mode never holds a message back: only reliable has a series.
+        (
+            "hol.svg",
+            &["reliable", "Messages held back", "Their median wait"],
         ),
     ];
     for (file, series) in expected {
@@ -472,7 +485,7 @@ fn ladder_draws_only_the_acks_that_answer_the_chosen_messages_and_explains_its_m
 
 #[test]
 fn bad_flags_are_refused_with_a_reason() {
-    let (code, _, stderr) = udpchat(&["lab", "--modes", "tcp"]);
+    let (code, _, stderr) = udpchat(&["lab", "--modes", "kcp"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("unknown mode"), "{stderr}");
     let (code, _, stderr) = udpchat(&["lab", "--loss", "120%"]);
@@ -593,4 +606,92 @@ fn an_unwritable_out_directory_fails_before_the_sweep() {
     names.sort();
     assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// TCP (smoltcp) runs beside raw and reliable on the same seeded links: every message arrives
+/// at 0 and 20% loss, the run is byte-identical when repeated, and head-of-line blocking shows
+/// for the ordered modes (reliable, tcp) and never for unordered delivery.
+#[test]
+fn modes_take_tcp_beside_raw_and_reliable_and_rerun_byte_identical() {
+    let args = [
+        "--modes",
+        "raw,reliable,unordered,tcp,tcp-reno",
+        "--format",
+        "json",
+    ];
+    let text = lab(&args);
+    assert_eq!(text, lab(&args), "a rerun must give the same bytes");
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    let at = |loss: f64, mode: &str| {
+        &rows
+            .iter()
+            .find(|r| r["loss"] == loss && r["mode"] == mode)
+            .unwrap_or_else(|| panic!("no row {loss} {mode}"))["metrics"]
+    };
+    for mode in ["tcp", "tcp-reno"] {
+        for loss in [0.0, 0.2] {
+            assert_eq!(
+                at(loss, mode)["delivery_ratio"]["mean"],
+                1.0,
+                "{mode} {loss}"
+            );
+        }
+        assert!(at(0.2, mode)["hol_blocked_ratio"]["mean"].as_f64().unwrap() > 0.0);
+        // TCP's handshake is a round trip, like reliable mode's.
+        assert!(at(0.0, mode)["setup_ms"]["pooled"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(at(0.2, "unordered")["hol_blocked_ratio"]["mean"], 0.0);
+    assert!(
+        at(0.2, "reliable")["hol_blocked_ratio"]["mean"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(at(0.2, "raw")["hol_blocked_ratio"]["mean"].is_null());
+    // The table names the modes too.
+    let table = lab(&["--modes", "tcp,tcp-reno"]);
+    table_row(&table, "20%", "tcp");
+    table_row(&table, "20%", "tcp-reno");
+}
+
+#[test]
+fn ladder_draws_tcp_segments_acks_and_resends() {
+    let (code, text, stderr) = udpchat(&[
+        "lab",
+        "--ladder",
+        "6",
+        "--loss",
+        "20%",
+        "--modes",
+        "tcp",
+        "--seed",
+        "2",
+        "--messages",
+        "30",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.starts_with("ladder: tcp, loss 20%"), "{text}");
+    for part in [
+        "SYN",
+        "SYN ACK",
+        "seq 1-",
+        "ack ",
+        "B's app gets message #5",
+        "legend:",
+    ] {
+        assert!(text.contains(part), "{part}:\n{text}");
+    }
+    assert!(!text.contains("opaque"), "{text}");
+}
+
+#[test]
+fn real_refuses_the_simulator_only_tcp_modes_in_one_line() {
+    let (code, _, stderr) = udpchat(&["lab", "--real", "--modes", "tcp", "--messages", "10"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--real cannot run the tcp mode"),
+        "{stderr}"
+    );
 }

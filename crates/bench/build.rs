@@ -22,6 +22,7 @@ fn main() {
         ("kcp", "UDPCHAT_BENCH_KCP_VERSION"),
         ("quinn-proto", "UDPCHAT_BENCH_QUINN_PROTO_VERSION"),
         ("rustls", "UDPCHAT_BENCH_RUSTLS_VERSION"),
+        ("smoltcp", "UDPCHAT_BENCH_SMOLTCP_VERSION"),
     ] {
         println!("cargo:rustc-env={var}={}", version_of(&lock, name));
     }

@@ -25,6 +25,7 @@ pub mod report;
 pub mod run;
 pub mod simulator;
 pub mod system;
+pub mod tcp_system;
 
 /// The address events name when the peer's is not known yet.
 pub const UNSPECIFIED_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);

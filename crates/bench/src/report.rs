@@ -164,6 +164,8 @@ pub struct Versions {
     pub quinn_proto: &'static str,
     /// The `rustls` crate under QUIC.
     pub rustls: &'static str,
+    /// The `smoltcp` crate (the `tcp` rows).
+    pub smoltcp: &'static str,
 }
 
 impl Versions {
@@ -174,6 +176,7 @@ impl Versions {
             kcp: env!("UDPCHAT_BENCH_KCP_VERSION"),
             quinn_proto: env!("UDPCHAT_BENCH_QUINN_PROTO_VERSION"),
             rustls: env!("UDPCHAT_BENCH_RUSTLS_VERSION"),
+            smoltcp: env!("UDPCHAT_BENCH_SMOLTCP_VERSION"),
         }
     }
 }
@@ -205,11 +208,12 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "udpchat {} | kcp {} | quinn-proto {} (rustls {}) | seed {}{}",
+            "udpchat {} | kcp {} | quinn-proto {} (rustls {}) | smoltcp {} | seed {}{}",
             self.versions.udpchat,
             self.versions.kcp,
             self.versions.quinn_proto,
             self.versions.rustls,
+            self.versions.smoltcp,
             self.seed,
             if self.quick { " | quick sizes" } else { "" }
         );

@@ -17,6 +17,8 @@ use udpchat_reliable::{Endpoint, ReliableConfig, ReliableEndpoint};
 use crate::kcp_endpoint::{KcpEndpoint, KcpProfile};
 use crate::quic_endpoint::{QuicController, QuicEndpoint, QuicIdentity, QuicSetupError};
 use crate::report::Workload;
+use crate::tcp_system::tcp_pair;
+use udpchat_lab::tcp::TcpCongestion;
 
 /// One of the systems in the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -42,6 +44,12 @@ pub enum System {
     /// ([`quinn_proto::congestion::BbrConfig`]).
     #[serde(rename = "quic-bbr")]
     QuicBbr,
+    /// TCP (smoltcp 0.12, CUBIC, Nagle off): [`crate::tcp_system`].
+    #[serde(rename = "tcp")]
+    Tcp,
+    /// TCP (smoltcp 0.12, Reno, Nagle off).
+    #[serde(rename = "tcp-reno")]
+    TcpReno,
     /// Plain UDP datagrams, no reliability: the loopback ceiling.
     #[serde(rename = "raw-udp")]
     RawUdp,
@@ -53,12 +61,14 @@ pub enum System {
 
 impl System {
     /// The systems that run in every simulated workload (raw UDP only runs on loopback).
-    pub const SIMULATED: [System; 5] = [
+    pub const SIMULATED: [System; 7] = [
         System::Udpchat,
         System::KcpFast,
         System::KcpDefault,
         System::Quic,
         System::QuicBbr,
+        System::Tcp,
+        System::TcpReno,
     ];
 
     /// The systems of `workload`, in table order: [`System::SIMULATED`], plus
@@ -83,6 +93,8 @@ impl System {
             System::KcpDefault => "kcp-default",
             System::Quic => "quic",
             System::QuicBbr => "quic-bbr",
+            System::Tcp => "tcp",
+            System::TcpReno => "tcp-reno",
             System::RawUdp => "raw-udp",
             System::NullEndpoints => "null-endpoints",
         }
@@ -104,6 +116,9 @@ pub enum BuildError {
     /// udpchat refused its configuration.
     #[error("udpchat configuration refused: {0}")]
     Udpchat(#[from] udpchat_reliable::transport::ConfigError),
+    /// smoltcp refused its socket.
+    #[error(transparent)]
+    Tcp(#[from] udpchat_lab::tcp::TcpSetupError),
     /// This system is not a transport of the comparison (raw UDP only runs over real sockets;
     /// null endpoints only measure the simulator).
     #[error("{0} is not one of the compared transports")]
@@ -185,6 +200,8 @@ pub fn build_pair(
                 Box::new(QuicEndpoint::server(&identity, seed ^ 0x5eed)),
             )
         }
+        System::Tcp => tcp_pair(TcpCongestion::Cubic, seed)?,
+        System::TcpReno => tcp_pair(TcpCongestion::Reno, seed)?,
         System::RawUdp | System::NullEndpoints => return Err(BuildError::NotSimulated(system)),
     })
 }

@@ -7,13 +7,15 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SYSTEMS: [&str; 8] = [
+const SYSTEMS: [&str; 10] = [
     "udpchat",
     "udpchat-redundancy3",
     "kcp-fast",
     "kcp-default",
     "quic",
     "quic-bbr",
+    "tcp",
+    "tcp-reno",
     "raw-udp",
     "null-endpoints",
 ];
@@ -57,7 +59,7 @@ fn quick_json_has_the_documented_schema() {
         String::from_utf8_lossy(&output.stderr)
     );
     let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
-    for crate_name in ["kcp", "quinn-proto"] {
+    for crate_name in ["kcp", "quinn-proto", "smoltcp"] {
         let version = doc["versions"][crate_name].as_str().unwrap();
         assert!(
             version.chars().next().unwrap().is_ascii_digit(),
@@ -87,7 +89,15 @@ fn quick_json_has_the_documented_schema() {
     // Every simulated system in every simulated workload (QUIC with Cubic and with BBR), the
     // tuned udpchat in chat only, and both loopback systems.
     for workload in ["chat", "bulk", "dead-peer"] {
-        for system in ["udpchat", "kcp-fast", "kcp-default", "quic", "quic-bbr"] {
+        for system in [
+            "udpchat",
+            "kcp-fast",
+            "kcp-default",
+            "quic",
+            "quic-bbr",
+            "tcp",
+            "tcp-reno",
+        ] {
             assert!(
                 seen.contains(&(workload.to_owned(), system.to_owned())),
                 "{workload} {system}"
@@ -102,8 +112,8 @@ fn quick_json_has_the_documented_schema() {
     for system in ["udpchat", "raw-udp"] {
         assert!(seen.contains(&("loopback".to_owned(), system.to_owned())));
     }
-    // 6 systems x 6 chat links, 5 x 4 bulk losses, 5 dead-peer, 2 x 2 loopback, 1 sim.
-    assert_eq!(results.len(), 36 + 20 + 5 + 4 + 1);
+    // 8 systems x 6 chat links, 7 x 4 bulk losses, 7 dead-peer, 2 x 2 loopback, 1 sim.
+    assert_eq!(results.len(), 48 + 28 + 7 + 4 + 1);
 
     let rows = |workload: &str| {
         results

@@ -67,7 +67,8 @@ pub struct LabArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub interval: Option<Duration>,
     /// Transports to compare, comma-separated: raw, reliable, unordered, selective-repeat,
-    /// go-back-n, stop-and-wait, no-cc (reliable without congestion control)
+    /// go-back-n, stop-and-wait, no-cc (reliable without congestion control), tcp (smoltcp's
+    /// TCP with CUBIC, Nagle off; simulator only), tcp-reno (the same with Reno)
     /// [default: raw,reliable].
     #[arg(long, value_name = "MODE,...", value_delimiter = ',')]
     pub modes: Vec<Mode>,

@@ -26,6 +26,7 @@ pub mod pcap;
 pub mod probability;
 pub mod proxy;
 pub mod sim;
+pub mod tcp;
 pub mod wire;
 
 #[cfg(test)]

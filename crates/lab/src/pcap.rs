@@ -24,6 +24,10 @@
 //!   §8.1), TTL/hop limit 64, no fragmentation. A mixed pair (an IPv4 address talking to an IPv6
 //!   one, as on a dual-stack socket) is written as IPv6 with the IPv4 address mapped
 //!   (`::ffff:a.b.c.d`).
+//! - **TCP segments** (the simulator's `tcp` modes, [`crate::tcp`]) travel the links without an
+//!   IP header; one is recognised by its TCP checksum over the pseudo-header of the datagram's own
+//!   addresses (and by not starting with udpchat's magic), and written under an IPv4 header with
+//!   protocol 6 instead of inside a UDP header, so Wireshark dissects it as the TCP it is.
 //! - **Nanosecond timestamps** in both formats (`if_tsresol = 9` in pcapng, the `0xa1b23c4d`
 //!   magic in classic pcap), because simulated time is exact and a microsecond would merge events.
 //! - **No crate**: both formats are a few fixed little-endian blocks, and no pcap crate
@@ -55,6 +59,7 @@ const IPV4_HEADER: usize = 20;
 const UDP_HEADER: usize = 8;
 const TTL: u8 = 64;
 const PROTO_UDP: u8 = 17;
+const PROTO_TCP: u8 = 6;
 
 /// The file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -239,10 +244,25 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
-/// Appends the IP header, UDP header and payload of `d` to `out`.
+/// Appends the IP header, UDP header and payload of `d` to `out` (or, for a TCP segment, the IP
+/// header and the segment).
 fn ip_udp_packet(out: &mut Vec<u8>, d: &Datagram<'_>, ip_id: u16) -> Result<(), PcapError> {
     let (src, dst) = (d.from.ip(), d.to.ip());
     let len = d.payload.len();
+    if let (IpAddr::V4(s), IpAddr::V4(t)) = (src, dst) {
+        if is_tcp_segment(d.payload, s, t) {
+            out.extend_from_slice(&[0x45, 0]);
+            out.extend_from_slice(&((IPV4_HEADER + len) as u16).to_be_bytes());
+            out.extend_from_slice(&ip_id.to_be_bytes());
+            out.extend_from_slice(&[0, 0, TTL, PROTO_TCP, 0, 0]);
+            out.extend_from_slice(&s.octets());
+            out.extend_from_slice(&t.octets());
+            let check = checksum(&[&out[..IPV4_HEADER]]);
+            out[10..12].copy_from_slice(&check.to_be_bytes());
+            out.extend_from_slice(d.payload);
+            return Ok(());
+        }
+    }
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(t)) => {
             if len > MAX_PAYLOAD_V4 {
@@ -277,6 +297,17 @@ fn ip_udp_packet(out: &mut Vec<u8>, d: &Datagram<'_>, ip_id: u16) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Whether `payload`, sent from `src` to `dst`, is a TCP segment: not a udpchat datagram, and its
+/// TCP checksum holds over their pseudo-header.
+fn is_tcp_segment(payload: &[u8], src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr) -> bool {
+    use smoltcp::wire::{IpAddress, TcpPacket};
+    if payload.starts_with(&udpchat_core::MAGIC) || payload.len() > MAX_PAYLOAD_V4 {
+        return false;
+    }
+    TcpPacket::new_checked(payload)
+        .is_ok_and(|p| p.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)))
 }
 
 fn too_large(len: usize, version: u8) -> PcapError {
@@ -695,6 +726,43 @@ mod tests {
         // IPv4 identification counts packets, as a stack would.
         assert_eq!(u16be(&read[0].data, 4), 0);
         assert_eq!(u16be(&read[1].data, 4), 1);
+    }
+
+    /// A TCP segment of the simulator's TCP mode is written under an IPv4 header with protocol 6,
+    /// not inside UDP; a udpchat datagram between the same addresses stays UDP.
+    #[test]
+    fn a_tcp_segment_is_written_as_tcp() {
+        use udpchat_reliable::Endpoint;
+        let (a, b) = (crate::sim::ADDR_A, crate::sim::ADDR_B);
+        let config = crate::tcp::TcpConfig::new(a);
+        let mut tcp = crate::tcp::TcpEndpoint::connect(config, b, 1).unwrap();
+        let mut syn = Vec::new();
+        let epoch = std::time::Instant::now();
+        assert_eq!(tcp.poll_transmit(epoch, &mut syn), Some(b));
+        let udp = udpchat_core::encode(
+            &udpchat_core::Packet::Ping {
+                dst: udpchat_core::ConnectionId(1),
+            },
+            1200,
+        )
+        .unwrap();
+        let mut w = PcapWriter::new(Vec::new(), Format::Pcap).unwrap();
+        for payload in [&syn, &udp] {
+            w.write(&Datagram {
+                time: Duration::ZERO,
+                from: a,
+                to: b,
+                payload,
+                fate: None,
+                note: None,
+            })
+            .unwrap();
+        }
+        let read = read_classic(&w.into_inner().unwrap());
+        assert_eq!(read[0].data[9], PROTO_TCP);
+        assert_eq!(&read[0].data[20..], &syn[..]);
+        assert_eq!(checksum(&[&read[0].data[..20]]), 0, "header checksum");
+        assert_eq!(read[1].data[9], PROTO_UDP);
     }
 
     #[test]

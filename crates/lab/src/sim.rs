@@ -44,6 +44,7 @@ use crate::impairment::{
     derive_seed, DropCause, Fate, Impairment, ImpairmentConfig, ImpairmentStats, Verdict,
 };
 use crate::pcap::{Datagram, PacketFate};
+use crate::tcp::segment::SegmentSummary;
 
 /// Where [`Simulator::with_capture`] sends each datagram.
 pub type CaptureFn = Box<dyn FnMut(&Datagram<'_>) + Send>;
@@ -274,7 +275,9 @@ pub enum PacketSummary {
         /// The encrypted kind's name.
         kind: &'static str,
     },
-    /// Not a valid udpchat datagram (plain mode, or corrupted).
+    /// A TCP segment (the simulator's TCP mode, [`crate::tcp`]).
+    Tcp(SegmentSummary),
+    /// Neither a valid udpchat datagram nor a TCP segment (plain mode, or corrupted).
     Opaque,
 }
 
@@ -302,7 +305,8 @@ impl PacketSummary {
             Ok(Packet::Bundle(items)) => items
                 .first()
                 .map_or(PacketSummary::Opaque, PacketSummary::data),
-            Err(_) => PacketSummary::Opaque,
+            Err(_) => crate::tcp::segment::parse(datagram)
+                .map_or(PacketSummary::Opaque, PacketSummary::Tcp),
         }
     }
 
@@ -347,6 +351,7 @@ impl fmt::Display for PacketSummary {
             PacketSummary::Pong => f.write_str("pong"),
             PacketSummary::Close => f.write_str("close"),
             PacketSummary::Encrypted { kind } => write!(f, "encrypted {kind}"),
+            PacketSummary::Tcp(segment) => write!(f, "{segment}"),
             PacketSummary::Opaque => f.write_str("opaque"),
         }
     }

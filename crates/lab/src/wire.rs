@@ -22,7 +22,13 @@ pub fn describe(datagram: &[u8]) -> String {
     }
     let packet = match udpchat_core::decode(datagram) {
         Ok(packet) => packet,
-        Err(e) => return format!("not a udpchat datagram ({e})"),
+        Err(e) => {
+            // The simulator's TCP mode puts bare TCP segments on its links.
+            return match crate::tcp::segment::parse(datagram) {
+                Some(segment) => format!("{segment}"),
+                None => format!("not a udpchat datagram ({e})"),
+            };
+        }
     };
     let mut out = String::new();
     // Writing to a String cannot fail.

@@ -65,6 +65,10 @@ pub enum Marker {
     Cross,
     /// +
     Plus,
+    /// ⬟
+    Pentagon,
+    /// ⬢
+    Hexagon,
 }
 
 impl Marker {
@@ -78,6 +82,8 @@ impl Marker {
             Marker::TriangleDown => "triangle-down",
             Marker::Cross => "cross",
             Marker::Plus => "plus",
+            Marker::Pentagon => "pentagon",
+            Marker::Hexagon => "hexagon",
         }
     }
 }
@@ -93,6 +99,8 @@ pub fn mode_style(mode: Mode) -> (&'static str, Marker) {
         Mode::GoBackN => ("#e69f00", Marker::TriangleDown),
         Mode::StopAndWait => ("#56b4e9", Marker::Cross),
         Mode::NoCc => ("#8c564b", Marker::Plus),
+        Mode::Tcp => ("#000000", Marker::Pentagon),
+        Mode::TcpReno => ("#7f7f7f", Marker::Hexagon),
     }
 }
 
@@ -476,6 +484,40 @@ pub fn overhead_chart(results: &Results) -> Chart {
     chart(results, "Cost per message vs loss", panels, false)
 }
 
+/// `hol.svg`: head-of-line blocking: the share of delivered messages that arrived whole but
+/// waited for an earlier one, and how long the median and the longest such wait lasted. Modes
+/// that never hold a message back (raw) have no series.
+pub fn hol_chart(results: &Results) -> Chart {
+    let applies = |mut series: Vec<Series>| {
+        series.retain(|s| !s.points.is_empty());
+        series
+    };
+    let panels = vec![
+        Panel {
+            title: "Messages held back".to_owned(),
+            y_label: "arrived, waited for an earlier one (% of delivered)".to_owned(),
+            log: false,
+            ceiling: Some(100.0),
+            series: applies(measured(results, 100.0, |m| &m.hol_blocked_ratio)),
+        },
+        Panel {
+            title: "Their median wait".to_owned(),
+            y_label: "arrival to delivery (ms, log scale)".to_owned(),
+            log: true,
+            ceiling: None,
+            series: applies(measured(results, 1.0, |m| &m.hol_wait_p50_ms)),
+        },
+        Panel {
+            title: "The longest wait".to_owned(),
+            y_label: "arrival to delivery (ms, log scale)".to_owned(),
+            log: true,
+            ceiling: None,
+            series: applies(measured(results, 1.0, |m| &m.hol_wait_max_ms)),
+        },
+    ];
+    chart(results, "Head-of-line blocking vs loss", panels, false)
+}
+
 /// The SVG text of `chart`.
 pub fn render(chart: &Chart) -> String {
     // Wider for more plots side by side, so each keeps enough room.
@@ -483,12 +525,14 @@ pub fn render(chart: &Chart) -> String {
     draw::render(chart, plots, 560.0)
 }
 
-/// Writes `delivery.svg`, `latency.svg` and `overhead.svg` into `dir`; returns their paths.
+/// Writes `delivery.svg`, `latency.svg`, `overhead.svg` and `hol.svg` into `dir`; returns their
+/// paths.
 pub fn write_charts(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     let charts = [
         ("delivery.svg", delivery_chart(results)),
         ("latency.svg", latency_chart(results)),
         ("overhead.svg", overhead_chart(results)),
+        ("hol.svg", hol_chart(results)),
     ];
     let mut paths = Vec::new();
     for (file, chart) in charts {
@@ -817,12 +861,36 @@ mod tests {
     }
 
     #[test]
-    fn write_charts_writes_three_parsable_files() {
+    fn the_hol_chart_shows_the_ordered_modes_held_back_and_leaves_raw_out() {
+        let r = sweep(
+            &[Mode::Raw, Mode::Reliable, Mode::Unordered, Mode::Tcp],
+            &[LossPattern::Independent],
+            1,
+        );
+        let chart = hol_chart(&r);
+        let held = &chart.panels[0].series;
+        let names: Vec<&str> = held.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["reliable", "unordered", "tcp"]);
+        // At 20% loss the ordered modes hold messages back; unordered never does.
+        let at_20 = |name: &str| {
+            held.iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.points.iter().find(|p| p.x == 20.0))
+                .map(|p| p.y)
+                .unwrap()
+        };
+        assert!(at_20("reliable") > 10.0);
+        assert!(at_20("tcp") > 10.0);
+        assert_eq!(at_20("unordered"), 0.0);
+    }
+
+    #[test]
+    fn write_charts_writes_four_parsable_files() {
         let r = sweep(&[Mode::Raw], &[LossPattern::Independent], 2);
         let dir = std::env::temp_dir().join(format!("udpchat-chart-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let paths = write_charts(&r, &dir).unwrap();
-        assert_eq!(paths.len(), 3);
+        assert_eq!(paths.len(), 4);
         for p in &paths {
             let text = std::fs::read_to_string(p).unwrap();
             assert_eq!(

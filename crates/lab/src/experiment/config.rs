@@ -18,6 +18,7 @@ use crate::gilbert::{GilbertElliott, GilbertElliottError};
 use crate::impairment::ImpairmentConfig;
 use crate::parse::QueueLimit;
 use crate::probability::Probability;
+use crate::tcp::TcpCongestion;
 
 /// A transport (and its settings) the sweep runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -40,11 +41,15 @@ pub enum Mode {
     /// Reliable mode without congestion control (`--cc none`): only the receive window limits
     /// the sender, so it shows what the congestion window costs under random loss.
     NoCc,
+    /// TCP (smoltcp 0.12, [`crate::tcp`]) with CUBIC, Nagle off: a real TCP on the same links.
+    Tcp,
+    /// TCP (smoltcp) with Reno.
+    TcpReno,
 }
 
 impl Mode {
     /// Every mode, in the order `--modes` lists them in help texts.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 9] = [
         Mode::Raw,
         Mode::Reliable,
         Mode::Unordered,
@@ -52,6 +57,8 @@ impl Mode {
         Mode::GoBackN,
         Mode::StopAndWait,
         Mode::NoCc,
+        Mode::Tcp,
+        Mode::TcpReno,
     ];
 
     /// The name `--modes` takes and tables show.
@@ -64,14 +71,16 @@ impl Mode {
             Mode::GoBackN => "go-back-n",
             Mode::StopAndWait => "stop-and-wait",
             Mode::NoCc => "no-cc",
+            Mode::Tcp => "tcp",
+            Mode::TcpReno => "tcp-reno",
         }
     }
 
-    /// The reliable transport's configuration for this mode; `None` for raw mode.
+    /// The reliable transport's configuration for this mode; `None` for raw mode and TCP.
     pub fn reliable_config(self) -> Option<ReliableConfig> {
         let base = ReliableConfig::default();
         let (arq, delivery) = match self {
-            Mode::Raw => return None,
+            Mode::Raw | Mode::Tcp | Mode::TcpReno => return None,
             Mode::Reliable | Mode::SelectiveRepeat | Mode::NoCc => {
                 (Arq::SelectiveRepeat, Delivery::Ordered)
             }
@@ -92,6 +101,15 @@ impl Mode {
         })
     }
 
+    /// smoltcp's congestion controller for a TCP mode; `None` for the others.
+    pub fn tcp_congestion(self) -> Option<TcpCongestion> {
+        match self {
+            Mode::Tcp => Some(TcpCongestion::Cubic),
+            Mode::TcpReno => Some(TcpCongestion::Reno),
+            _ => None,
+        }
+    }
+
     /// True for the reliable modes that resend only what was lost, for which the expected number
     /// of transmissions per message is `1/(1-p)`.
     pub fn is_selective(self) -> bool {
@@ -110,7 +128,7 @@ impl fmt::Display for Mode {
 
 /// A name `--modes` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown mode {0:?}: expected raw, reliable, unordered, selective-repeat, go-back-n, stop-and-wait or no-cc")]
+#[error("unknown mode {0:?}: expected raw, reliable, unordered, selective-repeat, go-back-n, stop-and-wait, no-cc, tcp or tcp-reno")]
 pub struct UnknownMode(pub String);
 
 impl FromStr for Mode {
@@ -429,7 +447,13 @@ mod tests {
         for mode in Mode::ALL {
             assert_eq!(mode.name().parse::<Mode>().unwrap(), mode);
         }
-        assert!("tcp".parse::<Mode>().is_err());
+        assert!("kcp".parse::<Mode>().is_err());
+        assert_eq!(
+            "tcp".parse::<Mode>().unwrap().tcp_congestion(),
+            Some(TcpCongestion::Cubic)
+        );
+        assert_eq!(Mode::TcpReno.tcp_congestion(), Some(TcpCongestion::Reno));
+        assert_eq!(Mode::Tcp.reliable_config(), None);
         assert_eq!(Mode::Raw.reliable_config(), None);
         assert_eq!(Mode::GoBackN.reliable_config().unwrap().arq, Arq::GoBackN);
         assert_eq!(

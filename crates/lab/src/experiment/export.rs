@@ -40,7 +40,7 @@ impl Metric<'_> {
 }
 
 /// The metric columns, in order, with how to read each from a row.
-fn metrics(m: &RowMetrics) -> [(&'static str, Metric<'_>); 16] {
+fn metrics(m: &RowMetrics) -> [(&'static str, Metric<'_>); 19] {
     use Metric::{Mean, Pooled};
     [
         ("delivery_ratio", Mean(&m.delivery_ratio)),
@@ -62,6 +62,9 @@ fn metrics(m: &RowMetrics) -> [(&'static str, Metric<'_>); 16] {
         ("retransmits_spurious", Mean(&m.retransmits_spurious)),
         ("goodput_kbps", Mean(&m.goodput_kbps)),
         ("wire_per_byte", Mean(&m.wire_per_byte)),
+        ("hol_blocked_ratio", Mean(&m.hol_blocked_ratio)),
+        ("hol_wait_p50_ms", Pooled(&m.hol_wait_p50_ms)),
+        ("hol_wait_max_ms", Pooled(&m.hol_wait_max_ms)),
     ]
 }
 

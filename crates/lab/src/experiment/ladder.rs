@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use udpchat_reliable::{Endpoint, Event, MessageId, SendError, Stats};
 
 use crate::sim::{PacketSummary, Side, Trace, TraceEntry, TraceEvent};
+use crate::tcp::segment::SegmentSummary;
 
 /// Width of the arrow between the two columns, in characters.
 const ARROW: usize = 46;
@@ -238,6 +239,9 @@ struct Study {
     chosen: BTreeSet<u64>,
     /// When the chosen messages were all settled: nothing later is drawn.
     end: Duration,
+    /// TCP: each side's initial sequence number (from its SYN), so segments are labelled with
+    /// sequence numbers relative to it, as Wireshark shows them.
+    isn: HashMap<Side, u32>,
 }
 
 impl Study {
@@ -248,6 +252,7 @@ impl Study {
             texts: HashMap::new(),
             chosen: BTreeSet::new(),
             end: Duration::ZERO,
+            isn: HashMap::new(),
         };
         for entry in &trace.entries {
             study.learn(entry.at, &entry.event);
@@ -288,6 +293,13 @@ impl Study {
                 ..
             } if *message < self.messages => {
                 self.chosen.insert(*seq);
+            }
+            TraceEvent::Transmit {
+                side,
+                packet: PacketSummary::Tcp(segment),
+                ..
+            } if segment.flags.contains('S') => {
+                self.isn.entry(*side).or_insert(segment.seq);
             }
             _ => {}
         }
@@ -355,6 +367,10 @@ fn picked_transmits(trace: &Trace, study: &Study) -> HashSet<usize> {
             }
             // The ladder reads numbers an encrypted datagram hides: never picked.
             PacketSummary::Opaque | PacketSummary::Encrypted { .. } => false,
+            // TCP: every segment until the chosen messages are settled. Which bytes belong to
+            // which message is the application's framing, not the segment's; the window ends
+            // with the first segment from B after the last chosen delivery (its ACK).
+            PacketSummary::Tcp(_) => true,
             PacketSummary::Hello
             | PacketSummary::Welcome
             | PacketSummary::Ping
@@ -433,6 +449,7 @@ struct Arrow {
 fn rows(trace: &Trace, study: &Study, causes: &[Option<ResendCause>]) -> Vec<Row> {
     let picked = picked_transmits(trace, study);
     let mut sent_seqs = HashSet::new();
+    let mut tcp_high: HashMap<Side, u32> = HashMap::new();
     let mut a_sent = 0;
     let mut rows = Vec::new();
     for (index, entry) in study.window(trace) {
@@ -452,7 +469,10 @@ fn rows(trace: &Trace, study: &Study, causes: &[Option<ResendCause>]) -> Vec<Row
                     }
                     Side::B => None,
                 };
-                let resent = seq_of(packet).is_some_and(|seq| !sent_seqs.insert((*side, seq)));
+                let resent = match packet {
+                    PacketSummary::Tcp(segment) => tcp_resent(study, *side, segment, &mut tcp_high),
+                    _ => seq_of(packet).is_some_and(|seq| !sent_seqs.insert((*side, seq))),
+                };
                 if !picked.contains(&index) {
                     continue;
                 }
@@ -461,7 +481,10 @@ fn rows(trace: &Trace, study: &Study, causes: &[Option<ResendCause>]) -> Vec<Row
                 What::Arrow(Arrow {
                     side: *side,
                     packet: packet.clone(),
-                    label: label(packet, resent, study.chosen.last().copied()),
+                    label: match packet {
+                        PacketSummary::Tcp(segment) => tcp_label(study, *side, segment, resent),
+                        _ => label(packet, resent, study.chosen.last().copied()),
+                    },
                     resend: resent.then_some(cause),
                     tip: copies.tip(),
                     fate: copies.describe(at),
@@ -521,6 +544,13 @@ impl Row {
                 format!(
                     "{} {cumulative} {:?} {}",
                     arrow.side, arrow.tip, arrow.duplicated
+                ),
+            )),
+            PacketSummary::Tcp(segment) if segment.flags == "A" && segment.len == 0 => Some((
+                "acks",
+                format!(
+                    "{} {:?} {:?} {}",
+                    arrow.side, segment.ack, arrow.tip, arrow.duplicated
                 ),
             )),
             PacketSummary::Ping | PacketSummary::Pong => Some((
@@ -719,7 +749,105 @@ fn end_of_interest(trace: &Trace, texts: &HashMap<String, u64>, messages: u64) -
             end = end.max(entry.at);
         }
     }
-    end
+    tcp_ack_after(trace, end).unwrap_or(end)
+}
+
+/// TCP: the first segment B sends at or after `end` (the ACK of the last chosen bytes), where the
+/// trace holds TCP segments; `None` otherwise.
+fn tcp_ack_after(trace: &Trace, end: Duration) -> Option<Duration> {
+    trace.entries.iter().find_map(|e| match &e.event {
+        TraceEvent::Transmit {
+            side: Side::B,
+            packet: PacketSummary::Tcp(_),
+            ..
+        } if e.at >= end => Some(e.at),
+        _ => None,
+    })
+}
+
+/// The sequence number `seq` of `side` relative to its initial one (0 until its SYN is seen).
+fn relative(study: &Study, side: Side, seq: u32) -> u32 {
+    seq.wrapping_sub(study.isn.get(&side).copied().unwrap_or(seq))
+}
+
+/// Whether a TCP segment resends sequence space `side` has sent before (its start is below the
+/// highest end so far, kept in `high`).
+fn tcp_resent(
+    study: &Study,
+    side: Side,
+    segment: &SegmentSummary,
+    high: &mut HashMap<Side, u32>,
+) -> bool {
+    if !segment.occupies_sequence() {
+        return false;
+    }
+    let start = relative(study, side, segment.seq);
+    let syn_fin = u32::from(segment.flags.contains('S')) + u32::from(segment.flags.contains('F'));
+    let end = start.wrapping_add(segment.len as u32 + syn_fin);
+    let top = high.entry(side).or_insert(0);
+    let resent = start < *top;
+    *top = (*top).max(end);
+    resent
+}
+
+/// A TCP segment's text on its arrow: `SYN`, `SYN ACK`, `seq 1-67 ack 1`, `ack 67 sack
+/// 133-199`, `FIN seq 67 ack 1`, with sequence numbers relative to each side's initial one.
+fn tcp_label(study: &Study, side: Side, segment: &SegmentSummary, resent: bool) -> String {
+    let other = match side {
+        Side::A => Side::B,
+        Side::B => Side::A,
+    };
+    let flag = |c| segment.flags.contains(c);
+    let mut parts = Vec::new();
+    if flag('R') {
+        parts.push("RST".to_owned());
+    }
+    if flag('S') {
+        parts.push(if flag('A') { "SYN ACK" } else { "SYN" }.to_owned());
+    }
+    if flag('F') {
+        parts.push("FIN".to_owned());
+    }
+    let seq = relative(study, side, segment.seq);
+    if segment.len > 0 {
+        parts.push(format!(
+            "seq {seq}-{}",
+            seq.wrapping_add(segment.len as u32)
+        ));
+    } else if flag('F') {
+        parts.push(format!("seq {seq}"));
+    }
+    if let Some(ack) = segment.ack.filter(|_| !flag('S')) {
+        parts.push(format!("ack {}", relative(study, other, ack)));
+    }
+    for (i, (left, right)) in segment.sack.iter().enumerate() {
+        let (left, right) = (
+            relative(study, other, *left),
+            relative(study, other, *right),
+        );
+        parts.push(format!(
+            "{}{left}-{right}",
+            if i == 0 { "sack " } else { "," }
+        ));
+    }
+    let mut label = parts.join(" ");
+    if resent {
+        label.push_str(" RESEND");
+    }
+    label
+}
+
+/// The legend entry of a TCP segment.
+fn tcp_mark(segment: &SegmentSummary) -> Mark {
+    if segment.flags.contains('S') {
+        Mark::TcpSyn
+    } else if segment.flags.contains('F') {
+        Mark::TcpFin
+    } else if segment.len > 0 {
+        Mark::TcpData
+    } else {
+        Mark::TcpAck
+    }
 }
 
 /// A mark or label the legend can explain, in the legend's order.
@@ -728,6 +856,10 @@ enum Mark {
     Data,
     Raw,
     Ack,
+    TcpSyn,
+    TcpData,
+    TcpAck,
+    TcpFin,
     Handshake,
     Keepalive,
     Close,
@@ -759,6 +891,23 @@ impl Mark {
                  drawn); drawn only if it is the first to tell A about a packet of these \
                  messages, or was lost or corrupted before that one",
             ),
+            Mark::TcpSyn => (
+                "SYN, SYN ACK",
+                "TCP's handshake: A's SYN and B's SYN-ACK (the ACK that completes it follows); \
+                 A's bytes wait for it",
+            ),
+            Mark::TcpData => (
+                "seq 1-67 ack 1",
+                "a TCP segment with stream bytes 1 to 67 (numbers relative to the sender's \
+                 initial sequence number, as Wireshark shows them; the message framing is not \
+                 visible in a segment), acknowledging the other side's bytes below 1",
+            ),
+            Mark::TcpAck => (
+                "ack 67 sack x-y",
+                "a TCP acknowledgement: every byte below 67 arrived, and bytes x to y-1 (a SACK \
+                 block: smoltcp sends one, and its sender ignores them)",
+            ),
+            Mark::TcpFin => ("FIN", "TCP's half-close: this side has sent everything"),
             Mark::Handshake => (
                 "hello, welcome",
                 "the handshake: A's hello and B's answer; A's messages wait for it",
@@ -790,7 +939,7 @@ impl Mark {
             Mark::Resend => (
                 "RESEND",
                 "sent again under the same sequence number: after a timeout (the rto timer) or \
-                 fast (selective acks showed it missing)",
+                 fast (selective acks showed it missing; TCP: three duplicate ACKs)",
             ),
             Mark::More => (
                 "…",
@@ -833,6 +982,7 @@ impl Row {
                     PacketSummary::Close
                     | PacketSummary::Opaque
                     | PacketSummary::Encrypted { .. } => Mark::Close,
+                    PacketSummary::Tcp(ref segment) => tcp_mark(segment),
                 });
                 marks.insert(match arrow.tip {
                     Tip::Arrived => Mark::Arrived,

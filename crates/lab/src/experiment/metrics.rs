@@ -28,6 +28,7 @@ use std::time::Duration;
 use serde::Serialize;
 use udpchat_reliable::{Event, Stats};
 
+use super::hol;
 use super::stats::percentile;
 use crate::sim::{DirectionSummary, PacketSummary, Side, Trace, TraceEvent};
 
@@ -82,6 +83,15 @@ pub struct RunMetrics {
     pub wire_bytes: u64,
     /// `wire_bytes / delivered payload bytes`.
     pub wire_per_byte: Option<f64>,
+    /// Head-of-line blocking ([`super::hol`]): delivered messages that had arrived whole but
+    /// waited for an earlier one; `None` where nothing is ever held back (raw mode).
+    pub hol_blocked: Option<u64>,
+    /// `hol_blocked / delivered`.
+    pub hol_blocked_ratio: Option<f64>,
+    /// Median wait of the blocked messages, from arrival to delivery, in milliseconds.
+    pub hol_wait_p50_ms: Option<f64>,
+    /// Longest such wait, in milliseconds.
+    pub hol_wait_max_ms: Option<f64>,
     /// True if the run hit its time limit with messages neither delivered nor given up on (the
     /// transport was still resending): its delivery counts only what had arrived by then.
     pub cut_short: bool,
@@ -89,6 +99,10 @@ pub struct RunMetrics {
     /// seeds for its percentiles. Not written to results.json (the percentiles above are).
     #[serde(skip)]
     pub latencies_ms: Vec<f64>,
+    /// Every blocked message's wait, in milliseconds, sorted: pooled across seeds like the
+    /// latencies. Not written to results.json.
+    #[serde(skip)]
+    pub hol_waits_ms: Vec<f64>,
 }
 
 /// The inputs [`RunMetrics::compute`] reads.
@@ -144,6 +158,8 @@ impl RunMetrics {
             .map(|d| payload_bits / d.as_secs_f64());
         let per_delivered = |x: u64| (delivered > 0).then(|| x as f64 / delivered as f64);
         let delivered_bytes = delivered * size as u64;
+        let hol = hol::measure(trace);
+        let hol_waits_ms = hol.as_ref().map(|h| h.waits_ms.clone()).unwrap_or_default();
 
         RunMetrics {
             seed,
@@ -170,8 +186,15 @@ impl RunMetrics {
             wire_bytes,
             wire_per_byte: (delivered_bytes > 0)
                 .then(|| wire_bytes as f64 / delivered_bytes as f64),
+            hol_blocked: hol.as_ref().map(|h| h.blocked),
+            hol_blocked_ratio: hol
+                .as_ref()
+                .and_then(|h| per_delivered(h.blocked).map(|r| r.min(1.0))),
+            hol_wait_p50_ms: percentile(&hol_waits_ms, 50.0),
+            hol_wait_max_ms: hol_waits_ms.last().copied(),
             cut_short: false,
             latencies_ms: sorted.iter().map(|&d| ms(Some(d)).unwrap_or(0.0)).collect(),
+            hol_waits_ms,
         }
     }
 }
@@ -223,8 +246,11 @@ impl Wire {
         // The transfer is over once the last message went out, arrived, and was acknowledged (or
         // given up on). Reliable endpoints then exchange keepalives until the run's time limit;
         // that idle chatter is not a cost of the messages, so it is not counted.
-        let carries_data =
-            |p: &PacketSummary| matches!(p, PacketSummary::Data { .. } | PacketSummary::Raw { .. });
+        let carries_data = |p: &PacketSummary| match p {
+            PacketSummary::Data { .. } | PacketSummary::Raw { .. } => true,
+            PacketSummary::Tcp(segment) => segment.carries_data(),
+            _ => false,
+        };
         let end = trace
             .entries
             .iter()
@@ -242,6 +268,23 @@ impl Wire {
             .map(|e| e.at)
             .max()
             .unwrap_or_default();
+        // TCP reports no delivery to A, so the transfer ends with B's next segment (the ACK
+        // of the last bytes), which the acks of reliable mode's `Delivered` correspond to.
+        let end = trace
+            .entries
+            .iter()
+            .find(|e| {
+                e.at >= end
+                    && matches!(
+                        e.event,
+                        TraceEvent::Transmit {
+                            side: Side::B,
+                            packet: PacketSummary::Tcp(_),
+                            ..
+                        }
+                    )
+            })
+            .map_or(end, |e| e.at);
         let mut wire = Wire {
             datagrams: 0,
             data_transmissions: 0,

@@ -16,6 +16,7 @@
 pub mod chart;
 pub mod config;
 pub mod export;
+pub mod hol;
 pub mod ladder;
 pub mod metrics;
 pub mod real;

@@ -18,7 +18,9 @@ use super::theory::{self, TheoryCheck, Z};
 /// 2: latency is from the later of send and session establishment, connection setup has its own
 /// metric, latency percentiles are pooled across seeds, and theory checks state their accepted
 /// range.
-pub const SCHEMA: &str = "udpchat-lab-results/2";
+/// Version 3: head-of-line blocking (`hol_*` fields in runs and rows), and the `tcp` and
+/// `tcp-reno` modes.
+pub const SCHEMA: &str = "udpchat-lab-results/3";
 
 /// Where the runs happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,6 +70,13 @@ pub struct RowMetrics {
     pub goodput_kbps: Estimate,
     /// Wire bytes per delivered payload byte.
     pub wire_per_byte: Estimate,
+    /// Fraction of delivered messages held back by head-of-line blocking (every value `None`
+    /// for raw mode).
+    pub hol_blocked_ratio: Estimate,
+    /// Median wait of the blocked messages of all seeds pooled, ms.
+    pub hol_wait_p50_ms: Pooled,
+    /// Longest wait of a blocked message, ms.
+    pub hol_wait_max_ms: Pooled,
 }
 
 impl RowMetrics {
@@ -80,6 +89,7 @@ impl RowMetrics {
         };
         let latencies: Vec<&[f64]> = runs.iter().map(|r| r.latencies_ms.as_slice()).collect();
         let latency = |q| Pooled::of(&latencies, q);
+        let waits: Vec<&[f64]> = runs.iter().map(|r| r.hol_waits_ms.as_slice()).collect();
         let setups: Vec<Vec<f64>> = runs
             .iter()
             .map(|r| r.setup_ms.into_iter().collect())
@@ -102,6 +112,9 @@ impl RowMetrics {
             retransmits_spurious: count(&|r| r.retransmits_spurious),
             goodput_kbps: est(&|r| r.goodput_bps.map(|b| b / 1000.0)),
             wire_per_byte: est(&|r| r.wire_per_byte),
+            hol_blocked_ratio: est(&|r| r.hol_blocked_ratio),
+            hol_wait_p50_ms: Pooled::of(&waits, 50.0),
+            hol_wait_max_ms: Pooled::of(&waits, 100.0),
         }
     }
 }

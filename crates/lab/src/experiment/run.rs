@@ -21,7 +21,10 @@ use udpchat_reliable::{Endpoint, RawConfig, RawEndpoint, ReliableEndpoint};
 use super::config::{ConfigError, ExperimentConfig, Mode, SweepPoint};
 use super::metrics::{RunMetrics, RunRecord};
 use crate::impairment::derive_seed;
-use crate::sim::{Outcome, Scenario, ScheduledMessage, Side, Simulator, StopReason, ADDR_B};
+use crate::sim::{
+    Outcome, Scenario, ScheduledMessage, Side, Simulator, StopReason, ADDR_A, ADDR_B,
+};
+use crate::tcp::{TcpConfig, TcpCongestion, TcpEndpoint, TcpSetupError};
 
 /// A pair of endpoints: A (the sender, at [`crate::sim::ADDR_A`]) and B (at [`ADDR_B`]).
 pub type EndpointPair = (Box<dyn Endpoint>, Box<dyn Endpoint>);
@@ -51,6 +54,11 @@ pub enum ExperimentError {
     /// Sockets, the runtime or the proxy failed (`--real` only).
     #[error("{0}")]
     Io(String),
+    /// A mode that exists only in the simulator was asked to run over real sockets: the `tcp`
+    /// modes are smoltcp's segments on the simulator's links (kernel TCP through the same
+    /// impairment is a separate path).
+    #[error("--real cannot run the {0} mode: it is smoltcp's TCP on the simulator's links (run it without --real)")]
+    SimulatorOnly(Mode),
     /// An endpoint could not be built.
     #[error("cannot build the {mode} endpoint: {reason}")]
     Endpoint {
@@ -74,6 +82,9 @@ pub fn endpoints_at(
     seed: u64,
     a_peer: std::net::SocketAddr,
 ) -> Result<EndpointPair, ExperimentError> {
+    if let Some(congestion) = mode.tcp_congestion() {
+        return tcp_endpoints(mode, congestion, seed, a_peer);
+    }
     match mode.reliable_config() {
         None => {
             let raw = |nick: &str, peer| {
@@ -104,6 +115,30 @@ pub fn endpoints_at(
             Ok((build("a", Some(a_peer), 100)?, build("b", None, 101)?))
         }
     }
+}
+
+/// The TCP modes' endpoints: A connects to `a_peer` from [`crate::sim::ADDR_A`], B listens at
+/// [`ADDR_B`]; smoltcp's defaults but for the controller and Nagle (off), and no user timeout,
+/// so TCP is as patient as the lab's reliable endpoints (it retransmits until the run's end).
+fn tcp_endpoints(
+    mode: Mode,
+    congestion: TcpCongestion,
+    seed: u64,
+    a_peer: std::net::SocketAddr,
+) -> Result<EndpointPair, ExperimentError> {
+    let config = |local, nick: &str| TcpConfig {
+        nick: nick.to_owned(),
+        congestion,
+        ..TcpConfig::new(local)
+    };
+    let refused = |e: TcpSetupError| ExperimentError::Endpoint {
+        mode,
+        reason: e.to_string(),
+    };
+    let a = TcpEndpoint::connect(config(ADDR_A, "a"), a_peer, derive_seed(seed, 100))
+        .map_err(refused)?;
+    let b = TcpEndpoint::listen(config(ADDR_B, "b"), derive_seed(seed, 101)).map_err(refused)?;
+    Ok((Box::new(a), Box::new(b)))
 }
 
 /// The simulator scenario of one run: A sends `config.messages` messages every

@@ -19,7 +19,7 @@ use crate::probability::Probability;
 
 /// The table's columns (the setup column's title depends on the number of seeds: see
 /// [`header`]), and which of them are right-aligned (the numbers).
-const HEADER: [&str; 13] = [
+const HEADER: [&str; 14] = [
     "loss",
     "mode",
     "delivered",
@@ -27,6 +27,7 @@ const HEADER: [&str; 13] = [
     "ooo",
     "setup ms",
     "latency p50/p90/p99/max ms",
+    "hol held, wait p50/max ms",
     "dgrams/msg",
     "tx/msg",
     "retx rto/fast/spur",
@@ -34,8 +35,8 @@ const HEADER: [&str; 13] = [
     "wire B/B",
     "theory: σ from it, accepted range, verdict",
 ];
-const RIGHT: [bool; 13] = [
-    true, false, true, true, true, true, true, true, true, true, true, true, false,
+const RIGHT: [bool; 14] = [
+    true, false, true, true, true, true, true, true, true, true, true, true, true, false,
 ];
 /// The setup column's index in [`HEADER`].
 const SETUP: usize = 5;
@@ -138,6 +139,7 @@ fn row_cells(row: &Row, bursts: bool, seeds: usize) -> Vec<String> {
         .map(|e| e.pooled.map_or_else(|| "-".to_owned(), ms))
         .collect::<Vec<_>>()
         .join("/"),
+        hol_cell(m),
         plain(&m.datagrams_per_delivered, 3),
         plain(&m.transmissions_per_message, 3),
         format!(
@@ -150,6 +152,22 @@ fn row_cells(row: &Row, bursts: bool, seeds: usize) -> Vec<String> {
         plain(&m.wire_per_byte, 2),
         theory_cell(row),
     ]
+}
+
+/// Head-of-line blocking: the share of delivered messages held back, then the median and
+/// longest wait of those (`-` where nothing is held back); `-` alone where it does not apply
+/// (raw mode).
+fn hol_cell(m: &super::results::RowMetrics) -> String {
+    let Some(ratio) = m.hol_blocked_ratio.mean else {
+        return "-".to_owned();
+    };
+    let wait = |p: &Pooled| p.pooled.map_or_else(|| "-".to_owned(), ms);
+    format!(
+        "{:.1}%, {}/{}",
+        ratio * 100.0,
+        wait(&m.hol_wait_p50_ms),
+        wait(&m.hol_wait_max_ms)
+    )
 }
 
 /// The lines as text, each column as wide as its widest cell, numbers right-aligned, and no

@@ -366,8 +366,13 @@ mod tests {
             goodput_bps: None,
             wire_bytes: 0,
             wire_per_byte: None,
+            hol_blocked: None,
+            hol_blocked_ratio: None,
+            hol_wait_p50_ms: None,
+            hol_wait_max_ms: None,
             cut_short: false,
             latencies_ms: vec![min_ms],
+            hol_waits_ms: Vec::new(),
         }
     }
 

@@ -540,6 +540,8 @@ fn path_of(marker: Marker, x: f64, y: f64, r: f64) -> String {
             x + r,
             y - r
         ),
+        Marker::Pentagon => polygon(5, x, y, r),
+        Marker::Hexagon => polygon(6, x, y, r),
         Marker::Plus | Marker::Circle | Marker::Square => format!(
             "M{:.1},{:.1}H{:.1}M{:.1},{:.1}V{:.1}",
             x - r,
@@ -550,6 +552,21 @@ fn path_of(marker: Marker, x: f64, y: f64, r: f64) -> String {
             y + r
         ),
     }
+}
+
+/// A regular polygon of `sides` corners around (x, y), the first straight up.
+fn polygon(sides: u32, x: f64, y: f64, r: f64) -> String {
+    let mut d = String::new();
+    for i in 0..sides {
+        let angle = std::f64::consts::TAU * f64::from(i) / f64::from(sides);
+        let (px, py) = (x + r * angle.sin(), y - r * angle.cos());
+        d.push_str(&format!(
+            "{}{px:.1},{py:.1}",
+            if i == 0 { 'M' } else { 'L' }
+        ));
+    }
+    d.push('Z');
+    d
 }
 
 /// The legend: one entry per series (a sample of its line and mark, then its name), in the order
