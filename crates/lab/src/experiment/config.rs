@@ -19,9 +19,8 @@ use crate::impairment::ImpairmentConfig;
 use crate::parse::QueueLimit;
 use crate::probability::Probability;
 
-/// A transport (and its settings) the sweep runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// A transport (and its settings) the sweep runs. Serialized as its [`Mode::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Raw mode: one datagram per message, nothing resent.
     Raw,
@@ -40,6 +39,42 @@ pub enum Mode {
     /// Reliable mode without congestion control (`--cc none`): only the receive window limits
     /// the sender, so it shows what the congestion window costs under random loss.
     NoCc,
+    /// The Linux kernel's own TCP with this congestion control, between two network namespaces
+    /// joined through the TUN relay (`--real` only, as root; see [`super::kernel`]).
+    KernelTcp(KernelCc),
+}
+
+/// A congestion control of the Linux kernel's TCP, set per socket with `TCP_CONGESTION`
+/// (`kernel-tcp:NAME`). Whether this kernel offers it is checked when a run starts, against
+/// `net.ipv4.tcp_available_congestion_control`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KernelCc {
+    /// CUBIC, Linux's default.
+    Cubic,
+    /// NewReno.
+    Reno,
+    /// BBR (v1 in mainline Linux).
+    Bbr,
+}
+
+impl KernelCc {
+    /// Every one, the default first.
+    pub const ALL: [KernelCc; 3] = [KernelCc::Cubic, KernelCc::Reno, KernelCc::Bbr];
+
+    /// The kernel's name for it (what `TCP_CONGESTION` takes).
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelCc::Cubic => "cubic",
+            KernelCc::Reno => "reno",
+            KernelCc::Bbr => "bbr",
+        }
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 impl Mode {
@@ -64,14 +99,30 @@ impl Mode {
             Mode::GoBackN => "go-back-n",
             Mode::StopAndWait => "stop-and-wait",
             Mode::NoCc => "no-cc",
+            Mode::KernelTcp(KernelCc::Cubic) => "kernel-tcp:cubic",
+            Mode::KernelTcp(KernelCc::Reno) => "kernel-tcp:reno",
+            Mode::KernelTcp(KernelCc::Bbr) => "kernel-tcp:bbr",
         }
+    }
+
+    /// The kernel TCP modes, which run only with `--real` (they are not in [`Mode::ALL`], the
+    /// modes of the simulator).
+    pub const KERNEL: [Mode; 3] = [
+        Mode::KernelTcp(KernelCc::Cubic),
+        Mode::KernelTcp(KernelCc::Reno),
+        Mode::KernelTcp(KernelCc::Bbr),
+    ];
+
+    /// True for the modes that run the kernel's TCP (`--real` only).
+    pub fn is_kernel(self) -> bool {
+        matches!(self, Mode::KernelTcp(_))
     }
 
     /// The reliable transport's configuration for this mode; `None` for raw mode.
     pub fn reliable_config(self) -> Option<ReliableConfig> {
         let base = ReliableConfig::default();
         let (arq, delivery) = match self {
-            Mode::Raw => return None,
+            Mode::Raw | Mode::KernelTcp(_) => return None,
             Mode::Reliable | Mode::SelectiveRepeat | Mode::NoCc => {
                 (Arq::SelectiveRepeat, Delivery::Ordered)
             }
@@ -110,7 +161,7 @@ impl fmt::Display for Mode {
 
 /// A name `--modes` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown mode {0:?}: expected raw, reliable, unordered, selective-repeat, go-back-n, stop-and-wait or no-cc")]
+#[error("unknown mode {0:?}: expected raw, reliable, unordered, selective-repeat, go-back-n, stop-and-wait, no-cc or kernel-tcp[:cubic|reno|bbr] (with --real)")]
 pub struct UnknownMode(pub String);
 
 impl FromStr for Mode {
@@ -118,8 +169,15 @@ impl FromStr for Mode {
 
     fn from_str(s: &str) -> Result<Mode, UnknownMode> {
         let name = s.trim().to_ascii_lowercase();
+        // `kernel-tcp` alone is CUBIC, the kernel's default.
+        let name = if name == "kernel-tcp" {
+            "kernel-tcp:cubic".to_owned()
+        } else {
+            name
+        };
         Mode::ALL
             .into_iter()
+            .chain(Mode::KERNEL)
             .find(|m| m.name() == name)
             .ok_or_else(|| UnknownMode(s.to_owned()))
     }

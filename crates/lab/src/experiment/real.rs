@@ -17,13 +17,15 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use udpchat_reliable::{Endpoint, Event};
 
-use super::config::{ExperimentConfig, Mode, SweepPoint};
+use super::config::{ExperimentConfig, KernelCc, Mode, SweepPoint};
+use super::kernel::{KernelTcpJob, KernelTcpRunner};
 use super::metrics::{RunMetrics, RunRecord};
 use super::run::{endpoints_at, ExperimentError, SweepRuns};
 use crate::impairment::{derive_seed, ImpairmentConfig, ImpairmentStats};
@@ -38,8 +40,19 @@ pub const REAL_TAIL: Duration = Duration::from_secs(30);
 const RAW_GRACE: Duration = Duration::from_millis(250);
 
 /// Runs the whole sweep over loopback, every run at once; `progress(done, total)` after each.
+/// Kernel TCP modes are refused (they need [`run_sweep_real_with`] and a runner).
 pub fn run_sweep_real(
     config: &ExperimentConfig,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(Vec<SweepPoint>, SweepRuns), ExperimentError> {
+    run_sweep_real_with(config, None, progress)
+}
+
+/// Like [`run_sweep_real`], with `kernel` running the [`Mode::KernelTcp`] runs (through the TUN
+/// relay, see [`super::kernel`]); they start together with the loopback runs.
+pub fn run_sweep_real_with(
+    config: &ExperimentConfig,
+    kernel: Option<Rc<dyn KernelTcpRunner>>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(Vec<SweepPoint>, SweepRuns), ExperimentError> {
     let points = config.points()?;
@@ -51,15 +64,21 @@ pub fn run_sweep_real(
     // Endpoints are not `Send` (nor need they be): every run is a local task on this one thread.
     let local = tokio::task::LocalSet::new();
     let runs = points.len() * config.modes.len() * seeds.len();
-    let start = std::rc::Rc::new(tokio::sync::Barrier::new(runs));
+    let start = Rc::new(tokio::sync::Barrier::new(runs));
     let flat = local.block_on(&runtime, async {
         let mut handles = Vec::new();
         for point in &points {
             for &mode in &config.modes {
                 for &seed in &seeds {
                     let (config, point, start) = (config.clone(), *point, start.clone());
+                    let kernel = kernel.clone();
                     handles.push(tokio::task::spawn_local(async move {
-                        run_real(&config, &point, mode, seed, &start).await
+                        match mode {
+                            Mode::KernelTcp(cc) => {
+                                run_kernel(&config, &point, cc, seed, start, kernel).await
+                            }
+                            _ => run_real(&config, &point, mode, seed, &start).await,
+                        }
                     }));
                 }
             }
@@ -88,6 +107,42 @@ pub fn run_sweep_real(
         })
         .collect();
     Ok((points, runs))
+}
+
+/// One kernel TCP run, handed to `kernel`; without a runner (or with a bad point) it still waits
+/// on `start` once, so the other runs are not held up for ever.
+async fn run_kernel(
+    config: &ExperimentConfig,
+    point: &SweepPoint,
+    cc: KernelCc,
+    seed: u64,
+    start: Rc<tokio::sync::Barrier>,
+    kernel: Option<Rc<dyn KernelTcpRunner>>,
+) -> Result<RunMetrics, ExperimentError> {
+    let link = point.link(&config.link);
+    match (kernel, link) {
+        (Some(kernel), Ok(link)) => {
+            let job = KernelTcpJob {
+                config: config.clone(),
+                link,
+                cc,
+                seed,
+            };
+            kernel.run(job, start).await
+        }
+        (None, _) => {
+            start.wait().await;
+            Err(ExperimentError::Endpoint {
+                mode: Mode::KernelTcp(cc),
+                reason: "kernel TCP runs only from the udpchat binary, through its TUN relay"
+                    .to_owned(),
+            })
+        }
+        (Some(_), Err(e)) => {
+            start.wait().await;
+            Err(e.into())
+        }
+    }
 }
 
 fn io_error(what: &str, e: &dyn std::fmt::Display) -> ExperimentError {

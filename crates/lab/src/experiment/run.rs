@@ -74,6 +74,12 @@ pub fn endpoints_at(
     seed: u64,
     a_peer: std::net::SocketAddr,
 ) -> Result<EndpointPair, ExperimentError> {
+    if mode.is_kernel() {
+        return Err(ExperimentError::Endpoint {
+            mode,
+            reason: "kernel TCP runs only with --real (through the TUN relay, as root)".to_owned(),
+        });
+    }
     match mode.reliable_config() {
         None => {
             let raw = |nick: &str, peer| {
