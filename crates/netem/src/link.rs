@@ -149,6 +149,9 @@ impl NamespaceLink {
         let names = RunNames::fresh();
         let namespace_a = Namespace::create(&names.namespace_a)?;
         let namespace_b = Namespace::create(&names.namespace_b)?;
+        for namespace in [&namespace_a, &namespace_b] {
+            ipv4_only(namespace)?;
+        }
         let devices = TunPair::create(&names.device_a, &names.device_b)?;
         let prefix = addresses.prefix;
         for (namespace, device, address) in [
@@ -187,6 +190,25 @@ impl NamespaceLink {
     pub fn addresses(&self) -> LinkAddresses {
         self.addresses
     }
+}
+
+/// Switches IPv6 off in `namespace` (before any device arrives), so that IPv6 autoconfiguration
+/// chatter (router solicitations, MLD reports) does not cross the relay and show in its counters:
+/// the link is IPv4 only. A kernel without IPv6 has nothing to switch off.
+fn ipv4_only(namespace: &Namespace) -> Result<(), NetemError> {
+    let written = crate::namespace::in_namespace(namespace.path(), || {
+        for which in ["all", "default"] {
+            let path = format!("/proc/sys/net/ipv6/conf/{which}/disable_ipv6");
+            match std::fs::write(&path, b"1") {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(NetemError::io(format!("cannot write {path}"), e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })?;
+    written
 }
 
 /// Relays packets between the two devices through `relay` until `stop` completes. A packet a
