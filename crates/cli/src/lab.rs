@@ -15,6 +15,7 @@ use std::io::BufWriter;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,7 +30,9 @@ use udpchat_lab::experiment::{
 use udpchat_lab::parse::{parse_duration, parse_probability, parse_seed, ParseError};
 use udpchat_lab::pcap::{Format as PcapFormat, PcapError, PcapWriter};
 use udpchat_lab::sim::Simulator;
+use udpchat_lab::experiment::kernel::KernelTcpRunner;
 use udpchat_lab::Probability;
+use udpchat_netem::kernel_tcp::KernelTcp;
 
 use crate::link_args::{LinkArgs, LINK_HEADING, LOSS_HELP, SEED_HELP};
 
@@ -66,8 +69,9 @@ pub struct LabArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub interval: Option<Duration>,
     /// Transports to compare, comma-separated: raw, reliable, unordered, selective-repeat,
-    /// go-back-n, stop-and-wait, no-cc (reliable without congestion control)
-    /// [default: raw,reliable].
+    /// go-back-n, stop-and-wait, no-cc (reliable without congestion control); with --real also
+    /// kernel-tcp:cubic, kernel-tcp:reno, kernel-tcp:bbr (the kernel's TCP through the TUN relay,
+    /// as root; `kernel-tcp` is cubic) [default: raw,reliable].
     #[arg(long, value_name = "MODE,...", value_delimiter = ',')]
     pub modes: Vec<Mode>,
     /// Runs per point and mode, each with its own seed; with 2 or more, results carry 95%
@@ -95,7 +99,8 @@ pub struct LabArgs {
     pub ladder: Option<u64>,
     /// Run the sweep over real loopback sockets through the impairment proxy instead of the
     /// simulator: not bit-exact, takes real time (all runs at once: about the messages' schedule,
-    /// plus at most 30 s for transports still resending), same columns.
+    /// plus at most 30 s for transports still resending), same columns. kernel-tcp modes run
+    /// between two network namespaces through the TUN relay (root; see `udpchat netem`).
     #[arg(long)]
     pub real: bool,
     /// Also write each run's datagrams to a pcapng capture for Wireshark, each with its fate on
@@ -131,6 +136,14 @@ impl LabArgs {
     /// Refuses a sweep that cannot run (exit code 2, with lab's usage), e.g. messages too small
     /// to carry their numbers, or a burst length no channel has at a loss rate.
     pub fn check(&self) -> Result<(), clap::Error> {
+        if !self.real {
+            if let Some(mode) = self.modes.iter().find(|m| m.is_kernel()) {
+                return Err(crate::usage_error(
+                    "lab",
+                    &format!("{mode} runs the kernel's TCP through the TUN relay: add --real"),
+                ));
+            }
+        }
         match self.config().points() {
             Ok(_) => Ok(()),
             Err(e) => Err(crate::usage_error(
@@ -197,7 +210,18 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let report = |done, total| progress.update(done, total);
     let (engine, outcome) = if args.real {
-        (Engine::Real, real::run_sweep_real(&config, &report))
+        // Kernel TCP needs root for its namespaces: say so in one line before any run starts.
+        if config.modes.iter().any(|m| m.is_kernel()) {
+            if let Err(e) = udpchat_netem::privilege::require_namespaces() {
+                eprintln!("udpchat lab: kernel-tcp {e}");
+                return Ok(ExitCode::from(crate::netem::EXIT_NOT_PERMITTED));
+            }
+        }
+        let kernel: Rc<dyn KernelTcpRunner> = Rc::new(KernelTcp);
+        (
+            Engine::Real,
+            real::run_sweep_real_with(&config, Some(kernel), &report),
+        )
     } else {
         (Engine::Simulator, run::run_sweep(&config, &report))
     };
