@@ -10,7 +10,7 @@
 //! with code 77 (`EX_NOPERM` of sysexits.h), having created nothing. Other failures exit with 1,
 //! as every command, after removing whatever was already set up.
 //!
-//! Output: stdout gets one line per side, `SIDE NAMESPACE ADDRESS` (or `SIDE DEVICE` with
+//! Output: stdout gets one line per side, `SIDE NAMESPACE ADDRESS DEVICE` (or `SIDE DEVICE` with
 //! `--tun`), for scripts; everything for people goes to stderr.
 
 use std::io::Write as _;
@@ -116,7 +116,9 @@ async fn netem(args: NetemArgs) -> Result<ExitCode> {
 fn announce(link: &NamespaceLink) {
     let addresses = link.addresses();
     let (a, b) = (link.namespace_a().name(), link.namespace_b().name());
-    println!("a {a} {}\nb {b} {}", addresses.a, addresses.b);
+    let [device_a, device_b] = link.devices().names();
+    println!("a {a} {} {device_a}", addresses.a);
+    println!("b {b} {} {device_b}", addresses.b);
     eprintln!(
         "udpchat netem: namespace {a} ({}) and namespace {b} ({}), joined through the relay",
         addresses.a, addresses.b

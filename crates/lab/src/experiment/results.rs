@@ -26,7 +26,8 @@ pub const SCHEMA: &str = "udpchat-lab-results/2";
 pub enum Engine {
     /// The deterministic virtual-time simulator.
     Simulator,
-    /// Real loopback sockets through the impairment proxy.
+    /// Real loopback sockets through the impairment proxy (and, for kernel TCP, two network
+    /// namespaces through the TUN relay).
     Real,
 }
 
