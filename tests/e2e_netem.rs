@@ -148,7 +148,10 @@ impl Netem {
         for (ns, dev) in self.namespaces.iter().zip(&self.devices) {
             assert!(!listed.contains(ns), "{ns} left behind: {listed:?}");
             assert!(!links.contains(dev.as_str()), "{dev} left behind:\n{links}");
-            assert!(!PathBuf::from("/run/netns").join(ns).exists(), "{ns} still pinned");
+            assert!(
+                !PathBuf::from("/run/netns").join(ns).exists(),
+                "{ns} still pinned"
+            );
         }
     }
 }
@@ -201,13 +204,29 @@ fn raw_chat_shows_the_predicted_gaps(netem: &Netem, config: &ImpairmentConfig, s
     let mut bob = netem.exec(
         1,
         "bob",
-        &["chat", "--mode", "raw", "--bind", "10.77.0.2:2323", "--format", "json"],
+        &[
+            "chat",
+            "--mode",
+            "raw",
+            "--bind",
+            "10.77.0.2:2323",
+            "--format",
+            "json",
+        ],
     );
     bob.listening_addr();
     let mut alice = netem.exec(
         0,
         "alice",
-        &["chat", "--mode", "raw", "--bind", "10.77.0.1:2323", "--peer", "10.77.0.2:2323"],
+        &[
+            "chat",
+            "--mode",
+            "raw",
+            "--bind",
+            "10.77.0.1:2323",
+            "--peer",
+            "10.77.0.2:2323",
+        ],
     );
     alice.listening_addr();
     for i in 0..N {
@@ -290,13 +309,29 @@ fn corrupted_packets_never_reach_the_receiving_program() {
     let mut bob = netem.exec(
         1,
         "bob",
-        &["chat", "--mode", "raw", "--bind", "10.77.0.2:2323", "--format", "json"],
+        &[
+            "chat",
+            "--mode",
+            "raw",
+            "--bind",
+            "10.77.0.2:2323",
+            "--format",
+            "json",
+        ],
     );
     bob.listening_addr();
     let mut alice = netem.exec(
         0,
         "alice",
-        &["chat", "--mode", "raw", "--bind", "10.77.0.1:2323", "--peer", "10.77.0.2:2323"],
+        &[
+            "chat",
+            "--mode",
+            "raw",
+            "--bind",
+            "10.77.0.1:2323",
+            "--peer",
+            "10.77.0.2:2323",
+        ],
     );
     alice.listening_addr();
     // The corrupt knob's own stream decides, per packet, exactly as in a bare model.
@@ -312,7 +347,10 @@ fn corrupted_packets_never_reach_the_receiving_program() {
         .filter(|_| {
             matches!(
                 model.offer(t0, (), vec![0; 64]).original,
-                Fate::Scheduled { corrupted_bits: 1, .. }
+                Fate::Scheduled {
+                    corrupted_bits: 1,
+                    ..
+                }
             )
         })
         .collect();
@@ -321,7 +359,9 @@ fn corrupted_packets_never_reach_the_receiving_program() {
         alice.send_line(&format!("line {i}"));
     }
     let last = format!("\"text\":\"line {last_intact}\"");
-    bob.expect(Pipe::Stdout, "the last intact message", |l| l.contains(&last));
+    bob.expect(Pipe::Stdout, "the last intact message", |l| {
+        l.contains(&last)
+    });
     let received: BTreeSet<u64> = bob
         .history(Pipe::Stdout)
         .iter()
@@ -340,7 +380,10 @@ fn corrupted_packets_never_reach_the_receiving_program() {
     let (up, _down, netem) = netem.stop("TERM");
     assert_eq!(up["received"], N, "{up:?}");
     assert_eq!(up["corrupted"], corrupted.len() as u64, "{up:?}");
-    assert_eq!(up["forwarded"], N, "corrupted packets are still forwarded: {up:?}");
+    assert_eq!(
+        up["forwarded"], N,
+        "corrupted packets are still forwarded: {up:?}"
+    );
     netem.assert_gone();
 }
 
@@ -397,8 +440,18 @@ fn lab_real_runs_kernel_tcp_beside_raw_on_the_same_impairment() {
     require_root!();
     let child = Command::new(udpchat_bin())
         .args([
-            "lab", "--real", "--modes", "raw,kernel-tcp:cubic,kernel-tcp:reno", "--loss",
-            "0,20%", "--messages", "60", "--seeds", "1", "--format", "json",
+            "lab",
+            "--real",
+            "--modes",
+            "raw,kernel-tcp:cubic,kernel-tcp:reno",
+            "--loss",
+            "0,20%",
+            "--messages",
+            "60",
+            "--seeds",
+            "1",
+            "--format",
+            "json",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -440,8 +493,14 @@ fn kernel_tcp_modes_need_real_and_a_known_congestion_control() {
             vec!["lab", "--modes", "kernel-tcp:cubic"],
             "kernel-tcp:cubic runs the kernel's TCP through the TUN relay: add --real",
         ),
-        (vec!["lab", "--real", "--modes", "kernel-tcp:vegas"], "unknown mode"),
-        (vec!["netem", "--tun", "one"], "--tun takes two different TUN device names"),
+        (
+            vec!["lab", "--real", "--modes", "kernel-tcp:vegas"],
+            "unknown mode",
+        ),
+        (
+            vec!["netem", "--tun", "one"],
+            "--tun takes two different TUN device names",
+        ),
     ] {
         let out = Command::new(udpchat_bin()).args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{value_parser, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use udpchat_lab::experiment::kernel::KernelTcpRunner;
 use udpchat_lab::experiment::{
     chart, export, ladder, real, run, table, Engine, ExperimentConfig, LossPattern, Mode, Results,
     SweepPoint,
@@ -30,7 +31,6 @@ use udpchat_lab::experiment::{
 use udpchat_lab::parse::{parse_duration, parse_probability, parse_seed, ParseError};
 use udpchat_lab::pcap::{Format as PcapFormat, PcapError, PcapWriter};
 use udpchat_lab::sim::Simulator;
-use udpchat_lab::experiment::kernel::KernelTcpRunner;
 use udpchat_lab::Probability;
 use udpchat_netem::kernel_tcp::KernelTcp;
 

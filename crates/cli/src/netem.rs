@@ -28,12 +28,14 @@ pub const EXIT_NOT_PERMITTED: u8 = 77;
 
 /// The flags of `udpchat netem`.
 #[derive(Debug, Args)]
-#[command(after_help = "Needs root (CAP_NET_ADMIN): without it, one line on stderr and exit \
+#[command(
+    after_help = "Needs root (CAP_NET_ADMIN): without it, one line on stderr and exit \
 code 77, nothing created. Counters, in IP packets, per direction at exit (a->b is --up): \
 received, forwarded (copies included), dropped_* by cause, duplicated, reordered, corrupted (bits \
 flipped after the IP header: the receiving kernel drops the segment on its TCP/UDP checksum), \
 malformed (not IP), write_errors, bytes, and TCP data segments and retransmissions seen. \
-See README (udpchat netem) and docs/lab.md.")]
+See README (udpchat netem) and docs/lab.md."
+)]
 pub struct NetemArgs {
     /// Relay between these two existing TUN devices of this namespace (A,B; e.g. made with
     /// `ip tuntap add dev tunA mode tun`) instead of creating two namespaces. They are left as
@@ -66,7 +68,10 @@ pub fn run(args: NetemArgs) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     match runtime.block_on(netem(args)) {
-        Err(e) if e.downcast_ref::<NetemError>().is_some_and(NetemError::is_not_permitted) => {
+        Err(e)
+            if e.downcast_ref::<NetemError>()
+                .is_some_and(NetemError::is_not_permitted) =>
+        {
             eprintln!("udpchat netem: {e}");
             Ok(ExitCode::from(EXIT_NOT_PERMITTED))
         }
@@ -99,7 +104,9 @@ async fn netem(args: NetemArgs) -> Result<ExitCode> {
         announce(&namespaces);
         namespaces.devices()
     };
-    std::io::stdout().flush().context("cannot write to stdout")?;
+    std::io::stdout()
+        .flush()
+        .context("cannot write to stdout")?;
     eprintln!("udpchat netem: up (a->b): {}", up.describe());
     eprintln!("udpchat netem: down (b->a): {}", down.describe());
     eprintln!("udpchat netem: seed {seed}; relaying until Ctrl-C (SIGINT) or SIGTERM");

@@ -43,8 +43,10 @@ pub enum NetemError {
         source: io::Error,
     },
     /// The kernel does not offer this TCP congestion control.
-    #[error("this kernel does not offer TCP congestion control {asked:?}; it offers: {offered} \
-             (net.ipv4.tcp_available_congestion_control)")]
+    #[error(
+        "this kernel does not offer TCP congestion control {asked:?}; it offers: {offered} \
+             (net.ipv4.tcp_available_congestion_control)"
+    )]
     CongestionControl {
         /// What was asked for.
         asked: String,
@@ -98,6 +100,9 @@ mod tests {
         let other = io::Error::from(io::ErrorKind::NotFound);
         assert!(!NetemError::io("open", other).is_not_permitted());
         let line = NetemError::NotPermitted.to_string();
-        assert!(!line.contains('\n') && line.contains("CAP_NET_ADMIN"), "{line}");
+        assert!(
+            !line.contains('\n') && line.contains("CAP_NET_ADMIN"),
+            "{line}"
+        );
     }
 }

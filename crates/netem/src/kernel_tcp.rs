@@ -250,7 +250,12 @@ async fn exchange(
         let (accepted, connected) = tokio::join!(listener.accept(), connect);
         let (mut receiver, _) = accepted?;
         let mut sender = connected?;
-        let receiving = receive(&mut receiver, &index, &mut ex.delivered, &mut ex.out_of_order);
+        let receiving = receive(
+            &mut receiver,
+            &index,
+            &mut ex.delivered,
+            &mut ex.out_of_order,
+        );
         tokio::try_join!(send(&mut sender, texts, start, interval), receiving).map(|_| ())
     };
     match tokio::time::timeout_at(deadline, transfer).await {

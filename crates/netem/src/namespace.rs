@@ -85,7 +85,10 @@ impl Drop for Namespace {
     fn drop(&mut self) {
         // Nothing to do with a failure here but say so: the sweep removes it next time.
         if let Err(e) = ip(&["netns", "del", &self.name]) {
-            eprintln!("udpchat: warning: could not remove namespace {}: {e}", self.name);
+            eprintln!(
+                "udpchat: warning: could not remove namespace {}: {e}",
+                self.name
+            );
         }
     }
 }
@@ -150,7 +153,9 @@ pub fn list() -> Result<Vec<String>, NetemError> {
 pub fn sweep_stale() -> Result<Vec<String>, NetemError> {
     let mut removed = Vec::new();
     for name in list()? {
-        let Some(pid) = owner_pid(&name) else { continue };
+        let Some(pid) = owner_pid(&name) else {
+            continue;
+        };
         if PathBuf::from(format!("/proc/{pid}")).exists() {
             continue;
         }

@@ -202,10 +202,7 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_packets_are_typed_errors() {
-        assert_eq!(
-            IpPacket::parse(&[]),
-            Err(PacketError::TooShort { len: 0 })
-        );
+        assert_eq!(IpPacket::parse(&[]), Err(PacketError::TooShort { len: 0 }));
         assert_eq!(
             IpPacket::parse(&[0x45; 10]),
             Err(PacketError::TooShort { len: 10 })

@@ -257,10 +257,7 @@ mod tests {
         let mut relay = Relay::new(ImpairmentConfig::default(), ImpairmentConfig::default(), 1);
         relay.offer(t0, Direction::AToB, tcp_v4(1, b"ab")).unwrap();
         relay.offer(t0, Direction::BToA, tcp_v4(9, b"")).unwrap();
-        assert_eq!(
-            relay.poll(t0),
-            Some((Direction::AToB, tcp_v4(1, b"ab")))
-        );
+        assert_eq!(relay.poll(t0), Some((Direction::AToB, tcp_v4(1, b"ab"))));
         assert_eq!(relay.poll(t0), Some((Direction::BToA, tcp_v4(9, b""))));
         assert_eq!(relay.poll(t0), None);
         let up = relay.stats(Direction::AToB);
@@ -346,7 +343,10 @@ mod tests {
         assert!(relay.offer(t0, Direction::BToA, vec![0x20; 30]).is_err());
         assert_eq!(relay.poll(t0), None);
         let down = relay.stats(Direction::BToA);
-        assert_eq!((down.malformed, down.model.received, down.dropped()), (1, 0, 1));
+        assert_eq!(
+            (down.malformed, down.model.received, down.dropped()),
+            (1, 0, 1)
+        );
     }
 
     #[test]
