@@ -212,8 +212,10 @@ async fn transfer(prepared: Prepared, job: &KernelTcpJob) -> Result<RunMetrics, 
     let exchange = exchange.map_err(|e| ExperimentError::Io(format!("kernel TCP: {e}")))?;
     let up = relay.stats(Direction::AToB);
     let down = relay.stats(Direction::BToA);
-    // The devices and namespaces go now, with `link`.
-    drop(link);
+    // The devices and namespaces go now, with `link`, but off this thread: removing a namespace
+    // runs `ip` and waits for it, and the sweep's other runs, on this thread, are still
+    // measuring. The runtime waits for blocking tasks when it shuts down, so none is left.
+    tokio::task::spawn_blocking(move || drop(link));
     Ok(metrics(job, &exchange, &up, &down))
 }
 
