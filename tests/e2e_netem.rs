@@ -508,3 +508,50 @@ fn kernel_tcp_modes_need_real_and_a_known_congestion_control() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn interrupting_a_kernel_tcp_sweep_removes_its_namespaces() {
+    require_root!();
+    // 3000 messages every 10 ms: half a minute of runs, interrupted as soon as they exist.
+    let mut lab = Proc::spawn(
+        "lab",
+        &[
+            "lab",
+            "--real",
+            "--modes",
+            "kernel-tcp",
+            "--loss",
+            "0,10%",
+            "--messages",
+            "3000",
+            "--seeds",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    let prefix = format!("udpchat-{}-", lab.pid());
+    let ours = || -> Vec<String> {
+        namespaces()
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    };
+    let deadline = Instant::now() + DEADLINE;
+    // Both runs' two namespaces each exist before the runs start together.
+    while ours().len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "no namespaces appeared: {:?}",
+            namespaces()
+        );
+        assert!(lab.is_running(), "{:?}", lab.drain(Pipe::Stderr));
+        // Polling for a state, not waiting for time: the interval only sets how soon it is seen.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    lab.interrupt();
+    assert_eq!(lab.exit_code(), 1);
+    let stderr = lab.drain(Pipe::Stderr).join("\n");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(ours(), Vec::<String>::new(), "namespaces left behind");
+}

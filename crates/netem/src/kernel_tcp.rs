@@ -98,32 +98,46 @@ fn experiment_error(e: NetemError) -> ExperimentError {
 
 /// One run: prepare, wait for every run of the sweep, transfer (unless interrupted).
 async fn run(job: KernelTcpJob, start: Rc<Barrier>) -> Result<RunMetrics, ExperimentError> {
+    // SIGINT and SIGTERM are caught before anything is created, so that from the first namespace
+    // on they end the run here, and dropping it removes its namespaces and devices, instead of
+    // killing the process with them left behind.
+    let interrupted = Interrupted::catch();
     let prepared = prepare(&job);
     start.wait().await;
     let prepared = prepared.map_err(experiment_error)?;
-    // SIGINT or SIGTERM end the run here, and dropping it removes its namespaces and devices.
     tokio::select! {
         metrics = transfer(prepared, &job) => metrics,
-        () = interrupted() => Err(ExperimentError::Io(
+        () = interrupted.wait() => Err(ExperimentError::Io(
             "interrupted (the namespaces and TUN devices were removed)".to_owned(),
         )),
     }
 }
 
-/// Completes at SIGINT or SIGTERM (never, if they cannot be caught).
-async fn interrupted() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment this is made.
+struct Interrupted {
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Interrupted {
+    fn catch() -> Interrupted {
+        use tokio::signal::unix::{signal, SignalKind};
+        let signals = signal(SignalKind::interrupt())
+            .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+            .ok();
+        Interrupted { signals }
+    }
+
+    /// Completes at the first SIGINT or SIGTERM (never, if they could not be caught).
+    async fn wait(self) {
+        match self.signals {
+            Some((mut interrupt, mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
+            None => std::future::pending().await,
         }
-        _ => std::future::pending().await,
     }
 }
 

@@ -80,8 +80,13 @@ pub fn render(results: &Results) -> String {
 fn heading(results: &Results) -> String {
     let config = &results.config;
     let mut out = String::new();
+    let kernel = config.modes.iter().any(|m| m.is_kernel());
     let engine = match results.engine {
         Engine::Simulator => "simulator",
+        Engine::Real if kernel => {
+            "real sockets: loopback through the proxy, kernel-tcp between namespaces through the \
+             TUN relay"
+        }
         Engine::Real => "real loopback sockets through the proxy",
     };
     let seeds = match results.seeds.as_slice() {
