@@ -435,24 +435,23 @@ fn namespaces_or_empty() -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn lab_real_runs_kernel_tcp_beside_raw_on_the_same_impairment() {
-    require_root!();
+/// Runs `udpchat lab --real EXTRA... --format json` and returns its rows, checking that it left
+/// no namespace behind.
+fn lab_rows(extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec![
+        "lab",
+        "--real",
+        "--loss",
+        "0,20%",
+        "--messages",
+        "60",
+        "--seeds",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--format", "json"]);
     let child = Command::new(udpchat_bin())
-        .args([
-            "lab",
-            "--real",
-            "--modes",
-            "raw,kernel-tcp:cubic,kernel-tcp:reno",
-            "--loss",
-            "0,20%",
-            "--messages",
-            "60",
-            "--seeds",
-            "1",
-            "--format",
-            "json",
-        ])
+        .args(&args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -461,29 +460,58 @@ fn lab_real_runs_kernel_tcp_beside_raw_on_the_same_impairment() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = results["rows"].as_array().unwrap();
-    let delivered = |mode: &str, loss: f64| -> f64 {
-        let row = rows
-            .iter()
-            .find(|r| r["mode"] == mode && (r["loss"].as_f64().unwrap() - loss).abs() < 1e-9)
-            .unwrap_or_else(|| panic!("no row {mode} {loss}: {rows:?}"));
-        row["metrics"]["delivery_ratio"]["mean"].as_f64().unwrap()
-    };
-    for mode in ["kernel-tcp:cubic", "kernel-tcp:reno"] {
-        assert_eq!(delivered(mode, 0.0), 1.0, "{mode}");
-        assert_eq!(delivered(mode, 0.2), 1.0, "{mode} at 20%");
-    }
-    assert_eq!(delivered("raw", 0.0), 1.0);
-    // 60 messages at 20% loss: all surviving has probability 0.8^60, about 1.5e-6.
-    assert!(delivered("raw", 0.2) < 1.0);
-    // Its four runs made four pairs of namespaces; none is left.
+    // Its runs made a pair of namespaces each; none is left.
     let prefix = format!("udpchat-{pid}-");
     let left: Vec<String> = namespaces()
         .into_iter()
         .filter(|n| n.starts_with(&prefix))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected_engine = if extra.contains(&"--tun") {
+        "real_tun"
+    } else {
+        "real"
+    };
+    assert_eq!(results["engine"], expected_engine);
+    results["rows"].as_array().unwrap().clone()
+}
+
+/// The mean delivery ratio of `mode` at `loss` in `rows`.
+fn delivered(rows: &[serde_json::Value], mode: &str, loss: f64) -> f64 {
+    let row = rows
+        .iter()
+        .find(|r| r["mode"] == mode && (r["loss"].as_f64().unwrap() - loss).abs() < 1e-9)
+        .unwrap_or_else(|| panic!("no row {mode} {loss}: {rows:?}"));
+    row["metrics"]["delivery_ratio"]["mean"].as_f64().unwrap()
+}
+
+#[test]
+fn lab_real_runs_kernel_tcp_beside_raw_over_loopback() {
+    require_root!();
+    let rows = lab_rows(&["--modes", "raw,kernel-tcp:cubic,kernel-tcp:reno"]);
+    for mode in ["kernel-tcp:cubic", "kernel-tcp:reno"] {
+        assert_eq!(delivered(&rows, mode, 0.0), 1.0, "{mode}");
+        assert_eq!(delivered(&rows, mode, 0.2), 1.0, "{mode} at 20%");
+    }
+    assert_eq!(delivered(&rows, "raw", 0.0), 1.0);
+    // 60 messages at 20% loss: all surviving has probability 0.8^60, about 1.5e-6.
+    assert!(delivered(&rows, "raw", 0.2) < 1.0);
+}
+
+#[test]
+fn lab_real_tun_runs_every_mode_through_the_same_relay() {
+    require_root!();
+    let rows = lab_rows(&["--tun", "--modes", "raw,reliable,kernel-tcp:reno"]);
+    for mode in ["reliable", "kernel-tcp:reno"] {
+        assert_eq!(delivered(&rows, mode, 0.0), 1.0, "{mode}");
+        assert_eq!(delivered(&rows, mode, 0.2), 1.0, "{mode} at 20%");
+    }
+    assert_eq!(delivered(&rows, "raw", 0.0), 1.0);
+    assert!(delivered(&rows, "raw", 0.2) < 1.0);
+    // Through the relay, raw mode's datagrams are exactly its messages: one each.
+    let raw = rows.iter().find(|r| r["mode"] == "raw").unwrap();
+    assert_eq!(raw["runs"][0]["datagrams"], 60);
 }
 
 #[test]

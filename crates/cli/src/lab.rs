@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{value_parser, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use udpchat_lab::experiment::kernel::KernelTcpRunner;
+use udpchat_lab::experiment::kernel::TunRunner;
 use udpchat_lab::experiment::{
     chart, export, ladder, real, run, table, Engine, ExperimentConfig, LossPattern, Mode, Results,
     SweepPoint,
@@ -32,7 +32,7 @@ use udpchat_lab::parse::{parse_duration, parse_probability, parse_seed, ParseErr
 use udpchat_lab::pcap::{Format as PcapFormat, PcapError, PcapWriter};
 use udpchat_lab::sim::Simulator;
 use udpchat_lab::Probability;
-use udpchat_netem::kernel_tcp::KernelTcp;
+use udpchat_netem::TunLab;
 
 use crate::link_args::{LinkArgs, LINK_HEADING, LOSS_HELP, SEED_HELP};
 
@@ -103,6 +103,11 @@ pub struct LabArgs {
     /// between two network namespaces through the TUN relay (root; see `udpchat netem`).
     #[arg(long)]
     pub real: bool,
+    /// With --real: run every mode between two network namespaces through the TUN relay (as
+    /// kernel-tcp always does) instead of over loopback through the proxy, so that all cross the
+    /// same relay. Needs root.
+    #[arg(long, requires = "real")]
+    pub tun: bool,
     /// Also write each run's datagrams to a pcapng capture for Wireshark, each with its fate on
     /// the link as the packet comment, in virtual time (Wireshark shows 1970-01-01 plus the run's
     /// time). A sweep of one run writes FILE itself; several write one file each, named FILE's
@@ -210,18 +215,24 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let report = |done, total| progress.update(done, total);
     let (engine, outcome) = if args.real {
-        // Kernel TCP needs root for its namespaces: say so in one line before any run starts.
-        if config.modes.iter().any(|m| m.is_kernel()) {
+        // The TUN relay needs root for its namespaces: say so in one line before any run starts.
+        let what = if args.tun { "--tun" } else { "kernel-tcp" };
+        if args.tun || config.modes.iter().any(|m| m.is_kernel()) {
             if let Err(e) = udpchat_netem::privilege::require_namespaces() {
-                eprintln!("udpchat lab: kernel-tcp {e}");
+                eprintln!("udpchat lab: {what} {e}");
                 return Ok(ExitCode::from(crate::netem::EXIT_NOT_PERMITTED));
             }
         }
-        let kernel: Rc<dyn KernelTcpRunner> = Rc::new(KernelTcp);
-        (
-            Engine::Real,
-            real::run_sweep_real_with(&config, Some(kernel), &report),
-        )
+        let paths = real::RealPaths {
+            tun: Some(Rc::new(TunLab) as Rc<dyn TunRunner>),
+            udp_through_tun: args.tun,
+        };
+        let engine = if args.tun {
+            Engine::RealTun
+        } else {
+            Engine::Real
+        };
+        (engine, real::run_sweep_real_with(&config, paths, &report))
     } else {
         (Engine::Simulator, run::run_sweep(&config, &report))
     };

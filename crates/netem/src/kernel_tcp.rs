@@ -41,7 +41,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Barrier;
 use udpchat_lab::derive_seed;
-use udpchat_lab::experiment::kernel::{KernelTcpJob, KernelTcpRun, KernelTcpRunner};
+use udpchat_lab::experiment::kernel::KernelTcpJob;
 use udpchat_lab::experiment::metrics::RunMetrics;
 use udpchat_lab::experiment::real::REAL_TAIL;
 use udpchat_lab::experiment::stats::percentile;
@@ -61,16 +61,6 @@ const MAX_FRAME: usize = 1 << 20;
 
 /// Where the kernel lists the congestion controls a socket may choose.
 const AVAILABLE_CC: &str = "/proc/sys/net/ipv4/tcp_available_congestion_control";
-
-/// The runner `udpchat lab --real` is given for its kernel TCP modes.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct KernelTcp;
-
-impl KernelTcpRunner for KernelTcp {
-    fn run(&self, job: KernelTcpJob, start: Rc<Barrier>) -> KernelTcpRun {
-        Box::pin(run(job, start))
-    }
-}
 
 /// The congestion controls this kernel offers (`net.ipv4.tcp_available_congestion_control`).
 pub fn available_congestion_controls() -> Result<Vec<String>, NetemError> {
@@ -92,53 +82,16 @@ pub fn check_congestion_control(cc: KernelCc) -> Result<(), NetemError> {
     }
 }
 
-fn experiment_error(e: NetemError) -> ExperimentError {
+pub(crate) fn experiment_error(e: NetemError) -> ExperimentError {
     ExperimentError::Io(e.to_string())
 }
 
-/// One run: prepare, wait for every run of the sweep, transfer (unless interrupted).
-async fn run(job: KernelTcpJob, start: Rc<Barrier>) -> Result<RunMetrics, ExperimentError> {
-    // SIGINT and SIGTERM are caught before anything is created, so that from the first namespace
-    // on they end the run here, and dropping it removes its namespaces and devices, instead of
-    // killing the process with them left behind.
-    let interrupted = Interrupted::catch();
+/// One run: prepare, wait for every run of the sweep, transfer. (SIGINT and SIGTERM are the
+/// sweep's business: it drops this run, whose guards then remove what it made.)
+pub async fn run(job: KernelTcpJob, start: Rc<Barrier>) -> Result<RunMetrics, ExperimentError> {
     let prepared = prepare(&job);
     start.wait().await;
-    let prepared = prepared.map_err(experiment_error)?;
-    tokio::select! {
-        metrics = transfer(prepared, &job) => metrics,
-        () = interrupted.wait() => Err(ExperimentError::Io(
-            "interrupted (the namespaces and TUN devices were removed)".to_owned(),
-        )),
-    }
-}
-
-/// SIGINT and SIGTERM, caught from the moment this is made.
-struct Interrupted {
-    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-}
-
-impl Interrupted {
-    fn catch() -> Interrupted {
-        use tokio::signal::unix::{signal, SignalKind};
-        let signals = signal(SignalKind::interrupt())
-            .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
-            .ok();
-        Interrupted { signals }
-    }
-
-    /// Completes at the first SIGINT or SIGTERM (never, if they could not be caught).
-    async fn wait(self) {
-        match self.signals {
-            Some((mut interrupt, mut terminate)) => {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            None => std::future::pending().await,
-        }
-    }
+    transfer(prepared.map_err(experiment_error)?, &job).await
 }
 
 /// Everything a run needs before its clock starts.

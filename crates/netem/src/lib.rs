@@ -11,7 +11,9 @@
 //! - [`link`]: two namespaces joined through two TUN devices, and the async loop that moves
 //!   packets between the devices through a [`Relay`];
 //! - [`kernel_tcp`]: `udpchat lab --real`'s `kernel-tcp` runs, kernel TCP sockets in the two
-//!   namespaces sending the lab's chat workload.
+//!   namespaces sending the lab's chat workload;
+//! - [`lab_runner`]: [`TunLab`], the lab's hook into all of this (kernel TCP, and udpchat's own
+//!   modes through the same relay with `--tun`).
 //!
 //! Everything that touches the system needs root (CAP_NET_ADMIN); without it, [`NetemError::NotPermitted`]
 //! is returned before anything is set up. Whatever is set up is removed when its guard drops, on
@@ -19,6 +21,7 @@
 
 pub mod error;
 pub mod kernel_tcp;
+pub mod lab_runner;
 pub mod link;
 pub mod namespace;
 pub mod packet;
@@ -26,5 +29,6 @@ pub mod privilege;
 pub mod relay;
 
 pub use error::NetemError;
+pub use lab_runner::TunLab;
 pub use link::{LinkAddresses, NamespaceLink, TunPair};
 pub use relay::{Direction, DirectionStats, Relay};

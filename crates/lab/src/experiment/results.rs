@@ -29,6 +29,9 @@ pub enum Engine {
     /// Real loopback sockets through the impairment proxy (and, for kernel TCP, two network
     /// namespaces through the TUN relay).
     Real,
+    /// Real sockets between two network namespaces through the TUN relay, every mode (`--real
+    /// --tun`).
+    RealTun,
 }
 
 /// Each metric of a row across seeds: counts and ratios as the mean with its interval
@@ -197,6 +200,7 @@ impl Results {
             command: match engine {
                 Engine::Simulator => config.command(),
                 Engine::Real => format!("{} --real", config.command()),
+                Engine::RealTun => format!("{} --real --tun", config.command()),
             },
             config: config.clone(),
             seeds: config.seed_list(),

@@ -88,6 +88,7 @@ fn heading(results: &Results) -> String {
              TUN relay"
         }
         Engine::Real => "real loopback sockets through the proxy",
+        Engine::RealTun => "real sockets between two namespaces through the TUN relay",
     };
     let seeds = match results.seeds.as_slice() {
         [one] => format!("seed {one}"),
