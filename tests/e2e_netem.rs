@@ -583,3 +583,96 @@ fn interrupting_a_kernel_tcp_sweep_removes_its_namespaces() {
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(ours(), Vec::<String>::new(), "namespaces left behind");
 }
+
+/// Namespaces and persistent TUN devices a test made itself, removed when dropped.
+struct Made {
+    namespaces: Vec<String>,
+    devices: Vec<String>,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        for dev in &self.devices {
+            let _ = Command::new("ip").args(["link", "del", dev]).output();
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn netem_tun_relays_between_existing_devices_and_leaves_them_as_they_were() {
+    require_root!();
+    let pid = std::process::id();
+    let (dev_a, dev_b) = (format!("uct{pid}a"), format!("uct{pid}b"));
+    let (ns_a, ns_b) = (
+        format!("udpchat-test-{pid}-a"),
+        format!("udpchat-test-{pid}-b"),
+    );
+    let mut made = Made {
+        namespaces: Vec::new(),
+        devices: Vec::new(),
+    };
+    for dev in [&dev_a, &dev_b] {
+        ip(&["tuntap", "add", "dev", dev, "mode", "tun"]);
+        made.devices.push(dev.clone());
+    }
+    let tun = format!("{dev_a},{dev_b}");
+    let mut netem = Proc::spawn("netem", &["netem", "--tun", &tun, "--up", "duplicate=100%"]);
+    netem.expect_stdout(&format!("a {dev_a}"));
+    netem.expect_stdout(&format!("b {dev_b}"));
+    netem.expect_stderr("relaying until Ctrl-C");
+    // Moved after the relay attached: its descriptors follow the devices.
+    for (ns, dev, address) in [
+        (&ns_a, &dev_a, "10.78.0.1/24"),
+        (&ns_b, &dev_b, "10.78.0.2/24"),
+    ] {
+        ip(&["netns", "add", ns]);
+        made.namespaces.push(ns.clone());
+        ip(&["link", "set", dev, "netns", ns]);
+        ip(&["-n", ns, "addr", "add", address, "dev", dev]);
+        ip(&["-n", ns, "link", "set", dev, "up"]);
+    }
+    let run = PathBuf::from("/run/netns");
+    let receiver = in_namespace(run.join(&ns_b), || {
+        std::net::UdpSocket::bind("10.78.0.2:5002")
+    })
+    .unwrap()
+    .unwrap();
+    receiver.set_read_timeout(Some(DEADLINE)).unwrap();
+    let sender = in_namespace(run.join(&ns_a), || std::net::UdpSocket::bind("10.78.0.1:0"))
+        .unwrap()
+        .unwrap();
+    for i in 0..10u8 {
+        sender.send_to(&[i], "10.78.0.2:5002").unwrap();
+    }
+    // Every datagram twice (duplicate=100% a->b), and in order: no delay, nothing reordered.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16];
+    while got.len() < 20 {
+        let (n, from) = receiver.recv_from(&mut buf).unwrap();
+        assert_eq!((n, from.ip().to_string().as_str()), (1, "10.78.0.1"));
+        got.push(buf[0]);
+    }
+    let expected: Vec<u8> = (0..10u8).flat_map(|i| [i, i]).collect();
+    assert_eq!(got, expected);
+    netem.interrupt();
+    netem.expect_stderr("udpchat netem: counters, in IP packets");
+    let up = parse_counters(&netem.expect_stderr("udpchat netem: a->b:"));
+    assert_eq!(netem.exit_code(), 0);
+    assert!(up["duplicated"] >= 10 && up["forwarded"] >= 20, "{up:?}");
+    // Left as they were: still there, in the namespaces they were moved to.
+    for (ns, dev) in [(&ns_a, &dev_a), (&ns_b, &dev_b)] {
+        ip(&["-n", ns, "link", "show", "dev", dev]);
+    }
+}
