@@ -472,6 +472,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kernel_tcp_modes_parse_by_name_and_are_not_simulator_modes() {
+        assert_eq!(
+            "kernel-tcp".parse::<Mode>().unwrap(),
+            Mode::KernelTcp(KernelCc::Cubic)
+        );
+        for mode in Mode::KERNEL {
+            assert_eq!(mode.name().parse::<Mode>().unwrap(), mode);
+            assert!(mode.is_kernel() && mode.reliable_config().is_none());
+            assert!(!Mode::ALL.contains(&mode));
+            assert_eq!(
+                serde_json::to_string(&mode).unwrap(),
+                format!("\"{}\"", mode.name())
+            );
+        }
+        assert!("kernel-tcp:vegas".parse::<Mode>().is_err());
+        assert_eq!(serde_json::to_string(&Mode::NoCc).unwrap(), "\"no-cc\"");
+        assert!(crate::experiment::run::endpoints(Mode::KernelTcp(KernelCc::Bbr), 1).is_err());
+    }
+
+    #[test]
     fn the_default_sweep_is_valid_and_has_six_points() {
         let config = ExperimentConfig::default();
         let points = config.points().unwrap();

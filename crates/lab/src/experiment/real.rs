@@ -642,6 +642,29 @@ mod tests {
     use crate::probability::Probability;
 
     #[test]
+    fn kernel_tcp_and_tun_paths_are_refused_without_the_relays_runner() {
+        let config = ExperimentConfig {
+            losses: vec![Probability::ZERO],
+            messages: 5,
+            seeds: 1,
+            modes: vec![Mode::KernelTcp(KernelCc::Reno)],
+            ..ExperimentConfig::default()
+        };
+        let err = run_sweep_real(&config, &|_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("TUN relay"), "{err}");
+        let udp_through_tun = RealPaths {
+            tun: None,
+            udp_through_tun: true,
+        };
+        let config = ExperimentConfig {
+            modes: vec![Mode::Raw],
+            ..config
+        };
+        let err = run_sweep_real_with(&config, udp_through_tun, &|_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("--tun"), "{err}");
+    }
+
+    #[test]
     fn a_real_sweep_over_loopback_delivers_like_the_simulator() {
         let config = ExperimentConfig {
             losses: vec![Probability::ZERO, Probability::new(0.2).unwrap()],
