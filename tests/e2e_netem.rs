@@ -676,3 +676,23 @@ fn netem_tun_relays_between_existing_devices_and_leaves_them_as_they_were() {
         ip(&["-n", ns, "link", "show", "dev", dev]);
     }
 }
+
+#[test]
+fn namespaces_left_by_a_killed_process_are_swept_at_the_next_start() {
+    require_root!();
+    // A process that has exited: its id names a leftover as `kill -9` would leave it.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let stale = format!("udpchat-{}-0-a", gone.id());
+    ip(&["netns", "add", &stale]);
+    let _made = Made {
+        namespaces: vec![stale.clone()],
+        devices: Vec::new(),
+    };
+    let netem = Netem::start(&[]);
+    // Swept by this netem (it says so), or already by another of the tests running in parallel,
+    // which sweep the same way: either way, gone before this netem was set up.
+    assert!(!namespaces().contains(&stale), "{stale} was not swept");
+    let (_, _, netem) = netem.stop("INT");
+    netem.assert_gone();
+}

@@ -15,6 +15,7 @@ use std::io::BufWriter;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+#[cfg(target_os = "linux")]
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{value_parser, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+#[cfg(target_os = "linux")]
 use udpchat_lab::experiment::kernel::TunRunner;
 use udpchat_lab::experiment::{
     chart, export, ladder, real, run, table, Engine, ExperimentConfig, LossPattern, Mode, Results,
@@ -32,7 +34,6 @@ use udpchat_lab::parse::{parse_duration, parse_probability, parse_seed, ParseErr
 use udpchat_lab::pcap::{Format as PcapFormat, PcapError, PcapWriter};
 use udpchat_lab::sim::Simulator;
 use udpchat_lab::Probability;
-use udpchat_netem::TunLab;
 
 use crate::link_args::{LinkArgs, LINK_HEADING, LOSS_HELP, SEED_HELP};
 
@@ -211,30 +212,17 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
         check_writable(dir)?;
     }
 
+    let real_run = match args.real.then(|| real_paths(&args, &config)) {
+        Some(Err(code)) => return Ok(code),
+        Some(Ok(paths)) => Some(paths),
+        None => None,
+    };
     let progress = Progress::new();
     let started = Instant::now();
     let report = |done, total| progress.update(done, total);
-    let (engine, outcome) = if args.real {
-        // The TUN relay needs root for its namespaces: say so in one line before any run starts.
-        let what = if args.tun { "--tun" } else { "kernel-tcp" };
-        if args.tun || config.modes.iter().any(|m| m.is_kernel()) {
-            if let Err(e) = udpchat_netem::privilege::require_namespaces() {
-                eprintln!("udpchat lab: {what} {e}");
-                return Ok(ExitCode::from(crate::netem::EXIT_NOT_PERMITTED));
-            }
-        }
-        let paths = real::RealPaths {
-            tun: Some(Rc::new(TunLab) as Rc<dyn TunRunner>),
-            udp_through_tun: args.tun,
-        };
-        let engine = if args.tun {
-            Engine::RealTun
-        } else {
-            Engine::Real
-        };
-        (engine, real::run_sweep_real_with(&config, paths, &report))
-    } else {
-        (Engine::Simulator, run::run_sweep(&config, &report))
+    let (engine, outcome) = match real_run {
+        Some((engine, paths)) => (engine, real::run_sweep_real_with(&config, paths, &report)),
+        None => (Engine::Simulator, run::run_sweep(&config, &report)),
     };
     let (points, runs) = outcome.context("the experiment failed")?;
     progress.finish();
@@ -262,6 +250,49 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `--real` runs go: with kernel-tcp modes or `--tun`, through the TUN relay (root: without
+/// it, one line and exit code 77, before any run starts).
+#[cfg(target_os = "linux")]
+fn real_paths(
+    args: &LabArgs,
+    config: &ExperimentConfig,
+) -> Result<(Engine, real::RealPaths), ExitCode> {
+    let what = if args.tun { "--tun" } else { "kernel-tcp" };
+    if args.tun || config.modes.iter().any(|m| m.is_kernel()) {
+        if let Err(e) = udpchat_netem::privilege::require_namespaces() {
+            eprintln!("udpchat lab: {what} {e}");
+            return Err(ExitCode::from(crate::netem::EXIT_NOT_PERMITTED));
+        }
+    }
+    let paths = real::RealPaths {
+        tun: Some(Rc::new(udpchat_netem::TunLab) as Rc<dyn TunRunner>),
+        udp_through_tun: args.tun,
+    };
+    Ok((
+        if args.tun {
+            Engine::RealTun
+        } else {
+            Engine::Real
+        },
+        paths,
+    ))
+}
+
+/// Elsewhere there is no TUN relay: kernel-tcp modes and `--tun` are refused in one line.
+#[cfg(not(target_os = "linux"))]
+fn real_paths(
+    args: &LabArgs,
+    config: &ExperimentConfig,
+) -> Result<(Engine, real::RealPaths), ExitCode> {
+    if args.tun || config.modes.iter().any(|m| m.is_kernel()) {
+        eprintln!(
+            "udpchat lab: kernel-tcp and --tun need Linux (network namespaces and TUN devices)"
+        );
+        return Err(ExitCode::FAILURE);
+    }
+    Ok((Engine::Real, real::RealPaths::default()))
 }
 
 /// Creates `dir` if needed and proves it writable by writing and removing a small file in it.

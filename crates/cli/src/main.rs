@@ -12,6 +12,7 @@ mod docs;
 mod lab;
 mod lines;
 mod link_args;
+#[cfg(target_os = "linux")]
 mod netem;
 mod notice;
 mod output;
@@ -47,7 +48,8 @@ enum Command {
     /// Lossy-network experiments: raw vs reliable over a loss sweep, with tables, charts, theory.
     Lab(lab::LabArgs),
     /// Join two network namespaces (or two TUN devices) through an impaired relay of IP packets:
-    /// a userspace tc netem, for kernel TCP or any program. Needs root.
+    /// a userspace tc netem, for kernel TCP or any program. Needs root (Linux).
+    #[cfg(target_os = "linux")]
     Netem(netem::NetemArgs),
     /// Print a shell completion script for udpchat (bash, zsh, fish, powershell or elvish).
     Completions(docs::CompletionsArgs),
@@ -63,6 +65,7 @@ impl Command {
             Command::Chat(args) => args.check(),
             Command::Proxy(args) => args.check(),
             Command::Lab(args) => args.check(),
+            #[cfg(target_os = "linux")]
             Command::Netem(args) => args.check(),
             Command::Completions(_) | Command::Man(_) => Ok(()),
         }
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => chat::run(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Lab(args) => lab::run(args),
+        #[cfg(target_os = "linux")]
         Command::Netem(args) => netem::run(args),
         Command::Completions(args) => docs::completions(&args, Cli::command()),
         Command::Man(args) => docs::man(&args, Cli::command()),

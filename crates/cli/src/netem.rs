@@ -101,6 +101,9 @@ async fn netem(args: NetemArgs) -> Result<ExitCode> {
         &existing
     } else {
         namespaces = NamespaceLink::create(LinkAddresses::default())?;
+        for name in namespaces.swept() {
+            eprintln!("udpchat netem: removed namespace {name}, left by a process that is gone");
+        }
         announce(&namespaces);
         namespaces.devices()
     };

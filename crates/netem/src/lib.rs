@@ -15,9 +15,13 @@
 //! - [`lab_runner`]: [`TunLab`], the lab's hook into all of this (kernel TCP, and udpchat's own
 //!   modes through the same relay with `--tun`).
 //!
+//! Linux only (network namespaces, TUN, `TCP_CONGESTION`): on other systems the crate is empty.
+//!
 //! Everything that touches the system needs root (CAP_NET_ADMIN); without it, [`NetemError::NotPermitted`]
 //! is returned before anything is set up. Whatever is set up is removed when its guard drops, on
 //! success, on error, and on unwinding.
+
+#![cfg(target_os = "linux")]
 
 pub mod error;
 pub mod kernel_tcp;

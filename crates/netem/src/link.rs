@@ -136,6 +136,7 @@ pub struct NamespaceLink {
     namespace_a: Namespace,
     namespace_b: Namespace,
     addresses: LinkAddresses,
+    swept: Vec<String>,
 }
 
 impl NamespaceLink {
@@ -143,9 +144,7 @@ impl NamespaceLink {
     /// Nothing is left behind if any step fails. Must be called within a tokio runtime.
     pub fn create(addresses: LinkAddresses) -> Result<NamespaceLink, NetemError> {
         privilege::require_namespaces()?;
-        for name in sweep_stale()? {
-            eprintln!("udpchat: removed namespace {name}, left by a process that is gone");
-        }
+        let swept = sweep_stale()?;
         let names = RunNames::fresh();
         let namespace_a = Namespace::create(&names.namespace_a)?;
         let namespace_b = Namespace::create(&names.namespace_b)?;
@@ -168,7 +167,13 @@ impl NamespaceLink {
             namespace_a,
             namespace_b,
             addresses,
+            swept,
         })
+    }
+
+    /// The namespaces left by processes that are gone (killed), removed before this one was made.
+    pub fn swept(&self) -> &[String] {
+        &self.swept
     }
 
     /// The devices, for [`run_relay`].
