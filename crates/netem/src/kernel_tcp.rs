@@ -377,6 +377,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn metrics_count_latency_from_setup_and_cost_from_the_relay() {
+        let config = udpchat_lab::experiment::ExperimentConfig {
+            messages: 3,
+            interval: Duration::from_millis(10),
+            size: 64,
+            ..Default::default()
+        };
+        let job = KernelTcpJob {
+            config,
+            link: udpchat_lab::ImpairmentConfig::default(),
+            cc: KernelCc::Reno,
+            seed: 4,
+        };
+        let t0 = Instant::now();
+        let ms = |n: u64| Duration::from_millis(n);
+        // Set up at 15 ms: message 0 (due at 0) and 1 (due at 10) count from then; message 2 (due
+        // at 20) from its own time. Message 1 never arrived (cut short).
+        let ex = Exchange {
+            start: t0,
+            established: Some(t0 + ms(15)),
+            delivered: vec![Some(t0 + ms(40)), None, Some(t0 + ms(50))],
+            out_of_order: 0,
+            cut_short: true,
+        };
+        let mut up = DirectionStats::default();
+        up.model.received = 5;
+        up.bytes_in = 500;
+        up.tcp_data_segments = 3;
+        let mut down = DirectionStats::default();
+        down.model.received = 3;
+        down.bytes_in = 156;
+        let m = metrics(&job, &ex, &up, &down);
+        assert_eq!((m.seed, m.messages, m.delivered), (4, 3, 2));
+        assert_eq!(m.latencies_ms, vec![25.0, 30.0]);
+        assert_eq!(m.setup_ms, Some(15.0));
+        assert_eq!(
+            (m.datagrams, m.wire_bytes, m.data_transmissions),
+            (8, 656, 3)
+        );
+        assert_eq!(m.datagrams_per_delivered, Some(4.0));
+        assert_eq!(m.transmissions_per_message, 1.0);
+        assert_eq!(m.wire_per_byte, Some(656.0 / 128.0));
+        assert!(m.cut_short);
+        // 128 B delivered by 50 ms.
+        assert_eq!(m.goodput_bps, Some(128.0 * 8.0 / 0.05));
+    }
+
+    #[test]
     fn frames_are_read_whole_and_bounded() {
         let mut bytes = 3u32.to_be_bytes().to_vec();
         bytes.extend_from_slice(b"ab");
