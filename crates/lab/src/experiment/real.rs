@@ -126,39 +126,37 @@ async fn all_runs(
     start: Rc<tokio::sync::Barrier>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<RunMetrics>, ExperimentError> {
-    {
-        let mut handles = Vec::new();
-        for point in points {
-            for &mode in &config.modes {
-                for &seed in seeds {
-                    let (config, point, start) = (config.clone(), *point, start.clone());
-                    let paths = paths.clone();
-                    handles.push(tokio::task::spawn_local(async move {
-                        match mode {
-                            Mode::KernelTcp(cc) => {
-                                run_kernel(&config, &point, cc, seed, start, paths.tun).await
-                            }
-                            _ => run_real(&config, &point, mode, seed, &start, &paths).await,
+    let mut handles = Vec::new();
+    for point in points {
+        for &mode in &config.modes {
+            for &seed in seeds {
+                let (config, point, start) = (config.clone(), *point, start.clone());
+                let paths = paths.clone();
+                handles.push(tokio::task::spawn_local(async move {
+                    match mode {
+                        Mode::KernelTcp(cc) => {
+                            run_kernel(&config, &point, cc, seed, start, paths.tun).await
                         }
-                    }));
-                }
+                        _ => run_real(&config, &point, mode, seed, &start, &paths).await,
+                    }
+                }));
             }
         }
-        let total = handles.len();
-        let mut results = Vec::with_capacity(total);
-        for (done, handle) in handles.into_iter().enumerate() {
-            let result = handle.await.map_err(|e| ExperimentError::Endpoint {
-                mode: config.modes[0],
-                reason: format!("a real run failed: {e}"),
-            })?;
-            results.push(result?);
-            progress(done + 1, total);
-        }
-        Ok(results)
     }
+    let total = handles.len();
+    let mut results = Vec::with_capacity(total);
+    for (done, handle) in handles.into_iter().enumerate() {
+        let result = handle.await.map_err(|e| ExperimentError::Endpoint {
+            mode: config.modes[0],
+            reason: format!("a real run failed: {e}"),
+        })?;
+        results.push(result?);
+        progress(done + 1, total);
+    }
+    Ok(results)
 }
 
-/// One kernel TCP run, handed to `kernel`; without a runner (or with a bad point) it still waits
+/// One kernel TCP run, handed to `tun`; without a runner (or with a bad point) it still waits
 /// on `start` once, so the other runs are not held up for ever.
 async fn run_kernel(
     config: &ExperimentConfig,
