@@ -201,19 +201,18 @@ impl NamespaceLink {
 /// chatter (router solicitations, MLD reports) does not cross the relay and show in its counters:
 /// the link is IPv4 only. A kernel without IPv6 has nothing to switch off.
 fn ipv4_only(namespace: &Namespace) -> Result<(), NetemError> {
-    let written = crate::namespace::in_namespace(namespace.path(), || {
+    crate::namespace::in_namespace(namespace.path(), || {
         for which in ["all", "default"] {
             let path = format!("/proc/sys/net/ipv6/conf/{which}/disable_ipv6");
             match std::fs::write(&path, b"1") {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(NetemError::io(format!("cannot write {path}"), e))
+                    return Err(NetemError::io(format!("cannot write {path}"), e));
                 }
                 _ => {}
             }
         }
         Ok(())
-    })?;
-    written
+    })?
 }
 
 /// Relays packets between the two devices through `relay` until `stop` completes. A packet a
