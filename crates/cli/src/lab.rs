@@ -15,6 +15,8 @@ use std::io::BufWriter;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+#[cfg(target_os = "linux")]
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +25,8 @@ use anyhow::{Context, Result};
 use clap::{value_parser, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use udpchat_lab::encrypted;
+#[cfg(target_os = "linux")]
+use udpchat_lab::experiment::kernel::TunRunner;
 use udpchat_lab::experiment::{
     chart, export, ladder, real, run, table, Engine, ExperimentConfig, LossPattern, Mode, Results,
     SweepPoint,
@@ -68,8 +72,9 @@ pub struct LabArgs {
     pub interval: Option<Duration>,
     /// Transports to compare, comma-separated: raw, reliable, unordered, selective-repeat,
     /// go-back-n, stop-and-wait, no-cc (reliable without congestion control), tcp (smoltcp's
-    /// TCP with CUBIC, Nagle off; simulator only), tcp-reno (the same with Reno)
-    /// [default: raw,reliable].
+    /// TCP with CUBIC, Nagle off; simulator only), tcp-reno (the same with Reno); with --real
+    /// also kernel-tcp:cubic, kernel-tcp:reno, kernel-tcp:bbr (the kernel's TCP through the TUN
+    /// relay, as root; `kernel-tcp` is cubic) [default: raw,reliable].
     #[arg(long, value_name = "MODE,...", value_delimiter = ',')]
     pub modes: Vec<Mode>,
     /// Runs per point and mode, each with its own seed; with 2 or more, results carry 95%
@@ -97,9 +102,15 @@ pub struct LabArgs {
     pub ladder: Option<u64>,
     /// Run the sweep over real loopback sockets through the impairment proxy instead of the
     /// simulator: not bit-exact, takes real time (all runs at once: about the messages' schedule,
-    /// plus at most 30 s for transports still resending), same columns.
+    /// plus at most 30 s for transports still resending), same columns. kernel-tcp modes run
+    /// between two network namespaces through the TUN relay (root; see `udpchat netem`).
     #[arg(long)]
     pub real: bool,
+    /// With --real: run every mode between two network namespaces through the TUN relay (as
+    /// kernel-tcp always does) instead of over loopback through the proxy, so that all cross the
+    /// same relay. Needs root.
+    #[arg(long, requires = "real")]
+    pub tun: bool,
     /// Also write each run's datagrams to a pcapng capture for Wireshark, each with its fate on
     /// the link as the packet comment, in virtual time (Wireshark shows 1970-01-01 plus the run's
     /// time). A sweep of one run writes FILE itself; several write one file each, named FILE's
@@ -139,6 +150,14 @@ impl LabArgs {
     /// Refuses a sweep that cannot run (exit code 2, with lab's usage), e.g. messages too small
     /// to carry their numbers, or a burst length no channel has at a loss rate.
     pub fn check(&self) -> Result<(), clap::Error> {
+        if !self.real {
+            if let Some(mode) = self.modes.iter().find(|m| m.is_kernel()) {
+                return Err(crate::usage_error(
+                    "lab",
+                    &format!("{mode} runs the kernel's TCP through the TUN relay: add --real"),
+                ));
+            }
+        }
         match self.config().points() {
             Ok(_) => Ok(()),
             Err(e) => Err(crate::usage_error(
@@ -201,18 +220,23 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
         check_writable(dir)?;
     }
 
+    let real_run = match args.real.then(|| real_paths(&args, &config)) {
+        Some(Err(code)) => return Ok(code),
+        Some(Ok(paths)) => Some(paths),
+        None => None,
+    };
     let progress = Progress::new();
     let started = Instant::now();
     let report = |done, total| progress.update(done, total);
     let mut overhead = None;
-    let (engine, outcome) = if args.real {
-        (Engine::Real, real::run_sweep_real(&config, &report))
-    } else if args.encrypt {
-        let (result, cost) = encrypted_sweep(&config, &report);
-        overhead = cost;
-        (Engine::Simulator, result)
-    } else {
-        (Engine::Simulator, run::run_sweep(&config, &report))
+    let (engine, outcome) = match real_run {
+        Some((engine, paths)) => (engine, real::run_sweep_real_with(&config, paths, &report)),
+        None if args.encrypt => {
+            let (result, cost) = encrypted_sweep(&config, &report);
+            overhead = cost;
+            (Engine::Simulator, result)
+        }
+        None => (Engine::Simulator, run::run_sweep(&config, &report)),
     };
     let (points, runs) = outcome.context("the experiment failed")?;
     progress.finish();
@@ -286,6 +310,49 @@ fn with_overhead(results: &Results, cost: &[encrypted::Overhead]) -> Result<Stri
     let mut text = serde_json::to_string_pretty(&value).context("cannot encode the results")?;
     text.push('\n');
     Ok(text)
+}
+
+/// Where `--real` runs go: with kernel-tcp modes or `--tun`, through the TUN relay (root: without
+/// it, one line and exit code 77, before any run starts).
+#[cfg(target_os = "linux")]
+fn real_paths(
+    args: &LabArgs,
+    config: &ExperimentConfig,
+) -> Result<(Engine, real::RealPaths), ExitCode> {
+    let what = if args.tun { "--tun" } else { "kernel-tcp" };
+    if args.tun || config.modes.iter().any(|m| m.is_kernel()) {
+        if let Err(e) = udpchat_netem::privilege::require_namespaces() {
+            eprintln!("udpchat lab: {what} {e}");
+            return Err(ExitCode::from(crate::netem::EXIT_NOT_PERMITTED));
+        }
+    }
+    let paths = real::RealPaths {
+        tun: Some(Rc::new(udpchat_netem::TunLab) as Rc<dyn TunRunner>),
+        udp_through_tun: args.tun,
+    };
+    Ok((
+        if args.tun {
+            Engine::RealTun
+        } else {
+            Engine::Real
+        },
+        paths,
+    ))
+}
+
+/// Elsewhere there is no TUN relay: kernel-tcp modes and `--tun` are refused in one line.
+#[cfg(not(target_os = "linux"))]
+fn real_paths(
+    args: &LabArgs,
+    config: &ExperimentConfig,
+) -> Result<(Engine, real::RealPaths), ExitCode> {
+    if args.tun || config.modes.iter().any(|m| m.is_kernel()) {
+        eprintln!(
+            "udpchat lab: kernel-tcp and --tun need Linux (network namespaces and TUN devices)"
+        );
+        return Err(ExitCode::FAILURE);
+    }
+    Ok((Engine::Real, real::RealPaths::default()))
 }
 
 /// Creates `dir` if needed and proves it writable by writing and removing a small file in it.

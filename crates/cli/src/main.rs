@@ -12,6 +12,8 @@ mod docs;
 mod lab;
 mod lines;
 mod link_args;
+#[cfg(target_os = "linux")]
+mod netem;
 mod notice;
 mod output;
 mod proxy;
@@ -47,6 +49,10 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Lossy-network experiments: raw vs reliable over a loss sweep, with tables, charts, theory.
     Lab(lab::LabArgs),
+    /// Join two network namespaces (or two TUN devices) through an impaired relay of IP packets:
+    /// a userspace tc netem, for kernel TCP or any program. Needs root (Linux).
+    #[cfg(target_os = "linux")]
+    Netem(netem::NetemArgs),
     /// Print a shell completion script for udpchat (bash, zsh, fish, powershell or elvish).
     Completions(docs::CompletionsArgs),
     /// Print a manual page (roff, for `man`): udpchat(1), or udpchat-SUBCOMMAND(1).
@@ -61,6 +67,8 @@ impl Command {
             Command::Chat(args) => args.check(),
             Command::Proxy(args) => args.check(),
             Command::Lab(args) => args.check(),
+            #[cfg(target_os = "linux")]
+            Command::Netem(args) => args.check(),
             Command::Completions(_) | Command::Man(_) => Ok(()),
         }
     }
@@ -116,6 +124,8 @@ fn main() -> ExitCode {
         Command::Chat(args) => chat::run(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Lab(args) => lab::run(args),
+        #[cfg(target_os = "linux")]
+        Command::Netem(args) => netem::run(args),
         Command::Completions(args) => docs::completions(&args, Cli::command()),
         Command::Man(args) => docs::man(&args, Cli::command()),
     };

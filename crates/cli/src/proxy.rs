@@ -202,7 +202,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 /// Completes on the first SIGINT or SIGTERM (Ctrl-C on Windows). Registered at once, so a signal
 /// that arrives before the proxy starts polling is not lost.
 #[cfg(unix)]
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
@@ -215,7 +215,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
 }
 
 #[cfg(windows)]
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     let mut ctrl_c = tokio::signal::windows::ctrl_c().context("cannot catch Ctrl-C")?;
     Ok(async move {
         ctrl_c.recv().await;

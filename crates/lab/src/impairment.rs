@@ -474,6 +474,21 @@ impl<T: Clone> Impairment<T> {
 
     /// Takes in one datagram at `now` and decides its fate.
     pub fn offer(&mut self, now: Instant, tag: T, bytes: Vec<u8>) -> Verdict {
+        self.offer_protecting(now, tag, bytes, 0)
+    }
+
+    /// Like [`Impairment::offer`], but corruption never flips a bit of the first `protected`
+    /// bytes (all of them if the datagram is shorter). The TUN relay protects each IP packet's
+    /// IP header this way, so a corrupted packet still reaches the receiver's transport layer,
+    /// whose checksum then drops it, as udpchat's CRC drops a corrupted datagram. Everything else
+    /// (fates, draws, rate) is exactly as with `offer`.
+    pub fn offer_protecting(
+        &mut self,
+        now: Instant,
+        tag: T,
+        bytes: Vec<u8>,
+        protected: usize,
+    ) -> Verdict {
         let index = self.next_index;
         self.next_index += 1;
         self.stats.received += 1;
@@ -488,10 +503,10 @@ impl<T: Clone> Impairment<T> {
         }
         let duplicated = draw(self.config.duplicate, &mut self.streams.duplicate);
         let copy = duplicated.then(|| (tag.clone(), bytes.clone()));
-        let original = self.schedule(now, index, tag, bytes);
+        let original = self.schedule(now, index, tag, bytes, protected);
         let duplicate = copy.map(|(tag, bytes)| {
             self.stats.duplicated += 1;
-            self.schedule(now, index, tag, bytes)
+            self.schedule(now, index, tag, bytes, protected)
         });
         Verdict {
             index,
@@ -538,10 +553,18 @@ impl<T: Clone> Impairment<T> {
     }
 
     /// Corruption, rate, delay, reorder and limit for one copy.
-    fn schedule(&mut self, now: Instant, index: u64, tag: T, mut bytes: Vec<u8>) -> Fate {
+    fn schedule(
+        &mut self,
+        now: Instant,
+        index: u64,
+        tag: T,
+        mut bytes: Vec<u8>,
+        protected: usize,
+    ) -> Fate {
         let corrupted_bits = if draw(self.config.corrupt, &mut self.streams.corrupt) {
+            let start = protected.min(bytes.len());
             flip_bits(
-                &mut bytes,
+                &mut bytes[start..],
                 self.config.corrupt_bits.get(),
                 &mut self.streams.corrupt,
             )
@@ -917,6 +940,26 @@ mod tests {
             ..lossy.clone()
         };
         assert_eq!(fates(lossy, 5), fates(with_jitter, 5));
+    }
+
+    #[test]
+    fn a_protected_prefix_is_never_corrupted() {
+        let t0 = Instant::now();
+        let config = ImpairmentConfig {
+            corrupt: Probability::ONE,
+            corrupt_bits: NonZeroU32::new(3).unwrap(),
+            ..Default::default()
+        };
+        let mut imp = Impairment::new(config, 9);
+        for i in 0..200u32 {
+            imp.offer_protecting(t0, i, vec![0u8; 24], 20);
+        }
+        for released in drain(&mut imp, t0) {
+            assert!(released.bytes[..20].iter().all(|&b| b == 0));
+            let flipped: u32 = released.bytes[20..].iter().map(|b| b.count_ones()).sum();
+            assert_eq!(flipped, 3);
+        }
+        assert_eq!(imp.stats().corrupted, 200);
     }
 
     #[test]

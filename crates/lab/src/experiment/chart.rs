@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::config::{LossPattern, Mode, SweepPoint};
+use super::config::{KernelCc, LossPattern, Mode, SweepPoint};
 use super::results::{Results, Row, RowMetrics};
 use super::stats::{Estimate, Pooled};
 use super::theory::datagram_success;
@@ -101,6 +101,10 @@ pub fn mode_style(mode: Mode) -> (&'static str, Marker) {
         Mode::NoCc => ("#8c564b", Marker::Plus),
         Mode::Tcp => ("#000000", Marker::Pentagon),
         Mode::TcpReno => ("#7f7f7f", Marker::Hexagon),
+        // Kernel TCP (`--real` only): greys and olive, so it reads as "the reference" beside ours.
+        Mode::KernelTcp(KernelCc::Cubic) => ("#000000", Marker::Square),
+        Mode::KernelTcp(KernelCc::Reno) => ("#777777", Marker::TriangleUp),
+        Mode::KernelTcp(KernelCc::Bbr) => ("#999933", Marker::Circle),
     }
 }
 
@@ -636,6 +640,15 @@ mod tests {
             for b in &Mode::ALL[i + 1..] {
                 assert_ne!(mode_style(*a).0, mode_style(*b).0, "{a} {b}");
                 assert_ne!(mode_style(*a).1, mode_style(*b).1, "{a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_tcp_has_colours_of_its_own() {
+        for (i, a) in Mode::KERNEL.iter().enumerate() {
+            for b in Mode::ALL.iter().chain(&Mode::KERNEL[i + 1..]) {
+                assert_ne!(mode_style(*a).0, mode_style(*b).0, "{a} {b}");
             }
         }
     }

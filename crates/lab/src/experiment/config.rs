@@ -20,9 +20,8 @@ use crate::parse::QueueLimit;
 use crate::probability::Probability;
 use crate::tcp::TcpCongestion;
 
-/// A transport (and its settings) the sweep runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// A transport (and its settings) the sweep runs. Serialized as its [`Mode::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Raw mode: one datagram per message, nothing resent.
     Raw,
@@ -45,6 +44,42 @@ pub enum Mode {
     Tcp,
     /// TCP (smoltcp) with Reno.
     TcpReno,
+    /// The Linux kernel's own TCP with this congestion control, between two network namespaces
+    /// joined through the TUN relay (`--real` only, as root; see [`super::kernel`]).
+    KernelTcp(KernelCc),
+}
+
+/// A congestion control of the Linux kernel's TCP, set per socket with `TCP_CONGESTION`
+/// (`kernel-tcp:NAME`). Whether this kernel offers it is checked when a run starts, against
+/// `net.ipv4.tcp_available_congestion_control`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KernelCc {
+    /// CUBIC, Linux's default.
+    Cubic,
+    /// NewReno.
+    Reno,
+    /// BBR (v1 in mainline Linux).
+    Bbr,
+}
+
+impl KernelCc {
+    /// Every one, the default first.
+    pub const ALL: [KernelCc; 3] = [KernelCc::Cubic, KernelCc::Reno, KernelCc::Bbr];
+
+    /// The kernel's name for it (what `TCP_CONGESTION` takes).
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelCc::Cubic => "cubic",
+            KernelCc::Reno => "reno",
+            KernelCc::Bbr => "bbr",
+        }
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 impl Mode {
@@ -73,14 +108,30 @@ impl Mode {
             Mode::NoCc => "no-cc",
             Mode::Tcp => "tcp",
             Mode::TcpReno => "tcp-reno",
+            Mode::KernelTcp(KernelCc::Cubic) => "kernel-tcp:cubic",
+            Mode::KernelTcp(KernelCc::Reno) => "kernel-tcp:reno",
+            Mode::KernelTcp(KernelCc::Bbr) => "kernel-tcp:bbr",
         }
+    }
+
+    /// The kernel TCP modes, which run only with `--real` (they are not in [`Mode::ALL`], the
+    /// modes of the simulator).
+    pub const KERNEL: [Mode; 3] = [
+        Mode::KernelTcp(KernelCc::Cubic),
+        Mode::KernelTcp(KernelCc::Reno),
+        Mode::KernelTcp(KernelCc::Bbr),
+    ];
+
+    /// True for the modes that run the kernel's TCP (`--real` only).
+    pub fn is_kernel(self) -> bool {
+        matches!(self, Mode::KernelTcp(_))
     }
 
     /// The reliable transport's configuration for this mode; `None` for raw mode and TCP.
     pub fn reliable_config(self) -> Option<ReliableConfig> {
         let base = ReliableConfig::default();
         let (arq, delivery) = match self {
-            Mode::Raw | Mode::Tcp | Mode::TcpReno => return None,
+            Mode::Raw | Mode::Tcp | Mode::TcpReno | Mode::KernelTcp(_) => return None,
             Mode::Reliable | Mode::SelectiveRepeat | Mode::NoCc => {
                 (Arq::SelectiveRepeat, Delivery::Ordered)
             }
@@ -128,7 +179,7 @@ impl fmt::Display for Mode {
 
 /// A name `--modes` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown mode {0:?}: expected raw, reliable, unordered, selective-repeat, go-back-n, stop-and-wait, no-cc, tcp or tcp-reno")]
+#[error("unknown mode {0:?}: expected raw, reliable, unordered, selective-repeat, go-back-n, stop-and-wait, no-cc, tcp, tcp-reno or kernel-tcp[:cubic|reno|bbr] (with --real)")]
 pub struct UnknownMode(pub String);
 
 impl FromStr for Mode {
@@ -136,8 +187,15 @@ impl FromStr for Mode {
 
     fn from_str(s: &str) -> Result<Mode, UnknownMode> {
         let name = s.trim().to_ascii_lowercase();
+        // `kernel-tcp` alone is CUBIC, the kernel's default.
+        let name = if name == "kernel-tcp" {
+            "kernel-tcp:cubic".to_owned()
+        } else {
+            name
+        };
         Mode::ALL
             .into_iter()
+            .chain(Mode::KERNEL)
             .find(|m| m.name() == name)
             .ok_or_else(|| UnknownMode(s.to_owned()))
     }
@@ -430,6 +488,26 @@ fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn kernel_tcp_modes_parse_by_name_and_are_not_simulator_modes() {
+        assert_eq!(
+            "kernel-tcp".parse::<Mode>().unwrap(),
+            Mode::KernelTcp(KernelCc::Cubic)
+        );
+        for mode in Mode::KERNEL {
+            assert_eq!(mode.name().parse::<Mode>().unwrap(), mode);
+            assert!(mode.is_kernel() && mode.reliable_config().is_none());
+            assert!(!Mode::ALL.contains(&mode));
+            assert_eq!(
+                serde_json::to_string(&mode).unwrap(),
+                format!("\"{}\"", mode.name())
+            );
+        }
+        assert!("kernel-tcp:vegas".parse::<Mode>().is_err());
+        assert_eq!(serde_json::to_string(&Mode::NoCc).unwrap(), "\"no-cc\"");
+        assert!(crate::experiment::run::endpoints(Mode::KernelTcp(KernelCc::Bbr), 1).is_err());
+    }
 
     #[test]
     fn the_default_sweep_is_valid_and_has_six_points() {

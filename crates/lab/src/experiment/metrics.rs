@@ -33,7 +33,7 @@ use super::stats::percentile;
 use crate::sim::{DirectionSummary, PacketSummary, Side, Trace, TraceEvent};
 
 /// What one run of one mode at one sweep point measured.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunMetrics {
     /// The seed of the run.
     pub seed: u64,

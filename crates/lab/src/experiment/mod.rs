@@ -4,7 +4,8 @@
 //! The pipeline reads top-down, one module per stage:
 //! - [`config`]: what to sweep ([`ExperimentConfig`], with the defaults of the demo);
 //! - [`run`]: running every point × mode × seed, on all cores, deterministically;
-//! - [`real`]: the same over real loopback sockets through the proxy (`--real`);
+//! - [`real`]: the same over real loopback sockets through the proxy (`--real`), and [`kernel`],
+//!   the hook through which it runs the kernel's TCP through the TUN relay;
 //! - [`metrics`]: one run's numbers from the simulator's trace and summary;
 //! - [`stats`]: percentiles and confidence intervals;
 //! - [`theory`]: the closed forms each result is checked against;
@@ -17,6 +18,7 @@ pub mod chart;
 pub mod config;
 pub mod export;
 pub mod hol;
+pub mod kernel;
 pub mod ladder;
 pub mod metrics;
 pub mod real;
@@ -26,6 +28,6 @@ pub mod stats;
 pub mod table;
 pub mod theory;
 
-pub use config::{ExperimentConfig, LossPattern, Mode, SweepPoint};
+pub use config::{ExperimentConfig, KernelCc, LossPattern, Mode, SweepPoint};
 pub use results::{Engine, Results, Row};
 pub use run::{run_sweep, ExperimentError};

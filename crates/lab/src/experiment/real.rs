@@ -1,4 +1,6 @@
-//! `udpchat lab --real`: the same sweep over real loopback sockets, through the lab's proxy.
+//! `udpchat lab --real`: the same sweep over real loopback sockets, through the lab's proxy (or,
+//! with `--tun`, between two network namespaces through the TUN relay; kernel TCP always goes
+//! that way, see [`super::kernel`]).
 //!
 //! Each run binds two UDP sockets on 127.0.0.1 (A and B) and starts an in-process
 //! [`Proxy`] in front of B with the point's impairment both ways, so A's datagrams really cross the
@@ -17,13 +19,15 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use udpchat_reliable::{Endpoint, Event};
 
-use super::config::{ExperimentConfig, Mode, SweepPoint};
+use super::config::{ExperimentConfig, KernelCc, Mode, SweepPoint};
+use super::kernel::{KernelTcpJob, RunningRelay, TunRunner};
 use super::metrics::{RunMetrics, RunRecord};
 use super::run::{endpoints_at, ExperimentError, SweepRuns};
 use crate::impairment::{derive_seed, ImpairmentConfig, ImpairmentStats};
@@ -38,8 +42,40 @@ pub const REAL_TAIL: Duration = Duration::from_secs(30);
 const RAW_GRACE: Duration = Duration::from_millis(250);
 
 /// Runs the whole sweep over loopback, every run at once; `progress(done, total)` after each.
+/// Kernel TCP modes are refused (they need [`run_sweep_real_with`] and a runner).
 pub fn run_sweep_real(
     config: &ExperimentConfig,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(Vec<SweepPoint>, SweepRuns), ExperimentError> {
+    run_sweep_real_with(config, RealPaths::default(), progress)
+}
+
+/// Where `--real` runs go beyond loopback.
+#[derive(Clone, Default)]
+pub struct RealPaths {
+    /// The TUN relay's runner: it runs the [`Mode::KernelTcp`] runs (see [`super::kernel`]), and
+    /// with `udp_through_tun` every other mode's link too.
+    pub tun: Option<Rc<dyn TunRunner>>,
+    /// Run udpchat's own modes between two namespaces through the TUN relay too (`--tun`), so
+    /// that every mode crosses the same relay; otherwise over loopback through the proxy.
+    pub udp_through_tun: bool,
+}
+
+impl std::fmt::Debug for RealPaths {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealPaths")
+            .field("tun", &self.tun.is_some())
+            .field("udp_through_tun", &self.udp_through_tun)
+            .finish()
+    }
+}
+
+/// Like [`run_sweep_real`], with the TUN relay's runner in `paths` for kernel TCP runs (and,
+/// with `udp_through_tun`, every run); they all start together. With a runner, SIGINT or
+/// SIGTERM end the sweep with an error, and every run's namespaces and devices are removed.
+pub fn run_sweep_real_with(
+    config: &ExperimentConfig,
+    paths: RealPaths,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(Vec<SweepPoint>, SweepRuns), ExperimentError> {
     let points = config.points()?;
@@ -54,30 +90,21 @@ pub fn run_sweep_real(
     // Endpoints are not `Send` (nor need they be): every run is a local task on this one thread.
     let local = tokio::task::LocalSet::new();
     let runs = points.len() * config.modes.len() * seeds.len();
-    let start = std::rc::Rc::new(tokio::sync::Barrier::new(runs));
+    let start = Rc::new(tokio::sync::Barrier::new(runs));
     let flat = local.block_on(&runtime, async {
-        let mut handles = Vec::new();
-        for point in &points {
-            for &mode in &config.modes {
-                for &seed in &seeds {
-                    let (config, point, start) = (config.clone(), *point, start.clone());
-                    handles.push(tokio::task::spawn_local(async move {
-                        run_real(&config, &point, mode, seed, &start).await
-                    }));
-                }
-            }
+        // Caught before any run creates a namespace; the runs stay local tasks of `local`, so
+        // returning early drops them, and their guards remove what they made.
+        let interrupted = paths.tun.as_ref().map(|tun| tun.interrupted());
+        let all = all_runs(config, &points, &seeds, &paths, start, progress);
+        match interrupted {
+            None => all.await,
+            Some(interrupted) => tokio::select! {
+                results = all => results,
+                () = interrupted => Err(ExperimentError::Io(
+                    "interrupted (every run's namespaces and TUN devices were removed)".to_owned(),
+                )),
+            },
         }
-        let total = handles.len();
-        let mut results = Vec::with_capacity(total);
-        for (done, handle) in handles.into_iter().enumerate() {
-            let result = handle.await.map_err(|e| ExperimentError::Endpoint {
-                mode: config.modes[0],
-                reason: format!("a real run failed: {e}"),
-            })?;
-            results.push(result?);
-            progress(done + 1, total);
-        }
-        Ok::<_, ExperimentError>(results)
     })?;
     let mut flat = flat.into_iter();
     let runs = points
@@ -91,6 +118,81 @@ pub fn run_sweep_real(
         })
         .collect();
     Ok((points, runs))
+}
+
+/// Spawns every run as a local task and collects their metrics in sweep order.
+async fn all_runs(
+    config: &ExperimentConfig,
+    points: &[SweepPoint],
+    seeds: &[u64],
+    paths: &RealPaths,
+    start: Rc<tokio::sync::Barrier>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<RunMetrics>, ExperimentError> {
+    let mut handles = Vec::new();
+    for point in points {
+        for &mode in &config.modes {
+            for &seed in seeds {
+                let (config, point, start) = (config.clone(), *point, start.clone());
+                let paths = paths.clone();
+                handles.push(tokio::task::spawn_local(async move {
+                    match mode {
+                        Mode::KernelTcp(cc) => {
+                            run_kernel(&config, &point, cc, seed, start, paths.tun).await
+                        }
+                        _ => run_real(&config, &point, mode, seed, &start, &paths).await,
+                    }
+                }));
+            }
+        }
+    }
+    let total = handles.len();
+    let mut results = Vec::with_capacity(total);
+    for (done, handle) in handles.into_iter().enumerate() {
+        let result = handle.await.map_err(|e| ExperimentError::Endpoint {
+            mode: config.modes[0],
+            reason: format!("a real run failed: {e}"),
+        })?;
+        results.push(result?);
+        progress(done + 1, total);
+    }
+    Ok(results)
+}
+
+/// One kernel TCP run, handed to `tun`; without a runner (or with a bad point) it still waits
+/// on `start` once, so the other runs are not held up for ever.
+async fn run_kernel(
+    config: &ExperimentConfig,
+    point: &SweepPoint,
+    cc: KernelCc,
+    seed: u64,
+    start: Rc<tokio::sync::Barrier>,
+    tun: Option<Rc<dyn TunRunner>>,
+) -> Result<RunMetrics, ExperimentError> {
+    let link = point.link(&config.link);
+    match (tun, link) {
+        (Some(tun), Ok(link)) => {
+            let job = KernelTcpJob {
+                config: config.clone(),
+                link,
+                cc,
+                seed,
+            };
+            tun.kernel_tcp(job, start).await
+        }
+        (None, _) => {
+            start.wait().await;
+            Err(ExperimentError::Endpoint {
+                mode: Mode::KernelTcp(cc),
+                reason: "kernel TCP runs only from the udpchat binary, through its TUN relay"
+                    .to_owned(),
+            })
+        }
+        (Some(_), Err(e)) => {
+            start.wait().await;
+            Err(e.into())
+        }
+    }
 }
 
 fn io_error(what: &str, e: &dyn std::fmt::Display) -> ExperimentError {
@@ -256,6 +358,22 @@ impl RunningProxy {
     }
 }
 
+/// What impairs one run's link: the proxy on loopback, or the TUN relay between namespaces.
+enum LinkRelay {
+    Proxy(RunningProxy),
+    Tun(Box<dyn RunningRelay>),
+}
+
+impl LinkRelay {
+    /// Stops it and returns what the A-to-B direction did.
+    async fn finish(self) -> Result<ImpairmentStats, ExperimentError> {
+        match self {
+            LinkRelay::Proxy(proxy) => proxy.finish().await,
+            LinkRelay::Tun(relay) => relay.finish().await,
+        }
+    }
+}
+
 /// One side of a real run: its endpoint, its socket and a buffer to receive into.
 struct Peer {
     endpoint: Box<dyn Endpoint>,
@@ -321,31 +439,51 @@ impl Schedule {
 /// What one run needs before its clock starts.
 struct Prepared {
     link: ImpairmentConfig,
-    proxy: RunningProxy,
+    relay: LinkRelay,
     a: Peer,
     b: Peer,
     texts: Vec<String>,
 }
 
-/// Binds the sockets, starts the proxy and builds the endpoints of one run.
+/// Binds the sockets, starts the proxy (or the TUN relay, with `--tun`) and builds the endpoints
+/// of one run.
 async fn prepare(
     config: &ExperimentConfig,
     point: &SweepPoint,
     mode: Mode,
     seed: u64,
+    paths: &RealPaths,
 ) -> Result<Prepared, ExperimentError> {
     let link = point.link(&config.link)?;
-    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let bind = |what: &'static str| async move {
-        UdpSocket::bind(local).await.map_err(|e| io_error(what, &e))
+    let (socket_a, socket_b, relay, a_peer) = if paths.udp_through_tun {
+        let tun = paths.tun.as_ref().ok_or_else(|| {
+            ExperimentError::Io("--tun needs the udpchat binary's TUN relay".to_owned())
+        })?;
+        let path = tun.udp_path(&link, seed)?;
+        let register = |socket, what: &'static str| {
+            UdpSocket::from_std(socket).map_err(|e| io_error(what, &e))
+        };
+        let socket_a = register(path.a, "cannot register A's socket")?;
+        let socket_b = register(path.b, "cannot register B's socket")?;
+        let addr_b = socket_b
+            .local_addr()
+            .map_err(|e| io_error("no address for B", &e))?;
+        (socket_a, socket_b, LinkRelay::Tun(path.relay), addr_b)
+    } else {
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let bind = |what: &'static str| async move {
+            UdpSocket::bind(local).await.map_err(|e| io_error(what, &e))
+        };
+        let socket_b = bind("cannot bind B's socket").await?;
+        let socket_a = bind("cannot bind A's socket").await?;
+        let addr_b = socket_b
+            .local_addr()
+            .map_err(|e| io_error("no address for B", &e))?;
+        let proxy = RunningProxy::start(&link, seed, addr_b).await?;
+        let to = proxy.addr;
+        (socket_a, socket_b, LinkRelay::Proxy(proxy), to)
     };
-    let socket_b = bind("cannot bind B's socket").await?;
-    let socket_a = bind("cannot bind A's socket").await?;
-    let addr_b = socket_b
-        .local_addr()
-        .map_err(|e| io_error("no address for B", &e))?;
-    let proxy = RunningProxy::start(&link, seed, addr_b).await?;
-    let (a, b) = endpoints_at(mode, seed, proxy.addr)?;
+    let (a, b) = endpoints_at(mode, seed, a_peer)?;
     let peer = |endpoint, socket, side| Peer {
         endpoint,
         socket,
@@ -354,7 +492,7 @@ async fn prepare(
     };
     Ok(Prepared {
         link,
-        proxy,
+        relay,
         a: peer(a, socket_a, Side::A),
         b: peer(b, socket_b, Side::B),
         texts: (0..config.messages).map(|i| config.message(i)).collect(),
@@ -372,13 +510,14 @@ async fn run_real(
     mode: Mode,
     seed: u64,
     start: &tokio::sync::Barrier,
+    paths: &RealPaths,
 ) -> Result<RunMetrics, ExperimentError> {
-    let prepared = prepare(config, point, mode, seed).await;
+    let prepared = prepare(config, point, mode, seed, paths).await;
     // Every run reaches the barrier exactly once, failed or not, so none waits forever.
     start.wait().await;
     let Prepared {
         link,
-        proxy,
+        relay,
         mut a,
         mut b,
         texts,
@@ -386,7 +525,7 @@ async fn run_real(
     let mut rec = Recorder::new(&texts);
     let schedule = Schedule::new(config, &link, rec.start);
     let cut_short = drive(&mut a, &mut b, &texts, &schedule, mode, &mut rec).await;
-    let link_stats = proxy.finish().await?;
+    let link_stats = relay.finish().await?;
     Ok(run_metrics(config, seed, &rec, link_stats, &a, cut_short))
 }
 
@@ -502,6 +641,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::probability::Probability;
+
+    #[test]
+    fn kernel_tcp_and_tun_paths_are_refused_without_the_relays_runner() {
+        let config = ExperimentConfig {
+            losses: vec![Probability::ZERO],
+            messages: 5,
+            seeds: 1,
+            modes: vec![Mode::KernelTcp(KernelCc::Reno)],
+            ..ExperimentConfig::default()
+        };
+        let err = run_sweep_real(&config, &|_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("TUN relay"), "{err}");
+        let udp_through_tun = RealPaths {
+            tun: None,
+            udp_through_tun: true,
+        };
+        let config = ExperimentConfig {
+            modes: vec![Mode::Raw],
+            ..config
+        };
+        let err = run_sweep_real_with(&config, udp_through_tun, &|_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("--tun"), "{err}");
+    }
 
     #[test]
     fn a_real_sweep_over_loopback_delivers_like_the_simulator() {

@@ -28,8 +28,12 @@ pub const SCHEMA: &str = "udpchat-lab-results/3";
 pub enum Engine {
     /// The deterministic virtual-time simulator.
     Simulator,
-    /// Real loopback sockets through the impairment proxy.
+    /// Real loopback sockets through the impairment proxy (and, for kernel TCP, two network
+    /// namespaces through the TUN relay).
     Real,
+    /// Real sockets between two network namespaces through the TUN relay, every mode (`--real
+    /// --tun`).
+    RealTun,
 }
 
 /// Each metric of a row across seeds: counts and ratios as the mean with its interval
@@ -209,6 +213,7 @@ impl Results {
             command: match engine {
                 Engine::Simulator => config.command(),
                 Engine::Real => format!("{} --real", config.command()),
+                Engine::RealTun => format!("{} --real --tun", config.command()),
             },
             config: config.clone(),
             seeds: config.seed_list(),

@@ -85,6 +85,12 @@ pub fn endpoints_at(
     if let Some(congestion) = mode.tcp_congestion() {
         return tcp_endpoints(mode, congestion, seed, a_peer);
     }
+    if mode.is_kernel() {
+        return Err(ExperimentError::Endpoint {
+            mode,
+            reason: "kernel TCP runs only with --real (through the TUN relay, as root)".to_owned(),
+        });
+    }
     match mode.reliable_config() {
         None => {
             let raw = |nick: &str, peer| {

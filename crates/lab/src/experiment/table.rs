@@ -81,9 +81,15 @@ pub fn render(results: &Results) -> String {
 fn heading(results: &Results) -> String {
     let config = &results.config;
     let mut out = String::new();
+    let kernel = config.modes.iter().any(|m| m.is_kernel());
     let engine = match results.engine {
         Engine::Simulator => "simulator",
+        Engine::Real if kernel => {
+            "real sockets: loopback through the proxy, kernel-tcp between namespaces through the \
+             TUN relay"
+        }
         Engine::Real => "real loopback sockets through the proxy",
+        Engine::RealTun => "real sockets between two namespaces through the TUN relay",
     };
     let seeds = match results.seeds.as_slice() {
         [one] => format!("seed {one}"),
