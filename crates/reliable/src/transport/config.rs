@@ -35,6 +35,12 @@ pub enum CongestionControl {
     /// NewReno-style: slow start, congestion avoidance, halve on loss, collapse on timeout.
     #[default]
     NewReno,
+    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406): regrows along a cubic curve of the time
+    /// since the last loss, and keeps 0.7 of the window on a loss.
+    Cubic,
+    /// Model-based, in the spirit of BBR: paces at its bottleneck-bandwidth estimate and keeps
+    /// twice the bandwidth-delay product in flight; random loss does not shrink it.
+    Bbr,
     /// No congestion window: only the peer's receive window limits the sender. For experiments.
     None,
 }
