@@ -141,7 +141,7 @@ impl Default for ReliableConfig {
             nick: String::new(),
             max_datagram: DEFAULT_MAX_DATAGRAM,
             max_message: 1 << 20,
-            window: 512,
+            window: 1024,
             arq: Arq::SelectiveRepeat,
             congestion: CongestionControl::NewReno,
             delivery: Delivery::Ordered,
