@@ -226,7 +226,7 @@ fn run_example(command: &str) -> Option<String> {
 /// What identifies a table row (or the header) for rewriting an excerpt: its words up to the
 /// mode (`10% burst8 reliable`, `loss mode`); for other lines, the first two words.
 fn key(line: &str) -> Vec<&str> {
-    const MODES: [&str; 8] = [
+    const MODES: [&str; 11] = [
         "mode",
         "raw",
         "reliable",
@@ -235,6 +235,9 @@ fn key(line: &str) -> Vec<&str> {
         "go-back-n",
         "stop-and-wait",
         "no-cc",
+        "newreno",
+        "cubic",
+        "bbr",
     ];
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.iter().position(|w| MODES.contains(w)) {

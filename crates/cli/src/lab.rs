@@ -66,7 +66,8 @@ pub struct LabArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub interval: Option<Duration>,
     /// Transports to compare, comma-separated: raw, reliable, unordered, selective-repeat,
-    /// go-back-n, stop-and-wait, no-cc (reliable without congestion control)
+    /// go-back-n, stop-and-wait, no-cc (reliable without congestion control), newreno, cubic,
+    /// bbr (reliable with that controller, as `chat --cc`)
     /// [default: raw,reliable].
     #[arg(long, value_name = "MODE,...", value_delimiter = ',')]
     pub modes: Vec<Mode>,

@@ -68,7 +68,7 @@ pub struct ReliableArgs {
     pub linger: Option<Duration>,
 
     /// Receive window in packets: how far ahead of the first missing packet the peer may send
-    /// (1-65536) [default: 512].
+    /// (1-65536) [default: 1024].
     #[arg(long, value_name = "PACKETS", value_parser = value_parser!(u32).range(1..=65_536),
           allow_negative_numbers = true)]
     pub window: Option<u32>,

@@ -65,6 +65,12 @@ pub enum Marker {
     Cross,
     /// +
     Plus,
+    /// ◀
+    TriangleLeft,
+    /// ▶
+    TriangleRight,
+    /// ⧗ (two triangles point to point)
+    Hourglass,
 }
 
 impl Marker {
@@ -78,6 +84,9 @@ impl Marker {
             Marker::TriangleDown => "triangle-down",
             Marker::Cross => "cross",
             Marker::Plus => "plus",
+            Marker::TriangleLeft => "triangle-left",
+            Marker::TriangleRight => "triangle-right",
+            Marker::Hourglass => "hourglass",
         }
     }
 }
@@ -93,6 +102,9 @@ pub fn mode_style(mode: Mode) -> (&'static str, Marker) {
         Mode::GoBackN => ("#e69f00", Marker::TriangleDown),
         Mode::StopAndWait => ("#56b4e9", Marker::Cross),
         Mode::NoCc => ("#8c564b", Marker::Plus),
+        Mode::Newreno => ("#7f7f7f", Marker::TriangleLeft),
+        Mode::Cubic => ("#bcbd22", Marker::TriangleRight),
+        Mode::Bbr => ("#17becf", Marker::Hourglass),
     }
 }
 

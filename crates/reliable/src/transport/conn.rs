@@ -1119,7 +1119,8 @@ impl ReliableEndpoint {
                 self.timers.set(Timer::TailCopy, tail);
                 self.timers.set(Timer::Loss, loss);
                 self.timers.set(Timer::Rto, rto);
-                self.timers.set(Timer::Pacing, self.sender.pacing_deadline());
+                self.timers
+                    .set(Timer::Pacing, self.sender.pacing_deadline());
                 self.timers.set(
                     Timer::RestartProbe,
                     session.restart_probe.and_then(|p| p.next_ping),

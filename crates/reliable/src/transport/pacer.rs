@@ -127,7 +127,10 @@ mod tests {
         p.on_sent(MSS);
         // Half a packet's time later, half a packet's time to wait.
         let t2 = t1 + Duration::from_micros(500);
-        assert_eq!(p.delay(t2, rate, MSS), Some(t2 + Duration::from_micros(500)));
+        assert_eq!(
+            p.delay(t2, rate, MSS),
+            Some(t2 + Duration::from_micros(500))
+        );
     }
 
     #[test]

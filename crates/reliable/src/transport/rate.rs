@@ -167,7 +167,10 @@ mod tests {
         let sample = rate.take_sample(t0 + MS * 5, Some(MS * 10), 0).unwrap();
         assert_eq!(sample.rate(), None);
         assert_eq!(sample.delivered, 1000);
-        assert!(rate.take_sample(t0 + MS * 6, None, 0).is_none(), "one per ack");
+        assert!(
+            rate.take_sample(t0 + MS * 6, None, 0).is_none(),
+            "one per ack"
+        );
     }
 
     #[test]
@@ -178,11 +181,7 @@ mod tests {
         let a = rate.on_send(t0, 0);
         assert!(a.app_limited);
         rate.on_acked(t0 + MS * 10, a, t0, 100);
-        assert!(
-            rate.take_sample(t0 + MS * 10, None, 0)
-                .unwrap()
-                .app_limited
-        );
+        assert!(rate.take_sample(t0 + MS * 10, None, 0).unwrap().app_limited);
         // The episode ended with that delivery: the next packet is not marked.
         assert!(!rate.on_send(t0 + MS * 11, 0).app_limited);
     }

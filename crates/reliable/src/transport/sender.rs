@@ -866,11 +866,9 @@ impl Sender {
             min_rtt: self.rtt.min_rtt(),
             smoothed_rtt: self.rtt.srtt(),
             bytes_in_flight: self.bytes_in_flight,
-            delivery: self.delivery_rate.take_sample(
-                now,
-                self.rtt.min_rtt(),
-                self.bytes_in_flight,
-            ),
+            delivery: self
+                .delivery_rate
+                .take_sample(now, self.rtt.min_rtt(), self.bytes_in_flight),
         };
         self.congestion.on_ack(now, &acked);
         self.rto_deadline =
@@ -1583,6 +1581,12 @@ mod tests {
     #[test]
     fn a_chat_does_not_grow_its_congestion_window_but_a_backlog_does() {
         let t0 = Instant::now();
+        // RFC 7661's rule, as the window-based controllers apply it.
+        let config = |arq: Arq| ReliableConfig {
+            arq,
+            congestion: CongestionControl::NewReno,
+            ..ReliableConfig::default()
+        };
         let mut chat = sender(&config(Arq::SelectiveRepeat));
         let initial = chat.congestion.window();
         let mut now = t0;
@@ -1608,6 +1612,57 @@ mod tests {
         )
         .unwrap();
         assert!(bulk.congestion.window() > initial);
+    }
+
+    #[test]
+    fn the_pacer_spreads_a_burst_at_the_pacing_rate_in_virtual_time() {
+        let t0 = Instant::now();
+        // No congestion window (the receive window's 1,024 datagrams), so only the pacer can
+        // hold packets back; one round trip of 100 ms measured, so it paces at 1.25 windows per
+        // 100 ms (no slow start without a controller): 15.36 MB/s.
+        let mut s = sender(&ReliableConfig {
+            congestion: CongestionControl::None,
+            ..ReliableConfig::default()
+        });
+        s.push(MessageId(0), b"x").unwrap();
+        send_all(&mut s, t0);
+        let t1 = t0 + Duration::from_millis(100);
+        s.on_ack(t1, &ack(&s, 1, &[])).unwrap();
+        let rate = s.pacing_rate().unwrap();
+        assert!(
+            rate.abs_diff(s.congestion.window() * 125 / 10) <= 1,
+            "{rate}"
+        );
+        for i in 1..40 {
+            s.push(MessageId(i), &[b'x'; 1100]).unwrap();
+        }
+        // The burst allowance goes at once (the window allows more than it).
+        let mut now = t1;
+        let mut times = Vec::new();
+        while times.len() < 20 {
+            if let Some(out) = s.next_packet(now) {
+                times.push((now, out.seq));
+                continue;
+            }
+            let deadline = s
+                .pacing_deadline()
+                .expect("held back by the pacer, not the window");
+            assert!(deadline > now);
+            now = deadline;
+            s.on_timeout(now);
+        }
+        let burst = times.iter().filter(|(t, _)| *t == t1).count();
+        assert!((9..=11).contains(&burst), "{burst} went at once");
+        // After the allowance, one packet per its size at the rate: 1,154 bytes, 75 µs apart.
+        let size = 1100 + udpchat_core::max_data_overhead() as u64;
+        let gap = Duration::from_nanos((size * 1_000_000_000).div_ceil(rate));
+        for pair in times[burst..].windows(2) {
+            let d = pair[1].0 - pair[0].0;
+            assert!(
+                d + Duration::from_micros(5) >= gap && d <= gap + Duration::from_micros(5),
+                "{d:?} vs {gap:?}"
+            );
+        }
     }
 
     #[test]

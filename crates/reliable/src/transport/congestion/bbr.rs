@@ -434,9 +434,8 @@ mod tests {
             let sent = window.min(paced.max(MSS)).max(MSS);
             let through = sent.min(capacity);
             // A queue forms when more is sent than the path carries: the RTT grows with it.
-            let queue_delay = Duration::from_secs_f64(
-                sent.saturating_sub(capacity) as f64 / self.rate as f64,
-            );
+            let queue_delay =
+                Duration::from_secs_f64(sent.saturating_sub(capacity) as f64 / self.rate as f64);
             let prior = self.delivered;
             let start = self.now;
             if loss_event {
@@ -480,7 +479,11 @@ mod tests {
         for _ in 0..40 {
             path.round(false);
         }
-        assert!(matches!(path.bbr.mode(), Mode::ProbeBw { .. }), "{:?}", path.bbr.mode());
+        assert!(
+            matches!(path.bbr.mode(), Mode::ProbeBw { .. }),
+            "{:?}",
+            path.bbr.mode()
+        );
         let bw = path.bbr.btl_bw();
         assert!(
             bw > 12_500_000 * 9 / 10 && bw <= 12_500_000 * 11 / 10,
@@ -490,7 +493,10 @@ mod tests {
         // Twice the BDP (plus three datagrams), within the estimate's rounding.
         let bdp2 = 2 * 500_000;
         let w = path.bbr.window();
-        assert!(w > bdp2 * 9 / 10 && w < bdp2 * 11 / 10 + 3 * MSS, "cwnd {w}");
+        assert!(
+            w > bdp2 * 9 / 10 && w < bdp2 * 11 / 10 + 3 * MSS,
+            "cwnd {w}"
+        );
     }
 
     #[test]

@@ -405,7 +405,11 @@ mod tests {
         ack_at(&mut c, t0, MSS, 200, Duration::from_millis(1));
         let w = c.window() as f64 / MSS as f64;
         c.on_congestion_event(t0, CongestionEvent::Loss, SeqNum(300));
-        assert!(close(c.w_max(), w * (1.0 + BETA) / 2.0, 0.01), "{}", c.w_max());
+        assert!(
+            close(c.w_max(), w * (1.0 + BETA) / 2.0, 0.01),
+            "{}",
+            c.w_max()
+        );
         assert!(close(c.window() as f64, w * BETA * MSS as f64, MSS as f64));
     }
 
@@ -439,11 +443,7 @@ mod tests {
         let mut delivered = 0u64;
         let mut feed = |c: &mut Cubic, rtt_ms: u64, round_start: bool| {
             for i in 0..8 {
-                let prior = if round_start && i == 0 {
-                    delivered
-                } else {
-                    0
-                };
+                let prior = if round_start && i == 0 { delivered } else { 0 };
                 delivered += MSS;
                 let acked = Acked {
                     bytes: MSS,
