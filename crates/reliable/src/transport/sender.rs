@@ -1056,6 +1056,7 @@ impl Sender {
     fn detect_lost_by_evidence(&mut self, now: Instant) -> bool {
         let delay = self.loss_delay();
         let mut found = false;
+        let mut lost_bytes = 0;
         self.loss_deadline = None;
         for index in 0..self.slots.len() {
             let slot = &self.slots[index];
@@ -1066,6 +1067,7 @@ impl Sender {
             }
             let due = slot.last_sent + delay;
             if due <= now {
+                lost_bytes += slot.size;
                 // Sixteen fast retransmits with no spurious one: narrow the window again.
                 self.fast_since_spurious += 1;
                 if self.fast_since_spurious >= 16 {
@@ -1081,6 +1083,7 @@ impl Sender {
         }
         if found {
             let next = self.next_seq();
+            self.congestion.on_packets_lost(now, lost_bytes);
             self.congestion
                 .on_congestion_event(now, CongestionEvent::Loss, next);
         }

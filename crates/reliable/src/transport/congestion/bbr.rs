@@ -63,6 +63,12 @@ pub const MIN_CWND_PACKETS: u64 = 4;
 const FULL_BW_GROWTH: f64 = 1.25;
 /// ...this many rounds in a row.
 const FULL_BW_ROUNDS: u32 = 3;
+/// Startup also ends after a round that lost more than 1/`STARTUP_LOSS_DIVISOR` of its bytes
+/// (2%, BBRv2's `BBRLossThresh`)...
+const STARTUP_LOSS_DIVISOR: u64 = 50;
+/// ...and at least this many full-size datagrams' worth, so that one random loss among a small
+/// early round does not end the search (in the spirit of BBRv2's `BBRFullLossCnt`).
+const STARTUP_LOSS_PACKETS: u64 = 8;
 /// ProbeBW's first phase when it is entered (a cruise phase at gain 1).
 const FIRST_CYCLE_PHASE: usize = 2;
 
@@ -137,6 +143,10 @@ pub struct Bbr {
     recovery_until: Option<SeqNum>,
     /// A loss was found since the current ProbeBW phase began.
     loss_in_phase: bool,
+    /// Bytes declared lost since the current round began.
+    round_lost: u64,
+    /// Bytes delivered in the session when the current round began.
+    round_start_delivered: u64,
     /// `RTprop` had not been refreshed for [`MIN_RTT_WINDOW`] when the last sample replaced it:
     /// time for ProbeRTT.
     probe_rtt_due: bool,
@@ -167,6 +177,8 @@ impl Bbr {
             recovery_until: None,
             loss_in_phase: false,
             probe_rtt_due: false,
+            round_lost: 0,
+            round_start_delivered: 0,
         }
     }
 
@@ -231,9 +243,27 @@ impl Bbr {
         }
     }
 
-    /// Startup's exit test, once per round on a sample that was not application-limited.
+    /// Startup's exit tests, once per round: the round lost too much (the queue overflowed:
+    /// BBR v1 would go on for up to three more rounds, each overflowing it again), or, on a
+    /// sample that was not application-limited, the bandwidth stopped growing.
     fn check_full_pipe(&mut self, round_start: bool, sample: Option<&DeliverySample>) {
-        if self.filled_pipe || !round_start || sample.is_none_or(|s| s.app_limited) {
+        let Some(sample) = sample.filter(|_| round_start) else {
+            return;
+        };
+        let delivered = sample
+            .delivered_total
+            .saturating_sub(self.round_start_delivered);
+        let lost = std::mem::take(&mut self.round_lost);
+        self.round_start_delivered = sample.delivered_total;
+        if self.filled_pipe {
+            return;
+        }
+        if lost >= STARTUP_LOSS_PACKETS * self.mss && lost * STARTUP_LOSS_DIVISOR > delivered + lost
+        {
+            self.filled_pipe = true;
+            return;
+        }
+        if sample.app_limited {
             return;
         }
         let bw = self.btl_bw.get();
@@ -377,6 +407,10 @@ impl Controller for Bbr {
                 self.recovery_until = Some(next_seq);
             }
         }
+    }
+
+    fn on_packets_lost(&mut self, _now: Instant, bytes: u64) {
+        self.round_lost = self.round_lost.saturating_add(bytes);
     }
 
     fn on_spurious_loss(&mut self) {
@@ -582,6 +616,26 @@ mod tests {
         assert!(saw_probe_rtt);
         assert!(matches!(path.bbr.mode(), Mode::ProbeBw { .. }));
         assert!(path.bbr.window() > MIN_CWND_PACKETS * MSS);
+    }
+
+    #[test]
+    fn startup_ends_after_a_round_that_lost_more_than_two_percent() {
+        // A fast path (1.25 GB/s): five rounds of doubling are far from filling it.
+        let mut path = Path::new(1_250_000_000, MS * 40);
+        for _ in 0..5 {
+            path.round(false);
+        }
+        assert_eq!(path.bbr.mode(), Mode::Startup);
+        // One lost datagram in a round of 320 kB: random loss, not an overflow.
+        path.bbr.on_packets_lost(path.now, MSS);
+        path.round(false);
+        path.round(false);
+        assert_eq!(path.bbr.mode(), Mode::Startup);
+        // Twenty in a round: 3% of it, and more than eight datagrams.
+        path.bbr.on_packets_lost(path.now, 20 * MSS);
+        path.round(false);
+        path.round(false);
+        assert_ne!(path.bbr.mode(), Mode::Startup);
     }
 
     #[test]

@@ -161,6 +161,13 @@ pub trait Controller: Debug + Send {
     /// signal).
     fn on_congestion_event(&mut self, now: Instant, event: CongestionEvent, next_seq: SeqNum);
 
+    /// Fast retransmit declared packets of `bytes` bytes in all lost at `now` (just before the
+    /// congestion event they cause). A model-based controller measures its loss rate from it;
+    /// window-based ones need not.
+    fn on_packets_lost(&mut self, now: Instant, bytes: u64) {
+        let _ = (now, bytes);
+    }
+
     /// The last loss was not one (a resend proved needless): undo the response to it, if the
     /// algorithm can (Eifel, RFC 4015).
     fn on_spurious_loss(&mut self);
