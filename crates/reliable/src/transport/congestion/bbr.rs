@@ -221,7 +221,7 @@ impl Bbr {
     fn bdp(&self, gain: f64) -> Option<u64> {
         let bw = self.btl_bw.get();
         let rtt = self.min_rtt?;
-        (bw > 0).then(|| (gain * bw as f64 * rtt.as_secs_f64()) as u64)
+        (bw > 0).then_some((gain * bw as f64 * rtt.as_secs_f64()) as u64)
     }
 
     fn update_model(&mut self, now: Instant, acked: &Acked, sample: Option<&DeliverySample>) {

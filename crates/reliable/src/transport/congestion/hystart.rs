@@ -102,12 +102,13 @@ impl HyStart {
                     self.css_rounds = 0;
                 }
             }
-            Phase::Conservative if self.samples >= N_RTT_SAMPLE => {
-                if self.css_baseline.is_some_and(|base| current < base) {
-                    // RFC 9406 §4.2: the RTT fell back, the rise was spurious.
-                    self.phase = Phase::SlowStart;
-                    self.css_baseline = None;
-                }
+            // RFC 9406 §4.2: the RTT fell back below the baseline, the rise was spurious.
+            Phase::Conservative
+                if self.samples >= N_RTT_SAMPLE
+                    && self.css_baseline.is_some_and(|base| current < base) =>
+            {
+                self.phase = Phase::SlowStart;
+                self.css_baseline = None;
             }
             _ => {}
         }
