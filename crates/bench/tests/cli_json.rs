@@ -7,9 +7,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SYSTEMS: [&str; 8] = [
+const SYSTEMS: [&str; 11] = [
     "udpchat",
     "udpchat-redundancy3",
+    "udpchat-newreno",
+    "udpchat-cubic",
+    "udpchat-bbr",
     "kcp-fast",
     "kcp-default",
     "quic",
@@ -98,12 +101,20 @@ fn quick_json_has_the_documented_schema() {
             workload == "chat",
             "{workload}"
         );
+        // One row per controller in chat and bulk.
+        for system in ["udpchat-newreno", "udpchat-cubic", "udpchat-bbr"] {
+            assert_eq!(
+                seen.contains(&(workload.to_owned(), system.to_owned())),
+                workload != "dead-peer",
+                "{workload} {system}"
+            );
+        }
     }
     for system in ["udpchat", "raw-udp"] {
         assert!(seen.contains(&("loopback".to_owned(), system.to_owned())));
     }
-    // 6 systems x 6 chat links, 5 x 4 bulk losses, 5 dead-peer, 2 x 2 loopback, 1 sim.
-    assert_eq!(results.len(), 36 + 20 + 5 + 4 + 1);
+    // 9 systems x 6 chat links, 8 x 4 bulk losses, 5 dead-peer, 2 x 2 loopback, 1 sim.
+    assert_eq!(results.len(), 54 + 32 + 5 + 4 + 1);
 
     let rows = |workload: &str| {
         results
