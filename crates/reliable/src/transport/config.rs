@@ -38,7 +38,7 @@ pub enum CongestionControl {
     /// since the last loss, and keeps 0.7 of the window on a loss.
     Cubic,
     /// Model-based, in the spirit of BBR: paces at its bottleneck-bandwidth estimate and keeps
-    /// twice the bandwidth-delay product in flight; random loss does not shrink it. The default,
+    /// 1.75 bandwidth-delay products in flight; random loss does not shrink it. The default,
     /// chosen by measurement (`docs/performance.md`, "Choosing the default controller").
     #[default]
     Bbr,

@@ -4,7 +4,7 @@
 //! A window-based sender that sends everything its window allows the moment an ack opens it puts
 //! bursts on the wire; a burst larger than the bottleneck's queue is dropped in part, however
 //! right the window is on average. A model-based controller (BBR) depends on pacing altogether:
-//! its window is twice the bandwidth-delay product, and only the pacing rate keeps the queue
+//! its window is larger than the bandwidth-delay product, and only the pacing rate keeps the queue
 //! empty.
 //!
 //! A token bucket, counted in bytes: tokens accrue at the pacing rate up to a burst allowance of
