@@ -126,7 +126,9 @@ fn main() -> Result<()> {
     let mut net = Bottleneck {
         pairs,
         forward: Impairment::new(impairment(0.0), 11),
-        back: (0..2).map(|i| Impairment::new(back.clone(), 20 + i)).collect(),
+        back: (0..2)
+            .map(|i| Impairment::new(back.clone(), 20 + i))
+            .collect(),
         now: epoch,
         buffer: Vec::new(),
     };
