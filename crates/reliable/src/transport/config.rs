@@ -75,9 +75,10 @@ pub struct ReliableConfig {
     /// transfer is window-limited. Default: 1024 (about 1.2 MB at 1200-byte datagrams). A
     /// 100 Mbit/s path with a 40 ms round trip needs 420 packets in flight, but under random loss
     /// the window is counted from the oldest hole, which takes two round trips or more to repair:
-    /// with 512, a model-based controller at 1% loss was held to 48 Mbit/s on that path, with
-    /// 1024 it reached 69 (`docs/performance.md`, "Choosing the default controller"); 256 held
-    /// even a loss-free transfer to 51 Mbit/s.
+    /// with 512, the default controller at 1% loss was held to 48 Mbit/s on that path, with
+    /// 1024 it reaches 69 (`docs/performance.md`, "Choosing the default controller", which also
+    /// shows the price: a clean transfer's startup overflows a one-BDP queue once); 256 held even
+    /// a loss-free transfer to 51 Mbit/s.
     pub window: u32,
     /// The ARQ scheme. Default: selective repeat.
     pub arq: Arq,
