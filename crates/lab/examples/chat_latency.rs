@@ -9,7 +9,8 @@
 //! cargo run --release -p udpchat-lab --example chat_latency -- chat 10% 5 newreno 512 3
 //! ```
 //!
-//! `CC` is `newreno`, `cubic`, `bbr` or `none` (default: the transport's default, `bbr`); `WINDOW` overrides the receive window (packets);
+//! `CC` is `newreno`, `cubic`, `bbr` or `none` (default: the transport's default, `bbr`);
+//! `WINDOW` overrides the receive window (packets);
 //! `REDUNDANCY` sets `ReliableConfig::redundancy` (copies per datagram, default 0).
 //!
 //! **chat** is issue 6's chat workload (KCP's own test shape): A sends a 64-byte message every
