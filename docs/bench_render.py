@@ -275,6 +275,32 @@ def seeds_tables(out, runs):
     table(out, head, rows)
 
 
+CONTROLLERS = ["udpchat-newreno", "udpchat-cubic", "udpchat-bbr"]
+
+
+def controllers_table(out, runs):
+    """The controllers side by side, on the figures that chose the default (seed 1 / mean)."""
+    figures = [
+        ("bulk Mbit/s at 0%", "bulk", "goodput_mbps", 0.0, 2),
+        ("bulk Mbit/s at 0.1%", "bulk", "goodput_mbps", 0.001, 2),
+        ("bulk Mbit/s at 1%", "bulk", "goodput_mbps", 0.01, 2),
+        ("bulk wire B/B at 1%", "bulk", "wire_bytes_per_byte", 0.01, 4),
+        ("chat avg ms at 0%", "chat", "rtt_avg_ms", 0.0, 1),
+        ("chat p99 ms at 10%", "chat", "rtt_p99_ms", 0.10, 1),
+        ("chat max ms at 10%", "chat", "rtt_max_ms", 0.10, 1),
+    ]
+    rows = []
+    for label, workload, key, loss, decimals in figures:
+        cells = [label]
+        for system in CONTROLLERS:
+            vals = per_seed(runs, system, workload, key, loss)
+            cells.append(f"{fmt(vals[0], decimals)} / {fmt(mean(vals), decimals)}")
+        rows.append((cells, True))
+    out.add("#### the controllers side by side (seed 1 / mean over seeds 1–5)")
+    out.blank()
+    table(out, ["figure"] + [c.removeprefix("udpchat-") for c in CONTROLLERS], rows)
+
+
 class Figure:
     """One simulated figure, at seed 1 and as the mean over seeds 1-5."""
 
@@ -469,6 +495,8 @@ def render(first, runs, meta):
     out.add("### Seeds 1–5 (chat, bulk, dead peer)")
     out.blank()
     seeds_tables(out, runs)
+    out.blank()
+    controllers_table(out, runs)
     out.blank()
     out.add("### The targets, met or missed")
     out.blank()

@@ -230,7 +230,7 @@ fn run_example(command: &str) -> Option<String> {
 /// What identifies a table row (or the header) for rewriting an excerpt: its words up to the
 /// mode (`10% burst8 reliable`, `loss mode`); for other lines, the first two words.
 fn key(line: &str) -> Vec<&str> {
-    const MODES: [&str; 10] = [
+    const MODES: [&str; 13] = [
         "mode",
         "raw",
         "reliable",
@@ -239,6 +239,9 @@ fn key(line: &str) -> Vec<&str> {
         "go-back-n",
         "stop-and-wait",
         "no-cc",
+        "newreno",
+        "cubic",
+        "bbr",
         "tcp",
         "tcp-reno",
     ];

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use udpchat_lab::sim::{ADDR_A, ADDR_B};
-use udpchat_reliable::{Endpoint, ReliableConfig, ReliableEndpoint};
+use udpchat_reliable::{CongestionControl, Endpoint, ReliableConfig, ReliableEndpoint};
 
 use crate::kcp_endpoint::{KcpEndpoint, KcpProfile};
 use crate::quic_endpoint::{QuicController, QuicEndpoint, QuicIdentity, QuicSetupError};
@@ -31,6 +31,15 @@ pub enum System {
     /// lossy path; only in the chat workload.
     #[serde(rename = "udpchat-redundancy3")]
     UdpchatRedundancy3,
+    /// udpchat with `--cc newreno`: one controller of the comparison (chat and bulk only).
+    #[serde(rename = "udpchat-newreno")]
+    UdpchatNewreno,
+    /// udpchat with `--cc cubic`.
+    #[serde(rename = "udpchat-cubic")]
+    UdpchatCubic,
+    /// udpchat with `--cc bbr`.
+    #[serde(rename = "udpchat-bbr")]
+    UdpchatBbr,
     /// KCP, fast configuration.
     #[serde(rename = "kcp-fast")]
     KcpFast,
@@ -81,14 +90,32 @@ impl System {
         if workload == Workload::Chat {
             systems.insert(1, System::UdpchatRedundancy3);
         }
+        if matches!(workload, Workload::Chat | Workload::Bulk) {
+            // One row per controller, so that the default's choice can be read off the table
+            // (the plain row repeats one of them: the default).
+            let at = systems.len() - 4;
+            for (i, system) in System::CONTROLLERS.into_iter().enumerate() {
+                systems.insert(at + i, system);
+            }
+        }
         systems
     }
+
+    /// The udpchat systems that differ from the defaults only in `--cc`.
+    pub const CONTROLLERS: [System; 3] = [
+        System::UdpchatNewreno,
+        System::UdpchatCubic,
+        System::UdpchatBbr,
+    ];
 
     /// The name used in tables and JSON.
     pub fn name(self) -> &'static str {
         match self {
             System::Udpchat => "udpchat",
             System::UdpchatRedundancy3 => "udpchat-redundancy3",
+            System::UdpchatNewreno => "udpchat-newreno",
+            System::UdpchatCubic => "udpchat-cubic",
+            System::UdpchatBbr => "udpchat-bbr",
             System::KcpFast => "kcp-fast",
             System::KcpDefault => "kcp-default",
             System::Quic => "quic",
@@ -159,6 +186,14 @@ pub fn udpchat_config(system: System) -> ReliableConfig {
             redundancy: CHAT_REDUNDANCY,
             ..udpchat_cli_defaults()
         },
+        System::UdpchatNewreno | System::UdpchatCubic | System::UdpchatBbr => ReliableConfig {
+            congestion: match system {
+                System::UdpchatCubic => CongestionControl::Cubic,
+                System::UdpchatBbr => CongestionControl::Bbr,
+                _ => CongestionControl::NewReno,
+            },
+            ..udpchat_cli_defaults()
+        },
         _ => udpchat_cli_defaults(),
     }
 }
@@ -172,7 +207,11 @@ pub fn build_pair(
     quic: &QuicIdentity,
 ) -> Result<Pair, BuildError> {
     Ok(match system {
-        System::Udpchat | System::UdpchatRedundancy3 => {
+        System::Udpchat
+        | System::UdpchatRedundancy3
+        | System::UdpchatNewreno
+        | System::UdpchatCubic
+        | System::UdpchatBbr => {
             let config = udpchat_config(system);
             let a = ReliableEndpoint::new(config.clone(), Some(ADDR_B), seed)?;
             let b = ReliableEndpoint::new(config, None, seed ^ 0x5eed)?;
@@ -265,6 +304,30 @@ mod tests {
             let again = crate::bulk::run(system, 0.0, 200_000, 1, &quic).unwrap();
             assert_eq!(first.delivered, 200_000, "{system}");
             assert_eq!(first, again, "{system}");
+        }
+    }
+
+    #[test]
+    fn the_controller_rows_differ_from_the_defaults_only_in_their_controller() {
+        let expected = [
+            (System::UdpchatNewreno, CongestionControl::NewReno),
+            (System::UdpchatCubic, CongestionControl::Cubic),
+            (System::UdpchatBbr, CongestionControl::Bbr),
+        ];
+        for (system, cc) in expected {
+            let config = udpchat_config(system);
+            assert_eq!(config.congestion, cc, "{system}");
+            assert_eq!(
+                ReliableConfig {
+                    congestion: udpchat_cli_defaults().congestion,
+                    ..config
+                },
+                udpchat_cli_defaults()
+            );
+            for workload in [Workload::Chat, Workload::Bulk] {
+                assert!(System::for_workload(workload).contains(&system));
+            }
+            assert!(!System::for_workload(Workload::DeadPeer).contains(&system));
         }
     }
 

@@ -7,9 +7,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SYSTEMS: [&str; 10] = [
+const SYSTEMS: [&str; 13] = [
     "udpchat",
     "udpchat-redundancy3",
+    "udpchat-newreno",
+    "udpchat-cubic",
+    "udpchat-bbr",
     "kcp-fast",
     "kcp-default",
     "quic",
@@ -108,12 +111,20 @@ fn quick_json_has_the_documented_schema() {
             workload == "chat",
             "{workload}"
         );
+        // One row per controller in chat and bulk.
+        for system in ["udpchat-newreno", "udpchat-cubic", "udpchat-bbr"] {
+            assert_eq!(
+                seen.contains(&(workload.to_owned(), system.to_owned())),
+                workload != "dead-peer",
+                "{workload} {system}"
+            );
+        }
     }
     for system in ["udpchat", "raw-udp"] {
         assert!(seen.contains(&("loopback".to_owned(), system.to_owned())));
     }
-    // 8 systems x 6 chat links, 7 x 4 bulk losses, 7 dead-peer, 2 x 2 loopback, 1 sim.
-    assert_eq!(results.len(), 48 + 28 + 7 + 4 + 1);
+    // 11 systems x 6 chat links, 10 x 4 bulk losses, 7 dead-peer, 2 x 2 loopback, 1 sim.
+    assert_eq!(results.len(), 66 + 40 + 7 + 4 + 1);
 
     let rows = |workload: &str| {
         results

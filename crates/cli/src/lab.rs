@@ -71,10 +71,11 @@ pub struct LabArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub interval: Option<Duration>,
     /// Transports to compare, comma-separated: raw, reliable, unordered, selective-repeat,
-    /// go-back-n, stop-and-wait, no-cc (reliable without congestion control), tcp (smoltcp's
-    /// TCP with CUBIC, Nagle off; simulator only), tcp-reno (the same with Reno); with --real
-    /// also kernel-tcp:cubic, kernel-tcp:reno, kernel-tcp:bbr (the kernel's TCP through the TUN
-    /// relay, as root; `kernel-tcp` is cubic) [default: raw,reliable].
+    /// go-back-n, stop-and-wait, no-cc (reliable without congestion control), newreno, cubic,
+    /// bbr (reliable with that controller, as `chat --cc`), tcp (smoltcp's TCP with CUBIC, Nagle
+    /// off; simulator only), tcp-reno (the same with Reno); with --real also kernel-tcp:cubic,
+    /// kernel-tcp:reno, kernel-tcp:bbr (the kernel's TCP through the TUN relay, as root;
+    /// `kernel-tcp` is cubic) [default: raw,reliable].
     #[arg(long, value_name = "MODE,...", value_delimiter = ',')]
     pub modes: Vec<Mode>,
     /// Runs per point and mode, each with its own seed; with 2 or more, results carry 95%

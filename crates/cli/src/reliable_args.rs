@@ -36,8 +36,10 @@ pub struct ReliableArgs {
     #[arg(long, value_enum, value_name = "SCHEME")]
     pub arq: Option<ArqArg>,
 
-    /// Congestion control: newreno (slow start, halve on loss) or none (only the receive window
-    /// limits the sender; for experiments) [default: newreno].
+    /// Congestion control: newreno (slow start, halve on loss), cubic (RFC 9438 with HyStart++),
+    /// bbr (model-based: paces at its bottleneck-bandwidth estimate; random loss does not shrink
+    /// it) or none (only the receive window limits the sender; for experiments)
+    /// [default: newreno].
     #[arg(long, value_enum, value_name = "CC")]
     pub cc: Option<CcArg>,
 
@@ -66,7 +68,7 @@ pub struct ReliableArgs {
     pub linger: Option<Duration>,
 
     /// Receive window in packets: how far ahead of the first missing packet the peer may send
-    /// (1-65536) [default: 512].
+    /// (1-65536) [default: 1024].
     #[arg(long, value_name = "PACKETS", value_parser = value_parser!(u32).range(1..=65_536),
           allow_negative_numbers = true)]
     pub window: Option<u32>,
@@ -105,8 +107,24 @@ pub enum ArqArg {
 pub enum CcArg {
     /// NewReno-style congestion window.
     Newreno,
+    /// CUBIC with HyStart++.
+    Cubic,
+    /// Model-based (bottleneck bandwidth and min-RTT estimates, pacing), in the spirit of BBR.
+    Bbr,
     /// No congestion window.
     None,
+}
+
+impl CcArg {
+    /// The controller this value selects.
+    pub fn congestion(self) -> CongestionControl {
+        match self {
+            CcArg::Newreno => CongestionControl::NewReno,
+            CcArg::Cubic => CongestionControl::Cubic,
+            CcArg::Bbr => CongestionControl::Bbr,
+            CcArg::None => CongestionControl::None,
+        }
+    }
 }
 
 impl ReliableArgs {
@@ -136,11 +154,7 @@ impl ReliableArgs {
                 Some(ArqArg::GoBackN) => Arq::GoBackN,
                 Some(ArqArg::StopAndWait) => Arq::StopAndWait,
             },
-            congestion: match self.cc {
-                None => defaults.congestion,
-                Some(CcArg::Newreno) => CongestionControl::NewReno,
-                Some(CcArg::None) => CongestionControl::None,
-            },
+            congestion: self.cc.map_or(defaults.congestion, CcArg::congestion),
             delivery: if self.unordered {
                 Delivery::Unordered
             } else {
@@ -304,6 +318,18 @@ mod tests {
         assert_eq!(config.redundancy, 3);
         assert_eq!(config.initial_rto, Duration::from_millis(500));
         assert!(!ReliableArgs::default().any_given());
+        for (arg, cc) in [
+            (CcArg::Newreno, CongestionControl::NewReno),
+            (CcArg::Cubic, CongestionControl::Cubic),
+            (CcArg::Bbr, CongestionControl::Bbr),
+            (CcArg::None, CongestionControl::None),
+        ] {
+            let args = ReliableArgs {
+                cc: Some(arg),
+                ..ReliableArgs::default()
+            };
+            assert_eq!(args.config(String::new(), 1200).unwrap().congestion, cc);
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! cargo run --release -p udpchat-lab --example chat_latency -- chat 10% 5 newreno 512 3
 //! ```
 //!
-//! `CC` is `newreno` (the default) or `none`; `WINDOW` overrides the receive window (packets);
+//! `CC` is `newreno`, `cubic`, `bbr` or `none` (default: the transport's default, `bbr`);
+//! `WINDOW` overrides the receive window (packets);
 //! `REDUNDANCY` sets `ReliableConfig::redundancy` (copies per datagram, default 0).
 //!
 //! **chat** is issue 6's chat workload (KCP's own test shape): A sends a 64-byte message every
@@ -253,10 +254,15 @@ fn main() -> ExitCode {
     };
     let mut config = ReliableConfig::default();
     match args.get(3).map(String::as_str) {
-        None | Some("newreno") => {}
+        None => {}
+        Some("newreno") => config.congestion = CongestionControl::NewReno,
+        Some("cubic") => config.congestion = CongestionControl::Cubic,
+        Some("bbr") => config.congestion = CongestionControl::Bbr,
         Some("none") => config.congestion = CongestionControl::None,
         Some(other) => {
-            eprintln!("chat_latency: unknown congestion control {other:?} (newreno or none)");
+            eprintln!(
+                "chat_latency: unknown congestion control {other:?} (newreno, cubic, bbr or none)"
+            );
             return ExitCode::from(2);
         }
     }

@@ -69,6 +69,12 @@ pub enum Marker {
     Pentagon,
     /// ⬢
     Hexagon,
+    /// ◀
+    TriangleLeft,
+    /// ▶
+    TriangleRight,
+    /// ⧗ (two triangles point to point)
+    Hourglass,
 }
 
 impl Marker {
@@ -84,6 +90,9 @@ impl Marker {
             Marker::Plus => "plus",
             Marker::Pentagon => "pentagon",
             Marker::Hexagon => "hexagon",
+            Marker::TriangleLeft => "triangle-left",
+            Marker::TriangleRight => "triangle-right",
+            Marker::Hourglass => "hourglass",
         }
     }
 }
@@ -105,6 +114,9 @@ pub fn mode_style(mode: Mode) -> (&'static str, Marker) {
         Mode::KernelTcp(KernelCc::Cubic) => ("#000000", Marker::Square),
         Mode::KernelTcp(KernelCc::Reno) => ("#777777", Marker::TriangleUp),
         Mode::KernelTcp(KernelCc::Bbr) => ("#999933", Marker::Circle),
+        Mode::Newreno => ("#7f7f7f", Marker::TriangleLeft),
+        Mode::Cubic => ("#bcbd22", Marker::TriangleRight),
+        Mode::Bbr => ("#17becf", Marker::Hourglass),
     }
 }
 

@@ -25,7 +25,8 @@ use crate::tcp::TcpCongestion;
 pub enum Mode {
     /// Raw mode: one datagram per message, nothing resent.
     Raw,
-    /// Reliable mode with its defaults (selective repeat, ordered delivery, NewReno).
+    /// Reliable mode with its defaults (selective repeat, ordered delivery, the default
+    /// controller).
     Reliable,
     /// Reliable mode delivering each message as soon as it is complete (no head-of-line
     /// blocking).
@@ -40,6 +41,12 @@ pub enum Mode {
     /// Reliable mode without congestion control (`--cc none`): only the receive window limits
     /// the sender, so it shows what the congestion window costs under random loss.
     NoCc,
+    /// Reliable mode with `--cc newreno`.
+    Newreno,
+    /// Reliable mode with `--cc cubic`.
+    Cubic,
+    /// Reliable mode with `--cc bbr` (the model-based controller).
+    Bbr,
     /// TCP (smoltcp 0.12, [`crate::tcp`]) with CUBIC, Nagle off: a real TCP on the same links.
     Tcp,
     /// TCP (smoltcp) with Reno.
@@ -84,7 +91,7 @@ impl Serialize for Mode {
 
 impl Mode {
     /// Every mode, in the order `--modes` lists them in help texts.
-    pub const ALL: [Mode; 9] = [
+    pub const ALL: [Mode; 12] = [
         Mode::Raw,
         Mode::Reliable,
         Mode::Unordered,
@@ -92,6 +99,9 @@ impl Mode {
         Mode::GoBackN,
         Mode::StopAndWait,
         Mode::NoCc,
+        Mode::Newreno,
+        Mode::Cubic,
+        Mode::Bbr,
         Mode::Tcp,
         Mode::TcpReno,
     ];
@@ -106,6 +116,9 @@ impl Mode {
             Mode::GoBackN => "go-back-n",
             Mode::StopAndWait => "stop-and-wait",
             Mode::NoCc => "no-cc",
+            Mode::Newreno => "newreno",
+            Mode::Cubic => "cubic",
+            Mode::Bbr => "bbr",
             Mode::Tcp => "tcp",
             Mode::TcpReno => "tcp-reno",
             Mode::KernelTcp(KernelCc::Cubic) => "kernel-tcp:cubic",
@@ -132,17 +145,22 @@ impl Mode {
         let base = ReliableConfig::default();
         let (arq, delivery) = match self {
             Mode::Raw | Mode::Tcp | Mode::TcpReno | Mode::KernelTcp(_) => return None,
-            Mode::Reliable | Mode::SelectiveRepeat | Mode::NoCc => {
-                (Arq::SelectiveRepeat, Delivery::Ordered)
-            }
+            Mode::Reliable
+            | Mode::SelectiveRepeat
+            | Mode::NoCc
+            | Mode::Newreno
+            | Mode::Cubic
+            | Mode::Bbr => (Arq::SelectiveRepeat, Delivery::Ordered),
             Mode::Unordered => (Arq::SelectiveRepeat, Delivery::Unordered),
             Mode::GoBackN => (Arq::GoBackN, Delivery::Ordered),
             Mode::StopAndWait => (Arq::StopAndWait, Delivery::Ordered),
         };
-        let congestion = if self == Mode::NoCc {
-            CongestionControl::None
-        } else {
-            base.congestion
+        let congestion = match self {
+            Mode::NoCc => CongestionControl::None,
+            Mode::Newreno => CongestionControl::NewReno,
+            Mode::Cubic => CongestionControl::Cubic,
+            Mode::Bbr => CongestionControl::Bbr,
+            _ => base.congestion,
         };
         Some(ReliableConfig {
             arq,
@@ -166,7 +184,13 @@ impl Mode {
     pub fn is_selective(self) -> bool {
         matches!(
             self,
-            Mode::Reliable | Mode::Unordered | Mode::SelectiveRepeat | Mode::NoCc
+            Mode::Reliable
+                | Mode::Unordered
+                | Mode::SelectiveRepeat
+                | Mode::NoCc
+                | Mode::Newreno
+                | Mode::Cubic
+                | Mode::Bbr
         )
     }
 }
@@ -179,7 +203,7 @@ impl fmt::Display for Mode {
 
 /// A name `--modes` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown mode {0:?}: expected raw, reliable, unordered, selective-repeat, go-back-n, stop-and-wait, no-cc, tcp, tcp-reno or kernel-tcp[:cubic|reno|bbr] (with --real)")]
+#[error("unknown mode {0:?}: expected raw, reliable, unordered, selective-repeat, go-back-n, stop-and-wait, no-cc, newreno, cubic, bbr, tcp, tcp-reno or kernel-tcp[:cubic|reno|bbr] (with --real)")]
 pub struct UnknownMode(pub String);
 
 impl FromStr for Mode {

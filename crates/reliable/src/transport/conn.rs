@@ -1119,6 +1119,8 @@ impl ReliableEndpoint {
                 self.timers.set(Timer::TailCopy, tail);
                 self.timers.set(Timer::Loss, loss);
                 self.timers.set(Timer::Rto, rto);
+                self.timers
+                    .set(Timer::Pacing, self.sender.pacing_deadline());
                 self.timers.set(
                     Timer::RestartProbe,
                     session.restart_probe.and_then(|p| p.next_ping),
@@ -1165,7 +1167,7 @@ impl ReliableEndpoint {
         if self.timers.is_expired(Timer::DelayedAck, now) {
             self.receiver.on_timeout(now);
         }
-        let sender_due = [Timer::TailCopy, Timer::Loss, Timer::Rto]
+        let sender_due = [Timer::TailCopy, Timer::Loss, Timer::Rto, Timer::Pacing]
             .into_iter()
             .any(|t| self.timers.is_expired(t, now));
         if sender_due && self.sender.on_timeout(now) == TimeoutOutcome::GiveUp {

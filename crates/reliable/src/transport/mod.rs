@@ -11,7 +11,9 @@
 //! - [`reorder`]: the bounded buffer that restores sending order;
 //! - [`fragment`]: splitting messages larger than a datagram, and reassembly;
 //! - [`congestion`]: the [`congestion::Controller`] trait and one file per algorithm (NewReno,
-//!   none);
+//!   CUBIC, a BBR-like model, none);
+//! - [`rate`]: delivery-rate samples for the controllers; [`pacer`]: spreading packets out at
+//!   the controller's pacing rate;
 //! - [`sender`] and [`receiver`]: the two halves of a session;
 //! - [`conn`]: [`ReliableEndpoint`], the session itself (handshake, ids, keepalive, close).
 //!
@@ -27,6 +29,8 @@ pub mod config;
 pub mod congestion;
 pub mod conn;
 pub(crate) mod fragment;
+pub(crate) mod pacer;
+pub(crate) mod rate;
 pub(crate) mod receiver;
 pub(crate) mod reorder;
 pub(crate) mod rtt;

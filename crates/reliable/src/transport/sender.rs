@@ -56,6 +56,8 @@ use udpchat_core::{Ack, SeqNum};
 use super::config::{Arq, CongestionControl, ReliableConfig};
 use super::congestion::{Acked, CongestionEvent, Controller};
 use super::fragment::{split, Fragment};
+use super::pacer::{window_rate, Pacer};
+use super::rate::{DeliveryRate, RateStamp};
 use super::rtt::RttEstimator;
 use crate::endpoint::{MessageId, SendError};
 
@@ -111,6 +113,8 @@ struct Slot {
     copied_alone: bool,
     /// When the last copy went out.
     last_copy: Option<Instant>,
+    /// The delivery state when it was last sent, for its delivery-rate sample.
+    stamp: Option<RateStamp>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -265,6 +269,12 @@ pub(crate) struct Sender {
     tail_due: bool,
     /// Tail copies still allowed since the last new packet.
     tail_left: usize,
+    /// Delivery-rate samples for the congestion controller.
+    delivery_rate: DeliveryRate,
+    /// Spreads packets out at the pacing rate.
+    pacer: Pacer,
+    /// When the pacer lets the next packet go, while one waits for it.
+    pacing_deadline: Option<Instant>,
     /// RTT estimator for this path.
     pub(crate) rtt: RttEstimator,
     /// Congestion controller.
@@ -315,6 +325,9 @@ impl Sender {
             tail_deadline: None,
             tail_due: false,
             tail_left: 0,
+            delivery_rate: DeliveryRate::new(),
+            pacer: Pacer::new(mss),
+            pacing_deadline: None,
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto)
                 .with_ack_delay(config.max_ack_delay),
             congestion: config.congestion.build(mss, window_cap * mss),
@@ -423,8 +436,13 @@ impl Sender {
 
     /// The next packet to put on the wire, resends first, if the windows allow one.
     pub(crate) fn next_packet(&mut self, now: Instant) -> Option<Outgoing> {
+        self.pacing_deadline = None;
         let credit = self.timeout_credit && !self.lost.is_empty();
         if !self.window_open() && !credit {
+            return None;
+        }
+        // The timeout's own resend is not paced: it is the one packet the timer was for.
+        if !credit && self.wait_for_pacer(now) {
             return None;
         }
         let (outgoing, size) = if !self.lost.is_empty() {
@@ -432,14 +450,69 @@ impl Sender {
         } else if self.may_send_new() {
             self.send_new(now)?
         } else {
+            if self.unsent.is_empty() {
+                self.delivery_rate.on_app_limited(self.bytes_in_flight);
+            }
             return None;
         };
+        self.stamp_sent(now, outgoing.seq, size);
         self.congestion.on_sent(now, size);
         self.in_flight += 1;
         if self.rto_deadline.is_none() {
             self.rto_deadline = Some(now + self.rtt.rto());
         }
         Some(outgoing)
+    }
+
+    /// The pacing rate, bytes per second: the controller's own if it has one, else its window
+    /// per smoothed RTT with the pacer's gains (`None` before any RTT sample: nothing paced).
+    pub(crate) fn pacing_rate(&self) -> Option<u64> {
+        if let Some(rate) = self.congestion.pacing_rate() {
+            return Some(rate);
+        }
+        let window = self.congestion.window();
+        let slow_start = self.congestion.ssthresh().is_some_and(|s| window < s);
+        window_rate(window, self.rtt.srtt()?, slow_start)
+    }
+
+    /// The size of the packet `next_packet` would send: the lowest lost one, else the next
+    /// queued fragment.
+    fn next_size(&self) -> Option<u64> {
+        if let Some(&seq) = self.lost.first() {
+            return self
+                .index_of(seq)
+                .and_then(|i| self.slots.get(i))
+                .map(|s| s.size);
+        }
+        self.unsent
+            .front()
+            .map(|f| f.payload.len() as u64 + self.data_overhead)
+    }
+
+    /// True if the pacer holds the next packet back; then the pacing deadline says until when.
+    fn wait_for_pacer(&mut self, now: Instant) -> bool {
+        let Some(size) = self.next_size() else {
+            return false;
+        };
+        let rate = self.pacing_rate();
+        self.pacing_deadline = self.pacer.delay(now, rate, size);
+        self.pacing_deadline.is_some()
+    }
+
+    /// Packet `seq` of `size` bytes went on the wire: the pacer spends its tokens, and the
+    /// packet is stamped for its delivery-rate sample.
+    fn stamp_sent(&mut self, now: Instant, seq: SeqNum, size: u64) {
+        self.pacer.on_sent(size);
+        let before = self.bytes_in_flight.saturating_sub(size);
+        let stamp = self.delivery_rate.on_send(now, before);
+        if let Some(slot) = self.index_of(seq).and_then(|i| self.slots.get_mut(i)) {
+            slot.stamp = Some(stamp);
+        }
+    }
+
+    /// When the pacer lets the next packet go, if one is waiting for it.
+    pub(crate) fn pacing_deadline(&self) -> Option<Instant> {
+        self.pacing_deadline
     }
 
     /// Takes the lowest packet declared lost back in flight; with its congestion cost.
@@ -497,6 +570,7 @@ impl Sender {
             copies: 0,
             copied_alone: false,
             last_copy: None,
+            stamp: None,
         });
         if self.redundancy > 0 {
             self.tail_deadline = Some(now + self.tail_delay());
@@ -791,6 +865,10 @@ impl Sender {
             rtt: sample,
             min_rtt: self.rtt.min_rtt(),
             smoothed_rtt: self.rtt.srtt(),
+            bytes_in_flight: self.bytes_in_flight,
+            delivery: self
+                .delivery_rate
+                .take_sample(now, self.rtt.min_rtt(), self.bytes_in_flight),
         };
         self.congestion.on_ack(now, &acked);
         self.rto_deadline =
@@ -882,6 +960,10 @@ impl Sender {
         }
         slot.state = SlotState::Acked;
         scan.newly += slot.size;
+        if let Some(stamp) = slot.stamp {
+            self.delivery_rate
+                .on_acked(now, stamp, slot.last_sent, slot.size);
+        }
         if scan.largest.is_none_or(|l| seq > l.seq) {
             // An ack that arrives sooner than the minimum RTT after the last copy went out was
             // not triggered by a copy (the rule that finds spurious resends, below).
@@ -974,6 +1056,7 @@ impl Sender {
     fn detect_lost_by_evidence(&mut self, now: Instant) -> bool {
         let delay = self.loss_delay();
         let mut found = false;
+        let mut lost_bytes = 0;
         self.loss_deadline = None;
         for index in 0..self.slots.len() {
             let slot = &self.slots[index];
@@ -984,6 +1067,7 @@ impl Sender {
             }
             let due = slot.last_sent + delay;
             if due <= now {
+                lost_bytes += slot.size;
                 // Sixteen fast retransmits with no spurious one: narrow the window again.
                 self.fast_since_spurious += 1;
                 if self.fast_since_spurious >= 16 {
@@ -999,6 +1083,7 @@ impl Sender {
         }
         if found {
             let next = self.next_seq();
+            self.congestion.on_packets_lost(now, lost_bytes);
             self.congestion
                 .on_congestion_event(now, CongestionEvent::Loss, next);
         }
@@ -1021,6 +1106,10 @@ impl Sender {
     /// Lets the sender's timers fire if they are due: the tail copy, loss detection, and the
     /// retransmission timeout.
     pub(crate) fn on_timeout(&mut self, now: Instant) -> TimeoutOutcome {
+        // The pacer's wait is over: the next `next_packet` sends (or sets a new deadline).
+        if self.pacing_deadline.is_some_and(|d| d <= now) {
+            self.pacing_deadline = None;
+        }
         if self.tail_deadline.is_some_and(|d| d <= now) {
             self.on_tail_timer(now);
         }
@@ -1144,6 +1233,9 @@ impl Sender {
         self.tail_deadline = None;
         self.tail_due = false;
         self.tail_left = 0;
+        self.delivery_rate = DeliveryRate::new();
+        self.pacer = Pacer::new(self.mss);
+        self.pacing_deadline = None;
         self.congestion = self
             .congestion_kind
             .build(self.mss, self.window_cap * self.mss);
@@ -1492,6 +1584,12 @@ mod tests {
     #[test]
     fn a_chat_does_not_grow_its_congestion_window_but_a_backlog_does() {
         let t0 = Instant::now();
+        // RFC 7661's rule, as the window-based controllers apply it.
+        let config = |arq: Arq| ReliableConfig {
+            arq,
+            congestion: CongestionControl::NewReno,
+            ..ReliableConfig::default()
+        };
         let mut chat = sender(&config(Arq::SelectiveRepeat));
         let initial = chat.congestion.window();
         let mut now = t0;
@@ -1517,6 +1615,57 @@ mod tests {
         )
         .unwrap();
         assert!(bulk.congestion.window() > initial);
+    }
+
+    #[test]
+    fn the_pacer_spreads_a_burst_at_the_pacing_rate_in_virtual_time() {
+        let t0 = Instant::now();
+        // No congestion window (the receive window's 1,024 datagrams), so only the pacer can
+        // hold packets back; one round trip of 100 ms measured, so it paces at 1.25 windows per
+        // 100 ms (no slow start without a controller): 15.36 MB/s.
+        let mut s = sender(&ReliableConfig {
+            congestion: CongestionControl::None,
+            ..ReliableConfig::default()
+        });
+        s.push(MessageId(0), b"x").unwrap();
+        send_all(&mut s, t0);
+        let t1 = t0 + Duration::from_millis(100);
+        s.on_ack(t1, &ack(&s, 1, &[])).unwrap();
+        let rate = s.pacing_rate().unwrap();
+        assert!(
+            rate.abs_diff(s.congestion.window() * 125 / 10) <= 1,
+            "{rate}"
+        );
+        for i in 1..40 {
+            s.push(MessageId(i), &[b'x'; 1100]).unwrap();
+        }
+        // The burst allowance goes at once (the window allows more than it).
+        let mut now = t1;
+        let mut times = Vec::new();
+        while times.len() < 20 {
+            if let Some(out) = s.next_packet(now) {
+                times.push((now, out.seq));
+                continue;
+            }
+            let deadline = s
+                .pacing_deadline()
+                .expect("held back by the pacer, not the window");
+            assert!(deadline > now);
+            now = deadline;
+            s.on_timeout(now);
+        }
+        let burst = times.iter().filter(|(t, _)| *t == t1).count();
+        assert!((9..=11).contains(&burst), "{burst} went at once");
+        // After the allowance, one packet per its size at the rate: 1,154 bytes, 75 µs apart.
+        let size = 1100 + udpchat_core::max_data_overhead() as u64;
+        let gap = Duration::from_nanos((size * 1_000_000_000).div_ceil(rate));
+        for pair in times[burst..].windows(2) {
+            let d = pair[1].0 - pair[0].0;
+            assert!(
+                d + Duration::from_micros(5) >= gap && d <= gap + Duration::from_micros(5),
+                "{d:?} vs {gap:?}"
+            );
+        }
     }
 
     #[test]

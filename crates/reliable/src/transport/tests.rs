@@ -170,6 +170,24 @@ fn corruption_is_caught_by_the_checksum_and_counted() {
 }
 
 #[test]
+fn every_controller_delivers_everything_once_in_order_under_loss_and_reordering() {
+    for congestion in [
+        CongestionControl::NewReno,
+        CongestionControl::Cubic,
+        CongestionControl::Bbr,
+        CongestionControl::None,
+    ] {
+        for seed in 0..4 {
+            let config = ReliableConfig {
+                congestion,
+                ..patient()
+            };
+            exchange(config, Link::lossy(0.2, 0.05, 0.15, 0.02), seed, 80);
+        }
+    }
+}
+
+#[test]
 fn each_arq_scheme_delivers_exactly_once_in_order() {
     for arq in [Arq::SelectiveRepeat, Arq::GoBackN, Arq::StopAndWait] {
         for seed in 0..4 {

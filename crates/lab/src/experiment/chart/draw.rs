@@ -529,6 +529,35 @@ fn path_of(marker: Marker, x: f64, y: f64, r: f64) -> String {
             x - r,
             y
         ),
+        Marker::TriangleLeft => format!(
+            "M{:.1},{:.1}L{:.1},{:.1}L{:.1},{:.1}Z",
+            x - r,
+            y,
+            x + r * 0.75,
+            y - r,
+            x + r * 0.75,
+            y + r
+        ),
+        Marker::TriangleRight => format!(
+            "M{:.1},{:.1}L{:.1},{:.1}L{:.1},{:.1}Z",
+            x + r,
+            y,
+            x - r * 0.75,
+            y - r,
+            x - r * 0.75,
+            y + r
+        ),
+        Marker::Hourglass => format!(
+            "M{:.1},{:.1}L{:.1},{:.1}L{:.1},{:.1}L{:.1},{:.1}Z",
+            x - r,
+            y - r,
+            x + r,
+            y - r,
+            x - r,
+            y + r,
+            x + r,
+            y + r
+        ),
         Marker::Cross => format!(
             "M{:.1},{:.1}L{:.1},{:.1}M{:.1},{:.1}L{:.1},{:.1}",
             x - r,

@@ -156,6 +156,8 @@ mod tests {
             rtt: None,
             min_rtt: None,
             smoothed_rtt: None,
+            bytes_in_flight: 0,
+            delivery: None,
         };
         c.on_ack(Instant::now(), &acked);
     }
