@@ -42,7 +42,8 @@ use udpchat_core::{
     MAX_BUNDLE, MAX_UDP_PAYLOAD,
 };
 use udpchat_reliable::{
-    Arq, CongestionControl, Delivery, Endpoint, Event, ReliableConfig, ReliableEndpoint,
+    Arq, CongestionControl, Delivery, Endpoint, Event, Redundancy, ReliableConfig,
+    ReliableEndpoint,
 };
 
 use crate::tape::{Tape, Write};
@@ -97,7 +98,7 @@ impl Setup {
             } else {
                 Delivery::Ordered
             },
-            redundancy: self.redundancy % 4,
+            redundancy: Redundancy::Fixed(self.redundancy % 4),
             max_ack_ranges: 1 + usize::from(self.ack_ranges % 8),
             ..ReliableConfig::default()
         }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use udpchat_lab::sim::{ADDR_A, ADDR_B};
-use udpchat_reliable::{Endpoint, ReliableConfig, ReliableEndpoint};
+use udpchat_reliable::{Endpoint, Redundancy, ReliableConfig, ReliableEndpoint};
 
 use crate::kcp_endpoint::{KcpEndpoint, KcpProfile};
 use crate::quic_endpoint::{QuicController, QuicEndpoint, QuicIdentity, QuicSetupError};
@@ -141,7 +141,7 @@ pub fn udpchat_cli_defaults() -> ReliableConfig {
 pub fn udpchat_config(system: System) -> ReliableConfig {
     match system {
         System::UdpchatRedundancy3 => ReliableConfig {
-            redundancy: CHAT_REDUNDANCY,
+            redundancy: Redundancy::Fixed(CHAT_REDUNDANCY),
             ..udpchat_cli_defaults()
         },
         _ => udpchat_cli_defaults(),
@@ -217,7 +217,7 @@ mod tests {
             bench.initial_rto,
             bench.initial_rto.clamp(bench.min_rto, bench.max_rto)
         );
-        assert_eq!(bench.redundancy, 0);
+        assert_eq!(bench.redundancy, Redundancy::Auto);
         assert!(bench.validate().is_ok());
         // Every workload's plain row uses it.
         assert_eq!(udpchat_config(System::Udpchat), bench);
@@ -226,10 +226,10 @@ mod tests {
     #[test]
     fn the_tuned_udpchat_differs_only_in_its_named_setting() {
         let tuned = udpchat_config(System::UdpchatRedundancy3);
-        assert_eq!(tuned.redundancy, CHAT_REDUNDANCY);
+        assert_eq!(tuned.redundancy, Redundancy::Fixed(CHAT_REDUNDANCY));
         assert_eq!(
             ReliableConfig {
-                redundancy: 0,
+                redundancy: Redundancy::Auto,
                 ..tuned
             },
             udpchat_cli_defaults()

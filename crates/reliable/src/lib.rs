@@ -22,5 +22,5 @@ pub mod transport;
 pub use endpoint::{DropCause, Endpoint, Event, MessageId, NickError, SendError, Stats, Transmit};
 pub use raw::{RawConfig, RawEndpoint};
 pub use transport::{
-    Arq, ConfigError, CongestionControl, Delivery, ReliableConfig, ReliableEndpoint,
+    Arq, ConfigError, CongestionControl, Delivery, Redundancy, ReliableConfig, ReliableEndpoint,
 };

@@ -111,17 +111,33 @@ pub struct ReliableConfig {
     /// sequence numbers below 2^32).
     pub max_ack_ranges: usize,
     /// Redundancy for an application-limited sender: each datagram that carries a new packet
-    /// and has room also carries copies of up to this many of the newest unacknowledged packets
-    /// (as a `Bundle`), and when no new packet follows within half a round trip the newest ones
-    /// get up to this many copies of their own, so a lost chat line is usually repaired by the
-    /// next datagram, without waiting a round trip for an ack. Costs wire bytes (each copy
-    /// counts against the congestion window); never used while data waits for the window or
-    /// beyond half of it, so bulk transfer is unaffected. At most [`MAX_REDUNDANCY`]. Default: 0
-    /// (off), so that transmissions per message stay 1/(1−p) and every lab figure means what
-    /// theory says; 3 is the measured sweet spot for a chat on a lossy path
-    /// (`docs/protocol.md`, "Redundancy").
-    pub redundancy: u8,
+    /// and has room also carries copies of up to N of the newest unacknowledged packets (as a
+    /// `Bundle`), and when no new packet follows within half a round trip the newest ones get up
+    /// to N copies of their own, so a lost chat line is usually repaired by the next datagram,
+    /// without waiting a round trip for an ack. Costs wire bytes (each copy counts against the
+    /// congestion window); never used while data waits for the window or beyond half of it, so
+    /// bulk transfer is unaffected. Default: [`Redundancy::Auto`]: N follows the measured loss
+    /// rate, 0 on a clean path (`docs/protocol.md`, "Redundancy").
+    pub redundancy: Redundancy,
 }
+
+/// How many redundant copies an application-limited sender adds (see
+/// [`ReliableConfig::redundancy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Redundancy {
+    /// As many as the loss the sender measures calls for: none on a clean path, up to
+    /// [`MAX_AUTO_REDUNDANCY`] while packets are being lost (the rule: `transport/redundancy.rs`).
+    #[default]
+    Auto,
+    /// Always this many (at most [`MAX_REDUNDANCY`]); 0 turns redundancy off, so transmissions
+    /// per message stay 1/(1−p) and every lab figure means what theory says.
+    Fixed(u8),
+}
+
+/// Most copies [`Redundancy::Auto`] ever adds: three cover the packets a chat keeps
+/// unacknowledged on a 60 ms round trip at one line per 20 ms (`docs/protocol.md`).
+pub const MAX_AUTO_REDUNDANCY: u8 = 3;
 
 /// Largest `redundancy`: a bundle holds the new packet and this many copies.
 pub const MAX_REDUNDANCY: u8 = (udpchat_core::MAX_BUNDLE - 1) as u8;
@@ -149,7 +165,7 @@ impl Default for ReliableConfig {
             idle_timeout: Duration::from_secs(30),
             linger: Duration::from_secs(3),
             max_ack_ranges: 96,
-            redundancy: 0,
+            redundancy: Redundancy::Auto,
         }
     }
 }
@@ -205,8 +221,10 @@ impl ReliableConfig {
         if self.keepalive.is_zero() || self.idle_timeout <= self.keepalive {
             return Err(ConfigError::Idle);
         }
-        if self.redundancy > MAX_REDUNDANCY {
-            return Err(ConfigError::Redundancy(self.redundancy));
+        if let Redundancy::Fixed(n) = self.redundancy {
+            if n > MAX_REDUNDANCY {
+                return Err(ConfigError::Redundancy(n));
+            }
         }
         Ok(())
     }
@@ -290,7 +308,7 @@ mod tests {
                 ..base.clone()
             },
             ReliableConfig {
-                redundancy: MAX_REDUNDANCY + 1,
+                redundancy: Redundancy::Fixed(MAX_REDUNDANCY + 1),
                 ..base.clone()
             },
         ];

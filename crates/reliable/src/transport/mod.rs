@@ -12,7 +12,8 @@
 //! - [`fragment`]: splitting messages larger than a datagram, and reassembly;
 //! - [`congestion`]: the [`congestion::Controller`] trait and one file per algorithm (NewReno,
 //!   none);
-//! - [`sender`] and [`receiver`]: the two halves of a session;
+//! - [`sender`] and [`receiver`]: the two halves of a session; [`redundancy`]: how many copies
+//!   the sender adds, fixed or following the loss it measures;
 //! - [`conn`]: [`ReliableEndpoint`], the session itself (handshake, ids, keepalive, close).
 //!
 //! What is public: [`ReliableEndpoint`] (through the crate's `Endpoint` trait), its
@@ -28,6 +29,7 @@ pub mod congestion;
 pub mod conn;
 pub(crate) mod fragment;
 pub(crate) mod receiver;
+pub(crate) mod redundancy;
 pub(crate) mod reorder;
 pub(crate) mod rtt;
 pub(crate) mod sack;
@@ -40,5 +42,5 @@ mod pair;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Arq, ConfigError, CongestionControl, Delivery, ReliableConfig};
+pub use config::{Arq, ConfigError, CongestionControl, Delivery, Redundancy, ReliableConfig};
 pub use conn::ReliableEndpoint;

@@ -25,8 +25,8 @@
 //! an ack arrives sooner than the smallest RTT ever measured after the resend, it must have been
 //! triggered by the original, so the resend is counted as spurious.
 //!
-//! Redundancy (opt-in, `ReliableConfig::redundancy`) trades wire bytes for latency where a chat
-//! lives: a repair by resend costs a round trip or more, so an application-limited sender may
+//! Redundancy (`ReliableConfig::redundancy`: by default only while loss is measured, see
+//! `redundancy.rs`) trades wire bytes for latency where a chat lives: a repair by resend costs a round trip or more, so an application-limited sender may
 //! put copies of its newest unacknowledged packets, under their own sequence numbers, in the
 //! datagram of each new packet ([`Sender::redundant_copies`]), and, when no new packet follows
 //! within half a round trip, in datagrams of their own ([`Sender::tail_copies`]). Copies count
@@ -56,6 +56,7 @@ use udpchat_core::{Ack, SeqNum};
 use super::config::{Arq, CongestionControl, ReliableConfig};
 use super::congestion::{Acked, CongestionEvent, Controller};
 use super::fragment::{split, Fragment};
+use super::redundancy::RedundancyPolicy;
 use super::rtt::RttEstimator;
 use crate::endpoint::{MessageId, SendError};
 
@@ -257,8 +258,8 @@ pub(crate) struct Sender {
     /// Fast retransmits since the last spurious one.
     fast_since_spurious: u32,
     consecutive_timeouts: u32,
-    /// Copies per datagram (`ReliableConfig::redundancy`); 0 turns redundancy off.
-    redundancy: usize,
+    /// Copies per datagram (`ReliableConfig::redundancy`): fixed, or following measured loss.
+    redundancy: RedundancyPolicy,
     /// When a tail copy goes out if no new packet has gone out by then.
     tail_deadline: Option<Instant>,
     /// The tail-copy timer fired: the next datagram may be a tail copy.
@@ -311,7 +312,7 @@ impl Sender {
             reorder_steps: 0,
             fast_since_spurious: 0,
             consecutive_timeouts: 0,
-            redundancy: usize::from(config.redundancy),
+            redundancy: RedundancyPolicy::new(config.redundancy),
             tail_deadline: None,
             tail_due: false,
             tail_left: 0,
@@ -498,10 +499,11 @@ impl Sender {
             copied_alone: false,
             last_copy: None,
         });
-        if self.redundancy > 0 {
+        let copies = self.redundancy.copies(now);
+        if copies > 0 {
             self.tail_deadline = Some(now + self.tail_delay());
             self.tail_due = false;
-            self.tail_left = self.redundancy;
+            self.tail_left = copies;
         }
         Some((
             Outgoing {
@@ -564,7 +566,8 @@ impl Sender {
 
     fn pick_copies(&self, now: Instant, skip: usize, room: usize) -> Vec<Outgoing> {
         let mut copies = Vec::new();
-        if self.redundancy == 0 || !self.unsent.is_empty() {
+        let limit = self.redundancy.copies(now);
+        if limit == 0 || !self.unsent.is_empty() {
             return copies;
         }
         let recent = match (self.rtt.srtt(), self.rtt.latest()) {
@@ -576,7 +579,7 @@ impl Sender {
         // Newest first, and only so far back: an application-limited sender has few packets in
         // flight, and this bounds the work per datagram.
         for (offset, slot) in self.slots.iter().enumerate().rev().skip(skip) {
-            if copies.len() == self.redundancy || self.slots.len() - offset > MAX_COPY_SCAN {
+            if copies.len() == limit || self.slots.len() - offset > MAX_COPY_SCAN {
                 break;
             }
             let fresh = now.saturating_duration_since(slot.last_sent) < recent;
@@ -913,9 +916,11 @@ impl Sender {
                 _ => self.largest_acked_tx = self.largest_acked_tx.max(slot.last_tx),
             }
         }
+        let transmissions = slot.transmissions;
         if spurious {
             self.on_spurious();
         }
+        self.redundancy.on_acked(now, transmissions, spurious);
     }
 
     /// How long after its transmission a packet with SACK evidence against it counts as lost:
@@ -1171,6 +1176,7 @@ fn highest_in(ack: &Ack, next: SeqNum) -> Option<SeqNum> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use super::super::config::Redundancy;
     use udpchat_core::AckRange;
 
     fn config(arq: Arq) -> ReliableConfig {
@@ -1187,7 +1193,7 @@ mod tests {
     #[test]
     fn the_tail_copy_timer_moves_past_now_even_with_a_zero_round_trip() {
         let mut s = sender(&ReliableConfig {
-            redundancy: 2,
+            redundancy: Redundancy::Fixed(2),
             ..ReliableConfig::default()
         });
         s.rtt.on_sample(Duration::ZERO, Duration::ZERO);
@@ -1573,7 +1579,7 @@ mod tests {
 
     fn redundant(copies: u8) -> Sender {
         sender(&ReliableConfig {
-            redundancy: copies,
+            redundancy: Redundancy::Fixed(copies),
             ..ReliableConfig::default()
         })
     }

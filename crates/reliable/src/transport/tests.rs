@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use udpchat_core::{decode, encode, ConnectionId, Packet, SeqNum};
 
-use super::config::{Arq, CongestionControl, Delivery, ReliableConfig};
+use super::config::{Arq, CongestionControl, Delivery, Redundancy, ReliableConfig};
 use super::conn::ReliableEndpoint;
 use super::pair::{addr, Link, Pair, Side};
 use crate::endpoint::{DropCause, Endpoint, Event, MessageId, SendError};
@@ -1018,7 +1018,7 @@ proptest! {
 /// and the copies A had sent until then.
 fn chat_with_a_lost_line(copies: u8) -> (Pair, u64) {
     let config = ReliableConfig {
-        redundancy: copies,
+        redundancy: Redundancy::Fixed(copies),
         ..ReliableConfig::default()
     };
     let mut pair = Pair::new(config, Link::clean(30), 1);
@@ -1139,7 +1139,7 @@ fn the_last_line_before_a_pause_gets_a_tail_copy_before_any_timeout() {
 fn a_chat_with_redundancy_delivers_once_in_order_under_loss_dup_reorder_corruption() {
     for seed in 0..12 {
         let config = ReliableConfig {
-            redundancy: 3,
+            redundancy: Redundancy::Fixed(3),
             ..patient()
         };
         let mut pair = Pair::new(config, Link::lossy(0.25, 0.1, 0.15, 0.05), seed);
