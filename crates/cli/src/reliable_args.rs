@@ -317,7 +317,10 @@ mod tests {
         assert_eq!(config.window, 32);
         assert_eq!(config.redundancy, Redundancy::Fixed(3));
         assert_eq!(
-            ReliableArgs::default().config("me".into(), 1200).unwrap().redundancy,
+            ReliableArgs::default()
+                .config("me".into(), 1200)
+                .unwrap()
+                .redundancy,
             Redundancy::Auto
         );
         assert_eq!(config.initial_rto, Duration::from_millis(500));

@@ -276,7 +276,9 @@ fn main() -> ExitCode {
             n => match n.parse() {
                 Ok(r) => config.redundancy = Redundancy::Fixed(r),
                 Err(e) => {
-                    eprintln!("chat_latency: the redundancy must be auto or a number of copies: {e}");
+                    eprintln!(
+                        "chat_latency: the redundancy must be auto or a number of copies: {e}"
+                    );
                     return ExitCode::from(2);
                 }
             },

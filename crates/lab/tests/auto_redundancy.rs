@@ -109,7 +109,11 @@ fn on_a_clean_path_auto_sends_no_copy_and_exactly_the_bytes_of_redundancy_off() 
     for seed in 1..=4 {
         let (auto_rtt, a, b, auto_bytes) = chat(Redundancy::Auto, 0.0, seed);
         let (off_rtt, _, _, off_bytes) = chat(Redundancy::Fixed(0), 0.0, seed);
-        assert_eq!((a.redundant_copies, b.redundant_copies), (0, 0), "seed {seed}");
+        assert_eq!(
+            (a.redundant_copies, b.redundant_copies),
+            (0, 0),
+            "seed {seed}"
+        );
         // Not one byte more: the same datagrams, so the same run.
         assert_eq!(auto_bytes, off_bytes, "seed {seed}");
         assert_eq!(auto_rtt, off_rtt, "seed {seed}");

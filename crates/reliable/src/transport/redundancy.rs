@@ -38,7 +38,7 @@ use super::config::{Redundancy, MAX_AUTO_REDUNDANCY};
 const GAIN: f64 = 1.0 / 16.0;
 
 /// The estimate halves every this long, so a path that stopped losing turns the copies off.
-pub(crate) const HALF_LIFE: Duration = Duration::from_secs(10);
+pub(crate) const HALF_LIFE: Duration = Duration::from_secs(30);
 
 /// The probability that a packet and all its copies are lost which the rule aims below.
 pub(crate) const RESIDUAL_TARGET: f64 = 1e-4;

@@ -1175,8 +1175,8 @@ fn highest_in(ack: &Ack, next: SeqNum) -> Option<SeqNum> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::*;
     use super::super::config::Redundancy;
+    use super::*;
     use udpchat_core::AckRange;
 
     fn config(arq: Arq) -> ReliableConfig {
