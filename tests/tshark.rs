@@ -179,6 +179,15 @@ fn expected(packet: &Packet) -> Vec<(&'static str, String)> {
                 data(&mut out, d);
             }
         }
+        Packet::Probe { dst, id, padding } => {
+            out.push(("udpchat.dst", n(dst.0)));
+            out.push(("udpchat.probe.id", n(u64::from(*id))));
+            out.push(("udpchat.padding", n(padding.len() as u64)));
+        }
+        Packet::ProbeAck { dst, id } => {
+            out.push(("udpchat.dst", n(dst.0)));
+            out.push(("udpchat.probe.id", n(u64::from(*id))));
+        }
     }
     out
 }
@@ -315,6 +324,9 @@ fn tshark_decodes_every_packet_kind_and_field_as_udpchat_does() {
         Packet::Bundle(vec![data(20, true), data(18, false), data(19, false)]),
         Packet::Fin(data(21, false)),
         Packet::Nick(data(22, true)),
+        // A probe of a typical size (a 3-byte padding length) and its answer.
+        Packet::probe(b, 70_000, 1280).unwrap(),
+        Packet::ProbeAck { dst: b, id: 70_000 },
     ];
     let dir = scratch_dir("tshark-kinds");
     let file = dir.join("kinds.pcapng");
@@ -365,6 +377,8 @@ fn tshark_decodes_every_packet_kind_and_field_as_udpchat_does() {
             "Bundle",
             "Fin",
             "Nick",
+            "Probe",
+            "ProbeAck",
             "bad checksum"
         ]
     );

@@ -74,6 +74,9 @@ local KINDS = {
   -- Session control in the data stream: a Data packet under its own kind.
   [9] = { name = "Fin",     fields = DATA_FIELDS },
   [10] = { name = "Nick",   fields = DATA_FIELDS },
+  -- Path MTU discovery (RFC 8899): a padded probe carrying no user data, and its answer.
+  [11] = { name = "Probe",  fields = { { "dst", "conn" }, { "probe.id", "u32", info = "id" }, { "padding", "padding" } } },
+  [12] = { name = "ProbeAck", fields = { { "dst", "conn" }, { "probe.id", "u32", info = "id" } } },
 }
 
 local MAX_BUNDLE = 16
@@ -120,6 +123,8 @@ local FIELDS = {
   ["ack.ranges_delivered"] = ProtoField.bool("udpchat.ack.ranges_delivered", "Ranges count as delivered"),
   ["bundle"]    = ProtoField.uint32("udpchat.bundle.count", "Data packets in bundle", base.DEC),
   ["bundle.data"] = ProtoField.string("udpchat.bundle.data", "Data packet"),
+  ["probe.id"]  = ProtoField.uint32("udpchat.probe.id", "Probe id", base.DEC),
+  ["padding"]   = ProtoField.uint32("udpchat.padding", "Padding (bytes)", base.DEC),
 }
 local field_list = {}
 for _, field in pairs(FIELDS) do table.insert(field_list, field) end
@@ -240,6 +245,13 @@ READERS.bytes = function(ctx, name, tree)
     item:add(FIELDS[name .. ".text"], ctx.buf(start, len), ctx.buf(start, len):string(ENC_UTF_8))
   end
   return len
+end
+
+-- Padding: a length and that many bytes that mean nothing; shown as its length.
+READERS.padding = function(ctx, name, tree)
+  local start, len, prefix = sized(ctx)
+  tree:add(FIELDS[name], ctx.buf(prefix, start - prefix + len), len)
+  return len .. " B padding"
 end
 
 READERS.ranges = function(ctx, name, tree)

@@ -204,6 +204,26 @@ pub enum Packet {
     /// sequenced with the chat lines, so the receiver shows the new name from the right line
     /// on. Never carried in a `Bundle`.
     Nick(Data),
+    /// A path MTU probe (DPLPMTUD, RFC 8899): padded to the datagram size being tried, carrying
+    /// no user data, so its loss costs nothing but itself. The receiver answers with a
+    /// [`Packet::ProbeAck`] naming its `id`. Build one with [`Packet::probe`].
+    Probe {
+        /// The receiver's connection id.
+        dst: ConnectionId,
+        /// The sender's number for this probe, echoed in the answer.
+        id: u32,
+        /// Padding, to make the datagram the size being tried. Its content means nothing (the
+        /// sender writes zeros; the receiver does not look).
+        #[serde(with = "serde_bytes")]
+        padding: Vec<u8>,
+    },
+    /// The answer to a [`Packet::Probe`]: a datagram of that size got through.
+    ProbeAck {
+        /// The receiver's connection id.
+        dst: ConnectionId,
+        /// The probe's `id`.
+        id: u32,
+    },
 }
 
 /// The kind of a packet, for counters and traces.
@@ -231,6 +251,10 @@ pub enum PacketKind {
     Fin,
     /// [`Packet::Nick`]
     Nick,
+    /// [`Packet::Probe`]
+    Probe,
+    /// [`Packet::ProbeAck`]
+    ProbeAck,
 }
 
 impl Packet {
@@ -248,6 +272,8 @@ impl Packet {
             Packet::Bundle(_) => PacketKind::Bundle,
             Packet::Fin(_) => PacketKind::Fin,
             Packet::Nick(_) => PacketKind::Nick,
+            Packet::Probe { .. } => PacketKind::Probe,
+            Packet::ProbeAck { .. } => PacketKind::ProbeAck,
         }
     }
 }
@@ -259,6 +285,38 @@ impl Packet {
     /// `encode` succeeds with any `max_len` at least this (bundle counts aside).
     pub fn encoded_len(&self) -> usize {
         HEADER_LEN + codec::encoded_body_len(self) + TRAILER_LEN
+    }
+}
+
+/// The padding mechanism: a probe of an exact datagram size.
+impl Packet {
+    /// A [`Packet::Probe`] whose datagram is exactly `size` bytes (envelope included), or `None`
+    /// if `size` is below the smallest probe. The padding's length prefix is a varint whose width
+    /// depends on the length, so the length is found by trying the few widths there are, never by
+    /// hand-counting bytes.
+    pub fn probe(dst: ConnectionId, id: u32, size: usize) -> Option<Packet> {
+        let bare = Packet::Probe {
+            dst,
+            id,
+            padding: Vec::new(),
+        }
+        .encoded_len();
+        // With n bytes of padding the datagram is bare + n + (prefix width - 1); the prefix is
+        // 1, 3, 5 or 9 bytes wide.
+        for extra_prefix in [0, 2, 4, 8] {
+            let Some(n) = size.checked_sub(bare + extra_prefix) else {
+                continue;
+            };
+            let probe = Packet::Probe {
+                dst,
+                id,
+                padding: vec![0; n],
+            };
+            if probe.encoded_len() == size {
+                return Some(probe);
+            }
+        }
+        None
     }
 }
 
@@ -357,6 +415,34 @@ mod tests {
                 prop_assert!(one_more.encoded_len() > budget);
             }
         }
+    }
+
+    #[test]
+    fn a_probe_is_exactly_the_size_asked_for_across_every_prefix_width() {
+        let dst = ConnectionId(u64::MAX);
+        let smallest = Packet::Probe {
+            dst,
+            id: u32::MAX,
+            padding: Vec::new(),
+        }
+        .encoded_len();
+        // Around each width change of the padding's length prefix (251 and 65,536 bytes), and
+        // the sizes DPLPMTUD tries.
+        let sizes = (smallest..smallest + 300).chain([1200, 1280, 1452, 9000, 65_507]);
+        for size in sizes {
+            let probe = Packet::probe(dst, u32::MAX, size);
+            // A size the prefix jumps over (the 3-byte prefix starts at 251 bytes of padding)
+            // has no probe; every other one is exact.
+            match probe {
+                Some(p) => {
+                    let bytes = crate::encode(&p, size).unwrap();
+                    assert_eq!(bytes.len(), size);
+                    assert_eq!(crate::decode(&bytes).unwrap(), p);
+                }
+                None => assert!(size > smallest + 250 && size < smallest + 253, "{size}"),
+            }
+        }
+        assert_eq!(Packet::probe(dst, u32::MAX, smallest - 1), None);
     }
 
     #[test]

@@ -266,6 +266,13 @@ pub enum PacketSummary {
     Ping,
     /// Keepalive answer.
     Pong,
+    /// A path MTU probe (padding, no user data), with its datagram's size.
+    Probe {
+        /// The datagram's size in bytes: the path MTU being tried.
+        size: usize,
+    },
+    /// The answer to a path MTU probe.
+    ProbeAck,
     /// Close.
     Close,
     /// Not a valid udpchat datagram (plain mode, or corrupted).
@@ -288,6 +295,10 @@ impl PacketSummary {
             Ok(Packet::Welcome(_)) => PacketSummary::Welcome,
             Ok(Packet::Ping { .. }) => PacketSummary::Ping,
             Ok(Packet::Pong { .. }) => PacketSummary::Pong,
+            Ok(Packet::Probe { .. }) => PacketSummary::Probe {
+                size: datagram.len(),
+            },
+            Ok(Packet::ProbeAck { .. }) => PacketSummary::ProbeAck,
             Ok(Packet::Close { .. }) => PacketSummary::Close,
             // A bundle leads with its new packet; the copies behind it are not summarised.
             Ok(Packet::Bundle(items)) => items
@@ -336,6 +347,8 @@ impl fmt::Display for PacketSummary {
             PacketSummary::Welcome => f.write_str("welcome"),
             PacketSummary::Ping => f.write_str("ping"),
             PacketSummary::Pong => f.write_str("pong"),
+            PacketSummary::Probe { size } => write!(f, "probe {size}B"),
+            PacketSummary::ProbeAck => f.write_str("probe-ack"),
             PacketSummary::Close => f.write_str("close"),
             PacketSummary::Opaque => f.write_str("opaque"),
         }

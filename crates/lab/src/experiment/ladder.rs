@@ -358,6 +358,8 @@ fn picked_transmits(trace: &Trace, study: &Study) -> HashSet<usize> {
             | PacketSummary::Welcome
             | PacketSummary::Ping
             | PacketSummary::Pong
+            | PacketSummary::Probe { .. }
+            | PacketSummary::ProbeAck
             | PacketSummary::Close => true,
         };
         if wanted {
@@ -522,7 +524,10 @@ impl Row {
                     arrow.side, arrow.tip, arrow.duplicated
                 ),
             )),
-            PacketSummary::Ping | PacketSummary::Pong => Some((
+            PacketSummary::Ping
+            | PacketSummary::Pong
+            | PacketSummary::Probe { .. }
+            | PacketSummary::ProbeAck => Some((
                 "keepalives",
                 format!("{:?} {}", arrow.tip, arrow.duplicated),
             )),
@@ -827,7 +832,11 @@ impl Row {
                     PacketSummary::Raw { .. } => Mark::Raw,
                     PacketSummary::Ack { .. } => Mark::Ack,
                     PacketSummary::Hello | PacketSummary::Welcome => Mark::Handshake,
-                    PacketSummary::Ping | PacketSummary::Pong => Mark::Keepalive,
+                    // Path MTU probes and their answers carry no data either: drawn as keepalives.
+                    PacketSummary::Ping
+                    | PacketSummary::Pong
+                    | PacketSummary::Probe { .. }
+                    | PacketSummary::ProbeAck => Mark::Keepalive,
                     // An opaque datagram is never picked; it would share the close's entry.
                     PacketSummary::Close | PacketSummary::Opaque => Mark::Close,
                 });

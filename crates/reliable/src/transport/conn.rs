@@ -102,6 +102,8 @@ enum Control {
     Ack,
     Ping,
     Pong,
+    /// The answer to the peer's path MTU probe with this id.
+    ProbeAck(u32),
     Close(ConnectionId),
 }
 
@@ -877,6 +879,7 @@ impl ReliableEndpoint {
             },
             Control::Ping => Packet::Ping { dst },
             Control::Pong => Packet::Pong { dst },
+            Control::ProbeAck(id) => Packet::ProbeAck { dst, id },
             Control::Hello | Control::Close(_) => return None,
         })
     }
@@ -1078,7 +1081,17 @@ impl ReliableEndpoint {
                     self.control.push_back(Control::Pong);
                 }
             }
-            Packet::Pong { dst } => {
+            // A path MTU probe (RFC 8899) got through at its size: say so. Its padding is not
+            // looked at; one answer per probe, so a flood of probes costs the same in answers,
+            // each far smaller than the probe.
+            Packet::Probe { dst, id, .. } => {
+                if self.in_session(now, from, dst, kind) {
+                    self.control.push_back(Control::ProbeAck(id));
+                }
+            }
+            // Like a Pong, an answer is a sign of life and nothing more to a side that sent no
+            // probe.
+            Packet::Pong { dst } | Packet::ProbeAck { dst, .. } => {
                 self.in_session(now, from, dst, kind);
             }
             // The extra copies of a Close we already acted on: expected, counted, not reported.
