@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use thiserror::Error;
-use udpchat_core::{DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
+use udpchat_core::MAX_UDP_PAYLOAD;
 
 /// Which automatic-repeat-request scheme the sender uses. The wire and the receiver are the same
 /// for all three; only the sender's choice of what to resend, and when, differs.
@@ -56,8 +56,10 @@ pub enum Delivery {
 pub struct ReliableConfig {
     /// Our nickname, sent in the handshake. Default: empty.
     pub nick: String,
-    /// Largest datagram we send, in bytes. Default: 1200 (`DEFAULT_MAX_DATAGRAM`, safe on real
-    /// internet paths). At least [`MIN_DATAGRAM`].
+    /// Largest datagram we send, in bytes: the cap of path MTU discovery (DPLPMTUD, RFC 8899,
+    /// `transport/pmtu.rs`), which starts at 1200 bytes (safe on real internet paths) and probes
+    /// up to this. At most 1200 turns discovery off. Default: [`DEFAULT_PMTU_CAP`] (1452: an
+    /// Ethernet frame's 1500 bytes less IPv6 and UDP headers). At least [`MIN_DATAGRAM`].
     pub max_datagram: usize,
     /// Largest message `send` accepts, in bytes of UTF-8. Default: 1 MiB. Larger ones get
     /// `SendError::TooLong`; the receiver refuses fragments that would exceed it.
@@ -142,6 +144,11 @@ pub const MAX_AUTO_REDUNDANCY: u8 = 3;
 /// Largest `redundancy`: a bundle holds the new packet and this many copies.
 pub const MAX_REDUNDANCY: u8 = (udpchat_core::MAX_BUNDLE - 1) as u8;
 
+/// The default cap of path MTU discovery: 1500-byte Ethernet frames less 40 bytes of IPv6 and
+/// 8 of UDP header (as quinn's default), so a LAN or loopback gets full-size datagrams and a
+/// 1,200-byte chat line travels in one.
+pub const DEFAULT_PMTU_CAP: usize = 1452;
+
 /// The smallest `max_datagram` accepted: room for the headers and a useful payload.
 pub const MIN_DATAGRAM: usize = 128;
 
@@ -149,7 +156,7 @@ impl Default for ReliableConfig {
     fn default() -> Self {
         ReliableConfig {
             nick: String::new(),
-            max_datagram: DEFAULT_MAX_DATAGRAM,
+            max_datagram: DEFAULT_PMTU_CAP,
             max_message: 1 << 20,
             window: 512,
             arq: Arq::SelectiveRepeat,
@@ -229,10 +236,19 @@ impl ReliableConfig {
         Ok(())
     }
 
-    /// Payload bytes per fragment: the datagram less the widest header a data packet can have
-    /// (`udpchat_core::max_data_overhead`, computed by the codec).
+    /// The datagram size every path is assumed to carry: the base of path MTU discovery
+    /// (1200 bytes), or `max_datagram` if that is smaller. Acknowledgements are sized to it, and
+    /// the congestion window counts in it.
+    pub fn base_datagram(&self) -> usize {
+        self.max_datagram.min(crate::transport::pmtu::BASE_PLPMTU)
+    }
+
+    /// Payload bytes per fragment at the base datagram size: the smallest fragments a sender
+    /// cuts (path MTU discovery may let it cut larger ones), so the most a message needs. The
+    /// datagram less the widest header a data packet can have (`udpchat_core::max_data_overhead`,
+    /// computed by the codec).
     pub fn fragment_payload(&self) -> usize {
-        self.max_datagram
+        self.base_datagram()
             .saturating_sub(udpchat_core::max_data_overhead())
             .max(1)
     }

@@ -899,6 +899,8 @@ impl ReliableEndpoint {
             return None;
         }
         let peer_id = session.peer_id;
+        // The handshake confirmed the base size both ways: the search for more can start.
+        self.sender.path_mtu_mut().start(now);
         if let Some(out) = self.sender.next_packet(now) {
             let kind = self.control_out.get(&out.fragment.message).copied();
             let data = data_packet(peer_id, out);
@@ -910,15 +912,17 @@ impl ReliableEndpoint {
         }
         // The sender's budget counts each copy at its worst-case size, envelope included, so
         // only the bundle's count byte needs room of its own.
-        let tail = self
-            .sender
-            .tail_copies(now, self.config.max_datagram.saturating_sub(1));
+        let plpmtu = self.sender.path_mtu().current();
+        let tail = self.sender.tail_copies(now, plpmtu.saturating_sub(1));
         let tail = self.without_control(tail);
         if !tail.is_empty() {
             let seqs: Vec<_> = tail.iter().map(|c| c.seq).collect();
             self.sender.copies_sent(now, &seqs, true);
             let items = tail.into_iter().map(|c| data_packet(peer_id, c)).collect();
             return Some(Packet::Bundle(items));
+        }
+        if let Some(probe) = self.next_probe(now, peer_id) {
+            return Some(probe);
         }
         if self.receiver.wants_ack_now() {
             return Some(Packet::Ack {
@@ -927,6 +931,13 @@ impl ReliableEndpoint {
             });
         }
         None
+    }
+
+    /// A path MTU probe, if one is due: padded to the size being tried (`transport/pmtu.rs`).
+    fn next_probe(&mut self, now: Instant, peer_id: ConnectionId) -> Option<Packet> {
+        let timeout = self.sender.rtt.rto();
+        let (id, size) = self.sender.path_mtu_mut().poll_probe(now, timeout)?;
+        Packet::probe(peer_id, id, size)
     }
 
     /// Puts our ack on a data packet (the first of a bundle) when we have received anything.
@@ -972,7 +983,8 @@ impl ReliableEndpoint {
     fn with_copies(&mut self, now: Instant, data: &Data, len: usize) -> Option<Packet> {
         // A bundle costs one byte more than the packet alone (its count), and each copy at most
         // its payload plus `udpchat_core::max_data_overhead()`, which is what the sender budgets.
-        let room = self.config.max_datagram.saturating_sub(len + 1);
+        let max = self.sender.path_mtu().current();
+        let room = max.saturating_sub(len + 1);
         let copies = self.sender.redundant_copies(now, data.seq, room);
         let copies = self.without_control(copies);
         if copies.is_empty() {
@@ -984,7 +996,7 @@ impl ReliableEndpoint {
         items.extend(copies.into_iter().map(|c| data_packet(data.dst, c)));
         let bundle = Packet::Bundle(items);
         // The budget makes this fit; if it did not, the packet goes alone and no copy is counted.
-        if bundle.encoded_len() > self.config.max_datagram {
+        if bundle.encoded_len() > max {
             return None;
         }
         self.sender.copies_sent(now, &seqs, false);
@@ -1004,7 +1016,11 @@ impl ReliableEndpoint {
     fn transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let destination = self.peer_addr?;
         let mut packet = self.next_packet(now)?;
-        let max = self.config.max_datagram;
+        // A probe is as large as the size it tries; everything else fits the PLPMTU.
+        let max = match &packet {
+            Packet::Probe { .. } => packet.encoded_len(),
+            _ => self.sender.path_mtu().current(),
+        };
         // Piggyback our ack on data when it fits; otherwise it goes on its own.
         let mut acked = self.piggyback_ack(now, &mut packet);
         let mut len = packet.encoded_len();
@@ -1089,9 +1105,13 @@ impl ReliableEndpoint {
                     self.control.push_back(Control::ProbeAck(id));
                 }
             }
-            // Like a Pong, an answer is a sign of life and nothing more to a side that sent no
-            // probe.
-            Packet::Pong { dst } | Packet::ProbeAck { dst, .. } => {
+            // Our probe got through: the path carries its size.
+            Packet::ProbeAck { dst, id } => {
+                if self.in_session(now, from, dst, kind) {
+                    self.sender.path_mtu_mut().on_probe_ack(now, id);
+                }
+            }
+            Packet::Pong { dst } => {
                 self.in_session(now, from, dst, kind);
             }
             // The extra copies of a Close we already acted on: expected, counted, not reported.
@@ -1132,6 +1152,8 @@ impl ReliableEndpoint {
                 self.timers.set(Timer::TailCopy, tail);
                 self.timers.set(Timer::Loss, loss);
                 self.timers.set(Timer::Rto, rto);
+                self.timers
+                    .set(Timer::PathMtu, self.sender.path_mtu().deadline());
                 self.timers.set(
                     Timer::RestartProbe,
                     session.restart_probe.and_then(|p| p.next_ping),
@@ -1184,6 +1206,9 @@ impl ReliableEndpoint {
         if sender_due && self.sender.on_timeout(now) == TimeoutOutcome::GiveUp {
             self.peer_unreachable(now);
             return;
+        }
+        if self.timers.is_expired(Timer::PathMtu, now) {
+            self.sender.path_mtu_mut().on_timeout(now);
         }
         if self.timers.is_expired(Timer::RestartProbe, now) {
             self.probe_timeout(now);
@@ -1383,6 +1408,8 @@ impl Endpoint for ReliableEndpoint {
         stats.cwnd = self.sender.window_packets();
         stats.peer_window = self.sender.peer_window();
         stats.redundant_copies = counters.redundant_copies;
+        stats.path_mtu = self.sender.path_mtu().current() as u64;
+        stats.pmtu_black_holes = self.sender.path_mtu().black_holes();
         stats
     }
 }

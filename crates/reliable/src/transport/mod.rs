@@ -9,7 +9,8 @@
 //! - [`rtt`]: the round-trip estimator and retransmission timeout (RFC 6298);
 //! - [`sack`]: the received-set bookkeeping behind cumulative + selective acks;
 //! - [`reorder`]: the bounded buffer that restores sending order;
-//! - [`fragment`]: splitting messages larger than a datagram, and reassembly;
+//! - [`fragment`]: splitting messages larger than a datagram, and reassembly; [`pmtu`]: how
+//!   large a datagram the path carries (DPLPMTUD, RFC 8899);
 //! - [`congestion`]: the [`congestion::Controller`] trait and one file per algorithm (NewReno,
 //!   none);
 //! - [`sender`] and [`receiver`]: the two halves of a session; [`redundancy`]: how many copies
@@ -28,6 +29,7 @@ pub mod config;
 pub mod congestion;
 pub mod conn;
 pub(crate) mod fragment;
+pub(crate) mod pmtu;
 pub(crate) mod receiver;
 pub(crate) mod redundancy;
 pub(crate) mod reorder;

@@ -56,6 +56,7 @@ use udpchat_core::{Ack, SeqNum};
 use super::config::{Arq, CongestionControl, ReliableConfig};
 use super::congestion::{Acked, CongestionEvent, Controller};
 use super::fragment::{split, Fragment};
+use super::pmtu::PathMtu;
 use super::redundancy::RedundancyPolicy;
 use super::rtt::RttEstimator;
 use crate::endpoint::{MessageId, SendError};
@@ -215,7 +216,6 @@ pub(crate) struct Sender {
     arq: Arq,
     reorder_threshold: u64,
     max_retries: u32,
-    fragment_payload: usize,
     max_message: usize,
     window_cap: u64,
     /// Most fragments one message has (`ReliableConfig::max_fragments`).
@@ -226,7 +226,14 @@ pub(crate) struct Sender {
     /// packet costs the congestion window its payload plus this.
     data_overhead: u64,
     congestion_kind: CongestionControl,
+    /// Messages accepted but not yet cut into fragments: a message is cut when its first
+    /// fragment is about to go, so it fills the datagram size discovered by then
+    /// ([`Sender::cut_next`]).
+    queued: VecDeque<(u64, Vec<u8>)>,
+    /// Fragments of the message being sent, not yet given sequence numbers.
     unsent: VecDeque<Fragment>,
+    /// How large a datagram the path carries (DPLPMTUD).
+    pmtu: PathMtu,
     /// Sequence number of `slots[0]`: everything below it is cumulatively acknowledged.
     base: SeqNum,
     slots: VecDeque<Slot>,
@@ -278,20 +285,23 @@ impl Sender {
     /// A sender with nothing queued; `token_seed` seeds the packets' tokens (give each endpoint
     /// an unpredictable one: the tokens are what an off-path forger would have to guess).
     pub(crate) fn new(config: &ReliableConfig, token_seed: u64) -> Self {
-        let mss = (config.max_datagram as u64).max(1);
+        // The congestion controller's unit is the base datagram, whatever the path turns out to
+        // carry: its windows then mean the same on every path.
+        let mss = (config.base_datagram() as u64).max(1);
         let window_cap = u64::from(config.window);
         Sender {
             arq: config.arq,
             reorder_threshold: u64::from(config.reorder_threshold),
             max_retries: config.max_retries,
-            fragment_payload: config.fragment_payload(),
             max_message: config.max_message,
             window_cap,
             max_fragments: u64::from(config.max_fragments()),
             mss,
             data_overhead: udpchat_core::max_data_overhead() as u64,
             congestion_kind: config.congestion,
+            queued: VecDeque::new(),
             unsent: VecDeque::new(),
+            pmtu: PathMtu::new(config.max_datagram),
             base: SeqNum(0),
             slots: VecDeque::new(),
             lost: BTreeSet::new(),
@@ -331,17 +341,53 @@ impl Sender {
                 max: self.max_message,
             });
         }
-        let fragments = split(id.0, bytes, self.fragment_payload);
-        let count = u32::try_from(fragments.len()).unwrap_or(u32::MAX);
+        // Its fragment count is set when it is cut (`cut_next`).
         self.messages.insert(
             id.0,
             Progress {
-                undelivered: count,
+                undelivered: 0,
                 first_sent: None,
             },
         );
-        self.unsent.extend(fragments);
+        self.queued.push_back((id.0, bytes.to_vec()));
         Ok(())
+    }
+
+    /// Cuts the next queued message into fragments, once those of the previous one all have
+    /// sequence numbers: each fragment fills the PLPMTU as it is now (less the widest data
+    /// header), so a message sent after discovery travels in as few datagrams as the path allows.
+    fn cut_next(&mut self) {
+        if !self.unsent.is_empty() {
+            return;
+        }
+        let Some((message, bytes)) = self.queued.pop_front() else {
+            return;
+        };
+        let payload = self
+            .pmtu
+            .current()
+            .saturating_sub(self.data_overhead as usize)
+            .max(1);
+        let fragments = split(message, &bytes, payload);
+        if let Some(p) = self.messages.get_mut(&message) {
+            p.undelivered = u32::try_from(fragments.len()).unwrap_or(u32::MAX);
+        }
+        self.unsent.extend(fragments);
+    }
+
+    /// Nothing waits to be sent for the first time (application-limited, in RFC 7661's terms).
+    fn nothing_queued(&self) -> bool {
+        self.unsent.is_empty() && self.queued.is_empty()
+    }
+
+    /// The path MTU discovery of this path.
+    pub(crate) fn path_mtu(&self) -> &PathMtu {
+        &self.pmtu
+    }
+
+    /// The path MTU discovery of this path, to feed it probes' fates.
+    pub(crate) fn path_mtu_mut(&mut self) -> &mut PathMtu {
+        &mut self.pmtu
     }
 
     /// The first sequence number not yet used.
@@ -424,6 +470,7 @@ impl Sender {
 
     /// The next packet to put on the wire, resends first, if the windows allow one.
     pub(crate) fn next_packet(&mut self, now: Instant) -> Option<Outgoing> {
+        self.cut_next();
         let credit = self.timeout_credit && !self.lost.is_empty();
         if !self.window_open() && !credit {
             return None;
@@ -567,7 +614,7 @@ impl Sender {
     fn pick_copies(&self, now: Instant, skip: usize, room: usize) -> Vec<Outgoing> {
         let mut copies = Vec::new();
         let limit = self.redundancy.copies(now);
-        if limit == 0 || !self.unsent.is_empty() {
+        if limit == 0 || !self.nothing_queued() {
             return copies;
         }
         let recent = match (self.rtt.srtt(), self.rtt.latest()) {
@@ -786,7 +833,7 @@ impl Sender {
         // was in use, so these acks say nothing about whether a larger window would be safe. A
         // chat that grew its window on every ack would hold the right to send a window's worth
         // of data at once after a quiet hour.
-        let app_limited = self.unsent.is_empty() && flight_before < self.congestion.window() / 2;
+        let app_limited = self.nothing_queued() && flight_before < self.congestion.window() / 2;
         let acked = Acked {
             bytes: scan.newly,
             cumulative: self.base,
@@ -885,6 +932,7 @@ impl Sender {
         }
         slot.state = SlotState::Acked;
         scan.newly += slot.size;
+        self.pmtu.on_data_acked(slot.size as usize);
         if scan.largest.is_none_or(|l| seq > l.seq) {
             // An ack that arrives sooner than the minimum RTT after the last copy went out was
             // not triggered by a copy (the rule that finds spurious resends, below).
@@ -939,7 +987,7 @@ impl Sender {
     /// Linux's thin-stream argument (fast retransmit on the first duplicate ack for streams with
     /// little in flight), stated in terms of the backlog.
     fn loss_delay(&self) -> Duration {
-        let steps = if self.unsent.is_empty() {
+        let steps = if self.nothing_queued() {
             0
         } else {
             self.reorder_steps
@@ -963,11 +1011,13 @@ impl Sender {
 
     /// Takes the in-flight packet at `index` out of flight, to be resent: the one place a packet
     /// is declared lost, whatever found the loss.
-    fn declare_lost(&mut self, index: usize, cause: LossCause) {
+    fn declare_lost(&mut self, now: Instant, index: usize, cause: LossCause) {
         let seq = self.seq_at(index);
         let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
+        // Black-hole detection (DPLPMTUD) watches the losses of packets above the base size.
+        self.pmtu.on_data_lost(now, slot.size as usize);
         slot.state = SlotState::Lost;
         slot.cause = cause;
         self.in_flight -= 1;
@@ -995,7 +1045,7 @@ impl Sender {
                     self.fast_since_spurious = 0;
                     self.reorder_steps = self.reorder_steps.saturating_sub(1);
                 }
-                self.declare_lost(index, LossCause::Fast);
+                self.declare_lost(now, index, LossCause::Fast);
                 found = true;
             } else if self.loss_deadline.is_none_or(|d| due < d) {
                 // Evidence, but too soon to tell loss from reordering: look again then.
@@ -1090,14 +1140,14 @@ impl Sender {
                 continue;
             }
             if go_back || slot.last_sent + rto <= now {
-                self.declare_lost(index, LossCause::Timeout);
+                self.declare_lost(now, index, LossCause::Timeout);
                 marked = true;
             } else if oldest.is_none_or(|(_, t)| slot.last_sent < t) {
                 oldest = Some((index, slot.last_sent));
             }
         }
         if let (false, Some((index, _))) = (marked, oldest) {
-            self.declare_lost(index, LossCause::Timeout);
+            self.declare_lost(now, index, LossCause::Timeout);
         }
     }
 
@@ -1107,6 +1157,7 @@ impl Sender {
     pub(crate) fn take_unacknowledged(&mut self) -> Vec<MessageId> {
         let ids = self.messages.keys().map(|&m| MessageId(m)).collect();
         self.messages.clear();
+        self.queued.clear();
         self.unsent.clear();
         self.reset_sequence_space();
         ids
@@ -1126,11 +1177,14 @@ impl Sender {
             self.messages.remove(m);
         }
         self.unsent.retain(|f| !started.contains(&f.message));
+        self.queued.retain(|(m, _)| !started.contains(m));
         self.reset_sequence_space();
         started.into_iter().map(MessageId).collect()
     }
 
     fn reset_sequence_space(&mut self) {
+        // The next session may be with another peer, over another path.
+        self.pmtu.reset();
         self.base = SeqNum(0);
         self.slots.clear();
         self.delivered_base = SeqNum(0);
@@ -1450,7 +1504,7 @@ mod tests {
         assert_eq!(send_all(&mut s, t1), vec![2, 3, 4, 5]);
         let mut a = ack(&s, 2, &[(3, 3)]);
         a.window = 4;
-        assert_eq!(s.unsent.is_empty(), !backlog);
+        assert_eq!(s.nothing_queued(), !backlog);
         s.on_ack(t1 + Duration::from_millis(100), &a).unwrap();
         (s, t1)
     }

@@ -27,6 +27,8 @@ pub(super) enum Timer {
     Loss,
     /// The retransmission timeout (RFC 6298).
     Rto,
+    /// Path MTU discovery: a probe went unanswered, or the next search is due.
+    PathMtu,
     /// A claimed restart is being checked: ping the current session again.
     RestartProbe,
     /// We have been silent for `keepalive`: send a `Ping`.
@@ -40,7 +42,7 @@ impl Timer {
     /// Every timer, in the order `handle_timeout` lets them fire when several are due: the ones
     /// that end the session first, the keepalive (which only matters if nothing else is sent)
     /// last.
-    pub(super) const ALL: [Timer; 10] = [
+    pub(super) const ALL: [Timer; 11] = [
         Timer::Linger,
         Timer::Handshake,
         Timer::Idle,
@@ -49,6 +51,7 @@ impl Timer {
         Timer::TailCopy,
         Timer::Loss,
         Timer::Rto,
+        Timer::PathMtu,
         Timer::RestartProbe,
         Timer::Keepalive,
     ];
@@ -64,6 +67,7 @@ impl Timer {
             Timer::TailCopy => "tail copy",
             Timer::Loss => "loss",
             Timer::Rto => "rto",
+            Timer::PathMtu => "path mtu",
             Timer::RestartProbe => "restart probe",
             Timer::Keepalive => "keepalive",
         }
