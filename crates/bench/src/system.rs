@@ -126,13 +126,14 @@ pub const CLI_FALLBACK_NICK: &str = "anon";
 /// The configuration `udpchat chat --mode reliable` builds when given no flags: the CLI calls
 /// `ReliableArgs::config(nick, max_datagram)`, which starts from [`ReliableConfig::default`]
 /// and sets only the two fields the chat command itself owns: `nick` (from `--nick`, default
-/// `$USER`; here [`CLI_FALLBACK_NICK`]) and `max_datagram` (from `--max-datagram`, default
-/// [`udpchat_core::DEFAULT_MAX_DATAGRAM`]). With no flags, its clamp of `initial_rto` into
+/// `$USER`; here [`CLI_FALLBACK_NICK`]) and `max_datagram` (from `--max-datagram`, in reliable
+/// mode by default the cap of path MTU discovery,
+/// [`udpchat_reliable::transport::config::DEFAULT_PMTU_CAP`], as `ChatArgs::reliable_max_datagram`). With no flags, its clamp of `initial_rto` into
 /// `min_rto..=max_rto` changes nothing. This is the configuration of every `udpchat` row.
 pub fn udpchat_cli_defaults() -> ReliableConfig {
     ReliableConfig {
         nick: CLI_FALLBACK_NICK.to_owned(),
-        max_datagram: udpchat_core::DEFAULT_MAX_DATAGRAM,
+        max_datagram: udpchat_reliable::transport::config::DEFAULT_PMTU_CAP,
         ..ReliableConfig::default()
     }
 }
@@ -203,7 +204,10 @@ mod tests {
         let bench = udpchat_cli_defaults();
         // The documented differences, one by one.
         assert_eq!(bench.nick, CLI_FALLBACK_NICK);
-        assert_eq!(bench.max_datagram, udpchat_core::DEFAULT_MAX_DATAGRAM);
+        assert_eq!(
+            bench.max_datagram,
+            udpchat_reliable::transport::config::DEFAULT_PMTU_CAP
+        );
         // Everything else is the default, field by field (the derive compares every field, so
         // a field added later is covered too).
         let rest = ReliableConfig {

@@ -63,10 +63,13 @@ pub struct ChatArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Largest datagram to send, in bytes (64-65507); longer lines are refused.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DATAGRAM,
-          value_parser = parse_max_datagram, allow_negative_numbers = true)]
-    pub max_datagram: usize,
+    /// Largest datagram to send, in bytes (64-65507). Raw mode: longer lines are refused
+    /// [default: 1200]. Reliable mode: the cap of path MTU discovery, which starts at 1200 and
+    /// probes up to this (1200 or less turns discovery off); longer lines are cut into fragments
+    /// [default: 1452].
+    #[arg(long, value_name = "BYTES", value_parser = parse_max_datagram,
+          allow_negative_numbers = true)]
+    pub max_datagram: Option<usize>,
 
     /// Print the counters to stderr when the chat ends (a `/stats` line prints them any time).
     #[arg(long)]
@@ -101,6 +104,13 @@ pub struct ChatArgs {
 
 impl ChatArgs {
     /// Refuses flags that are fine one by one but not together (exit code 2, with chat's usage):
+    /// `--max-datagram` for reliable mode: the cap of path MTU discovery, by default the
+    /// transport's own ([`udpchat_reliable::transport::config::DEFAULT_PMTU_CAP`]).
+    pub fn reliable_max_datagram(&self) -> usize {
+        self.max_datagram
+            .unwrap_or(udpchat_reliable::transport::config::DEFAULT_PMTU_CAP)
+    }
+
     /// a `--peer` the `--bind` socket cannot reach, reliable-mode flags in raw mode, reliable-mode
     /// values that contradict each other, an interface that cannot show the format.
     pub fn check(&self) -> Result<(), clap::Error> {
@@ -115,7 +125,8 @@ impl ChatArgs {
             }
             Mode::Reliable if self.plain => return Err(usage("--plain is raw mode only")),
             Mode::Reliable => {
-                self.reliable.config(String::new(), self.max_datagram)?;
+                self.reliable
+                    .config(String::new(), self.reliable_max_datagram())?;
             }
             Mode::Raw => {}
         }
@@ -236,12 +247,12 @@ fn endpoint(
         Mode::Raw => Box::new(RawEndpoint::new(RawConfig {
             nick,
             peer,
-            max_datagram: args.max_datagram,
+            max_datagram: args.max_datagram.unwrap_or(DEFAULT_MAX_DATAGRAM),
             plain: args.plain,
         })),
         Mode::Reliable => Box::new(
             args.reliable
-                .endpoint(nick, peer, args.max_datagram)
+                .endpoint(nick, peer, args.reliable_max_datagram())
                 .unwrap_or_else(|usage| usage.exit()),
         ),
     };

@@ -229,6 +229,10 @@ pub struct ExperimentConfig {
     pub seeds: u32,
     /// First seed; the runs use `seed`, `seed + 1`, ... Default 1.
     pub seed: u64,
+    /// The path MTU, both directions: a datagram larger than this many bytes (of UDP payload) is
+    /// dropped without a word, as by a router that sends no ICMP ([`crate::sim::Scenario::mtu`]).
+    /// Default: none (any size gets through).
+    pub mtu: Option<usize>,
 }
 
 impl Default for ExperimentConfig {
@@ -251,6 +255,7 @@ impl Default for ExperimentConfig {
             modes: vec![Mode::Raw, Mode::Reliable],
             seeds: 5,
             seed: 1,
+            mtu: None,
         }
     }
 }
@@ -337,6 +342,9 @@ impl ExperimentConfig {
             "--modes {}",
             list(self.modes.iter().map(|m| m.name().to_owned()).collect())
         ));
+        if let Some(mtu) = self.mtu {
+            args.push(format!("--mtu {mtu}"));
+        }
         args.push(format!("--seeds {}", self.seeds));
         args.push(format!("--seed {}", self.seed));
         args.join(" ")

@@ -43,6 +43,12 @@ pub fn run_sweep_real(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(Vec<SweepPoint>, SweepRuns), ExperimentError> {
     let points = config.points()?;
+    if let Some(mtu) = config.mtu {
+        // The proxy forwards any size: a path MTU is the simulator's knob only.
+        return Err(ExperimentError::Io(format!(
+            "a path MTU ({mtu} bytes) needs the simulator; real sockets carry what loopback does"
+        )));
+    }
     let seeds = config.seed_list();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
