@@ -77,6 +77,8 @@ local KINDS = {
   -- Path MTU discovery (RFC 8899): a padded probe carrying no user data, and its answer.
   [11] = { name = "Probe",  fields = { { "dst", "conn" }, { "probe.id", "u32", info = "id" }, { "padding", "padding" } } },
   [12] = { name = "ProbeAck", fields = { { "dst", "conn" }, { "probe.id", "u32", info = "id" } } },
+  -- A data-stream datagram too large for the path now, in pieces (after a black hole).
+  [13] = { name = "Piece",  fields = { { "dst", "conn" }, { "piece.id", "u32", info = "id" }, { "piece.index", "u32", info = "piece" }, { "piece.count", "u32", info = "/" }, { "piece.bytes", "padding" } } },
 }
 
 local MAX_BUNDLE = 16
@@ -125,6 +127,10 @@ local FIELDS = {
   ["bundle.data"] = ProtoField.string("udpchat.bundle.data", "Data packet"),
   ["probe.id"]  = ProtoField.uint32("udpchat.probe.id", "Probe id", base.DEC),
   ["padding"]   = ProtoField.uint32("udpchat.padding", "Padding (bytes)", base.DEC),
+  ["piece.id"]  = ProtoField.uint32("udpchat.piece.id", "Datagram id", base.DEC),
+  ["piece.index"] = ProtoField.uint32("udpchat.piece.index", "Piece index", base.DEC),
+  ["piece.count"] = ProtoField.uint32("udpchat.piece.count", "Piece count", base.DEC),
+  ["piece.bytes"] = ProtoField.uint32("udpchat.piece.bytes", "Bytes of the datagram", base.DEC),
 }
 local field_list = {}
 for _, field in pairs(FIELDS) do table.insert(field_list, field) end
@@ -247,7 +253,7 @@ READERS.bytes = function(ctx, name, tree)
   return len
 end
 
--- Padding: a length and that many bytes that mean nothing; shown as its length.
+-- Padding (or a piece's bytes): a length and that many bytes; shown as the length.
 READERS.padding = function(ctx, name, tree)
   local start, len, prefix = sized(ctx)
   tree:add(FIELDS[name], ctx.buf(prefix, start - prefix + len), len)

@@ -224,7 +224,31 @@ pub enum Packet {
         /// The probe's `id`.
         id: u32,
     },
+    /// One piece of a data-stream datagram (`Data`, `Fin` or `Nick`, envelope and CRC
+    /// included) too large for the path as it is now: a packet cut for a larger path MTU, resent
+    /// after the path shrank (a black hole). The receiver joins the `count` pieces of `id`, in
+    /// index order, and takes the result as the datagram it is. Between 2 and [`MAX_PIECES`]
+    /// pieces; the receiver refuses other counts.
+    Piece {
+        /// The receiver's connection id.
+        dst: ConnectionId,
+        /// The sender's number for the datagram being carried (each resend gets a new one).
+        id: u32,
+        /// This piece's place, from 0.
+        index: u32,
+        /// How many pieces the datagram has.
+        count: u32,
+        /// This piece's bytes of the datagram.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
+
+/// Most pieces one datagram may travel in: a UDP payload of 65,507 bytes in pieces that fit the
+/// smallest datagram the transport uses (128 bytes) needs more, but the pieces of a packet cut
+/// for a path MTU are cut for the base size (1200 bytes), so 64 is plenty and bounds what a
+/// receiver holds per datagram.
+pub const MAX_PIECES: u32 = 64;
 
 /// The kind of a packet, for counters and traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -255,6 +279,8 @@ pub enum PacketKind {
     Probe,
     /// [`Packet::ProbeAck`]
     ProbeAck,
+    /// [`Packet::Piece`]
+    Piece,
 }
 
 impl Packet {
@@ -274,6 +300,7 @@ impl Packet {
             Packet::Nick(_) => PacketKind::Nick,
             Packet::Probe { .. } => PacketKind::Probe,
             Packet::ProbeAck { .. } => PacketKind::ProbeAck,
+            Packet::Piece { .. } => PacketKind::Piece,
         }
     }
 }
@@ -318,6 +345,25 @@ impl Packet {
         }
         None
     }
+}
+
+/// Most bytes a [`Packet::Piece`] takes besides the bytes it carries: envelope, kind and its
+/// fields at their widest (the bytes' length prefix at its widest for a UDP payload). A piece
+/// of a datagram of `max` bytes carries at most `max` minus this.
+pub fn max_piece_overhead() -> usize {
+    static OVERHEAD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *OVERHEAD.get_or_init(|| {
+        // As for `max_data_overhead`: 251 bytes take the 3-byte length prefix.
+        const PROBE: usize = 251;
+        let widest = Packet::Piece {
+            dst: ConnectionId(u64::MAX),
+            id: u32::MAX,
+            index: u32::MAX,
+            count: u32::MAX,
+            bytes: vec![0; PROBE],
+        };
+        widest.encoded_len() - PROBE
+    })
 }
 
 impl Data {

@@ -273,6 +273,13 @@ pub enum PacketSummary {
     },
     /// The answer to a path MTU probe.
     ProbeAck,
+    /// A piece of a data packet too large for the path now (after a path MTU black hole).
+    Piece {
+        /// Which piece, from 0.
+        index: u32,
+        /// Of how many.
+        count: u32,
+    },
     /// Close.
     Close,
     /// Not a valid udpchat datagram (plain mode, or corrupted).
@@ -299,6 +306,7 @@ impl PacketSummary {
                 size: datagram.len(),
             },
             Ok(Packet::ProbeAck { .. }) => PacketSummary::ProbeAck,
+            Ok(Packet::Piece { index, count, .. }) => PacketSummary::Piece { index, count },
             Ok(Packet::Close { .. }) => PacketSummary::Close,
             // A bundle leads with its new packet; the copies behind it are not summarised.
             Ok(Packet::Bundle(items)) => items
@@ -349,6 +357,7 @@ impl fmt::Display for PacketSummary {
             PacketSummary::Pong => f.write_str("pong"),
             PacketSummary::Probe { size } => write!(f, "probe {size}B"),
             PacketSummary::ProbeAck => f.write_str("probe-ack"),
+            PacketSummary::Piece { index, count } => write!(f, "piece {index}/{count}"),
             PacketSummary::Close => f.write_str("close"),
             PacketSummary::Opaque => f.write_str("opaque"),
         }

@@ -60,6 +60,18 @@ pub fn describe(datagram: &[u8]) -> String {
             datagram.len()
         ),
         Packet::ProbeAck { dst, id } => write!(out, "probe-ack dst={:016x} id={id}", dst.0),
+        Packet::Piece {
+            dst,
+            id,
+            index,
+            count,
+            bytes,
+        } => write!(
+            out,
+            "piece dst={:016x} id={id} {index}/{count} {}B",
+            dst.0,
+            bytes.len()
+        ),
         Packet::Close { dst, ack: a } => {
             let _ = write!(out, "close dst={:016x}", dst.0);
             if let Some(a) = a {

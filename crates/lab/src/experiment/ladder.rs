@@ -360,6 +360,7 @@ fn picked_transmits(trace: &Trace, study: &Study) -> HashSet<usize> {
             | PacketSummary::Pong
             | PacketSummary::Probe { .. }
             | PacketSummary::ProbeAck
+            | PacketSummary::Piece { .. }
             | PacketSummary::Close => true,
         };
         if wanted {
@@ -734,6 +735,8 @@ enum Mark {
     Ack,
     Handshake,
     Keepalive,
+    Probe,
+    Piece,
     Close,
     Arrived,
     Late,
@@ -770,6 +773,15 @@ impl Mark {
             Mark::Keepalive => (
                 "ping, pong",
                 "a keepalive probe from a side that has been quiet, and its answer",
+            ),
+            Mark::Probe => (
+                "probe 1452B",
+                "a path MTU probe (padding, no data) of that many bytes, and its answer                  (probe-ack): does the path carry datagrams that large?",
+            ),
+            Mark::Piece => (
+                "piece 0/2",
+                "piece 0 of 2 of a data packet cut for a larger path MTU than the path now \
+                 carries (after a black hole), resent in pieces",
             ),
             Mark::Close => ("close", "the session ends"),
             Mark::Arrived => (
@@ -832,11 +844,9 @@ impl Row {
                     PacketSummary::Raw { .. } => Mark::Raw,
                     PacketSummary::Ack { .. } => Mark::Ack,
                     PacketSummary::Hello | PacketSummary::Welcome => Mark::Handshake,
-                    // Path MTU probes and their answers carry no data either: drawn as keepalives.
-                    PacketSummary::Ping
-                    | PacketSummary::Pong
-                    | PacketSummary::Probe { .. }
-                    | PacketSummary::ProbeAck => Mark::Keepalive,
+                    PacketSummary::Ping | PacketSummary::Pong => Mark::Keepalive,
+                    PacketSummary::Probe { .. } | PacketSummary::ProbeAck => Mark::Probe,
+                    PacketSummary::Piece { .. } => Mark::Piece,
                     // An opaque datagram is never picked; it would share the close's entry.
                     PacketSummary::Close | PacketSummary::Opaque => Mark::Close,
                 });
@@ -994,6 +1004,11 @@ mod tests {
                 column.contains(" ping ") || column.contains(" pong "),
                 "ping, pong",
             );
+            see(
+                column.contains(" probe ") || column.contains(" probe-ack "),
+                "probe 1452B",
+            );
+            see(column.contains(" piece "), "piece 0/2");
             see(column.contains("RESEND"), "RESEND");
             see(notes.contains("ms"), "+15.3ms");
             see(notes.starts_with("dup:"), "dup");

@@ -58,6 +58,7 @@ use udpchat_core::{
 
 use super::config::{ConfigError, ReliableConfig};
 use super::fragment::Fragment;
+use super::pieces::{self, PieceAssembler};
 use super::receiver::{Arrival, Receiver};
 use super::sender::{BadAck, Outgoing, Sender, TimeoutOutcome};
 use crate::endpoint::{DropCause, Endpoint, Event, MessageId, NickError, SendError, Stats};
@@ -126,6 +127,12 @@ pub struct ReliableEndpoint {
     sender: Sender,
     receiver: Receiver,
     control: VecDeque<Control>,
+    /// Pieces of a stranded data packet still to send (`pieces.rs`), before anything new.
+    pieces_out: VecDeque<Packet>,
+    /// The number of the next datagram sent in pieces.
+    next_piece_id: u32,
+    /// Pieces from the peer being joined.
+    pieces_in: PieceAssembler,
     events: VecDeque<Event>,
     stats: Stats,
     next_message: u64,
@@ -174,6 +181,9 @@ impl ReliableEndpoint {
             retired_local: VecDeque::new(),
             retired_peer: VecDeque::new(),
             control: VecDeque::new(),
+            pieces_out: VecDeque::new(),
+            next_piece_id: 0,
+            pieces_in: PieceAssembler::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
             next_message: 0,
@@ -894,6 +904,9 @@ impl ReliableEndpoint {
         if self.state.is_closed() {
             return None;
         }
+        if let Some(piece) = self.pieces_out.pop_front() {
+            return Some(piece);
+        }
         let session = self.state.established()?;
         if !session.confirmed {
             return None;
@@ -1028,11 +1041,10 @@ impl ReliableEndpoint {
             acked = Self::shrink(&mut packet, acked);
             len = packet.encoded_len();
         }
-        // Without the ack a data packet always fits (the fragment size guarantees it), and an
-        // ack is built to fit. A failure here would be a bug; sending nothing is the safe way to
-        // survive it.
+        // Without the ack a data packet fits (it was cut for the PLPMTU), unless it was cut for a
+        // larger one before a black hole: then it goes in pieces. An ack is built to fit.
         if len > max {
-            return None;
+            return self.transmit_in_pieces(now, &packet, max, buf, destination);
         }
         if let Packet::Data(data) = &packet {
             if let Some(bundle) = self.with_copies(now, data, len) {
@@ -1047,6 +1059,67 @@ impl ReliableEndpoint {
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += buf.len() as u64;
         Some(destination)
+    }
+
+    /// A data packet cut for a larger PLPMTU than the path now carries: sent as pieces that fit
+    /// (`pieces.rs`), the first now, the rest before anything else. Anything else that does not
+    /// fit would be a bug; sending nothing is the safe way to survive it.
+    fn transmit_in_pieces(
+        &mut self,
+        now: Instant,
+        packet: &Packet,
+        max: usize,
+        buf: &mut Vec<u8>,
+        destination: SocketAddr,
+    ) -> Option<SocketAddr> {
+        let (Packet::Data(data) | Packet::Fin(data) | Packet::Nick(data)) = packet else {
+            return None;
+        };
+        let whole = udpchat_core::encode(packet, udpchat_core::MAX_UDP_PAYLOAD).ok()?;
+        let id = self.next_piece_id;
+        self.next_piece_id = self.next_piece_id.wrapping_add(1);
+        let mut split = pieces::split(&whole, data.dst, id, max)?.into_iter();
+        let first = split.next()?;
+        self.pieces_out.extend(split);
+        encode_into(&first, max, buf).ok()?;
+        self.last_sent = Some(now);
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += buf.len() as u64;
+        Some(destination)
+    }
+
+    /// A piece of a datagram too large for the path (`pieces.rs`): once all are in, the
+    /// datagram is taken as it is, if it is one of the data stream's.
+    fn on_piece(&mut self, now: Instant, from: SocketAddr, piece: (u32, u32, u32, Vec<u8>)) {
+        let (id, index, count, bytes) = piece;
+        let datagram = match self.pieces_in.push(id, index, count, bytes) {
+            Ok(Some(datagram)) => datagram,
+            Ok(None) => return,
+            Err(e) => return self.drop_datagram(from, DropCause::Malformed, e.to_string()),
+        };
+        match decode(&datagram) {
+            Ok(Packet::Data(data)) => {
+                if self.in_session(now, from, data.dst, PacketKind::Data) {
+                    self.on_data(now, from, data, false);
+                }
+            }
+            Ok(Packet::Fin(data)) => {
+                if self.in_session(now, from, data.dst, PacketKind::Fin) {
+                    self.on_control_data(now, from, PacketKind::Fin, data);
+                }
+            }
+            Ok(Packet::Nick(data)) => {
+                if self.in_session(now, from, data.dst, PacketKind::Nick) {
+                    self.on_control_data(now, from, PacketKind::Nick, data);
+                }
+            }
+            Ok(other) => self.drop_datagram(
+                from,
+                DropCause::Malformed,
+                format!("pieces joined into a {:?}, not data", other.kind()),
+            ),
+            Err(e) => self.drop_datagram(from, DropCause::Malformed, format!("joined pieces: {e}")),
+        }
     }
 
     /// Takes one datagram (`handle_datagram` without the timer refresh).
@@ -1113,6 +1186,17 @@ impl ReliableEndpoint {
             }
             Packet::Pong { dst } => {
                 self.in_session(now, from, dst, kind);
+            }
+            Packet::Piece {
+                dst,
+                id,
+                index,
+                count,
+                bytes,
+            } => {
+                if self.in_session(now, from, dst, kind) {
+                    self.on_piece(now, from, (id, index, count, bytes));
+                }
             }
             // The extra copies of a Close we already acted on: expected, counted, not reported.
             Packet::Close { dst, .. } if self.retired_local.contains(&dst) => {

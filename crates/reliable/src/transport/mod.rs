@@ -10,7 +10,8 @@
 //! - [`sack`]: the received-set bookkeeping behind cumulative + selective acks;
 //! - [`reorder`]: the bounded buffer that restores sending order;
 //! - [`fragment`]: splitting messages larger than a datagram, and reassembly; [`pmtu`]: how
-//!   large a datagram the path carries (DPLPMTUD, RFC 8899);
+//!   large a datagram the path carries (DPLPMTUD, RFC 8899); [`pieces`]: how a packet cut for a
+//!   larger path MTU crosses a path that shrank;
 //! - [`congestion`]: the [`congestion::Controller`] trait and one file per algorithm (NewReno,
 //!   none);
 //! - [`sender`] and [`receiver`]: the two halves of a session; [`redundancy`]: how many copies
@@ -29,6 +30,7 @@ pub mod config;
 pub mod congestion;
 pub mod conn;
 pub(crate) mod fragment;
+pub(crate) mod pieces;
 pub(crate) mod pmtu;
 pub(crate) mod receiver;
 pub(crate) mod redundancy;

@@ -20,8 +20,11 @@
 //!   then on the sender cuts messages into fragments that fill it.
 //! - **Black holes.** A path whose MTU shrinks later (a route change) drops the now too-large
 //!   datagrams without telling anyone. [`BLACK_HOLE_LOSSES`] data packets larger than the base
-//!   lost in a row, with none of that size acknowledged between them, take the PLPMTU back to the
-//!   base; the search starts again [`BLACK_HOLE_RETRY`] later. Packets already cut for the larger
+//!   lost in a row, with none of that size acknowledged between them, raise the suspicion; but a
+//!   full queue drops a run of full-size packets too, so the suspicion is checked first: probes
+//!   of the PLPMTU itself go out, and only if [`MAX_PROBES`] of them go unanswered is it a black
+//!   hole. Then the PLPMTU goes back to the base, and the search starts again
+//!   [`BLACK_HOLE_RETRY`] later. Packets already cut for the larger
 //!   size are carried across in pieces (`Packet::Piece`, see `conn.rs`), so no message is lost.
 //! - **Raise timer.** A finished search is repeated every [`RAISE_INTERVAL`] (RFC 8899's
 //!   `PMTU_RAISE_TIMER`, 600 s), in case the path grew.
@@ -93,6 +96,8 @@ pub(crate) struct PathMtu {
     next_id: u32,
     /// Consecutive losses of data packets larger than the base.
     big_losses: u32,
+    /// A suspected black hole being checked: the PLPMTU's own probe and its unanswered count.
+    confirming: Option<(Option<Outstanding>, u32)>,
     /// Black holes detected so far.
     black_holes: u64,
 }
@@ -112,6 +117,7 @@ impl PathMtu {
             },
             next_id: 0,
             big_losses: 0,
+            confirming: None,
             black_holes: 0,
         }
     }
@@ -159,19 +165,22 @@ impl PathMtu {
 
     /// When the search needs the clock next: a probe's deadline, or when the next may go.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match self.phase {
+        let confirm = self.confirming.and_then(|(p, _)| p).map(|p| p.deadline);
+        let search = match self.phase {
             Phase::Searching {
                 probe: Some(p), ..
             } => Some(p.deadline),
             Phase::Searching { not_before, .. } => not_before,
             Phase::Complete { again } => Some(again),
             Phase::Disabled | Phase::NotStarted => None,
-        }
+        };
+        [confirm, search].into_iter().flatten().min()
     }
 
     /// Lets the timer fire: an unanswered probe counts against its size; a finished search or a
     /// black hole's wait ends.
     pub(crate) fn on_timeout(&mut self, now: Instant) {
+        self.confirm_timeout(now);
         match &mut self.phase {
             Phase::Complete { again } if *again <= now => {
                 let lo = self.current;
@@ -197,9 +206,45 @@ impl PathMtu {
         }
     }
 
+    /// A suspected black hole's probe went unanswered: after [`MAX_PROBES`], it is one.
+    fn confirm_timeout(&mut self, now: Instant) {
+        let Some((Some(probe), unanswered)) = self.confirming else {
+            return;
+        };
+        if probe.deadline > now {
+            return;
+        }
+        let unanswered = unanswered + 1;
+        if unanswered < MAX_PROBES {
+            self.confirming = Some((None, unanswered));
+            return;
+        }
+        self.confirming = None;
+        self.black_holes += 1;
+        self.current = self.base();
+        self.search_from(self.base(), Some(now + BLACK_HOLE_RETRY));
+    }
+
+    /// Takes the next probe id.
+    fn next_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
+    }
+
     /// The next probe to send, if one is due: its id and datagram size. `timeout` is how long
-    /// it is given (a retransmission timeout).
+    /// it is given (a retransmission timeout). A suspected black hole's check goes first.
     pub(crate) fn poll_probe(&mut self, now: Instant, timeout: Duration) -> Option<(u32, usize)> {
+        if let Some((None, unanswered)) = self.confirming {
+            let id = self.next_id();
+            let probe = Outstanding {
+                id,
+                size: self.current,
+                deadline: now + timeout,
+            };
+            self.confirming = Some((Some(probe), unanswered));
+            return Some((id, self.current));
+        }
         let Phase::Searching {
             lo,
             hi,
@@ -233,6 +278,15 @@ impl PathMtu {
 
     /// The peer answered probe `id`: its size gets through. Returns true if the PLPMTU rose.
     pub(crate) fn on_probe_ack(&mut self, now: Instant, id: u32) -> bool {
+        if let Some((Some(probe), _)) = self.confirming {
+            if probe.id == id {
+                // The PLPMTU still gets through: those losses were something else (a full
+                // queue, say).
+                self.confirming = None;
+                self.big_losses = 0;
+                return false;
+            }
+        }
         let Phase::Searching {
             lo, trying, probe, ..
         } = &mut self.phase
@@ -269,9 +323,9 @@ impl PathMtu {
     }
 
     /// A data packet of `size` bytes (its datagram, at most) was declared lost. Returns true if
-    /// that makes a black hole: the PLPMTU is back at the base.
-    pub(crate) fn on_data_lost(&mut self, now: Instant, size: usize) -> bool {
-        if size <= self.base() || self.current <= self.base() {
+    /// that makes a black hole suspected: probes of the PLPMTU will check it.
+    pub(crate) fn on_data_lost(&mut self, size: usize) -> bool {
+        if size <= self.base() || self.current <= self.base() || self.confirming.is_some() {
             return false;
         }
         self.big_losses += 1;
@@ -279,9 +333,7 @@ impl PathMtu {
             return false;
         }
         self.big_losses = 0;
-        self.black_holes += 1;
-        self.current = self.base();
-        self.search_from(self.base(), Some(now + BLACK_HOLE_RETRY));
+        self.confirming = Some((None, 0));
         true
     }
 
@@ -376,19 +428,44 @@ mod tests {
         assert!(pmtu.on_probe_ack(t0, id));
         assert_eq!(pmtu.current(), size);
         // Small losses say nothing about the size; an ack of a large packet breaks the run.
-        assert!(!pmtu.on_data_lost(t0, 1000));
-        assert!(!pmtu.on_data_lost(t0, 8000));
-        assert!(!pmtu.on_data_lost(t0, 8000));
+        assert!(!pmtu.on_data_lost(1000));
+        assert!(!pmtu.on_data_lost(8000));
+        assert!(!pmtu.on_data_lost(8000));
         pmtu.on_data_acked(8000);
-        assert!(!pmtu.on_data_lost(t0, 8000));
-        assert!(!pmtu.on_data_lost(t0, 8000));
-        assert!(pmtu.on_data_lost(t0, 8000));
+        assert!(!pmtu.on_data_lost(8000));
+        assert!(!pmtu.on_data_lost(8000));
+        assert!(pmtu.on_data_lost(8000), "suspected");
+        // The check: probes of the PLPMTU itself, each given a timeout.
+        let mut now = t0;
+        for _ in 0..MAX_PROBES {
+            assert_eq!(pmtu.poll_probe(now, RTO).map(|(_, s)| s), Some(size));
+            assert_eq!(pmtu.current(), size, "not yet");
+            now += RTO;
+            pmtu.on_timeout(now);
+        }
         assert_eq!(pmtu.current(), BASE_PLPMTU);
         assert_eq!(pmtu.black_holes(), 1);
         // No probe until the retry time, then the search starts from the base again.
-        assert_eq!(pmtu.poll_probe(t0, RTO), None);
-        assert_eq!(pmtu.deadline(), Some(t0 + BLACK_HOLE_RETRY));
-        assert!(pmtu.poll_probe(t0 + BLACK_HOLE_RETRY, RTO).is_some());
+        assert_eq!(pmtu.poll_probe(now, RTO), None);
+        assert_eq!(pmtu.deadline(), Some(now + BLACK_HOLE_RETRY));
+        assert!(pmtu.poll_probe(now + BLACK_HOLE_RETRY, RTO).is_some());
+    }
+
+    #[test]
+    fn a_run_of_losses_the_plpmtu_probe_gets_through_is_no_black_hole() {
+        let t0 = Instant::now();
+        let mut pmtu = PathMtu::new(9000);
+        pmtu.start(t0);
+        let (id, size) = pmtu.poll_probe(t0, RTO).unwrap();
+        pmtu.on_probe_ack(t0, id);
+        for _ in 0..BLACK_HOLE_LOSSES {
+            pmtu.on_data_lost(8000);
+        }
+        let (check, _) = pmtu.poll_probe(t0, RTO).unwrap();
+        pmtu.on_probe_ack(t0, check);
+        pmtu.on_timeout(t0 + RTO * 10);
+        assert_eq!(pmtu.current(), size);
+        assert_eq!(pmtu.black_holes(), 0);
     }
 
     #[test]

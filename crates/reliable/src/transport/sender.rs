@@ -1011,13 +1011,13 @@ impl Sender {
 
     /// Takes the in-flight packet at `index` out of flight, to be resent: the one place a packet
     /// is declared lost, whatever found the loss.
-    fn declare_lost(&mut self, now: Instant, index: usize, cause: LossCause) {
+    fn declare_lost(&mut self, index: usize, cause: LossCause) {
         let seq = self.seq_at(index);
         let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
         // Black-hole detection (DPLPMTUD) watches the losses of packets above the base size.
-        self.pmtu.on_data_lost(now, slot.size as usize);
+        self.pmtu.on_data_lost(slot.size as usize);
         slot.state = SlotState::Lost;
         slot.cause = cause;
         self.in_flight -= 1;
@@ -1045,7 +1045,7 @@ impl Sender {
                     self.fast_since_spurious = 0;
                     self.reorder_steps = self.reorder_steps.saturating_sub(1);
                 }
-                self.declare_lost(now, index, LossCause::Fast);
+                self.declare_lost(index, LossCause::Fast);
                 found = true;
             } else if self.loss_deadline.is_none_or(|d| due < d) {
                 // Evidence, but too soon to tell loss from reordering: look again then.
@@ -1140,14 +1140,14 @@ impl Sender {
                 continue;
             }
             if go_back || slot.last_sent + rto <= now {
-                self.declare_lost(now, index, LossCause::Timeout);
+                self.declare_lost(index, LossCause::Timeout);
                 marked = true;
             } else if oldest.is_none_or(|(_, t)| slot.last_sent < t) {
                 oldest = Some((index, slot.last_sent));
             }
         }
         if let (false, Some((index, _))) = (marked, oldest) {
-            self.declare_lost(now, index, LossCause::Timeout);
+            self.declare_lost(index, LossCause::Timeout);
         }
     }
 
