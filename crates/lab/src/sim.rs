@@ -952,6 +952,12 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
         self.steps
     }
 
+    /// Changes the path MTU from now on ([`Scenario::mtu`]), as a route change would: a
+    /// datagram already on a link keeps its fate; the next ones larger than `mtu` are dropped.
+    pub fn set_mtu(&mut self, mtu: Option<usize>) {
+        self.mtu = mtu;
+    }
+
     /// What went over the wire from `side`.
     pub fn wire(&self, side: Side) -> WireCounters {
         self.wire[side.outgoing().index()]
