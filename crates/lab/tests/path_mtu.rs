@@ -91,7 +91,9 @@ fn after_discovery_a_long_message_takes_as_few_datagrams_as_the_path_allows() {
 fn a_path_whose_mtu_drops_mid_session_falls_back_and_loses_no_message() {
     for seed in 1..=3 {
         let mut net = net(9000, None, seed);
-        let lines: Vec<String> = (0..40).map(|i| format!("{i:04} {}", "y".repeat(6000))).collect();
+        let lines: Vec<String> = (0..40)
+            .map(|i| format!("{i:04} {}", "y".repeat(6000)))
+            .collect();
         let mut got = Vec::new();
         net.send(Side::A, "hello").unwrap();
         run_until(&mut net, Duration::from_secs(2), &mut got);

@@ -110,7 +110,12 @@ impl PieceAssembler {
 
 /// `datagram` as the pieces that carry it to `dst`, each at most `max` bytes; `None` if it
 /// would take more than `MAX_PIECES` (a `max` far below the base size).
-pub(crate) fn split(datagram: &[u8], dst: ConnectionId, id: u32, max: usize) -> Option<Vec<Packet>> {
+pub(crate) fn split(
+    datagram: &[u8],
+    dst: ConnectionId,
+    id: u32,
+    max: usize,
+) -> Option<Vec<Packet>> {
     let room = max.checked_sub(max_piece_overhead()).filter(|&r| r > 0)?;
     let chunks: Vec<&[u8]> = datagram.chunks(room).collect();
     let count = u32::try_from(chunks.len())

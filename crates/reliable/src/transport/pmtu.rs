@@ -167,9 +167,7 @@ impl PathMtu {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let confirm = self.confirming.and_then(|(p, _)| p).map(|p| p.deadline);
         let search = match self.phase {
-            Phase::Searching {
-                probe: Some(p), ..
-            } => Some(p.deadline),
+            Phase::Searching { probe: Some(p), .. } => Some(p.deadline),
             Phase::Searching { not_before, .. } => not_before,
             Phase::Complete { again } => Some(again),
             Phase::Disabled | Phase::NotStarted => None,
@@ -311,7 +309,10 @@ impl PathMtu {
     /// Ends the search when the bounds have met.
     fn settle(&mut self, now: Instant) {
         if let Phase::Searching {
-            lo, hi, probe: None, ..
+            lo,
+            hi,
+            probe: None,
+            ..
         } = self.phase
         {
             if hi < lo + SEARCH_GRANULARITY {
@@ -382,7 +383,10 @@ mod tests {
     fn the_search_settles_within_its_granularity_below_the_paths_mtu() {
         for (cap, mtu) in [(1452, 1280), (9000, 9000), (65_507, 9000), (65_507, 1500)] {
             let (found, _) = settle_on(cap, mtu);
-            assert!(found <= mtu && found + SEARCH_GRANULARITY > mtu, "{cap} {mtu}: {found}");
+            assert!(
+                found <= mtu && found + SEARCH_GRANULARITY > mtu,
+                "{cap} {mtu}: {found}"
+            );
         }
         // A path that takes the cap: one probe.
         assert_eq!(settle_on(1452, 65_507), (1452, 1));
