@@ -290,7 +290,9 @@ mod tests {
 
     #[test]
     fn no_flags_give_the_documented_defaults() {
-        let config = ReliableArgs::default().config(String::new(), 1200).unwrap();
+        // The chat passes `--max-datagram`, by default the transport's own cap.
+        let cap = udpchat_reliable::transport::config::DEFAULT_PMTU_CAP;
+        let config = ReliableArgs::default().config(String::new(), cap).unwrap();
         assert_eq!(config, ReliableConfig::default());
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 use thiserror::Error;
-use udpchat_reliable::{Arq, CongestionControl, Delivery, ReliableConfig};
+use udpchat_reliable::{Arq, CongestionControl, Delivery, Redundancy, ReliableConfig};
 
 use crate::gilbert::{GilbertElliott, GilbertElliottError};
 use crate::impairment::ImpairmentConfig;
@@ -67,7 +67,11 @@ impl Mode {
         }
     }
 
-    /// The reliable transport's configuration for this mode; `None` for raw mode.
+    /// The reliable transport's configuration for this mode; `None` for raw mode. Its defaults,
+    /// but for redundancy, which is off (`--redundancy 0`): the lab compares ARQ schemes and
+    /// checks their transmissions per message against theory (1/(1−p) for selective repeat),
+    /// and copies that repair losses before any resend would hide exactly that. The default's
+    /// redundancy (`auto`) is measured by the bench and the `chat_latency` example.
     pub fn reliable_config(self) -> Option<ReliableConfig> {
         let base = ReliableConfig::default();
         let (arq, delivery) = match self {
@@ -88,6 +92,7 @@ impl Mode {
             arq,
             delivery,
             congestion,
+            redundancy: Redundancy::Fixed(0),
             ..base
         })
     }
