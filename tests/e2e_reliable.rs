@@ -155,7 +155,7 @@ fn on_loopback_a_1200_byte_line_travels_in_one_datagram() {
     }
     let long = "x".repeat(1200);
     alice.send_line(&long);
-    assert_eq!(wait_for(&mut bob, 1, 0), [long.clone()]);
+    assert_eq!(wait_for(&mut bob, 1, 0), [long]);
     alice.close_stdin();
     bob.close_stdin();
     assert_eq!(alice.exit_code(), 0);

@@ -231,9 +231,14 @@ impl Peer {
             }
             Ok(Packet::Data(d) | Packet::Fin(d) | Packet::Nick(d)) => d.dst == local,
             Ok(Packet::Bundle(items)) => !items.is_empty() && items.iter().all(|d| d.dst == local),
-            Ok(Packet::Ack { dst, .. } | Packet::Ping { dst } | Packet::Pong { dst }) => {
-                dst == local
-            }
+            Ok(
+                Packet::Ack { dst, .. }
+                | Packet::Ping { dst }
+                | Packet::Pong { dst }
+                | Packet::Probe { dst, .. }
+                | Packet::ProbeAck { dst, .. }
+                | Packet::Piece { dst, .. },
+            ) => dst == local,
             _ => false,
         };
         if in_session && self.ep.peer() == Some(from) {
