@@ -10,7 +10,8 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::{proxy, reliable_chat, Pipe, Proc};
+use support::{proxy, read_pcapng, reliable_chat, scratch_dir, Pipe, Proc};
+use udpchat_core::Packet;
 
 /// Reads `proc`'s JSON stdout until it has shown `received` messages and `delivered` delivery
 /// reports; returns the message texts in arrival order.
@@ -127,6 +128,55 @@ fn five_hundred_lines_each_way_survive_a_proxy_that_loses_a_fifth() {
     assert!(a["dropped_checksum"] + b["dropped_checksum"] > 0);
     proxy.interrupt();
     assert_eq!(proxy.exit_code(), 0);
+}
+
+/// Path MTU discovery on loopback (whose MTU is 65,536): the search reaches the default cap of
+/// 1,452 bytes at its first probe, and from then on a 1,200-byte line travels in one datagram,
+/// not the two the base size of 1,200 bytes would need. The capture shows every datagram Alice
+/// sent; her `/stats` shows the size in use.
+#[test]
+fn on_loopback_a_1200_byte_line_travels_in_one_datagram() {
+    let dir = scratch_dir("pmtu-loopback");
+    let pcap = dir.join("alice.pcapng");
+    let (mut bob, bob_addr) = reliable_chat("bob", None, &[]);
+    let (mut alice, _) = reliable_chat(
+        "alice",
+        Some(&bob_addr.to_string()),
+        &["--stats", "--pcap", pcap.to_str().unwrap()],
+    );
+    alice.send_line("hello");
+    assert_eq!(wait_for(&mut bob, 1, 0), ["hello"]);
+    // The probe goes out with the session; ask until its answer is in (each ask waits for the
+    // table it prints, so this waits on the chat, never on a clock).
+    let mut tries = 0;
+    while alice.expect_stats_after("/stats").get("path_mtu") != Some(&1452) {
+        tries += 1;
+        assert!(tries < 100, "the path MTU never reached 1452");
+    }
+    let long = "x".repeat(1200);
+    alice.send_line(&long);
+    assert_eq!(wait_for(&mut bob, 1, 0), [long]);
+    alice.close_stdin();
+    bob.close_stdin();
+    assert_eq!(alice.exit_code(), 0);
+    assert_eq!(bob.exit_code(), 0);
+    let (_, packets) = read_pcapng(&std::fs::read(&pcap).unwrap());
+    let carrying: Vec<(u32, usize, usize)> = packets
+        .iter()
+        .filter(|p| p.to == bob_addr)
+        .filter_map(|p| match udpchat_core::decode(&p.payload) {
+            Ok(Packet::Data(d)) if d.payload.iter().all(|&b| b == b'x') => {
+                Some((d.fragments, d.payload.len(), p.payload.len()))
+            }
+            _ => None,
+        })
+        .collect();
+    // One datagram (resends aside, none on loopback): the whole line, one fragment of one.
+    assert_eq!(carrying.len(), 1, "{carrying:?}");
+    let (fragments, payload, datagram) = carrying[0];
+    assert_eq!((fragments, payload), (1, 1200));
+    assert!(datagram > 1200 && datagram <= 1452, "{datagram}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -153,6 +153,34 @@ fn the_shared_link_flags_reach_the_lab_and_its_command_reruns_them() {
     assert_eq!(rerun.trim_end(), first.trim_end());
 }
 
+/// `--mtu` puts a path MTU on the simulator's links: a raw line whose datagram is larger is
+/// dropped (raw mode has no discovery and no fragments to fall back on), one that fits is not,
+/// and the stored command reruns the same experiment.
+#[test]
+fn mtu_drops_datagrams_above_it_and_its_command_reruns_it() {
+    // A 100-byte line is a datagram of about 120 bytes.
+    let table = lab(&["--modes", "raw", "--size", "100", "--mtu", "110"]);
+    assert_eq!(table_row(&table, "0%", "raw")[2], "0.00%", "{table}");
+    let table = lab(&["--modes", "raw", "--size", "100", "--mtu", "200"]);
+    assert_eq!(table_row(&table, "0%", "raw")[2], "100.00%", "{table}");
+    let first = lab(&["--mtu", "1280", "--format", "json"]);
+    let json: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(json["config"]["mtu"], 1280);
+    let command = json["command"].as_str().unwrap();
+    assert!(command.contains("--mtu 1280"), "{command}");
+    let args: Vec<&str> = command
+        .strip_prefix("udpchat ")
+        .unwrap()
+        .split(' ')
+        .collect();
+    let (code, rerun, stderr) = udpchat(&[args.as_slice(), &["--format", "json"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rerun.trim_end(), first.trim_end());
+    // A path MTU is the simulator's: with real sockets it is a usage error, not ignored.
+    let (code, _, stderr) = udpchat(&["lab", "--real", "--mtu", "1280"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
 #[test]
 fn csv_output_parses_with_one_record_per_point_and_mode() {
     let text = lab(&["--format", "csv"]);

@@ -179,6 +179,28 @@ fn expected(packet: &Packet) -> Vec<(&'static str, String)> {
                 data(&mut out, d);
             }
         }
+        Packet::Probe { dst, id, padding } => {
+            out.push(("udpchat.dst", n(dst.0)));
+            out.push(("udpchat.probe.id", n(u64::from(*id))));
+            out.push(("udpchat.padding", n(padding.len() as u64)));
+        }
+        Packet::ProbeAck { dst, id } => {
+            out.push(("udpchat.dst", n(dst.0)));
+            out.push(("udpchat.probe.id", n(u64::from(*id))));
+        }
+        Packet::Piece {
+            dst,
+            id,
+            index,
+            count,
+            bytes,
+        } => {
+            out.push(("udpchat.dst", n(dst.0)));
+            out.push(("udpchat.piece.id", n(u64::from(*id))));
+            out.push(("udpchat.piece.index", n(u64::from(*index))));
+            out.push(("udpchat.piece.count", n(u64::from(*count))));
+            out.push(("udpchat.piece.bytes", n(bytes.len() as u64)));
+        }
     }
     out
 }
@@ -315,6 +337,16 @@ fn tshark_decodes_every_packet_kind_and_field_as_udpchat_does() {
         Packet::Bundle(vec![data(20, true), data(18, false), data(19, false)]),
         Packet::Fin(data(21, false)),
         Packet::Nick(data(22, true)),
+        // A probe of a typical size (a 3-byte padding length) and its answer.
+        Packet::probe(b, 70_000, 1280).unwrap(),
+        Packet::ProbeAck { dst: b, id: 70_000 },
+        Packet::Piece {
+            dst: a,
+            id: 3,
+            index: 1,
+            count: 2,
+            bytes: vec![7; 300],
+        },
     ];
     let dir = scratch_dir("tshark-kinds");
     let file = dir.join("kinds.pcapng");
@@ -365,6 +397,9 @@ fn tshark_decodes_every_packet_kind_and_field_as_udpchat_does() {
             "Bundle",
             "Fin",
             "Nick",
+            "Probe",
+            "ProbeAck",
+            "Piece",
             "bad checksum"
         ]
     );

@@ -74,6 +74,11 @@ local KINDS = {
   -- Session control in the data stream: a Data packet under its own kind.
   [9] = { name = "Fin",     fields = DATA_FIELDS },
   [10] = { name = "Nick",   fields = DATA_FIELDS },
+  -- Path MTU discovery (RFC 8899): a padded probe carrying no user data, and its answer.
+  [11] = { name = "Probe",  fields = { { "dst", "conn" }, { "probe.id", "u32", info = "id" }, { "padding", "padding" } } },
+  [12] = { name = "ProbeAck", fields = { { "dst", "conn" }, { "probe.id", "u32", info = "id" } } },
+  -- A data-stream datagram too large for the path now, in pieces (after a black hole).
+  [13] = { name = "Piece",  fields = { { "dst", "conn" }, { "piece.id", "u32", info = "id" }, { "piece.index", "u32", info = "piece" }, { "piece.count", "u32", info = "/" }, { "piece.bytes", "padding" } } },
 }
 
 local MAX_BUNDLE = 16
@@ -142,6 +147,12 @@ local FIELDS = {
   ["ack.ranges_delivered"] = ProtoField.bool("udpchat.ack.ranges_delivered", "Ranges count as delivered"),
   ["bundle"]    = ProtoField.uint32("udpchat.bundle.count", "Data packets in bundle", base.DEC),
   ["bundle.data"] = ProtoField.string("udpchat.bundle.data", "Data packet"),
+  ["probe.id"]  = ProtoField.uint32("udpchat.probe.id", "Probe id", base.DEC),
+  ["padding"]   = ProtoField.uint32("udpchat.padding", "Padding (bytes)", base.DEC),
+  ["piece.id"]  = ProtoField.uint32("udpchat.piece.id", "Datagram id", base.DEC),
+  ["piece.index"] = ProtoField.uint32("udpchat.piece.index", "Piece index", base.DEC),
+  ["piece.count"] = ProtoField.uint32("udpchat.piece.count", "Piece count", base.DEC),
+  ["piece.bytes"] = ProtoField.uint32("udpchat.piece.bytes", "Bytes of the datagram", base.DEC),
 }
 local field_list = {}
 for _, field in pairs(FIELDS) do table.insert(field_list, field) end
@@ -262,6 +273,13 @@ READERS.bytes = function(ctx, name, tree)
     item:add(FIELDS[name .. ".text"], ctx.buf(start, len), ctx.buf(start, len):string(ENC_UTF_8))
   end
   return len
+end
+
+-- Padding (or a piece's bytes): a length and that many bytes; shown as the length.
+READERS.padding = function(ctx, name, tree)
+  local start, len, prefix = sized(ctx)
+  tree:add(FIELDS[name], ctx.buf(prefix, start - prefix + len), len)
+  return len .. " B padding"
 end
 
 READERS.ranges = function(ctx, name, tree)

@@ -33,7 +33,7 @@ use crate::trace;
 use arbitrary::Arbitrary;
 use udpchat_core::{decode, encode, Ack, AckRange, ConnectionId, Hello, Packet, SeqNum};
 use udpchat_reliable::{
-    Arq, Delivery, Endpoint, Event, MessageId, ReliableConfig, ReliableEndpoint,
+    Arq, Delivery, Endpoint, Event, MessageId, Redundancy, ReliableConfig, ReliableEndpoint,
 };
 
 /// Check that every line reported delivered was shown by the receiver. Issue 11's first defect
@@ -154,7 +154,7 @@ pub fn run(data: &[u8]) {
         } else {
             Delivery::Ordered
         },
-        redundancy: setup.redundancy % 4,
+        redundancy: Redundancy::Fixed(setup.redundancy % 4),
         ..ReliableConfig::default()
     };
     let new = |peer, seed| match ReliableEndpoint::new(config.clone(), peer, seed) {
@@ -231,9 +231,14 @@ impl Peer {
             }
             Ok(Packet::Data(d) | Packet::Fin(d) | Packet::Nick(d)) => d.dst == local,
             Ok(Packet::Bundle(items)) => !items.is_empty() && items.iter().all(|d| d.dst == local),
-            Ok(Packet::Ack { dst, .. } | Packet::Ping { dst } | Packet::Pong { dst }) => {
-                dst == local
-            }
+            Ok(
+                Packet::Ack { dst, .. }
+                | Packet::Ping { dst }
+                | Packet::Pong { dst }
+                | Packet::Probe { dst, .. }
+                | Packet::ProbeAck { dst, .. }
+                | Packet::Piece { dst, .. },
+            ) => dst == local,
             _ => false,
         };
         if in_session && self.ep.peer() == Some(from) {

@@ -42,7 +42,7 @@ use udpchat_core::{
     MAX_BUNDLE, MAX_UDP_PAYLOAD,
 };
 use udpchat_reliable::{
-    Arq, CongestionControl, Delivery, Endpoint, Event, ReliableConfig, ReliableEndpoint,
+    Arq, CongestionControl, Delivery, Endpoint, Event, Redundancy, ReliableConfig, ReliableEndpoint,
 };
 
 use crate::tape::{Tape, Write};
@@ -97,7 +97,7 @@ impl Setup {
             } else {
                 Delivery::Ordered
             },
-            redundancy: self.redundancy % 4,
+            redundancy: Redundancy::Fixed(self.redundancy % 4),
             max_ack_ranges: 1 + usize::from(self.ack_ranges % 8),
             ..ReliableConfig::default()
         }
@@ -322,6 +322,9 @@ struct Harness {
     probe_start: Option<Instant>,
     /// The session `probe_start` is about.
     probe_session: ConnectionId,
+    /// `Piece`s fed, by datagram id, to note what the endpoint may join (a superset of what it
+    /// keeps: noting more only makes the checks laxer). Cleared past 64 datagrams.
+    pieces: HashMap<u32, Vec<Option<Vec<u8>>>>,
 }
 
 /// One session of the endpoint, as the harness saw it go out and get acknowledged.
@@ -393,6 +396,7 @@ impl Harness {
             messages: HashMap::new(),
             fed_tokens: Some(HashMap::new()),
             probe_start: None,
+            pieces: HashMap::new(),
             probe_session: first_id,
         }
     }
@@ -574,7 +578,27 @@ impl Harness {
             }
             Packet::Ack { dst, ack } => (vec![], vec![ack], Some(*dst)),
             Packet::Close { dst, ack } => (vec![], ack.iter().collect(), Some(*dst)),
-            Packet::Ping { dst } | Packet::Pong { dst } => (vec![], vec![], Some(*dst)),
+            Packet::Ping { dst }
+            | Packet::Pong { dst }
+            | Packet::Probe { dst, .. }
+            | Packet::ProbeAck { dst, .. } => (vec![], vec![], Some(*dst)),
+            Packet::Piece {
+                dst,
+                id,
+                index,
+                count,
+                bytes,
+            } => {
+                // The endpoint takes the joined datagram as if it had arrived whole.
+                if let Some(joined) = self.join_piece(*id, *index, *count, bytes) {
+                    if let Ok(inner) = decode(&joined) {
+                        if matches!(inner, Packet::Data(_) | Packet::Fin(_) | Packet::Nick(_)) {
+                            self.note_fed(who, &inner);
+                        }
+                    }
+                }
+                (vec![], vec![], Some(*dst))
+            }
             Packet::Hello(_) => {
                 // From anyone: the session's peer may be a stranger that took a listener. (Too
                 // early a start only makes the check laxer.)
@@ -611,6 +635,30 @@ impl Harness {
                 }
             }
         }
+    }
+
+    /// Records a fed piece; the datagram once all its pieces have been fed.
+    fn join_piece(&mut self, id: u32, index: u32, count: u32, bytes: &[u8]) -> Option<Vec<u8>> {
+        if !(2..=udpchat_core::MAX_PIECES).contains(&count) || index >= count {
+            return None;
+        }
+        if self.pieces.len() > 64 {
+            self.pieces.clear();
+        }
+        let parts = self
+            .pieces
+            .entry(id)
+            .or_insert_with(|| vec![None; count as usize]);
+        if parts.len() != count as usize {
+            *parts = vec![None; count as usize];
+        }
+        parts[index as usize] = Some(bytes.to_vec());
+        if parts.iter().any(Option::is_none) {
+            return None;
+        }
+        self.pieces
+            .remove(&id)
+            .map(|p| p.into_iter().flatten().flatten().collect())
     }
 
     fn apply(&mut self, op: &Op) {

@@ -201,6 +201,13 @@ impl Proc {
         parse_stats(&table)
     }
 
+    /// Sends `line` (a command such as `/stats`) and returns the counters of the stats table
+    /// it makes the chat print (see [`Proc::expect_stats`]).
+    pub fn expect_stats_after(&mut self, line: &str) -> HashMap<String, u64> {
+        self.send_line(line);
+        self.expect_stats()
+    }
+
     /// The process id, e.g. to send it a signal.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -309,6 +316,8 @@ pub fn parse_stats<'a>(lines: impl IntoIterator<Item = &'a String>) -> HashMap<S
         ("redundancy", "repaired") => "repaired_by_copy".to_owned(),
         // Encryption's refusals are `dropped_*` counters too (`dropped_replayed`).
         ("refused", word) => format!("dropped_{word}"),
+        ("path", "mtu") => "path_mtu".to_owned(),
+        ("path", "black-holes") => "pmtu_black_holes".to_owned(),
         (label, word) => format!("{label}_{word}"),
     };
     let mut counters = HashMap::new();

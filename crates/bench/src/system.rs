@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use udpchat_lab::sim::{ADDR_A, ADDR_B};
-use udpchat_reliable::{CongestionControl, Endpoint, ReliableConfig, ReliableEndpoint};
+use udpchat_reliable::{CongestionControl, Endpoint, Redundancy, ReliableConfig, ReliableEndpoint};
 
 use crate::kcp_endpoint::{KcpEndpoint, KcpProfile};
 use crate::quic_endpoint::{QuicController, QuicEndpoint, QuicIdentity, QuicSetupError};
@@ -168,13 +168,14 @@ pub const CLI_FALLBACK_NICK: &str = "anon";
 /// The configuration `udpchat chat --mode reliable` builds when given no flags: the CLI calls
 /// `ReliableArgs::config(nick, max_datagram)`, which starts from [`ReliableConfig::default`]
 /// and sets only the two fields the chat command itself owns: `nick` (from `--nick`, default
-/// `$USER`; here [`CLI_FALLBACK_NICK`]) and `max_datagram` (from `--max-datagram`, default
-/// [`udpchat_core::DEFAULT_MAX_DATAGRAM`]). With no flags, its clamp of `initial_rto` into
+/// `$USER`; here [`CLI_FALLBACK_NICK`]) and `max_datagram` (from `--max-datagram`, in reliable
+/// mode by default the cap of path MTU discovery,
+/// [`udpchat_reliable::transport::config::DEFAULT_PMTU_CAP`], as `ChatArgs::reliable_max_datagram`). With no flags, its clamp of `initial_rto` into
 /// `min_rto..=max_rto` changes nothing. This is the configuration of every `udpchat` row.
 pub fn udpchat_cli_defaults() -> ReliableConfig {
     ReliableConfig {
         nick: CLI_FALLBACK_NICK.to_owned(),
-        max_datagram: udpchat_core::DEFAULT_MAX_DATAGRAM,
+        max_datagram: udpchat_reliable::transport::config::DEFAULT_PMTU_CAP,
         ..ReliableConfig::default()
     }
 }
@@ -183,7 +184,7 @@ pub fn udpchat_cli_defaults() -> ReliableConfig {
 pub fn udpchat_config(system: System) -> ReliableConfig {
     match system {
         System::UdpchatRedundancy3 => ReliableConfig {
-            redundancy: CHAT_REDUNDANCY,
+            redundancy: Redundancy::Fixed(CHAT_REDUNDANCY),
             ..udpchat_cli_defaults()
         },
         System::UdpchatNewreno | System::UdpchatCubic | System::UdpchatBbr => ReliableConfig {
@@ -259,7 +260,10 @@ mod tests {
         let bench = udpchat_cli_defaults();
         // The documented differences, one by one.
         assert_eq!(bench.nick, CLI_FALLBACK_NICK);
-        assert_eq!(bench.max_datagram, udpchat_core::DEFAULT_MAX_DATAGRAM);
+        assert_eq!(
+            bench.max_datagram,
+            udpchat_reliable::transport::config::DEFAULT_PMTU_CAP
+        );
         // Everything else is the default, field by field (the derive compares every field, so
         // a field added later is covered too).
         let rest = ReliableConfig {
@@ -273,7 +277,7 @@ mod tests {
             bench.initial_rto,
             bench.initial_rto.clamp(bench.min_rto, bench.max_rto)
         );
-        assert_eq!(bench.redundancy, 0);
+        assert_eq!(bench.redundancy, Redundancy::Auto);
         assert!(bench.validate().is_ok());
         // Every workload's plain row uses it.
         assert_eq!(udpchat_config(System::Udpchat), bench);
@@ -282,10 +286,10 @@ mod tests {
     #[test]
     fn the_tuned_udpchat_differs_only_in_its_named_setting() {
         let tuned = udpchat_config(System::UdpchatRedundancy3);
-        assert_eq!(tuned.redundancy, CHAT_REDUNDANCY);
+        assert_eq!(tuned.redundancy, Redundancy::Fixed(CHAT_REDUNDANCY));
         assert_eq!(
             ReliableConfig {
-                redundancy: 0,
+                redundancy: Redundancy::Auto,
                 ..tuned
             },
             udpchat_cli_defaults()

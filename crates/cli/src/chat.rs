@@ -67,11 +67,14 @@ pub struct ChatArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Largest datagram to send, in bytes (64-65507); longer lines are refused. UDP modes only:
-    /// TCP mode sends each line as one frame of up to 65507 bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DATAGRAM,
-          value_parser = parse_max_datagram, allow_negative_numbers = true)]
-    pub max_datagram: usize,
+    /// Largest datagram to send, in bytes (64-65507). Raw mode: longer lines are refused
+    /// [default: 1200]. Reliable mode: the cap of path MTU discovery, which starts at 1200 and
+    /// probes up to this (1200 or less turns discovery off); longer lines are cut into fragments
+    /// [default: 1452]. UDP modes only: TCP mode sends each line as one frame of up to 65507
+    /// bytes. With --secret, the encryption's overhead is taken from it.
+    #[arg(long, value_name = "BYTES", value_parser = parse_max_datagram,
+          allow_negative_numbers = true)]
+    pub max_datagram: Option<usize>,
 
     /// Print the counters to stderr when the chat ends (a `/stats` line prints them any time).
     #[arg(long)]
@@ -116,6 +119,13 @@ pub struct ChatArgs {
 
 impl ChatArgs {
     /// Refuses flags that are fine one by one but not together (exit code 2, with chat's usage):
+    /// `--max-datagram` for reliable mode: the cap of path MTU discovery, by default the
+    /// transport's own ([`udpchat_reliable::transport::config::DEFAULT_PMTU_CAP`]).
+    pub fn reliable_max_datagram(&self) -> usize {
+        self.max_datagram
+            .unwrap_or(udpchat_reliable::transport::config::DEFAULT_PMTU_CAP)
+    }
+
     /// a `--peer` the `--bind` socket cannot reach, reliable-mode flags in raw mode, reliable-mode
     /// values that contradict each other, an interface that cannot show the format.
     pub fn check(&self) -> Result<(), clap::Error> {
@@ -144,7 +154,8 @@ impl ChatArgs {
                 return Err(usage("--plain is for raw and tcp mode, not reliable"))
             }
             Mode::Reliable => {
-                self.reliable.config(String::new(), self.max_datagram)?;
+                self.reliable
+                    .config(String::new(), self.reliable_max_datagram())?;
             }
             Mode::Raw | Mode::Tcp => {}
         }
@@ -277,21 +288,22 @@ fn endpoint(
     impairment: Option<&ChatImpairment>,
     secure: Option<SecureConfig>,
 ) -> Box<dyn Endpoint> {
-    let max_datagram = match secure {
-        Some(_) => args.max_datagram.saturating_sub(OVERHEAD),
-        None => args.max_datagram,
+    // Sealing adds `OVERHEAD` bytes to each datagram: the endpoint leaves room for them.
+    let shrink = |bytes: usize| match secure {
+        Some(_) => bytes.saturating_sub(OVERHEAD),
+        None => bytes,
     };
     let endpoint: Box<dyn Endpoint> = match args.mode {
         Mode::Raw => Box::new(RawEndpoint::new(RawConfig {
             nick,
             peer,
-            max_datagram,
+            max_datagram: shrink(args.max_datagram.unwrap_or(DEFAULT_MAX_DATAGRAM)),
             plain: args.plain,
         })),
         // TCP mode never builds an endpoint: `chat` hands it to `tcp_chat` first.
         Mode::Reliable | Mode::Tcp => Box::new(
             args.reliable
-                .endpoint(nick, peer, max_datagram)
+                .endpoint(nick, peer, shrink(args.reliable_max_datagram()))
                 .unwrap_or_else(|usage| usage.exit()),
         ),
     };

@@ -125,6 +125,12 @@ pub struct LabArgs {
     /// JSON) compare the encrypted runs' deliveries and bytes with it. Simulator only.
     #[arg(long, conflicts_with_all = ["real", "ladder", "pcap"])]
     pub encrypt: bool,
+    /// The path MTU, both directions: datagrams larger than BYTES (of UDP payload) are dropped
+    /// silently, as by a router that sends no ICMP, so path MTU discovery has something to find
+    /// [default: none]. Simulator only.
+    #[arg(long, value_name = "BYTES", conflicts_with = "real",
+          value_parser = value_parser!(u32).range(1..=65_507), allow_negative_numbers = true)]
+    pub mtu: Option<u32>,
     /// The link's other knobs, each direction (the same flags as chat's and proxy's). Last: the
     /// flattened struct's help heading applies to every flag declared after it.
     #[command(flatten)]
@@ -195,6 +201,9 @@ impl LabArgs {
         }
         if let Some(v) = self.seed {
             c.seed = v;
+        }
+        if let Some(v) = self.mtu {
+            c.mtu = usize::try_from(v).ok();
         }
         c
     }

@@ -22,7 +22,7 @@ use udpchat_driver::Sink;
 use udpchat_lab::parse::parse_duration;
 use udpchat_reliable::endpoint::NickError;
 use udpchat_reliable::{
-    Arq, ConfigError, CongestionControl, Delivery, Event, MessageId, ReliableConfig,
+    Arq, ConfigError, CongestionControl, Delivery, Event, MessageId, Redundancy, ReliableConfig,
     ReliableEndpoint, SendError, Stats,
 };
 
@@ -75,12 +75,13 @@ pub struct ReliableArgs {
 
     /// Redundancy for chat latency under loss: each datagram carrying a new line also carries
     /// copies of up to N recent unacknowledged ones (and the last line before a pause gets up to
-    /// N copies of its own), so a lost line is repaired without waiting a round trip. Costs wire
-    /// bytes; never used while data waits for the window (0-15; 3 is a good value on lossy
-    /// links) [default: 0, off].
-    #[arg(long, value_name = "N", value_parser = value_parser!(u8).range(0..MAX_BUNDLE as i64),
-          allow_negative_numbers = true)]
-    pub redundancy: Option<u8>,
+    /// N copies of its own), so a lost line is repaired without waiting a round trip. `auto`
+    /// adds copies only while lines are being lost, as many as the measured loss rate calls for
+    /// (none on a clean path, at most 3); a number forces that many (0-15; 0 turns it off).
+    /// Copies are never sent while data waits for the window, nor beyond half of it
+    /// [default: auto].
+    #[arg(long, value_name = "auto|N", value_parser = parse_redundancy)]
+    pub redundancy: Option<Redundancy>,
 
     /// At the end of input (Ctrl-D, the end of a piped file) finish sending but go on receiving
     /// until the peer finishes too, then leave (a half-close, as TCP's FIN): two piped sides
@@ -89,6 +90,20 @@ pub struct ReliableArgs {
     /// then the write side is shut down.
     #[arg(long)]
     pub half_close: bool,
+}
+
+/// `--redundancy`: `auto`, or a number of copies below [`MAX_BUNDLE`].
+fn parse_redundancy(text: &str) -> Result<Redundancy, String> {
+    if text == "auto" {
+        return Ok(Redundancy::Auto);
+    }
+    match text.parse::<u8>() {
+        Ok(n) if usize::from(n) < MAX_BUNDLE => Ok(Redundancy::Fixed(n)),
+        _ => Err(format!(
+            "expected auto or a number of copies from 0 to {}",
+            MAX_BUNDLE - 1
+        )),
+    }
 }
 
 /// `--arq` values.
@@ -290,7 +305,9 @@ mod tests {
 
     #[test]
     fn no_flags_give_the_documented_defaults() {
-        let config = ReliableArgs::default().config(String::new(), 1200).unwrap();
+        // The chat passes `--max-datagram`, by default the transport's own cap.
+        let cap = udpchat_reliable::transport::config::DEFAULT_PMTU_CAP;
+        let config = ReliableArgs::default().config(String::new(), cap).unwrap();
         assert_eq!(config, ReliableConfig::default());
     }
 
@@ -305,7 +322,7 @@ mod tests {
             max_retries: Some(3),
             linger: Some(Duration::from_secs(1)),
             window: Some(32),
-            redundancy: Some(3),
+            redundancy: Some(Redundancy::Fixed(3)),
             half_close: true,
         };
         assert!(args.any_given());
@@ -315,7 +332,14 @@ mod tests {
         assert_eq!(config.delivery, Delivery::Unordered);
         assert_eq!(config.max_retries, 3);
         assert_eq!(config.window, 32);
-        assert_eq!(config.redundancy, 3);
+        assert_eq!(config.redundancy, Redundancy::Fixed(3));
+        assert_eq!(
+            ReliableArgs::default()
+                .config("me".into(), 1200)
+                .unwrap()
+                .redundancy,
+            Redundancy::Auto
+        );
         assert_eq!(config.initial_rto, Duration::from_millis(500));
         assert!(!ReliableArgs::default().any_given());
         for (arg, cc) in [
@@ -348,10 +372,15 @@ mod tests {
         };
         assert!(args.config(String::new(), 1200).is_err());
         let args = ReliableArgs {
-            redundancy: Some(16),
+            redundancy: Some(Redundancy::Fixed(16)),
             ..ReliableArgs::default()
         };
         assert!(args.config(String::new(), 1200).is_err());
+        assert_eq!(parse_redundancy("auto"), Ok(Redundancy::Auto));
+        assert_eq!(parse_redundancy("0"), Ok(Redundancy::Fixed(0)));
+        assert!(parse_redundancy("16").is_err());
+        assert!(parse_redundancy("-1").is_err());
+        assert!(parse_redundancy("some").is_err());
     }
 
     struct Null;

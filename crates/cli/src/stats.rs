@@ -134,6 +134,13 @@ fn reliable_rows(stats: &Stats) -> Vec<Row> {
                 ("peer", n(stats.peer_window)),
             ],
         ),
+        (
+            "path",
+            vec![
+                ("mtu", n(stats.path_mtu)),
+                ("black-holes", n(stats.pmtu_black_holes)),
+            ],
+        ),
     ];
     if stats.redundant_copies > 0 || stats.repaired_by_copy > 0 {
         rows.push((
@@ -306,7 +313,8 @@ mod tests {
                 "dropped",
                 "retransmits",
                 "rtt",
-                "windows"
+                "windows",
+                "path"
             ]
         );
         assert!(!words(&table).contains(&"gaps"));

@@ -102,5 +102,22 @@ pub fn packet() -> impl Strategy<Value = Packet> {
         vec(data(), 1..4).prop_map(Packet::Bundle),
         data().prop_map(Packet::Fin),
         data().prop_map(Packet::Nick),
+        (cid(), any::<u32>(), vec(any::<u8>(), 0..40))
+            .prop_map(|(dst, id, padding)| Packet::Probe { dst, id, padding }),
+        (cid(), any::<u32>()).prop_map(|(dst, id)| Packet::ProbeAck { dst, id }),
+        (
+            cid(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            vec(any::<u8>(), 0..40)
+        )
+            .prop_map(|(dst, id, index, count, bytes)| Packet::Piece {
+                dst,
+                id,
+                index,
+                count,
+                bytes
+            }),
     ]
 }

@@ -259,6 +259,62 @@ mod tests {
         assert_eq!(decode(expected).unwrap(), packet);
     }
 
+    /// The fourth worked example of docs/protocol.md: a path MTU probe padded to 32 bytes, and
+    /// its answer.
+    #[test]
+    fn golden_probe_datagrams() {
+        let dst = crate::packet::ConnectionId(0x0102_0304_0506_0708);
+        let probe = Packet::probe(dst, 7, 32).unwrap();
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0x55, 0x43, 0x03, // magic "UC", version 3
+            0x0b, // Packet variant 11: Probe
+            0xfd, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // dst: 0xfd + u64 LE
+            0x07, // id = 7
+            0x0d, // padding: length 13, zeros
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0xac, 0xe9, 0xd4, 0x36, // CRC-32
+        ];
+        assert_eq!(encode(&probe, 1200).unwrap(), expected);
+        assert_eq!(decode(expected).unwrap(), probe);
+        let answer = Packet::ProbeAck { dst, id: 7 };
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0x55, 0x43, 0x03, // magic "UC", version 3
+            0x0c, // Packet variant 12: ProbeAck
+            0xfd, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // dst: 0xfd + u64 LE
+            0x07, // id = 7
+            0x66, 0x10, 0xac, 0x0b, // CRC-32
+        ];
+        assert_eq!(encode(&answer, 1200).unwrap(), expected);
+    }
+
+    /// The fifth worked example of docs/protocol.md: piece 1 of 2 of datagram 9, carrying three
+    /// bytes of it.
+    #[test]
+    fn golden_piece_datagram() {
+        let piece = Packet::Piece {
+            dst: crate::packet::ConnectionId(0x0102_0304_0506_0708),
+            id: 9,
+            index: 1,
+            count: 2,
+            bytes: vec![0xaa, 0xbb, 0xcc],
+        };
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0x55, 0x43, 0x03, // magic "UC", version 3
+            0x0d, // Packet variant 13: Piece
+            0xfd, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // dst: 0xfd + u64 LE
+            0x09, // id = 9
+            0x01, // index = 1
+            0x02, // count = 2
+            0x03, 0xaa, 0xbb, 0xcc, // bytes: length 3, then the bytes
+            0x51, 0x2d, 0xdb, 0x31, // CRC-32
+        ];
+        assert_eq!(encode(&piece, 1200).unwrap(), expected);
+        assert_eq!(decode(expected).unwrap(), piece);
+    }
+
     #[test]
     fn each_check_has_its_own_error() {
         let good = hello_datagram();

@@ -16,8 +16,8 @@ pub mod sealed;
 pub use envelope::{decode, encode, encode_into, HEADER_LEN, MAGIC, TRAILER_LEN, VERSION};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    max_data_overhead, Ack, AckRange, ConnectionId, Data, Hello, Packet, PacketKind, RawMessage,
-    SeqNum, Welcome, MAX_BUNDLE,
+    max_data_overhead, max_piece_overhead, Ack, AckRange, ConnectionId, Data, Hello, Packet,
+    PacketKind, RawMessage, SeqNum, Welcome, MAX_BUNDLE, MAX_PIECES,
 };
 
 /// Default largest datagram udpchat sends: safe on real internet paths (QUIC uses the same).

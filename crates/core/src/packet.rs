@@ -204,7 +204,51 @@ pub enum Packet {
     /// sequenced with the chat lines, so the receiver shows the new name from the right line
     /// on. Never carried in a `Bundle`.
     Nick(Data),
+    /// A path MTU probe (DPLPMTUD, RFC 8899): padded to the datagram size being tried, carrying
+    /// no user data, so its loss costs nothing but itself. The receiver answers with a
+    /// [`Packet::ProbeAck`] naming its `id`. Build one with [`Packet::probe`].
+    Probe {
+        /// The receiver's connection id.
+        dst: ConnectionId,
+        /// The sender's number for this probe, echoed in the answer.
+        id: u32,
+        /// Padding, to make the datagram the size being tried. Its content means nothing (the
+        /// sender writes zeros; the receiver does not look).
+        #[serde(with = "serde_bytes")]
+        padding: Vec<u8>,
+    },
+    /// The answer to a [`Packet::Probe`]: a datagram of that size got through.
+    ProbeAck {
+        /// The receiver's connection id.
+        dst: ConnectionId,
+        /// The probe's `id`.
+        id: u32,
+    },
+    /// One piece of a data-stream datagram (`Data`, `Fin` or `Nick`, envelope and CRC
+    /// included) too large for the path as it is now: a packet cut for a larger path MTU, resent
+    /// after the path shrank (a black hole). The receiver joins the `count` pieces of `id`, in
+    /// index order, and takes the result as the datagram it is. Between 2 and [`MAX_PIECES`]
+    /// pieces; the receiver refuses other counts.
+    Piece {
+        /// The receiver's connection id.
+        dst: ConnectionId,
+        /// The sender's number for the datagram being carried (each resend gets a new one).
+        id: u32,
+        /// This piece's place, from 0.
+        index: u32,
+        /// How many pieces the datagram has.
+        count: u32,
+        /// This piece's bytes of the datagram.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
+
+/// Most pieces one datagram may travel in: a UDP payload of 65,507 bytes in pieces that fit the
+/// smallest datagram the transport uses (128 bytes) needs more, but the pieces of a packet cut
+/// for a path MTU are cut for the base size (1200 bytes), so 64 is plenty and bounds what a
+/// receiver holds per datagram.
+pub const MAX_PIECES: u32 = 64;
 
 /// The kind of a packet, for counters and traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -231,6 +275,12 @@ pub enum PacketKind {
     Fin,
     /// [`Packet::Nick`]
     Nick,
+    /// [`Packet::Probe`]
+    Probe,
+    /// [`Packet::ProbeAck`]
+    ProbeAck,
+    /// [`Packet::Piece`]
+    Piece,
 }
 
 impl Packet {
@@ -248,6 +298,9 @@ impl Packet {
             Packet::Bundle(_) => PacketKind::Bundle,
             Packet::Fin(_) => PacketKind::Fin,
             Packet::Nick(_) => PacketKind::Nick,
+            Packet::Probe { .. } => PacketKind::Probe,
+            Packet::ProbeAck { .. } => PacketKind::ProbeAck,
+            Packet::Piece { .. } => PacketKind::Piece,
         }
     }
 }
@@ -260,6 +313,57 @@ impl Packet {
     pub fn encoded_len(&self) -> usize {
         HEADER_LEN + codec::encoded_body_len(self) + TRAILER_LEN
     }
+}
+
+/// The padding mechanism: a probe of an exact datagram size.
+impl Packet {
+    /// A [`Packet::Probe`] whose datagram is exactly `size` bytes (envelope included), or `None`
+    /// if `size` is below the smallest probe. The padding's length prefix is a varint whose width
+    /// depends on the length, so the length is found by trying the few widths there are, never by
+    /// hand-counting bytes.
+    pub fn probe(dst: ConnectionId, id: u32, size: usize) -> Option<Packet> {
+        let bare = Packet::Probe {
+            dst,
+            id,
+            padding: Vec::new(),
+        }
+        .encoded_len();
+        // With n bytes of padding the datagram is bare + n + (prefix width - 1); the prefix is
+        // 1, 3, 5 or 9 bytes wide.
+        for extra_prefix in [0, 2, 4, 8] {
+            let Some(n) = size.checked_sub(bare + extra_prefix) else {
+                continue;
+            };
+            let probe = Packet::Probe {
+                dst,
+                id,
+                padding: vec![0; n],
+            };
+            if probe.encoded_len() == size {
+                return Some(probe);
+            }
+        }
+        None
+    }
+}
+
+/// Most bytes a [`Packet::Piece`] takes besides the bytes it carries: envelope, kind and its
+/// fields at their widest (the bytes' length prefix at its widest for a UDP payload). A piece
+/// of a datagram of `max` bytes carries at most `max` minus this.
+pub fn max_piece_overhead() -> usize {
+    static OVERHEAD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *OVERHEAD.get_or_init(|| {
+        // As for `max_data_overhead`: 251 bytes take the 3-byte length prefix.
+        const PROBE: usize = 251;
+        let widest = Packet::Piece {
+            dst: ConnectionId(u64::MAX),
+            id: u32::MAX,
+            index: u32::MAX,
+            count: u32::MAX,
+            bytes: vec![0; PROBE],
+        };
+        widest.encoded_len() - PROBE
+    })
 }
 
 impl Data {
@@ -357,6 +461,34 @@ mod tests {
                 prop_assert!(one_more.encoded_len() > budget);
             }
         }
+    }
+
+    #[test]
+    fn a_probe_is_exactly_the_size_asked_for_across_every_prefix_width() {
+        let dst = ConnectionId(u64::MAX);
+        let smallest = Packet::Probe {
+            dst,
+            id: u32::MAX,
+            padding: Vec::new(),
+        }
+        .encoded_len();
+        // Around each width change of the padding's length prefix (251 and 65,536 bytes), and
+        // the sizes DPLPMTUD tries.
+        let sizes = (smallest..smallest + 300).chain([1200, 1280, 1452, 9000, 65_507]);
+        for size in sizes {
+            let probe = Packet::probe(dst, u32::MAX, size);
+            // A size the prefix jumps over (the 3-byte prefix starts at 251 bytes of padding)
+            // has no probe; every other one is exact.
+            match probe {
+                Some(p) => {
+                    let bytes = crate::encode(&p, size).unwrap();
+                    assert_eq!(bytes.len(), size);
+                    assert_eq!(crate::decode(&bytes).unwrap(), p);
+                }
+                None => assert!(size > smallest + 250 && size < smallest + 253, "{size}"),
+            }
+        }
+        assert_eq!(Packet::probe(dst, u32::MAX, smallest - 1), None);
     }
 
     #[test]

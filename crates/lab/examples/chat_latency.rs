@@ -11,7 +11,8 @@
 //!
 //! `CC` is `newreno`, `cubic`, `bbr` or `none` (default: the transport's default, `bbr`);
 //! `WINDOW` overrides the receive window (packets);
-//! `REDUNDANCY` sets `ReliableConfig::redundancy` (copies per datagram, default 0).
+//! `REDUNDANCY` sets `ReliableConfig::redundancy`: `auto` (the default) or a number of copies
+//! per datagram (0 is off).
 //!
 //! **chat** is issue 6's chat workload (KCP's own test shape): A sends a 64-byte message every
 //! 20 ms, B echoes each one the moment it arrives, A measures each round trip; both links have
@@ -40,7 +41,7 @@ use udpchat_lab::parse::{parse_probability, BitRate, QueueLimit};
 use udpchat_lab::sim::{Scenario, Side, Simulator, ADDR_B};
 use udpchat_lab::Probability;
 use udpchat_reliable::{
-    CongestionControl, Endpoint, Event, ReliableConfig, ReliableEndpoint, Stats,
+    CongestionControl, Endpoint, Event, Redundancy, ReliableConfig, ReliableEndpoint, Stats,
 };
 
 /// Two reliable endpoints on the lab's simulator, trace off: the workload drives it step by step.
@@ -184,7 +185,7 @@ fn run_chat(config: &ReliableConfig, loss: Probability, seeds: u64) {
         datagrams as f64 / data as f64,
     );
     println!(
-        "  redundancy {}: {copies} copies sent, {repaired} arrived first; wire bytes per message {:.1}",
+        "  redundancy {:?}: {copies} copies sent, {repaired} arrived first; wire bytes per message {:.1}",
         config.redundancy,
         bytes as f64 / data as f64,
     );
@@ -276,12 +277,17 @@ fn main() -> ExitCode {
         }
     }
     if let Some(redundancy) = args.get(5) {
-        match redundancy.parse() {
-            Ok(r) => config.redundancy = r,
-            Err(e) => {
-                eprintln!("chat_latency: the redundancy must be a number of copies: {e}");
-                return ExitCode::from(2);
-            }
+        match redundancy.as_str() {
+            "auto" => config.redundancy = Redundancy::Auto,
+            n => match n.parse() {
+                Ok(r) => config.redundancy = Redundancy::Fixed(r),
+                Err(e) => {
+                    eprintln!(
+                        "chat_latency: the redundancy must be auto or a number of copies: {e}"
+                    );
+                    return ExitCode::from(2);
+                }
+            },
         }
     }
     if let Err(e) = config.validate() {

@@ -267,6 +267,20 @@ pub enum PacketSummary {
     Ping,
     /// Keepalive answer.
     Pong,
+    /// A path MTU probe (padding, no user data), with its datagram's size.
+    Probe {
+        /// The datagram's size in bytes: the path MTU being tried.
+        size: usize,
+    },
+    /// The answer to a path MTU probe.
+    ProbeAck,
+    /// A piece of a data packet too large for the path now (after a path MTU black hole).
+    Piece {
+        /// Which piece, from 0.
+        index: u32,
+        /// Of how many.
+        count: u32,
+    },
     /// Close.
     Close,
     /// An encrypted datagram (`--secret`): only its kind (`init`, `reply`, `reject`, `sealed`)
@@ -300,6 +314,11 @@ impl PacketSummary {
             Ok(Packet::Welcome(_)) => PacketSummary::Welcome,
             Ok(Packet::Ping { .. }) => PacketSummary::Ping,
             Ok(Packet::Pong { .. }) => PacketSummary::Pong,
+            Ok(Packet::Probe { .. }) => PacketSummary::Probe {
+                size: datagram.len(),
+            },
+            Ok(Packet::ProbeAck { .. }) => PacketSummary::ProbeAck,
+            Ok(Packet::Piece { index, count, .. }) => PacketSummary::Piece { index, count },
             Ok(Packet::Close { .. }) => PacketSummary::Close,
             // A bundle leads with its new packet; the copies behind it are not summarised.
             Ok(Packet::Bundle(items)) => items
@@ -349,6 +368,9 @@ impl fmt::Display for PacketSummary {
             PacketSummary::Welcome => f.write_str("welcome"),
             PacketSummary::Ping => f.write_str("ping"),
             PacketSummary::Pong => f.write_str("pong"),
+            PacketSummary::Probe { size } => write!(f, "probe {size}B"),
+            PacketSummary::ProbeAck => f.write_str("probe-ack"),
+            PacketSummary::Piece { index, count } => write!(f, "piece {index}/{count}"),
             PacketSummary::Close => f.write_str("close"),
             PacketSummary::Encrypted { kind } => write!(f, "encrypted {kind}"),
             PacketSummary::Tcp(segment) => write!(f, "{segment}"),
@@ -943,6 +965,12 @@ impl<A: Endpoint, B: Endpoint> Simulator<A, B> {
     /// Clock steps taken so far.
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// Changes the path MTU from now on ([`Scenario::mtu`]), as a route change would: a
+    /// datagram already on a link keeps its fate; the next ones larger than `mtu` are dropped.
+    pub fn set_mtu(&mut self, mtu: Option<usize>) {
+        self.mtu = mtu;
     }
 
     /// What went over the wire from `side`.

@@ -61,6 +61,26 @@ pub fn describe(datagram: &[u8]) -> String {
         }
         Packet::Ping { dst } => write!(out, "ping dst={:016x}", dst.0),
         Packet::Pong { dst } => write!(out, "pong dst={:016x}", dst.0),
+        Packet::Probe { dst, id, padding } => write!(
+            out,
+            "probe dst={:016x} id={id} {}B padding ({}B datagram)",
+            dst.0,
+            padding.len(),
+            datagram.len()
+        ),
+        Packet::ProbeAck { dst, id } => write!(out, "probe-ack dst={:016x} id={id}", dst.0),
+        Packet::Piece {
+            dst,
+            id,
+            index,
+            count,
+            bytes,
+        } => write!(
+            out,
+            "piece dst={:016x} id={id} {index}/{count} {}B",
+            dst.0,
+            bytes.len()
+        ),
         Packet::Close { dst, ack: a } => {
             let _ = write!(out, "close dst={:016x}", dst.0);
             if let Some(a) = a {

@@ -304,6 +304,12 @@ pub struct Stats {
     /// their packet: losses (or delays) repaired by redundancy without a resend. Copies arriving
     /// after their packet count as duplicates.
     pub repaired_by_copy: u64,
+    /// The largest datagram the reliable sender uses now (its PLPMTU, from path MTU discovery),
+    /// in bytes; 0 in raw mode.
+    pub path_mtu: u64,
+    /// Path MTU black holes detected: large datagrams lost in a row, so the sender fell back to
+    /// the base size.
+    pub pmtu_black_holes: u64,
 }
 
 impl Stats {

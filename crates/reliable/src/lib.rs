@@ -24,5 +24,5 @@ pub use endpoint::{
 };
 pub use raw::{RawConfig, RawEndpoint};
 pub use transport::{
-    Arq, ConfigError, CongestionControl, Delivery, ReliableConfig, ReliableEndpoint,
+    Arq, ConfigError, CongestionControl, Delivery, Redundancy, ReliableConfig, ReliableEndpoint,
 };

@@ -109,7 +109,7 @@ pub fn mode_style(mode: Mode) -> (&'static str, Marker) {
         Mode::StopAndWait => ("#56b4e9", Marker::Cross),
         Mode::NoCc => ("#8c564b", Marker::Plus),
         Mode::Tcp => ("#000000", Marker::Pentagon),
-        Mode::TcpReno => ("#7f7f7f", Marker::Hexagon),
+        Mode::TcpReno => ("#e377c2", Marker::Hexagon),
         // Kernel TCP (`--real` only): greys and olive, so it reads as "the reference" beside ours.
         Mode::KernelTcp(KernelCc::Cubic) => ("#000000", Marker::Square),
         Mode::KernelTcp(KernelCc::Reno) => ("#777777", Marker::TriangleUp),

@@ -375,6 +375,9 @@ fn picked_transmits(trace: &Trace, study: &Study) -> HashSet<usize> {
             | PacketSummary::Welcome
             | PacketSummary::Ping
             | PacketSummary::Pong
+            | PacketSummary::Probe { .. }
+            | PacketSummary::ProbeAck
+            | PacketSummary::Piece { .. }
             | PacketSummary::Close => true,
         };
         if wanted {
@@ -553,7 +556,10 @@ impl Row {
                     arrow.side, segment.ack, arrow.tip, arrow.duplicated
                 ),
             )),
-            PacketSummary::Ping | PacketSummary::Pong => Some((
+            PacketSummary::Ping
+            | PacketSummary::Pong
+            | PacketSummary::Probe { .. }
+            | PacketSummary::ProbeAck => Some((
                 "keepalives",
                 format!("{:?} {}", arrow.tip, arrow.duplicated),
             )),
@@ -862,6 +868,8 @@ enum Mark {
     TcpFin,
     Handshake,
     Keepalive,
+    Probe,
+    Piece,
     Close,
     Arrived,
     Late,
@@ -915,6 +923,15 @@ impl Mark {
             Mark::Keepalive => (
                 "ping, pong",
                 "a keepalive probe from a side that has been quiet, and its answer",
+            ),
+            Mark::Probe => (
+                "probe 1452B",
+                "a path MTU probe (padding, no data) of that many bytes, and its answer                  (probe-ack): does the path carry datagrams that large?",
+            ),
+            Mark::Piece => (
+                "piece 0/2",
+                "piece 0 of 2 of a data packet cut for a larger path MTU than the path now \
+                 carries (after a black hole), resent in pieces",
             ),
             Mark::Close => ("close", "the session ends"),
             Mark::Arrived => (
@@ -978,6 +995,8 @@ impl Row {
                     PacketSummary::Ack { .. } => Mark::Ack,
                     PacketSummary::Hello | PacketSummary::Welcome => Mark::Handshake,
                     PacketSummary::Ping | PacketSummary::Pong => Mark::Keepalive,
+                    PacketSummary::Probe { .. } | PacketSummary::ProbeAck => Mark::Probe,
+                    PacketSummary::Piece { .. } => Mark::Piece,
                     // An opaque or encrypted datagram is never picked; it would share the close's entry.
                     PacketSummary::Close
                     | PacketSummary::Opaque
@@ -1138,6 +1157,11 @@ mod tests {
                 column.contains(" ping ") || column.contains(" pong "),
                 "ping, pong",
             );
+            see(
+                column.contains(" probe ") || column.contains(" probe-ack "),
+                "probe 1452B",
+            );
+            see(column.contains(" piece "), "piece 0/2");
             see(column.contains("RESEND"), "RESEND");
             see(notes.contains("ms"), "+15.3ms");
             see(notes.starts_with("dup:"), "dup");

@@ -82,6 +82,12 @@ pub fn run_sweep_real_with(
     if let Some(&mode) = config.modes.iter().find(|m| m.tcp_congestion().is_some()) {
         return Err(ExperimentError::SimulatorOnly(mode));
     }
+    if let Some(mtu) = config.mtu {
+        // The proxy forwards any size: a path MTU is the simulator's knob only.
+        return Err(ExperimentError::Io(format!(
+            "a path MTU ({mtu} bytes) needs the simulator; real sockets carry what loopback does"
+        )));
+    }
     let seeds = config.seed_list();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -163,6 +163,7 @@ pub fn scenario(
         })
         .collect();
     scenario.time_limit = config.interval * config.messages + TAIL;
+    scenario.mtu = config.mtu;
     Ok(scenario)
 }
 

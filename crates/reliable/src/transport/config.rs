@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use thiserror::Error;
-use udpchat_core::{DEFAULT_MAX_DATAGRAM, MAX_UDP_PAYLOAD};
+use udpchat_core::MAX_UDP_PAYLOAD;
 
 /// Which automatic-repeat-request scheme the sender uses. The wire and the receiver are the same
 /// for all three; only the sender's choice of what to resend, and when, differs.
@@ -63,8 +63,10 @@ pub enum Delivery {
 pub struct ReliableConfig {
     /// Our nickname, sent in the handshake. Default: empty.
     pub nick: String,
-    /// Largest datagram we send, in bytes. Default: 1200 (`DEFAULT_MAX_DATAGRAM`, safe on real
-    /// internet paths). At least [`MIN_DATAGRAM`].
+    /// Largest datagram we send, in bytes: the cap of path MTU discovery (DPLPMTUD, RFC 8899,
+    /// `transport/pmtu.rs`), which starts at 1200 bytes (safe on real internet paths) and probes
+    /// up to this. At most 1200 turns discovery off. Default: [`DEFAULT_PMTU_CAP`] (1452: an
+    /// Ethernet frame's 1500 bytes less IPv6 and UDP headers). At least [`MIN_DATAGRAM`].
     pub max_datagram: usize,
     /// Largest message `send` accepts, in bytes of UTF-8. Default: 1 MiB. Larger ones get
     /// `SendError::TooLong`; the receiver refuses fragments that would exceed it.
@@ -124,20 +126,41 @@ pub struct ReliableConfig {
     /// sequence numbers below 2^32).
     pub max_ack_ranges: usize,
     /// Redundancy for an application-limited sender: each datagram that carries a new packet
-    /// and has room also carries copies of up to this many of the newest unacknowledged packets
-    /// (as a `Bundle`), and when no new packet follows within half a round trip the newest ones
-    /// get up to this many copies of their own, so a lost chat line is usually repaired by the
-    /// next datagram, without waiting a round trip for an ack. Costs wire bytes (each copy
-    /// counts against the congestion window); never used while data waits for the window or
-    /// beyond half of it, so bulk transfer is unaffected. At most [`MAX_REDUNDANCY`]. Default: 0
-    /// (off), so that transmissions per message stay 1/(1−p) and every lab figure means what
-    /// theory says; 3 is the measured sweet spot for a chat on a lossy path
-    /// (`docs/protocol.md`, "Redundancy").
-    pub redundancy: u8,
+    /// and has room also carries copies of up to N of the newest unacknowledged packets (as a
+    /// `Bundle`), and when no new packet follows within half a round trip the newest ones get up
+    /// to N copies of their own, so a lost chat line is usually repaired by the next datagram,
+    /// without waiting a round trip for an ack. Costs wire bytes (each copy counts against the
+    /// congestion window); never used while data waits for the window or beyond half of it, so
+    /// bulk transfer is unaffected. Default: [`Redundancy::Auto`]: N follows the measured loss
+    /// rate, 0 on a clean path (`docs/protocol.md`, "Redundancy").
+    pub redundancy: Redundancy,
 }
+
+/// How many redundant copies an application-limited sender adds (see
+/// [`ReliableConfig::redundancy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Redundancy {
+    /// As many as the loss the sender measures calls for: none on a clean path, up to
+    /// [`MAX_AUTO_REDUNDANCY`] while packets are being lost (the rule: `transport/redundancy.rs`).
+    #[default]
+    Auto,
+    /// Always this many (at most [`MAX_REDUNDANCY`]); 0 turns redundancy off, so transmissions
+    /// per message stay 1/(1−p) and every lab figure means what theory says.
+    Fixed(u8),
+}
+
+/// Most copies [`Redundancy::Auto`] ever adds: three cover the packets a chat keeps
+/// unacknowledged on a 60 ms round trip at one line per 20 ms (`docs/protocol.md`).
+pub const MAX_AUTO_REDUNDANCY: u8 = 3;
 
 /// Largest `redundancy`: a bundle holds the new packet and this many copies.
 pub const MAX_REDUNDANCY: u8 = (udpchat_core::MAX_BUNDLE - 1) as u8;
+
+/// The default cap of path MTU discovery: 1500-byte Ethernet frames less 40 bytes of IPv6 and
+/// 8 of UDP header (as quinn's default), so a LAN or loopback gets full-size datagrams and a
+/// 1,200-byte chat line travels in one.
+pub const DEFAULT_PMTU_CAP: usize = 1452;
 
 /// The smallest `max_datagram` accepted: room for the headers and a useful payload.
 pub const MIN_DATAGRAM: usize = 128;
@@ -146,7 +169,7 @@ impl Default for ReliableConfig {
     fn default() -> Self {
         ReliableConfig {
             nick: String::new(),
-            max_datagram: DEFAULT_MAX_DATAGRAM,
+            max_datagram: DEFAULT_PMTU_CAP,
             max_message: 1 << 20,
             window: 1024,
             arq: Arq::SelectiveRepeat,
@@ -162,7 +185,7 @@ impl Default for ReliableConfig {
             idle_timeout: Duration::from_secs(30),
             linger: Duration::from_secs(3),
             max_ack_ranges: 96,
-            redundancy: 0,
+            redundancy: Redundancy::Auto,
         }
     }
 }
@@ -218,16 +241,27 @@ impl ReliableConfig {
         if self.keepalive.is_zero() || self.idle_timeout <= self.keepalive {
             return Err(ConfigError::Idle);
         }
-        if self.redundancy > MAX_REDUNDANCY {
-            return Err(ConfigError::Redundancy(self.redundancy));
+        if let Redundancy::Fixed(n) = self.redundancy {
+            if n > MAX_REDUNDANCY {
+                return Err(ConfigError::Redundancy(n));
+            }
         }
         Ok(())
     }
 
-    /// Payload bytes per fragment: the datagram less the widest header a data packet can have
-    /// (`udpchat_core::max_data_overhead`, computed by the codec).
+    /// The datagram size every path is assumed to carry: the base of path MTU discovery
+    /// (1200 bytes), or `max_datagram` if that is smaller. Acknowledgements are sized to it, and
+    /// the congestion window counts in it.
+    pub fn base_datagram(&self) -> usize {
+        self.max_datagram.min(crate::transport::pmtu::BASE_PLPMTU)
+    }
+
+    /// Payload bytes per fragment at the base datagram size: the smallest fragments a sender
+    /// cuts (path MTU discovery may let it cut larger ones), so the most a message needs. The
+    /// datagram less the widest header a data packet can have (`udpchat_core::max_data_overhead`,
+    /// computed by the codec).
     pub fn fragment_payload(&self) -> usize {
-        self.max_datagram
+        self.base_datagram()
             .saturating_sub(udpchat_core::max_data_overhead())
             .max(1)
     }
@@ -303,7 +337,7 @@ mod tests {
                 ..base.clone()
             },
             ReliableConfig {
-                redundancy: MAX_REDUNDANCY + 1,
+                redundancy: Redundancy::Fixed(MAX_REDUNDANCY + 1),
                 ..base.clone()
             },
         ];

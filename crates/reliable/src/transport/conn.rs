@@ -58,6 +58,7 @@ use udpchat_core::{
 
 use super::config::{ConfigError, ReliableConfig};
 use super::fragment::Fragment;
+use super::pieces::{self, PieceAssembler};
 use super::receiver::{Arrival, Receiver};
 use super::sender::{BadAck, Outgoing, Sender, TimeoutOutcome};
 use crate::endpoint::{DropCause, Endpoint, Event, MessageId, NickError, SendError, Stats};
@@ -102,6 +103,8 @@ enum Control {
     Ack,
     Ping,
     Pong,
+    /// The answer to the peer's path MTU probe with this id.
+    ProbeAck(u32),
     Close(ConnectionId),
 }
 
@@ -124,6 +127,12 @@ pub struct ReliableEndpoint {
     sender: Sender,
     receiver: Receiver,
     control: VecDeque<Control>,
+    /// Pieces of a stranded data packet still to send (`pieces.rs`), before anything new.
+    pieces_out: VecDeque<Packet>,
+    /// The number of the next datagram sent in pieces.
+    next_piece_id: u32,
+    /// Pieces from the peer being joined.
+    pieces_in: PieceAssembler,
     events: VecDeque<Event>,
     stats: Stats,
     next_message: u64,
@@ -172,6 +181,9 @@ impl ReliableEndpoint {
             retired_local: VecDeque::new(),
             retired_peer: VecDeque::new(),
             control: VecDeque::new(),
+            pieces_out: VecDeque::new(),
+            next_piece_id: 0,
+            pieces_in: PieceAssembler::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
             next_message: 0,
@@ -877,6 +889,7 @@ impl ReliableEndpoint {
             },
             Control::Ping => Packet::Ping { dst },
             Control::Pong => Packet::Pong { dst },
+            Control::ProbeAck(id) => Packet::ProbeAck { dst, id },
             Control::Hello | Control::Close(_) => return None,
         })
     }
@@ -891,11 +904,16 @@ impl ReliableEndpoint {
         if self.state.is_closed() {
             return None;
         }
+        if let Some(piece) = self.pieces_out.pop_front() {
+            return Some(piece);
+        }
         let session = self.state.established()?;
         if !session.confirmed {
             return None;
         }
         let peer_id = session.peer_id;
+        // The handshake confirmed the base size both ways: the search for more can start.
+        self.sender.path_mtu_mut().start(now);
         if let Some(out) = self.sender.next_packet(now) {
             let kind = self.control_out.get(&out.fragment.message).copied();
             let data = data_packet(peer_id, out);
@@ -907,15 +925,17 @@ impl ReliableEndpoint {
         }
         // The sender's budget counts each copy at its worst-case size, envelope included, so
         // only the bundle's count byte needs room of its own.
-        let tail = self
-            .sender
-            .tail_copies(now, self.config.max_datagram.saturating_sub(1));
+        let plpmtu = self.sender.path_mtu().current();
+        let tail = self.sender.tail_copies(now, plpmtu.saturating_sub(1));
         let tail = self.without_control(tail);
         if !tail.is_empty() {
             let seqs: Vec<_> = tail.iter().map(|c| c.seq).collect();
             self.sender.copies_sent(now, &seqs, true);
             let items = tail.into_iter().map(|c| data_packet(peer_id, c)).collect();
             return Some(Packet::Bundle(items));
+        }
+        if let Some(probe) = self.next_probe(now, peer_id) {
+            return Some(probe);
         }
         if self.receiver.wants_ack_now() {
             return Some(Packet::Ack {
@@ -924,6 +944,13 @@ impl ReliableEndpoint {
             });
         }
         None
+    }
+
+    /// A path MTU probe, if one is due: padded to the size being tried (`transport/pmtu.rs`).
+    fn next_probe(&mut self, now: Instant, peer_id: ConnectionId) -> Option<Packet> {
+        let timeout = self.sender.rtt.rto();
+        let (id, size) = self.sender.path_mtu_mut().poll_probe(now, timeout)?;
+        Packet::probe(peer_id, id, size)
     }
 
     /// Puts our ack on a data packet (the first of a bundle) when we have received anything.
@@ -969,7 +996,8 @@ impl ReliableEndpoint {
     fn with_copies(&mut self, now: Instant, data: &Data, len: usize) -> Option<Packet> {
         // A bundle costs one byte more than the packet alone (its count), and each copy at most
         // its payload plus `udpchat_core::max_data_overhead()`, which is what the sender budgets.
-        let room = self.config.max_datagram.saturating_sub(len + 1);
+        let max = self.sender.path_mtu().current();
+        let room = max.saturating_sub(len + 1);
         let copies = self.sender.redundant_copies(now, data.seq, room);
         let copies = self.without_control(copies);
         if copies.is_empty() {
@@ -981,7 +1009,7 @@ impl ReliableEndpoint {
         items.extend(copies.into_iter().map(|c| data_packet(data.dst, c)));
         let bundle = Packet::Bundle(items);
         // The budget makes this fit; if it did not, the packet goes alone and no copy is counted.
-        if bundle.encoded_len() > self.config.max_datagram {
+        if bundle.encoded_len() > max {
             return None;
         }
         self.sender.copies_sent(now, &seqs, false);
@@ -1001,7 +1029,11 @@ impl ReliableEndpoint {
     fn transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let destination = self.peer_addr?;
         let mut packet = self.next_packet(now)?;
-        let max = self.config.max_datagram;
+        // A probe is as large as the size it tries; everything else fits the PLPMTU.
+        let max = match &packet {
+            Packet::Probe { .. } => packet.encoded_len(),
+            _ => self.sender.path_mtu().current(),
+        };
         // Piggyback our ack on data when it fits; otherwise it goes on its own.
         let mut acked = self.piggyback_ack(now, &mut packet);
         let mut len = packet.encoded_len();
@@ -1009,11 +1041,10 @@ impl ReliableEndpoint {
             acked = Self::shrink(&mut packet, acked);
             len = packet.encoded_len();
         }
-        // Without the ack a data packet always fits (the fragment size guarantees it), and an
-        // ack is built to fit. A failure here would be a bug; sending nothing is the safe way to
-        // survive it.
+        // Without the ack a data packet fits (it was cut for the PLPMTU), unless it was cut for a
+        // larger one before a black hole: then it goes in pieces. An ack is built to fit.
         if len > max {
-            return None;
+            return self.transmit_in_pieces(now, &packet, max, buf, destination);
         }
         if let Packet::Data(data) = &packet {
             if let Some(bundle) = self.with_copies(now, data, len) {
@@ -1028,6 +1059,67 @@ impl ReliableEndpoint {
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += buf.len() as u64;
         Some(destination)
+    }
+
+    /// A data packet cut for a larger PLPMTU than the path now carries: sent as pieces that fit
+    /// (`pieces.rs`), the first now, the rest before anything else. Anything else that does not
+    /// fit would be a bug; sending nothing is the safe way to survive it.
+    fn transmit_in_pieces(
+        &mut self,
+        now: Instant,
+        packet: &Packet,
+        max: usize,
+        buf: &mut Vec<u8>,
+        destination: SocketAddr,
+    ) -> Option<SocketAddr> {
+        let (Packet::Data(data) | Packet::Fin(data) | Packet::Nick(data)) = packet else {
+            return None;
+        };
+        let whole = udpchat_core::encode(packet, udpchat_core::MAX_UDP_PAYLOAD).ok()?;
+        let id = self.next_piece_id;
+        self.next_piece_id = self.next_piece_id.wrapping_add(1);
+        let mut split = pieces::split(&whole, data.dst, id, max)?.into_iter();
+        let first = split.next()?;
+        self.pieces_out.extend(split);
+        encode_into(&first, max, buf).ok()?;
+        self.last_sent = Some(now);
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += buf.len() as u64;
+        Some(destination)
+    }
+
+    /// A piece of a datagram too large for the path (`pieces.rs`): once all are in, the
+    /// datagram is taken as it is, if it is one of the data stream's.
+    fn on_piece(&mut self, now: Instant, from: SocketAddr, piece: (u32, u32, u32, Vec<u8>)) {
+        let (id, index, count, bytes) = piece;
+        let datagram = match self.pieces_in.push(id, index, count, bytes) {
+            Ok(Some(datagram)) => datagram,
+            Ok(None) => return,
+            Err(e) => return self.drop_datagram(from, DropCause::Malformed, e.to_string()),
+        };
+        match decode(&datagram) {
+            Ok(Packet::Data(data)) => {
+                if self.in_session(now, from, data.dst, PacketKind::Data) {
+                    self.on_data(now, from, data, false);
+                }
+            }
+            Ok(Packet::Fin(data)) => {
+                if self.in_session(now, from, data.dst, PacketKind::Fin) {
+                    self.on_control_data(now, from, PacketKind::Fin, data);
+                }
+            }
+            Ok(Packet::Nick(data)) => {
+                if self.in_session(now, from, data.dst, PacketKind::Nick) {
+                    self.on_control_data(now, from, PacketKind::Nick, data);
+                }
+            }
+            Ok(other) => self.drop_datagram(
+                from,
+                DropCause::Malformed,
+                format!("pieces joined into a {:?}, not data", other.kind()),
+            ),
+            Err(e) => self.drop_datagram(from, DropCause::Malformed, format!("joined pieces: {e}")),
+        }
     }
 
     /// Takes one datagram (`handle_datagram` without the timer refresh).
@@ -1078,8 +1170,33 @@ impl ReliableEndpoint {
                     self.control.push_back(Control::Pong);
                 }
             }
+            // A path MTU probe (RFC 8899) got through at its size: say so. Its padding is not
+            // looked at; one answer per probe, so a flood of probes costs the same in answers,
+            // each far smaller than the probe.
+            Packet::Probe { dst, id, .. } => {
+                if self.in_session(now, from, dst, kind) {
+                    self.control.push_back(Control::ProbeAck(id));
+                }
+            }
+            // Our probe got through: the path carries its size.
+            Packet::ProbeAck { dst, id } => {
+                if self.in_session(now, from, dst, kind) {
+                    self.sender.path_mtu_mut().on_probe_ack(now, id);
+                }
+            }
             Packet::Pong { dst } => {
                 self.in_session(now, from, dst, kind);
+            }
+            Packet::Piece {
+                dst,
+                id,
+                index,
+                count,
+                bytes,
+            } => {
+                if self.in_session(now, from, dst, kind) {
+                    self.on_piece(now, from, (id, index, count, bytes));
+                }
             }
             // The extra copies of a Close we already acted on: expected, counted, not reported.
             Packet::Close { dst, .. } if self.retired_local.contains(&dst) => {
@@ -1121,6 +1238,8 @@ impl ReliableEndpoint {
                 self.timers.set(Timer::Rto, rto);
                 self.timers
                     .set(Timer::Pacing, self.sender.pacing_deadline());
+                self.timers
+                    .set(Timer::PathMtu, self.sender.path_mtu().deadline());
                 self.timers.set(
                     Timer::RestartProbe,
                     session.restart_probe.and_then(|p| p.next_ping),
@@ -1173,6 +1292,9 @@ impl ReliableEndpoint {
         if sender_due && self.sender.on_timeout(now) == TimeoutOutcome::GiveUp {
             self.peer_unreachable(now);
             return;
+        }
+        if self.timers.is_expired(Timer::PathMtu, now) {
+            self.sender.path_mtu_mut().on_timeout(now);
         }
         if self.timers.is_expired(Timer::RestartProbe, now) {
             self.probe_timeout(now);
@@ -1372,6 +1494,8 @@ impl Endpoint for ReliableEndpoint {
         stats.cwnd = self.sender.window_packets();
         stats.peer_window = self.sender.peer_window();
         stats.redundant_copies = counters.redundant_copies;
+        stats.path_mtu = self.sender.path_mtu().current() as u64;
+        stats.pmtu_black_holes = self.sender.path_mtu().black_holes();
         stats
     }
 }

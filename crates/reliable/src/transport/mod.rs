@@ -9,12 +9,15 @@
 //! - [`rtt`]: the round-trip estimator and retransmission timeout (RFC 6298);
 //! - [`sack`]: the received-set bookkeeping behind cumulative + selective acks;
 //! - [`reorder`]: the bounded buffer that restores sending order;
-//! - [`fragment`]: splitting messages larger than a datagram, and reassembly;
+//! - [`fragment`]: splitting messages larger than a datagram, and reassembly; [`pmtu`]: how
+//!   large a datagram the path carries (DPLPMTUD, RFC 8899); [`pieces`]: how a packet cut for a
+//!   larger path MTU crosses a path that shrank;
 //! - [`congestion`]: the [`congestion::Controller`] trait and one file per algorithm (NewReno,
 //!   CUBIC, a BBR-like model, none);
 //! - [`rate`]: delivery-rate samples for the controllers; [`pacer`]: spreading packets out at
 //!   the controller's pacing rate;
-//! - [`sender`] and [`receiver`]: the two halves of a session;
+//! - [`sender`] and [`receiver`]: the two halves of a session; [`redundancy`]: how many copies
+//!   the sender adds, fixed or following the loss it measures;
 //! - [`conn`]: [`ReliableEndpoint`], the session itself (handshake, ids, keepalive, close).
 //!
 //! What is public: [`ReliableEndpoint`] (through the crate's `Endpoint` trait), its
@@ -31,7 +34,10 @@ pub mod conn;
 pub(crate) mod fragment;
 pub(crate) mod pacer;
 pub(crate) mod rate;
+pub(crate) mod pieces;
+pub(crate) mod pmtu;
 pub(crate) mod receiver;
+pub(crate) mod redundancy;
 pub(crate) mod reorder;
 pub(crate) mod rtt;
 pub(crate) mod sack;
@@ -44,5 +50,5 @@ mod pair;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Arq, ConfigError, CongestionControl, Delivery, ReliableConfig};
+pub use config::{Arq, ConfigError, CongestionControl, Delivery, Redundancy, ReliableConfig};
 pub use conn::ReliableEndpoint;

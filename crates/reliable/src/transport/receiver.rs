@@ -112,7 +112,7 @@ impl Receiver {
             window: config.window,
             max_ack_delay: config.max_ack_delay,
             max_ack_ranges: config.max_ack_ranges,
-            ack_budget: ack_budget(config.max_datagram),
+            ack_budget: ack_budget(config.base_datagram()),
             unacked_packets: 0,
             ack_now: false,
             ack_deadline: None,

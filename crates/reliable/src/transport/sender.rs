@@ -25,8 +25,8 @@
 //! an ack arrives sooner than the smallest RTT ever measured after the resend, it must have been
 //! triggered by the original, so the resend is counted as spurious.
 //!
-//! Redundancy (opt-in, `ReliableConfig::redundancy`) trades wire bytes for latency where a chat
-//! lives: a repair by resend costs a round trip or more, so an application-limited sender may
+//! Redundancy (`ReliableConfig::redundancy`: by default only while loss is measured, see
+//! `redundancy.rs`) trades wire bytes for latency where a chat lives: a repair by resend costs a round trip or more, so an application-limited sender may
 //! put copies of its newest unacknowledged packets, under their own sequence numbers, in the
 //! datagram of each new packet ([`Sender::redundant_copies`]), and, when no new packet follows
 //! within half a round trip, in datagrams of their own ([`Sender::tail_copies`]). Copies count
@@ -58,6 +58,8 @@ use super::congestion::{Acked, CongestionEvent, Controller};
 use super::fragment::{split, Fragment};
 use super::pacer::{window_rate, Pacer};
 use super::rate::{DeliveryRate, RateStamp};
+use super::pmtu::PathMtu;
+use super::redundancy::RedundancyPolicy;
 use super::rtt::RttEstimator;
 use crate::endpoint::{MessageId, SendError};
 
@@ -218,7 +220,6 @@ pub(crate) struct Sender {
     arq: Arq,
     reorder_threshold: u64,
     max_retries: u32,
-    fragment_payload: usize,
     max_message: usize,
     window_cap: u64,
     /// Most fragments one message has (`ReliableConfig::max_fragments`).
@@ -229,7 +230,14 @@ pub(crate) struct Sender {
     /// packet costs the congestion window its payload plus this.
     data_overhead: u64,
     congestion_kind: CongestionControl,
+    /// Messages accepted but not yet cut into fragments: a message is cut when its first
+    /// fragment is about to go, so it fills the datagram size discovered by then
+    /// ([`Sender::cut_next`]).
+    queued: VecDeque<(u64, Vec<u8>)>,
+    /// Fragments of the message being sent, not yet given sequence numbers.
     unsent: VecDeque<Fragment>,
+    /// How large a datagram the path carries (DPLPMTUD).
+    pmtu: PathMtu,
     /// Sequence number of `slots[0]`: everything below it is cumulatively acknowledged.
     base: SeqNum,
     slots: VecDeque<Slot>,
@@ -261,8 +269,8 @@ pub(crate) struct Sender {
     /// Fast retransmits since the last spurious one.
     fast_since_spurious: u32,
     consecutive_timeouts: u32,
-    /// Copies per datagram (`ReliableConfig::redundancy`); 0 turns redundancy off.
-    redundancy: usize,
+    /// Copies per datagram (`ReliableConfig::redundancy`): fixed, or following measured loss.
+    redundancy: RedundancyPolicy,
     /// When a tail copy goes out if no new packet has gone out by then.
     tail_deadline: Option<Instant>,
     /// The tail-copy timer fired: the next datagram may be a tail copy.
@@ -287,20 +295,23 @@ impl Sender {
     /// A sender with nothing queued; `token_seed` seeds the packets' tokens (give each endpoint
     /// an unpredictable one: the tokens are what an off-path forger would have to guess).
     pub(crate) fn new(config: &ReliableConfig, token_seed: u64) -> Self {
-        let mss = (config.max_datagram as u64).max(1);
+        // The congestion controller's unit is the base datagram, whatever the path turns out to
+        // carry: its windows then mean the same on every path.
+        let mss = (config.base_datagram() as u64).max(1);
         let window_cap = u64::from(config.window);
         Sender {
             arq: config.arq,
             reorder_threshold: u64::from(config.reorder_threshold),
             max_retries: config.max_retries,
-            fragment_payload: config.fragment_payload(),
             max_message: config.max_message,
             window_cap,
             max_fragments: u64::from(config.max_fragments()),
             mss,
             data_overhead: udpchat_core::max_data_overhead() as u64,
             congestion_kind: config.congestion,
+            queued: VecDeque::new(),
             unsent: VecDeque::new(),
+            pmtu: PathMtu::new(config.max_datagram),
             base: SeqNum(0),
             slots: VecDeque::new(),
             lost: BTreeSet::new(),
@@ -321,7 +332,7 @@ impl Sender {
             reorder_steps: 0,
             fast_since_spurious: 0,
             consecutive_timeouts: 0,
-            redundancy: usize::from(config.redundancy),
+            redundancy: RedundancyPolicy::new(config.redundancy),
             tail_deadline: None,
             tail_due: false,
             tail_left: 0,
@@ -343,17 +354,53 @@ impl Sender {
                 max: self.max_message,
             });
         }
-        let fragments = split(id.0, bytes, self.fragment_payload);
-        let count = u32::try_from(fragments.len()).unwrap_or(u32::MAX);
+        // Its fragment count is set when it is cut (`cut_next`).
         self.messages.insert(
             id.0,
             Progress {
-                undelivered: count,
+                undelivered: 0,
                 first_sent: None,
             },
         );
-        self.unsent.extend(fragments);
+        self.queued.push_back((id.0, bytes.to_vec()));
         Ok(())
+    }
+
+    /// Cuts the next queued message into fragments, once those of the previous one all have
+    /// sequence numbers: each fragment fills the PLPMTU as it is now (less the widest data
+    /// header), so a message sent after discovery travels in as few datagrams as the path allows.
+    fn cut_next(&mut self) {
+        if !self.unsent.is_empty() {
+            return;
+        }
+        let Some((message, bytes)) = self.queued.pop_front() else {
+            return;
+        };
+        let payload = self
+            .pmtu
+            .current()
+            .saturating_sub(self.data_overhead as usize)
+            .max(1);
+        let fragments = split(message, &bytes, payload);
+        if let Some(p) = self.messages.get_mut(&message) {
+            p.undelivered = u32::try_from(fragments.len()).unwrap_or(u32::MAX);
+        }
+        self.unsent.extend(fragments);
+    }
+
+    /// Nothing waits to be sent for the first time (application-limited, in RFC 7661's terms).
+    fn nothing_queued(&self) -> bool {
+        self.unsent.is_empty() && self.queued.is_empty()
+    }
+
+    /// The path MTU discovery of this path.
+    pub(crate) fn path_mtu(&self) -> &PathMtu {
+        &self.pmtu
+    }
+
+    /// The path MTU discovery of this path, to feed it probes' fates.
+    pub(crate) fn path_mtu_mut(&mut self) -> &mut PathMtu {
+        &mut self.pmtu
     }
 
     /// The first sequence number not yet used.
@@ -437,6 +484,7 @@ impl Sender {
     /// The next packet to put on the wire, resends first, if the windows allow one.
     pub(crate) fn next_packet(&mut self, now: Instant) -> Option<Outgoing> {
         self.pacing_deadline = None;
+        self.cut_next();
         let credit = self.timeout_credit && !self.lost.is_empty();
         if !self.window_open() && !credit {
             return None;
@@ -572,10 +620,11 @@ impl Sender {
             last_copy: None,
             stamp: None,
         });
-        if self.redundancy > 0 {
+        let copies = self.redundancy.copies(now);
+        if copies > 0 {
             self.tail_deadline = Some(now + self.tail_delay());
             self.tail_due = false;
-            self.tail_left = self.redundancy;
+            self.tail_left = copies;
         }
         Some((
             Outgoing {
@@ -638,7 +687,8 @@ impl Sender {
 
     fn pick_copies(&self, now: Instant, skip: usize, room: usize) -> Vec<Outgoing> {
         let mut copies = Vec::new();
-        if self.redundancy == 0 || !self.unsent.is_empty() {
+        let limit = self.redundancy.copies(now);
+        if limit == 0 || !self.nothing_queued() {
             return copies;
         }
         let recent = match (self.rtt.srtt(), self.rtt.latest()) {
@@ -650,7 +700,7 @@ impl Sender {
         // Newest first, and only so far back: an application-limited sender has few packets in
         // flight, and this bounds the work per datagram.
         for (offset, slot) in self.slots.iter().enumerate().rev().skip(skip) {
-            if copies.len() == self.redundancy || self.slots.len() - offset > MAX_COPY_SCAN {
+            if copies.len() == limit || self.slots.len() - offset > MAX_COPY_SCAN {
                 break;
             }
             let fresh = now.saturating_duration_since(slot.last_sent) < recent;
@@ -857,7 +907,7 @@ impl Sender {
         // was in use, so these acks say nothing about whether a larger window would be safe. A
         // chat that grew its window on every ack would hold the right to send a window's worth
         // of data at once after a quiet hour.
-        let app_limited = self.unsent.is_empty() && flight_before < self.congestion.window() / 2;
+        let app_limited = self.nothing_queued() && flight_before < self.congestion.window() / 2;
         let acked = Acked {
             bytes: scan.newly,
             cumulative: self.base,
@@ -964,6 +1014,7 @@ impl Sender {
             self.delivery_rate
                 .on_acked(now, stamp, slot.last_sent, slot.size);
         }
+        self.pmtu.on_data_acked(slot.size as usize);
         if scan.largest.is_none_or(|l| seq > l.seq) {
             // An ack that arrives sooner than the minimum RTT after the last copy went out was
             // not triggered by a copy (the rule that finds spurious resends, below).
@@ -995,9 +1046,11 @@ impl Sender {
                 _ => self.largest_acked_tx = self.largest_acked_tx.max(slot.last_tx),
             }
         }
+        let transmissions = slot.transmissions;
         if spurious {
             self.on_spurious();
         }
+        self.redundancy.on_acked(now, transmissions, spurious);
     }
 
     /// How long after its transmission a packet with SACK evidence against it counts as lost:
@@ -1016,7 +1069,7 @@ impl Sender {
     /// Linux's thin-stream argument (fast retransmit on the first duplicate ack for streams with
     /// little in flight), stated in terms of the backlog.
     fn loss_delay(&self) -> Duration {
-        let steps = if self.unsent.is_empty() {
+        let steps = if self.nothing_queued() {
             0
         } else {
             self.reorder_steps
@@ -1045,6 +1098,8 @@ impl Sender {
         let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
+        // Black-hole detection (DPLPMTUD) watches the losses of packets above the base size.
+        self.pmtu.on_data_lost(slot.size as usize);
         slot.state = SlotState::Lost;
         slot.cause = cause;
         self.in_flight -= 1;
@@ -1191,6 +1246,7 @@ impl Sender {
     pub(crate) fn take_unacknowledged(&mut self) -> Vec<MessageId> {
         let ids = self.messages.keys().map(|&m| MessageId(m)).collect();
         self.messages.clear();
+        self.queued.clear();
         self.unsent.clear();
         self.reset_sequence_space();
         ids
@@ -1210,11 +1266,14 @@ impl Sender {
             self.messages.remove(m);
         }
         self.unsent.retain(|f| !started.contains(&f.message));
+        self.queued.retain(|(m, _)| !started.contains(m));
         self.reset_sequence_space();
         started.into_iter().map(MessageId).collect()
     }
 
     fn reset_sequence_space(&mut self) {
+        // The next session may be with another peer, over another path.
+        self.pmtu.reset();
         self.base = SeqNum(0);
         self.slots.clear();
         self.delivered_base = SeqNum(0);
@@ -1262,6 +1321,7 @@ fn highest_in(ack: &Ack, next: SeqNum) -> Option<SeqNum> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use super::super::config::Redundancy;
     use super::*;
     use udpchat_core::AckRange;
 
@@ -1279,7 +1339,7 @@ mod tests {
     #[test]
     fn the_tail_copy_timer_moves_past_now_even_with_a_zero_round_trip() {
         let mut s = sender(&ReliableConfig {
-            redundancy: 2,
+            redundancy: Redundancy::Fixed(2),
             ..ReliableConfig::default()
         });
         s.rtt.on_sample(Duration::ZERO, Duration::ZERO);
@@ -1536,7 +1596,7 @@ mod tests {
         assert_eq!(send_all(&mut s, t1), vec![2, 3, 4, 5]);
         let mut a = ack(&s, 2, &[(3, 3)]);
         a.window = 4;
-        assert_eq!(s.unsent.is_empty(), !backlog);
+        assert_eq!(s.nothing_queued(), !backlog);
         s.on_ack(t1 + Duration::from_millis(100), &a).unwrap();
         (s, t1)
     }
@@ -1722,7 +1782,7 @@ mod tests {
 
     fn redundant(copies: u8) -> Sender {
         sender(&ReliableConfig {
-            redundancy: copies,
+            redundancy: Redundancy::Fixed(copies),
             ..ReliableConfig::default()
         })
     }

@@ -29,6 +29,8 @@ pub(super) enum Timer {
     Rto,
     /// The pacer lets the next packet go (`transport/pacer.rs`).
     Pacing,
+    /// Path MTU discovery: a probe went unanswered, or the next search is due.
+    PathMtu,
     /// A claimed restart is being checked: ping the current session again.
     RestartProbe,
     /// We have been silent for `keepalive`: send a `Ping`.
@@ -42,7 +44,7 @@ impl Timer {
     /// Every timer, in the order `handle_timeout` lets them fire when several are due: the ones
     /// that end the session first, the keepalive (which only matters if nothing else is sent)
     /// last.
-    pub(super) const ALL: [Timer; 11] = [
+    pub(super) const ALL: [Timer; 12] = [
         Timer::Linger,
         Timer::Handshake,
         Timer::Idle,
@@ -52,6 +54,7 @@ impl Timer {
         Timer::Loss,
         Timer::Rto,
         Timer::Pacing,
+        Timer::PathMtu,
         Timer::RestartProbe,
         Timer::Keepalive,
     ];
@@ -68,6 +71,7 @@ impl Timer {
             Timer::Loss => "loss",
             Timer::Rto => "rto",
             Timer::Pacing => "pacing",
+            Timer::PathMtu => "path mtu",
             Timer::RestartProbe => "restart probe",
             Timer::Keepalive => "keepalive",
         }
