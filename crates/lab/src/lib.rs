@@ -12,8 +12,10 @@
 //! [`parse`] turns what people type (`20%`, `30ms`, `1mbit`) into these types; the binary's
 //! flags (clap) call it, and the lab itself does not depend on clap. [`pcap`] writes what any of
 //! them sees as a capture for Wireshark ([`capture`] does it off the hot path for real traffic),
-//! and [`wire`] describes a datagram in one line for live traces.
+//! and [`wire`] describes a datagram in one line for live traces. [`batch_socket`] is the batched
+//! UDP I/O (GSO, GRO, `recvmmsg`) that the proxy and the chat's driver share.
 
+pub mod batch_socket;
 pub mod capture;
 pub mod experiment;
 pub mod gilbert;
