@@ -28,6 +28,10 @@ pub struct DumbbellConfig {
     pub forward: ImpairmentConfig,
     /// Every flow's B → A datagrams.
     pub reverse: ImpairmentConfig,
+    /// Largest datagram the path carries, both ways; a larger one is dropped (as a router does
+    /// with "don't fragment" set), so a transport that probes for a larger MTU learns the truth.
+    /// `None`: no limit.
+    pub mtu: Option<usize>,
     /// Seed of both links' randomness.
     pub seed: u64,
 }
@@ -44,6 +48,8 @@ pub struct FlowWire {
     pub delivered: u64,
     /// Bytes the bottleneck delivered to B.
     pub delivered_bytes: u64,
+    /// Datagrams (either way) dropped for being larger than the path's MTU.
+    pub dropped_mtu: u64,
 }
 
 #[derive(Debug)]
@@ -87,6 +93,7 @@ pub struct Dumbbell<E> {
     forward: Impairment<FlowId>,
     reverse: Impairment<FlowId>,
     events: Vec<(FlowId, Side, Event)>,
+    mtu: usize,
     buf: Vec<u8>,
 }
 
@@ -100,6 +107,7 @@ impl<E: Endpoint> Dumbbell<E> {
             forward: Impairment::new(config.forward, derive_seed(config.seed, 0)),
             reverse: Impairment::new(config.reverse, derive_seed(config.seed, 1)),
             events: Vec::new(),
+            mtu: config.mtu.unwrap_or(usize::MAX),
             buf: Vec::new(),
         }
     }
@@ -191,10 +199,18 @@ impl<E: Endpoint> Dumbbell<E> {
             }
             while flow.a.poll_transmit(now, &mut self.buf).is_some() {
                 flow.wire.offered += 1;
-                self.forward.offer(now, id, self.buf.clone());
+                if self.buf.len() > self.mtu {
+                    flow.wire.dropped_mtu += 1;
+                } else {
+                    self.forward.offer(now, id, self.buf.clone());
+                }
             }
             while flow.b.poll_transmit(now, &mut self.buf).is_some() {
-                self.reverse.offer(now, id, self.buf.clone());
+                if self.buf.len() > self.mtu {
+                    flow.wire.dropped_mtu += 1;
+                } else {
+                    self.reverse.offer(now, id, self.buf.clone());
+                }
             }
             for side in [Side::A, Side::B] {
                 while let Some(event) = flow.endpoint(side).poll_event() {
@@ -358,6 +374,7 @@ mod tests {
                 delay: Duration::from_millis(10),
                 ..ImpairmentConfig::default()
             },
+            mtu: Some(1000),
             seed,
         }
     }
@@ -380,16 +397,35 @@ mod tests {
     }
 
     #[test]
+    fn a_datagram_above_the_mtu_is_dropped_and_counted() {
+        let epoch = Instant::now();
+        let mut net = Dumbbell::new(epoch, bottleneck(1));
+        let flow = net.add_flow(
+            Duration::ZERO,
+            Paced::new(1001, Duration::from_millis(100), 1),
+            Paced::new(1000, Duration::ZERO, 0),
+        );
+        while net.advance_within(None, epoch + Duration::from_secs(1)) {}
+        let wire = net.wire(flow).unwrap();
+        assert_eq!(
+            (wire.offered, wire.dropped_mtu, wire.delivered),
+            (wire.offered, wire.offered, 0)
+        );
+        assert!(wire.offered > 0);
+    }
+
+    #[test]
     fn under_capacity_each_flow_gets_all_it_offers() {
         // 0.4 + 0.2 Mbit/s on average on 1 Mbit/s, with a queue of 20: nothing drops.
         let every = [Duration::from_millis(20), Duration::from_millis(40)];
         let (mut net, got) = two_paced_flows(every, 11);
         assert_eq!(net.bottleneck().dropped_queue, 0);
-        for flow in 0..2 {
+        for (flow, got) in got.into_iter().enumerate() {
             let wire = net.wire(flow).unwrap();
+            assert_eq!(wire.dropped_mtu, 0);
             // Only datagrams still on the link at the end (sent in its last ~20 ms) are missing.
             assert!(wire.offered - wire.delivered <= 5, "{wire:?}");
-            assert_eq!(net.endpoint_mut(flow, Side::B).unwrap().received, got[flow]);
+            assert_eq!(net.endpoint_mut(flow, Side::B).unwrap().received, got);
         }
         // 11 s of flow 0 at 50 datagrams/s, 10 s of flow 1 (from 1 s on) at 25/s, give or take
         // the draws (a few standard deviations of a Poisson count: ±3·√550, ±3·√250).
