@@ -29,6 +29,7 @@
 use std::borrow::Borrow;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
@@ -59,6 +60,8 @@ pub struct BatchSocket<S: Borrow<UdpSocket> = UdpSocket> {
     /// The peer a connected socket is bound to: single datagrams then go with `send`, which a
     /// connected socket requires on some systems (macOS and the BSDs refuse an address).
     connected: Option<SocketAddr>,
+    /// System calls that sent (successful or not), for [`BatchSocket::send_calls`].
+    send_calls: AtomicU64,
 }
 
 impl<S: Borrow<UdpSocket>> BatchSocket<S> {
@@ -70,6 +73,7 @@ impl<S: Borrow<UdpSocket>> BatchSocket<S> {
             socket,
             state,
             connected: None,
+            send_calls: AtomicU64::new(0),
         })
     }
 
@@ -89,6 +93,12 @@ impl<S: Borrow<UdpSocket>> BatchSocket<S> {
     /// or after a send showed that it does not work here.
     pub fn max_segments(&self) -> usize {
         self.state.max_gso_segments().clamp(1, MAX_BATCH_SEGMENTS)
+    }
+
+    /// How many send system calls this socket has made: with GSO, fewer than the datagrams it
+    /// sent. (A call that found the socket's buffer full and waited counts once per try.)
+    pub fn send_calls(&self) -> u64 {
+        self.send_calls.load(Ordering::Relaxed)
     }
 
     /// An empty send batch sized for this socket.
@@ -127,6 +137,7 @@ impl<S: Borrow<UdpSocket>> BatchSocket<S> {
         let sock = self.socket();
         let sent = sock
             .async_io(Interest::WRITABLE, || {
+                self.send_calls.fetch_add(1, Ordering::Relaxed);
                 self.state.try_send(sock.into(), &transmit)
             })
             .await;
@@ -146,6 +157,7 @@ impl<S: Borrow<UdpSocket>> BatchSocket<S> {
     }
 
     async fn send_one(&self, datagram: &[u8], destination: SocketAddr) -> io::Result<()> {
+        self.send_calls.fetch_add(1, Ordering::Relaxed);
         let sent = match self.connected {
             Some(peer) if peer == destination => self.socket().send(datagram).await,
             _ => self.socket().send_to(datagram, destination).await,
@@ -426,6 +438,30 @@ mod tests {
             }
         }
         assert_eq!(got, sent);
+    }
+
+    /// Where the system has GSO (Linux), a full batch of equal datagrams is one system call;
+    /// elsewhere one per datagram. Either way all of them arrive.
+    #[tokio::test]
+    async fn a_batch_is_one_send_call_where_the_system_has_gso() {
+        let a = BatchSocket::new(UdpSocket::bind(addr(0)).await.unwrap()).unwrap();
+        let b = BatchSocket::new(UdpSocket::bind(addr(0)).await.unwrap()).unwrap();
+        let to = b.socket().local_addr().unwrap();
+        let mut batch = a.send_batch();
+        let count = a.max_segments().min(10);
+        for _ in 0..count {
+            assert!(batch.push(to, &[7; 100]));
+        }
+        a.send(&mut batch).await.unwrap();
+        let calls = if a.max_segments() > 1 { 1 } else { count };
+        assert_eq!(a.send_calls(), calls as u64);
+        let mut got = 0;
+        let mut received = b.recv_batch();
+        while got < count {
+            b.recv(&mut received).await.unwrap();
+            got += received.datagrams().count();
+        }
+        assert_eq!(got, count);
     }
 
     /// A receiver that does not ask for GRO (any other UDP program) gets the datagrams one by
