@@ -37,7 +37,10 @@
 //! in one place is what makes forgetting a client close its socket at once (a task per client
 //! would close it only when the runtime gets round to dropping the task, which under a flood of
 //! new clients it may not do before the file limit is reached). Time comes from the real clock
-//! here (this is the I/O layer), and randomness from the seed.
+//! here (this is the I/O layer), and randomness from the seed. Every socket moves datagrams in
+//! batches ([`crate::batch_socket`], as the chat's driver does): a receive takes all that one
+//! `recvmmsg` returns, offering each datagram to the impairment in arrival order, and datagrams
+//! due at once through one socket to one address leave in one GSO send, in release order.
 
 use std::collections::HashMap;
 use std::fmt;
