@@ -80,6 +80,10 @@ pub trait Sink {
 /// broken. One-off errors (a stray ICMP report) never come close.
 pub const MAX_CONSECUTIVE_RECV_ERRORS: u32 = 64;
 
+/// Socket buffers the driver asks for, each way: a reliable sender's whole window (512
+/// datagrams of up to 1,200 bytes, plus the kernel's per-datagram overhead) fits several times.
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
 /// Drives `endpoint` over `socket` until it has closed, taking lines and commands from `input`
 /// and reporting to `sink`. Returns an error only if the socket keeps failing to receive (see
 /// [`MAX_CONSECUTIVE_RECV_ERRORS`]), or if batched I/O cannot be set up on it.
@@ -99,6 +103,9 @@ where
     S: Sink + ?Sized,
 {
     let socket = BatchSocket::new(socket)?;
+    // Larger buffers than the system's default, where it allows: a burst of a full window
+    // would otherwise overflow the receiver's. A refusal is not worth failing the chat over.
+    let _ = socket.set_buffer_sizes(SOCKET_BUFFER);
     let mut received = socket.recv_batch();
     let mut outgoing = Outgoing::new(&socket);
     let mut input_open = true;

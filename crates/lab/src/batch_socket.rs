@@ -95,6 +95,18 @@ impl<S: Borrow<UdpSocket>> BatchSocket<S> {
         self.state.max_gso_segments().clamp(1, MAX_BATCH_SEGMENTS)
     }
 
+    /// Asks the system for socket buffers of `bytes` each way (it may grant less: Linux caps
+    /// them at `net.core.rmem_max` / `wmem_max`), and returns what the receive buffer now is.
+    /// A batched sender fills a peer's receive buffer in bursts; the default (about 200 kB on
+    /// Linux) overflows under a full window of datagrams, and every overflow is a loss the
+    /// transport must repair.
+    pub fn set_buffer_sizes(&self, bytes: usize) -> io::Result<usize> {
+        let sock = self.socket();
+        self.state.set_recv_buffer_size(sock.into(), bytes)?;
+        self.state.set_send_buffer_size(sock.into(), bytes)?;
+        self.state.recv_buffer_size(sock.into())
+    }
+
     /// How many send system calls this socket has made: with GSO, fewer than the datagrams it
     /// sent. (A call that found the socket's buffer full and waited counts once per try.)
     pub fn send_calls(&self) -> u64 {
