@@ -291,6 +291,7 @@ fn row(system: System, size: usize, count: u64, runs: &[Throughput]) -> ResultRo
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
