@@ -18,9 +18,10 @@
 //! **Fallbacks.** Where the system has no GSO (not Linux, an old kernel, a driver that refuses
 //! it), quinn-udp reports one segment ([`BatchSocket::max_segments`]) and every batch holds one
 //! datagram, sent with a plain send as before. If a GSO send fails in a way that says "no GSO
-//! here" (`EIO`, `EINVAL`), quinn-udp drops its segment limit to 1 for good, and [`BatchSocket::
-//! send`] sends that batch again one datagram at a time, so the switch loses nothing. Without
-//! GRO each buffer holds one datagram; without `recvmmsg` one buffer is filled per call.
+//! here" (`EIO`, `EINVAL`), quinn-udp drops its segment limit to 1 for good, and
+//! [`BatchSocket::send`] sends that batch again one datagram at a time, so the switch loses
+//! nothing. Without GRO each buffer holds one datagram; without `recvmmsg` one buffer is filled
+//! per call.
 //!
 //! quinn-udp also forbids IP fragmentation on the socket (it sets "don't fragment", as QUIC
 //! wants): a datagram larger than the path's MTU is refused by the sender's kernel (reported as
