@@ -5,7 +5,7 @@
 #   docs/bench.sh           run, then rewrite the block (tables, seed tables, target verdicts)
 #   docs/bench.sh --check   run, then fail if a reproducible line of the block differs
 #
-# One run is: every workload at seed 1, then chat, bulk and dead peer at seeds 2 to 5, all in a
+# One run is: every workload at seed 1, then chat, bulk, dead peer and fairness at seeds 2 to 5, all in a
 # release build of the current tree, as JSON into a temporary directory; docs/bench_render.py
 # renders the block from those documents (every figure and verdict in it comes from them).
 # Reproducible lines are the simulated workloads' (virtual time, seeded links) for every system
@@ -33,7 +33,7 @@ start=$(date +%s)
 echo "docs/bench.sh: seed 1, every workload" >&2
 bench --workload all --seed 1 >"$out/seed1-all.json"
 for seed in 2 3 4 5; do
-    for workload in chat bulk dead-peer; do
+    for workload in chat bulk dead-peer fairness; do
         echo "docs/bench.sh: seed $seed, $workload" >&2
         bench --workload "$workload" --seed "$seed" >"$out/seed$seed-$workload.json"
     done

@@ -8,11 +8,11 @@ Called by docs/bench.sh (read that first):
 
 DIR holds the JSON documents of one run of `udpchat-bench --format json`: `seed1-all.json`
 (every workload, seed 1) and `seedN-WORKLOAD.json` for N = 2..5 and WORKLOAD in chat, bulk,
-dead-peer. Every line the block holds is rendered here from those figures, including the
+dead-peer, fairness. Every line the block holds is rendered here from those figures, including the
 met/missed verdicts of the issue-6 and issue-14 targets, so no figure in it is typed by hand.
 
 Each rendered line is tagged reproducible or not. Reproducible: everything from the simulated
-workloads (chat, bulk, dead peer: virtual time, seeded links). Not: the loopback and sim rows
+workloads (chat, bulk, dead peer, fairness: virtual time, seeded links). Not: the loopback and sim rows
 (wall clock and CPU time), what is computed from them, and the run's date and machine. `check`
 compares the reproducible lines only, line by line at the same position, and fails on any
 difference (or if the block's shape changed).
@@ -54,7 +54,7 @@ def load(directory):
     runs = {1: first["results"]}
     for seed in SEEDS[1:]:
         rows = []
-        for workload in ["chat", "bulk", "dead-peer"]:
+        for workload in ["chat", "bulk", "dead-peer", "fairness"]:
             with open(os.path.join(directory, f"seed{seed}-{workload}.json")) as f:
                 rows += json.load(f)["results"]
         runs[seed] = rows
@@ -71,6 +71,15 @@ def find(rows, system, workload, loss=0.0, link="independent", size=None):
             and (size is None or row.get("message_bytes") == size)
         ):
             return row
+    return None
+
+
+def pair_value(rows, system, competitor, key, index=None):
+    """A fairness row's figure (`index` picks one flow's of a per-flow list)."""
+    for row in rows:
+        if row["workload"] == "fairness" and row["system"] == system and row.get("competitor") == competitor:
+            v = row.get(key)
+            return v if index is None or v is None else v[index]
     return None
 
 
@@ -218,6 +227,32 @@ def seed1_tables(out, results):
         ],
     )
     notes(out, sim)
+    out.blank()
+    fair = [r for r in results if r["workload"] == "fairness"]
+    window = fair[0]["window_s"] if fair else [0, 0]
+    out.add("#### fairness: two bulk flows through one 20 Mbit/s bottleneck (100 kB queue), 20 ms one way; "
+            f"the second starts at 1 s; shares of the link over {window[0]:.2f}–{window[1]:.2f} s")
+    out.blank()
+    table(
+        out,
+        ["system", "with", "Mbit/s 1", "Mbit/s 2", "share 1", "share 2", "Jain's index"],
+        [
+            (
+                [
+                    r["system"],
+                    r["competitor"],
+                    fmt(r["flow_mbps"][0], 2),
+                    fmt(r["flow_mbps"][1], 2),
+                    fmt(r["shares"][0], 3),
+                    fmt(r["shares"][1], 3),
+                    fmt(r["jain_index"], 3),
+                ],
+                reproducible(r),
+            )
+            for r in fair
+        ],
+    )
+    notes(out, fair)
 
 
 def per_seed(runs, system, workload, key, loss, link="independent"):
@@ -271,6 +306,23 @@ def seeds_tables(out, runs):
         (["udpchat", "wire B/B at 1.0%"] + [fmt(v, 4) for v in vals] + [fmt(mean(vals), 4)], True)
     )
     out.add("#### bulk, seeds 1–5")
+    out.blank()
+    table(out, head, rows)
+    out.blank()
+    rows = []
+    for system, competitor in [("udpchat", "udpchat"), ("udpchat", "quic"), ("quic", "quic")]:
+        figures = [("jain_index", None, "Jain's index", 3), ("shares", 0, "share 1", 3), ("shares", 1, "share 2", 3)]
+        for key, index, label, decimals in figures:
+            vals = [pair_value(runs[s], system, competitor, key, index) for s in SEEDS]
+            rows.append(
+                (
+                    [f"{system} with {competitor}", label]
+                    + [fmt(v, decimals) for v in vals]
+                    + [fmt(mean(vals), decimals)],
+                    True,
+                )
+            )
+    out.add("#### fairness, seeds 1–5")
     out.blank()
     table(out, head, rows)
 
@@ -436,10 +488,20 @@ def targets(out, runs):
         rows.append(([f"bulk {pct(loss)}: ≥ the best QUIC row",
                       f"{both(u_g[loss], 2)} vs {both(strongest, 2)} Mbit/s (best of quic, quic-bbr)",
                       verdict(v)], True))
-    rows.append((["fairness: two udpchat flows, Jain's index ≥ 0.95",
-                  "not measured: the bench has no fairness workload yet", "**missed**"], True))
-    rows.append((["fairness: udpchat with QUIC-Cubic, each ≥ 25%",
-                  "not measured: the bench has no fairness workload yet", "**missed**"], True))
+    def pair_figure(system, competitor, key, index=None):
+        out = Figure.__new__(Figure)
+        vals = [pair_value(runs[s], system, competitor, key, index) for s in SEEDS]
+        out.seed1, out.mean = vals[0], mean(vals)
+        return out
+
+    jain = pair_figure("udpchat", "udpchat", "jain_index")
+    v = views(lambda g: ok(g(jain), ge, 0.95))
+    rows.append((["fairness: two udpchat flows, Jain's index ≥ 0.95", both(jain, 3), verdict(v)], True))
+    ours, theirs = pair_figure("udpchat", "quic", "shares", 0), pair_figure("udpchat", "quic", "shares", 1)
+    v = views(lambda g: ok(g(ours), ge, 0.25) and ok(g(theirs), ge, 0.25))
+    rows.append((["fairness: udpchat with QUIC-Cubic, each ≥ 25% of the bottleneck (goodput)",
+                  f"udpchat {both(ours, 3)}, QUIC-Cubic {both(theirs, 3)} of the link",
+                  verdict(v)], True))
     sq_p99, sq_max = best([q_p99, b_p99]), best([q_max, b_max])
     v = views(lambda g: ok(g(u_p99), le, None if g(sq_p99) is None else g(sq_p99) / 2)
               and ok(g(u_max), le, None if g(sq_max) is None else g(sq_max) / 2)
@@ -485,14 +547,14 @@ def render(first, runs, meta):
         out.add(line, False)
     out.blank()
     out.add("`docs/bench.sh --check` compares every line made from the simulated workloads (chat, bulk,")
-    out.add("dead peer, the seed tables and the verdicts built on them) and skips the wall-clock ones")
+    out.add("dead peer, fairness, the seed tables and the verdicts built on them) and skips the wall-clock ones")
     out.add("(loopback and sim, marked so, and the verdicts computed from them) and the line above.")
     out.blank()
     out.add("### Seed 1, every workload")
     out.blank()
     seed1_tables(out, first["results"])
     out.blank()
-    out.add("### Seeds 1–5 (chat, bulk, dead peer)")
+    out.add("### Seeds 1–5 (chat, bulk, dead peer, fairness)")
     out.blank()
     seeds_tables(out, runs)
     out.blank()

@@ -16,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 pub mod bulk;
 pub mod chat;
 pub mod dead_peer;
+pub mod fairness;
 pub mod figures;
 pub mod kcp_endpoint;
 pub mod loopback;

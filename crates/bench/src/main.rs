@@ -1,8 +1,8 @@
 //! `udpchat-bench`: udpchat's reliable mode next to KCP and QUIC, on the same links.
 //!
 //! ```text
-//! udpchat-bench [--quick] [--workload chat|bulk|dead-peer|loopback|sim|all] [--format table|json]
-//!               [--seed N]
+//! udpchat-bench [--quick] [--workload chat|bulk|dead-peer|loopback|sim|fairness|all]
+//!               [--format table|json] [--seed N]
 //! ```
 //! Tables (or one JSON document) go to stdout; progress goes to stderr.
 
@@ -25,7 +25,9 @@ enum WorkloadArg {
     Loopback,
     /// The lab's simulator itself, with null endpoints: datagram events per second.
     Sim,
-    /// All five.
+    /// Two bulk flows through one shared bottleneck: each one's share, Jain's index.
+    Fairness,
+    /// All six.
     All,
 }
 
@@ -66,12 +68,14 @@ fn main() -> Result<()> {
         WorkloadArg::DeadPeer => vec![Workload::DeadPeer],
         WorkloadArg::Loopback => vec![Workload::Loopback],
         WorkloadArg::Sim => vec![Workload::Sim],
+        WorkloadArg::Fairness => vec![Workload::Fairness],
         WorkloadArg::All => vec![
             Workload::Chat,
             Workload::Bulk,
             Workload::DeadPeer,
             Workload::Loopback,
             Workload::Sim,
+            Workload::Fairness,
         ],
     };
     let plan = Plan {

@@ -6,7 +6,7 @@
 //! (a fraction), `link` (how the loss is drawn) and the figures that apply to the workload:
 //! `rtt_avg_ms`, `rtt_p50_ms`, `rtt_p99_ms`, `rtt_max_ms` (chat); `goodput_mbps`,
 //! `wire_bytes_per_byte` (bulk); `detect_ms`, `detect_echo_ms` (dead peer); `msgs_per_s` (loopback);
-//! `events_per_s` (sim); plus the supporting counts below. A figure that does not apply to a row is absent, not zero; a figure
+//! `events_per_s` (sim); `competitor`, `flow_mbps`, `shares`, `jain_index` (fairness); plus the supporting counts below. A figure that does not apply to a row is absent, not zero; a figure
 //! that applies but could not be measured (nothing delivered, nothing detected) is `null`.
 
 use std::fmt::Write as _;
@@ -29,6 +29,8 @@ pub enum Workload {
     Loopback,
     /// The lab's simulator itself, with endpoints that cost nothing.
     Sim,
+    /// Two bulk flows through one shared bottleneck queue.
+    Fairness,
 }
 
 impl Workload {
@@ -40,6 +42,7 @@ impl Workload {
             Workload::DeadPeer => "dead-peer",
             Workload::Loopback => "loopback",
             Workload::Sim => "sim",
+            Workload::Fairness => "fairness",
         }
     }
 }
@@ -113,7 +116,23 @@ pub struct ResultRow {
     /// Sim: datagram events (datagrams delivered) the simulator runs per second of wall clock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_per_s: Option<Option<f64>>,
-    /// Messages (chat, loopback) or bytes (bulk) the workload sent.
+    /// Fairness: the system of the second flow (the row's `system` runs the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub competitor: Option<System>,
+    /// Fairness: each flow's goodput over the steady window, Mbit/s (first flow first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_mbps: Option<Vec<f64>>,
+    /// Fairness: each flow's goodput as a fraction of the bottleneck's rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares: Option<Vec<f64>>,
+    /// Fairness: Jain's index of the flows' goodputs, `(Σx)² / (n·Σx²)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jain_index: Option<Option<f64>>,
+    /// Fairness: the steady window the shares are measured over, seconds from the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<[f64; 2]>,
+    /// Messages (chat, loopback) or bytes (bulk; fairness: the bottleneck's capacity over the
+    /// window) the workload sent.
     pub expected: u64,
     /// How many of those arrived intact (echoes, for chat).
     pub delivered: u64,
@@ -145,6 +164,11 @@ impl ResultRow {
             msgs_per_s: None,
             mb_per_s: None,
             events_per_s: None,
+            competitor: None,
+            flow_mbps: None,
+            shares: None,
+            jain_index: None,
+            window_s: None,
             expected: 0,
             delivered: 0,
             note: None,
@@ -236,6 +260,7 @@ impl Report {
                 Workload::DeadPeer => dead_peer_table(&mut out, &rows),
                 Workload::Loopback => loopback_table(&mut out, &rows),
                 Workload::Sim => sim_table(&mut out, &rows),
+                Workload::Fairness => fairness_table(&mut out, &rows),
             }
             for r in rows.iter().filter(|r| r.note.is_some()) {
                 let _ = writeln!(
@@ -345,6 +370,33 @@ fn sim_table(out: &mut String, rows: &[&ResultRow]) {
             r.system.name(),
             cell(r.events_per_s, 0),
             format!("{}/{}", r.delivered, r.expected),
+        );
+    }
+}
+
+fn fairness_table(out: &mut String, rows: &[&ResultRow]) {
+    let [from, to] = rows.first().and_then(|r| r.window_s).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "fairness: two bulk flows, one 20 Mbit/s bottleneck (100 kB queue), 20 ms one way; the \
+         second starts at 1 s; shares of the link over {from:.2}-{to:.2} s\n\
+         {:<19} {:<19} {:>9} {:>9} {:>8} {:>8} {:>7}",
+        "system", "with", "Mbit/s 1", "Mbit/s 2", "share 1", "share 2", "Jain"
+    );
+    for r in rows {
+        let pair = |v: &Option<Vec<f64>>, i: usize, decimals: usize| {
+            cell(v.as_ref().map(|v| v.get(i).copied()), decimals)
+        };
+        let _ = writeln!(
+            out,
+            "{:<19} {:<19} {:>9} {:>9} {:>8} {:>8} {:>7}",
+            r.system.name(),
+            r.competitor.map_or("", System::name),
+            pair(&r.flow_mbps, 0, 2),
+            pair(&r.flow_mbps, 1, 2),
+            pair(&r.shares, 0, 3),
+            pair(&r.shares, 1, 3),
+            cell(r.jain_index, 3),
         );
     }
 }

@@ -13,7 +13,7 @@ use crate::loopback::LoopbackError;
 use crate::quic_endpoint::{QuicIdentity, QuicSetupError};
 use crate::report::{Report, ResultRow, Versions, Workload};
 use crate::system::{BuildError, System};
-use crate::{bulk, chat, dead_peer, loopback, simulator};
+use crate::{bulk, chat, dead_peer, fairness, loopback, simulator};
 
 /// Why a run could not finish.
 #[derive(Debug, Error)]
@@ -42,6 +42,8 @@ pub struct Sizes {
     pub loopback_messages: u64,
     /// Messages each way in the `sim` workload (one datagram each).
     pub sim_messages: u32,
+    /// Virtual time of one fairness run (shares are measured over its last three quarters).
+    pub fairness_run: Duration,
 }
 
 impl Sizes {
@@ -52,6 +54,7 @@ impl Sizes {
         dark_after: Duration::from_secs(10),
         loopback_messages: 200_000,
         sim_messages: 200_000,
+        fairness_run: Duration::from_secs(40),
     };
     /// Small enough for a quick look (and for CI).
     pub const QUICK: Sizes = Sizes {
@@ -60,6 +63,7 @@ impl Sizes {
         dark_after: Duration::from_secs(5),
         loopback_messages: 20_000,
         sim_messages: 50_000,
+        fairness_run: Duration::from_secs(15),
     };
 }
 
@@ -125,6 +129,13 @@ impl Plan {
                     }
                 }
                 Workload::Sim => push(simulator::run(self.sizes.sim_messages), &mut results),
+                Workload::Fairness => {
+                    for pair in fairness::pairs(&systems) {
+                        let run = self.sizes.fairness_run;
+                        let row = fairness::run(pair, run, self.seed, &quic)?;
+                        push(row, &mut results);
+                    }
+                }
             }
         }
         Ok(Report {

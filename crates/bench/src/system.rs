@@ -108,6 +108,12 @@ impl System {
         System::UdpchatBbr,
     ];
 
+    /// True for udpchat's own systems (the plain defaults and every tuned or alternative
+    /// udpchat, all named `udpchat…`): the fairness workload pits each against itself and QUIC.
+    pub fn is_udpchat(self) -> bool {
+        self.name().starts_with("udpchat")
+    }
+
     /// The name used in tables and JSON.
     pub fn name(self) -> &'static str {
         match self {

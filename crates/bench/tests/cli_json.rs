@@ -30,11 +30,12 @@ fn figure_keys(workload: &str) -> &'static [&'static str] {
         "dead-peer" => &["detect_ms", "detect_echo_ms"],
         "loopback" => &["msgs_per_s", "mb_per_s", "message_bytes"],
         "sim" => &["events_per_s"],
+        "fairness" => &["jain_index"],
         other => panic!("unknown workload {other}"),
     }
 }
 
-const ALL_FIGURES: [&str; 13] = [
+const ALL_FIGURES: [&str; 14] = [
     "rtt_avg_ms",
     "rtt_p50_ms",
     "rtt_p99_ms",
@@ -48,7 +49,11 @@ const ALL_FIGURES: [&str; 13] = [
     "mb_per_s",
     "message_bytes",
     "events_per_s",
+    "jain_index",
 ];
+
+/// The fairness rows' own keys, present there only.
+const FAIRNESS_KEYS: [&str; 4] = ["competitor", "flow_mbps", "shares", "window_s"];
 
 #[test]
 fn quick_json_has_the_documented_schema() {
@@ -87,6 +92,13 @@ fn quick_json_has_the_documented_schema() {
                 assert!(row.get(key).is_none(), "{key} should be absent in {row}");
             }
         }
+        for key in FAIRNESS_KEYS {
+            assert_eq!(
+                row.get(key).is_some(),
+                workload == "fairness",
+                "{key} in {row}"
+            );
+        }
         seen.insert((workload.to_owned(), system.to_owned()));
     }
     // Every simulated system in every simulated workload (QUIC with Cubic and with BBR), the
@@ -123,8 +135,9 @@ fn quick_json_has_the_documented_schema() {
     for system in ["udpchat", "raw-udp"] {
         assert!(seen.contains(&("loopback".to_owned(), system.to_owned())));
     }
-    // 11 systems x 6 chat links, 10 x 4 bulk losses, 7 dead-peer, 2 x 2 loopback, 1 sim.
-    assert_eq!(results.len(), 66 + 40 + 7 + 4 + 1);
+    // 11 systems x 6 chat links, 10 x 4 bulk losses, 7 dead-peer, 2 x 2 loopback, 1 sim,
+    // 3 fairness pairs.
+    assert_eq!(results.len(), 66 + 40 + 7 + 4 + 1 + 3);
 
     let rows = |workload: &str| {
         results
@@ -152,6 +165,34 @@ fn quick_json_has_the_documented_schema() {
     assert_eq!(sim[0]["system"], "null-endpoints");
     assert_eq!(sim[0]["delivered"], sim[0]["expected"], "{}", sim[0]);
     assert!(sim[0]["events_per_s"].as_f64().unwrap() > 0.0);
+    // Fairness: udpchat with itself and with QUIC-Cubic, QUIC with itself; two shares each, of
+    // a link they cannot exceed together.
+    let pairs: Vec<(String, String)> = rows("fairness")
+        .into_iter()
+        .map(|r| {
+            let shares: Vec<f64> = r["shares"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_f64().unwrap())
+                .collect();
+            assert_eq!(shares.len(), 2, "{r}");
+            assert!(shares.iter().all(|s| *s > 0.0) && shares.iter().sum::<f64>() <= 1.0);
+            assert_eq!(r["flow_mbps"].as_array().unwrap().len(), 2, "{r}");
+            let jain = r["jain_index"].as_f64().unwrap();
+            assert!((0.5..=1.0).contains(&jain), "{r}");
+            (r["system"].to_string(), r["competitor"].to_string())
+        })
+        .collect();
+    let pair = |a: &str, b: &str| (format!("\"{a}\""), format!("\"{b}\""));
+    assert_eq!(
+        pairs,
+        [
+            pair("udpchat", "udpchat"),
+            pair("udpchat", "quic"),
+            pair("quic", "quic")
+        ]
+    );
     // Every system that detects a dead peer says so after the darkness began.
     let udpchat = rows("dead-peer")
         .into_iter()

@@ -13,10 +13,14 @@
 //! flags (clap) call it, and the lab itself does not depend on clap. [`pcap`] writes what any of
 //! them sees as a capture for Wireshark ([`capture`] does it off the hot path for real traffic),
 //! and [`wire`] describes a datagram in one line for live traces. [`encrypted`] wraps a run's
-//! endpoints in `udpchat_secure` with keys from the seed.
+//! endpoints in `udpchat_secure` with keys from the seed. [`batch_socket`] is the batched
+//! UDP I/O (GSO, GRO, `recvmmsg`) that the proxy and the chat's driver share. [`dumbbell`] runs
+//! several endpoint pairs over one shared bottleneck queue, for fairness between flows.
 
+pub mod batch_socket;
 pub mod capture;
 pub mod encrypted;
+pub mod dumbbell;
 pub mod experiment;
 pub mod gilbert;
 pub mod impaired;

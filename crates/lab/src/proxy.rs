@@ -37,7 +37,10 @@
 //! in one place is what makes forgetting a client close its socket at once (a task per client
 //! would close it only when the runtime gets round to dropping the task, which under a flood of
 //! new clients it may not do before the file limit is reached). Time comes from the real clock
-//! here (this is the I/O layer), and randomness from the seed.
+//! here (this is the I/O layer), and randomness from the seed. Every socket moves datagrams in
+//! batches ([`crate::batch_socket`], as the chat's driver does): a receive takes all that one
+//! `recvmmsg` returns, offering each datagram to the impairment in arrival order, and datagrams
+//! due at once through one socket to one address leave in one GSO send, in release order.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -49,19 +52,16 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use thiserror::Error;
-use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 
+use crate::batch_socket::{BatchSocket, RecvBatch, SendBatch};
 use crate::capture::CaptureFile;
 use crate::impairment::{
-    derive_seed, Fate, Impairment, ImpairmentConfig, ImpairmentStats, Verdict,
+    derive_seed, Fate, Impairment, ImpairmentConfig, ImpairmentStats, Released, Verdict,
 };
 use crate::pcap::{Datagram, PacketFate};
 use crate::sim::verdict_words;
 use crate::wire::{describe, TARGET};
-
-/// Largest datagram the proxy relays (the largest UDP payload there is).
-const MAX_DATAGRAM: usize = 65_536;
 
 /// Default most clients (upstream sockets) at once: a quarter of the usual 1,024-file limit.
 pub const DEFAULT_MAX_CLIENTS: usize = 256;
@@ -597,14 +597,16 @@ impl<T: Clone> Direction<T> {
 /// Everything the relaying task owns.
 #[derive(Debug)]
 struct Relay {
-    listen: UdpSocket,
+    listen: BatchSocket,
     forward: SocketAddr,
     /// Tagged with the client's id: a forgotten client's datagrams must not go out.
     up: Direction<u64>,
     /// Tagged with the client's address: replies reach it even if it was forgotten meanwhile.
     down: Direction<SocketAddr>,
     budget: HeldBytes,
-    clients: Clients<UdpSocket>,
+    clients: Clients<BatchSocket>,
+    /// The datagrams of one send (one GSO batch), reused for every send.
+    out: SendBatch,
     recv_errors: u64,
     /// Failures of the listen socket since its last success.
     listen_failures: u32,
@@ -618,9 +620,10 @@ struct Relay {
 }
 
 impl Relay {
-    fn new(config: &ProxyConfig, listen: UdpSocket, capture: Option<CaptureFile>) -> Relay {
-        let listen_addr = listen.local_addr().unwrap_or(config.listen);
+    fn new(config: &ProxyConfig, listen: BatchSocket, capture: Option<CaptureFile>) -> Relay {
+        let listen_addr = listen.socket().local_addr().unwrap_or(config.listen);
         Relay {
+            out: listen.send_batch(),
             capture,
             listen_addr,
             listen,
@@ -791,26 +794,28 @@ impl Relay {
         None
     }
 
-    /// What one client's upstream socket received: a reply to offer down, or a failure.
-    fn on_upstream_recv(&mut self, id: u64, received: io::Result<usize>, buf: &[u8], now: Instant) {
-        let Some(addr) = self.clients.get(id).map(|c| c.addr) else {
-            return;
-        };
+    /// What one client's upstream socket received: replies to offer down, or a failure.
+    fn on_upstream_recv(
+        &mut self,
+        id: u64,
+        received: io::Result<()>,
+        batch: &RecvBatch,
+        now: Instant,
+    ) {
         match received {
-            Ok(len) => {
-                let bytes = buf.get(..len).unwrap_or(buf);
-                let verdict = self
-                    .down
-                    .offer(&mut self.budget, Way::Down, now, addr, bytes);
-                if self.watched() {
-                    let local = self.upstream_addr(id);
-                    self.saw_arrival(now, Way::Down, (self.forward, local), bytes, verdict);
+            // The socket is connected: every datagram is from the forward address.
+            Ok(()) => {
+                for (_, bytes) in batch.datagrams() {
+                    self.on_upstream_datagram(id, bytes, now);
                 }
             }
             // Nobody listening at the forward address (yet): an ICMP error for an earlier
             // send, already counted there.
             Err(e) if is_transient(&e) => {}
             Err(e) => {
+                let Some(addr) = self.clients.get(id).map(|c| c.addr) else {
+                    return;
+                };
                 // A socket that failed may fail again at once: forget it rather than spin on
                 // it; the client's next datagram opens a fresh one.
                 self.recv_errors += 1;
@@ -822,6 +827,20 @@ impl Relay {
                     )
                 });
             }
+        }
+    }
+
+    /// One reply from the forward address on client `id`'s socket: offered down to the client.
+    fn on_upstream_datagram(&mut self, id: u64, bytes: &[u8], now: Instant) {
+        let Some(addr) = self.clients.get(id).map(|c| c.addr) else {
+            return;
+        };
+        let verdict = self
+            .down
+            .offer(&mut self.budget, Way::Down, now, addr, bytes);
+        if self.watched() {
+            let local = self.upstream_addr(id);
+            self.saw_arrival(now, Way::Down, (self.forward, local), bytes, verdict);
         }
     }
 
@@ -848,7 +867,7 @@ impl Relay {
         let unknown = SocketAddr::new(self.listen_addr.ip(), 0);
         self.clients
             .get(id)
-            .and_then(|c| c.socket.local_addr().ok())
+            .and_then(|c| c.socket.socket().local_addr().ok())
             .unwrap_or(unknown)
     }
 
@@ -858,7 +877,7 @@ impl Relay {
         now: Instant,
         way: Way,
         (from, to): (SocketAddr, SocketAddr),
-        released: &crate::impairment::Released<impl Sized>,
+        released: &Released<impl Sized>,
         sent: Result<(), &str>,
     ) {
         let mut note = format!("{} #{} sent on", way.name(), released.index);
@@ -882,57 +901,105 @@ impl Relay {
         }
     }
 
-    /// Sends every datagram whose time has come, both ways.
+    /// Sends every datagram whose time has come, both ways, in batches: a run of datagrams
+    /// through one socket to one address goes out in one GSO send where the system has it.
     async fn release_due(&mut self, now: Instant) {
-        let watched = self.watched();
+        let mut due = Vec::new();
         while let Some(released) = self.up.model.poll(now) {
             self.budget.remove(Way::Up, released.bytes.len() as u64);
+            due.push(released);
+        }
+        self.release_up(now, &due).await;
+        let mut due = Vec::new();
+        while let Some(released) = self.down.model.poll(now) {
+            self.budget.remove(Way::Down, released.bytes.len() as u64);
+            due.push(released);
+        }
+        self.release_down(now, &due).await;
+    }
+
+    /// Sends `due` (in release order) through each client's socket towards the forward address.
+    async fn release_up(&mut self, now: Instant, due: &[Released<u64>]) {
+        let watched = self.watched();
+        let mut rest = due;
+        while let Some(first) = rest.first() {
+            let id = first.tag;
             // Only worked out when watched: it asks the system for the socket's address.
-            let ends = watched.then(|| (self.upstream_addr(released.tag), self.forward));
-            let Some(client) = self.clients.get(released.tag) else {
-                self.up.dropped_forgotten += 1;
-                if let Some(ends) = ends {
-                    let why = "its client was forgotten (dropped_forgotten)";
-                    self.saw_departure(now, Way::Up, ends, &released, Err(why));
+            let ends = watched.then(|| (self.upstream_addr(id), self.forward));
+            let Some(client) = self.clients.get(id) else {
+                let run = rest.iter().take_while(|r| r.tag == id).count();
+                for released in &rest[..run] {
+                    self.up.dropped_forgotten += 1;
+                    if let Some(ends) = ends {
+                        let why = "its client was forgotten (dropped_forgotten)";
+                        self.saw_departure(now, Way::Up, ends, released, Err(why));
+                    }
                 }
+                rest = &rest[run..];
                 continue;
             };
-            let result = client.socket.send(&released.bytes).await;
+            self.out.set_max_segments(client.socket.max_segments());
+            let run = fill(&mut self.out, self.forward, rest);
+            let result = client.socket.send(&mut self.out).await;
+            let (sent, later) = rest.split_at(run);
+            rest = later;
             if let Some(ends) = ends {
-                let why = result
-                    .as_ref()
-                    .err()
-                    .map(|_| "the system refused to send it");
-                self.saw_departure(now, Way::Up, ends, &released, why.map_or(Ok(()), Err));
+                for released in sent {
+                    let why = result.as_ref().err().map(|_| REFUSED);
+                    self.saw_departure(now, Way::Up, ends, released, why.map_or(Ok(()), Err));
+                }
             }
             if let Err(e) = result {
-                self.up.send_failed += 1;
+                self.up.send_failed += sent.len() as u64;
                 let forward = self.forward;
                 self.problem(ProblemKind::SendUp, now, || {
                     format!("cannot send to {forward} ({e}): the datagram is lost")
                 });
             }
         }
-        while let Some(released) = self.down.model.poll(now) {
-            self.budget.remove(Way::Down, released.bytes.len() as u64);
-            let to = released.tag;
-            let result = self.listen.send_to(&released.bytes, to).await;
+    }
+
+    /// Sends `due` (in release order) through the listen socket to each client.
+    async fn release_down(&mut self, now: Instant, due: &[Released<SocketAddr>]) {
+        let watched = self.watched();
+        self.out.set_max_segments(self.listen.max_segments());
+        let mut rest = due;
+        while let Some(first) = rest.first() {
+            let to = first.tag;
+            let run = fill(&mut self.out, to, rest);
+            let result = self.listen.send(&mut self.out).await;
+            let (sent, later) = rest.split_at(run);
+            rest = later;
             if watched {
-                let why = result
-                    .as_ref()
-                    .err()
-                    .map(|_| "the system refused to send it");
                 let ends = (self.listen_addr, to);
-                self.saw_departure(now, Way::Down, ends, &released, why.map_or(Ok(()), Err));
+                for released in sent {
+                    let why = result.as_ref().err().map(|_| REFUSED);
+                    self.saw_departure(now, Way::Down, ends, released, why.map_or(Ok(()), Err));
+                }
             }
             if let Err(e) = result {
-                self.down.send_failed += 1;
+                self.down.send_failed += sent.len() as u64;
                 self.problem(ProblemKind::SendDown, now, || {
                     format!("cannot send to client {to} ({e}): the datagram is lost")
                 });
             }
         }
     }
+}
+
+/// How a capture names a datagram the system refused to send.
+const REFUSED: &str = "the system refused to send it";
+
+/// Puts the leading datagrams of `due` that can go out together (the first one's tag, GSO's
+/// rules) into the emptied `batch`, addressed to `to`; returns how many (at least one).
+fn fill<T: PartialEq>(batch: &mut SendBatch, to: SocketAddr, due: &[Released<T>]) -> usize {
+    batch.clear();
+    let Some(first) = due.first() else {
+        return 0;
+    };
+    due.iter()
+        .take_while(|r| r.tag == first.tag && batch.push(to, &r.bytes))
+        .count()
 }
 
 /// A bound proxy, ready to run.
@@ -984,10 +1051,11 @@ impl Proxy {
             listen,
             capture,
         } = self;
+        let listen = BatchSocket::new(listen)?;
+        // One batch per source: both receives are pending at once in the select below.
+        let mut from_clients = listen.recv_batch();
+        let mut from_forward = listen.recv_batch();
         let mut relay = Relay::new(&config, listen, capture);
-        // One buffer per source: both receives are pending at once in the select below.
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut upstream_buf = vec![0u8; MAX_DATAGRAM];
         let mut ticker = config.stats_interval.map(|every| {
             let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1010,16 +1078,18 @@ impl Proxy {
             turn = turn.wrapping_add(1);
             tokio::select! {
                 () = &mut shutdown => break,
-                received = relay.listen.recv_from(&mut buf) => match received {
-                    Ok((len, from)) => {
+                received = relay.listen.recv(&mut from_clients) => match received {
+                    Ok(()) => {
                         relay.listen_failures = 0;
-                        let bytes = buf.get(..len).unwrap_or(&buf);
-                        relay.on_client_datagram(from, bytes, Instant::now()).await;
+                        let now = Instant::now();
+                        for (from, bytes) in from_clients.datagrams() {
+                            relay.on_client_datagram(from, bytes, now).await;
+                        }
                     }
                     Err(e) => relay.listen_failed(e, Instant::now())?,
                 },
-                (id, received) = recv_any(&relay.clients, &mut upstream_buf, turn) => {
-                    relay.on_upstream_recv(id, received, &upstream_buf, Instant::now());
+                (id, received) = recv_any(&relay.clients, &mut from_forward, turn) => {
+                    relay.on_upstream_recv(id, received, &from_forward, Instant::now());
                 }
                 () = sleep_until(wake), if wake.is_some() => {}
                 _ = tick(&mut ticker), if ticker.is_some() => {
@@ -1036,35 +1106,32 @@ impl Proxy {
 }
 
 /// Opens a socket connected to `forward`, for one client.
-async fn upstream_socket(forward: SocketAddr) -> io::Result<UdpSocket> {
+async fn upstream_socket(forward: SocketAddr) -> io::Result<BatchSocket> {
     let local: SocketAddr = match forward {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let socket = UdpSocket::bind(local).await?;
     socket.connect(forward).await?;
-    Ok(socket)
+    BatchSocket::connected(socket, forward)
 }
 
 /// The next datagram (or error) on any client's upstream socket, with the client's id. Polls
 /// every socket, starting at a different one each call (`turn`); each socket keeps the task's
 /// waker, so the task wakes when any becomes readable. Never completes with no clients.
 fn recv_any<'a>(
-    clients: &'a Clients<UdpSocket>,
-    buf: &'a mut [u8],
+    clients: &'a Clients<BatchSocket>,
+    batch: &'a mut RecvBatch,
     turn: usize,
-) -> impl Future<Output = (u64, io::Result<usize>)> + 'a {
+) -> impl Future<Output = (u64, io::Result<()>)> + 'a {
     std::future::poll_fn(move |cx| {
         let n = clients.by_id.len();
         if n == 0 {
             return Poll::Pending;
         }
         for (&id, client) in clients.by_id.iter().cycle().skip(turn % n).take(n) {
-            let mut read = ReadBuf::new(&mut *buf);
-            match client.socket.poll_recv(cx, &mut read) {
-                Poll::Ready(Ok(())) => return Poll::Ready((id, Ok(read.filled().len()))),
-                Poll::Ready(Err(e)) => return Poll::Ready((id, Err(e))),
-                Poll::Pending => {}
+            if let Poll::Ready(received) = client.socket.poll_recv(cx, batch) {
+                return Poll::Ready((id, received));
             }
         }
         Poll::Pending
@@ -1306,7 +1373,7 @@ mod tests {
         let mut c = ProxyConfig::new(loopback(), server.local_addr().unwrap());
         config(&mut c);
         let listen = UdpSocket::bind(loopback()).await.unwrap();
-        Relay::new(&c, listen, None)
+        Relay::new(&c, BatchSocket::new(listen).unwrap(), None)
     }
 
     #[tokio::test]
@@ -1328,6 +1395,7 @@ mod tests {
             .get(second)
             .unwrap()
             .socket
+            .socket()
             .local_addr()
             .unwrap();
         relay.release_due(t0 + Duration::from_secs(1)).await;
@@ -1383,7 +1451,7 @@ mod tests {
             .clients
             .touch(client.local_addr().unwrap(), t0)
             .unwrap();
-        relay.on_upstream_recv(id, Ok(5), b"reply", t0);
+        relay.on_upstream_datagram(id, b"reply", t0);
         relay.on_client_datagram(addr(3000), b"other", t0).await;
         assert!(relay.clients.get(id).is_none(), "forgotten");
         relay.release_due(t0 + Duration::from_secs(1)).await;
@@ -1416,7 +1484,7 @@ mod tests {
         let v6: SocketAddr = (Ipv6Addr::LOCALHOST, 4001).into();
         relay.on_client_datagram(v6, b"hi", t0).await;
         let id = relay.clients.touch(v6, t0).unwrap();
-        relay.on_upstream_recv(id, Ok(5), b"reply", t0);
+        relay.on_upstream_datagram(id, b"reply", t0);
         relay.release_due(t0).await;
         let stats = relay.stats();
         assert_eq!((stats.down.send_errors, stats.down.forwarded), (1, 0));
