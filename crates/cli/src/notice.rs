@@ -235,11 +235,7 @@ fn describe_session(event: &Event) -> Option<Notice> {
             None,
         ),
         // Once per session: the handshake happens once (a restarted peer's new one aside).
-        Event::Secured { peer, sas } => (
-            NoticeKind::Info,
-            secured_text(*peer, sas),
-            None,
-        ),
+        Event::Secured { peer, sas } => (NoticeKind::Info, secured_text(*peer, sas), None),
         // Once: the endpoint closes after it.
         Event::HandshakeFailed { peer, reason } => (
             NoticeKind::Error,

@@ -19,8 +19,8 @@
 
 pub mod batch_socket;
 pub mod capture;
-pub mod encrypted;
 pub mod dumbbell;
+pub mod encrypted;
 pub mod experiment;
 pub mod gilbert;
 pub mod impaired;
