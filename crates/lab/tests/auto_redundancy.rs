@@ -140,12 +140,14 @@ fn at_ten_percent_loss_auto_has_a_shorter_p99_than_redundancy_off_on_the_same_se
     );
 }
 
-/// A 2 MB transfer at 2% loss over a 100 Mbit/s, 20 ms path, stopped when B has 1.6 MB: until
-/// then A always had data waiting for the window (window-limited). A's stats then, and whether it
+/// A 10 MB transfer at 2% loss over a 100 Mbit/s, 20 ms path, stopped when B has 7.5 MB: until
+/// then A always had data waiting (window- or pacing-limited; the default window of 1,024
+/// packets holds about 1.2 MB, so the queue cannot have drained; at the transfer's tail, once it
+/// has, the sender is application-limited and copies are allowed). A's stats then, and whether it
 /// got that far.
 fn bulk(redundancy: Redundancy, seed: u64) -> (Stats, bool) {
     const CHUNK: usize = 16_000;
-    const CHUNKS: usize = 125;
+    const CHUNKS: usize = 625;
     let link = ImpairmentConfig {
         loss: Probability::new(0.02).unwrap(),
         delay: Duration::from_millis(20),
@@ -160,14 +162,14 @@ fn bulk(redundancy: Redundancy, seed: u64) -> (Stats, bool) {
         net.send(Side::A, &chunk).unwrap();
     }
     let mut received = 0;
-    while received < CHUNKS * 4 / 5 && net.advance_within(None, limit) {
+    while received < CHUNKS * 3 / 4 && net.advance_within(None, limit) {
         received += net
             .take_events()
             .iter()
             .filter(|(side, e)| *side == Side::B && matches!(e, Event::Message { .. }))
             .count();
     }
-    (net.a().stats(), received >= CHUNKS * 4 / 5)
+    (net.a().stats(), received >= CHUNKS * 3 / 4)
 }
 
 #[test]

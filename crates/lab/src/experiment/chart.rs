@@ -111,7 +111,7 @@ pub fn mode_style(mode: Mode) -> (&'static str, Marker) {
         Mode::Tcp => ("#000000", Marker::Pentagon),
         Mode::TcpReno => ("#e377c2", Marker::Hexagon),
         // Kernel TCP (`--real` only): greys and olive, so it reads as "the reference" beside ours.
-        Mode::KernelTcp(KernelCc::Cubic) => ("#000000", Marker::Square),
+        Mode::KernelTcp(KernelCc::Cubic) => ("#333333", Marker::Square),
         Mode::KernelTcp(KernelCc::Reno) => ("#777777", Marker::TriangleUp),
         Mode::KernelTcp(KernelCc::Bbr) => ("#999933", Marker::Circle),
         Mode::Newreno => ("#7f7f7f", Marker::TriangleLeft),
