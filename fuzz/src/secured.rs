@@ -160,7 +160,11 @@ impl Harness {
             }
             Op::Junk(bytes) => self.feed_bob(&bytes.0, true),
             Op::Send(len) => {
-                let text = format!("line {} {}", self.lines.len(), "x".repeat(usize::from(*len) % 600));
+                let text = format!(
+                    "line {} {}",
+                    self.lines.len(),
+                    "x".repeat(usize::from(*len) % 600)
+                );
                 if self.alice.send(self.now, &text).is_ok() {
                     self.lines.insert(text);
                 }
@@ -193,7 +197,10 @@ impl Harness {
                 datagram.len()
             );
         }
-        assert!(self.shown.len() <= shown_before + 1, "one datagram, several lines");
+        assert!(
+            self.shown.len() <= shown_before + 1,
+            "one datagram, several lines"
+        );
         let s = self.bob.stats();
         let dropped = s.dropped_checksum
             + s.dropped_malformed
@@ -221,7 +228,10 @@ impl Harness {
     fn bob_events(&mut self) {
         while let Some(event) = self.bob.poll_event() {
             if let Event::Message { text, .. } = event {
-                assert!(self.lines.contains(&text), "bob showed a line alice never sent");
+                assert!(
+                    self.lines.contains(&text),
+                    "bob showed a line alice never sent"
+                );
                 assert!(self.shown.insert(text), "bob showed a line twice");
             }
         }
@@ -243,9 +253,7 @@ impl Harness {
 
 impl crate::tape::Write for Setup {
     fn write(&self, t: &mut crate::tape::Tape) {
-        t.u8(self.alice_seed)
-            .u8(self.bob_seed)
-            .bool(self.other_key);
+        t.u8(self.alice_seed).u8(self.bob_seed).bool(self.other_key);
     }
 }
 
