@@ -239,6 +239,7 @@ fn what_tcp_mode_cannot_do_is_refused_with_the_reason() {
     refused(&["--arq", "go-back-n"], "need --mode reliable");
     refused(&["--pcap", "x.pcapng"], "tcpdump");
     refused(&["-v"], "the kernel says nothing per line");
+    refused(&["--max-datagram", "1400"], "the kernel cuts the stream");
     let mut udp = Proc::spawn("udp", &["chat", "--tcp-user-timeout", "5s"]);
     udp.expect_stderr("--tcp-user-timeout needs --mode tcp");
     assert_eq!(udp.exit_code(), 2);

@@ -70,8 +70,8 @@ pub struct ChatArgs {
     /// Largest datagram to send, in bytes (64-65507). Raw mode: longer lines are refused
     /// [default: 1200]. Reliable mode: the cap of path MTU discovery, which starts at 1200 and
     /// probes up to this (1200 or less turns discovery off); longer lines are cut into fragments
-    /// [default: 1452]. UDP modes only: TCP mode sends each line as one frame of up to 65507
-    /// bytes. With --secret, the encryption's overhead is taken from it.
+    /// [default: 1452]. UDP modes only (refused in tcp mode, which sends each line as one frame
+    /// of up to 65507 bytes). With --secret, the encryption's overhead is taken from it.
     #[arg(long, value_name = "BYTES", value_parser = parse_max_datagram,
           allow_negative_numbers = true)]
     pub max_datagram: Option<usize>,

@@ -40,6 +40,12 @@ pub fn check(args: &ChatArgs) -> Result<(), clap::Error> {
     if impairment_given(args) {
         return Err(usage(IMPAIRMENT_REFUSED));
     }
+    if args.max_datagram.is_some() {
+        return Err(usage(
+            "--max-datagram sizes udpchat's UDP datagrams; in tcp mode the kernel cuts the \
+             stream into segments itself, and a line may be up to 65507 bytes in one frame",
+        ));
+    }
     if args.pcap.is_some() {
         return Err(usage(
             "--pcap records udpchat's UDP datagrams; in tcp mode the segments are the \
