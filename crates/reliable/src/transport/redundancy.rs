@@ -22,6 +22,14 @@
 //!   brings that below [`RESIDUAL_TARGET`] (one in ten thousand), at most
 //!   [`MAX_AUTO_REDUNDANCY`], and none while `p` is below [`LOSS_FLOOR`]: from 0.5% to 1% one
 //!   copy, up to 4.6% two, above that three.
+//! - **Resends.** The estimate learns only from proven losses, so it lags the first losses by a
+//!   round trip; a resend sent in that time, if lost too, waits for a second loss detection
+//!   (the worst round trips of the bench's chat at 10% loss were such double losses). So under
+//!   `Auto` a resent packet gets one copy whatever the estimate says, with the next datagram
+//!   or as a tail copy (`Sender::pick_copies`). A path with no loss and no reordering resends
+//!   nothing and so copies nothing; on a jittery loss-free path the spurious fast retransmits
+//!   get copies too (under 1% more bytes on the bench's 0% link,
+//!   `crates/lab/tests/auto_redundancy.rs`). A fixed count, 0 included, is left as set.
 //! - **The bounds.** Whatever the policy, the sender only copies while application-limited
 //!   (nothing waits for the window) and only while the copies keep what is in flight within half
 //!   the congestion window (`Sender::redundant_copies`), so a congested or window-limited sender
@@ -136,6 +144,12 @@ impl RedundancyPolicy {
         } else if transmissions == 1 && estimate.copies(now) == 0 {
             estimate.sample(now, false);
         }
+    }
+
+    /// True if a resent packet gets a copy whatever the estimate (see `Sender::pick_copies`):
+    /// only under `Auto`, since a fixed count, 0 included, is the user's to choose.
+    pub(crate) fn protects_resends(&self) -> bool {
+        matches!(self, RedundancyPolicy::Auto(_))
     }
 
     /// The estimated loss rate (0 for a fixed policy).

@@ -115,8 +115,21 @@ struct Slot {
     copied_alone: bool,
     /// When the last copy went out.
     last_copy: Option<Instant>,
+    /// Under `--redundancy auto`, its latest resend has had no copy yet. Losing a resend costs
+    /// a second loss detection, and a resend means loss may be happening now, so a resend gets
+    /// one copy (with the next line, or as a tail copy) even while the redundancy policy, which
+    /// learns only from proven losses, still says none. Cleared when the copy goes.
+    resend_uncopied: bool,
     /// The delivery state when it was last sent, for its delivery-rate sample.
     stamp: Option<RateStamp>,
+}
+
+impl Slot {
+    /// True if this is a resend due its copy (see [`Slot::resend_uncopied`]): not in the very
+    /// instant it went out, when the copy would share its datagram.
+    fn needs_resend_copy(&self, now: Instant) -> bool {
+        self.resend_uncopied && self.state == SlotState::InFlight && self.last_sent < now
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -567,6 +580,7 @@ impl Sender {
     fn resend_lost(&mut self, now: Instant) -> Option<(Outgoing, u64)> {
         let seq = self.lost.pop_first()?;
         self.timeout_credit = false;
+        let protect = self.redundancy.protects_resends();
         let index = self.index_of(seq)?;
         let slot = self.slots.get_mut(index)?;
         match slot.cause {
@@ -577,6 +591,7 @@ impl Sender {
         slot.state = SlotState::InFlight;
         slot.transmissions += 1;
         slot.last_sent = now;
+        slot.resend_uncopied = protect;
         slot.last_tx = self.tx_counter;
         let size = slot.size;
         self.bytes_in_flight += size;
@@ -586,6 +601,12 @@ impl Sender {
             fragment: slot.fragment.clone(),
             token: slot.token,
         };
+        if protect {
+            // If no new packet follows to carry the resend's copy, a tail copy will.
+            self.tail_deadline = Some(now + self.tail_delay());
+            self.tail_due = false;
+            self.tail_left = self.tail_left.max(1);
+        }
         Some((outgoing, size))
     }
 
@@ -618,6 +639,7 @@ impl Sender {
             copies: 0,
             copied_alone: false,
             last_copy: None,
+            resend_uncopied: false,
             stamp: None,
         });
         let copies = self.redundancy.copies(now);
@@ -685,10 +707,12 @@ impl Sender {
         (self.rtt.srtt().unwrap_or_else(|| self.rtt.rto()) / 2).max(TAIL_GRANULARITY)
     }
 
+    /// The newest packets get `redundancy` copies each; under `--redundancy auto` a resent
+    /// packet gets one ([`Slot::needs_resend_copy`]) even while the estimate says none.
     fn pick_copies(&self, now: Instant, skip: usize, room: usize) -> Vec<Outgoing> {
         let mut copies = Vec::new();
         let limit = self.redundancy.copies(now);
-        if limit == 0 || !self.nothing_queued() {
+        if !self.nothing_queued() || (limit == 0 && !self.redundancy.protects_resends()) {
             return copies;
         }
         let recent = match (self.rtt.srtt(), self.rtt.latest()) {
@@ -700,8 +724,11 @@ impl Sender {
         // Newest first, and only so far back: an application-limited sender has few packets in
         // flight, and this bounds the work per datagram.
         for (offset, slot) in self.slots.iter().enumerate().rev().skip(skip) {
-            if copies.len() == limit || self.slots.len() - offset > MAX_COPY_SCAN {
+            if self.slots.len() - offset > MAX_COPY_SCAN {
                 break;
+            }
+            if copies.len() >= limit && !slot.needs_resend_copy(now) {
+                continue;
             }
             let fresh = now.saturating_duration_since(slot.last_sent) < recent;
             if !fresh || slot.state != SlotState::InFlight || slot.size > room || slot.size > window
@@ -733,6 +760,7 @@ impl Sender {
                 slot.copies += 1;
                 slot.copied_alone |= alone;
                 slot.last_copy = Some(now);
+                slot.resend_uncopied = false;
                 slot.flight_bytes += slot.size;
                 let size = slot.size;
                 self.bytes_in_flight += size;
@@ -1202,11 +1230,12 @@ impl Sender {
     /// acknowledged.
     fn on_tail_timer(&mut self, now: Instant) {
         self.tail_deadline = None;
-        self.tail_due = self
-            .slots
-            .back()
-            .is_some_and(|s| s.state == SlotState::InFlight)
-            && self.tail_left > 0;
+        self.tail_due = self.tail_left > 0
+            && (self
+                .slots
+                .back()
+                .is_some_and(|s| s.state == SlotState::InFlight)
+                || self.slots.iter().any(|s| s.needs_resend_copy(now)));
         if self.tail_due {
             self.tail_left -= 1;
             if self.tail_left > 0 {
@@ -1537,7 +1566,10 @@ mod tests {
         while let Some(deadline) = s.poll_timeout() {
             now = deadline;
             let o = s.on_timeout(now);
-            outcomes.push(o);
+            // Each resend's tail copy has a timer of its own, which retransmits nothing.
+            if o != TimeoutOutcome::NotDue {
+                outcomes.push(o);
+            }
             if o == TimeoutOutcome::GiveUp {
                 break;
             }
@@ -1824,6 +1856,67 @@ mod tests {
         assert!(redundant(0)
             .redundant_copies(t0, SeqNum(0), 1200)
             .is_empty());
+    }
+
+    /// A sender under `policy` that sent lines 0 to 3 at `t0`, got an ack of 1 to 3 at
+    /// `t0 + 10 ms`, and resent 0 when the loss-detection timer declared it lost; no loss was
+    /// proven yet (no resend acknowledged). With the time of the resend.
+    fn resent_zero(policy: Redundancy, t0: Instant) -> (Sender, Instant) {
+        let mut s = sender(&ReliableConfig {
+            redundancy: policy,
+            ..ReliableConfig::default()
+        });
+        for i in 0..4u64 {
+            s.push(MessageId(i), b"a line").unwrap();
+            assert_eq!(send_all(&mut s, t0), vec![i]);
+        }
+        let t1 = t0 + Duration::from_millis(10);
+        s.on_ack(t1, &ack(&s, 0, &[(1, 3)])).unwrap();
+        let due = s.loss_deadline.unwrap();
+        assert_eq!(s.on_timeout(due), TimeoutOutcome::Retransmit);
+        assert_eq!(send_all(&mut s, due), vec![0]);
+        (s, due)
+    }
+
+    #[test]
+    fn under_auto_a_resend_gets_one_copy_before_any_loss_is_proven() {
+        let t0 = Instant::now();
+        let (mut s, resent) = resent_zero(Redundancy::Auto, t0);
+        assert_eq!(s.redundancy.copies(resent), 0);
+        // Not in the resend's own datagram...
+        s.push(MessageId(4), b"a line").unwrap();
+        assert_eq!(send_all(&mut s, resent), vec![4]);
+        assert!(s.redundant_copies(resent, SeqNum(4), 1200).is_empty());
+        // ...but with the next line, though the estimate says none...
+        let next = resent + Duration::from_millis(1);
+        s.push(MessageId(5), b"a line").unwrap();
+        assert_eq!(send_all(&mut s, next), vec![5]);
+        assert_eq!(seqs_of(&s.redundant_copies(next, SeqNum(5), 1200)), vec![0]);
+        s.copies_sent(next, &[SeqNum(0)], false);
+        // ...once.
+        s.push(MessageId(6), b"a line").unwrap();
+        assert_eq!(send_all(&mut s, next), vec![6]);
+        assert!(s.redundant_copies(next, SeqNum(6), 1200).is_empty());
+
+        // With no line to carry it, the tail-copy timer sends it alone, half the 10 ms round
+        // trip later.
+        let (mut s, resent) = resent_zero(Redundancy::Auto, t0);
+        let half = Duration::from_millis(5);
+        assert_eq!(s.poll_timeout(), Some(resent + half));
+        assert_eq!(s.on_timeout(resent + half), TimeoutOutcome::NotDue);
+        assert_eq!(seqs_of(&s.tail_copies(resent + half, 1200)), vec![0]);
+
+        // `--redundancy 0` means none, resends included.
+        let (mut s, resent) = resent_zero(Redundancy::Fixed(0), t0);
+        s.push(MessageId(4), b"a line").unwrap();
+        assert_eq!(send_all(&mut s, resent + half), vec![4]);
+        assert!(s
+            .redundant_copies(resent + half, SeqNum(4), 1200)
+            .is_empty());
+        let deadline = s.poll_timeout().unwrap();
+        assert!(deadline > resent + half);
+        s.on_timeout(deadline);
+        assert!(s.tail_copies(deadline, 1200).is_empty());
     }
 
     #[test]

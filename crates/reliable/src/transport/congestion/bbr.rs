@@ -8,8 +8,11 @@
 //! (`BtlBw`, the largest delivery rate measured over the last ten round trips, a windowed max
 //! filter) and the **round-trip propagation time** (`RTprop`, the smallest RTT of the last ten
 //! seconds). It paces at `pacing_gain × BtlBw` and allows `cwnd_gain × BtlBw × RTprop` (1.75
-//! bandwidth-delay products, where the paper has 2: see [`CWND_GAIN`]) in flight. Random loss changes neither estimate much, so it
-//! does not shrink the window.
+//! bandwidth-delay products, where the paper has 2: see [`CWND_GAIN`]) in flight, plus the draft's
+//! three *send quanta* (a millisecond at the pacing rate each, 64 kB at most): on a path whose
+//! round trip is shorter than a driver's timer grain (loopback: tens of microseconds) the BDP is
+//! a few datagrams, and a window of that size would stall between batched acks. Random loss
+//! changes neither estimate much, so it does not shrink the window.
 //!
 //! Four phases, as in the paper:
 //! - **Startup**: pacing and window gain 2/ln 2 ≈ 2.89, doubling the delivery rate each round,
@@ -74,6 +77,10 @@ const STARTUP_LOSS_DIVISOR: u64 = 50;
 /// ...and at least this many full-size datagrams' worth, so that one random loss among a small
 /// early round does not end the search (in the spirit of BBRv2's `BBRFullLossCnt`).
 const STARTUP_LOSS_PACKETS: u64 = 8;
+/// Below this pacing rate (1.2 Mbit/s, in bytes per second) the send quantum is one datagram.
+const SLOW_PACING_RATE: u64 = 150_000;
+/// The largest send quantum: 64 KB, one GSO batch.
+const MAX_SEND_QUANTUM: u64 = 64 * 1024;
 /// ProbeBW's first phase when it is entered (a cruise phase at gain 1).
 const FIRST_CYCLE_PHASE: usize = 2;
 
@@ -356,6 +363,18 @@ impl Bbr {
         }
     }
 
+    /// The draft's `BBR.send_quantum`: what the sender may put on the wire at once, one
+    /// millisecond at the pacing rate (a host's timers and offloads work at about that grain),
+    /// at least two datagrams (one below 1.2 Mbit/s), at most 64 KB.
+    fn send_quantum(&self) -> u64 {
+        let floor = if self.pacing_rate < SLOW_PACING_RATE {
+            self.mss
+        } else {
+            2 * self.mss
+        };
+        (self.pacing_rate / 1000).min(MAX_SEND_QUANTUM).max(floor)
+    }
+
     fn set_cwnd(&mut self, acked: u64, delivered_total: u64) {
         if self.recovery_until.is_some() {
             // After a timeout: packet conservation, one datagram out per one acknowledged.
@@ -363,7 +382,7 @@ impl Bbr {
         } else {
             let target = self
                 .bdp(self.cwnd_gain())
-                .map(|bdp| bdp + 3 * self.mss)
+                .map(|bdp| bdp + 3 * self.send_quantum())
                 .unwrap_or(self.cwnd);
             if self.filled_pipe {
                 self.cwnd = (self.cwnd + acked).min(target);
@@ -529,13 +548,29 @@ mod tests {
             "BtlBw {bw}"
         );
         assert_eq!(path.bbr.min_rtt(), Some(MS * 40));
-        // CWND_GAIN BDPs (plus three datagrams), within the estimate's rounding.
+        // CWND_GAIN BDPs plus three send quanta (a millisecond at 12.5 MB/s each), within the
+        // estimate's rounding.
         let target = (CWND_GAIN * 500_000.0) as u64;
         let w = path.bbr.window();
         assert!(
-            w > target * 9 / 10 && w < target * 11 / 10 + 3 * MSS,
+            w > target * 9 / 10 && w < target * 11 / 10 + 3 * 12_500,
             "cwnd {w}"
         );
+    }
+
+    #[test]
+    fn on_a_microsecond_round_trip_the_window_still_holds_three_send_quanta() {
+        // Loopback: 200 MB/s and 20 µs, a BDP of 4 kB, four datagrams. A window of 1.75 BDPs
+        // would let a sender whose peer acks in batches send 7 kB per wake-up; the draft's three
+        // send quanta (64 kB each at this rate) keep the pipe full across the batching.
+        let mut path = Path::new(200_000_000, Duration::from_micros(20));
+        for _ in 0..200 {
+            path.round(false);
+        }
+        assert!(matches!(path.bbr.mode(), Mode::ProbeBw { .. }));
+        let w = path.bbr.window();
+        assert!(w >= 3 * MAX_SEND_QUANTUM, "cwnd {w}");
+        assert!(w <= 3 * MAX_SEND_QUANTUM + 2 * 4_000 * 11 / 10, "cwnd {w}");
     }
 
     #[test]
