@@ -81,6 +81,13 @@ pub struct SecureConfig {
     pub seed: [u8; 32],
 }
 
+/// The key and the seed stay out of logs: `Debug` names the fields, never their bytes.
+impl std::fmt::Debug for SecureConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecureConfig { psk: <hidden>, seed: <hidden> }")
+    }
+}
+
 /// The initiator's attempt in flight.
 struct Attempt {
     handshake: Initiator,
