@@ -350,6 +350,15 @@ pub fn tcp_ending_text(ending: &udpchat_driver::tcp::Ending) -> String {
             "the peer sent something that is not udpchat's TCP framing ({error}), so the \
              connection was dropped (is it a --plain peer? then use --plain here too)"
         ),
+        EndReason::HandshakeFailed { .. } => {
+            "the encrypted handshake failed, so the connection was closed".to_owned()
+        }
+        EndReason::Unauthenticated { error } => format!(
+            "the encrypted stream was tampered with ({}): a byte stream cannot be \
+             resynchronised securely, so the connection was dropped and nothing after it was \
+             shown",
+            crate::untrusted::escape(error)
+        ),
     }
 }
 

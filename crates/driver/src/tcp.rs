@@ -427,11 +427,9 @@ mod tests {
     }
 
     fn secret(config: TcpConfig, pass: &str, seed: u8) -> TcpConfig {
-        let psk = udpchat_secure::Psk::derive(
-            pass,
-            udpchat_secure::KdfParams::insecure_for_tests(),
-        )
-        .unwrap();
+        let psk =
+            udpchat_secure::Psk::derive(pass, udpchat_secure::KdfParams::insecure_for_tests())
+                .unwrap();
         TcpConfig {
             secret: Some(SecureConfig {
                 psk,
@@ -529,7 +527,10 @@ mod tests {
         assert_eq!(a_end.reason, EndReason::HandshakeFailed { failure: wrong });
         assert_eq!(b_end.reason, EndReason::HandshakeFailed { failure: wrong });
         assert!(a.texts().is_empty());
-        assert_eq!(b_end.lines_unwritten, 1, "the line never left, not even sealed");
+        assert_eq!(
+            b_end.lines_unwritten, 1,
+            "the line never left, not even sealed"
+        );
         assert!(sas(&a).is_none() && sas(&b).is_none());
     }
 

@@ -133,10 +133,7 @@ pub enum StreamEvent {
 enum State {
     /// We sent an `Init` and wait for the `Reply`. `skipped` once we let a simultaneous `Init`
     /// of the peer's pass (it then answers ours).
-    Initiating {
-        handshake: Initiator,
-        skipped: bool,
-    },
+    Initiating { handshake: Initiator, skipped: bool },
     /// We wait for the peer's `Init`.
     Listening,
     /// We answered an `Init` and wait for the initiator's first sealed frame (its proof).
@@ -238,7 +235,12 @@ impl SecureStream {
     }
 
     /// Seals one plain udpchat datagram into `out` (replacing what it held): the frame to write.
-    pub fn seal(&mut self, now: Instant, plain: &[u8], out: &mut Vec<u8>) -> Result<(), StreamError> {
+    pub fn seal(
+        &mut self,
+        now: Instant,
+        plain: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), StreamError> {
         let State::Established { session, .. } = &mut self.state else {
             return Err(match self.state {
                 State::Failed => StreamError::Failed,
@@ -363,11 +365,7 @@ impl SecureStream {
         }
     }
 
-    fn on_listening(
-        &mut self,
-        now: Instant,
-        frame: &[u8],
-    ) -> Result<Option<Vec<u8>>, StreamError> {
+    fn on_listening(&mut self, now: Instant, frame: &[u8]) -> Result<Option<Vec<u8>>, StreamError> {
         let init = match HandshakeFrame::parse(frame) {
             Ok(init) if init.kind == SealedKind::Init => init,
             _ => {

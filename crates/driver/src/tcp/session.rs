@@ -12,7 +12,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use udpchat_core::{ConnectionId, Data, DecodeError, EncodeError, Packet, SeqNum};
-use udpchat_reliable::{DropCause, Event, HandshakeFailure, MessageId, NickError, SendError, Stats};
+use udpchat_reliable::{
+    DropCause, Event, HandshakeFailure, MessageId, NickError, SendError, Stats,
+};
 use udpchat_secure::{SecureStream, StreamError, StreamEvent, StreamRole, OVERHEAD};
 
 use super::connect::{Connection, Listening, TurnAway};
@@ -184,6 +186,8 @@ pub(super) struct Early {
     stream: Option<SecureStream>,
     /// `--secret`: sealing failed (never, in practice): the connection must end.
     seal_failed: Option<StreamError>,
+    /// `--secret`: the handshake was done (the stream may have failed since).
+    proven: bool,
     encoder: Encoder,
     nick: String,
     next_id: u64,
@@ -207,6 +211,7 @@ impl Early {
             secret: config.secret.is_some(),
             stream: None,
             seal_failed: None,
+            proven: false,
             encoder: Encoder {
                 plain: config.plain,
                 seq: 0,
@@ -293,6 +298,7 @@ impl Early {
             }
         }
         if established {
+            self.proven = true;
             self.held_bytes = 0;
             for (datagram, is_line) in std::mem::take(&mut self.held) {
                 self.queue(datagram, is_line);
@@ -571,11 +577,7 @@ impl Session {
     /// The connection ended before the encrypted handshake was done and nothing said why: it
     /// failed all the same (exit code 4), for want of an answer or of a udpchat peer.
     fn unfinished_handshake<S: TcpSink + ?Sized>(&mut self, reason: &EndReason, sink: &mut S) {
-        let unfinished = self
-            .early
-            .stream
-            .as_ref()
-            .is_some_and(|s| !s.is_established());
+        let unfinished = self.early.stream.is_some() && !self.early.proven;
         if !unfinished || self.handshake_reported {
             return;
         }
@@ -593,7 +595,12 @@ impl Session {
     /// The encryption refused a frame (`frame`), or the handshake ran out of time: a failed
     /// handshake closes once its `Reject` is written; anything after the handshake is an attack
     /// on the stream and ends it at once.
-    fn stream_failed<S: TcpSink + ?Sized>(&mut self, error: StreamError, frame: bool, sink: &mut S) {
+    fn stream_failed<S: TcpSink + ?Sized>(
+        &mut self,
+        error: StreamError,
+        frame: bool,
+        sink: &mut S,
+    ) {
         if frame {
             let cause = error.cause();
             self.early.stats.count_drop(cause);

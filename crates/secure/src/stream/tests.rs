@@ -139,11 +139,12 @@ fn a_simultaneous_open_ends_as_one_session_whichever_key_is_larger() {
         assert_eq!(established(&mut a), established(&mut b));
         // Each wrote its Init; the loser then a Reply, the winner its confirmation.
         let kinds = |w: &[Vec<u8>]| w.iter().map(|f| sealed_kind(f)).collect::<Vec<_>>();
-        let (winner, loser) = if a_wrote.len() == 2 && kinds(&a_wrote)[1] == Some(SealedKind::Sealed) {
-            (kinds(&a_wrote), kinds(&b_wrote))
-        } else {
-            (kinds(&b_wrote), kinds(&a_wrote))
-        };
+        let (winner, loser) =
+            if a_wrote.len() == 2 && kinds(&a_wrote)[1] == Some(SealedKind::Sealed) {
+                (kinds(&a_wrote), kinds(&b_wrote))
+            } else {
+                (kinds(&b_wrote), kinds(&a_wrote))
+            };
         assert_eq!(winner, [Some(SealedKind::Init), Some(SealedKind::Sealed)]);
         assert_eq!(loser, [Some(SealedKind::Init), Some(SealedKind::Reply)]);
         let line = datagram(1, "after the tie");
@@ -159,12 +160,18 @@ fn a_different_passphrase_fails_on_both_sides_and_only_a_reject_answers() {
     let mut b = stream("two", 2, StreamRole::Responder, now);
     deliver(&mut b, now, &drain(&mut a)).unwrap();
     let err = deliver(&mut a, now, &drain(&mut b)).unwrap_err();
-    assert_eq!(err.handshake_failure(), Some(HandshakeFailure::WrongPassphrase));
+    assert_eq!(
+        err.handshake_failure(),
+        Some(HandshakeFailure::WrongPassphrase)
+    );
     let reject = drain(&mut a);
     assert_eq!(reject.len(), 1);
     assert_eq!(reject[0].len(), REJECT_LEN);
     let err = deliver(&mut b, now, &reject).unwrap_err();
-    assert_eq!(err.handshake_failure(), Some(HandshakeFailure::WrongPassphrase));
+    assert_eq!(
+        err.handshake_failure(),
+        Some(HandshakeFailure::WrongPassphrase)
+    );
     assert!(!a.is_established() && !b.is_established());
     assert_eq!(
         a.seal(now, &datagram(0, "x"), &mut Vec::new()),
@@ -178,15 +185,23 @@ fn a_first_frame_that_is_no_init_is_answered_by_a_reject_only() {
     let now = Instant::now();
     // A plain udpchat peer: named as such.
     let mut b = stream("pw", 2, StreamRole::Responder, now);
-    let err = b.handle_frame(now, &datagram(0, "plain words")).unwrap_err();
-    assert_eq!(err.handshake_failure(), Some(HandshakeFailure::NotEncrypted));
+    let err = b
+        .handle_frame(now, &datagram(0, "plain words"))
+        .unwrap_err();
+    assert_eq!(
+        err.handshake_failure(),
+        Some(HandshakeFailure::NotEncrypted)
+    );
     let answer = drain(&mut b);
     assert_eq!(answer.len(), 1);
     assert_eq!(sealed_kind(&answer[0]), Some(SealedKind::Reject));
     // Something else: "a different passphrase, or not udpchat".
     let mut b = stream("pw", 2, StreamRole::Responder, now);
     let err = b.handle_frame(now, b"GET / HTTP/1.1\r\n").unwrap_err();
-    assert_eq!(err.handshake_failure(), Some(HandshakeFailure::WrongPassphrase));
+    assert_eq!(
+        err.handshake_failure(),
+        Some(HandshakeFailure::WrongPassphrase)
+    );
     // An Init of the wrong size is no Init.
     let mut a = stream("pw", 1, StreamRole::Initiator, now);
     let mut init = drain(&mut a).remove(0);
@@ -198,7 +213,10 @@ fn a_first_frame_that_is_no_init_is_answered_by_a_reject_only() {
     let mut a = stream("pw", 1, StreamRole::Initiator, now);
     drain(&mut a);
     let err = a.handle_frame(now, &datagram(0, "hi")).unwrap_err();
-    assert_eq!(err.handshake_failure(), Some(HandshakeFailure::NotEncrypted));
+    assert_eq!(
+        err.handshake_failure(),
+        Some(HandshakeFailure::NotEncrypted)
+    );
 }
 
 #[test]
@@ -259,7 +277,10 @@ fn a_replayed_reordered_or_deleted_frame_ends_the_stream() {
     let f = frames(&mut a);
     deliver(&mut b, now, &f[..1]).unwrap();
     let err = b.handle_frame(now, &f[0]).unwrap_err();
-    assert!(matches!(err, StreamError::OutOfSequence { counter: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StreamError::OutOfSequence { counter: 1, .. }),
+        "{err}"
+    );
     assert_eq!(err.cause(), DropCause::Replayed);
     assert_eq!(b.handle_frame(now, &f[1]), Err(StreamError::Failed));
     // Reordered.
