@@ -997,5 +997,33 @@ mod tests {
             None
         );
         assert!(tcp_ending_text(&reset).contains("reset the connection"));
+        // --secret: a tampered stream is named, with the peer's part escaped.
+        let tampered = ending(
+            EndReason::Unauthenticated {
+                error: "a sealed frame out of sequence\u{1b}[2J".into(),
+            },
+            1,
+            0,
+            None,
+        );
+        let words = tcp_ending_text(&tampered);
+        assert!(
+            words.starts_with("the encrypted stream was tampered with"),
+            "{words}"
+        );
+        assert!(!words.contains('\u{1b}'), "{words}");
+        assert!(
+            tcp_at_risk_text(&tampered).is_some(),
+            "the connection broke"
+        );
+        let failed = ending(
+            EndReason::HandshakeFailed {
+                failure: udpchat_reliable::HandshakeFailure::WrongPassphrase,
+            },
+            0,
+            2,
+            None,
+        );
+        assert!(tcp_ending_text(&failed).contains("handshake failed"));
     }
 }
