@@ -3,14 +3,23 @@
 //! one connection; `--plain` talks to a Python TCP socket; a killed peer is reported, with exit
 //! code 3 when lines we wrote may not have arrived; junk and an oversize frame from the peer are
 //! counted and reported, never a crash; what TCP mode cannot do is refused with exit code 2.
+//!
+//! With `--secret`: two chats with one passphrase converse through a frame-aware relay that
+//! reads none of the text or nicknames, and show the same code; a different passphrase and an
+//! unencrypted peer end with the documented words and exit code 4 (the unencrypted side names
+//! the encryption, nothing garbled is shown); a stranger gets at most a 16-byte `Reject`, and a
+//! silent one meets the handshake's deadline; a byte altered in the stream ends the connection
+//! with nothing forged shown.
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use support::{Pipe, Proc};
 use udpchat_core::{ConnectionId, Data, Packet, SeqNum};
@@ -327,4 +336,251 @@ fn a_listener_refuses_lines_until_someone_connects() {
     bob.close_stdin();
     bob.expect_stderr("the chat ended before anyone connected");
     assert_eq!(bob.exit_code(), 0);
+}
+
+// ---- Encrypted TCP mode (`--secret`) ----
+
+/// A TCP chat with `--secret` (the passphrase from the environment, as a script would give it).
+fn secret_chat(name: &str, pass: &str, extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = vec![
+        "chat", "--mode", "tcp", "--bind", LOOPBACK, "--nick", name, "--secret",
+    ];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::spawn_with_env(name, &args, &[("UDPCHAT_SECRET", pass)]);
+    let addr = proc.listening_addr();
+    (proc, addr)
+}
+
+/// The code a chat printed to compare ("... (by voice): 123 456").
+fn code(proc: &mut Proc) -> String {
+    let line = proc.expect_stderr("compare this code");
+    line.rsplit(": ").next().unwrap().to_owned()
+}
+
+const EXIT_HANDSHAKE_FAILED: i32 = 4;
+
+/// Every frame a [`FrameRelay`] forwarded, in order, `true` for the connecting side's.
+type FrameLog = Arc<Mutex<Vec<(bool, Vec<u8>)>>>;
+
+/// A TCP relay that knows the framing: it accepts one connection, connects to `to`, and
+/// forwards frame by frame both ways, keeping every frame it forwarded; on request it alters one
+/// byte in the middle of the next sealed frame from the connecting side.
+struct FrameRelay {
+    addr: SocketAddr,
+    log: FrameLog,
+    tamper: Arc<AtomicBool>,
+}
+
+impl FrameRelay {
+    fn start(to: SocketAddr) -> FrameRelay {
+        let listener = TcpListener::bind(LOOPBACK).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = FrameLog::default();
+        let tamper = Arc::new(AtomicBool::new(false));
+        let (log2, tamper2) = (Arc::clone(&log), Arc::clone(&tamper));
+        std::thread::spawn(move || {
+            let Ok((client, _)) = listener.accept() else {
+                return;
+            };
+            let server = TcpStream::connect(to).unwrap();
+            let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (l, t) = (Arc::clone(&log2), Arc::clone(&tamper2));
+            let back = std::thread::spawn(move || forward_frames(s2, c2, false, &l, &t));
+            forward_frames(client, server, true, &log2, &tamper2);
+            let _ = back.join();
+        });
+        FrameRelay { addr, log, tamper }
+    }
+
+    /// Every byte forwarded so far, both ways.
+    fn bytes(&self) -> Vec<u8> {
+        let log = self.log.lock().unwrap();
+        log.iter().flat_map(|(_, f)| f.iter().copied()).collect()
+    }
+}
+
+/// Copies frames from `from` to `to` until either ends; `forward` marks the connecting side's,
+/// which `tamper` may alter.
+fn forward_frames(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    forward: bool,
+    log: &FrameLog,
+    tamper: &AtomicBool,
+) {
+    loop {
+        let mut prefix = [0u8; 4];
+        if from.read_exact(&mut prefix).is_err() {
+            break;
+        }
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len > 65_507 {
+            break;
+        }
+        let mut body = vec![0u8; len];
+        if from.read_exact(&mut body).is_err() {
+            break;
+        }
+        let sealed = body.len() > 40 && body[3] == 0x83;
+        if forward && sealed && tamper.swap(false, Ordering::SeqCst) {
+            let middle = body.len() / 2;
+            body[middle] ^= 0x01;
+        }
+        let mut frame = prefix.to_vec();
+        frame.extend_from_slice(&body);
+        log.lock().unwrap().push((forward, frame.clone()));
+        if to.write_all(&frame).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+#[test]
+fn encrypted_chats_converse_both_ways_show_one_code_and_the_relay_reads_nothing() {
+    let (mut bob, bob_addr) = secret_chat("bob", "correct horse battery", &[]);
+    let relay = FrameRelay::start(bob_addr);
+    let (mut alice, _) = secret_chat(
+        "alice",
+        "correct horse battery",
+        &["--peer", &relay.addr.to_string()],
+    );
+    let (a, b) = (code(&mut alice), code(&mut bob));
+    assert_eq!(a, b, "both sides show the same code");
+    alice.send_line("whisper from alice");
+    bob.expect_stdout("<alice> whisper from alice");
+    bob.send_line("whisper from bob");
+    alice.expect_stdout("<bob> whisper from bob");
+    alice.close_stdin();
+    bob.expect_stderr("the peer left");
+    assert_eq!(alice.exit_code(), 0);
+    assert_eq!(bob.exit_code(), 0);
+    let wire = relay.bytes();
+    let frames = relay.log.lock().unwrap().len();
+    // Init, Reply, confirmation, then each side's nickname, line and goodbye.
+    assert!(frames >= 7, "{frames} frames");
+    for needle in ["whisper", "alice", "bob"] {
+        assert!(
+            !wire.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle:?} readable on the wire"
+        );
+    }
+}
+
+#[test]
+fn a_different_passphrase_fails_on_both_sides_with_exit_code_4() {
+    let (mut bob, bob_addr) = secret_chat("bob", "one", &[]);
+    let (mut alice, _) = secret_chat("alice", "two", &["--peer", &bob_addr.to_string()]);
+    alice.send_line("can you read this?");
+    let words = "the handshake failed: the peer uses a different passphrase (or is not udpchat)";
+    alice.expect_stderr(words);
+    bob.expect_stderr(words);
+    assert_eq!(alice.exit_code(), EXIT_HANDSHAKE_FAILED);
+    assert_eq!(bob.exit_code(), EXIT_HANDSHAKE_FAILED);
+    assert!(bob.drain(Pipe::Stdout).is_empty(), "nothing shown");
+    assert!(alice.drain(Pipe::Stdout).is_empty(), "nothing shown");
+}
+
+#[test]
+fn an_unencrypted_tcp_peer_is_named_on_both_sides_and_nothing_garbled_is_shown() {
+    // An encrypted chat connects to a plain one: the plain one names the encrypted handshake.
+    let (mut plain, plain_addr) = tcp_chat("bob", &[]);
+    let (mut encrypted, _) = secret_chat("carol", "pw", &["--peer", &plain_addr.to_string()]);
+    plain.expect_stderr("the peer uses encryption (--secret)");
+    encrypted.expect_stderr("the handshake failed: the peer is not encrypted");
+    assert_eq!(encrypted.exit_code(), EXIT_HANDSHAKE_FAILED);
+    plain.close_stdin();
+    plain.wait_exit();
+    assert!(plain.history(Pipe::Stdout).is_empty(), "nothing shown");
+    assert!(encrypted.history(Pipe::Stdout).is_empty(), "nothing shown");
+
+    // A plain chat connects to an encrypted one and writes: the encrypted one gives up, and its
+    // Reject tells the plain one why.
+    let (mut listener, listener_addr) = secret_chat("alice", "pw", &[]);
+    let (mut talker, _) = tcp_chat("dave", &["--peer", &listener_addr.to_string()]);
+    talker.send_line("plain words");
+    listener.expect_stderr("the handshake failed: the peer is not encrypted");
+    assert_eq!(listener.exit_code(), EXIT_HANDSHAKE_FAILED);
+    talker.expect_stderr("the peer uses encryption (--secret)");
+    talker.close_stdin();
+    talker.wait_exit();
+    assert!(listener.history(Pipe::Stdout).is_empty(), "never shown");
+    assert!(talker.history(Pipe::Stdout).is_empty(), "nothing garbled");
+}
+
+#[test]
+fn a_stranger_gets_at_most_a_reject_and_a_silent_one_times_the_handshake_out() {
+    // A frame of a sane length that is no Init: a 16-byte Reject, then the end.
+    let (mut chat, addr) = secret_chat("chat", "pw", &[]);
+    let mut stranger = TcpStream::connect(addr).unwrap();
+    stranger
+        .write_all(&[0, 0, 0, 5, b'j', b'u', b'n', b'k', b'!'])
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stranger.read_to_end(&mut answer);
+    assert_eq!(answer.len(), 4 + 16, "{answer:?}");
+    assert_eq!(&answer[4..8], &[0x55, 0x43, 0x03, 0x82], "a Reject");
+    chat.expect_stderr("the peer uses a different passphrase (or is not udpchat)");
+    assert_eq!(chat.exit_code(), EXIT_HANDSHAKE_FAILED);
+
+    // Not framing at all (nc): no answer, the end.
+    let (mut chat, addr) = secret_chat("chat", "pw", &[]);
+    let mut stranger = TcpStream::connect(addr).unwrap();
+    stranger.write_all(b"hello there\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = stranger.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "{answer:?}");
+    chat.expect_stderr("not udpchat's TCP framing");
+    assert_eq!(chat.exit_code(), EXIT_HANDSHAKE_FAILED);
+
+    // Silent: the handshake has a deadline.
+    let (mut chat, addr) = secret_chat("chat", "pw", &[]);
+    let mut silent = TcpStream::connect(addr).unwrap();
+    chat.expect_stderr("the handshake failed: no answer from");
+    assert_eq!(chat.exit_code(), EXIT_HANDSHAKE_FAILED);
+    let mut answer = Vec::new();
+    let _ = silent.read_to_end(&mut answer);
+    assert!(
+        answer.is_empty(),
+        "a responder says nothing first: {answer:?}"
+    );
+}
+
+#[test]
+fn a_byte_altered_in_the_stream_ends_the_connection_and_nothing_forged_is_shown() {
+    let (mut bob, bob_addr) = secret_chat("bob", "pw", &["--stats"]);
+    let relay = FrameRelay::start(bob_addr);
+    let (mut alice, _) = secret_chat("alice", "pw", &["--peer", &relay.addr.to_string()]);
+    alice.send_line("first line");
+    bob.expect_stdout("<alice> first line");
+    relay
+        .tamper
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    alice.send_line("altered on the way");
+    let notice = bob.expect_stderr("ignored a frame from");
+    assert!(notice.contains("does not authenticate"), "{notice}");
+    let ending = bob.expect_stderr("the encrypted stream was tampered with");
+    assert!(
+        ending.contains("cannot be resynchronised securely"),
+        "{ending}"
+    );
+    let stats = bob.expect_stats();
+    assert_eq!(stats.get("dropped_unauthenticated"), Some(&1), "{stats:?}");
+    bob.wait_exit();
+    assert_eq!(bob.history(Pipe::Stdout), ["<alice> first line"]);
+    alice.close_stdin();
+    alice.wait_exit();
+}
+
+#[test]
+fn secret_with_plain_is_still_refused_in_tcp_mode() {
+    let mut proc = Proc::spawn_with_env(
+        "refused",
+        &[
+            "chat", "--mode", "tcp", "--plain", "--secret", "--bind", LOOPBACK,
+        ],
+        &[("UDPCHAT_SECRET", "pw")],
+    );
+    proc.expect_stderr("--secret cannot be used with --plain");
+    assert_eq!(proc.exit_code(), 2);
 }

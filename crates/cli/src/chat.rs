@@ -118,7 +118,6 @@ pub struct ChatArgs {
 }
 
 impl ChatArgs {
-    /// Refuses flags that are fine one by one but not together (exit code 2, with chat's usage):
     /// `--max-datagram` for reliable mode: the cap of path MTU discovery, by default the
     /// transport's own ([`udpchat_reliable::transport::config::DEFAULT_PMTU_CAP`]).
     pub fn reliable_max_datagram(&self) -> usize {
@@ -126,20 +125,16 @@ impl ChatArgs {
             .unwrap_or(udpchat_reliable::transport::config::DEFAULT_PMTU_CAP)
     }
 
-    /// a `--peer` the `--bind` socket cannot reach, reliable-mode flags in raw mode, reliable-mode
-    /// values that contradict each other, an interface that cannot show the format.
+    /// Refuses flags that are fine one by one but not together (exit code 2, with chat's usage):
+    /// a `--peer` the `--bind` socket cannot reach, a passphrase on the command line or
+    /// `--secret` with `--plain`, what tcp mode cannot do, reliable-mode flags in raw mode,
+    /// reliable-mode values that contradict each other, an interface that cannot show the format.
     pub fn check(&self) -> Result<(), clap::Error> {
         if let Some(peer) = &self.peer {
             check_families("--bind", self.bind, "--peer", peer).map_err(|m| usage(&m))?;
         }
         self.secret.check(self.plain)?;
         if self.mode == Mode::Tcp {
-            if self.secret.enabled() {
-                // Encryption seals datagrams (crates/secure); TCP mode has no sealed framing yet.
-                return Err(usage(
-                    "--secret works in raw and reliable mode; tcp mode is not encrypted yet",
-                ));
-            }
             crate::tcp_chat::check(self)?;
         } else if self.tcp_user_timeout.is_some() {
             return Err(usage("--tcp-user-timeout needs --mode tcp"));
@@ -385,6 +380,18 @@ fn print_banner(args: &ChatArgs, session: &LineSession) {
         (Some(peer), Mode::Raw | Mode::Tcp) => eprintln!("udpchat: talking to {peer}"),
         (None, _) => eprintln!("udpchat: no --peer: waiting for someone to write first"),
     }
+    print_secret_banner(args);
+    for line in session.impairment.iter().flat_map(ChatImpairment::describe) {
+        eprintln!("udpchat: {line}");
+    }
+    for warning in args.impairment.warnings() {
+        eprintln!("udpchat: warning: {warning}");
+    }
+}
+
+/// The banner's encryption lines, in every mode: encrypted, or a passphrase in the environment
+/// that is not used.
+pub(crate) fn print_secret_banner(args: &ChatArgs) {
     if args.secret.enabled() {
         eprintln!(
             "udpchat: encrypted (--secret): nothing is shown until the handshake proves the \
@@ -392,12 +399,6 @@ fn print_banner(args: &ChatArgs, session: &LineSession) {
         );
     }
     if let Some(warning) = args.secret.warning() {
-        eprintln!("udpchat: warning: {warning}");
-    }
-    for line in session.impairment.iter().flat_map(ChatImpairment::describe) {
-        eprintln!("udpchat: {line}");
-    }
-    for warning in args.impairment.warnings() {
         eprintln!("udpchat: warning: {warning}");
     }
 }

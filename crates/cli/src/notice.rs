@@ -350,6 +350,15 @@ pub fn tcp_ending_text(ending: &udpchat_driver::tcp::Ending) -> String {
             "the peer sent something that is not udpchat's TCP framing ({error}), so the \
              connection was dropped (is it a --plain peer? then use --plain here too)"
         ),
+        EndReason::HandshakeFailed { .. } => {
+            "the encrypted handshake failed, so the connection was closed".to_owned()
+        }
+        EndReason::Unauthenticated { error } => format!(
+            "the encrypted stream was tampered with ({}): a byte stream cannot be \
+             resynchronised securely, so the connection was dropped and nothing after it was \
+             shown",
+            crate::untrusted::escape(error)
+        ),
     }
 }
 
@@ -988,5 +997,33 @@ mod tests {
             None
         );
         assert!(tcp_ending_text(&reset).contains("reset the connection"));
+        // --secret: a tampered stream is named, with the peer's part escaped.
+        let tampered = ending(
+            EndReason::Unauthenticated {
+                error: "a sealed frame out of sequence\u{1b}[2J".into(),
+            },
+            1,
+            0,
+            None,
+        );
+        let words = tcp_ending_text(&tampered);
+        assert!(
+            words.starts_with("the encrypted stream was tampered with"),
+            "{words}"
+        );
+        assert!(!words.contains('\u{1b}'), "{words}");
+        assert!(
+            tcp_at_risk_text(&tampered).is_some(),
+            "the connection broke"
+        );
+        let failed = ending(
+            EndReason::HandshakeFailed {
+                failure: udpchat_reliable::HandshakeFailure::WrongPassphrase,
+            },
+            0,
+            2,
+            None,
+        );
+        assert!(tcp_ending_text(&failed).contains("handshake failed"));
     }
 }

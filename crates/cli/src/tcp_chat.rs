@@ -3,8 +3,9 @@
 //! The flags are checked here (what TCP mode refuses, and why), the listening socket is opened,
 //! and the session is handed to the TCP driver (`udpchat_driver::tcp`) with the line interface
 //! ([`crate::output::Output`]) or the chat screen as its sink. At the end it reports how the
-//! connection ended and returns the exit code: 3 when lines written may not have arrived (see
-//! `Ending::at_risk`), as reliable mode does for undelivered lines.
+//! connection ended and returns the exit code: 4 when the encrypted handshake (`--secret`)
+//! failed, else 3 when lines written may not have arrived (see `Ending::at_risk`), as reliable
+//! mode does for undelivered lines.
 
 use std::process::ExitCode;
 
@@ -14,10 +15,12 @@ use udpchat_driver::tcp::{self, Ending, TcpConfig, TcpStats};
 use udpchat_driver::Input;
 
 use crate::chat::{
-    close_on_ctrl_c, default_nick, interrupts, refuse_self_talk, resolve_peer, ChatArgs, Mode,
+    close_on_ctrl_c, default_nick, interrupts, print_secret_banner, refuse_self_talk, resolve_peer,
+    ChatArgs, Mode,
 };
 use crate::output::{Output, EXIT_UNDELIVERED};
 use crate::reliable_args::usage;
+use crate::secret::EXIT_HANDSHAKE_FAILED;
 use crate::{lines, notice, tui};
 
 /// Why the impairment flags are refused in TCP mode.
@@ -83,6 +86,8 @@ pub async fn run(args: ChatArgs, ui: tui::Ui) -> Result<ExitCode> {
         Some(text) => Some(resolve_peer(text, args.bind)?),
         None => None,
     };
+    // Asked for (and derived) before the socket exists, so no peer waits on a person typing.
+    let secret = args.secret.config()?;
     refuse_self_talk(args.bind, peer);
     let listening = tcp::listen(args.bind, peer.is_some())
         .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -93,6 +98,7 @@ pub async fn run(args: ChatArgs, ui: tui::Ui) -> Result<ExitCode> {
         nick: args.nick.clone().unwrap_or_else(default_nick),
         plain: args.plain,
         user_timeout: args.tcp_user_timeout,
+        secret,
     };
     if ui == tui::Ui::Tui {
         let info = tui::SessionInfo {
@@ -102,7 +108,7 @@ pub async fn run(args: ChatArgs, ui: tui::Ui) -> Result<ExitCode> {
             peer,
             plain: args.plain,
             impairment: None,
-            encrypted: false,
+            encrypted: args.secret.enabled(),
         };
         return tui::tcp_chat(listening, config, info, args.stats).await;
     }
@@ -130,7 +136,11 @@ pub async fn run(args: ChatArgs, ui: tui::Ui) -> Result<ExitCode> {
             kernel: ending.kernel.clone(),
         });
     }
-    Ok(report(&ending))
+    let code = report(&ending);
+    if output.handshake_failed() {
+        return Ok(ExitCode::from(EXIT_HANDSHAKE_FAILED));
+    }
+    Ok(code)
 }
 
 fn print_banner(args: &ChatArgs, config: &TcpConfig, local: std::net::SocketAddr) {
@@ -141,6 +151,7 @@ fn print_banner(args: &ChatArgs, config: &TcpConfig, local: std::net::SocketAddr
         None => eprintln!("udpchat: no --peer: waiting for someone to connect"),
     }
     eprintln!("udpchat: {}", notice::TCP_HONESTY);
+    print_secret_banner(args);
     if let Some(timeout) = config.user_timeout {
         eprintln!(
             "udpchat: --tcp-user-timeout {timeout:?}: the kernel gives the connection up when \

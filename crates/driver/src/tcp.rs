@@ -27,6 +27,15 @@
 //! work), the nickname a `Nick` packet (sent first, and again on `/nick`), the end of our
 //! sending a `Fin` (half-close) or a `Close` (we leave). `--plain` sends bare lines instead.
 //!
+//! **Encryption** (`--secret`). Once connected, the two sides run the Noise handshake of the UDP
+//! modes as the first frames of the stream, and from then on every frame's datagram is sealed
+//! (`udpchat_secure::SecureStream`; roles and rules in its module doc). Lines typed meanwhile
+//! wait as plain datagrams and are sealed once the peer has proved the passphrase. Over TCP a
+//! frame that does not authenticate, or comes out of sequence, is an attack on the stream, not
+//! loss: the connection ends ([`EndReason::Unauthenticated`]). A handshake that fails, or is not
+//! done within `udpchat_secure::stream::HANDSHAKE_TIMEOUT`, ends it too
+//! ([`EndReason::HandshakeFailed`], after `Event::HandshakeFailed`).
+//!
 //! **How it ends.** End of input closes: a `Close` frame, then the write side is shut down
 //! (FIN), and we keep reading until the peer closes its side too, at most [`LINGER`]. With a
 //! half-close ([`Input::Finish`]) we send a `Fin` frame and shut down the write side, and keep
@@ -46,7 +55,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::mpsc;
-use udpchat_reliable::Stats;
+use udpchat_reliable::{HandshakeFailure, Stats};
+use udpchat_secure::SecureConfig;
 
 use crate::{Input, Sink};
 pub use connect::{listen, Listening};
@@ -73,7 +83,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_QUEUED: usize = 1 << 20;
 
 /// The settings of a TCP chat.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TcpConfig {
     /// The peer to connect to, if any.
     pub peer: Option<SocketAddr>,
@@ -85,6 +95,9 @@ pub struct TcpConfig {
     /// kernel gives the connection up. `None`: the kernel's default (about 15 minutes of
     /// retransmissions).
     pub user_timeout: Option<Duration>,
+    /// `--secret`: the handshake's key and randomness; every frame is then sealed (see
+    /// "Encryption" in the module doc). Not with `plain`.
+    pub secret: Option<SecureConfig>,
 }
 
 /// Counters and the kernel's figures, for `/stats` and the status bar.
@@ -169,6 +182,19 @@ pub enum EndReason {
         /// What was wrong.
         error: String,
     },
+    /// `--secret`: the encrypted handshake failed (a different passphrase, an unencrypted
+    /// peer, no answer in time), so the connection was closed.
+    HandshakeFailed {
+        /// Why.
+        failure: HandshakeFailure,
+    },
+    /// `--secret`: after the handshake, a frame did not authenticate or was out of sequence
+    /// (replayed, reordered, deleted, forged): someone is tampering with the stream, which
+    /// cannot be resynchronised securely, so the connection was dropped.
+    Unauthenticated {
+        /// What was wrong.
+        error: String,
+    },
 }
 
 /// How the TCP session ended, and what may not have arrived.
@@ -204,6 +230,8 @@ impl Ending {
                 | EndReason::TimedOut
                 | EndReason::Failed { .. }
                 | EndReason::BadStream { .. }
+                | EndReason::HandshakeFailed { .. }
+                | EndReason::Unauthenticated { .. }
         );
         // A peer that vanished, when the kernel cannot say what it acknowledged: unknown.
         let unknown = self.reason == EndReason::PeerVanished && self.unacked_bytes.is_none();
@@ -322,6 +350,7 @@ mod tests {
             nick: nick.into(),
             plain: false,
             user_timeout: None,
+            secret: None,
         }
     }
 
@@ -395,6 +424,114 @@ mod tests {
         // Asked before the connection existed: the kernel had nothing to say yet.
         assert_eq!(a.stats[0].kernel, KernelView::NotConnected);
         assert_eq!(a.events.last(), Some(&Event::Closed));
+    }
+
+    fn secret(config: TcpConfig, pass: &str, seed: u8) -> TcpConfig {
+        let psk =
+            udpchat_secure::Psk::derive(pass, udpchat_secure::KdfParams::insecure_for_tests())
+                .unwrap();
+        TcpConfig {
+            secret: Some(SecureConfig {
+                psk,
+                seed: [seed; 32],
+            }),
+            ..config
+        }
+    }
+
+    fn sas(sink: &Collect) -> Option<String> {
+        sink.events.iter().find_map(|e| match e {
+            Event::Secured { sas, .. } => Some(sas.clone()),
+            _ => None,
+        })
+    }
+
+    fn failure(sink: &Collect) -> Option<HandshakeFailure> {
+        sink.events.iter().find_map(|e| match e {
+            Event::HandshakeFailed { reason, .. } => Some(*reason),
+            _ => None,
+        })
+    }
+
+    #[tokio::test]
+    async fn encrypted_sides_show_one_code_and_lines_typed_before_the_handshake_arrive() {
+        // Both with a peer (one connection, the handshake's tie-break picks the initiator),
+        // and a listener with a connecting peer.
+        for both in [true, false] {
+            let la = listen("127.0.0.1:0".parse().unwrap(), true).unwrap();
+            let lb = listen("127.0.0.1:0".parse().unwrap(), both).unwrap();
+            let (a_addr, b_addr) = (la.local_addr(), lb.local_addr());
+            let ((a, a_end), (b, b_end)) = pair(
+                (
+                    la,
+                    secret(config("alice", Some(b_addr)), "pw", 1),
+                    vec![line("hi bob"), line("two"), Input::Finish],
+                ),
+                (
+                    lb,
+                    secret(config("bob", both.then_some(a_addr)), "pw", 2),
+                    // A listener refuses lines until someone connects.
+                    if both {
+                        vec![line("hi alice"), Input::Finish]
+                    } else {
+                        vec![Input::Finish]
+                    },
+                ),
+            )
+            .await;
+            assert_eq!(b.texts(), vec!["hi bob", "two"], "both: {both}");
+            let expected: &[&str] = if both { &["hi alice"] } else { &[] };
+            assert_eq!(a.texts(), expected);
+            assert!(sas(&a).is_some());
+            assert_eq!(sas(&a), sas(&b));
+            let nick = b.events.iter().find_map(|e| match e {
+                Event::Message { nick, .. } => Some(nick.clone()),
+                _ => None,
+            });
+            assert_eq!(nick.as_deref(), Some("alice"));
+            assert_eq!(a_end.reason, EndReason::BothFinished);
+            assert_eq!(b_end.reason, EndReason::BothFinished);
+            assert!(!a_end.at_risk() && !b_end.at_risk(), "{a_end:?} {b_end:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_different_passphrase_closes_both_sides_with_lines_never_sent() {
+        let la = listen("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let lb = listen("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let a_addr = la.local_addr();
+        let (tx, mut rx) = mpsc::channel::<Input>(4);
+        let alice = async {
+            let mut sink = Collect::default();
+            let config = secret(config("alice", None), "one", 1);
+            let end = run(la, &config, &mut rx, &mut sink).await.unwrap();
+            (sink, end)
+        };
+        let bob = async {
+            let (btx, mut brx) = mpsc::channel(4);
+            btx.send(line("can you read this?")).await.unwrap();
+            let mut sink = Collect::default();
+            let config = secret(config("bob", Some(a_addr)), "two", 2);
+            let end = run(lb, &config, &mut brx, &mut sink).await.unwrap();
+            drop(btx);
+            (sink, end)
+        };
+        let ((a, a_end), (b, b_end)) =
+            tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(alice, bob) })
+                .await
+                .unwrap();
+        drop(tx);
+        let wrong = HandshakeFailure::WrongPassphrase;
+        assert_eq!(failure(&a), Some(wrong));
+        assert_eq!(failure(&b), Some(wrong));
+        assert_eq!(a_end.reason, EndReason::HandshakeFailed { failure: wrong });
+        assert_eq!(b_end.reason, EndReason::HandshakeFailed { failure: wrong });
+        assert!(a.texts().is_empty());
+        assert_eq!(
+            b_end.lines_unwritten, 1,
+            "the line never left, not even sealed"
+        );
+        assert!(sas(&a).is_none() && sas(&b).is_none());
     }
 
     #[tokio::test]

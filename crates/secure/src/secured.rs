@@ -81,6 +81,13 @@ pub struct SecureConfig {
     pub seed: [u8; 32],
 }
 
+/// The key and the seed stay out of logs: `Debug` names the fields, never their bytes.
+impl std::fmt::Debug for SecureConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecureConfig { psk: <hidden>, seed: <hidden> }")
+    }
+}
+
 /// The initiator's attempt in flight.
 struct Attempt {
     handshake: Initiator,
@@ -221,15 +228,12 @@ impl<E: Endpoint> Secured<E> {
 
     /// Seals one plain datagram of the inner endpoint for the session, or keeps it waiting.
     fn route(&mut self, now: Instant, destination: SocketAddr, plain: Vec<u8>) {
-        let framed =
-            plain.len() >= HEADER_LEN + TRAILER_LEN && plain[..2] == MAGIC && plain[2] == VERSION;
-        if !framed {
+        let Some(body) = body_of(&plain) else {
             // Only framed endpoints can be wrapped (the CLI refuses --plain with --secret).
             return;
-        }
+        };
         match self.session.as_mut().filter(|s| s.peer == destination) {
             Some(session) => {
-                let body = &plain[HEADER_LEN..plain.len() - TRAILER_LEN];
                 let mut sealed = Vec::with_capacity(plain.len() + OVERHEAD);
                 if session.seal(now, body, &mut sealed).is_ok() {
                     self.outbox.push_back((destination, sealed));
@@ -492,13 +496,7 @@ impl<E: Endpoint> Secured<E> {
             }
             return;
         }
-        let mut plain = Vec::with_capacity(body.len() + HEADER_LEN + TRAILER_LEN);
-        plain.extend_from_slice(&MAGIC);
-        plain.push(VERSION);
-        plain.extend_from_slice(body);
-        let crc = crc32(&plain);
-        plain.extend_from_slice(&crc.to_le_bytes());
-        self.inner.handle_datagram(now, from, &plain);
+        self.inner.handle_datagram(now, from, &rebuild(body));
     }
 
     fn our_deadline(&self) -> Option<Instant> {
@@ -508,9 +506,25 @@ impl<E: Endpoint> Secured<E> {
     }
 }
 
-/// The CRC the inner endpoint checks; the AEAD tag already proved the bytes intact.
-fn crc32(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
+/// What a sealed datagram carries of a plain one: its body, between the version byte and the
+/// CRC (the clear sealed header stands in for the first, the AEAD tag for the second). `None`
+/// for anything that is not a framed udpchat datagram.
+pub(crate) fn body_of(plain: &[u8]) -> Option<&[u8]> {
+    let framed =
+        plain.len() >= HEADER_LEN + TRAILER_LEN && plain[..2] == MAGIC && plain[2] == VERSION;
+    framed.then(|| &plain[HEADER_LEN..plain.len() - TRAILER_LEN])
+}
+
+/// The plain datagram an opened body was: header, body, and the CRC the inner decoder checks
+/// (the AEAD tag already proved the bytes intact).
+pub(crate) fn rebuild(body: &[u8]) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(body.len() + HEADER_LEN + TRAILER_LEN);
+    plain.extend_from_slice(&MAGIC);
+    plain.push(VERSION);
+    plain.extend_from_slice(body);
+    let crc = crc32fast::hash(&plain);
+    plain.extend_from_slice(&crc.to_le_bytes());
+    plain
 }
 
 fn retry_wait(sends: u32) -> Duration {

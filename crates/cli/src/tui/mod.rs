@@ -94,8 +94,8 @@ where
     Ok(code)
 }
 
-/// The chat screen for TCP mode: as [`chat`], then how the connection ended and, if lines
-/// written may not have arrived, exit code 3.
+/// The chat screen for TCP mode: as [`chat`], then how the connection ended and, if the
+/// encrypted handshake failed, exit code 4, else if lines written may not have arrived, 3.
 pub async fn tcp_chat(
     listening: Listening,
     config: TcpConfig,
@@ -104,6 +104,12 @@ pub async fn tcp_chat(
 ) -> Result<ExitCode> {
     let plain = info.plain;
     let summary = app::run_tcp(listening, config, info).await?;
+    if summary.handshake_failed {
+        if let Some(ending) = &summary.tcp_ending {
+            eprintln!("udpchat: {}", crate::notice::tcp_ending_text(ending));
+        }
+        return Ok(ExitCode::from(crate::secret::EXIT_HANDSHAKE_FAILED));
+    }
     // The user left before the connection ended (Ctrl-C twice): all there is to go on is the
     // kernel's last figures, from the status bar's last refresh.
     let Some(ending) = summary.tcp_ending else {

@@ -865,32 +865,35 @@ mod tests {
 
     #[test]
     fn status_bar_says_whether_the_chat_is_encrypted_and_shows_the_code() {
-        let mut plain = model(Mode::Raw);
-        let rows = render(&mut plain, 160, 4);
-        assert!(
-            rows.iter().any(|r| r.contains("not encrypted")),
-            "{rows:#?}"
-        );
-        let mut m = Model::new(SessionInfo {
-            encrypted: true,
-            ..plain.info().clone()
-        });
-        let rows = render(&mut m, 160, 4);
-        assert!(
-            rows.iter().any(|r| r.contains("encrypted: handshake")),
-            "{rows:#?}"
-        );
-        m.apply_event(Event::Secured {
-            peer: addr(4000),
-            sas: "123 456".into(),
-        });
-        let rows = render(&mut m, 160, 4);
-        assert!(
-            rows.iter().any(|r| r.contains("encrypted, code 123 456")),
-            "{rows:#?}"
-        );
-        let history = rows.join("\n");
-        assert!(history.contains("compare this code"), "{rows:#?}");
+        // The same in every mode, tcp mode too.
+        for mode in [Mode::Raw, Mode::Tcp] {
+            let mut plain = model(mode);
+            let rows = render(&mut plain, 160, 4);
+            assert!(
+                rows.iter().any(|r| r.contains("not encrypted")),
+                "{mode:?}: {rows:#?}"
+            );
+            let mut m = Model::new(SessionInfo {
+                encrypted: true,
+                ..plain.info().clone()
+            });
+            let rows = render(&mut m, 160, 4);
+            assert!(
+                rows.iter().any(|r| r.contains("encrypted: handshake")),
+                "{mode:?}: {rows:#?}"
+            );
+            m.apply_event(Event::Secured {
+                peer: addr(4000),
+                sas: "123 456".into(),
+            });
+            let rows = render(&mut m, 160, 4);
+            assert!(
+                rows.iter().any(|r| r.contains("encrypted, code 123 456")),
+                "{mode:?}: {rows:#?}"
+            );
+            let history = rows.join("\n");
+            assert!(history.contains("compare this code"), "{mode:?}: {rows:#?}");
+        }
     }
 
     #[test]

@@ -63,14 +63,19 @@ pub(super) struct Connection {
     pub stream: TcpStream,
     pub local: SocketAddr,
     pub peer: SocketAddr,
+    /// Our connect made it (else our listener accepted it). With `--secret`, the side that
+    /// connected starts the handshake; when both sides' connects made it (TCP's simultaneous
+    /// open), the handshake's own tie-break decides (see `udpchat_secure::stream`).
+    pub dialed: bool,
 }
 
 impl Connection {
-    fn new(stream: TcpStream) -> io::Result<Connection> {
+    fn new(stream: TcpStream, dialed: bool) -> io::Result<Connection> {
         Ok(Connection {
             local: stream.local_addr()?,
             peer: stream.peer_addr()?,
             stream,
+            dialed,
         })
     }
 }
@@ -151,7 +156,7 @@ pub(super) async fn establish<S: TcpSink + ?Sized>(
                     Some(peer) if !is_peer(peer, from) => {
                         early.turned_away.turn_away(from, peer, &mut early.stats, sink);
                     }
-                    _ => return Connection::new(stream).map(Some),
+                    _ => return Connection::new(stream, false).map(Some),
                 },
                 // E.g. out of file descriptors: say so, and go on listening.
                 Err(e) => sink.socket_error(&e),
@@ -159,7 +164,7 @@ pub(super) async fn establish<S: TcpSink + ?Sized>(
             result = poll_attempt(&mut current) => {
                 current = None;
                 match (result, config.peer) {
-                    (Ok(stream), _) => return Connection::new(stream).map(Some),
+                    (Ok(stream), _) => return Connection::new(stream, true).map(Some),
                     // Input ended while lines wait: a few tries more, then they are given up.
                     (Err(_), Some(_)) if early.closing() && tries >= CLOSING_TRIES => {
                         return Ok(None);

@@ -11,6 +11,9 @@
 //! stays in step ([`FrameError::is_fatal`] is false). A length above the cap cannot be skipped
 //! safely (it is junk, or a peer that speaks something else), so it ends the connection.
 //!
+//! With `--secret` the datagram in each frame is sealed (`udpchat_secure::SecureStream`), and the
+//! first frames are the handshake's: [`FrameReader::next_datagram`] hands them over undecoded.
+//!
 //! `--plain` has no frames: bare UTF-8 lines ending in `\n` (a `\r` before it is dropped), so
 //! `nc HOST 2323` can join. [`LineReader`] caps a line at [`MAX_LINE`] bytes: a longer one is
 //! reported and skipped up to its newline.
@@ -54,13 +57,22 @@ impl FrameError {
 /// would be over [`MAX_FRAME`].
 pub fn encode_frame(packet: &Packet, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let datagram = udpchat_core::encode(packet, MAX_FRAME)?;
-    // The envelope refuses anything over MAX_FRAME, which fits a u32.
-    let len = u32::try_from(datagram.len()).map_err(|_| EncodeError::TooLarge {
+    push_frame(&datagram, out)
+}
+
+/// Appends an already encoded datagram (plain, or sealed with `--secret`) to `out` as one
+/// frame. Fails, leaving `out` as it was, if it is over [`MAX_FRAME`].
+pub fn push_frame(datagram: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let too_large = EncodeError::TooLarge {
         needed: datagram.len(),
         max: MAX_FRAME,
-    })?;
+    };
+    if datagram.len() > MAX_FRAME {
+        return Err(too_large);
+    }
+    let len = u32::try_from(datagram.len()).map_err(|_| too_large)?;
     out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&datagram);
+    out.extend_from_slice(datagram);
     Ok(())
 }
 
@@ -94,6 +106,18 @@ impl FrameReader {
     /// The next whole frame, decoded; `None` until one is complete. After a fatal error it
     /// returns `None` for good.
     pub fn next_frame(&mut self) -> Option<Result<(Packet, usize), FrameError>> {
+        let frame = self.next_datagram()?;
+        Some(frame.and_then(|(datagram, wire)| {
+            udpchat_core::decode(&datagram)
+                .map(|packet| (packet, wire))
+                .map_err(FrameError::from)
+        }))
+    }
+
+    /// The next whole frame's datagram, undecoded (with `--secret` it is sealed, and opened
+    /// before it is decoded), with the frame's bytes on the wire. The only error is a length
+    /// above the cap, which is fatal.
+    pub fn next_datagram(&mut self) -> Option<Result<(Vec<u8>, usize), FrameError>> {
         if self.broken || self.buf.len() < LEN_PREFIX {
             return None;
         }
@@ -111,13 +135,9 @@ impl FrameReader {
         if self.buf.len() < end {
             return None;
         }
-        let decoded = udpchat_core::decode(&self.buf[LEN_PREFIX..end]);
+        let datagram = self.buf[LEN_PREFIX..end].to_vec();
         self.buf.drain(..end);
-        Some(
-            decoded
-                .map(|packet| (packet, end))
-                .map_err(FrameError::from),
-        )
+        Some(Ok((datagram, end)))
     }
 }
 

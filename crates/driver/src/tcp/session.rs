@@ -1,5 +1,7 @@
 //! One TCP connection, from the first byte to the end: what we queue and write, what we read
-//! and report, and when it is over.
+//! and report, and when it is over. With `--secret`, what we queue waits as plain datagrams
+//! until the handshake is done, and every frame is sealed and opened by a
+//! [`udpchat_secure::SecureStream`].
 
 use std::collections::VecDeque;
 use std::io;
@@ -10,10 +12,13 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use udpchat_core::{ConnectionId, Data, DecodeError, EncodeError, Packet, SeqNum};
-use udpchat_reliable::{DropCause, Event, MessageId, NickError, SendError, Stats};
+use udpchat_reliable::{
+    DropCause, Event, HandshakeFailure, MessageId, NickError, SendError, Stats,
+};
+use udpchat_secure::{SecureStream, StreamError, StreamEvent, StreamRole, OVERHEAD};
 
 use super::connect::{Connection, Listening, TurnAway};
-use super::frame::{encode_frame, FrameError, FrameReader, LineError, LineReader};
+use super::frame::{push_frame, FrameError, FrameReader, LineError, LineReader, MAX_FRAME};
 use super::{EndReason, Ending, KernelView, TcpConfig, TcpSink, TcpStats, LINGER, MAX_QUEUED};
 use crate::Input;
 
@@ -77,12 +82,16 @@ impl Outgoing {
     }
 }
 
-/// What we send, as bytes: frames, or bare lines with `--plain`.
+/// What we send, as datagrams (framed, or sealed and framed, when queued), or bare lines with
+/// `--plain`.
 #[derive(Debug)]
 struct Encoder {
     plain: bool,
     /// Frames sent so far: the `seq` of the next one.
     seq: u64,
+    /// The largest datagram: a frame's limit, less the sealing's overhead with `--secret` (so a
+    /// sealed datagram still fits a frame).
+    max_datagram: usize,
 }
 
 impl Encoder {
@@ -103,10 +112,8 @@ impl Encoder {
         }
     }
 
-    fn frame(&mut self, packet: &Packet) -> Result<Vec<u8>, EncodeError> {
-        let mut out = Vec::new();
-        encode_frame(packet, &mut out)?;
-        Ok(out)
+    fn datagram(&mut self, packet: &Packet) -> Result<Vec<u8>, EncodeError> {
+        udpchat_core::encode(packet, self.max_datagram)
     }
 
     fn line(&mut self, id: MessageId, text: &str) -> Result<Vec<u8>, SendError> {
@@ -117,7 +124,7 @@ impl Encoder {
             return Ok(out);
         }
         let packet = Packet::Data(self.data(id.0, text.as_bytes().to_vec()));
-        self.frame(&packet).map_err(|e| match e {
+        self.datagram(&packet).map_err(|e| match e {
             EncodeError::TooLarge { needed, max } => SendError::TooLong {
                 len: text.len(),
                 max: text.len().saturating_sub(needed - max),
@@ -129,25 +136,25 @@ impl Encoder {
         })
     }
 
-    /// A `Nick`, `Fin` or `Close` frame (none with `--plain`, which has no frames).
-    fn control(&mut self, packet: impl FnOnce(&mut Self) -> Packet) -> Vec<u8> {
+    /// A `Nick`, `Fin` or `Close` datagram (none with `--plain`, which has no frames).
+    fn control(&mut self, packet: impl FnOnce(&mut Self) -> Packet) -> Option<Vec<u8>> {
         if self.plain {
-            return Vec::new();
+            return None;
         }
         let packet = packet(self);
         // Control packets are a few bytes, far below the frame limit.
-        self.frame(&packet).unwrap_or_default()
+        self.datagram(&packet).ok()
     }
 
-    fn nick(&mut self, nick: &str) -> Vec<u8> {
+    fn nick(&mut self, nick: &str) -> Option<Vec<u8>> {
         self.control(|e| Packet::Nick(e.data(0, nick.as_bytes().to_vec())))
     }
 
-    fn fin(&mut self) -> Vec<u8> {
+    fn fin(&mut self) -> Option<Vec<u8>> {
         self.control(|e| Packet::Fin(e.data(0, Vec::new())))
     }
 
-    fn close(&mut self) -> Vec<u8> {
+    fn close(&mut self) -> Option<Vec<u8>> {
         self.control(|_| Packet::Close {
             dst: ConnectionId(0),
             ack: None,
@@ -166,9 +173,21 @@ pub(super) enum Goodbye {
 
 /// Everything that can happen before there is a connection: lines are numbered and queued,
 /// the nickname may change, we may finish or close.
-#[derive(Debug)]
 pub(super) struct Early {
     out: Outgoing,
+    /// `--secret`: datagrams (and whether each is a line) waiting for the handshake; sealed and
+    /// framed into `out` once it is done.
+    held: VecDeque<(Vec<u8>, bool)>,
+    /// Bytes in `held`.
+    held_bytes: usize,
+    /// `--secret` was given.
+    secret: bool,
+    /// `--secret`: the stream's encryption, once there is a connection.
+    stream: Option<SecureStream>,
+    /// `--secret`: sealing failed (never, in practice): the connection must end.
+    seal_failed: Option<StreamError>,
+    /// `--secret`: the handshake was done (the stream may have failed since).
+    proven: bool,
     encoder: Encoder,
     nick: String,
     next_id: u64,
@@ -187,9 +206,20 @@ impl Early {
     pub fn new(config: &TcpConfig) -> Early {
         Early {
             out: Outgoing::default(),
+            held: VecDeque::new(),
+            held_bytes: 0,
+            secret: config.secret.is_some(),
+            stream: None,
+            seal_failed: None,
+            proven: false,
             encoder: Encoder {
                 plain: config.plain,
                 seq: 0,
+                max_datagram: if config.secret.is_some() {
+                    MAX_FRAME - OVERHEAD
+                } else {
+                    MAX_FRAME
+                },
             },
             nick: config.nick.clone(),
             next_id: 0,
@@ -201,14 +231,79 @@ impl Early {
         }
     }
 
-    /// Lines accepted and queued.
+    /// Lines accepted and not yet handed to the kernel.
     pub fn queued_lines(&self) -> u64 {
-        self.out.unwritten_lines()
+        let held = self.held.iter().filter(|(_, line)| *line).count() as u64;
+        self.out.unwritten_lines() + held
     }
 
     /// Whether to read more input (not while too much is queued, see [`MAX_QUEUED`]).
     pub fn has_room(&self) -> bool {
-        self.out.buf.len() < MAX_QUEUED
+        self.out.buf.len() + self.held_bytes < MAX_QUEUED
+    }
+
+    /// Nothing waits to be written: not in `out`, not held for the handshake.
+    fn all_written(&self) -> bool {
+        self.out.buf.is_empty() && self.held.is_empty()
+    }
+
+    /// Queues what the encoder made: bare with `--plain`, else as a frame; with `--secret`,
+    /// sealed first, or held until the handshake is done.
+    fn queue(&mut self, bytes: Vec<u8>, is_line: bool) {
+        if self.encoder.plain {
+            return self.out.push(&bytes, is_line);
+        }
+        let sealed = match self.stream.as_mut().filter(|s| s.is_established()) {
+            None if self.secret => {
+                self.held_bytes += bytes.len();
+                return self.held.push_back((bytes, is_line));
+            }
+            None => bytes,
+            Some(stream) => {
+                let mut sealed = Vec::with_capacity(bytes.len() + OVERHEAD);
+                if let Err(e) = stream.seal(std::time::Instant::now(), &bytes, &mut sealed) {
+                    self.seal_failed.get_or_insert(e);
+                    return;
+                }
+                sealed
+            }
+        };
+        let mut frame = Vec::with_capacity(sealed.len() + 4);
+        // The encoder's limit keeps every datagram, sealed too, within a frame.
+        if push_frame(&sealed, &mut frame).is_ok() {
+            self.out.push(&frame, is_line);
+        }
+    }
+
+    /// Writes what the stream has to send (handshake messages) and passes its events on; once
+    /// it is established, seals and queues what was held.
+    fn pump<S: TcpSink + ?Sized>(&mut self, peer: SocketAddr, sink: &mut S) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let mut handshake = Vec::new();
+        while let Some(frame) = stream.poll_transmit() {
+            handshake.push(frame);
+        }
+        let mut established = false;
+        while let Some(StreamEvent::Established { sas }) = stream.poll_event() {
+            sink.event(Event::Secured { peer, sas });
+            established = true;
+        }
+        for frame in handshake {
+            self.stats.datagrams_sent += 1;
+            let mut bytes = Vec::with_capacity(frame.len() + 4);
+            if push_frame(&frame, &mut bytes).is_ok() {
+                self.out.push(&bytes, false);
+            }
+        }
+        if established {
+            self.proven = true;
+            self.held_bytes = 0;
+            for (datagram, is_line) in std::mem::take(&mut self.held) {
+                self.queue(datagram, is_line);
+            }
+        }
     }
 
     /// Takes one input before the connection exists; false if it closes the chat.
@@ -260,7 +355,7 @@ impl Early {
                 if !self.encoder.plain {
                     self.stats.datagrams_sent += 1;
                 }
-                self.out.push(&bytes, true);
+                self.queue(bytes, true);
                 sink.accepted(id, line);
             }
             Err(e) => sink.refused(line, &e),
@@ -291,6 +386,11 @@ pub(super) struct Session {
     linger_until: Option<Instant>,
     /// Set when the connection broke, or the stream became unreadable.
     broken: Option<EndReason>,
+    /// `--secret`: the handshake failed; once what is queued (a `Reject` at most) is written,
+    /// the connection ends with this.
+    failing: Option<EndReason>,
+    /// `--secret`: `Event::HandshakeFailed` was reported (once).
+    handshake_reported: bool,
 }
 
 impl Session {
@@ -304,21 +404,45 @@ impl Session {
             stream,
             local,
             peer,
+            dialed,
         } = connection;
         // Chat lines are small: Nagle's algorithm would hold one back while an earlier one is
         // unacknowledged, adding a round trip for nothing.
         let _ = stream.set_nodelay(true);
-        let broken = options::apply(&stream, config)
+        let mut broken = options::apply(&stream, config)
             .err()
             .map(|e| EndReason::Failed {
                 error: format!("cannot set --tcp-user-timeout: {e}"),
             });
         early.connected = true;
-        let nick = early.encoder.nick(&early.nick.clone());
-        if !nick.is_empty() {
+        if let Some(nick) = early.encoder.nick(&early.nick.clone()) {
             early.stats.datagrams_sent += 1;
+            if early.secret {
+                // Held with the lines, sealed first once the handshake is done.
+                early.held_bytes += nick.len();
+                early.held.push_front((nick, false));
+            } else {
+                let mut frame = Vec::new();
+                if push_frame(&nick, &mut frame).is_ok() {
+                    early.out.prepend(&frame);
+                }
+            }
         }
-        early.out.prepend(&nick);
+        if let Some(secret) = config.secret.clone() {
+            let role = if dialed {
+                StreamRole::Initiator
+            } else {
+                StreamRole::Responder
+            };
+            match SecureStream::new(secret, role, peer, std::time::Instant::now()) {
+                Ok(stream) => early.stream = Some(stream),
+                Err(e) => {
+                    broken = Some(EndReason::Failed {
+                        error: format!("cannot start the encrypted handshake: {e}"),
+                    })
+                }
+            }
+        }
         let (reader, writer) = stream.into_split();
         Session {
             reader,
@@ -336,6 +460,8 @@ impl Session {
             shut: false,
             linger_until: None,
             broken,
+            failing: None,
+            handshake_reported: false,
         }
     }
 
@@ -349,6 +475,8 @@ impl Session {
             addr: self.peer,
             nick: None,
         });
+        // The initiator's Init goes first.
+        self.early.pump(self.peer, sink);
         // A finish asked for while connecting: the queued lines first, then the Fin.
         if let Some(goodbye) = self.early.goodbye.take() {
             self.say_goodbye(goodbye);
@@ -356,10 +484,15 @@ impl Session {
         let mut buf = vec![0u8; READ_CHUNK];
         let mut input_open = true;
         loop {
-            if let Some(reason) = self.over() {
+            if let Some(reason) = self.failed_handshake_written() {
+                self.close_after_failure(&mut buf).await;
                 return self.ending(reason).await;
             }
-            if self.early.out.buf.is_empty() && self.early.goodbye.is_some() && !self.shut {
+            if let Some(reason) = self.over() {
+                self.unfinished_handshake(&reason, sink);
+                return self.ending(reason).await;
+            }
+            if self.early.all_written() && self.early.goodbye.is_some() && !self.shut {
                 self.shut = true;
                 // Our FIN: the peer reads the end of our stream after everything we wrote.
                 if let Err(e) = self.writer.shutdown().await {
@@ -369,11 +502,19 @@ impl Session {
             }
             // After our half-close, input is still read: a Ctrl-C (Close) must still leave.
             let reading = input_open
+                && self.failing.is_none()
                 && self.early.has_room()
                 && self.early.goodbye != Some(Goodbye::Close)
                 && self.peer_goodbye != Some(Goodbye::Close);
+            let handshake_deadline = self
+                .early
+                .stream
+                .as_ref()
+                .filter(|_| self.failing.is_none())
+                .and_then(SecureStream::poll_timeout)
+                .map(Instant::from_std);
             tokio::select! {
-                read = self.reader.read(&mut buf), if !self.peer_eof => match read {
+                read = self.reader.read(&mut buf), if !self.peer_eof && self.failing.is_none() => match read {
                     Ok(0) => self.end_of_stream(sink),
                     Ok(n) => self.received(&buf[..n], sink),
                     Err(e) => self.broken = Some(classify(&e)),
@@ -401,8 +542,85 @@ impl Session {
                     }
                 }
                 () = sleep_until(self.linger_until) => {
-                    self.broken = Some(EndReason::LingerExpired);
+                    // After a failed handshake, the linger only bounds the wait for the Reject
+                    // to be written (see `failed_handshake_written`).
+                    if self.failing.is_none() {
+                        self.broken = Some(EndReason::LingerExpired);
+                    }
                 }
+                () = sleep_until(handshake_deadline) => {
+                    let now = std::time::Instant::now();
+                    if let Some(Err(e)) = self.early.stream.as_mut().map(|s| s.handle_timeout(now)) {
+                        self.stream_failed(e, false, sink);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a failed handshake: the ending, once what it queued (a `Reject`) is written or the
+    /// linger ran out.
+    fn failed_handshake_written(&self) -> Option<EndReason> {
+        let failing = self.failing.clone()?;
+        let gave_up = self.linger_until.is_some_and(|t| Instant::now() >= t);
+        (self.early.out.buf.is_empty() || gave_up).then_some(failing)
+    }
+
+    /// Closes after a failed handshake: our FIN after the `Reject`, and what the peer already
+    /// sent is read and discarded, so that closing does not reset the connection (a reset can
+    /// make the peer's kernel discard the `Reject` before its program reads it).
+    async fn close_after_failure(&mut self, buf: &mut [u8]) {
+        let _ = self.writer.shutdown().await;
+        while matches!(self.reader.try_read(buf), Ok(n) if n > 0) {}
+    }
+
+    /// The connection ended before the encrypted handshake was done and nothing said why: it
+    /// failed all the same (exit code 4), for want of an answer or of a udpchat peer.
+    fn unfinished_handshake<S: TcpSink + ?Sized>(&mut self, reason: &EndReason, sink: &mut S) {
+        let unfinished = self.early.stream.is_some() && !self.early.proven;
+        if !unfinished || self.handshake_reported {
+            return;
+        }
+        let failure = match reason {
+            EndReason::BadStream { .. } => HandshakeFailure::WrongPassphrase,
+            _ => HandshakeFailure::NoAnswer,
+        };
+        self.handshake_reported = true;
+        sink.event(Event::HandshakeFailed {
+            peer: self.peer,
+            reason: failure,
+        });
+    }
+
+    /// The encryption refused a frame (`frame`), or the handshake ran out of time: a failed
+    /// handshake closes once its `Reject` is written; anything after the handshake is an attack
+    /// on the stream and ends it at once.
+    fn stream_failed<S: TcpSink + ?Sized>(
+        &mut self,
+        error: StreamError,
+        frame: bool,
+        sink: &mut S,
+    ) {
+        if frame {
+            let cause = error.cause();
+            self.early.stats.count_drop(cause);
+            sink.event(self.dropped(cause, error.to_string()));
+        }
+        match error.handshake_failure() {
+            Some(failure) => {
+                self.handshake_reported = true;
+                sink.event(Event::HandshakeFailed {
+                    peer: self.peer,
+                    reason: failure,
+                });
+                self.early.pump(self.peer, sink);
+                self.failing = Some(EndReason::HandshakeFailed { failure });
+                self.linger_until = Some(Instant::now() + LINGER);
+            }
+            None => {
+                self.broken = Some(EndReason::Unauthenticated {
+                    error: error.to_string(),
+                });
             }
         }
     }
@@ -414,8 +632,9 @@ impl Session {
                 sink.nick(&nick, Err(NickError::Unsupported));
             }
             Input::Nick(nick) => {
-                let frame = self.early.encoder.nick(&nick);
-                self.early.out.push(&frame, false);
+                if let Some(datagram) = self.early.encoder.nick(&nick) {
+                    self.early.queue(datagram, false);
+                }
                 self.early.stats.datagrams_sent += 1;
                 self.early.nick = nick.clone();
                 sink.nick(&nick, Ok(()));
@@ -441,14 +660,14 @@ impl Session {
             return;
         }
         if self.early.goodbye.is_none() {
-            let frame = match goodbye {
+            let datagram = match goodbye {
                 Goodbye::Finish => self.early.encoder.fin(),
                 Goodbye::Close => self.early.encoder.close(),
             };
-            if !frame.is_empty() {
+            if let Some(datagram) = datagram {
                 self.early.stats.datagrams_sent += 1;
+                self.early.queue(datagram, false);
             }
-            self.early.out.push(&frame, false);
         }
         self.early.goodbye = Some(goodbye);
         if goodbye == Goodbye::Close {
@@ -460,6 +679,11 @@ impl Session {
     fn over(&mut self) -> Option<EndReason> {
         if let Some(reason) = self.broken.take() {
             return Some(reason);
+        }
+        if let Some(e) = self.early.seal_failed.take() {
+            return Some(EndReason::Failed {
+                error: format!("cannot seal a frame: {e}"),
+            });
         }
         if !self.peer_eof {
             return None;
@@ -503,7 +727,7 @@ impl Session {
         Ending {
             reason,
             lines_written: self.early.out.lines_written,
-            lines_unwritten: self.early.out.unwritten_lines(),
+            lines_unwritten: self.early.queued_lines(),
             unacked_bytes,
             kernel,
             counters: self.early.stats.clone(),
@@ -567,13 +791,36 @@ impl Session {
             return;
         }
         self.frames.push(bytes);
-        while let Some(frame) = self.frames.next_frame() {
+        // After a fatal error nothing more is read: the connection ends.
+        while self.failing.is_none() && self.broken.is_none() {
+            let Some(frame) = self.frames.next_datagram() else {
+                break;
+            };
             match frame {
-                Ok((packet, _)) => {
+                Ok((datagram, _)) => {
                     self.early.stats.datagrams_received += 1;
-                    self.packet(packet, sink);
+                    self.datagram(&datagram, sink);
                 }
                 Err(e) => self.bad_frame(e, sink),
+            }
+        }
+    }
+
+    /// One frame's datagram: opened first with `--secret` (or taken as a handshake step).
+    fn datagram<S: TcpSink + ?Sized>(&mut self, datagram: &[u8], sink: &mut S) {
+        let now = std::time::Instant::now();
+        let opened = match self.early.stream.as_mut() {
+            None => Some(datagram.to_vec()),
+            Some(stream) => match stream.handle_frame(now, datagram) {
+                Ok(opened) => opened,
+                Err(e) => return self.stream_failed(e, true, sink),
+            },
+        };
+        self.early.pump(self.peer, sink);
+        if let Some(plain) = opened {
+            match udpchat_core::decode(&plain) {
+                Ok(packet) => self.packet(packet, sink),
+                Err(e) => self.bad_frame(FrameError::Decode(e), sink),
             }
         }
     }
@@ -716,6 +963,7 @@ mod tests {
             nick: "n".into(),
             plain: false,
             user_timeout: Some(std::time::Duration::from_secs(7)),
+            secret: None,
         };
         options::apply(&stream, &config).unwrap();
         let set = socket2::SockRef::from(&stream).tcp_user_timeout().unwrap();
