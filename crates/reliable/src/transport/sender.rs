@@ -1225,9 +1225,9 @@ impl Sender {
         TimeoutOutcome::Retransmit
     }
 
-    /// The tail-copy timer fired. Only worth a datagram if the newest packet is still out. The
-    /// newest packet gets as many copies as the others: alone, half a round trip apart, until
-    /// acknowledged.
+    /// The tail-copy timer fired. Only worth a datagram if the newest packet is still out, or a
+    /// resend still waits for its copy. The newest packet gets as many copies as the others:
+    /// alone, half a round trip apart, until acknowledged.
     fn on_tail_timer(&mut self, now: Instant) {
         self.tail_deadline = None;
         self.tail_due = self.tail_left > 0

@@ -45,6 +45,7 @@ use udpchat_core::SeqNum;
 use super::{
     Acked, CongestionEvent, Controller, DeliverySample, RoundCounter, INITIAL_WINDOW_PACKETS,
 };
+use crate::transport::pacer::GRANULARITY;
 
 /// Startup's pacing and window gain: 2/ln 2, the smallest gain that doubles the delivery rate
 /// every round trip.
@@ -364,15 +365,20 @@ impl Bbr {
     }
 
     /// The draft's `BBR.send_quantum`: what the sender may put on the wire at once, one
-    /// millisecond at the pacing rate (a host's timers and offloads work at about that grain),
-    /// at least two datagrams (one below 1.2 Mbit/s), at most 64 KB.
+    /// millisecond at the pacing rate (the pacer's [`GRANULARITY`]: a host's timers and
+    /// offloads work at about that grain), at least two datagrams (one below 1.2 Mbit/s), at
+    /// most 64 KB.
     fn send_quantum(&self) -> u64 {
         let floor = if self.pacing_rate < SLOW_PACING_RATE {
             self.mss
         } else {
             2 * self.mss
         };
-        (self.pacing_rate / 1000).min(MAX_SEND_QUANTUM).max(floor)
+        let grain = u128::from(self.pacing_rate) * GRANULARITY.as_nanos() / 1_000_000_000;
+        u64::try_from(grain)
+            .unwrap_or(u64::MAX)
+            .min(MAX_SEND_QUANTUM)
+            .max(floor)
     }
 
     fn set_cwnd(&mut self, acked: u64, delivered_total: u64) {
