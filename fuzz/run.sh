@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds="${1:-20}"
-targets=(decode raw_endpoint reliable_endpoint reliable_pair secured)
+targets=(decode raw_endpoint reliable_endpoint reliable_pair secured secure_stream)
 # No sanitizer: the crates forbid unsafe code, so AddressSanitizer would find nothing Rust's own
 # checks do not, and it doubles the build. Overflow checks and debug assertions stay on (the
 # cargo-fuzz default), so arithmetic overflow is a crash.

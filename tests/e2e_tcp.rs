@@ -513,13 +513,25 @@ fn a_stranger_gets_at_most_a_reject_and_a_silent_one_times_the_handshake_out() {
     // A frame of a sane length that is no Init: a 16-byte Reject, then the end.
     let (mut chat, addr) = secret_chat("chat", "pw", &[]);
     let mut stranger = TcpStream::connect(addr).unwrap();
+    let junk = b"junk, and no Init";
+    stranger.write_all(&[0, 0, 0, junk.len() as u8]).unwrap();
+    stranger.write_all(junk).unwrap();
+    let mut answer = Vec::new();
+    let _ = stranger.read_to_end(&mut answer);
+    assert_eq!(answer.len(), 4 + 16, "{answer:?}");
+    assert_eq!(&answer[4..8], &[0x55, 0x43, 0x03, 0x82], "a Reject");
+    chat.expect_stderr("the peer uses a different passphrase (or is not udpchat)");
+    assert_eq!(chat.exit_code(), EXIT_HANDSHAKE_FAILED);
+
+    // A frame shorter than a Reject: no answer (nothing gets more bytes than it sent), the end.
+    let (mut chat, addr) = secret_chat("chat", "pw", &[]);
+    let mut stranger = TcpStream::connect(addr).unwrap();
     stranger
         .write_all(&[0, 0, 0, 5, b'j', b'u', b'n', b'k', b'!'])
         .unwrap();
     let mut answer = Vec::new();
     let _ = stranger.read_to_end(&mut answer);
-    assert_eq!(answer.len(), 4 + 16, "{answer:?}");
-    assert_eq!(&answer[4..8], &[0x55, 0x43, 0x03, 0x82], "a Reject");
+    assert!(answer.is_empty(), "{answer:?}");
     chat.expect_stderr("the peer uses a different passphrase (or is not udpchat)");
     assert_eq!(chat.exit_code(), EXIT_HANDSHAKE_FAILED);
 

@@ -65,6 +65,7 @@ fn main() {
         save(&root, "raw_endpoint", name, &t.0);
     }
     secured_seeds(&root);
+    secure_stream_seeds(&root);
 }
 
 /// Encrypted sessions: a clean one, and one under attack (replays, flips, truncation, junk).
@@ -113,6 +114,117 @@ fn secured_seeds(root: &Path) {
             "seed {name} reads back differently: arbitrary's layout changed, fix src/tape.rs"
         );
         save(root, "secured", name, &t.0);
+    }
+}
+
+/// TCP mode's encrypted stream: a clean session (a line each way, a rekey by time), one under
+/// attack (a replay, a flip, a truncation, a deletion, junk), two different keys, a
+/// simultaneous open, junk first, and the fuzzer's two finds (a short frame answered with a
+/// larger `Reject`; a first line sealed after the rekey time refused).
+fn secure_stream_seeds(root: &Path) {
+    use udpchat_fuzz::secure_stream::{self, Op, Setup, Side};
+    let setup = |other_key, bob_dials| Setup {
+        alice_seed: 1,
+        bob_seed: 2,
+        other_key,
+        bob_dials,
+    };
+    // Init, Reply, confirmation; then lines both ways, the last after REKEY_AFTER (120 s).
+    let session = vec![
+        Op::Send(Side::Alice, 5),
+        Op::Deliver(Side::Bob),
+        Op::Deliver(Side::Alice),
+        Op::Deliver(Side::Bob),
+        Op::Send(Side::Alice, 40),
+        Op::Send(Side::Bob, 7),
+        Op::Deliver(Side::Bob),
+        Op::Deliver(Side::Alice),
+        Op::Advance(60_000),
+        Op::Advance(61_000),
+        Op::Send(Side::Alice, 3),
+        Op::Deliver(Side::Bob),
+    ];
+    // The handshake; a line from bob cut short on its way (alice fails); alice's lines, one
+    // opened, one deleted, so the next one ends the stream at bob; a replay, junk and a seal
+    // after that.
+    let mut attacked = session[1..4].to_vec();
+    attacked.extend([
+        Op::Send(Side::Bob, 4),
+        Op::Send(Side::Alice, 10),
+        Op::Send(Side::Alice, 11),
+        Op::Send(Side::Alice, 12),
+        Op::Deliver(Side::Bob),
+        Op::Truncate(Side::Alice, 30),
+        Op::Delete(Side::Bob),
+        Op::Flip(Side::Bob, 100),
+        Op::Replay(Side::Bob, 1),
+        Op::Junk(Side::Bob, Bytes(b"UC\x03\x83junk".to_vec())),
+        Op::Send(Side::Bob, 5),
+        Op::Junk(Side::Alice, Bytes(b"UC\x03\x83junk".to_vec())),
+    ]);
+    // Both dial: two Inits cross, the loser answers the winner's, the winner confirms; then a
+    // line each way.
+    let both_dial = vec![
+        Op::Deliver(Side::Bob),
+        Op::Deliver(Side::Alice),
+        Op::Deliver(Side::Bob),
+        Op::Deliver(Side::Alice),
+        Op::Deliver(Side::Bob),
+        Op::Deliver(Side::Alice),
+        Op::Send(Side::Alice, 5),
+        Op::Send(Side::Bob, 6),
+        Op::Deliver(Side::Bob),
+        Op::Deliver(Side::Alice),
+    ];
+    // Junk before alice's Init at a responder: a Reject, then it has failed; alice's deadline.
+    let junk = vec![
+        Op::Junk(Side::Bob, Bytes(b"GET / HTTP/1.1\r\n".to_vec())),
+        Op::Deliver(Side::Bob),
+        Op::Deliver(Side::Alice),
+        Op::Advance(9_000),
+    ];
+    // The fuzzer's first find, kept as its operations: an empty frame at a responder was
+    // answered with a 16-byte Reject (now nothing shorter than a Reject is answered).
+    let empty = vec![
+        Op::Junk(Side::Bob, Bytes(Vec::new())),
+        Op::Deliver(Side::Alice),
+        Op::Deliver(Side::Alice),
+    ];
+    // The fuzzer's second find: bob's first line, sealed REKEY_AFTER after the handshake, is the
+    // first frame of epoch 1, and alice refused it (she wanted counter 0).
+    let mut first_after_rekey = session[1..4].to_vec();
+    first_after_rekey.extend([
+        Op::Advance(65_535),
+        Op::Advance(65_535),
+        Op::Send(Side::Bob, 0),
+        Op::Send(Side::Alice, 10),
+        Op::Deliver(Side::Alice),
+        Op::Deliver(Side::Bob),
+    ]);
+    let seeds = [
+        ("session", setup(false, false), session.clone()),
+        ("attacked", setup(false, false), attacked),
+        ("wrong-key", setup(true, false), session),
+        ("simultaneous-open", setup(false, true), both_dial),
+        ("junk-first", setup(false, false), junk),
+        ("empty-frame-answered", setup(false, false), empty),
+        (
+            "first-line-after-rekey-time",
+            setup(false, false),
+            first_after_rekey,
+        ),
+    ];
+    for (name, setup, ops) in seeds {
+        let mut t = Tape::new();
+        setup.write(&mut t);
+        ops.iter().for_each(|op| op.write(&mut t));
+        assert_eq!(
+            secure_stream::read(&t.0),
+            Some((setup, ops)),
+            "seed {name} reads back differently: arbitrary's layout changed, fix src/tape.rs"
+        );
+        secure_stream::run(&t.0);
+        save(root, "secure_stream", name, &t.0);
     }
 }
 

@@ -3,7 +3,7 @@
 //! `cargo +nightly run --example show -- reliable_endpoint artifacts/reliable_endpoint/crash-…`
 //! (from `fuzz/`); for `decode`, the mode and what `decode` returns. A `reliable_pair` input is
 //! also run, printing each op and event as it happens if `UDPCHAT_FUZZ_TRACE` is set; so is a
-//! `reliable_endpoint` input.
+//! `reliable_endpoint` or a `secure_stream` input (and a `secured` one, without a trace).
 
 use std::fs;
 
@@ -24,6 +24,11 @@ fn main() {
         "secured" => {
             println!("{:#?}", udpchat_fuzz::secured::read(&data));
             udpchat_fuzz::secured::run(&data);
+        }
+        "secure_stream" => {
+            println!("{:#?}", udpchat_fuzz::secure_stream::read(&data));
+            // With UDPCHAT_FUZZ_TRACE=1, every op, frame and event is printed as it happens.
+            udpchat_fuzz::secure_stream::run(&data);
         }
         "reliable_pair" => {
             println!("{:#?}", udpchat_fuzz::pair::read(&data));

@@ -14,6 +14,10 @@
 //! - [`secured::run`]: two encrypted raw endpoints (`--secret`) through a network the fuzzer runs,
 //!   and an attacker who replays, flips, truncates and forges: only alice's lines are shown, once
 //!   each, and no unauthenticated datagram is answered with more bytes than it carried.
+//! - [`secure_stream::run`]: TCP mode's encryption (`SecureStream`), two ends joined by ordered
+//!   queues of frames and an attacker on the path who flips, truncates, deletes, replays and
+//!   injects: each side opens exactly the other's sealed datagrams in order, and any bad frame
+//!   ends the stream for good.
 //!
 //! The endpoint inputs are read op by op from an [`arbitrary::Unstructured`] (a `Setup`, then
 //! `Op`s until the bytes run out) rather than as one derived struct, so that [`tape`] can write
@@ -23,6 +27,7 @@ pub mod decode;
 pub mod pair;
 pub mod raw;
 pub mod reliable;
+pub mod secure_stream;
 pub mod secured;
 pub mod tape;
 

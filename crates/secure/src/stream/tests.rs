@@ -219,6 +219,37 @@ fn a_first_frame_that_is_no_init_is_answered_by_a_reject_only() {
     );
 }
 
+/// Found by the `secure_stream` fuzz target: an empty frame at a responder was answered with a
+/// 16-byte `Reject`, more than it carried.
+#[test]
+fn a_frame_shorter_than_a_reject_is_refused_without_an_answer() {
+    let now = Instant::now();
+    let mut a = stream("pw", 1, StreamRole::Initiator, now);
+    let init = drain(&mut a).remove(0);
+    // At a responder: junk, and an Init cut short, of every length up to a Reject's.
+    for len in 0..=REJECT_LEN {
+        for frame in [vec![0x55; len], init[..len].to_vec()] {
+            let mut b = stream("pw", 2, StreamRole::Responder, now);
+            assert!(b.handle_frame(now, &frame).is_err(), "{len} bytes");
+            let answer = drain(&mut b);
+            assert_eq!(answer.len(), usize::from(len == REJECT_LEN), "{len} bytes");
+            assert!(answer.iter().all(|f| f.len() <= len), "{len} bytes");
+        }
+    }
+    // At an initiator: its Reply cut short.
+    let mut b = stream("pw", 2, StreamRole::Responder, now);
+    deliver(&mut b, now, std::slice::from_ref(&init)).unwrap();
+    let reply = drain(&mut b).remove(0);
+    for len in [4, REJECT_LEN - 1, REJECT_LEN, HANDSHAKE_LEN - 1] {
+        let mut a = stream("pw", 1, StreamRole::Initiator, now);
+        drain(&mut a);
+        assert!(a.handle_frame(now, &reply[..len]).is_err(), "{len} bytes");
+        let answer = drain(&mut a);
+        assert_eq!(answer.len(), usize::from(len >= REJECT_LEN), "{len} bytes");
+        assert!(answer.iter().all(|f| f.len() == REJECT_LEN), "{len} bytes");
+    }
+}
+
 #[test]
 fn every_altered_byte_of_every_frame_is_refused_and_nothing_is_opened() {
     let now = Instant::now();
@@ -339,6 +370,36 @@ fn keys_change_with_time_and_with_count_and_the_stream_follows() {
     assert_eq!(opened, 6);
 }
 
+/// Found by the `secure_stream` fuzz target: a side whose first line came `REKEY_AFTER` after
+/// the handshake sealed it as the first frame of epoch 1, and the other side refused it as out
+/// of sequence (it wanted counter 0), ending the chat.
+#[test]
+fn a_first_line_sealed_after_the_rekey_time_opens() {
+    let t0 = Instant::now();
+    let now = t0 + REKEY_AFTER;
+    let (mut a, mut b) = pair(t0);
+    // The responder's first frame, and the initiator's first after its confirmation.
+    let frame = seal(&mut b, now, &datagram(0, "after a long silence"));
+    assert_eq!(
+        SealedHeader::parse(&frame).unwrap().counter,
+        EPOCH_DATAGRAMS
+    );
+    assert_eq!(deliver(&mut a, now, &[frame]).unwrap().len(), 1);
+    let frame = seal(&mut a, now, &datagram(0, "me too"));
+    assert_eq!(
+        SealedHeader::parse(&frame).unwrap().counter,
+        EPOCH_DATAGRAMS
+    );
+    assert_eq!(deliver(&mut b, now, &[frame]).unwrap().len(), 1);
+    // Still exactly one way on: the next in epoch 1, not epoch 1's start again.
+    let next = seal(&mut b, now, &datagram(1, "next"));
+    assert_eq!(
+        SealedHeader::parse(&next).unwrap().counter,
+        EPOCH_DATAGRAMS + 1
+    );
+    assert_eq!(deliver(&mut a, now, &[next]).unwrap().len(), 1);
+}
+
 #[test]
 fn the_handshake_has_a_deadline_and_nothing_is_sealed_before_the_proof() {
     let now = Instant::now();
@@ -367,6 +428,11 @@ fn the_handshake_has_a_deadline_and_nothing_is_sealed_before_the_proof() {
 fn counters_follow_within_an_epoch_and_into_the_next() {
     assert!(follows(None, 0));
     assert!(!follows(None, 1));
+    assert!(
+        follows(None, EPOCH_DATAGRAMS),
+        "a first frame sealed after REKEY_AFTER"
+    );
+    assert!(!follows(None, 2 * EPOCH_DATAGRAMS));
     assert!(follows(Some(5), 6));
     assert!(!follows(Some(5), 5));
     assert!(!follows(Some(5), 7));
