@@ -201,6 +201,18 @@ fn secure_stream_seeds(root: &Path) {
         Op::Deliver(Side::Alice),
         Op::Deliver(Side::Bob),
     ]);
+    // The third find: alice's line deleted from the stream just before her key changed by time;
+    // her next line, the first of epoch 1, was opened as if nothing were missing (now each
+    // sealed frame's place in the stream is authenticated).
+    let mut deleted_before_rekey = session[1..4].to_vec();
+    deleted_before_rekey.extend([
+        Op::Send(Side::Alice, 1),
+        Op::Advance(65_535),
+        Op::Advance(65_535),
+        Op::Send(Side::Alice, 2),
+        Op::Delete(Side::Bob),
+        Op::Deliver(Side::Bob),
+    ]);
     let seeds = [
         ("session", setup(false, false), session.clone()),
         ("attacked", setup(false, false), attacked),
@@ -212,6 +224,11 @@ fn secure_stream_seeds(root: &Path) {
             "first-line-after-rekey-time",
             setup(false, false),
             first_after_rekey,
+        ),
+        (
+            "deleted-before-rekey",
+            setup(false, false),
+            deleted_before_rekey,
         ),
     ];
     for (name, setup, ops) in seeds {

@@ -12,8 +12,8 @@
 //!
 //! - no panic in the stream;
 //! - `OPENS_THE_NEXT_SEALED`: every datagram a side opens is exactly the next one the other side
-//!   sealed: in order, none twice, none skipped, none forged (but see
-//!   [`DELETION_BEFORE_REKEY_REFUSED`]);
+//!   sealed: in order, none twice, none skipped (also right before a key change by time:
+//!   [`DELETION_BEFORE_REKEY_REFUSED`]), none forged;
 //! - `FAILED_STAYS_FAILED`: once `handle_frame` or `handle_timeout` returned an error on a side,
 //!   every later `handle_frame` on it returns [`StreamError::Failed`], it opens nothing, seals
 //!   nothing, reports nothing and writes nothing more (besides what the failing call queued);
@@ -51,12 +51,13 @@ use udpchat_secure::{
 use crate::tape::{Tape, Write};
 use crate::{trace, Bytes, PEER};
 
-/// Check that a deletion just before the sender's key changed by time is refused too. Off: the
-/// stream lets the first frame of an epoch follow any frame of the epoch before (a sender moves
-/// on after `REKEY_AFTER` whatever its count), so an attacker who deletes the last frames of an
-/// epoch goes unnoticed: `artifacts-found/secure_stream/deleted-before-rekey` and its note.
-/// Off, exactly that case is let through ([`tail_deleted_before_rekey`]); turn it on with the fix.
-pub const DELETION_BEFORE_REKEY_REFUSED: bool = false;
+/// Check that a deletion just before the sender's key changed by time is refused too. It was
+/// not: the stream let the first frame of an epoch follow any frame of the epoch before (a
+/// sender moves on after `REKEY_AFTER` whatever its count), so an attacker who deleted the last
+/// frames of an epoch went unnoticed (`corpus/secure_stream/deleted-before-rekey`). Fixed by
+/// authenticating each sealed frame's place in the stream; on. Off, exactly that case would be
+/// let through ([`tail_deleted_before_rekey`]).
+pub const DELETION_BEFORE_REKEY_REFUSED: bool = true;
 
 /// With [`DELETION_BEFORE_REKEY_REFUSED`] off: whether a side opening `sender`'s datagram `at`
 /// when `next` was due is that known case: `at` is the first of its key epoch and everything

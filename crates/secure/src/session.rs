@@ -166,6 +166,18 @@ impl Session {
         plaintext: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), SealError> {
+        self.seal_bound(now, plaintext, &[], out)
+    }
+
+    /// [`Session::seal`], with `context` authenticated too: not sent, so the receiver must know
+    /// it (an ordered stream binds each frame to its place in the stream this way).
+    pub fn seal_bound(
+        &mut self,
+        now: Instant,
+        plaintext: &[u8],
+        context: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SealError> {
         if self.sent_in_epoch >= EPOCH_DATAGRAMS
             || now.saturating_duration_since(self.epoch_started) >= REKEY_AFTER
         {
@@ -189,10 +201,12 @@ impl Session {
         out.clear();
         out.extend_from_slice(&header);
         out.resize(SEALED_HEADER_LEN + plaintext.len() + TAG_LEN, 0);
-        let written =
-            self.send
-                .cipher
-                .encrypt(counter, &header, plaintext, &mut out[SEALED_HEADER_LEN..]);
+        let written = self.send.cipher.encrypt(
+            counter,
+            &associated(&header, context),
+            plaintext,
+            &mut out[SEALED_HEADER_LEN..],
+        );
         out.truncate(SEALED_HEADER_LEN + written);
         Ok(())
     }
@@ -202,6 +216,18 @@ impl Session {
         &mut self,
         now: Instant,
         datagram: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), OpenError> {
+        self.open_bound(now, datagram, &[], out)
+    }
+
+    /// [`Session::open`] of a datagram sealed by [`Session::seal_bound`] with `context`: any
+    /// other context fails like a forgery.
+    pub fn open_bound(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        context: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), OpenError> {
         let header = SealedHeader::parse(datagram).ok_or(OpenError::TooShort)?;
@@ -215,10 +241,10 @@ impl Session {
         }
         let current = self.recv.key.epoch;
         if epoch == current {
-            return open_with(&mut self.recv, header.counter, datagram, out);
+            return open_with(&mut self.recv, header.counter, datagram, context, out);
         }
         if let Some((previous, _)) = self.previous.as_mut().filter(|(p, _)| p.key.epoch == epoch) {
-            return open_with(previous, header.counter, datagram, out);
+            return open_with(previous, header.counter, datagram, context, out);
         }
         if epoch <= current || epoch - current > MAX_EPOCH_SKIP {
             return Err(OpenError::UnknownEpoch { epoch });
@@ -236,10 +262,19 @@ impl Session {
             key,
             window: ReplayWindow::new(),
         };
-        open_with(&mut next, header.counter, datagram, out)?;
+        open_with(&mut next, header.counter, datagram, context, out)?;
         let old = std::mem::replace(&mut self.recv, next);
         self.previous = Some((old, now + GRACE));
         Ok(())
+    }
+}
+
+/// The AEAD's associated data: the clear header, then the caller's context (usually none).
+fn associated<'a>(header: &'a [u8], context: &[u8]) -> std::borrow::Cow<'a, [u8]> {
+    if context.is_empty() {
+        std::borrow::Cow::Borrowed(header)
+    } else {
+        std::borrow::Cow::Owned([header, context].concat())
     }
 }
 
@@ -247,6 +282,7 @@ fn open_with(
     recv: &mut Receiving,
     counter: u64,
     datagram: &[u8],
+    context: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), OpenError> {
     recv.window.check(counter)?;
@@ -256,7 +292,7 @@ fn open_with(
     let len = recv
         .key
         .cipher
-        .decrypt(counter, header, sealed, out)
+        .decrypt(counter, &associated(header, context), sealed, out)
         .map_err(|_| OpenError::Unauthenticated)?;
     out.truncate(len);
     recv.window.record(counter)?;

@@ -9,12 +9,12 @@
 //! limit (the kernel's own handshake already proved the peer's address, and one connection runs
 //! one handshake), and no replay *window*: the counter of each sealed frame must be exactly the
 //! one that follows the previous frame's (the next number in the epoch, or the first of the next
-//! epoch). Anything else (a replay, a reordered frame, a deleted frame, a forgery, a stray
-//! handshake message) can only be an attack on the stream, and a byte stream cannot be
-//! resynchronised securely: it is an error, and the caller ends the connection. (Known gap: as
-//! the first counter of the next epoch may follow any counter of the epoch before, frames
-//! deleted right before a key change by time go unnoticed; see
-//! `fuzz/artifacts-found/secure_stream/deleted-before-rekey.md`.)
+//! epoch), and each frame's place among the sealed frames of its direction is authenticated with
+//! it (not sent: both sides count), so that a frame deleted right before a key change, where the
+//! counter jumps, is caught too (`place`). Anything else (a replay, a reordered frame, a
+//! deleted frame, a forgery, a stray handshake message) can only be an attack on the stream, and
+//! a byte stream cannot be resynchronised securely: it is an error, and the caller ends the
+//! connection.
 //!
 //! **Roles.** The side that connected is the [`StreamRole::Initiator`] and sends an `Init` at
 //! once; the side that accepted is the [`StreamRole::Responder`] and sends nothing until an
@@ -159,6 +159,10 @@ pub struct SecureStream {
     deadline: Instant,
     outbox: VecDeque<Vec<u8>>,
     events: VecDeque<StreamEvent>,
+    /// Sealed frames written so far: the next one's place in our direction of the stream.
+    sealed: u64,
+    /// Sealed frames opened so far: the place the next one must have been sealed for.
+    opened: u64,
 }
 
 impl SecureStream {
@@ -178,6 +182,8 @@ impl SecureStream {
             deadline: now + HANDSHAKE_TIMEOUT,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            sealed: 0,
+            opened: 0,
         };
         if role == StreamRole::Initiator {
             let id = stream.rng.next_u64();
@@ -254,7 +260,9 @@ impl SecureStream {
             });
         };
         let body = body_of(plain).ok_or(StreamError::NotADatagram)?;
-        Ok(session.seal(now, body, out)?)
+        session.seal_bound(now, body, &place(self.sealed), out)?;
+        self.sealed += 1;
+        Ok(())
     }
 
     /// Takes the next frame read from the stream: a handshake step (`None`; see
@@ -367,7 +375,8 @@ impl SecureStream {
                 let mut session = Session::new(self.peer, id, &keys, true, now)?;
                 // The confirmation: our proof of the passphrase, whatever we send next.
                 let mut confirmation = Vec::new();
-                session.seal(now, &[], &mut confirmation)?;
+                session.seal_bound(now, &[], &place(self.sealed), &mut confirmation)?;
+                self.sealed += 1;
                 self.outbox.push_back(confirmation);
                 self.establish(session, None);
                 Ok(None)
@@ -434,11 +443,12 @@ impl SecureStream {
                 return Err(self.fail(HandshakeFailure::WrongPassphrase, detail));
             }
         }
-        let opened = open_next(now, &mut session, None, frame).map_err(|e| {
+        let opened = open_next(now, &mut session, None, self.opened, frame).map_err(|e| {
             let detail = format!("the initiator's first sealed frame: {e}");
             self.fail(HandshakeFailure::WrongPassphrase, detail)
         })?;
         let counter = opened.0;
+        self.opened += 1;
         self.establish(session, Some(counter));
         Ok(opened.1)
     }
@@ -459,7 +469,8 @@ impl SecureStream {
                 "{what} after the handshake: nothing unsealed may follow it"
             )));
         }
-        let (counter, plain) = open_next(now, &mut session, last, frame)?;
+        let (counter, plain) = open_next(now, &mut session, last, self.opened, frame)?;
+        self.opened += 1;
         self.state = State::Established {
             session,
             last: Some(counter),
@@ -511,12 +522,27 @@ fn follows(last: Option<u64>, counter: u64) -> bool {
     next_counters(last).contains(&Some(counter))
 }
 
-/// Opens a sealed frame whose counter must follow `last`: its counter and the plain datagram it
+/// The context each sealed frame is bound to (`Session::seal_bound`): its place among the sealed
+/// frames of its direction, from 0 (the initiator's confirmation, the responder's first frame).
+/// It is not sent: the receiver counts what it opened. So a frame deleted from the stream makes
+/// the next one fail to authenticate, wherever the deletion is, key changes included (a counter
+/// alone says where a frame is in its key epoch, not how many frames the epoch before held).
+/// The label keeps a stream's frames apart from the UDP modes' datagrams, which have none.
+fn place(index: u64) -> [u8; 22] {
+    let mut context = [0u8; 22];
+    context[..14].copy_from_slice(b"udpchat/stream");
+    context[14..].copy_from_slice(&index.to_be_bytes());
+    context
+}
+
+/// Opens a sealed frame whose counter must follow `last` and which must have been sealed as the
+/// stream's sealed frame number `index` ([`place`]): its counter and the plain datagram it
 /// carried (`None` for an empty one, a confirmation).
 fn open_next(
     now: Instant,
     session: &mut Session,
     last: Option<u64>,
+    index: u64,
     frame: &[u8],
 ) -> Result<(u64, Option<Vec<u8>>), StreamError> {
     let header = SealedHeader::parse(frame)
@@ -535,7 +561,7 @@ fn open_next(
     }
     let mut body = Vec::new();
     session
-        .open(now, frame, &mut body)
+        .open_bound(now, frame, &place(index), &mut body)
         .map_err(|e| StreamError::Unauthenticated(e.to_string()))?;
     Ok((header.counter, (!body.is_empty()).then(|| rebuild(&body))))
 }
