@@ -129,20 +129,18 @@ pub fn from_stream(
     frames: &[StreamFrame],
     threshold: Duration,
 ) -> HeadOfLine {
-    let arrivals: Vec<(u64, u64, Duration)> = released
-        .iter()
-        .map(|s| (s.start, s.start.saturating_add(s.len), s.at))
-        .collect();
+    let first = FirstArrivals::of(
+        released
+            .iter()
+            .map(|s| (s.start, s.start.saturating_add(s.len), s.at)),
+    );
     let mut offset = 0u64;
     let mut pairs = Vec::with_capacity(frames.len());
     for frame in frames {
         let (start, end) = (offset, offset + frame.len);
         offset = end;
-        let Some(delivered) = frame.delivered else {
-            continue;
-        };
-        if let Some(arrival) = completed_at(&arrivals, start, end) {
-            pairs.push((arrival, delivered));
+        if let Some(delivered) = frame.delivered {
+            pairs.extend(first.pair(start, end, delivered));
         }
     }
     HeadOfLine::from_pairs(pairs, threshold)
@@ -232,7 +230,8 @@ fn tcp(trace: &Trace) -> Vec<(Duration, Duration)> {
     // Bytes of the stream B had, with the time each range was complete: (start, end, at).
     let mut arrivals: Vec<(u64, u64, Duration)> = Vec::new();
     let mut offset = 0u64;
-    let mut pairs = Vec::new();
+    // Each frame B's application got: its range of the stream, and when.
+    let mut frames: Vec<(u64, u64, Duration)> = Vec::new();
     for entry in &trace.entries {
         match &entry.event {
             TraceEvent::Transmit {
@@ -267,30 +266,65 @@ fn tcp(trace: &Trace) -> Vec<(Duration, Duration)> {
                 let len = frame::encode(seq.unwrap_or(0), nick, text).map_or(0, |f| f.len());
                 let (start, end) = (offset, offset + len as u64);
                 offset = end;
-                if let Some(at) = completed_at(&arrivals, start, end) {
-                    pairs.push((at, entry.at));
-                }
+                frames.push((start, end, entry.at));
             }
             _ => {}
         }
     }
-    pairs
+    let first = FirstArrivals::of(arrivals);
+    frames
+        .into_iter()
+        .filter_map(|(start, end, delivered)| first.pair(start, end, delivered))
+        .collect()
 }
 
-/// The first time the byte range `start..end` was wholly covered by the arrivals (in time
-/// order), if it ever was.
-fn completed_at(arrivals: &[(u64, u64, Duration)], start: u64, end: u64) -> Option<Duration> {
-    let mut covered = Coverage::default();
-    for &(s, e, at) in arrivals {
-        if e <= start || s >= end {
-            continue;
+/// When each byte of a stream first came out of the link.
+#[derive(Debug, Default)]
+struct FirstArrivals {
+    /// Disjoint `(start, end, at)` ranges, sorted by offset: every byte in `start..end` first
+    /// arrived at `at`. Bytes in none of them never arrived.
+    parts: Vec<(u64, u64, Duration)>,
+}
+
+impl FirstArrivals {
+    /// From `(start, end, at)` arrivals in time order (resends and duplicates included): each
+    /// one adds the bytes no earlier one had brought.
+    fn of(arrivals: impl IntoIterator<Item = (u64, u64, Duration)>) -> FirstArrivals {
+        let mut covered = Coverage::default();
+        let mut parts = Vec::new();
+        for (start, end, at) in arrivals {
+            if start >= end {
+                continue;
+            }
+            parts.extend(covered.uncovered(start, end).into_iter().map(|(s, e)| (s, e, at)));
+            covered.add(start, end);
         }
-        covered.add(s.max(start), e.min(end));
-        if covered.contains(start, end) {
-            return Some(at);
-        }
+        parts.sort_unstable_by_key(|&(start, _, _)| start);
+        FirstArrivals { parts }
     }
-    None
+
+    /// The first time every byte of `start..end` had arrived, if every one did.
+    fn completed_at(&self, start: u64, end: u64) -> Option<Duration> {
+        let mut next = self.parts.partition_point(|&(_, e, _)| e <= start);
+        let (mut cursor, mut latest) = (start, None);
+        while cursor < end {
+            let &(s, e, at) = self.parts.get(next).filter(|&&(s, _, _)| s <= cursor)?;
+            debug_assert!(e > cursor && s <= cursor);
+            latest = latest.max(Some(at));
+            cursor = e;
+            next += 1;
+        }
+        latest
+    }
+
+    /// (arrival, delivery) of the frame `start..end` delivered at `delivered`, if its arrival
+    /// was seen. One complete only after its delivery was not seen arriving: the copy B got was
+    /// not counted (a corrupted one's twin, conservatively), so it is left out.
+    fn pair(&self, start: u64, end: u64, delivered: Duration) -> Option<(Duration, Duration)> {
+        self.completed_at(start, end)
+            .filter(|&arrival| arrival <= delivered)
+            .map(|arrival| (arrival, delivered))
+    }
 }
 
 /// A set of byte ranges, merged.
@@ -315,8 +349,24 @@ impl Coverage {
         self.ranges.insert(at, (start, end));
     }
 
-    fn contains(&self, start: u64, end: u64) -> bool {
-        self.ranges.iter().any(|&(s, e)| s <= start && end <= e)
+    /// The parts of `start..end` not in the set, in order.
+    fn uncovered(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut gaps = Vec::new();
+        let mut cursor = start;
+        let first = self.ranges.partition_point(|&(_, e)| e <= start);
+        for &(s, e) in &self.ranges[first..] {
+            if s >= end {
+                break;
+            }
+            if s > cursor {
+                gaps.push((cursor, s));
+            }
+            cursor = cursor.max(e);
+        }
+        if cursor < end {
+            gaps.push((cursor, end));
+        }
+        gaps
     }
 }
 
@@ -326,23 +376,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn coverage_merges_ranges_that_touch_or_overlap() {
+    fn coverage_merges_ranges_that_touch_or_overlap_and_names_its_gaps() {
         let mut c = Coverage::default();
         c.add(10, 20);
         c.add(30, 40);
-        assert!(!c.contains(10, 40));
+        let gaps = |c: &Coverage, s, e| c.uncovered(s, e);
+        assert_eq!(gaps(&c, 0, 50), vec![(0, 10), (20, 30), (40, 50)]);
+        assert_eq!(gaps(&c, 15, 35), vec![(20, 30)]);
+        assert_eq!(gaps(&c, 12, 18), vec![]);
         c.add(20, 30);
-        assert!(c.contains(10, 40));
         assert_eq!(c.ranges, vec![(10, 40)]);
+        assert_eq!(gaps(&c, 5, 45), vec![(5, 10), (40, 45)]);
     }
 
     #[test]
     fn a_range_completes_when_its_last_piece_arrives() {
         let ms = Duration::from_millis;
-        let arrivals = [(0, 10, ms(1)), (20, 30, ms(2)), (10, 20, ms(5))];
-        assert_eq!(completed_at(&arrivals, 20, 30), Some(ms(2)));
-        assert_eq!(completed_at(&arrivals, 5, 25), Some(ms(5)));
-        assert_eq!(completed_at(&arrivals, 25, 35), None);
+        let arrivals = [(0, 10, ms(1)), (20, 30, ms(2)), (5, 20, ms(5)), (0, 40, ms(9))];
+        let first = FirstArrivals::of(arrivals);
+        assert_eq!(first.completed_at(20, 30), Some(ms(2)));
+        assert_eq!(first.completed_at(5, 25), Some(ms(5)));
+        assert_eq!(first.completed_at(0, 10), Some(ms(1)));
+        assert_eq!(first.completed_at(25, 35), Some(ms(9)));
+        assert_eq!(first.completed_at(25, 45), None);
+        assert_eq!(FirstArrivals::of(arrivals[..3].iter().copied()).completed_at(25, 35), None);
     }
 
     fn seg(at_ms: u64, start: u64, len: u64) -> StreamSegment {
