@@ -22,6 +22,11 @@
 //!   are A's TCP segments that carry data; with Nagle off most messages go in one segment, but a
 //!   backlog (after a loss, or a full congestion window) is coalesced, so a lossy run can send
 //!   fewer segments than messages;
+//! - **head-of-line blocking** ([`hol::from_stream`]): the relay logs each A-to-B data segment it
+//!   releases towards B (when, and its byte range from A's SYN); a message's arrival is when the
+//!   last byte of its frame had come out, its delivery B's read. Real time adds B's own scheduling
+//!   to every wait, so a message counts as held only if it came out whole before some earlier
+//!   byte of the stream had and waited longer than [`hol::REAL_HELD_THRESHOLD`] (1 ms);
 //! - **retransmissions by cause** are not known (the kernel does not say why it resent; the relay
 //!   counts resent segments, `tcp_retransmitted`, and they are in the data transmissions), nor is
 //!   anything ever "given up on": TCP either delivers in order or breaks the connection.

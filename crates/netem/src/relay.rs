@@ -213,9 +213,7 @@ impl StreamLog {
         if self.flow.is_none() {
             return;
         }
-        let corrupted = |fate: &Fate| {
-            matches!(fate, Fate::Scheduled { corrupted_bits, .. } if *corrupted_bits > 0)
-        };
+        let corrupted = |fate: &Fate| matches!(fate, Fate::Scheduled { corrupted_bits, .. } if *corrupted_bits > 0);
         if corrupted(&verdict.original) || verdict.duplicate.as_ref().is_some_and(corrupted) {
             if self.corrupted.len() < MAX_LOGGED_SEGMENTS {
                 self.corrupted.insert(verdict.index);
@@ -229,11 +227,15 @@ impl StreamLog {
     /// Logs a packet released on A→B at `now`, if it is data of the connection.
     fn released(&mut self, now: Instant, bytes: &[u8], index: u64) {
         self.last_logged = false;
-        let Some((flow, base)) = self.flow else { return };
+        let Some((flow, base)) = self.flow else {
+            return;
+        };
         if self.full || self.corrupted.contains(&index) {
             return;
         }
-        let Ok(packet) = IpPacket::parse(bytes) else { return };
+        let Ok(packet) = IpPacket::parse(bytes) else {
+            return;
+        };
         let Some(segment) = packet.tcp() else { return };
         if segment.payload_len == 0 || flow_key(&packet, &segment) != flow {
             return;
@@ -546,18 +548,34 @@ mod tests {
         relay.offer(t0, Direction::AToB, other).unwrap();
         // B's SYN-ACK and acks travel the other way: not logged.
         relay
-            .offer(t0, Direction::BToA, tcp_v4_flags(99, TCP_SYN | TCP_ACK, b""))
+            .offer(
+                t0,
+                Direction::BToA,
+                tcp_v4_flags(99, TCP_SYN | TCP_ACK, b""),
+            )
             .unwrap();
         let first = isn.wrapping_add(1);
         // Offsets 0..4 (sequence numbers u32::MAX - 1 to 1), 4..8, a pure ack, then 0..4 again.
-        relay.offer(t0 + ms(1), Direction::AToB, tcp_v4(first, b"abcd")).unwrap();
         relay
-            .offer(t0 + ms(2), Direction::AToB, tcp_v4(first.wrapping_add(4), b"efgh"))
+            .offer(t0 + ms(1), Direction::AToB, tcp_v4(first, b"abcd"))
             .unwrap();
         relay
-            .offer(t0 + ms(3), Direction::AToB, tcp_v4_flags(first.wrapping_add(8), TCP_ACK, b""))
+            .offer(
+                t0 + ms(2),
+                Direction::AToB,
+                tcp_v4(first.wrapping_add(4), b"efgh"),
+            )
             .unwrap();
-        relay.offer(t0 + ms(4), Direction::AToB, tcp_v4(first, b"abcd")).unwrap();
+        relay
+            .offer(
+                t0 + ms(3),
+                Direction::AToB,
+                tcp_v4_flags(first.wrapping_add(8), TCP_ACK, b""),
+            )
+            .unwrap();
+        relay
+            .offer(t0 + ms(4), Direction::AToB, tcp_v4(first, b"abcd"))
+            .unwrap();
         // Released late by the poll (the relay's loop was busy): the log has the poll's time.
         let polled = std::iter::from_fn(|| relay.poll(t0 + ms(20))).count();
         assert_eq!(polled, 8);
@@ -588,13 +606,20 @@ mod tests {
         assert_eq!(logged(&relay, t0), through);
         // Offered until the model lets one through; B's device then refuses it.
         while !matches!(
-            relay.offer(t0, Direction::AToB, tcp_v4(401, b"x")).unwrap().original,
+            relay
+                .offer(t0, Direction::AToB, tcp_v4(401, b"x"))
+                .unwrap()
+                .original,
             Fate::Scheduled { .. }
         ) {}
         assert_eq!(relay.poll(t0).map(|(d, _)| d), Some(Direction::AToB));
         assert_eq!(logged(&relay, t0).len(), through.len() + 1);
         relay.count_write_error(Direction::AToB);
-        assert_eq!(logged(&relay, t0), through, "a refused segment never reached B");
+        assert_eq!(
+            logged(&relay, t0),
+            through,
+            "a refused segment never reached B"
+        );
     }
 
     #[test]
@@ -614,7 +639,13 @@ mod tests {
             let verdict = relay
                 .offer(t0, Direction::AToB, tcp_v4(1 + i * 10, &[0u8; 10]))
                 .unwrap();
-            if matches!(verdict.original, Fate::Scheduled { corrupted_bits: 0, .. }) {
+            if matches!(
+                verdict.original,
+                Fate::Scheduled {
+                    corrupted_bits: 0,
+                    ..
+                }
+            ) {
                 intact.push((0, u64::from(i) * 10, 10));
             }
         }
@@ -632,7 +663,9 @@ mod tests {
             .offer(t0, Direction::AToB, tcp_v4_flags(0, TCP_SYN, b""))
             .unwrap();
         for i in 0..=MAX_LOGGED_SEGMENTS as u32 {
-            relay.offer(t0, Direction::AToB, tcp_v4(1 + i, b"x")).unwrap();
+            relay
+                .offer(t0, Direction::AToB, tcp_v4(1 + i, b"x"))
+                .unwrap();
             while relay.poll(t0).is_some() {}
         }
         let log = relay.stream_log().unwrap();

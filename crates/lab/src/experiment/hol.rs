@@ -327,7 +327,12 @@ impl FirstArrivals {
             if start >= end {
                 continue;
             }
-            parts.extend(covered.uncovered(start, end).into_iter().map(|(s, e)| (s, e, at)));
+            parts.extend(
+                covered
+                    .uncovered(start, end)
+                    .into_iter()
+                    .map(|(s, e)| (s, e, at)),
+            );
             covered.add(start, end);
         }
         parts.sort_unstable_by_key(|&(start, _, _)| start);
@@ -423,14 +428,22 @@ mod tests {
     #[test]
     fn a_range_completes_when_its_last_piece_arrives() {
         let ms = Duration::from_millis;
-        let arrivals = [(0, 10, ms(1)), (20, 30, ms(2)), (5, 20, ms(5)), (0, 40, ms(9))];
+        let arrivals = [
+            (0, 10, ms(1)),
+            (20, 30, ms(2)),
+            (5, 20, ms(5)),
+            (0, 40, ms(9)),
+        ];
         let first = FirstArrivals::of(arrivals);
         assert_eq!(first.completed_at(20, 30), Some(ms(2)));
         assert_eq!(first.completed_at(5, 25), Some(ms(5)));
         assert_eq!(first.completed_at(0, 10), Some(ms(1)));
         assert_eq!(first.completed_at(25, 35), Some(ms(9)));
         assert_eq!(first.completed_at(25, 45), None);
-        assert_eq!(FirstArrivals::of(arrivals[..3].iter().copied()).completed_at(25, 35), None);
+        assert_eq!(
+            FirstArrivals::of(arrivals[..3].iter().copied()).completed_at(25, 35),
+            None
+        );
     }
 
     fn seg(at_ms: u64, start: u64, len: u64) -> StreamSegment {
@@ -456,14 +469,26 @@ mod tests {
         let released = [seg(0, 0, 10), seg(10, 10, 10), seg(20, 20, 10)];
         let frames = [frame(10, Some(0)), frame(10, Some(11)), frame(10, Some(20))];
         let hol = from_stream(&released, &frames, ONE_MS);
-        assert_eq!(hol, HeadOfLine { measured: 3, blocked: 0, waits_ms: vec![] });
+        assert_eq!(
+            hol,
+            HeadOfLine {
+                measured: 3,
+                blocked: 0,
+                waits_ms: vec![]
+            }
+        );
     }
 
     #[test]
     fn a_lost_segment_holds_the_later_frames_until_its_resend() {
         // Frame 1 (bytes 10..20) is lost at 10 ms and resent at 250 ms; frames 2 and 3 arrive at
         // 20 and 30 ms and are read with it, at 251 ms.
-        let released = [seg(0, 0, 10), seg(20, 20, 10), seg(30, 30, 10), seg(250, 10, 10)];
+        let released = [
+            seg(0, 0, 10),
+            seg(20, 20, 10),
+            seg(30, 30, 10),
+            seg(250, 10, 10),
+        ];
         let frames = [
             frame(10, Some(0)),
             frame(10, Some(251)),
@@ -474,7 +499,11 @@ mod tests {
         // Frame 1 itself waited 1 ms (not above the threshold); 2 and 3 were held.
         assert_eq!(
             hol,
-            HeadOfLine { measured: 4, blocked: 2, waits_ms: vec![221.0, 231.0] }
+            HeadOfLine {
+                measured: 4,
+                blocked: 2,
+                waits_ms: vec![221.0, 231.0]
+            }
         );
         // Frame 1 was the hole, not behind one: even with no threshold its millisecond is not a
         // hold.
@@ -492,7 +521,10 @@ mod tests {
         // Frame 1 coming out first makes it a hold of 30 ms.
         let released = [seg(1, 10, 10), seg(2, 0, 10)];
         let hol = from_stream(&released, &frames, ONE_MS);
-        assert_eq!((hol.measured, hol.blocked, hol.waits_ms), (2, 1, vec![31.0]));
+        assert_eq!(
+            (hol.measured, hol.blocked, hol.waits_ms),
+            (2, 1, vec![31.0])
+        );
     }
 
     #[test]
@@ -526,7 +558,11 @@ mod tests {
         let hol = from_stream(&released, &frames, ONE_MS);
         assert_eq!(
             hol,
-            HeadOfLine { measured: 3, blocked: 1, waits_ms: vec![290.0] }
+            HeadOfLine {
+                measured: 3,
+                blocked: 1,
+                waits_ms: vec![290.0]
+            }
         );
     }
 }
