@@ -22,6 +22,11 @@
 //!   are A's TCP segments that carry data; with Nagle off most messages go in one segment, but a
 //!   backlog (after a loss, or a full congestion window) is coalesced, so a lossy run can send
 //!   fewer segments than messages;
+//! - **head-of-line blocking** ([`hol::from_stream`]): the relay logs each A-to-B data segment it
+//!   releases towards B (when, and its byte range from A's SYN); a message's arrival is when the
+//!   last byte of its frame had come out, its delivery B's read. Real time adds B's own scheduling
+//!   to every wait, so a message counts as held only if it came out whole before some earlier
+//!   byte of the stream had and waited longer than [`hol::REAL_HELD_THRESHOLD`] (1 ms);
 //! - **retransmissions by cause** are not known (the kernel does not say why it resent; the relay
 //!   counts resent segments, `tcp_retransmitted`, and they are in the data transmissions), nor is
 //!   anything ever "given up on": TCP either delivers in order or breaks the connection.
@@ -41,6 +46,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Barrier;
 use udpchat_lab::derive_seed;
+use udpchat_lab::experiment::hol::{self, HeadOfLine, StreamFrame, StreamSegment};
 use udpchat_lab::experiment::kernel::KernelTcpJob;
 use udpchat_lab::experiment::metrics::RunMetrics;
 use udpchat_lab::experiment::real::REAL_TAIL;
@@ -50,7 +56,7 @@ use udpchat_lab::experiment::{ExperimentError, KernelCc};
 use crate::error::NetemError;
 use crate::link::{run_relay, LinkAddresses, NamespaceLink};
 use crate::namespace::in_namespace;
-use crate::relay::{Direction, DirectionStats, Relay};
+use crate::relay::{Direction, DirectionStats, LoggedSegment, Relay};
 
 /// B's listening port.
 const PORT: u16 = 5001;
@@ -107,7 +113,8 @@ struct Prepared {
 fn prepare(job: &KernelTcpJob) -> Result<Prepared, NetemError> {
     check_congestion_control(job.cc)?;
     let link = NamespaceLink::create(LinkAddresses::default())?;
-    let relay = Relay::new(job.link.clone(), job.link.clone(), derive_seed(job.seed, 7));
+    let mut relay = Relay::new(job.link.clone(), job.link.clone(), derive_seed(job.seed, 7));
+    relay.log_stream();
     let cc = job.cc.name();
     let to = SocketAddr::from((link.addresses().b, PORT));
     let listener = in_namespace(link.namespace_b().path(), move || listening_socket(to, cc))?
@@ -183,7 +190,33 @@ async fn transfer(prepared: Prepared, job: &KernelTcpJob) -> Result<RunMetrics, 
     // runs `ip` and waits for it, and the sweep's other runs, on this thread, are still
     // measuring. The runtime waits for blocking tasks when it shuts down, so none is left.
     tokio::task::spawn_blocking(move || drop(link));
-    Ok(metrics(job, &exchange, &up, &down))
+    let released = relay.stream_log().map_or(&[][..], |log| log.segments());
+    let hol = head_of_line(&exchange, &texts, released);
+    Ok(metrics(job, &exchange, &up, &down).with_head_of_line(Some(hol)))
+}
+
+/// Head-of-line blocking of the run ([`hol::from_stream`]): the segments the relay released
+/// towards B, against the frames A wrote (4-byte length and text, in order) and when B read each
+/// one whole.
+fn head_of_line(ex: &Exchange, texts: &[String], released: &[LoggedSegment]) -> HeadOfLine {
+    let since_start = |at: Instant| at.saturating_duration_since(ex.start);
+    let released: Vec<StreamSegment> = released
+        .iter()
+        .map(|s| StreamSegment {
+            at: since_start(s.at),
+            start: s.start,
+            len: s.len,
+        })
+        .collect();
+    let frames: Vec<StreamFrame> = texts
+        .iter()
+        .zip(&ex.delivered)
+        .map(|(text, delivered)| StreamFrame {
+            len: 4 + text.len() as u64,
+            delivered: delivered.map(since_start),
+        })
+        .collect();
+    hol::from_stream(&released, &frames, hol::REAL_HELD_THRESHOLD)
 }
 
 /// A connects and writes the messages on schedule; B reads them. Ends when B has them all, or

@@ -5,7 +5,8 @@
 //! is read and returns a small typed error, never panics, and allocates nothing. The relay needs
 //! three facts of a packet: where the IP header ends (corruption flips bits only after it, see
 //! [`crate::relay`]), which transport protocol it carries, and, for TCP, the sequence number and
-//! payload length of the segment (to count data segments and retransmissions as seen on the wire).
+//! payload length of the segment (to count data segments and retransmissions as seen on the wire),
+//! and its flags (a SYN gives the stream's initial sequence number).
 //! IPv6 extension headers are not walked: they count as payload, so an IPv6 packet with extension
 //! headers may have one of them corrupted (and is then dropped by the receiving kernel, as a
 //! corrupted segment is), and its transport is reported as the first next-header value.
@@ -18,6 +19,11 @@ use thiserror::Error;
 pub const PROTO_TCP: u8 = 6;
 /// IANA protocol number of UDP.
 pub const PROTO_UDP: u8 = 17;
+
+/// The SYN bit of a TCP segment's flags.
+pub const TCP_SYN: u8 = 0x02;
+/// The ACK bit of a TCP segment's flags.
+pub const TCP_ACK: u8 = 0x10;
 
 /// Why bytes from a TUN device are not an IP packet the relay can forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -48,6 +54,8 @@ pub struct TcpSegment {
     pub ports: (u16, u16),
     /// The sequence number.
     pub seq: u32,
+    /// The flag bits (FIN, SYN, RST, PSH, ACK, URG, ECE, CWR from the lowest): [`TCP_SYN`]...
+    pub flags: u8,
     /// Bytes of data the segment carries (0 for a pure ack).
     pub payload_len: usize,
 }
@@ -141,6 +149,7 @@ impl<'a> IpPacket<'a> {
                 u16::from_be_bytes([t[2], t[3]]),
             ),
             seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+            flags: t[13],
             payload_len: t.len() - data_offset,
         })
     }
@@ -151,8 +160,13 @@ pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// An IPv4 TCP segment from 10.77.0.1:port_a to 10.77.0.2:port_b carrying `payload`.
+    /// An IPv4 TCP segment from 10.77.0.1:40000 to 10.77.0.2:5001 carrying `payload`, no flags.
     pub(crate) fn tcp_v4(seq: u32, payload: &[u8]) -> Vec<u8> {
+        tcp_v4_flags(seq, 0, payload)
+    }
+
+    /// The same with the TCP `flags` set.
+    pub(crate) fn tcp_v4_flags(seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
         let mut p = vec![0u8; 40];
         p[0] = 0x45;
         let total = (40 + payload.len()) as u16;
@@ -165,6 +179,7 @@ pub(crate) mod tests {
         p[22..24].copy_from_slice(&5001u16.to_be_bytes());
         p[24..28].copy_from_slice(&seq.to_be_bytes());
         p[32] = 5 << 4;
+        p[33] = flags;
         p.extend_from_slice(payload);
         p
     }
@@ -184,6 +199,7 @@ pub(crate) mod tests {
             Some(TcpSegment {
                 ports: (40000, 5001),
                 seq: 1000,
+                flags: 0,
                 payload_len: 5
             })
         );

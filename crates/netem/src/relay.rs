@@ -19,16 +19,22 @@
 //! duplicated, corrupted, reordered), each direction counts bytes in and out, packets that are not
 //! IP (dropped, never forwarded), and, for TCP, the segments that carry data and those among them
 //! that resend bytes already seen on this direction (retransmissions, as a capture would show).
+//!
+//! **What is logged, on request.** With [`Relay::log_stream`], the relay also keeps a
+//! [`StreamLog`] of the first TCP connection A opens: each A→B data segment it releases towards
+//! B, when, and which bytes of the stream it carries (offsets from A's SYN). That is what a
+//! kernel TCP run needs for its head-of-line figure (when each message had come out of the link
+//! whole, [`udpchat_lab::experiment::hol::from_stream`]).
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use udpchat_lab::{derive_seed, Impairment, ImpairmentConfig, ImpairmentStats, Verdict};
+use udpchat_lab::{derive_seed, Fate, Impairment, ImpairmentConfig, ImpairmentStats, Verdict};
 
-use crate::packet::{IpPacket, PacketError};
+use crate::packet::{IpPacket, PacketError, TCP_ACK, TCP_SYN};
 
 /// One direction of the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,10 +153,125 @@ impl Lane {
     }
 }
 
+/// Most segments a [`StreamLog`] keeps. A lab run sends at most a few thousand messages, about a
+/// segment each plus resends, so this is far above any run while bounding the log (24 bytes a
+/// segment: under a MiB) whatever crosses a long-lived relay. Past it the log stops, and frames
+/// beyond its end have no arrival (they are not measured).
+pub const MAX_LOGGED_SEGMENTS: usize = 32_768;
+
+/// A data segment of the logged stream, as the relay released it towards B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoggedSegment {
+    /// When the relay released it (and wrote it to B's device).
+    pub at: Instant,
+    /// Offset of its first byte in the stream: 0 is the byte after A's SYN.
+    pub start: u64,
+    /// Bytes of data it carries.
+    pub len: u64,
+}
+
+/// The A→B data segments of one TCP connection (the first whose SYN A sent) that the relay let
+/// through, in release order, resends and duplicates included.
+#[derive(Debug, Clone, Default)]
+pub struct StreamLog {
+    /// The connection, and the sequence number of its first data byte (A's ISN + 1).
+    flow: Option<(FlowKey, u32)>,
+    segments: Vec<LoggedSegment>,
+    /// Offer numbers of packets that had a copy corrupted: B's kernel drops a corrupted copy on
+    /// its checksum, and the model does not say which copy was hit, so neither copy is logged
+    /// (conservative: an arrival can only seem later than it was).
+    corrupted: HashSet<u64>,
+    /// True once [`MAX_LOGGED_SEGMENTS`] was reached: nothing more is logged.
+    full: bool,
+    /// True if the last packet released was logged (undone if the device refuses it).
+    last_logged: bool,
+}
+
+impl StreamLog {
+    /// The segments, in release order.
+    pub fn segments(&self) -> &[LoggedSegment] {
+        &self.segments
+    }
+
+    /// True if the log stopped at [`MAX_LOGGED_SEGMENTS`].
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// Notes A's SYN, if `packet` (offered on A→B) is the first.
+    fn offered(&mut self, packet: &IpPacket<'_>) {
+        if let Some(segment) = packet.tcp() {
+            if self.flow.is_none() && segment.flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+                // Data starts one past the SYN's sequence number.
+                self.flow = Some((flow_key(packet, &segment), segment.seq.wrapping_add(1)));
+            }
+        }
+    }
+
+    /// Notes the corrupted copies of a packet offered on A→B.
+    fn judged(&mut self, verdict: &Verdict) {
+        if self.flow.is_none() {
+            return;
+        }
+        let corrupted = |fate: &Fate| matches!(fate, Fate::Scheduled { corrupted_bits, .. } if *corrupted_bits > 0);
+        if corrupted(&verdict.original) || verdict.duplicate.as_ref().is_some_and(corrupted) {
+            if self.corrupted.len() < MAX_LOGGED_SEGMENTS {
+                self.corrupted.insert(verdict.index);
+            } else {
+                // It could no longer tell a corrupted copy from an intact one.
+                self.full = true;
+            }
+        }
+    }
+
+    /// Logs a packet released on A→B at `now`, if it is data of the connection.
+    fn released(&mut self, now: Instant, bytes: &[u8], index: u64) {
+        self.last_logged = false;
+        let Some((flow, base)) = self.flow else {
+            return;
+        };
+        if self.full || self.corrupted.contains(&index) {
+            return;
+        }
+        let Ok(packet) = IpPacket::parse(bytes) else {
+            return;
+        };
+        let Some(segment) = packet.tcp() else { return };
+        if segment.payload_len == 0 || flow_key(&packet, &segment) != flow {
+            return;
+        }
+        if self.segments.len() >= MAX_LOGGED_SEGMENTS {
+            self.full = true;
+            return;
+        }
+        // Sequence numbers wrap at 2^32: the offset is their difference, modulo 2^32.
+        self.segments.push(LoggedSegment {
+            at: now,
+            start: u64::from(segment.seq.wrapping_sub(base)),
+            len: segment.payload_len as u64,
+        });
+        self.last_logged = true;
+    }
+
+    /// The last packet released never reached B: unlog it.
+    fn refused(&mut self) {
+        if std::mem::take(&mut self.last_logged) {
+            self.segments.pop();
+        }
+    }
+}
+
+fn flow_key(packet: &IpPacket<'_>, segment: &crate::packet::TcpSegment) -> FlowKey {
+    let (src, dst) = packet.addresses();
+    (src, dst, segment.ports.0, segment.ports.1)
+}
+
 /// Both directions of the relay.
 #[derive(Debug)]
 pub struct Relay {
     lanes: [Lane; 2],
+    /// The A→B stream log, when asked for.
+    log: Option<StreamLog>,
 }
 
 impl Relay {
@@ -164,7 +285,19 @@ impl Relay {
         };
         Relay {
             lanes: [lane(a_to_b, 0), lane(b_to_a, 1)],
+            log: None,
         }
+    }
+
+    /// From now on, keeps a [`StreamLog`] of A's first TCP connection (its SYN must come after
+    /// this call).
+    pub fn log_stream(&mut self) {
+        self.log.get_or_insert_with(StreamLog::default);
+    }
+
+    /// The stream log, if [`Relay::log_stream`] asked for one.
+    pub fn stream_log(&self) -> Option<&StreamLog> {
+        self.log.as_ref()
     }
 
     /// Takes a packet read from the device of `from`'s source side at `now`. A packet that is not
@@ -177,17 +310,28 @@ impl Relay {
     ) -> Result<Verdict, PacketError> {
         let lane = &mut self.lanes[from.index()];
         lane.stats.bytes_in += packet.len() as u64;
-        let header_len = match IpPacket::parse(&packet) {
-            Ok(ip) => {
-                lane.count_tcp(&ip);
-                ip.header_len()
-            }
+        let ip = match IpPacket::parse(&packet) {
+            Ok(ip) => ip,
             Err(e) => {
                 lane.stats.malformed += 1;
                 return Err(e);
             }
         };
-        Ok(lane.model.offer_protecting(now, (), packet, header_len))
+        lane.count_tcp(&ip);
+        let header_len = ip.header_len();
+        let log = match from {
+            Direction::AToB => self.log.as_mut(),
+            Direction::BToA => None,
+        };
+        if let Some(log) = log {
+            // Before the model takes the packet (and may corrupt it).
+            log.offered(&ip);
+            let verdict = lane.model.offer_protecting(now, (), packet, header_len);
+            log.judged(&verdict);
+            Ok(verdict)
+        } else {
+            Ok(lane.model.offer_protecting(now, (), packet, header_len))
+        }
     }
 
     /// The next packet due by `now`, and the direction it travels (write it to that direction's
@@ -203,6 +347,9 @@ impl Relay {
         let lane = &mut self.lanes[due.1.index()];
         let released = lane.model.poll(now)?;
         lane.stats.bytes_out += released.bytes.len() as u64;
+        if let (Some(log), Direction::AToB) = (&mut self.log, due.1) {
+            log.released(now, &released.bytes, released.index);
+        }
         Some((due.1, released.bytes))
     }
 
@@ -217,6 +364,9 @@ impl Relay {
     /// Counts a packet `direction`'s destination device refused.
     pub fn count_write_error(&mut self, direction: Direction) {
         self.lanes[direction.index()].stats.write_errors += 1;
+        if let (Some(log), Direction::AToB) = (&mut self.log, direction) {
+            log.refused();
+        }
     }
 
     /// The counters of one direction, the model's included.
@@ -242,7 +392,7 @@ mod tests {
     use udpchat_lab::{Fate, Probability};
 
     use super::*;
-    use crate::packet::tests::tcp_v4;
+    use crate::packet::tests::{tcp_v4, tcp_v4_flags};
 
     fn lossy(p: f64) -> ImpairmentConfig {
         ImpairmentConfig {
@@ -363,6 +513,164 @@ mod tests {
         relay.offer(t0, Direction::AToB, tcp_v4(6, b"")).unwrap();
         let up = relay.stats(Direction::AToB);
         assert_eq!((up.tcp_data_segments, up.tcp_retransmissions), (4, 1));
+    }
+
+    /// The offsets and release times (ms after `t0`) a relay's stream log holds.
+    fn logged(relay: &Relay, t0: Instant) -> Vec<(u64, u64, u64)> {
+        let log = relay.stream_log().unwrap();
+        log.segments()
+            .iter()
+            .map(|s| (s.at.duration_since(t0).as_millis() as u64, s.start, s.len))
+            .collect()
+    }
+
+    #[test]
+    fn the_stream_log_holds_released_data_by_offset_from_the_syn_across_the_wrap() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let delayed = ImpairmentConfig {
+            delay: ms(5),
+            ..Default::default()
+        };
+        let mut relay = Relay::new(delayed, ImpairmentConfig::default(), 1);
+        assert!(relay.stream_log().is_none());
+        relay.log_stream();
+        let isn = u32::MAX - 2;
+        relay
+            .offer(t0, Direction::AToB, tcp_v4_flags(isn, TCP_SYN, b""))
+            .unwrap();
+        // Data of another connection (another source port) is not logged, nor its SYN.
+        let mut other = tcp_v4_flags(5, TCP_SYN, b"");
+        other[20..22].copy_from_slice(&40001u16.to_be_bytes());
+        relay.offer(t0, Direction::AToB, other.clone()).unwrap();
+        other[33] = 0;
+        other.extend_from_slice(b"other");
+        relay.offer(t0, Direction::AToB, other).unwrap();
+        // B's SYN-ACK and acks travel the other way: not logged.
+        relay
+            .offer(
+                t0,
+                Direction::BToA,
+                tcp_v4_flags(99, TCP_SYN | TCP_ACK, b""),
+            )
+            .unwrap();
+        let first = isn.wrapping_add(1);
+        // Offsets 0..4 (sequence numbers u32::MAX - 1 to 1), 4..8, a pure ack, then 0..4 again.
+        relay
+            .offer(t0 + ms(1), Direction::AToB, tcp_v4(first, b"abcd"))
+            .unwrap();
+        relay
+            .offer(
+                t0 + ms(2),
+                Direction::AToB,
+                tcp_v4(first.wrapping_add(4), b"efgh"),
+            )
+            .unwrap();
+        relay
+            .offer(
+                t0 + ms(3),
+                Direction::AToB,
+                tcp_v4_flags(first.wrapping_add(8), TCP_ACK, b""),
+            )
+            .unwrap();
+        relay
+            .offer(t0 + ms(4), Direction::AToB, tcp_v4(first, b"abcd"))
+            .unwrap();
+        // Released late by the poll (the relay's loop was busy): the log has the poll's time.
+        let polled = std::iter::from_fn(|| relay.poll(t0 + ms(20))).count();
+        assert_eq!(polled, 8);
+        assert_eq!(logged(&relay, t0), vec![(20, 0, 4), (20, 4, 4), (20, 0, 4)]);
+        assert!(!relay.stream_log().unwrap().is_full());
+    }
+
+    #[test]
+    fn a_lost_segment_is_not_logged_and_a_refused_one_is_unlogged() {
+        let t0 = Instant::now();
+        let mut relay = Relay::new(lossy(0.5), ImpairmentConfig::default(), 5);
+        relay.log_stream();
+        // The SYN may be lost: the connection is known from the segment offered, whatever its fate.
+        relay
+            .offer(t0, Direction::AToB, tcp_v4_flags(0, TCP_SYN, b""))
+            .unwrap();
+        let mut through = Vec::new();
+        for i in 0..40u32 {
+            let verdict = relay
+                .offer(t0, Direction::AToB, tcp_v4(1 + i * 10, &[0u8; 10]))
+                .unwrap();
+            if matches!(verdict.original, Fate::Scheduled { .. }) {
+                through.push((0, u64::from(i) * 10, 10));
+            }
+        }
+        while relay.poll(t0).is_some() {}
+        assert!((5..35).contains(&through.len()), "{through:?}");
+        assert_eq!(logged(&relay, t0), through);
+        // Offered until the model lets one through; B's device then refuses it.
+        while !matches!(
+            relay
+                .offer(t0, Direction::AToB, tcp_v4(401, b"x"))
+                .unwrap()
+                .original,
+            Fate::Scheduled { .. }
+        ) {}
+        assert_eq!(relay.poll(t0).map(|(d, _)| d), Some(Direction::AToB));
+        assert_eq!(logged(&relay, t0).len(), through.len() + 1);
+        relay.count_write_error(Direction::AToB);
+        assert_eq!(
+            logged(&relay, t0),
+            through,
+            "a refused segment never reached B"
+        );
+    }
+
+    #[test]
+    fn a_corrupted_copy_is_not_logged() {
+        let t0 = Instant::now();
+        let config = ImpairmentConfig {
+            corrupt: Probability::new(0.5).unwrap(),
+            ..Default::default()
+        };
+        let mut relay = Relay::new(config, ImpairmentConfig::default(), 2);
+        relay.log_stream();
+        relay
+            .offer(t0, Direction::AToB, tcp_v4_flags(0, TCP_SYN, b""))
+            .unwrap();
+        let mut intact = Vec::new();
+        for i in 0..40u32 {
+            let verdict = relay
+                .offer(t0, Direction::AToB, tcp_v4(1 + i * 10, &[0u8; 10]))
+                .unwrap();
+            if matches!(
+                verdict.original,
+                Fate::Scheduled {
+                    corrupted_bits: 0,
+                    ..
+                }
+            ) {
+                intact.push((0, u64::from(i) * 10, 10));
+            }
+        }
+        while relay.poll(t0).is_some() {}
+        assert!((5..35).contains(&intact.len()), "{intact:?}");
+        assert_eq!(logged(&relay, t0), intact);
+    }
+
+    #[test]
+    fn the_stream_log_stops_at_its_bound() {
+        let t0 = Instant::now();
+        let mut relay = Relay::new(ImpairmentConfig::default(), ImpairmentConfig::default(), 1);
+        relay.log_stream();
+        relay
+            .offer(t0, Direction::AToB, tcp_v4_flags(0, TCP_SYN, b""))
+            .unwrap();
+        for i in 0..=MAX_LOGGED_SEGMENTS as u32 {
+            relay
+                .offer(t0, Direction::AToB, tcp_v4(1 + i, b"x"))
+                .unwrap();
+            while relay.poll(t0).is_some() {}
+        }
+        let log = relay.stream_log().unwrap();
+        assert_eq!(log.segments().len(), MAX_LOGGED_SEGMENTS);
+        assert!(log.is_full());
     }
 
     #[test]

@@ -158,8 +158,6 @@ impl RunMetrics {
             .map(|d| payload_bits / d.as_secs_f64());
         let per_delivered = |x: u64| (delivered > 0).then(|| x as f64 / delivered as f64);
         let delivered_bytes = delivered * size as u64;
-        let hol = hol::measure(trace);
-        let hol_waits_ms = hol.as_ref().map(|h| h.waits_ms.clone()).unwrap_or_default();
 
         RunMetrics {
             seed,
@@ -186,15 +184,26 @@ impl RunMetrics {
             wire_bytes,
             wire_per_byte: (delivered_bytes > 0)
                 .then(|| wire_bytes as f64 / delivered_bytes as f64),
-            hol_blocked: hol.as_ref().map(|h| h.blocked),
-            hol_blocked_ratio: hol
-                .as_ref()
-                .and_then(|h| per_delivered(h.blocked).map(|r| r.min(1.0))),
-            hol_wait_p50_ms: percentile(&hol_waits_ms, 50.0),
-            hol_wait_max_ms: hol_waits_ms.last().copied(),
             cut_short: false,
             latencies_ms: sorted.iter().map(|&d| ms(Some(d)).unwrap_or(0.0)).collect(),
-            hol_waits_ms,
+            ..RunMetrics::default()
+        }
+        .with_head_of_line(hol::measure(trace))
+    }
+
+    /// These metrics with the head-of-line fields filled from `hol` (`None`: the measure does
+    /// not apply, and they stay empty); the share is of the delivered messages.
+    pub fn with_head_of_line(self, hol: Option<hol::HeadOfLine>) -> RunMetrics {
+        let Some(hol) = hol else { return self };
+        let blocked_ratio =
+            (self.delivered > 0).then(|| ratio(hol.blocked, self.delivered).min(1.0));
+        RunMetrics {
+            hol_blocked: Some(hol.blocked),
+            hol_blocked_ratio: blocked_ratio,
+            hol_wait_p50_ms: percentile(&hol.waits_ms, 50.0),
+            hol_wait_max_ms: hol.waits_ms.last().copied(),
+            hol_waits_ms: hol.waits_ms,
+            ..self
         }
     }
 }
