@@ -23,8 +23,8 @@
 //!   only beside the modes it describes.
 //! - each measured point carries its 95% interval across seeds as an error bar (the table's `±`).
 //!
-//! The drawing itself is in [`draw`]; every element names its series in `data-*` attributes, which
-//! the tests below read back.
+//! The drawing itself is in the private module `draw` (`chart/draw.rs`); every element names
+//! its series in `data-*` attributes, which the tests below read back.
 
 mod draw;
 
