@@ -379,6 +379,14 @@ mod tests {
         Input::Line(text.into())
     }
 
+    /// The nickname the first message `sink` got came under.
+    fn first_nick(sink: &Collect) -> Option<String> {
+        sink.events.iter().find_map(|e| match e {
+            Event::Message { nick, .. } => Some(nick.clone()),
+            _ => None,
+        })
+    }
+
     #[tokio::test]
     async fn both_sides_with_a_peer_share_one_connection_and_half_close_cleanly() {
         let la = listen("127.0.0.1:0".parse().unwrap(), true).unwrap();
@@ -408,17 +416,12 @@ mod tests {
             addr: a_addr,
             nick: None
         }));
-        let nick = b.events.iter().find_map(|e| match e {
-            Event::Message { nick, .. } => Some(nick.clone()),
-            _ => None,
-        });
-        assert_eq!(nick.as_deref(), Some("alice"));
+        assert_eq!(first_nick(&b).as_deref(), Some("alice"));
         assert_eq!(a_end.reason, EndReason::BothFinished);
         assert_eq!(b_end.reason, EndReason::BothFinished);
         assert_eq!(a_end.lines_written, 2);
         assert!(!a_end.at_risk() && !b_end.at_risk(), "{a_end:?} {b_end:?}");
         assert_eq!(a.stats[0].counters.messages_sent, 1);
-        #[cfg(target_os = "linux")]
         #[cfg(target_os = "linux")]
         assert_eq!(a_end.unacked_bytes, Some(0));
         // Asked before the connection existed: the kernel had nothing to say yet.
@@ -484,11 +487,7 @@ mod tests {
             assert_eq!(a.texts(), expected);
             assert!(sas(&a).is_some());
             assert_eq!(sas(&a), sas(&b));
-            let nick = b.events.iter().find_map(|e| match e {
-                Event::Message { nick, .. } => Some(nick.clone()),
-                _ => None,
-            });
-            assert_eq!(nick.as_deref(), Some("alice"));
+            assert_eq!(first_nick(&b).as_deref(), Some("alice"));
             assert_eq!(a_end.reason, EndReason::BothFinished);
             assert_eq!(b_end.reason, EndReason::BothFinished);
             assert!(!a_end.at_risk() && !b_end.at_risk(), "{a_end:?} {b_end:?}");
@@ -500,27 +499,15 @@ mod tests {
         let la = listen("127.0.0.1:0".parse().unwrap(), false).unwrap();
         let lb = listen("127.0.0.1:0".parse().unwrap(), true).unwrap();
         let a_addr = la.local_addr();
-        let (tx, mut rx) = mpsc::channel::<Input>(4);
-        let alice = async {
-            let mut sink = Collect::default();
-            let config = secret(config("alice", None), "one", 1);
-            let end = run(la, &config, &mut rx, &mut sink).await.unwrap();
-            (sink, end)
-        };
-        let bob = async {
-            let (btx, mut brx) = mpsc::channel(4);
-            btx.send(line("can you read this?")).await.unwrap();
-            let mut sink = Collect::default();
-            let config = secret(config("bob", Some(a_addr)), "two", 2);
-            let end = run(lb, &config, &mut brx, &mut sink).await.unwrap();
-            drop(btx);
-            (sink, end)
-        };
-        let ((a, a_end), (b, b_end)) =
-            tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(alice, bob) })
-                .await
-                .unwrap();
-        drop(tx);
+        let ((a, a_end), (b, b_end)) = pair(
+            (la, secret(config("alice", None), "one", 1), vec![]),
+            (
+                lb,
+                secret(config("bob", Some(a_addr)), "two", 2),
+                vec![line("can you read this?")],
+            ),
+        )
+        .await;
         let wrong = HandshakeFailure::WrongPassphrase;
         assert_eq!(failure(&a), Some(wrong));
         assert_eq!(failure(&b), Some(wrong));
@@ -540,25 +527,15 @@ mod tests {
         let lb = listen("127.0.0.1:0".parse().unwrap(), true).unwrap();
         let a_addr = la.local_addr();
         // Alice only listens and never types; Bob writes, then leaves.
-        let (tx, mut rx) = mpsc::channel::<Input>(4);
-        let alice = async {
-            let mut sink = Collect::default();
-            let end = run(la, &config("alice", None), &mut rx, &mut sink).await;
-            (sink, end.unwrap())
-        };
-        let bob = async {
-            let (btx, mut brx) = mpsc::channel(4);
-            btx.send(line("bye soon")).await.unwrap();
-            btx.send(Input::Close).await.unwrap();
-            let mut sink = Collect::default();
-            let end = run(lb, &config("bob", Some(a_addr)), &mut brx, &mut sink).await;
-            (sink, end.unwrap())
-        };
-        let ((a, a_end), (_b, b_end)) =
-            tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(alice, bob) })
-                .await
-                .unwrap();
-        drop(tx);
+        let ((a, a_end), (_b, b_end)) = pair(
+            (la, config("alice", None), vec![]),
+            (
+                lb,
+                config("bob", Some(a_addr)),
+                vec![line("bye soon"), Input::Close],
+            ),
+        )
+        .await;
         assert_eq!(a.texts(), vec!["bye soon"]);
         assert!(a.events.contains(&Event::PeerClosed));
         assert_eq!(a_end.reason, EndReason::PeerLeft);

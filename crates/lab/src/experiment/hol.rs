@@ -63,24 +63,14 @@ pub fn measure(trace: &Trace) -> Option<HeadOfLine> {
         _ => None,
     })?;
     let pairs = if kind { tcp(trace) } else { reliable(trace) };
-    Some(HeadOfLine::from_pairs(pairs, Duration::ZERO))
+    // In the simulator both happen within one step when nothing blocks: any wait is a hold.
+    let waits = pairs
+        .into_iter()
+        .map(|(arrival, delivery)| (delivery.saturating_sub(arrival), true));
+    Some(HeadOfLine::tally(waits, Duration::ZERO))
 }
 
 impl HeadOfLine {
-    /// The figure of messages with these (arrival, delivery) times: each one counts as measured,
-    /// and as blocked when it waited longer than `threshold`.
-    pub fn from_pairs(
-        pairs: impl IntoIterator<Item = (Duration, Duration)>,
-        threshold: Duration,
-    ) -> HeadOfLine {
-        HeadOfLine::tally(
-            pairs
-                .into_iter()
-                .map(|(arrival, delivery)| (delivery.saturating_sub(arrival), true)),
-            threshold,
-        )
-    }
-
     /// The figure of messages with these waits, each with whether a hole before it could have
     /// held it back: blocked are those that could and waited longer than `threshold`.
     fn tally(waits: impl IntoIterator<Item = (Duration, bool)>, threshold: Duration) -> HeadOfLine {
